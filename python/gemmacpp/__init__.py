@@ -1,0 +1,12 @@
+"""gemmacpp: Gemma-family models and kernels for research, on a C++ core.
+
+    import gemmacpp as gc
+    gc.ops.attention(q, k, v, causal=True, window=512)
+"""
+from . import _core
+from . import ops
+from ._runtime import devices, get_num_threads, set_num_threads, simd_target
+
+__version__ = _core.__version__
+
+__all__ = ["ops", "devices", "set_num_threads", "get_num_threads", "simd_target", "__version__"]

@@ -1,0 +1,100 @@
+"""Kernels, one function each, with explicit keyword arguments.
+
+Every op takes NumPy arrays (float32, float16, bfloat16 from ml_dtypes) or any tensor with
+``__dlpack__`` (torch, JAX, CuPy) without copying, computes in float32, and returns the same kind
+of array as its first argument, on the same device and in its dtype. ``out=`` writes the result
+into a given array (same shape and dtype) and returns it. Strided inputs are read correctly.
+The GIL is released while a kernel runs.
+"""
+import numpy as np
+
+from . import _core
+from ._arrays import result as _result
+
+__all__ = ["attention", "softcap", "rms_norm", "rope", "gelu_tanh", "geglu", "linear"]
+
+
+def attention(q, k, v, *, causal=True, window=None, softcap=None, scale=None, q_start=None,
+              prefix_len=0, out=None):
+    """Scaled dot-product attention for every head layout of the Gemma family.
+
+    q: [B, Tq, Hq, D]; k, v: [B, Tk, Hkv, D] with Hq % Hkv == 0 (MHA, GQA, MQA); query head h
+    reads KV head h // (Hq // Hkv). Query i sits at absolute position p = q_start + i (default
+    Tk - Tq, i.e. the queries are the last Tq keys). Key j is visible to it iff j < prefix_len, or
+    (not causal or j <= p) and (window is None or p - j < window).
+
+    Scores are s = scale * q.k (scale defaults to D ** -0.5); with softcap, s = softcap *
+    tanh(s / softcap); then a softmax over the visible keys. A query with no visible key gets
+    zeros. Returns [B, Tq, Hq, D].
+    """
+    return _result(q, out, _core.attention(
+        q, k, v, causal=bool(causal), window=_opt_int(window, "window"),
+        softcap=_opt_float(softcap, "softcap"), scale=_opt_float(scale, "scale"),
+        q_start=_opt_int(q_start, "q_start"), prefix_len=_int(prefix_len, "prefix_len"), out=out))
+
+
+def softcap(x, cap, *, out=None):
+    """cap * tanh(x / cap), elementwise (Gemma 2's attention and final-logit soft-capping)."""
+    return _result(x, out, _core.softcap(x, _float(cap, "cap"), out))
+
+
+def rms_norm(x, weight, eps=1e-6, *, unit_offset=True, out=None):
+    """x / sqrt(mean(x**2, -1) + eps) * (1 + weight), over the last axis of x.
+
+    weight: [D], any float dtype. unit_offset=False gives the plain x / rms(x) * weight. The
+    statistics are computed in float32 whatever the dtype of x.
+    """
+    return _result(x, out, _core.rms_norm(x, weight, _float(eps, "eps"), bool(unit_offset), out))
+
+
+def rope(x, positions, *, base=10000.0, scale=1.0, rotary_dim=None, out=None):
+    """Rotary position embedding, rotate-half layout, on x [B, T, H, D].
+
+    positions: integers, [T] (shared by the batch) or [B, T]. For i < rotary_dim / 2 the pair
+    (x_i, x_{i + rotary_dim/2}) turns by the angle positions / scale * base ** (-2i / rotary_dim);
+    dimensions from rotary_dim on (default D: none) pass through unchanged.
+    """
+    if not hasattr(positions, "__dlpack__") and not isinstance(positions, np.ndarray):
+        positions = np.asarray(positions, dtype=np.int64)
+    return _result(x, out, _core.rope(x, positions, _float(base, "base"), _float(scale, "scale"),
+                                      _opt_int(rotary_dim, "rotary_dim"), out))
+
+
+def gelu_tanh(x, *, out=None):
+    """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), elementwise."""
+    return _result(x, out, _core.gelu_tanh(x, out))
+
+
+def geglu(gate, up, *, out=None):
+    """gelu_tanh(gate) * up, elementwise (the Gemma MLP's gating); gate and up share a shape."""
+    return _result(gate, out, _core.geglu(gate, up, out))
+
+
+def linear(x, weight, *, bias=None, out=None):
+    """x @ weight.T (+ bias), as torch.nn.functional.linear.
+
+    x: [..., K] float32; weight: [N, K] float32, bfloat16 or float16, read in place (as a model
+    stores it); bias: [N] or None. Returns [..., N] float32. One row of x takes the
+    matrix-vector path; more take the blocked matrix-matrix path.
+    """
+    return _result(x, out, _core.linear(x, weight, bias, out))
+
+
+def _float(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _opt_float(value, name):
+    return None if value is None else _float(value, name)
+
+
+def _int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    return int(value)
+
+
+def _opt_int(value, name):
+    return None if value is None else _int(value, name)

@@ -1,0 +1,32 @@
+"""Shared test helpers: dtype handling and the closeness criterion against float64 references."""
+import ml_dtypes
+import numpy as np
+
+DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
+
+# Max abs error allowed, relative to the largest |reference| value: float32 must match the float64
+# reference to 1e-5; half types are judged against the rounding of their own format (the
+# reference is computed from the same rounded inputs, so only output rounding and float32
+# arithmetic remain).
+RTOL = {"float32": 1e-5, "float16": 2.0**-10, "bfloat16": 2.0**-7}
+
+
+def to_f64(a) -> np.ndarray:
+    """Any array (NumPy incl. bfloat16, torch, JAX) as a float64 NumPy array."""
+    if hasattr(a, "detach"):  # torch
+        a = a.detach().cpu().float().numpy()
+    return np.asarray(a).astype(np.float64)
+
+
+def random(rng, shape, dtype="float32", scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(DTYPES[dtype])
+
+
+def assert_close(actual, reference, dtype="float32", rtol=None):
+    actual, reference = to_f64(actual), np.asarray(reference, dtype=np.float64)
+    assert actual.shape == reference.shape, (actual.shape, reference.shape)
+    assert np.all(np.isfinite(actual)), "non-finite values in the result"
+    rtol = RTOL[dtype] if rtol is None else rtol
+    scale = max(np.abs(reference).max(initial=0.0), 1e-30)
+    err = np.abs(actual - reference).max(initial=0.0)
+    assert err <= rtol * scale, f"max abs error {err:.3g} > {rtol:.3g} * {scale:.3g} ({dtype})"

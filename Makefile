@@ -1,0 +1,15 @@
+# The two commands README.md promises; each sets up everything it needs first.
+.PHONY: demo test bench setup
+
+demo: setup
+	.venv/bin/python -m gemmacpp demo
+
+test: setup
+	.venv/bin/python -m pytest
+
+bench: setup
+	.venv/bin/python benchmarks/bench_attention.py
+	.venv/bin/python benchmarks/bench_linear.py
+
+setup:
+	bash scripts/setup.sh

@@ -24,7 +24,10 @@ namespace hn = hwy::HWY_NAMESPACE;
 // ---- matrix-vector ------------------------------------------------------------------------------
 
 // dot[i] = sum_k x[k] * w_i[k] for four weight rows at once: the x vector is loaded once per four
-// rows, and two k-steps are in flight (8 independent accumulators) to hide the FMA latency.
+// rows, and two k-steps are in flight (8 independent accumulators) to hide the FMA latency. Used
+// when several rows of x reuse the weight rows from L1 (compute matters there); a lone x row
+// takes Dot1, whose single sequential stream the hardware prefetcher follows better on short
+// rows (measured: K = 640 bf16 rows from DRAM ran at ~9 GB/s with Dot4, ~15 GB/s with Dot1).
 // Vectors are kept in named variables, not arrays, so that this also builds for sizeless targets.
 template <class T>
 HWY_INLINE void Dot4(const float* HWY_RESTRICT x, const T* HWY_RESTRICT w0,
@@ -67,6 +70,24 @@ HWY_INLINE void Dot4(const float* HWY_RESTRICT x, const T* HWY_RESTRICT w0,
   dot[1] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a1, b1)));
   dot[2] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a2, b2)));
   dot[3] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a3, b3)));
+}
+
+// sum_k x[k] * w[k] for one weight row: four k-steps (independent accumulators) in flight.
+template <class T>
+HWY_INLINE float Dot1(const float* HWY_RESTRICT x, const T* HWY_RESTRICT w, size_t K) {
+  const hn::ScalableTag<float> df;
+  const size_t L = hn::Lanes(df);
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  size_t k = 0;
+  for (; k + 4 * L <= K; k += 4 * L) {
+    a0 = hn::MulAdd(LoadF32(df, w + k), hn::LoadU(df, x + k), a0);
+    a1 = hn::MulAdd(LoadF32(df, w + k + L), hn::LoadU(df, x + k + L), a1);
+    a2 = hn::MulAdd(LoadF32(df, w + k + 2 * L), hn::LoadU(df, x + k + 2 * L), a2);
+    a3 = hn::MulAdd(LoadF32(df, w + k + 3 * L), hn::LoadU(df, x + k + 3 * L), a3);
+  }
+  for (; k + L <= K; k += L) a0 = hn::MulAdd(LoadF32(df, w + k), hn::LoadU(df, x + k), a0);
+  if (k < K) a1 = hn::MulAdd(LoadF32Partial(df, w + k, K - k), LoadF32Partial(df, x + k, K - k), a1);
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
 }
 
 // ---- blocked GEMM ---------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // linear: out = x @ w.T (+ bias). Two paths, chosen by the number of rows of x alone:
-// - matrix-vector (M <= kMatvecMaxRows): bound by the weight bytes, so each block of four weight
-//   rows is streamed from memory once and used for every row of x while it sits in L1;
+// - matrix-vector (M <= kMatvecMaxRows): bound by the weight bytes, so the weight rows are streamed
+//   from memory once, in order; with several rows of x, each block of four weight rows serves
+//   every row of x while it sits in L1;
 // - blocked GEMM: each task owns an (M block, N block) tile of the output, packs kb-long slices of
 //   its weight rows into float32 panels, and runs the register-blocked microkernel over them.
 // Neither path splits K between tasks, and each output element is accumulated in an order fixed by
@@ -30,6 +31,13 @@ void MatvecBlock(DType wdt, const float* x, size_t ldx, size_t M, size_t K, cons
   visit_float(wdt, [&](auto tag) {
     using T = decltype(tag);
     const T* wt = static_cast<const T*>(w);
+    if (M == 1) {  // weight rows one after another: one sequential stream
+      for (size_t r = 0; r < rows; ++r) {
+        const float d = Dot1(x, wt + r * ldw, K);
+        out[r] = bias ? d + bias[r] : d;
+      }
+      return;
+    }
     for (size_t r0 = 0; r0 < rows; r0 += 4) {
       // A short last group repeats its last row; the duplicate results are dropped.
       const auto row = [&](size_t i) { return wt + std::min(r0 + i, rows - 1) * ldw; };

@@ -110,9 +110,10 @@ namespace {
 constexpr int64_t kMatvecTaskBytes = 64 << 10;
 // GEMM tiling. Rows of x per tile: M is cut into ceil(M / kGemmMaxRows) near-equal blocks, rounded
 // up to the microkernel's 6 rows. Weight rows per tile: kGemmCols. K slice packed at a time:
-// kGemmK. The packed panel (64 x 256 floats = 64 KiB), the x block (<= ~512 x 256 floats =
-// 512 KiB) and the accumulator tile (<= 128 KiB) stay in a 1 MiB L2; bigger row blocks amortise
-// the packing over more rows (measured +5% over 256 rows on this EPYC).
+// kGemmK. The packed panel (64 x 256 floats = 64 KiB) stays in L2 and one strip of it (16 KiB on
+// AVX2) in L1; the x block (<= 512 x 256 floats) is read once per strip, 6 floats per 12 FMAs,
+// which L2/L3 sustain. Bigger row blocks amortise the packing over more rows (measured +5% for
+// 512 over 256 rows on this EPYC, 512 KiB L2 per core).
 constexpr int64_t kGemmMaxRows = 512, kGemmRowGroup = 6, kGemmCols = 64, kGemmK = 256;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }

@@ -78,11 +78,25 @@ def test_strided_x(rng, m):
     assert_linear_close(gc.ops.linear(x3, w), x3, w)
 
 
+def test_broadcast_and_reversed_x(rng):
+    w = random(rng, (13, 24), "float16")
+    row = random(rng, (24,))
+    xb = np.broadcast_to(row, (7, 24))  # zero row stride: read in place
+    assert_linear_close(gc.ops.linear(xb, w), xb, w)
+    xr = random(rng, (9, 24))[::-1]  # negative row stride: copied
+    assert_linear_close(gc.ops.linear(xr, w), xr, w)
+
+
+def test_no_rows(rng):
+    y = gc.ops.linear(np.zeros((0, 5), np.float32), random(rng, (3, 5)))
+    assert y.shape == (0, 3)
+
+
 @pytest.mark.parametrize("m", [1, 12])
 def test_strided_and_transposed_weight(rng, m):
     x = random(rng, (m, 30))
     big = random(rng, (40, 60), "bfloat16")
-    for w in (big[::2, :30], big[:20, 30:], big[:30, :20].T, big[:20, ::2]):
+    for w in (big[::2, :30], big[:20, 30:], big[:30, :20].T, big[:20, ::2], big[::-1, :30]):
         assert_linear_close(gc.ops.linear(x, w), x, w)
 
 

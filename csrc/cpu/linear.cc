@@ -53,7 +53,8 @@ void MatvecBlock(DType wdt, const float* x, size_t ldx, size_t M, size_t K, cons
 }
 
 // One output tile: mb rows of x (from x) times nb weight rows (from w), into out (ldo apart).
-// nb <= nb_max, the tile width the caller uses; kb is the K-slice length packed at a time.
+// K is taken kb_max columns at a time: pack that slice of the nb weight rows, then run every
+// (strip, row group) microkernel over it, accumulating into a float32 tile in scratch.
 void GemmTile(DType wdt, const float* x, size_t ldx, size_t mb, size_t K, const void* w,
               size_t ldw, size_t nb, size_t kb_max, const float* bias, float* out, size_t ldo) {
   const size_t NR = GemmNR();

@@ -50,12 +50,13 @@ def timeit(fn, min_time, min_reps=3):
 def time_all(fns, min_time, min_reps=3, rounds=2):
     """Seconds per call of each function: the median over a block of consecutive calls (about
     min_time seconds), blocks taken in turn for `rounds` rounds, and the best block kept. Blocks,
-    not single calls, alternate: torch's and NumPy's thread pools spin for a while after a call and
-    would steal the cores from whatever ran next; rounds even out a load that changes (the
-    machine may be shared)."""
+    not single calls, alternate, with a pause before each: torch's (OpenMP) and NumPy's (OpenBLAS)
+    worker threads spin for a while after a call and would steal the cores from whatever ran
+    next; rounds even out a load that changes (the machine may be shared)."""
     best = {}
     for _ in range(rounds):
         for name, fn in fns.items():
+            time.sleep(0.2)  # let the previous library's spinning workers go to sleep
             fn()  # warm up (page in, allocate, wake the pool)
             times, start = [], time.perf_counter()
             while len(times) < min_reps or (time.perf_counter() - start < min_time / rounds

@@ -28,7 +28,7 @@ WDTYPES = ["float32", "bfloat16", "float16"]
 
 @pytest.mark.parametrize("wdtype", WDTYPES)
 @pytest.mark.parametrize("m", [1, 2, 3, 5, 64, 130])
-@pytest.mark.parametrize("n,k", [(1, 1), (3, 7), (257, 640), (40, 1000), (70, 300)])
+@pytest.mark.parametrize("n,k", [(1, 1), (3, 7), (257, 640), (40, 1000), (70, 300), (33, 2100)])
 def test_matches_reference(rng, wdtype, m, n, k):
     x = random(rng, (m, k))
     w = random(rng, (n, k), wdtype)

@@ -1,0 +1,22 @@
+#include "csrc/bindings/registry.h"
+#include "csrc/bindings/tensor_convert.h"
+#include "csrc/ops/linear.h"
+
+namespace gemmacpp::bindings {
+
+GEMMACPP_BINDING(linear) {
+  m.def("linear", [](py::handle x, py::handle weight, py::handle bias, py::handle out) {
+    auto xa = import_tensor(x, "linear: x");
+    auto wa = import_tensor(weight, "linear: weight");
+    auto ba = import_optional(bias, "linear: bias");
+    auto oa = import_optional(out, "linear: out", /*writable=*/true);
+    Tensor r;
+    {
+      py::gil_scoped_release nogil;
+      r = ops::linear(xa.view, wa.view, view_or_null(ba), view_or_null(oa));
+    }
+    return wrap(std::move(r));
+  }, py::arg("x"), py::arg("weight"), py::arg("bias") = py::none(), py::arg("out") = py::none());
+}
+
+}  // namespace gemmacpp::bindings

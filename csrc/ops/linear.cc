@@ -1,0 +1,103 @@
+#include "csrc/ops/linear.h"
+
+#include <vector>
+
+#include "csrc/cpu/linear.h"
+#include "csrc/ops/common.h"
+
+namespace gemmacpp::ops {
+namespace {
+
+// The distance in elements between consecutive rows when all dimensions but the last of t
+// (rows contiguous) collapse into one row index, else -1. `rows` is their product.
+int64_t uniform_row_stride(const TensorView& t, int64_t rows) {
+  const int64_t row_len = t.ndim() ? t.shape.back() : 1;
+  if (rows <= 1) return row_len;  // a single row: the stride is never used
+  int64_t stride = -1, span = 0;  // stride of the innermost leading dim of size > 1, its reach
+  for (int i = t.ndim() - 2; i >= 0; --i) {
+    if (t.shape[i] == 1) continue;
+    if (stride < 0) {
+      stride = t.strides[i];
+    } else if (t.strides[i] != span) {
+      return -1;
+    }
+    span = t.strides[i] * t.shape[i];
+  }
+  return stride >= 0 ? stride : -1;
+}
+
+// Bias as a float32 vector (a small copy: N elements of any float dtype, any stride).
+std::vector<float> bias_f32(const TensorView& b) {
+  std::vector<float> v(size_t(b.size(0)));
+  const int64_t s = b.stride(0);
+  for (int64_t i = 0; i < b.size(0); ++i) {
+    switch (b.dtype) {
+      case DType::kF32: v[i] = b.ptr<const float>()[i * s]; break;
+      case DType::kBF16: v[i] = bf16_to_f32(b.ptr<const uint16_t>()[i * s]); break;
+      default: v[i] = f16_to_f32(b.ptr<const uint16_t>()[i * s]); break;
+    }
+  }
+  return v;
+}
+
+}  // namespace
+
+Tensor linear(const TensorView& x_in, const TensorView& w_in, const TensorView* bias,
+              const TensorView* out) {
+  GC_CHECK(x_in.dtype == DType::kF32, TypeError,
+           "linear: x must be float32 (activations), got ", dtype_name(x_in.dtype));
+  GC_CHECK(x_in.ndim() >= 1, ValueError, "linear: x must have at least 1 dimension [..., K], got ",
+           "a scalar");
+  GC_CHECK(is_float_activation(w_in.dtype), TypeError,
+           "linear: weight must be float32, bfloat16 or float16, got ", dtype_name(w_in.dtype));
+  check_rank("linear", "weight", w_in, 2, "[N, K]");
+  check_same_device("linear", "weight", w_in, "x", x_in);
+  const int64_t K = x_in.shape.back(), N = w_in.size(0);
+  GC_CHECK(w_in.size(1) == K, ValueError, "linear: x has K = ", K,
+           " (its last dimension) but weight has K = ", w_in.size(1), " (weight is [N, K] = ",
+           w_in.shape_str(), ")");
+  if (bias) {
+    check_float("linear", "bias", *bias);
+    check_same_device("linear", "bias", *bias, "x", x_in);
+    check_shape("linear", "bias", *bias, {N});
+  }
+  GC_CHECK(x_in.device.is_cpu(), NotImplementedError, "linear: x is on ", x_in.device.str(),
+           "; linear has no CUDA kernel yet");
+
+  // x as M rows ldx apart (a copy only when its leading dimensions cannot be walked that way).
+  Tensor x_keep;
+  const TensorView* x = &dense_rows(x_in, x_keep);
+  int64_t rows = 1;
+  for (int i = 0; i + 1 < x->ndim(); ++i) rows *= x->shape[i];
+  int64_t ldx = uniform_row_stride(*x, rows);
+  if (ldx < 0) {
+    x_keep = contiguous_copy(*x);
+    x = &x_keep.view();
+    ldx = K;
+  }
+
+  // The weight is read in place when its rows are contiguous (row-strided slices included); a
+  // transposed or column-strided weight is copied once for this call, never misread.
+  Tensor w_keep;
+  const TensorView& w = dense_rows(w_in, w_keep);
+  const int64_t ldw = N > 1 ? w.stride(0) : K;
+
+  std::vector<float> b;
+  if (bias) b = bias_f32(*bias);
+
+  std::vector<int64_t> shape(x_in.shape.begin(), x_in.shape.end() - 1);
+  shape.push_back(N);
+  Output y("linear", out, DType::kF32, shape, x_in.device, /*need_contiguous=*/shape.size() > 2);
+  const TensorView& yv = y.view();
+  const int64_t ldo = rows > 1 && yv.ndim() == 2 ? yv.stride(0) : N;
+  if (K == 0) {  // an empty sum: the bias alone
+    for (int64_t m = 0; m < rows; ++m)
+      for (int64_t n = 0; n < N; ++n) yv.ptr<float>()[m * ldo + n] = bias ? b[n] : 0.0f;
+  } else {
+    cpu::linear(x->ptr<const float>(), ldx, rows, K, w.dtype, w.data, ldw, N,
+                bias ? b.data() : nullptr, yv.ptr<float>(), ldo);
+  }
+  return y.finish();
+}
+
+}  // namespace gemmacpp::ops

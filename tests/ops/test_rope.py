@@ -52,7 +52,7 @@ def test_large_positions_are_exact_in_float32(rng, base, scale):
     assert_close(y, rope_ref(x, pos, base, scale), "float32")
 
 
-@pytest.mark.parametrize("d, rotary_dim", [(256, 128), (128, 64), (6, 2), (18, 8), (64, 64)])
+@pytest.mark.parametrize("d, rotary_dim", [(256, 128), (128, 64), (6, 2), (18, 8), (5, 4), (64, 64)])
 def test_partial_rotary_dim_passes_the_rest_through(rng, d, rotary_dim):
     x = random(rng, (2, 5, 3, d))
     pos = random_positions(rng, (5,), np.int32)

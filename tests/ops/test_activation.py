@@ -179,3 +179,13 @@ def test_bad_inputs():
         gc.ops.geglu(x, np.ones((2, 1), np.float32))
     with pytest.raises(ValueError, match="geglu: out must have shape"):
         gc.ops.geglu(x, x, out=np.empty(8, np.float32))
+
+
+@pytest.mark.gpu
+def test_cuda_has_no_kernel_yet_and_says_so():
+    torch = pytest.importorskip("torch")
+    x = torch.ones(3, device="cuda")
+    with pytest.raises(NotImplementedError, match="gelu_tanh: x is on cuda:0"):
+        gc.ops.gelu_tanh(x)
+    with pytest.raises(NotImplementedError, match="geglu: gate is on cuda:0"):
+        gc.ops.geglu(x, x)

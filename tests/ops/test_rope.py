@@ -172,3 +172,13 @@ def test_bad_inputs():
             gc.ops.rope(x, pos, scale=bad)
     with pytest.raises(TypeError, match="rope: out has dtype float16"):
         gc.ops.rope(x, pos, out=np.empty(x.shape, np.float16))
+
+
+@pytest.mark.gpu
+def test_cuda_has_no_kernel_yet_and_says_so():
+    torch = pytest.importorskip("torch")
+    x = torch.ones(1, 2, 1, 4, device="cuda")
+    with pytest.raises(NotImplementedError, match="rope: x is on cuda:0"):
+        gc.ops.rope(x, torch.arange(2, device="cuda"))
+    with pytest.raises(ValueError, match="rope: positions is on cpu but x is on cuda:0"):
+        gc.ops.rope(x, torch.arange(2))

@@ -34,7 +34,11 @@ class Pool {
     std::lock_guard<std::mutex> run(run_mutex_);
     stop_workers();
     stopping_ = false;
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+    // New workers start at the current generation: one that started at 0 after earlier runs would
+    // take the last (finished) run for a new one and decrement pending_workers_ below zero, and the
+    // next run() would then wait for pending_workers_ == 0 forever.
+    const uint64_t gen = generation_;
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i, gen] { worker_loop(i, gen); });
   }
 
   void run(int64_t n_tasks, const std::function<void(int64_t, int)>& fn) {
@@ -78,8 +82,7 @@ class Pool {
     tls_inside_task = false;
   }
 
-  void worker_loop(int thread) {
-    uint64_t seen = 0;
+  void worker_loop(int thread, uint64_t seen) {
     for (;;) {
       {
         std::unique_lock<std::mutex> lk(mutex_);

@@ -55,7 +55,11 @@ def rope(x, positions, *, base=10000.0, scale=1.0, rotary_dim=None, out=None):
     dimensions from rotary_dim on (default D: none) pass through unchanged.
     """
     if not hasattr(positions, "__dlpack__") and not isinstance(positions, np.ndarray):
-        positions = np.asarray(positions, dtype=np.int64)
+        # Integers become int64; anything else (floats) goes through as is, so that the core
+        # rejects it with a TypeError instead of silently truncating 1.5 to 1.
+        positions = np.asarray(positions)
+        if positions.dtype.kind in "iu" or positions.size == 0:
+            positions = positions.astype(np.int64)
     return _result(x, out, _core.rope(x, positions, _float(base, "base"), _float(scale, "scale"),
                                       _opt_int(rotary_dim, "rotary_dim"), out))
 

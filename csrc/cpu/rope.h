@@ -1,0 +1,14 @@
+#pragma once
+#include <cstdint>
+#include "csrc/core/dtype.h"
+
+namespace gemmacpp::cpu {
+// Rotary position embedding, rotate-half layout, on contiguous x and y [B, T, H, D] of dtype dt
+// (they may alias). positions: contiguous int32 or int64 (pos_dt), [B, T] when per_batch, else
+// [T]. For i < rotary_dim / 2 the pair (x_i, x_{i + rotary_dim/2}) turns by
+// pos / scale * base^(-2i / rotary_dim); dimensions from rotary_dim on are copied.
+// rotary_dim is even, 2 <= rotary_dim <= D.
+void rope(DType dt, const void* x, void* y, int64_t B, int64_t T, int64_t H, int64_t D,
+          DType pos_dt, const void* positions, bool per_batch, double base, double scale,
+          int64_t rotary_dim);
+}  // namespace gemmacpp::cpu

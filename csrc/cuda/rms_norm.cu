@@ -1,0 +1,73 @@
+#include "csrc/cuda/rms_norm.h"
+
+#include <cuda_runtime.h>
+
+#include "csrc/cuda/common.cuh"
+#include "csrc/cuda/dtype_dispatch.cuh"
+#include "csrc/cuda/runtime.h"
+
+namespace gemmacpp::cuda {
+namespace {
+
+constexpr int kMaxThreads = 256;
+
+// Sum over the block; every thread gets the result. `shared` holds one float per warp.
+__device__ __forceinline__ float block_sum(float v, float* shared) {
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int warps = (blockDim.x + 31) / 32;
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  v = lane < warps ? shared[lane] : 0.0f;
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+
+// One block per row; each thread first sums the squares of its strided share of the row, then
+// scales that same share. The reduction order depends only on d and the block size.
+template <class T, class W>
+__global__ void rms_norm_kernel(const T* x, T* y, int64_t d, const W* w, float eps,
+                                float offset) {
+  __shared__ float warp_sums[kMaxThreads / 32];
+  const T* xr = x + blockIdx.x * d;
+  T* yr = y + blockIdx.x * d;
+  float ss = 0.0f;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+    const float v = to_f32(xr[i]);
+    ss = fmaf(v, v, ss);
+  }
+  ss = block_sum(ss, warp_sums);
+  const float inv = rsqrtf(ss / float(d) + eps);
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+    yr[i] = from_f32<T>(to_f32(xr[i]) * inv * (to_f32(w[i]) + offset));
+  }
+}
+
+}  // namespace
+
+void rms_norm(DType dt, const void* x, void* y, int64_t rows, int64_t d, DType wdt,
+              const void* weight, float eps, bool unit_offset, int device) {
+  if (rows == 0 || d == 0) return;
+  cudaSetDevice(device);
+  // Whole warps (the shuffles use full masks), no more threads than the row needs.
+  const int threads = int(d >= kMaxThreads ? kMaxThreads : (d + 31) / 32 * 32);
+  const float offset = unit_offset ? 1.0f : 0.0f;
+  visit_float(dt, [&](auto xtag) {
+    using T = decltype(xtag);
+    visit_float(wdt, [&](auto wtag) {
+      using W = decltype(wtag);
+      // gridDim.x allows 2^31 - 1 blocks; launch in slices so that any row count works.
+      constexpr int64_t kMaxBlocks = 0x7fffffff;
+      for (int64_t r0 = 0; r0 < rows; r0 += kMaxBlocks) {
+        const int64_t n = rows - r0 < kMaxBlocks ? rows - r0 : kMaxBlocks;
+        rms_norm_kernel<T, W><<<unsigned(n), threads>>>(static_cast<const T*>(x) + r0 * d,
+                                                        static_cast<T*>(y) + r0 * d, d,
+                                                        static_cast<const W*>(weight), eps,
+                                                        offset);
+      }
+    });
+  });
+  check_launch("rms_norm");
+}
+
+}  // namespace gemmacpp::cuda

@@ -16,4 +16,14 @@ int get_num_threads();
 // Called from inside a task (nested), or while another parallel_for runs, it runs serially.
 void parallel_for(int64_t n_tasks, const std::function<void(int64_t task, int thread)>& fn);
 
+// parallel_for over [0, n) in fixed chunks: fn(begin, length) for each chunk of `chunk` elements
+// (the last may be shorter). The split depends on n and chunk only.
+template <class Fn>
+void parallel_chunks(int64_t n, int64_t chunk, const Fn& fn) {
+  parallel_for((n + chunk - 1) / chunk, [&](int64_t c, int) {
+    const int64_t begin = c * chunk;
+    fn(begin, n - begin < chunk ? n - begin : chunk);
+  });
+}
+
 }  // namespace gemmacpp

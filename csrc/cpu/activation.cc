@@ -1,7 +1,5 @@
 #include "csrc/cpu/activation.h"
 
-#include <algorithm>
-
 #include "csrc/core/threads.h"
 #include "csrc/cpu/dtype_dispatch.h"
 
@@ -39,26 +37,11 @@ void GeluTanh(DType dt, const void* x, void* y, int64_t n) {
   });
 }
 
-void Geglu(DType dt, const void* gate, const void* up, void* y, int64_t n_signed) {
+void Geglu(DType dt, const void* gate, const void* up, void* y, int64_t n) {
   visit_float(dt, [&](auto tag) {
     using T = decltype(tag);
-    const T* g = static_cast<const T*>(gate);
-    const T* u = static_cast<const T*>(up);
-    T* out = static_cast<T*>(y);
-    const size_t n = size_t(n_signed);
-    const hn::ScalableTag<float> df;
-    const size_t N = hn::Lanes(df);
-    size_t i = 0;
-    for (; i + N <= n; i += N) {
-      const auto v = hn::Mul(GeluTanhF32(df, LoadF32(df, g + i)), LoadF32(df, u + i));
-      StoreF32(df, v, out + i);
-    }
-    if (i < n) {
-      const size_t r = n - i;
-      const auto v = hn::Mul(GeluTanhF32(df, LoadF32Partial(df, g + i, r)),
-                             LoadF32Partial(df, u + i, r));
-      StoreF32Partial(df, v, out + i, r);
-    }
+    MapF32x2(static_cast<const T*>(gate), static_cast<const T*>(up), static_cast<T*>(y),
+             size_t(n), [](auto df, auto g, auto u) { return hn::Mul(GeluTanhF32(df, g), u); });
   });
 }
 
@@ -72,9 +55,7 @@ HWY_EXPORT(Geglu);
 
 void gelu_tanh(DType dt, const void* x, void* y, int64_t n) {
   const int es = dtype_size(dt);
-  const int64_t chunks = (n + kElementwiseChunk - 1) / kElementwiseChunk;
-  parallel_for(chunks, [&](int64_t c, int) {
-    const int64_t begin = c * kElementwiseChunk, len = std::min(kElementwiseChunk, n - begin);
+  parallel_chunks(n, kElementwiseChunk, [&](int64_t begin, int64_t len) {
     HWY_DYNAMIC_DISPATCH(GeluTanh)(dt, static_cast<const char*>(x) + begin * es,
                                    static_cast<char*>(y) + begin * es, len);
   });
@@ -82,9 +63,7 @@ void gelu_tanh(DType dt, const void* x, void* y, int64_t n) {
 
 void geglu(DType dt, const void* gate, const void* up, void* y, int64_t n) {
   const int es = dtype_size(dt);
-  const int64_t chunks = (n + kElementwiseChunk - 1) / kElementwiseChunk;
-  parallel_for(chunks, [&](int64_t c, int) {
-    const int64_t begin = c * kElementwiseChunk, len = std::min(kElementwiseChunk, n - begin);
+  parallel_chunks(n, kElementwiseChunk, [&](int64_t begin, int64_t len) {
     HWY_DYNAMIC_DISPATCH(Geglu)(dt, static_cast<const char*>(gate) + begin * es,
                                 static_cast<const char*>(up) + begin * es,
                                 static_cast<char*>(y) + begin * es, len);

@@ -67,6 +67,19 @@ HWY_INLINE void MapF32(const T* x, T* y, size_t n, const F& f) {
   if (i < n) StoreF32Partial(df, f(df, LoadF32Partial(df, x + i, n - i)), y + i, n - i);
 }
 
+// y[i] = f(a[i], b[i]) over n elements.
+template <class T, class F>
+HWY_INLINE void MapF32x2(const T* a, const T* b, T* y, size_t n, const F& f) {
+  const hn::ScalableTag<float> df;
+  const size_t N = hn::Lanes(df);
+  size_t i = 0;
+  for (; i + N <= n; i += N) StoreF32(df, f(df, LoadF32(df, a + i), LoadF32(df, b + i)), y + i);
+  if (i < n) {
+    const size_t r = n - i;
+    StoreF32Partial(df, f(df, LoadF32Partial(df, a + i, r), LoadF32Partial(df, b + i, r)), y + i, r);
+  }
+}
+
 }  // namespace gemmacpp::cpu::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 

@@ -1,7 +1,5 @@
 #include "csrc/cpu/softcap.h"
 
-#include <algorithm>
-
 #include "csrc/core/threads.h"
 #include "csrc/cpu/dtype_dispatch.h"
 
@@ -34,9 +32,7 @@ HWY_EXPORT(Softcap);
 
 void softcap(DType dt, const void* x, void* y, int64_t n, float cap) {
   const int es = dtype_size(dt);
-  const int64_t chunks = (n + kElementwiseChunk - 1) / kElementwiseChunk;
-  parallel_for(chunks, [&](int64_t c, int) {
-    const int64_t begin = c * kElementwiseChunk, len = std::min(kElementwiseChunk, n - begin);
+  parallel_chunks(n, kElementwiseChunk, [&](int64_t begin, int64_t len) {
     HWY_DYNAMIC_DISPATCH(Softcap)(dt, static_cast<const char*>(x) + begin * es,
                                   static_cast<char*>(y) + begin * es, len, cap);
   });

@@ -78,8 +78,9 @@ def linear(x, weight, *, bias=None, out=None):
     """x @ weight.T (+ bias), as torch.nn.functional.linear.
 
     x: [..., K] float32; weight: [N, K] float32, bfloat16 or float16, read in place (as a model
-    stores it); bias: [N] or None. Returns [..., N] float32. One row of x takes the
-    matrix-vector path; more take the blocked matrix-matrix path.
+    stores it); bias: [N] or None. Returns [..., N] float32. Up to 4 rows of x (decoding) take
+    the matrix-vector path, which streams the weights once; more take the blocked matrix-matrix
+    path.
     """
     return _result(x, out, _core.linear(x, weight, bias, out))
 

@@ -1,0 +1,592 @@
+// CPU attention. Two kernels share one masking model and one online-softmax update:
+//  * prefill: one task = (batch, KV head, block of queries) holding ALL query heads of that KV
+//    group as rows, so each K/V tile is read and converted once per group. K tiles are packed
+//    to float32 transposed [D][tile] so S = Q K^T is a broadcast-FMA microkernel (MR rows x NR
+//    vectors of keys); V tiles are packed to float32 [tile][D] and P V is the same microkernel
+//    shape (broadcast P, FMA with V rows). Tiles wholly masked are skipped, element masks are
+//    applied only on boundary tiles, and the full score matrix never exists.
+//  * decode (few queries): split-K. Keys are cut into fixed chunks; one task = (batch, KV head,
+//    chunk) computes a partial (max, sum, unnormalised output), and the partials are combined in
+//    chunk order. Chunk boundaries depend only on Tk, so results do not depend on thread count.
+#include "csrc/cpu/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "csrc/core/threads.h"
+#include "csrc/cpu/dtype_dispatch.h"
+
+// Target-independent pieces: tiling constants and the visibility rule.
+#ifndef GEMMACPP_CPU_ATTENTION_SHARED_
+#define GEMMACPP_CPU_ATTENTION_SHARED_
+namespace gemmacpp::cpu::attn {
+
+constexpr int64_t kKeyTile = 64;          // keys per prefill tile
+constexpr int64_t kRowsPerTask = 128;     // prefill rows (queries x heads of a group) per task
+constexpr int64_t kDecodeChunk = 512;     // keys per split-K chunk
+constexpr int64_t kDecodeMaxQueries = 4;  // Tq up to this takes the split-K path
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Keys visible to the query at absolute position p: [0, prefix_len) plus the "main" range
+// [lo, hi) given by causality and the window. lo and hi never decrease as p grows, so the keys
+// visible to any of the queries p0..p1 lie in [0, prefix_len) + [lo(p0), hi(p1)).
+struct Range {
+  int64_t lo, hi;
+};
+inline Range main_range(const AttentionArgs& a, int64_t p) {
+  const int64_t hi = a.causal ? std::min(p + 1, a.Tk) : a.Tk;
+  int64_t lo = a.window > 0 ? std::max<int64_t>(0, p - a.window + 1) : 0;
+  return {std::min(lo, std::max<int64_t>(hi, 0)), std::max<int64_t>(hi, 0)};
+}
+inline bool visible(const AttentionArgs& a, const Range& r, int64_t j) {
+  return j < a.prefix_len || (j >= r.lo && j < r.hi);
+}
+// Union of the visible keys of positions p0 <= p1, clipped to [t0, t1), as one bounding interval
+// (empty when lo >= hi).
+inline Range bounding_range(const AttentionArgs& a, int64_t p0, int64_t p1, int64_t t0,
+                            int64_t t1) {
+  const Range r0 = main_range(a, p0), r1 = main_range(a, p1);
+  int64_t lo = r0.lo, hi = r1.hi;
+  if (lo >= hi) lo = hi = t0;  // no main range: only the prefix
+  const int64_t pre = std::min(a.prefix_len, a.Tk);
+  if (pre > 0) {
+    lo = (lo < hi) ? std::min(lo, int64_t{0}) : 0;
+    hi = std::max(hi, pre);
+  }
+  return {std::max(lo, t0), std::min(hi, t1)};
+}
+// Every key of [t0, t1) is visible to every position in p0..p1.
+inline bool all_visible(const AttentionArgs& a, int64_t p0, int64_t p1, int64_t t0, int64_t t1) {
+  if (t1 <= a.prefix_len) return true;
+  const Range r0 = main_range(a, p0), r1 = main_range(a, p1);
+  // Keys below prefix_len are visible anyway; the rest must lie in every main range.
+  const int64_t start = std::max(t0, a.prefix_len);
+  return start >= r1.lo && t1 <= r0.hi;
+}
+
+}  // namespace gemmacpp::cpu::attn
+#endif
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "csrc/cpu/attention.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "hwy/contrib/math/math-inl.h"
+#include "csrc/cpu/simd-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace gemmacpp::cpu::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using namespace gemmacpp::cpu::attn;
+using DF = hn::ScalableTag<float>;
+
+constexpr int kMR = 6;  // query rows per microkernel
+constexpr int kNR = 2;  // vectors of keys (scores) or of head dims (P V) per microkernel
+
+inline size_t RoundUp(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+// Scratch reused across tasks on one thread (grows, never shrinks).
+HWY_INLINE float* Scratch(std::vector<float>& buf, size_t n) {
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+// ---- element conversion ------------------------------------------------------------------------
+
+// dst[0..n) = scale * src[0..n) as float32, zero-padded to a whole number of vectors.
+template <class T>
+HWY_INLINE void RowToF32(const T* src, size_t n, float scale, float* dst) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const auto vs = hn::Set(df, scale);
+  size_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::Mul(LoadF32(df, src + i), vs), df, dst + i);
+  if (i < n) hn::StoreU(hn::Mul(LoadF32Partial(df, src + i, n - i), vs), df, dst + i);
+}
+
+template <class T>
+HWY_INLINE void RowFromF32(const float* src, size_t n, float scale, T* dst) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const auto vs = hn::Set(df, scale);
+  size_t i = 0;
+  for (; i + N <= n; i += N) StoreF32(df, hn::Mul(hn::LoadU(df, src + i), vs), dst + i);
+  if (i < n) StoreF32Partial(df, hn::Mul(hn::LoadU(df, src + i), vs), dst + i, n - i);
+}
+
+// ---- microkernels ------------------------------------------------------------------------------
+
+// s[r][0 .. NR*N) = sum_d q[r][d] * kt[d][0 .. NR*N) for MR rows.
+template <int MR, int NR>
+HWY_INLINE void ScoreBlock(const float* HWY_RESTRICT q, size_t ldq, const float* HWY_RESTRICT kt,
+                           size_t ldk, size_t D, float* HWY_RESTRICT s, size_t lds) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  hn::Vec<DF> acc[MR][NR];
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NR; ++c) acc[r][c] = hn::Zero(df);
+  for (size_t d = 0; d < D; ++d) {
+    hn::Vec<DF> kv[NR];
+    for (int c = 0; c < NR; ++c) kv[c] = hn::LoadU(df, kt + d * ldk + c * N);
+    for (int r = 0; r < MR; ++r) {
+      const auto qv = hn::Set(df, q[r * ldq + d]);
+      for (int c = 0; c < NR; ++c) acc[r][c] = hn::MulAdd(qv, kv[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NR; ++c) hn::StoreU(acc[r][c], df, s + r * lds + c * N);
+}
+
+// o[r][0 .. NV*N) = alpha[r] * o[r][..] + sum_j p[r][j] * v[j][0 .. NV*N), j in [j0, j1).
+template <int MR, int NV>
+HWY_INLINE void ValueBlock(const float* HWY_RESTRICT p, size_t ldp, size_t j0, size_t j1,
+                           const float* HWY_RESTRICT v, size_t ldv, float* HWY_RESTRICT o,
+                           size_t ldo, const float* HWY_RESTRICT alpha) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  hn::Vec<DF> acc[MR][NV];
+  for (int r = 0; r < MR; ++r) {
+    const auto a = hn::Set(df, alpha[r]);
+    for (int c = 0; c < NV; ++c) acc[r][c] = hn::Mul(hn::LoadU(df, o + r * ldo + c * N), a);
+  }
+  for (size_t j = j0; j < j1; ++j) {
+    hn::Vec<DF> vv[NV];
+    for (int c = 0; c < NV; ++c) vv[c] = hn::LoadU(df, v + j * ldv + c * N);
+    for (int r = 0; r < MR; ++r) {
+      const auto pv = hn::Set(df, p[r * ldp + j]);
+      for (int c = 0; c < NV; ++c) acc[r][c] = hn::MulAdd(pv, vv[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NV; ++c) hn::StoreU(acc[r][c], df, o + r * ldo + c * N);
+}
+
+template <int NR>
+HWY_INLINE void ScoreRows(int mr, const float* q, size_t ldq, const float* kt, size_t ldk,
+                          size_t D, float* s, size_t lds) {
+  switch (mr) {
+    case 1: return ScoreBlock<1, NR>(q, ldq, kt, ldk, D, s, lds);
+    case 2: return ScoreBlock<2, NR>(q, ldq, kt, ldk, D, s, lds);
+    case 3: return ScoreBlock<3, NR>(q, ldq, kt, ldk, D, s, lds);
+    case 4: return ScoreBlock<4, NR>(q, ldq, kt, ldk, D, s, lds);
+    case 5: return ScoreBlock<5, NR>(q, ldq, kt, ldk, D, s, lds);
+    default: return ScoreBlock<kMR, NR>(q, ldq, kt, ldk, D, s, lds);
+  }
+}
+
+template <int NV>
+HWY_INLINE void ValueRows(int mr, const float* p, size_t ldp, size_t j0, size_t j1,
+                          const float* v, size_t ldv, float* o, size_t ldo, const float* alpha) {
+  switch (mr) {
+    case 1: return ValueBlock<1, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
+    case 2: return ValueBlock<2, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
+    case 3: return ValueBlock<3, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
+    case 4: return ValueBlock<4, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
+    case 5: return ValueBlock<5, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
+    default: return ValueBlock<kMR, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
+  }
+}
+
+// ---- softmax pieces ----------------------------------------------------------------------------
+
+// s[0..n) = cap * tanh(s / cap); n is a whole number of vectors.
+HWY_INLINE void SoftcapRow(float* s, size_t n, float cap) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const auto c = hn::Set(df, cap), inv = hn::Set(df, 1.0f / cap);
+  for (size_t i = 0; i < n; i += N)
+    hn::StoreU(hn::Mul(c, hn::Tanh(df, hn::Mul(hn::LoadU(df, s + i), inv))), df, s + i);
+}
+
+HWY_INLINE float MaxRow(const float* s, size_t n) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  auto m = hn::Set(df, kNegInf);
+  for (size_t i = 0; i < n; i += N) m = hn::Max(m, hn::LoadU(df, s + i));
+  return hn::GetLane(hn::MaxOfLanes(df, m));
+}
+
+// s[i] = exp(s[i] - m) in place (masked -inf entries become 0); returns their sum.
+HWY_INLINE float ExpRow(float* s, size_t n, float m) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const auto vm = hn::Set(df, m);
+  auto sum = hn::Zero(df);
+  for (size_t i = 0; i < n; i += N) {
+    const auto e = hn::Exp(df, hn::Sub(hn::LoadU(df, s + i), vm));
+    hn::StoreU(e, df, s + i);
+    sum = hn::Add(sum, e);
+  }
+  return hn::GetLane(hn::SumOfLanes(df, sum));
+}
+
+// Online-softmax update of one row with the scores s[0..n) (n whole vectors, masked entries
+// -inf): s becomes the probabilities relative to the new running max; returns the factor that
+// rescales the previous output. A row that has seen no visible key keeps m = -inf and gets
+// p = 0, alpha = 1 (never computing -inf - -inf).
+HWY_INLINE float SoftmaxUpdate(float* s, size_t n, float& m, float& l) {
+  const float m_new = std::max(m, MaxRow(s, n));
+  if (m_new == kNegInf) {
+    std::fill(s, s + n, 0.0f);
+    return 1.0f;
+  }
+  const float alpha = std::exp(m - m_new);  // exp(-inf) = 0 on the first visible key
+  l = l * alpha + ExpRow(s, n, m_new);
+  m = m_new;
+  return alpha;
+}
+
+// ---- prefill: tiled online softmax -------------------------------------------------------------
+
+struct PrefillScratch {
+  std::vector<float> q, o, s, kt, vt, m, l, alpha;
+  std::vector<size_t> cols;  // per row block: the key columns [c0, c1) of the tile it sees
+};
+
+template <class T>
+void PrefillTask(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t i0, int64_t i1) {
+  static thread_local PrefillScratch sc;
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const int64_t G = a.Hq / a.Hkv;
+  const size_t D = size_t(a.D), Dp = RoundUp(D, N);
+  const int64_t R = (i1 - i0) * G;  // rows: query-major, head-minor
+  const size_t colb = kNR * N;      // key columns per score microkernel
+  const size_t TKp = RoundUp(size_t(kKeyTile), colb);
+
+  float* Q = Scratch(sc.q, R * Dp);
+  float* O = Scratch(sc.o, R * Dp);
+  float* S = Scratch(sc.s, R * TKp);
+  float* Kt = Scratch(sc.kt, D * TKp);
+  float* Vt = Scratch(sc.vt, TKp * Dp);
+  float* M = Scratch(sc.m, R);
+  float* L = Scratch(sc.l, R);
+  float* A = Scratch(sc.alpha, R);
+  if (sc.cols.size() < size_t(2 * (R / kMR + 1))) sc.cols.resize(2 * (R / kMR + 1));
+  size_t* cols = sc.cols.data();
+
+  const T* qb = static_cast<const T*>(a.q) + b * a.q_stride[0];
+  const T* kb = static_cast<const T*>(a.k) + b * a.k_stride[0] + kvh * a.k_stride[2];
+  const T* vb = static_cast<const T*>(a.v) + b * a.v_stride[0] + kvh * a.v_stride[2];
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t i = i0 + r / G, h = kvh * G + r % G;
+    RowToF32(qb + i * a.q_stride[1] + h * a.q_stride[2], D, a.scale, Q + r * Dp);
+    std::fill(O + r * Dp, O + (r + 1) * Dp, 0.0f);
+    M[r] = kNegInf;
+    L[r] = 0.0f;
+  }
+
+  const int64_t p0 = a.q_start + i0, p1 = a.q_start + i1 - 1;
+  const Range span = bounding_range(a, p0, p1, 0, a.Tk);
+  for (int64_t t0 = span.lo / kKeyTile * kKeyTile; t0 < span.hi; t0 += kKeyTile) {
+    const int64_t t1 = std::min(t0 + kKeyTile, a.Tk);
+    const Range tile = bounding_range(a, p0, p1, t0, t1);
+    if (tile.lo >= tile.hi) continue;  // no query of this task sees this tile
+    const size_t tk = size_t(t1 - t0);
+    const bool full = all_visible(a, p0, p1, t0, t1);
+
+    // Pack K transposed [D][TKp] and V [tk][Dp], in float32.
+    for (size_t jj = 0; jj < tk; ++jj) {
+      float* tmp = Vt + jj * Dp;  // borrow V's row as conversion buffer
+      RowToF32(kb + (t0 + int64_t(jj)) * a.k_stride[1], D, 1.0f, tmp);
+      for (size_t d = 0; d < D; ++d) Kt[d * TKp + jj] = tmp[d];
+    }
+    const size_t tkp = RoundUp(tk, colb);
+    for (size_t d = 0; d < D; ++d) std::fill(Kt + d * TKp + tk, Kt + d * TKp + tkp, 0.0f);
+    for (size_t jj = 0; jj < tk; ++jj)
+      RowToF32(vb + (t0 + int64_t(jj)) * a.v_stride[1], D, 1.0f, Vt + jj * Dp);
+
+    // Scores, masks and the softmax update, one block of rows at a time; each block only
+    // computes the key columns that some row of it can see.
+    for (int64_t r0 = 0; r0 < R; r0 += kMR) {
+      const int mr = int(std::min<int64_t>(kMR, R - r0));
+      const int64_t bp0 = a.q_start + i0 + r0 / G, bp1 = a.q_start + i0 + (r0 + mr - 1) / G;
+      const Range vis = bounding_range(a, bp0, bp1, t0, t1);
+      size_t c0 = 0, c1 = 0;
+      if (vis.lo < vis.hi) {
+        c0 = size_t(vis.lo - t0) / colb * colb;
+        c1 = RoundUp(size_t(vis.hi - t0), colb);
+      }
+      for (size_t c = c0; c < c1; c += colb)
+        ScoreRows<kNR>(mr, Q + r0 * Dp, Dp, Kt + c, TKp, D, S + r0 * TKp + c, TKp);
+      cols[2 * (r0 / kMR)] = c0;
+      cols[2 * (r0 / kMR) + 1] = std::min(c1, tk);
+      const bool block_full = full || all_visible(a, bp0, bp1, t0, t1);
+      for (int r = 0; r < mr; ++r) {
+        float* s = S + (r0 + r) * TKp;
+        std::fill(s, s + c0, kNegInf);
+        std::fill(s + c1, s + tkp, kNegInf);
+        if (c0 < c1) {
+          if (a.softcap > 0) SoftcapRow(s + c0, c1 - c0, a.softcap);
+          if (!block_full) {
+            const Range rr = main_range(a, a.q_start + i0 + (r0 + r) / G);
+            for (size_t jj = c0; jj < std::min(c1, tk); ++jj)
+              if (!visible(a, rr, t0 + int64_t(jj))) s[jj] = kNegInf;
+          }
+          if (tk < c1) std::fill(s + std::max(tk, c0), s + c1, kNegInf);  // padding past Tk
+        }
+        A[r0 + r] = SoftmaxUpdate(s, tkp, M[r0 + r], L[r0 + r]);
+      }
+    }
+
+    // O = alpha * O + P V, head dims outer so a slice of V stays in L1 across row blocks.
+    const size_t dcol = kNR * N;
+    for (size_t dc = 0; dc < Dp; dc += dcol) {
+      const bool two = dc + dcol <= Dp;
+      for (int64_t r0 = 0; r0 < R; r0 += kMR) {
+        // A block that sees no key of this tile kept its max, so alpha = 1 and O is unchanged.
+        const size_t j0 = cols[2 * (r0 / kMR)], j1 = cols[2 * (r0 / kMR) + 1];
+        if (j0 >= j1) continue;
+        const int mr = int(std::min<int64_t>(kMR, R - r0));
+        if (two) {
+          ValueRows<kNR>(mr, S + r0 * TKp, TKp, j0, j1, Vt + dc, Dp, O + r0 * Dp + dc, Dp, A + r0);
+        } else {
+          ValueRows<1>(mr, S + r0 * TKp, TKp, j0, j1, Vt + dc, Dp, O + r0 * Dp + dc, Dp, A + r0);
+        }
+      }
+    }
+  }
+
+  T* ob = static_cast<T*>(a.out) + b * a.out_stride[0];
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t i = i0 + r / G, h = kvh * G + r % G;
+    RowFromF32(O + r * Dp, D, L[r] > 0 ? 1.0f / L[r] : 0.0f, ob + i * a.out_stride[1] + h * a.out_stride[2]);
+  }
+}
+
+void Prefill(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t i0, int64_t i1) {
+  visit_float(a.dtype, [&](auto tag) { PrefillTask<decltype(tag)>(a, b, kvh, i0, i1); });
+}
+
+// ---- decode: split-K partials and their combination ---------------------------------------------
+
+// sum_d q[d] * k_t[d] for 4 keys at once; q is float32 padded to whole vectors.
+template <class T>
+HWY_INLINE void Dot4(const float* q, const T* k0, const T* k1, const T* k2, const T* k3, size_t D,
+                     float* out) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  size_t d = 0;
+  for (; d + N <= D; d += N) {
+    const auto qv = hn::LoadU(df, q + d);
+    a0 = hn::MulAdd(qv, LoadF32(df, k0 + d), a0);
+    a1 = hn::MulAdd(qv, LoadF32(df, k1 + d), a1);
+    a2 = hn::MulAdd(qv, LoadF32(df, k2 + d), a2);
+    a3 = hn::MulAdd(qv, LoadF32(df, k3 + d), a3);
+  }
+  if (d < D) {
+    const auto qv = hn::LoadU(df, q + d);
+    a0 = hn::MulAdd(qv, LoadF32Partial(df, k0 + d, D - d), a0);
+    a1 = hn::MulAdd(qv, LoadF32Partial(df, k1 + d, D - d), a1);
+    a2 = hn::MulAdd(qv, LoadF32Partial(df, k2 + d, D - d), a2);
+    a3 = hn::MulAdd(qv, LoadF32Partial(df, k3 + d, D - d), a3);
+  }
+  out[0] = hn::GetLane(hn::SumOfLanes(df, a0));
+  out[1] = hn::GetLane(hn::SumOfLanes(df, a1));
+  out[2] = hn::GetLane(hn::SumOfLanes(df, a2));
+  out[3] = hn::GetLane(hn::SumOfLanes(df, a3));
+}
+
+// o[r][..] += sum_t p[r][t] * v_t[..] for 4 value rows and R output rows.
+template <class T>
+HWY_INLINE void Axpy4(const float* p, size_t ldp, int64_t R, const T* v0, const T* v1,
+                      const T* v2, const T* v3, size_t D, float* o, size_t ldo) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  for (size_t d = 0; d < D; d += N) {
+    hn::Vec<DF> x0, x1, x2, x3;
+    if (d + N <= D) {
+      x0 = LoadF32(df, v0 + d), x1 = LoadF32(df, v1 + d);
+      x2 = LoadF32(df, v2 + d), x3 = LoadF32(df, v3 + d);
+    } else {
+      x0 = LoadF32Partial(df, v0 + d, D - d), x1 = LoadF32Partial(df, v1 + d, D - d);
+      x2 = LoadF32Partial(df, v2 + d, D - d), x3 = LoadF32Partial(df, v3 + d, D - d);
+    }
+    for (int64_t r = 0; r < R; ++r) {
+      const float* pr = p + r * ldp;
+      auto acc = hn::LoadU(df, o + r * ldo + d);
+      acc = hn::MulAdd(hn::Set(df, pr[0]), x0, acc);
+      acc = hn::MulAdd(hn::Set(df, pr[1]), x1, acc);
+      acc = hn::MulAdd(hn::Set(df, pr[2]), x2, acc);
+      acc = hn::MulAdd(hn::Set(df, pr[3]), x3, acc);
+      hn::StoreU(acc, df, o + r * ldo + d);
+    }
+  }
+}
+
+struct DecodeScratch {
+  std::vector<float> q, s;
+};
+
+// Partial attention of all rows of (b, kvh) over the keys of chunk c. part: O [R][Dp] (not
+// normalised), then m [R], then l [R].
+template <class T>
+void DecodeChunkTask(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t c, float* part) {
+  static thread_local DecodeScratch sc;
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const int64_t G = a.Hq / a.Hkv, R = a.Tq * G;
+  const size_t D = size_t(a.D), Dp = RoundUp(D, N);
+  float* O = part;
+  float* M = part + R * Dp;
+  float* L = M + R;
+  std::fill(O, O + R * Dp, 0.0f);
+  std::fill(M, M + R, kNegInf);
+  std::fill(L, L + R, 0.0f);
+
+  const int64_t t0 = c * kDecodeChunk, t1 = std::min(t0 + kDecodeChunk, a.Tk);
+  const int64_t p0 = a.q_start, p1 = a.q_start + a.Tq - 1;
+  const Range vis = bounding_range(a, p0, p1, t0, t1);
+  if (vis.lo >= vis.hi) return;  // chunk invisible to every query
+  // Whole groups of 4 keys from the first visible one (clipped at t1; the tail is padded).
+  const int64_t j0 = vis.lo, n = vis.hi - vis.lo, n4 = (n + 3) / 4 * 4;
+  const size_t lds = RoundUp(size_t(n4), N);
+
+  float* Q = Scratch(sc.q, R * Dp);
+  float* S = Scratch(sc.s, R * lds);
+  const T* qb = static_cast<const T*>(a.q) + b * a.q_stride[0];
+  const T* kb = static_cast<const T*>(a.k) + b * a.k_stride[0] + kvh * a.k_stride[2];
+  const T* vb = static_cast<const T*>(a.v) + b * a.v_stride[0] + kvh * a.v_stride[2];
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t i = r / G, h = kvh * G + r % G;
+    RowToF32(qb + i * a.q_stride[1] + h * a.q_stride[2], D, a.scale, Q + r * Dp);
+  }
+  // Key rows of the group starting at j, the ones past the visible range repeating the last.
+  auto key_row = [&](const T* base, int64_t stride, int64_t j) {
+    return base + std::min(j, vis.hi - 1) * stride;
+  };
+
+  for (int64_t j = 0; j < n4; j += 4) {
+    const T* k0 = key_row(kb, a.k_stride[1], j0 + j);
+    const T* k1 = key_row(kb, a.k_stride[1], j0 + j + 1);
+    const T* k2 = key_row(kb, a.k_stride[1], j0 + j + 2);
+    const T* k3 = key_row(kb, a.k_stride[1], j0 + j + 3);
+    for (int64_t r = 0; r < R; ++r) Dot4(Q + r * Dp, k0, k1, k2, k3, D, S + r * lds + j);
+  }
+  for (int64_t r = 0; r < R; ++r) {
+    float* s = S + r * lds;
+    if (a.softcap > 0) SoftcapRow(s, lds, a.softcap);
+    const Range rr = main_range(a, a.q_start + r / G);
+    for (int64_t j = 0; j < n; ++j)
+      if (!visible(a, rr, j0 + j)) s[j] = kNegInf;
+    std::fill(s + n, s + lds, kNegInf);
+    SoftmaxUpdate(s, lds, M[r], L[r]);
+  }
+  for (int64_t j = 0; j < n4; j += 4) {
+    Axpy4(S + j, lds, R, key_row(vb, a.v_stride[1], j0 + j), key_row(vb, a.v_stride[1], j0 + j + 1),
+          key_row(vb, a.v_stride[1], j0 + j + 2), key_row(vb, a.v_stride[1], j0 + j + 3), D, O, Dp);
+  }
+}
+
+void DecodeChunk(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t c, float* part) {
+  visit_float(a.dtype, [&](auto tag) { DecodeChunkTask<decltype(tag)>(a, b, kvh, c, part); });
+}
+
+// out rows of (b, kvh) = the partials of its chunks merged in chunk order.
+template <class T>
+void DecodeCombineTask(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t chunks,
+                       const float* parts, size_t part_size) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const int64_t G = a.Hq / a.Hkv, R = a.Tq * G;
+  const size_t D = size_t(a.D), Dp = RoundUp(D, N);
+  static thread_local std::vector<float> acc_buf;
+  float* acc = Scratch(acc_buf, Dp);
+  T* ob = static_cast<T*>(a.out) + b * a.out_stride[0];
+  for (int64_t r = 0; r < R; ++r) {
+    float m = kNegInf;
+    for (int64_t c = 0; c < chunks; ++c) m = std::max(m, parts[c * part_size + R * Dp + r]);
+    std::fill(acc, acc + Dp, 0.0f);
+    float l = 0.0f;
+    if (m != kNegInf) {
+      for (int64_t c = 0; c < chunks; ++c) {
+        const float* p = parts + c * part_size;
+        const float mc = p[R * Dp + r];
+        if (mc == kNegInf) continue;
+        const float w = std::exp(mc - m);
+        l += w * p[R * Dp + R + r];
+        const auto vw = hn::Set(df, w);
+        for (size_t d = 0; d < Dp; d += N)
+          hn::StoreU(hn::MulAdd(vw, hn::LoadU(df, p + r * Dp + d), hn::LoadU(df, acc + d)), df,
+                     acc + d);
+      }
+    }
+    const int64_t i = r / G, h = kvh * G + r % G;
+    RowFromF32(acc, D, l > 0 ? 1.0f / l : 0.0f, ob + i * a.out_stride[1] + h * a.out_stride[2]);
+  }
+}
+
+void DecodeCombine(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t chunks,
+                   const float* parts, size_t part_size) {
+  visit_float(a.dtype, [&](auto tag) {
+    DecodeCombineTask<decltype(tag)>(a, b, kvh, chunks, parts, part_size);
+  });
+}
+
+size_t Lanes() { return hn::Lanes(DF()); }
+
+}  // namespace gemmacpp::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace gemmacpp::cpu {
+HWY_EXPORT(Prefill);
+HWY_EXPORT(DecodeChunk);
+HWY_EXPORT(DecodeCombine);
+HWY_EXPORT(Lanes);
+
+namespace {
+
+void zero_output(const AttentionArgs& a) {
+  const int es = dtype_size(a.dtype);
+  for (int64_t b = 0; b < a.B; ++b)
+    for (int64_t i = 0; i < a.Tq; ++i)
+      for (int64_t h = 0; h < a.Hq; ++h)
+        std::memset(static_cast<char*>(a.out) +
+                        (b * a.out_stride[0] + i * a.out_stride[1] + h * a.out_stride[2]) * es,
+                    0, size_t(a.D) * es);  // all-zero bits are +0 in every float format
+}
+
+void prefill(const AttentionArgs& a) {
+  const int64_t G = a.Hq / a.Hkv;
+  const int64_t qb = std::max<int64_t>(1, attn::kRowsPerTask / G);
+  const int64_t nqb = (a.Tq + qb - 1) / qb;
+  parallel_for(a.B * a.Hkv * nqb, [&](int64_t task, int) {
+    const int64_t blk = task % nqb, bh = task / nqb;
+    const int64_t i0 = blk * qb, i1 = std::min(a.Tq, i0 + qb);
+    HWY_DYNAMIC_DISPATCH(Prefill)(a, bh / a.Hkv, bh % a.Hkv, i0, i1);
+  });
+}
+
+void decode(const AttentionArgs& a) {
+  const size_t N = HWY_DYNAMIC_DISPATCH(Lanes)();
+  const int64_t R = a.Tq * (a.Hq / a.Hkv);
+  const size_t Dp = (size_t(a.D) + N - 1) / N * N;
+  const size_t part_size = size_t(R) * (Dp + 2);
+  const int64_t chunks = (a.Tk + attn::kDecodeChunk - 1) / attn::kDecodeChunk;
+  std::vector<float> parts(size_t(a.B * a.Hkv * chunks) * part_size);
+  parallel_for(a.B * a.Hkv * chunks, [&](int64_t task, int) {
+    HWY_DYNAMIC_DISPATCH(DecodeChunk)(a, task / chunks / a.Hkv, task / chunks % a.Hkv,
+                                      task % chunks, parts.data() + task * part_size);
+  });
+  parallel_for(a.B * a.Hkv, [&](int64_t task, int) {
+    HWY_DYNAMIC_DISPATCH(DecodeCombine)(a, task / a.Hkv, task % a.Hkv, chunks,
+                                        parts.data() + task * chunks * part_size, part_size);
+  });
+}
+
+}  // namespace
+
+void attention(const AttentionArgs& a) {
+  if (a.B == 0 || a.Tq == 0 || a.Hq == 0 || a.D == 0) return;
+  if (a.Tk == 0) return zero_output(a);
+  if (a.Tq <= attn::kDecodeMaxQueries) return decode(a);
+  prefill(a);
+}
+
+}  // namespace gemmacpp::cpu
+#endif

@@ -1,0 +1,163 @@
+"""gemmacpp attention vs torch's CPU scaled_dot_product_attention and a NumPy reference.
+
+Gemma shapes (B=1, 8 query heads, 4 KV heads, head_dim 256), float32, causal:
+prefill T = 512, 2048, 4096 with window 512 / 4096 and softcap 50 off / on, and decode (one query
+against 4096 keys). torch has no window or softcap option: windows use an explicit boolean
+attn_mask, softcap an explicit score path (q k^T * scale, tanh cap, mask, softmax, @ v).
+GFLOP/s counts only visible (query, key) pairs, 4 * head_dim flops each. For decode the script
+also times a plain memory copy of the same number of bytes and prints the achieved fraction of
+that bandwidth.
+
+    python benchmarks/bench_attention.py [--quick] [--threads N] [--repeat N] [--no-numpy]
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+
+import gemmacpp as gc
+
+B, HQ, HKV, D = 1, 8, 4, 256
+
+
+def min_time(fn, repeat, warmup=1):
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def visible_mask(Tq, Tk, window, q_start):
+    p = q_start + np.arange(Tq)[:, None]
+    j = np.arange(Tk)[None, :]
+    m = j <= p
+    if window is not None:
+        m &= p - j < window
+    return m
+
+
+def torch_fn(q, k, v, window, softcap, q_start):
+    """torch on [B, H, T, D] views; GQA through enable_gqa."""
+    Tq, Tk = q.shape[2], k.shape[2]
+    scale = D**-0.5
+    mask = torch.from_numpy(visible_mask(Tq, Tk, window, q_start))
+    global_causal = window is None or window >= q_start + Tq
+    if softcap is None:
+        if Tq == 1 and global_causal:
+            return lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+        if global_causal and q_start == 0:
+            return lambda: torch.nn.functional.scaled_dot_product_attention(
+                q, k, v, is_causal=True, enable_gqa=True)
+        return lambda: torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, enable_gqa=True)
+
+    kr = k.repeat_interleave(HQ // HKV, dim=1)
+    vr = v.repeat_interleave(HQ // HKV, dim=1)
+
+    def explicit():
+        s = (q @ kr.transpose(-1, -2)) * scale
+        s = softcap * torch.tanh(s / softcap)
+        s = s.masked_fill(~mask, float("-inf"))
+        return torch.softmax(s, dim=-1) @ vr
+    return explicit
+
+
+def numpy_fn(q, k, v, window, softcap, q_start):
+    """The plain float32 NumPy path on [B, T, H, D] arrays, one head at a time."""
+    Tq, Tk = q.shape[1], k.shape[1]
+    mask = visible_mask(Tq, Tk, window, q_start)
+    scale = np.float32(D**-0.5)
+
+    def run():
+        out = np.empty_like(q)
+        for h in range(HQ):
+            kh, vh = k[0, :, h // (HQ // HKV)], v[0, :, h // (HQ // HKV)]
+            s = (q[0, :, h] @ kh.T) * scale
+            if softcap is not None:
+                s = softcap * np.tanh(s / softcap)
+            s = np.where(mask, s, -np.inf)
+            s = np.exp(s - s.max(-1, keepdims=True))
+            out[0, :, h] = (s / s.sum(-1, keepdims=True)) @ vh
+        return out
+    return run
+
+
+def copy_bandwidth(nbytes, repeat):
+    src = np.ones(nbytes // 4, np.float32)
+    dst = np.empty_like(src)
+    t = min_time(lambda: np.copyto(dst, src), repeat, warmup=2)
+    return nbytes / t  # bytes read per second (plus as many written)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes, few repeats (smoke run)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--repeat", type=int, default=None)
+    ap.add_argument("--no-numpy", action="store_true", help="skip the NumPy reference")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    gc.set_num_threads(args.threads)
+    repeat = args.repeat or (2 if args.quick else 5)
+    rng = np.random.default_rng(0)
+
+    if args.quick:
+        prefill = [(512, 512, None), (512, 512, 50.0)]
+        decode_tk = [1024]
+    else:
+        prefill = [(T, w, c) for T in (512, 2048, 4096) for w in (512, 4096) for c in (None, 50.0)]
+        decode_tk = [4096]
+
+    print(f"attention, float32, B={B} Hq={HQ} Hkv={HKV} D={D}, causal, threads={args.threads}, "
+          f"min of {repeat}; torch {torch.__version__}, gemmacpp {gc.__version__}")
+    hdr = (f"{'case':<34}{'gemmacpp ms':>12}{'GFLOP/s':>9}{'torch ms':>10}{'GFLOP/s':>9}"
+           f"{'vs torch':>9}{'numpy ms':>10}")
+    print(hdr)
+    print("-" * len(hdr))
+
+    def row(name, Tq, Tk, window, softcap, q_start):
+        q = rng.standard_normal((B, Tq, HQ, D), dtype=np.float32)
+        k = rng.standard_normal((B, Tk, HKV, D), dtype=np.float32)
+        v = rng.standard_normal((B, Tk, HKV, D), dtype=np.float32)
+        pairs = int(visible_mask(Tq, Tk, window, q_start).sum()) * HQ * B
+        gflop = pairs * 4 * D / 1e9
+        out = np.empty_like(q)
+        t_gc = min_time(lambda: gc.ops.attention(q, k, v, window=window, softcap=softcap,
+                                                 q_start=q_start, out=out), repeat)
+        tq, tk, tv = (torch.from_numpy(a).transpose(1, 2) for a in (q, k, v))
+        fn = torch_fn(tq, tk, tv, window, softcap, q_start)
+        want = fn()
+        err = np.abs(out - want.transpose(1, 2).numpy()).max()
+        assert err < 1e-4, f"{name}: gemmacpp and torch differ by {err}"
+        with torch.inference_mode():
+            t_torch = min_time(fn, repeat)
+        t_np = float("nan")
+        if not args.no_numpy:
+            t_np = min_time(numpy_fn(q, k, v, window, softcap, q_start), max(1, repeat // 2), 0)
+        print(f"{name:<34}{t_gc * 1e3:>12.3f}{gflop / t_gc:>9.1f}{t_torch * 1e3:>10.3f}"
+              f"{gflop / t_torch:>9.1f}{t_torch / t_gc:>8.2f}x{t_np * 1e3:>10.2f}")
+        return t_gc
+
+    for T, window, softcap in prefill:
+        name = f"prefill T={T} window={window}" + (f" softcap={softcap:g}" if softcap else "")
+        row(name, T, T, window, softcap, 0)
+
+    for Tk in decode_tk:
+        kv_bytes = 2 * B * Tk * HKV * D * 4
+        bw_copy = copy_bandwidth(kv_bytes, max(repeat, 5) * 4)
+        for window, softcap in ((None, None), (None, 50.0)):
+            name = f"decode Tk={Tk}" + (f" softcap={softcap:g}" if softcap else "")
+            t = row(name, 1, Tk, window, softcap, Tk - 1)
+            bw = kv_bytes / t
+            print(f"{'':<34}K+V read {kv_bytes / 2**20:.0f} MiB: {bw / 1e9:.1f} GB/s = "
+                  f"{bw / bw_copy:.0%} of memcpy ({bw_copy / 1e9:.1f} GB/s read, same bytes)")
+
+
+if __name__ == "__main__":
+    main()

@@ -18,6 +18,7 @@
 
 #include "csrc/core/threads.h"
 #include "csrc/cpu/dtype_dispatch.h"
+#include "hwy/aligned_allocator.h"
 
 // Target-independent pieces: tiling constants and the visibility rule.
 #ifndef GEMMACPP_CPU_ATTENTION_SHARED_
@@ -67,6 +68,15 @@ inline bool all_visible(const AttentionArgs& a, int64_t p0, int64_t p1, int64_t 
   return start >= r1.lo && t1 <= r0.hi;
 }
 
+// K and V of the key tiles that some query sees, converted to float32 once per call: tiles
+// [first_tile, first_tile + tiles) of every (batch, KV head). kt: [B][Hkv][tiles][D][ldk] (K
+// transposed, padded columns zero); vt: [B][Hkv][tiles][kKeyTile][ldv] (see PackedKLd/VLd).
+struct PackedKV {
+  float* kt = nullptr;
+  float* vt = nullptr;
+  int64_t first_tile = 0, tiles = 0;
+};
+
 }  // namespace gemmacpp::cpu::attn
 #endif
 
@@ -87,6 +97,12 @@ constexpr int kMR = 6;  // query rows per microkernel
 constexpr int kNR = 2;  // vectors of keys (scores) or of head dims (P V) per microkernel
 
 inline size_t RoundUp(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+// Row strides of the packed tiles, in floats. One extra cache line per row keeps the rows of a
+// tile (read down a column by the microkernels) from all landing in the same few L1 sets, as a
+// power-of-two stride would.
+inline size_t PackedKLd(size_t N) { return RoundUp(size_t(kKeyTile), kNR * N) + 16; }
+inline size_t PackedVLd(size_t D, size_t N) { return RoundUp(D, N) + 16; }
 
 // Scratch reused across tasks on one thread (grows, never shrinks).
 HWY_INLINE float* Scratch(std::vector<float>& buf, size_t n) {
@@ -165,7 +181,7 @@ HWY_INLINE void ValueBlock(const float* HWY_RESTRICT p, size_t ldp, size_t j0, s
 }
 
 template <int NR>
-HWY_INLINE void ScoreRows(int mr, const float* q, size_t ldq, const float* kt, size_t ldk,
+HWY_NOINLINE void ScoreRows(int mr, const float* q, size_t ldq, const float* kt, size_t ldk,
                           size_t D, float* s, size_t lds) {
   switch (mr) {
     case 1: return ScoreBlock<1, NR>(q, ldq, kt, ldk, D, s, lds);
@@ -178,7 +194,7 @@ HWY_INLINE void ScoreRows(int mr, const float* q, size_t ldq, const float* kt, s
 }
 
 template <int NV>
-HWY_INLINE void ValueRows(int mr, const float* p, size_t ldp, size_t j0, size_t j1,
+HWY_NOINLINE void ValueRows(int mr, const float* p, size_t ldp, size_t j0, size_t j1,
                           const float* v, size_t ldv, float* o, size_t ldo, const float* alpha) {
   switch (mr) {
     case 1: return ValueBlock<1, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
@@ -193,7 +209,7 @@ HWY_INLINE void ValueRows(int mr, const float* p, size_t ldp, size_t j0, size_t 
 // ---- softmax pieces ----------------------------------------------------------------------------
 
 // s[0..n) = cap * tanh(s / cap); n is a whole number of vectors.
-HWY_INLINE void SoftcapRow(float* s, size_t n, float cap) {
+HWY_NOINLINE void SoftcapRow(float* s, size_t n, float cap) {
   const DF df;
   const size_t N = hn::Lanes(df);
   const auto c = hn::Set(df, cap), inv = hn::Set(df, 1.0f / cap);
@@ -201,7 +217,7 @@ HWY_INLINE void SoftcapRow(float* s, size_t n, float cap) {
     hn::StoreU(hn::Mul(c, hn::Tanh(df, hn::Mul(hn::LoadU(df, s + i), inv))), df, s + i);
 }
 
-HWY_INLINE float MaxRow(const float* s, size_t n) {
+HWY_NOINLINE float MaxRow(const float* s, size_t n) {
   const DF df;
   const size_t N = hn::Lanes(df);
   auto m = hn::Set(df, kNegInf);
@@ -210,7 +226,7 @@ HWY_INLINE float MaxRow(const float* s, size_t n) {
 }
 
 // s[i] = exp(s[i] - m) in place (masked -inf entries become 0); returns their sum.
-HWY_INLINE float ExpRow(float* s, size_t n, float m) {
+HWY_NOINLINE float ExpRow(float* s, size_t n, float m) {
   const DF df;
   const size_t N = hn::Lanes(df);
   const auto vm = hn::Set(df, m);
@@ -242,12 +258,27 @@ HWY_INLINE float SoftmaxUpdate(float* s, size_t n, float& m, float& l) {
 // ---- prefill: tiled online softmax -------------------------------------------------------------
 
 struct PrefillScratch {
-  std::vector<float> q, o, s, kt, vt, m, l, alpha;
-  std::vector<size_t> cols;  // per row block: the key columns [c0, c1) of the tile it sees
+  std::vector<float> q, o, s, m, l, alpha;
 };
 
+// Converts one tile of tk keys and values to float32: K transposed into kt [D][ldk] with
+// columns [tk, ldk) zeroed, V into vt [tk][ldv] with zero padding.
 template <class T>
-void PrefillTask(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t i0, int64_t i1) {
+void PackTileT(const T* k, int64_t k_stride, const T* v, int64_t v_stride, size_t tk, size_t ldk,
+               size_t D, size_t ldv, float* HWY_RESTRICT kt, float* HWY_RESTRICT vt) {
+  static thread_local std::vector<float> row_buf;
+  float* row = Scratch(row_buf, ldv);
+  for (size_t jj = 0; jj < tk; ++jj) {
+    RowToF32(k + int64_t(jj) * k_stride, D, 1.0f, row);
+    for (size_t d = 0; d < D; ++d) kt[d * ldk + jj] = row[d];
+  }
+  for (size_t d = 0; d < D; ++d) std::fill(kt + d * ldk + tk, kt + (d + 1) * ldk, 0.0f);
+  for (size_t jj = 0; jj < tk; ++jj) RowToF32(v + int64_t(jj) * v_stride, D, 1.0f, vt + jj * ldv);
+}
+
+template <class T>
+void PrefillTask(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t kvh, int64_t i0,
+                 int64_t i1) {
   static thread_local PrefillScratch sc;
   const DF df;
   const size_t N = hn::Lanes(df);
@@ -255,22 +286,17 @@ void PrefillTask(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t i0, int
   const size_t D = size_t(a.D), Dp = RoundUp(D, N);
   const int64_t R = (i1 - i0) * G;  // rows: query-major, head-minor
   const size_t colb = kNR * N;      // key columns per score microkernel
-  const size_t TKp = RoundUp(size_t(kKeyTile), colb);
+  const size_t TKp = PackedKLd(N), ldv = PackedVLd(D, N);
 
   float* Q = Scratch(sc.q, R * Dp);
   float* O = Scratch(sc.o, R * Dp);
-  float* S = Scratch(sc.s, R * TKp);
-  float* Kt = Scratch(sc.kt, D * TKp);
-  float* Vt = Scratch(sc.vt, TKp * Dp);
+  float* S = Scratch(sc.s, kMR * TKp);  // one row block's scores, kept in L1
   float* M = Scratch(sc.m, R);
   float* L = Scratch(sc.l, R);
   float* A = Scratch(sc.alpha, R);
-  if (sc.cols.size() < size_t(2 * (R / kMR + 1))) sc.cols.resize(2 * (R / kMR + 1));
-  size_t* cols = sc.cols.data();
 
   const T* qb = static_cast<const T*>(a.q) + b * a.q_stride[0];
-  const T* kb = static_cast<const T*>(a.k) + b * a.k_stride[0] + kvh * a.k_stride[2];
-  const T* vb = static_cast<const T*>(a.v) + b * a.v_stride[0] + kvh * a.v_stride[2];
+  const int64_t kv_tiles = (b * a.Hkv + kvh) * kv.tiles;
   for (int64_t r = 0; r < R; ++r) {
     const int64_t i = i0 + r / G, h = kvh * G + r % G;
     RowToF32(qb + i * a.q_stride[1] + h * a.q_stride[2], D, a.scale, Q + r * Dp);
@@ -288,16 +314,10 @@ void PrefillTask(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t i0, int
     const size_t tk = size_t(t1 - t0);
     const bool full = all_visible(a, p0, p1, t0, t1);
 
-    // Pack K transposed [D][TKp] and V [tk][Dp], in float32.
-    for (size_t jj = 0; jj < tk; ++jj) {
-      float* tmp = Vt + jj * Dp;  // borrow V's row as conversion buffer
-      RowToF32(kb + (t0 + int64_t(jj)) * a.k_stride[1], D, 1.0f, tmp);
-      for (size_t d = 0; d < D; ++d) Kt[d * TKp + jj] = tmp[d];
-    }
     const size_t tkp = RoundUp(tk, colb);
-    for (size_t d = 0; d < D; ++d) std::fill(Kt + d * TKp + tk, Kt + d * TKp + tkp, 0.0f);
-    for (size_t jj = 0; jj < tk; ++jj)
-      RowToF32(vb + (t0 + int64_t(jj)) * a.v_stride[1], D, 1.0f, Vt + jj * Dp);
+    const int64_t ti = kv_tiles + t0 / kKeyTile - kv.first_tile;
+    const float* Kt = kv.kt + ti * D * TKp;
+    const float* Vt = kv.vt + ti * kKeyTile * ldv;
 
     // Scores, masks and the softmax update, one block of rows at a time; each block only
     // computes the key columns that some row of it can see.
@@ -311,12 +331,10 @@ void PrefillTask(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t i0, int
         c1 = RoundUp(size_t(vis.hi - t0), colb);
       }
       for (size_t c = c0; c < c1; c += colb)
-        ScoreRows<kNR>(mr, Q + r0 * Dp, Dp, Kt + c, TKp, D, S + r0 * TKp + c, TKp);
-      cols[2 * (r0 / kMR)] = c0;
-      cols[2 * (r0 / kMR) + 1] = std::min(c1, tk);
+        ScoreRows<kNR>(mr, Q + r0 * Dp, Dp, Kt + c, TKp, D, S + c, TKp);
       const bool block_full = full || all_visible(a, bp0, bp1, t0, t1);
       for (int r = 0; r < mr; ++r) {
-        float* s = S + (r0 + r) * TKp;
+        float* s = S + r * TKp;
         std::fill(s, s + c0, kNegInf);
         std::fill(s + c1, s + tkp, kNegInf);
         if (c0 < c1) {
@@ -330,23 +348,17 @@ void PrefillTask(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t i0, int
         }
         A[r0 + r] = SoftmaxUpdate(s, tkp, M[r0 + r], L[r0 + r]);
       }
-    }
 
-    // O = alpha * O + P V, head dims outer so a slice of V stays in L1 across row blocks.
-    const size_t dcol = kNR * N;
-    for (size_t dc = 0; dc < Dp; dc += dcol) {
-      const bool two = dc + dcol <= Dp;
-      for (int64_t r0 = 0; r0 < R; r0 += kMR) {
-        // A block that sees no key of this tile kept its max, so alpha = 1 and O is unchanged.
-        const size_t j0 = cols[2 * (r0 / kMR)], j1 = cols[2 * (r0 / kMR) + 1];
-        if (j0 >= j1) continue;
-        const int mr = int(std::min<int64_t>(kMR, R - r0));
-        if (two) {
-          ValueRows<kNR>(mr, S + r0 * TKp, TKp, j0, j1, Vt + dc, Dp, O + r0 * Dp + dc, Dp, A + r0);
-        } else {
-          ValueRows<1>(mr, S + r0 * TKp, TKp, j0, j1, Vt + dc, Dp, O + r0 * Dp + dc, Dp, A + r0);
-        }
-      }
+      // O = alpha * O + P V for this block while its P is in L1. A block that sees no key of
+      // this tile kept its max, so alpha = 1 and O is unchanged.
+      const size_t j0 = c0, j1 = std::min(c1, tk);
+      if (j0 >= j1) continue;
+      const size_t dcol = kNR * N;
+      size_t dc = 0;
+      for (; dc + dcol <= Dp; dc += dcol)
+        ValueRows<kNR>(mr, S, TKp, j0, j1, Vt + dc, ldv, O + r0 * Dp + dc, Dp, A + r0);
+      for (; dc < Dp; dc += N)
+        ValueRows<1>(mr, S, TKp, j0, j1, Vt + dc, ldv, O + r0 * Dp + dc, Dp, A + r0);
     }
   }
 
@@ -357,8 +369,27 @@ void PrefillTask(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t i0, int
   }
 }
 
-void Prefill(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t i0, int64_t i1) {
-  visit_float(a.dtype, [&](auto tag) { PrefillTask<decltype(tag)>(a, b, kvh, i0, i1); });
+void Prefill(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t kvh, int64_t i0,
+             int64_t i1) {
+  visit_float(a.dtype, [&](auto tag) { PrefillTask<decltype(tag)>(a, kv, b, kvh, i0, i1); });
+}
+
+// Packs tile `tile` (counted from kv.first_tile) of (b, kvh).
+void PackTile(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t kvh, int64_t tile) {
+  const size_t N = hn::Lanes(DF());
+  const size_t D = size_t(a.D), Dp = RoundUp(D, N);
+  const size_t TKp = PackedKLd(N), ldv = PackedVLd(D, N);
+  const int64_t t0 = (kv.first_tile + tile) * kKeyTile, tk = std::min(kKeyTile, a.Tk - t0);
+  const int64_t ti = (b * a.Hkv + kvh) * kv.tiles + tile;
+  visit_float(a.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* k = static_cast<const T*>(a.k) + b * a.k_stride[0] + kvh * a.k_stride[2] +
+                 t0 * a.k_stride[1];
+    const T* v = static_cast<const T*>(a.v) + b * a.v_stride[0] + kvh * a.v_stride[2] +
+                 t0 * a.v_stride[1];
+    PackTileT(k, a.k_stride[1], v, a.v_stride[1], size_t(tk), TKp, D, ldv, kv.kt + ti * D * TKp,
+              kv.vt + ti * kKeyTile * ldv);
+  });
 }
 
 // ---- decode: split-K partials and their combination ---------------------------------------------
@@ -528,6 +559,9 @@ void DecodeCombine(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t chunk
 }
 
 size_t Lanes() { return hn::Lanes(DF()); }
+// Floats per packed K tile and per packed V tile.
+size_t PackedKTile(size_t D) { return D * PackedKLd(hn::Lanes(DF())); }
+size_t PackedVTile(size_t D) { return size_t(kKeyTile) * PackedVLd(D, hn::Lanes(DF())); }
 
 }  // namespace gemmacpp::cpu::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
@@ -535,9 +569,12 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace gemmacpp::cpu {
 HWY_EXPORT(Prefill);
+HWY_EXPORT(PackTile);
 HWY_EXPORT(DecodeChunk);
 HWY_EXPORT(DecodeCombine);
 HWY_EXPORT(Lanes);
+HWY_EXPORT(PackedKTile);
+HWY_EXPORT(PackedVTile);
 
 namespace {
 
@@ -552,13 +589,32 @@ void zero_output(const AttentionArgs& a) {
 }
 
 void prefill(const AttentionArgs& a) {
+  const attn::Range span = attn::bounding_range(a, a.q_start, a.q_start + a.Tq - 1, 0, a.Tk);
+  if (span.lo >= span.hi) return zero_output(a);
+
+  // Convert the K/V tiles once, shared by all query blocks (rather than once per block).
+  attn::PackedKV kv;
+  kv.first_tile = span.lo / attn::kKeyTile;
+  kv.tiles = (span.hi + attn::kKeyTile - 1) / attn::kKeyTile - kv.first_tile;
+  const int64_t all_tiles = a.B * a.Hkv * kv.tiles;
+  auto kt = hwy::AllocateAligned<float>(size_t(all_tiles) *
+                                        HWY_DYNAMIC_DISPATCH(PackedKTile)(size_t(a.D)));
+  auto vt = hwy::AllocateAligned<float>(size_t(all_tiles) *
+                                        HWY_DYNAMIC_DISPATCH(PackedVTile)(size_t(a.D)));
+  kv.kt = kt.get();
+  kv.vt = vt.get();
+  parallel_for(all_tiles, [&](int64_t task, int) {
+    const int64_t bh = task / kv.tiles;
+    HWY_DYNAMIC_DISPATCH(PackTile)(a, kv, bh / a.Hkv, bh % a.Hkv, task % kv.tiles);
+  });
+
   const int64_t G = a.Hq / a.Hkv;
   const int64_t qb = std::max<int64_t>(1, attn::kRowsPerTask / G);
   const int64_t nqb = (a.Tq + qb - 1) / qb;
   parallel_for(a.B * a.Hkv * nqb, [&](int64_t task, int) {
     const int64_t blk = task % nqb, bh = task / nqb;
     const int64_t i0 = blk * qb, i1 = std::min(a.Tq, i0 + qb);
-    HWY_DYNAMIC_DISPATCH(Prefill)(a, bh / a.Hkv, bh % a.Hkv, i0, i1);
+    HWY_DYNAMIC_DISPATCH(Prefill)(a, kv, bh / a.Hkv, bh % a.Hkv, i0, i1);
   });
 }
 

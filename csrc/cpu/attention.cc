@@ -69,8 +69,8 @@ inline bool all_visible(const AttentionArgs& a, int64_t p0, int64_t p1, int64_t 
 }
 
 // K and V of the key tiles that some query sees, converted to float32 once per call: tiles
-// [first_tile, first_tile + tiles) of every (batch, KV head). kt: [B][Hkv][tiles][D][ldk] (K
-// transposed, padded columns zero); vt: [B][Hkv][tiles][kKeyTile][ldv] (see PackedKLd/VLd).
+// [first_tile, first_tile + tiles) of every (batch, KV head), each tile in the panel layout
+// described at PanelWidth. kt: [B][Hkv][tiles][K tile]; vt: [B][Hkv][tiles][V tile].
 struct PackedKV {
   float* kt = nullptr;
   float* vt = nullptr;
@@ -98,11 +98,11 @@ constexpr int kNR = 2;  // vectors of keys (scores) or of head dims (P V) per mi
 
 inline size_t RoundUp(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
-// Row strides of the packed tiles, in floats. One extra cache line per row keeps the rows of a
-// tile (read down a column by the microkernels) from all landing in the same few L1 sets, as a
-// power-of-two stride would.
-inline size_t PackedKLd(size_t N) { return RoundUp(size_t(kKeyTile), kNR * N) + 16; }
-inline size_t PackedVLd(size_t D, size_t N) { return RoundUp(D, N) + 16; }
+// Packed tiles are stored as panels W = kNR * N floats wide, so that each microkernel call reads
+// one contiguous block (no power-of-two strides fighting over L1 sets, prefetch-friendly):
+//   K tile: [kKeyTile / W][D][W]   (K transposed, key columns past the tile's end zero)
+//   V tile: [DW / W][kKeyTile][W]  (DW = D rounded up to W, zero-padded)
+inline size_t PanelWidth(size_t N) { return kNR * N; }
 
 // Scratch reused across tasks on one thread (grows, never shrinks).
 HWY_INLINE float* Scratch(std::vector<float>& buf, size_t n) {
@@ -261,19 +261,28 @@ struct PrefillScratch {
   std::vector<float> q, o, s, m, l, alpha;
 };
 
-// Converts one tile of tk keys and values to float32: K transposed into kt [D][ldk] with
-// columns [tk, ldk) zeroed, V into vt [tk][ldv] with zero padding.
+// Converts one tile of tk keys and values to float32 panels (layout at PanelWidth).
 template <class T>
-void PackTileT(const T* k, int64_t k_stride, const T* v, int64_t v_stride, size_t tk, size_t ldk,
-               size_t D, size_t ldv, float* HWY_RESTRICT kt, float* HWY_RESTRICT vt) {
+void PackTileT(const T* k, int64_t k_stride, const T* v, int64_t v_stride, size_t tk, size_t D,
+               size_t W, float* HWY_RESTRICT kt, float* HWY_RESTRICT vt) {
+  const size_t TK = size_t(kKeyTile), DW = RoundUp(D, W);
   static thread_local std::vector<float> row_buf;
-  float* row = Scratch(row_buf, ldv);
-  for (size_t jj = 0; jj < tk; ++jj) {
-    RowToF32(k + int64_t(jj) * k_stride, D, 1.0f, row);
-    for (size_t d = 0; d < D; ++d) kt[d * ldk + jj] = row[d];
+  float* row = Scratch(row_buf, DW);
+  std::fill(row, row + DW, 0.0f);
+  for (size_t jj = 0; jj < TK; ++jj) {
+    if (jj < tk) {
+      RowToF32(k + int64_t(jj) * k_stride, D, 1.0f, row);
+    } else {
+      std::fill(row, row + D, 0.0f);  // zero scores for the columns past the last key
+    }
+    float* col = kt + (jj / W) * D * W + jj % W;
+    for (size_t d = 0; d < D; ++d) col[d * W] = row[d];
   }
-  for (size_t d = 0; d < D; ++d) std::fill(kt + d * ldk + tk, kt + (d + 1) * ldk, 0.0f);
-  for (size_t jj = 0; jj < tk; ++jj) RowToF32(v + int64_t(jj) * v_stride, D, 1.0f, vt + jj * ldv);
+  for (size_t jj = 0; jj < tk; ++jj) {
+    RowToF32(v + int64_t(jj) * v_stride, D, 1.0f, row);
+    for (size_t pd = 0; pd < DW / W; ++pd)
+      std::memcpy(vt + (pd * TK + jj) * W, row + pd * W, W * sizeof(float));
+  }
 }
 
 template <class T>
@@ -283,10 +292,10 @@ void PrefillTask(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t 
   const DF df;
   const size_t N = hn::Lanes(df);
   const int64_t G = a.Hq / a.Hkv;
-  const size_t D = size_t(a.D), Dp = RoundUp(D, N);
+  const size_t colb = PanelWidth(N);  // key columns (or head dims) per microkernel call
+  const size_t D = size_t(a.D), Dp = RoundUp(D, colb), TK = size_t(kKeyTile);
   const int64_t R = (i1 - i0) * G;  // rows: query-major, head-minor
-  const size_t colb = kNR * N;      // key columns per score microkernel
-  const size_t TKp = PackedKLd(N), ldv = PackedVLd(D, N);
+  const size_t TKp = TK;            // row stride of the score block
 
   float* Q = Scratch(sc.q, R * Dp);
   float* O = Scratch(sc.o, R * Dp);
@@ -316,8 +325,8 @@ void PrefillTask(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t 
 
     const size_t tkp = RoundUp(tk, colb);
     const int64_t ti = kv_tiles + t0 / kKeyTile - kv.first_tile;
-    const float* Kt = kv.kt + ti * D * TKp;
-    const float* Vt = kv.vt + ti * kKeyTile * ldv;
+    const float* Kt = kv.kt + ti * D * TK;
+    const float* Vt = kv.vt + ti * TK * Dp;
 
     // Scores, masks and the softmax update, one block of rows at a time; each block only
     // computes the key columns that some row of it can see.
@@ -331,7 +340,7 @@ void PrefillTask(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t 
         c1 = RoundUp(size_t(vis.hi - t0), colb);
       }
       for (size_t c = c0; c < c1; c += colb)
-        ScoreRows<kNR>(mr, Q + r0 * Dp, Dp, Kt + c, TKp, D, S + c, TKp);
+        ScoreRows<kNR>(mr, Q + r0 * Dp, Dp, Kt + c * D, colb, D, S + c, TKp);
       const bool block_full = full || all_visible(a, bp0, bp1, t0, t1);
       for (int r = 0; r < mr; ++r) {
         float* s = S + r * TKp;
@@ -353,12 +362,8 @@ void PrefillTask(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t 
       // this tile kept its max, so alpha = 1 and O is unchanged.
       const size_t j0 = c0, j1 = std::min(c1, tk);
       if (j0 >= j1) continue;
-      const size_t dcol = kNR * N;
-      size_t dc = 0;
-      for (; dc + dcol <= Dp; dc += dcol)
-        ValueRows<kNR>(mr, S, TKp, j0, j1, Vt + dc, ldv, O + r0 * Dp + dc, Dp, A + r0);
-      for (; dc < Dp; dc += N)
-        ValueRows<1>(mr, S, TKp, j0, j1, Vt + dc, ldv, O + r0 * Dp + dc, Dp, A + r0);
+      for (size_t dc = 0; dc < Dp; dc += colb)
+        ValueRows<kNR>(mr, S, TKp, j0, j1, Vt + dc * TK, colb, O + r0 * Dp + dc, Dp, A + r0);
     }
   }
 
@@ -377,8 +382,7 @@ void Prefill(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t kvh,
 // Packs tile `tile` (counted from kv.first_tile) of (b, kvh).
 void PackTile(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t kvh, int64_t tile) {
   const size_t N = hn::Lanes(DF());
-  const size_t D = size_t(a.D), Dp = RoundUp(D, N);
-  const size_t TKp = PackedKLd(N), ldv = PackedVLd(D, N);
+  const size_t D = size_t(a.D), W = PanelWidth(N), TK = size_t(kKeyTile);
   const int64_t t0 = (kv.first_tile + tile) * kKeyTile, tk = std::min(kKeyTile, a.Tk - t0);
   const int64_t ti = (b * a.Hkv + kvh) * kv.tiles + tile;
   visit_float(a.dtype, [&](auto tag) {
@@ -387,8 +391,8 @@ void PackTile(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t kvh
                  t0 * a.k_stride[1];
     const T* v = static_cast<const T*>(a.v) + b * a.v_stride[0] + kvh * a.v_stride[2] +
                  t0 * a.v_stride[1];
-    PackTileT(k, a.k_stride[1], v, a.v_stride[1], size_t(tk), TKp, D, ldv, kv.kt + ti * D * TKp,
-              kv.vt + ti * kKeyTile * ldv);
+    PackTileT(k, a.k_stride[1], v, a.v_stride[1], size_t(tk), D, W, kv.kt + ti * TK * D,
+              kv.vt + ti * TK * RoundUp(D, W));
   });
 }
 
@@ -560,8 +564,8 @@ void DecodeCombine(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t chunk
 
 size_t Lanes() { return hn::Lanes(DF()); }
 // Floats per packed K tile and per packed V tile.
-size_t PackedKTile(size_t D) { return D * PackedKLd(hn::Lanes(DF())); }
-size_t PackedVTile(size_t D) { return size_t(kKeyTile) * PackedVLd(D, hn::Lanes(DF())); }
+size_t PackedKTile(size_t D) { return size_t(kKeyTile) * D; }
+size_t PackedVTile(size_t D) { return size_t(kKeyTile) * RoundUp(D, PanelWidth(hn::Lanes(DF()))); }
 
 }  // namespace gemmacpp::cpu::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();

@@ -27,7 +27,7 @@ namespace gemmacpp::cpu::attn {
 
 constexpr int64_t kKeyTile = 64;          // keys per prefill tile
 constexpr int64_t kRowsPerTask = 128;     // prefill rows (queries x heads of a group) per task
-constexpr int64_t kDecodeChunk = 512;     // keys per split-K chunk
+constexpr int64_t kDecodeChunk = 256;     // keys per split-K chunk
 constexpr int64_t kDecodeMaxQueries = 4;  // Tq up to this takes the split-K path
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
@@ -457,100 +457,109 @@ struct DecodeScratch {
   std::vector<float> q, s;
 };
 
-// Partial attention of all rows of (b, kvh) over the keys of chunk c. part: O [R][Dp] (not
-// normalised), then m [R], then l [R].
+// Partial attention of every query row of batch b over the keys of chunk c, all KV heads in one
+// pass so that the chunk's K and V are read front to back (the [T, H, D] layout interleaves the
+// heads; reading one head at a time would touch 1 KiB of every 4 KiB page and defeat the
+// prefetchers). Rows: KV head major, then query, then head of the group (RT = Tq * Hq).
+// part: O [RT][Dp] (not normalised), then m [RT], then l [RT].
 template <class T>
-void DecodeChunkTask(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t c, float* part) {
+void DecodeChunkTask(const AttentionArgs& a, int64_t b, int64_t c, float* part) {
   static thread_local DecodeScratch sc;
   const DF df;
   const size_t N = hn::Lanes(df);
-  const int64_t G = a.Hq / a.Hkv, R = a.Tq * G;
+  const int64_t G = a.Hq / a.Hkv, R = a.Tq * G, RT = a.Tq * a.Hq;
   const size_t D = size_t(a.D), Dp = RoundUp(D, N);
   float* O = part;
-  float* M = part + R * Dp;
-  float* L = M + R;
-  std::fill(O, O + R * Dp, 0.0f);
-  std::fill(M, M + R, kNegInf);
-  std::fill(L, L + R, 0.0f);
+  float* M = part + RT * Dp;
+  float* L = M + RT;
+  std::fill(O, O + RT * Dp, 0.0f);
+  std::fill(M, M + RT, kNegInf);
+  std::fill(L, L + RT, 0.0f);
 
   const int64_t t0 = c * kDecodeChunk, t1 = std::min(t0 + kDecodeChunk, a.Tk);
-  const int64_t p0 = a.q_start, p1 = a.q_start + a.Tq - 1;
-  const Range vis = bounding_range(a, p0, p1, t0, t1);
+  const Range vis = bounding_range(a, a.q_start, a.q_start + a.Tq - 1, t0, t1);
   if (vis.lo >= vis.hi) return;  // chunk invisible to every query
-  // Whole groups of 4 keys from the first visible one (clipped at t1; the tail is padded).
+  // Whole groups of 4 keys from the first visible one; the tail repeats the last key.
   const int64_t j0 = vis.lo, n = vis.hi - vis.lo, n4 = (n + 3) / 4 * 4;
   const size_t lds = RoundUp(size_t(n4), N);
 
-  float* Q = Scratch(sc.q, R * Dp);
-  float* S = Scratch(sc.s, R * lds);
+  float* Q = Scratch(sc.q, RT * Dp);
+  float* S = Scratch(sc.s, RT * lds);
   const T* qb = static_cast<const T*>(a.q) + b * a.q_stride[0];
-  const T* kb = static_cast<const T*>(a.k) + b * a.k_stride[0] + kvh * a.k_stride[2];
-  const T* vb = static_cast<const T*>(a.v) + b * a.v_stride[0] + kvh * a.v_stride[2];
-  for (int64_t r = 0; r < R; ++r) {
-    const int64_t i = r / G, h = kvh * G + r % G;
-    RowToF32(qb + i * a.q_stride[1] + h * a.q_stride[2], D, a.scale, Q + r * Dp);
+  const T* kb = static_cast<const T*>(a.k) + b * a.k_stride[0];
+  const T* vb = static_cast<const T*>(a.v) + b * a.v_stride[0];
+  for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) {
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t i = r / G, h = kvh * G + r % G;
+      RowToF32(qb + i * a.q_stride[1] + h * a.q_stride[2], D, a.scale, Q + (kvh * R + r) * Dp);
+    }
   }
-  // Key rows of the group starting at j, the ones past the visible range repeating the last.
-  auto key_row = [&](const T* base, int64_t stride, int64_t j) {
-    return base + std::min(j, vis.hi - 1) * stride;
+  auto row = [&](const T* base, const int64_t* stride, int64_t j, int64_t kvh) {
+    return base + std::min(j, vis.hi - 1) * stride[1] + kvh * stride[2];
   };
 
   for (int64_t j = 0; j < n4; j += 4) {
-    const T* k0 = key_row(kb, a.k_stride[1], j0 + j);
-    const T* k1 = key_row(kb, a.k_stride[1], j0 + j + 1);
-    const T* k2 = key_row(kb, a.k_stride[1], j0 + j + 2);
-    const T* k3 = key_row(kb, a.k_stride[1], j0 + j + 3);
-    for (int64_t r = 0; r < R; ++r) Dot4(Q + r * Dp, k0, k1, k2, k3, D, S + r * lds + j);
+    for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) {
+      const T* k0 = row(kb, a.k_stride, j0 + j, kvh);
+      const T* k1 = row(kb, a.k_stride, j0 + j + 1, kvh);
+      const T* k2 = row(kb, a.k_stride, j0 + j + 2, kvh);
+      const T* k3 = row(kb, a.k_stride, j0 + j + 3, kvh);
+      for (int64_t r = kvh * R; r < (kvh + 1) * R; ++r)
+        Dot4(Q + r * Dp, k0, k1, k2, k3, D, S + r * lds + j);
+    }
   }
-  for (int64_t r = 0; r < R; ++r) {
+  for (int64_t r = 0; r < RT; ++r) {
     float* s = S + r * lds;
     if (a.softcap > 0) SoftcapRow(s, lds, a.softcap);
-    const Range rr = main_range(a, a.q_start + r / G);
+    const Range rr = main_range(a, a.q_start + (r % R) / G);
     for (int64_t j = 0; j < n; ++j)
       if (!visible(a, rr, j0 + j)) s[j] = kNegInf;
     std::fill(s + n, s + lds, kNegInf);
     SoftmaxUpdate(s, lds, M[r], L[r]);
   }
   for (int64_t j = 0; j < n4; j += 4) {
-    Axpy4(S + j, lds, R, key_row(vb, a.v_stride[1], j0 + j), key_row(vb, a.v_stride[1], j0 + j + 1),
-          key_row(vb, a.v_stride[1], j0 + j + 2), key_row(vb, a.v_stride[1], j0 + j + 3), D, O, Dp);
+    for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) {
+      Axpy4(S + kvh * R * lds + j, lds, R, row(vb, a.v_stride, j0 + j, kvh),
+            row(vb, a.v_stride, j0 + j + 1, kvh), row(vb, a.v_stride, j0 + j + 2, kvh),
+            row(vb, a.v_stride, j0 + j + 3, kvh), D, O + kvh * R * Dp, Dp);
+    }
   }
 }
 
-void DecodeChunk(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t c, float* part) {
-  visit_float(a.dtype, [&](auto tag) { DecodeChunkTask<decltype(tag)>(a, b, kvh, c, part); });
+void DecodeChunk(const AttentionArgs& a, int64_t b, int64_t c, float* part) {
+  visit_float(a.dtype, [&](auto tag) { DecodeChunkTask<decltype(tag)>(a, b, c, part); });
 }
 
-// out rows of (b, kvh) = the partials of its chunks merged in chunk order.
+// The output rows of (b, kvh): the partials of batch b's chunks merged in chunk order.
 template <class T>
 void DecodeCombineTask(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t chunks,
                        const float* parts, size_t part_size) {
   const DF df;
   const size_t N = hn::Lanes(df);
-  const int64_t G = a.Hq / a.Hkv, R = a.Tq * G;
+  const int64_t G = a.Hq / a.Hkv, R = a.Tq * G, RT = a.Tq * a.Hq;
   const size_t D = size_t(a.D), Dp = RoundUp(D, N);
   static thread_local std::vector<float> acc_buf;
   float* acc = Scratch(acc_buf, Dp);
   T* ob = static_cast<T*>(a.out) + b * a.out_stride[0];
-  for (int64_t r = 0; r < R; ++r) {
+  for (int64_t r = kvh * R; r < (kvh + 1) * R; ++r) {
     float m = kNegInf;
-    for (int64_t c = 0; c < chunks; ++c) m = std::max(m, parts[c * part_size + R * Dp + r]);
+    for (int64_t c = 0; c < chunks; ++c) m = std::max(m, parts[c * part_size + RT * Dp + r]);
     std::fill(acc, acc + Dp, 0.0f);
     float l = 0.0f;
     if (m != kNegInf) {
       for (int64_t c = 0; c < chunks; ++c) {
         const float* p = parts + c * part_size;
-        const float mc = p[R * Dp + r];
+        const float mc = p[RT * Dp + r];
         if (mc == kNegInf) continue;
         const float w = std::exp(mc - m);
-        l += w * p[R * Dp + R + r];
+        l += w * p[RT * Dp + RT + r];
         const auto vw = hn::Set(df, w);
         for (size_t d = 0; d < Dp; d += N)
           hn::StoreU(hn::MulAdd(vw, hn::LoadU(df, p + r * Dp + d), hn::LoadU(df, acc + d)), df,
                      acc + d);
       }
     }
-    const int64_t i = r / G, h = kvh * G + r % G;
+    const int64_t i = (r % R) / G, h = kvh * G + r % G;
     RowFromF32(acc, D, l > 0 ? 1.0f / l : 0.0f, ob + i * a.out_stride[1] + h * a.out_stride[2]);
   }
 }
@@ -624,18 +633,18 @@ void prefill(const AttentionArgs& a) {
 
 void decode(const AttentionArgs& a) {
   const size_t N = HWY_DYNAMIC_DISPATCH(Lanes)();
-  const int64_t R = a.Tq * (a.Hq / a.Hkv);
   const size_t Dp = (size_t(a.D) + N - 1) / N * N;
-  const size_t part_size = size_t(R) * (Dp + 2);
+  const size_t part_size = size_t(a.Tq * a.Hq) * (Dp + 2);
   const int64_t chunks = (a.Tk + attn::kDecodeChunk - 1) / attn::kDecodeChunk;
-  std::vector<float> parts(size_t(a.B * a.Hkv * chunks) * part_size);
-  parallel_for(a.B * a.Hkv * chunks, [&](int64_t task, int) {
-    HWY_DYNAMIC_DISPATCH(DecodeChunk)(a, task / chunks / a.Hkv, task / chunks % a.Hkv,
-                                      task % chunks, parts.data() + task * part_size);
+  auto parts = hwy::AllocateAligned<float>(size_t(a.B * chunks) * part_size);
+  parallel_for(a.B * chunks, [&](int64_t task, int) {
+    HWY_DYNAMIC_DISPATCH(DecodeChunk)(a, task / chunks, task % chunks,
+                                      parts.get() + task * part_size);
   });
   parallel_for(a.B * a.Hkv, [&](int64_t task, int) {
     HWY_DYNAMIC_DISPATCH(DecodeCombine)(a, task / a.Hkv, task % a.Hkv, chunks,
-                                        parts.data() + task * chunks * part_size, part_size);
+                                        parts.get() + task / a.Hkv * chunks * part_size,
+                                        part_size);
   });
 }
 

@@ -398,56 +398,54 @@ void PackTile(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t kvh
 
 // ---- decode: split-K partials and their combination ---------------------------------------------
 
-// sum_d q[d] * k_t[d] for 4 keys at once; q is float32 padded to whole vectors.
+// Loads element d.. of a key or value row as float32; `tail` = D - d when fewer than a vector.
 template <class T>
-HWY_INLINE void Dot4(const float* q, const T* k0, const T* k1, const T* k2, const T* k3, size_t D,
-                     float* out) {
+HWY_INLINE hn::Vec<DF> LoadRow(const T* p, size_t d, size_t tail) {
   const DF df;
-  const size_t N = hn::Lanes(df);
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-  size_t d = 0;
-  for (; d + N <= D; d += N) {
-    const auto qv = hn::LoadU(df, q + d);
-    a0 = hn::MulAdd(qv, LoadF32(df, k0 + d), a0);
-    a1 = hn::MulAdd(qv, LoadF32(df, k1 + d), a1);
-    a2 = hn::MulAdd(qv, LoadF32(df, k2 + d), a2);
-    a3 = hn::MulAdd(qv, LoadF32(df, k3 + d), a3);
-  }
-  if (d < D) {
-    const auto qv = hn::LoadU(df, q + d);
-    a0 = hn::MulAdd(qv, LoadF32Partial(df, k0 + d, D - d), a0);
-    a1 = hn::MulAdd(qv, LoadF32Partial(df, k1 + d, D - d), a1);
-    a2 = hn::MulAdd(qv, LoadF32Partial(df, k2 + d, D - d), a2);
-    a3 = hn::MulAdd(qv, LoadF32Partial(df, k3 + d, D - d), a3);
-  }
-  out[0] = hn::GetLane(hn::SumOfLanes(df, a0));
-  out[1] = hn::GetLane(hn::SumOfLanes(df, a1));
-  out[2] = hn::GetLane(hn::SumOfLanes(df, a2));
-  out[3] = hn::GetLane(hn::SumOfLanes(df, a3));
+  return tail ? LoadF32Partial(df, p + d, tail) : LoadF32(df, p + d);
 }
 
-// o[r][..] += sum_t p[r][t] * v_t[..] for 4 value rows and R output rows.
-template <class T>
-HWY_INLINE void Axpy4(const float* p, size_t ldp, int64_t R, const T* v0, const T* v1,
-                      const T* v2, const T* v3, size_t D, float* o, size_t ldo) {
+// Scores of NQ (1 or 2) query rows against 4 keys: out[r * lds + t] = sum_d q_r[d] * k_t[d].
+// q rows are float32 padded to whole vectors (stride ldq); each key vector is loaded once for
+// both rows.
+template <int NQ, class T>
+HWY_INLINE void Dot4(const float* q, size_t ldq, const T* const* k, size_t D, float* out,
+                     size_t lds) {
   const DF df;
   const size_t N = hn::Lanes(df);
+  hn::Vec<DF> acc[NQ][4];
+  for (int r = 0; r < NQ; ++r)
+    for (int t = 0; t < 4; ++t) acc[r][t] = hn::Zero(df);
   for (size_t d = 0; d < D; d += N) {
-    hn::Vec<DF> x0, x1, x2, x3;
-    if (d + N <= D) {
-      x0 = LoadF32(df, v0 + d), x1 = LoadF32(df, v1 + d);
-      x2 = LoadF32(df, v2 + d), x3 = LoadF32(df, v3 + d);
-    } else {
-      x0 = LoadF32Partial(df, v0 + d, D - d), x1 = LoadF32Partial(df, v1 + d, D - d);
-      x2 = LoadF32Partial(df, v2 + d, D - d), x3 = LoadF32Partial(df, v3 + d, D - d);
+    const size_t tail = d + N <= D ? 0 : D - d;
+    hn::Vec<DF> kv[4];
+    for (int t = 0; t < 4; ++t) kv[t] = LoadRow(k[t], d, tail);
+    for (int r = 0; r < NQ; ++r) {
+      const auto qv = hn::LoadU(df, q + r * ldq + d);
+      for (int t = 0; t < 4; ++t) acc[r][t] = hn::MulAdd(qv, kv[t], acc[r][t]);
     }
-    for (int64_t r = 0; r < R; ++r) {
-      const float* pr = p + r * ldp;
+  }
+  for (int r = 0; r < NQ; ++r)
+    for (int t = 0; t < 4; ++t) out[r * lds + t] = hn::GetLane(hn::SumOfLanes(df, acc[r][t]));
+}
+
+// o_r[..] += sum_t p_r[t] * v_t[..] for NQ (1 or 2) output rows (stride ldo) and 4 value rows;
+// the 4 * NQ probabilities stay in registers across the head dimension.
+template <int NQ, class T>
+HWY_INLINE void Axpy4(const float* p, size_t ldp, const T* const* v, size_t D, float* o,
+                      size_t ldo) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  hn::Vec<DF> pv[NQ][4];
+  for (int r = 0; r < NQ; ++r)
+    for (int t = 0; t < 4; ++t) pv[r][t] = hn::Set(df, p[r * ldp + t]);
+  for (size_t d = 0; d < D; d += N) {
+    const size_t tail = d + N <= D ? 0 : D - d;
+    hn::Vec<DF> x[4];
+    for (int t = 0; t < 4; ++t) x[t] = LoadRow(v[t], d, tail);
+    for (int r = 0; r < NQ; ++r) {
       auto acc = hn::LoadU(df, o + r * ldo + d);
-      acc = hn::MulAdd(hn::Set(df, pr[0]), x0, acc);
-      acc = hn::MulAdd(hn::Set(df, pr[1]), x1, acc);
-      acc = hn::MulAdd(hn::Set(df, pr[2]), x2, acc);
-      acc = hn::MulAdd(hn::Set(df, pr[3]), x3, acc);
+      for (int t = 0; t < 4; ++t) acc = hn::MulAdd(pv[r][t], x[t], acc);
       hn::StoreU(acc, df, o + r * ldo + d);
     }
   }
@@ -494,18 +492,19 @@ void DecodeChunkTask(const AttentionArgs& a, int64_t b, int64_t c, float* part) 
       RowToF32(qb + i * a.q_stride[1] + h * a.q_stride[2], D, a.scale, Q + (kvh * R + r) * Dp);
     }
   }
-  auto row = [&](const T* base, const int64_t* stride, int64_t j, int64_t kvh) {
-    return base + std::min(j, vis.hi - 1) * stride[1] + kvh * stride[2];
+  // The 4 rows of key group j of head kvh; past the visible range the last key repeats.
+  auto rows4 = [&](const T* base, const int64_t* stride, int64_t j, int64_t kvh, const T** out) {
+    for (int t = 0; t < 4; ++t)
+      out[t] = base + std::min(j0 + j + t, vis.hi - 1) * stride[1] + kvh * stride[2];
   };
 
   for (int64_t j = 0; j < n4; j += 4) {
     for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) {
-      const T* k0 = row(kb, a.k_stride, j0 + j, kvh);
-      const T* k1 = row(kb, a.k_stride, j0 + j + 1, kvh);
-      const T* k2 = row(kb, a.k_stride, j0 + j + 2, kvh);
-      const T* k3 = row(kb, a.k_stride, j0 + j + 3, kvh);
-      for (int64_t r = kvh * R; r < (kvh + 1) * R; ++r)
-        Dot4(Q + r * Dp, k0, k1, k2, k3, D, S + r * lds + j);
+      const T* k4[4];
+      rows4(kb, a.k_stride, j, kvh, k4);
+      int64_t r = kvh * R;
+      for (; r + 2 <= (kvh + 1) * R; r += 2) Dot4<2>(Q + r * Dp, Dp, k4, D, S + r * lds + j, lds);
+      if (r < (kvh + 1) * R) Dot4<1>(Q + r * Dp, Dp, k4, D, S + r * lds + j, lds);
     }
   }
   for (int64_t r = 0; r < RT; ++r) {
@@ -519,9 +518,11 @@ void DecodeChunkTask(const AttentionArgs& a, int64_t b, int64_t c, float* part) 
   }
   for (int64_t j = 0; j < n4; j += 4) {
     for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) {
-      Axpy4(S + kvh * R * lds + j, lds, R, row(vb, a.v_stride, j0 + j, kvh),
-            row(vb, a.v_stride, j0 + j + 1, kvh), row(vb, a.v_stride, j0 + j + 2, kvh),
-            row(vb, a.v_stride, j0 + j + 3, kvh), D, O + kvh * R * Dp, Dp);
+      const T* v4[4];
+      rows4(vb, a.v_stride, j, kvh, v4);
+      int64_t r = kvh * R;
+      for (; r + 2 <= (kvh + 1) * R; r += 2) Axpy4<2>(S + r * lds + j, lds, v4, D, O + r * Dp, Dp);
+      if (r < (kvh + 1) * R) Axpy4<1>(S + r * lds + j, lds, v4, D, O + r * Dp, Dp);
     }
   }
 }

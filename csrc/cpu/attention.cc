@@ -1,13 +1,17 @@
 // CPU attention. Two kernels share one masking model and one online-softmax update:
-//  * prefill: one task = (batch, KV head, block of queries) holding ALL query heads of that KV
-//    group as rows, so each K/V tile is read and converted once per group. K tiles are packed
-//    to float32 transposed [D][tile] so S = Q K^T is a broadcast-FMA microkernel (MR rows x NR
-//    vectors of keys); V tiles are packed to float32 [tile][D] and P V is the same microkernel
-//    shape (broadcast P, FMA with V rows). Tiles wholly masked are skipped, element masks are
-//    applied only on boundary tiles, and the full score matrix never exists.
-//  * decode (few queries): split-K. Keys are cut into fixed chunks; one task = (batch, KV head,
-//    chunk) computes a partial (max, sum, unnormalised output), and the partials are combined in
-//    chunk order. Chunk boundaries depend only on Tk, so results do not depend on thread count.
+//  * prefill: K and V tiles (kKeyTile keys) that some query sees are first converted to float32
+//    once per call, K transposed, both in panels (see PanelWidth), which also handles f16/bf16
+//    in one place. Then one task = (batch, KV head, block of queries) holds ALL query heads of
+//    that KV group as rows, so each tile is read once per group. S = Q K^T is a broadcast-FMA
+//    microkernel (kMR rows x kNR vectors of keys) and P V the same shape (broadcast P, FMA with V
+//    rows), with an online softmax in between. Tiles no query of a task sees are skipped, each
+//    block of rows only computes the key columns it can see, element masks are applied only on
+//    boundary tiles, and the full score matrix never exists.
+//  * decode (few queries): split-K (flash-decoding). Keys are cut into fixed chunks; one task =
+//    (batch, chunk) computes, for every query row of every head, a partial (max, sum,
+//    unnormalised output), and the partials are merged in chunk order.
+// Task boundaries depend only on the shape, each task writes its own outputs, and reductions run
+// in a fixed order, so results are bitwise identical for any thread count.
 #include "csrc/cpu/attention.h"
 
 #include <algorithm>
@@ -603,6 +607,9 @@ void zero_output(const AttentionArgs& a) {
 }
 
 void prefill(const AttentionArgs& a) {
+  // The panels of a K tile must tile it exactly (true for vectors up to 1024 bits).
+  GC_CHECK(attn::kKeyTile % (2 * HWY_DYNAMIC_DISPATCH(Lanes)()) == 0, NotImplementedError,
+           "attention: the CPU kernel does not support this vector length");
   const attn::Range span = attn::bounding_range(a, a.q_start, a.q_start + a.Tq - 1, 0, a.Tk);
   if (span.lo >= span.hi) return zero_output(a);
 

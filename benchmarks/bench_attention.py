@@ -35,6 +35,8 @@ def min_times(fns, repeat, warmup=1):
     best = [float("inf")] * len(fns)
     for _ in range(repeat):
         for i, fn in enumerate(fns):
+            if len(fns) > 1:
+                time.sleep(0.005)  # let the other library's worker threads stop spinning
             t = time.perf_counter()
             fn()
             best[i] = min(best[i], time.perf_counter() - t)
@@ -141,6 +143,7 @@ def main():
         t_np = float("nan")
         if not args.no_numpy:
             t_np = min_time(numpy_fn(q, k, v, window, softcap, q_start), max(1, repeat // 2), 0)
+            time.sleep(0.5)  # OpenBLAS threads spin for a while after a call
         print(f"{name:<34}{t_gc * 1e3:>12.3f}{gflop / t_gc:>9.1f}{t_torch * 1e3:>10.3f}"
               f"{gflop / t_torch:>9.1f}{t_torch / t_gc:>8.2f}x{t_np * 1e3:>10.2f}")
         return t_gc

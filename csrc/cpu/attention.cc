@@ -327,7 +327,6 @@ void PrefillTask(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t 
     const size_t tk = size_t(t1 - t0);
     const bool full = all_visible(a, p0, p1, t0, t1);
 
-    const size_t tkp = RoundUp(tk, colb);
     const int64_t ti = kv_tiles + t0 / kKeyTile - kv.first_tile;
     const float* Kt = kv.kt + ti * D * TK;
     const float* Vt = kv.vt + ti * TK * Dp;
@@ -347,9 +346,8 @@ void PrefillTask(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t 
         ScoreRows<kNR>(mr, Q + r0 * Dp, Dp, Kt + c * D, colb, D, S + c, TKp);
       const bool block_full = full || all_visible(a, bp0, bp1, t0, t1);
       for (int r = 0; r < mr; ++r) {
+        // Only columns [c0, c1) exist for this block: P V reads no others.
         float* s = S + r * TKp;
-        std::fill(s, s + c0, kNegInf);
-        std::fill(s + c1, s + tkp, kNegInf);
         if (c0 < c1) {
           if (a.softcap > 0) SoftcapRow(s + c0, c1 - c0, a.softcap);
           if (!block_full) {
@@ -359,7 +357,7 @@ void PrefillTask(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t 
           }
           if (tk < c1) std::fill(s + std::max(tk, c0), s + c1, kNegInf);  // padding past Tk
         }
-        A[r0 + r] = SoftmaxUpdate(s, tkp, M[r0 + r], L[r0 + r]);
+        A[r0 + r] = SoftmaxUpdate(s + c0, c1 - c0, M[r0 + r], L[r0 + r]);
       }
 
       // O = alpha * O + P V for this block while its P is in L1. A block that sees no key of

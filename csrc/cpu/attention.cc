@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <vector>
 
 #include "csrc/core/threads.h"
@@ -604,6 +605,39 @@ void zero_output(const AttentionArgs& a) {
                     0, size_t(a.D) * es);  // all-zero bits are +0 in every float format
 }
 
+// Memory for the packed K/V tiles. Fresh pages cost a fault and a zeroing each (several percent
+// of a short prefill), so one buffer of up to kPackCacheFloats is kept between calls; a call
+// that finds it in use by another thread, or needs more, allocates its own.
+constexpr size_t kPackCacheFloats = size_t(16) << 20;  // 64 MiB
+class PackBuffer {
+ public:
+  explicit PackBuffer(size_t n) : lock_(mutex(), std::try_to_lock) {
+    if (lock_.owns_lock() && n <= kPackCacheFloats) {
+      if (cache_size() < n) {
+        cache() = hwy::AllocateAligned<float>(n);
+        cache_size() = n;
+      }
+      data_ = cache().get();
+      return;
+    }
+    if (lock_.owns_lock()) lock_.unlock();
+    own_ = hwy::AllocateAligned<float>(n);
+    data_ = own_.get();
+  }
+  float* data() const { return data_; }
+
+ private:
+  static std::mutex& mutex() { static std::mutex m; return m; }
+  static hwy::AlignedFreeUniquePtr<float[]>& cache() {
+    static hwy::AlignedFreeUniquePtr<float[]> c(nullptr, hwy::AlignedFreer());
+    return c;
+  }
+  static size_t& cache_size() { static size_t n = 0; return n; }
+  std::unique_lock<std::mutex> lock_;
+  hwy::AlignedFreeUniquePtr<float[]> own_{nullptr, hwy::AlignedFreer()};
+  float* data_ = nullptr;
+};
+
 void prefill(const AttentionArgs& a) {
   // The panels of a K tile must tile it exactly (true for vectors up to 1024 bits).
   GC_CHECK(attn::kKeyTile % (2 * HWY_DYNAMIC_DISPATCH(Lanes)()) == 0, NotImplementedError,
@@ -616,12 +650,11 @@ void prefill(const AttentionArgs& a) {
   kv.first_tile = span.lo / attn::kKeyTile;
   kv.tiles = (span.hi + attn::kKeyTile - 1) / attn::kKeyTile - kv.first_tile;
   const int64_t all_tiles = a.B * a.Hkv * kv.tiles;
-  auto kt = hwy::AllocateAligned<float>(size_t(all_tiles) *
-                                        HWY_DYNAMIC_DISPATCH(PackedKTile)(size_t(a.D)));
-  auto vt = hwy::AllocateAligned<float>(size_t(all_tiles) *
-                                        HWY_DYNAMIC_DISPATCH(PackedVTile)(size_t(a.D)));
-  kv.kt = kt.get();
-  kv.vt = vt.get();
+  const size_t k_size = size_t(all_tiles) * HWY_DYNAMIC_DISPATCH(PackedKTile)(size_t(a.D));
+  const size_t v_size = size_t(all_tiles) * HWY_DYNAMIC_DISPATCH(PackedVTile)(size_t(a.D));
+  PackBuffer buf(k_size + v_size);
+  kv.kt = buf.data();
+  kv.vt = buf.data() + k_size;
   parallel_for(all_tiles, [&](int64_t task, int) {
     const int64_t bh = task / kv.tiles;
     HWY_DYNAMIC_DISPATCH(PackTile)(a, kv, bh / a.Hkv, bh % a.Hkv, task % kv.tiles);

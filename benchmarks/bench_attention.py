@@ -60,7 +60,8 @@ def torch_fn(q, k, v, window, softcap, q_start):
     global_causal = window is None or window >= q_start + Tq
     if softcap is None:
         if Tq == 1 and global_causal:
-            return lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+            return lambda: torch.nn.functional.scaled_dot_product_attention(
+                q, k, v, enable_gqa=True)
         if global_causal and q_start == 0:
             return lambda: torch.nn.functional.scaled_dot_product_attention(
                 q, k, v, is_causal=True, enable_gqa=True)

@@ -185,9 +185,11 @@ HWY_INLINE void ValueBlock(const float* HWY_RESTRICT p, size_t ldp, size_t j0, s
     for (int c = 0; c < NV; ++c) hn::StoreU(acc[r][c], df, o + r * ldo + c * N);
 }
 
+// The microkernel for mr (1..kMR) rows. Kept out of line: called once per block of rows and
+// panel, it is big, and a separate symbol keeps profiles readable.
 template <int NR>
 HWY_NOINLINE void ScoreRows(int mr, const float* q, size_t ldq, const float* kt, size_t ldk,
-                          size_t D, float* s, size_t lds) {
+                            size_t D, float* s, size_t lds) {
   switch (mr) {
     case 1: return ScoreBlock<1, NR>(q, ldq, kt, ldk, D, s, lds);
     case 2: return ScoreBlock<2, NR>(q, ldq, kt, ldk, D, s, lds);
@@ -200,7 +202,8 @@ HWY_NOINLINE void ScoreRows(int mr, const float* q, size_t ldq, const float* kt,
 
 template <int NV>
 HWY_NOINLINE void ValueRows(int mr, const float* p, size_t ldp, size_t j0, size_t j1,
-                          const float* v, size_t ldv, float* o, size_t ldo, const float* alpha) {
+                            const float* v, size_t ldv, float* o, size_t ldo,
+                            const float* alpha) {
   switch (mr) {
     case 1: return ValueBlock<1, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
     case 2: return ValueBlock<2, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
@@ -214,7 +217,7 @@ HWY_NOINLINE void ValueRows(int mr, const float* p, size_t ldp, size_t j0, size_
 // ---- softmax pieces ----------------------------------------------------------------------------
 
 // s[0..n) = cap * tanh(s / cap); n is a whole number of vectors.
-HWY_NOINLINE void SoftcapRow(float* s, size_t n, float cap) {
+HWY_INLINE void SoftcapRow(float* s, size_t n, float cap) {
   const DF df;
   const size_t N = hn::Lanes(df);
   const auto c = hn::Set(df, cap), inv = hn::Set(df, 1.0f / cap);
@@ -222,7 +225,7 @@ HWY_NOINLINE void SoftcapRow(float* s, size_t n, float cap) {
     hn::StoreU(hn::Mul(c, hn::Tanh(df, hn::Mul(hn::LoadU(df, s + i), inv))), df, s + i);
 }
 
-HWY_NOINLINE float MaxRow(const float* s, size_t n) {
+HWY_INLINE float MaxRow(const float* s, size_t n) {
   const DF df;
   const size_t N = hn::Lanes(df);
   auto m = hn::Set(df, kNegInf);
@@ -231,7 +234,7 @@ HWY_NOINLINE float MaxRow(const float* s, size_t n) {
 }
 
 // s[i] = exp(s[i] - m) in place (masked -inf entries become 0); returns their sum.
-HWY_NOINLINE float ExpRow(float* s, size_t n, float m) {
+HWY_INLINE float ExpRow(float* s, size_t n, float m) {
   const DF df;
   const size_t N = hn::Lanes(df);
   const auto vm = hn::Set(df, m);
@@ -373,7 +376,8 @@ void PrefillTask(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t 
   T* ob = static_cast<T*>(a.out) + b * a.out_stride[0];
   for (int64_t r = 0; r < R; ++r) {
     const int64_t i = i0 + r / G, h = kvh * G + r % G;
-    RowFromF32(O + r * Dp, D, L[r] > 0 ? 1.0f / L[r] : 0.0f, ob + i * a.out_stride[1] + h * a.out_stride[2]);
+    RowFromF32(O + r * Dp, D, L[r] > 0 ? 1.0f / L[r] : 0.0f,
+               ob + i * a.out_stride[1] + h * a.out_stride[2]);
   }
 }
 

@@ -132,7 +132,8 @@ def test_random_sweep(seed):
 
 # ---- decode and long sequences -----------------------------------------------------------------
 
-@pytest.mark.parametrize("kw", [{}, dict(window=700), dict(softcap=30.0), dict(prefix_len=600, window=100)])
+@pytest.mark.parametrize("kw", [{}, dict(window=700), dict(softcap=30.0),
+                                dict(prefix_len=600, window=100)])
 def test_decode_long_cache(rng, kw):
     # Tk = 3000 crosses several split-K chunks.
     check(*qkv(rng, 1, 1, 3000, 8, 4, 64), **kw)

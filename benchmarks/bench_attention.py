@@ -5,8 +5,8 @@ prefill T = 512, 2048, 4096 with window 512 / 4096 and softcap 50 off / on, and 
 against 4096 keys). torch has no window or softcap option: windows use an explicit boolean
 attn_mask, softcap an explicit score path (q k^T * scale, tanh cap, mask, softmax, @ v).
 GFLOP/s counts only visible (query, key) pairs, 4 * head_dim flops each. For decode the script
-also times a plain memory copy of the same number of bytes and prints the achieved fraction of
-that bandwidth.
+also times a plain memory copy and a read-only pass of the same number of bytes and prints the
+achieved fraction of those bandwidths; all of these are timed cold (caches flushed first).
 
     python benchmarks/bench_attention.py [--quick] [--threads N] [--repeat N] [--no-numpy]
 """
@@ -26,15 +26,18 @@ def min_time(fn, repeat, warmup=1):
     return min_times([fn], repeat, warmup)[0]
 
 
-def min_times(fns, repeat, warmup=1):
+def min_times(fns, repeat, warmup=1, before=None):
     """Best wall time of each function over `repeat` rounds. The functions take turns within a
-    round, so that load from other processes on a shared machine hits them alike."""
+    round, so that load from other processes on a shared machine hits them alike. `before`, when
+    given, runs (untimed) before each timed call."""
     for fn in fns:
         for _ in range(warmup):
             fn()
     best = [float("inf")] * len(fns)
     for _ in range(repeat):
         for i, fn in enumerate(fns):
+            if before is not None:
+                before()
             if len(fns) > 1:
                 time.sleep(0.005)  # let the other library's worker threads stop spinning
             t = time.perf_counter()
@@ -125,7 +128,12 @@ def main():
     print(hdr)
     print("-" * len(hdr))
 
-    def row(name, Tq, Tk, window, softcap, q_start):
+    # Decode reads every byte of K and V once: time it from memory, not from a cache that the
+    # previous call (or torch's) left warm, by writing over a buffer larger than the L3 first.
+    evict = torch.empty(96 << 20 >> 2, dtype=torch.float32)
+    cold = lambda: evict.fill_(1.0)  # noqa: E731
+
+    def row(name, Tq, Tk, window, softcap, q_start, before=None):
         q = rng.standard_normal((B, Tq, HQ, D), dtype=np.float32)
         k = rng.standard_normal((B, Tk, HKV, D), dtype=np.float32)
         v = rng.standard_normal((B, Tk, HKV, D), dtype=np.float32)
@@ -140,7 +148,7 @@ def main():
         err = np.abs(out - fn().transpose(1, 2).numpy()).max()
         assert err < 1e-4, f"{name}: gemmacpp and torch differ by {err}"
         with torch.inference_mode():
-            t_gc, t_torch = min_times([run_gc, fn], repeat)
+            t_gc, t_torch = min_times([run_gc, fn], repeat, before=before)
         t_np = float("nan")
         if not args.no_numpy:
             t_np = min_time(numpy_fn(q, k, v, window, softcap, q_start), max(1, repeat // 2), 0)
@@ -156,14 +164,14 @@ def main():
     for Tk in decode_tk:
         kv_bytes = 2 * B * Tk * HKV * D * 4
         # A copy (torch, multithreaded: reads kv_bytes, writes as many) and a read-only pass
-        # (sum) of the same bytes, taking turns with each other.
+        # (sum) of the same bytes, also from memory.
         src = torch.ones(kv_bytes // 4, dtype=torch.float32)
         dst = torch.empty_like(src)
         copy, read = (lambda: dst.copy_(src)), (lambda: src.sum())
-        t_copy, t_read = min_times([copy, read], max(repeat, 5) * 4, warmup=2)
+        t_copy, t_read = min_times([copy, read], max(repeat, 5) * 2, warmup=2, before=cold)
         for window, softcap in ((None, None), (None, 50.0)):
             name = f"decode Tk={Tk}" + (f" softcap={softcap:g}" if softcap else "")
-            t = row(name, 1, Tk, window, softcap, Tk - 1)
+            t = row(name, 1, Tk, window, softcap, Tk - 1, before=cold)
             bw = kv_bytes / t
             print(f"{'':<34}K+V read {kv_bytes / 2**20:.0f} MiB: {bw / 1e9:.1f} GB/s = "
                   f"{bw * t_copy / kv_bytes:.0%} of a copy of the same bytes "

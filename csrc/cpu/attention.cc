@@ -24,6 +24,7 @@
 #include "csrc/core/threads.h"
 #include "csrc/cpu/dtype_dispatch.h"
 #include "hwy/aligned_allocator.h"
+#include "hwy/cache_control.h"
 
 // Target-independent pieces: tiling constants and the visibility rule.
 #ifndef GEMMACPP_CPU_ATTENTION_SHARED_
@@ -415,9 +416,10 @@ HWY_INLINE hn::Vec<DF> LoadRow(const T* p, size_t d, size_t tail) {
 // Scores of NQ (1 or 2) query rows against 4 keys: out[r * lds + t] = sum_d q_r[d] * k_t[d].
 // q rows are float32 padded to whole vectors (stride ldq); each key vector is loaded once for
 // both rows.
+// `ahead` (elements) is where the rows of a later key group lie, to prefetch them.
 template <int NQ, class T>
 HWY_INLINE void Dot4(const float* q, size_t ldq, const T* const* k, size_t D, float* out,
-                     size_t lds) {
+                     size_t lds, int64_t ahead) {
   const DF df;
   const size_t N = hn::Lanes(df);
   hn::Vec<DF> acc[NQ][4];
@@ -426,7 +428,10 @@ HWY_INLINE void Dot4(const float* q, size_t ldq, const T* const* k, size_t D, fl
   for (size_t d = 0; d < D; d += N) {
     const size_t tail = d + N <= D ? 0 : D - d;
     hn::Vec<DF> kv[4];
-    for (int t = 0; t < 4; ++t) kv[t] = LoadRow(k[t], d, tail);
+    for (int t = 0; t < 4; ++t) {
+      hwy::Prefetch(k[t] + ahead + d);
+      kv[t] = LoadRow(k[t], d, tail);
+    }
     for (int r = 0; r < NQ; ++r) {
       const auto qv = hn::LoadU(df, q + r * ldq + d);
       for (int t = 0; t < 4; ++t) acc[r][t] = hn::MulAdd(qv, kv[t], acc[r][t]);
@@ -440,7 +445,7 @@ HWY_INLINE void Dot4(const float* q, size_t ldq, const T* const* k, size_t D, fl
 // the 4 * NQ probabilities stay in registers across the head dimension.
 template <int NQ, class T>
 HWY_INLINE void Axpy4(const float* p, size_t ldp, const T* const* v, size_t D, float* o,
-                      size_t ldo) {
+                      size_t ldo, int64_t ahead) {
   const DF df;
   const size_t N = hn::Lanes(df);
   hn::Vec<DF> pv[NQ][4];
@@ -449,7 +454,10 @@ HWY_INLINE void Axpy4(const float* p, size_t ldp, const T* const* v, size_t D, f
   for (size_t d = 0; d < D; d += N) {
     const size_t tail = d + N <= D ? 0 : D - d;
     hn::Vec<DF> x[4];
-    for (int t = 0; t < 4; ++t) x[t] = LoadRow(v[t], d, tail);
+    for (int t = 0; t < 4; ++t) {
+      hwy::Prefetch(v[t] + ahead + d);
+      x[t] = LoadRow(v[t], d, tail);
+    }
     for (int r = 0; r < NQ; ++r) {
       auto acc = hn::LoadU(df, o + r * ldo + d);
       for (int t = 0; t < 4; ++t) acc = hn::MulAdd(pv[r][t], x[t], acc);
@@ -505,13 +513,18 @@ void DecodeChunkTask(const AttentionArgs& a, int64_t b, int64_t c, float* part) 
       out[t] = base + std::min(j0 + j + t, vis.hi - 1) * stride[1] + kvh * stride[2];
   };
 
+  // Prefetch distance: the key group kPrefetchGroups ahead (prefetching past the end is harmless).
+  constexpr int64_t kPrefetchGroups = 2;
+  const int64_t k_ahead = 4 * kPrefetchGroups * a.k_stride[1];
+  const int64_t v_ahead = 4 * kPrefetchGroups * a.v_stride[1];
   for (int64_t j = 0; j < n4; j += 4) {
     for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) {
       const T* k4[4];
       rows4(kb, a.k_stride, j, kvh, k4);
       int64_t r = kvh * R;
-      for (; r + 2 <= (kvh + 1) * R; r += 2) Dot4<2>(Q + r * Dp, Dp, k4, D, S + r * lds + j, lds);
-      if (r < (kvh + 1) * R) Dot4<1>(Q + r * Dp, Dp, k4, D, S + r * lds + j, lds);
+      for (; r + 2 <= (kvh + 1) * R; r += 2)
+        Dot4<2>(Q + r * Dp, Dp, k4, D, S + r * lds + j, lds, k_ahead);
+      if (r < (kvh + 1) * R) Dot4<1>(Q + r * Dp, Dp, k4, D, S + r * lds + j, lds, k_ahead);
     }
   }
   for (int64_t r = 0; r < RT; ++r) {
@@ -528,8 +541,9 @@ void DecodeChunkTask(const AttentionArgs& a, int64_t b, int64_t c, float* part) 
       const T* v4[4];
       rows4(vb, a.v_stride, j, kvh, v4);
       int64_t r = kvh * R;
-      for (; r + 2 <= (kvh + 1) * R; r += 2) Axpy4<2>(S + r * lds + j, lds, v4, D, O + r * Dp, Dp);
-      if (r < (kvh + 1) * R) Axpy4<1>(S + r * lds + j, lds, v4, D, O + r * Dp, Dp);
+      for (; r + 2 <= (kvh + 1) * R; r += 2)
+        Axpy4<2>(S + r * lds + j, lds, v4, D, O + r * Dp, Dp, v_ahead);
+      if (r < (kvh + 1) * R) Axpy4<1>(S + r * lds + j, lds, v4, D, O + r * Dp, Dp, v_ahead);
     }
   }
 }

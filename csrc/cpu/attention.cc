@@ -681,8 +681,10 @@ void prefill(const AttentionArgs& a) {
   const int64_t G = a.Hq / a.Hkv;
   const int64_t qb = std::max<int64_t>(1, attn::kRowsPerTask / G);
   const int64_t nqb = (a.Tq + qb - 1) / qb;
+  // Later query blocks see more keys under a causal mask: hand them out first, so that the
+  // last tasks to run are short ones and no thread idles long at the end.
   parallel_for(a.B * a.Hkv * nqb, [&](int64_t task, int) {
-    const int64_t blk = task % nqb, bh = task / nqb;
+    const int64_t blk = nqb - 1 - task / (a.B * a.Hkv), bh = task % (a.B * a.Hkv);
     const int64_t i0 = blk * qb, i1 = std::min(a.Tq, i0 + qb);
     HWY_DYNAMIC_DISPATCH(Prefill)(a, kv, bh / a.Hkv, bh % a.Hkv, i0, i1);
   });

@@ -1,0 +1,183 @@
+"""gemmacpp attention vs torch's CPU scaled_dot_product_attention and a NumPy reference.
+
+Gemma shapes (B=1, 8 query heads, 4 KV heads, head_dim 256), float32, causal:
+prefill T = 512, 2048, 4096 with window 512 / 4096 and softcap 50 off / on, and decode (one query
+against 4096 keys). torch has no window or softcap option: windows use an explicit boolean
+attn_mask, softcap an explicit score path (q k^T * scale, tanh cap, mask, softmax, @ v).
+GFLOP/s counts only visible (query, key) pairs, 4 * head_dim flops each. For decode the script
+also times a plain memory copy and a read-only pass of the same number of bytes and prints the
+achieved fraction of those bandwidths; all of these are timed cold (caches flushed first).
+
+    python benchmarks/bench_attention.py [--quick] [--threads N] [--repeat N] [--no-numpy]
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+
+import gemmacpp as gc
+
+B, HQ, HKV, D = 1, 8, 4, 256
+
+
+def min_time(fn, repeat, warmup=1):
+    return min_times([fn], repeat, warmup)[0]
+
+
+def min_times(fns, repeat, warmup=1, before=None):
+    """Best wall time of each function over `repeat` rounds. The functions take turns within a
+    round, so that load from other processes on a shared machine hits them alike. `before`, when
+    given, runs (untimed) before each timed call."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    best = [float("inf")] * len(fns)
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            if before is not None:
+                before()
+            if len(fns) > 1:
+                time.sleep(0.005)  # let the other library's worker threads stop spinning
+            t = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t)
+    return best
+
+
+def visible_mask(Tq, Tk, window, q_start):
+    p = q_start + np.arange(Tq)[:, None]
+    j = np.arange(Tk)[None, :]
+    m = j <= p
+    if window is not None:
+        m &= p - j < window
+    return m
+
+
+def torch_fn(q, k, v, window, softcap, q_start):
+    """torch on [B, H, T, D] views; GQA through enable_gqa."""
+    Tq, Tk = q.shape[2], k.shape[2]
+    scale = D**-0.5
+    mask = torch.from_numpy(visible_mask(Tq, Tk, window, q_start))
+    global_causal = window is None or window >= q_start + Tq
+    if softcap is None:
+        if Tq == 1 and global_causal:
+            return lambda: torch.nn.functional.scaled_dot_product_attention(
+                q, k, v, enable_gqa=True)
+        if global_causal and q_start == 0:
+            return lambda: torch.nn.functional.scaled_dot_product_attention(
+                q, k, v, is_causal=True, enable_gqa=True)
+        return lambda: torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, enable_gqa=True)
+
+    kr = k.repeat_interleave(HQ // HKV, dim=1)
+    vr = v.repeat_interleave(HQ // HKV, dim=1)
+
+    def explicit():
+        s = (q @ kr.transpose(-1, -2)) * scale
+        s = softcap * torch.tanh(s / softcap)
+        s = s.masked_fill(~mask, float("-inf"))
+        return torch.softmax(s, dim=-1) @ vr
+    return explicit
+
+
+def numpy_fn(q, k, v, window, softcap, q_start):
+    """The plain float32 NumPy path on [B, T, H, D] arrays, one head at a time."""
+    Tq, Tk = q.shape[1], k.shape[1]
+    mask = visible_mask(Tq, Tk, window, q_start)
+    scale = np.float32(D**-0.5)
+
+    def run():
+        out = np.empty_like(q)
+        for h in range(HQ):
+            kh, vh = k[0, :, h // (HQ // HKV)], v[0, :, h // (HQ // HKV)]
+            s = (q[0, :, h] @ kh.T) * scale
+            if softcap is not None:
+                s = softcap * np.tanh(s / softcap)
+            s = np.where(mask, s, -np.inf)
+            s = np.exp(s - s.max(-1, keepdims=True))
+            out[0, :, h] = (s / s.sum(-1, keepdims=True)) @ vh
+        return out
+    return run
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes, few repeats (smoke run)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--repeat", type=int, default=None)
+    ap.add_argument("--no-numpy", action="store_true", help="skip the NumPy reference")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    gc.set_num_threads(args.threads)
+    repeat = args.repeat or (2 if args.quick else 5)
+    rng = np.random.default_rng(0)
+
+    if args.quick:
+        prefill = [(512, 512, None), (512, 512, 50.0)]
+        decode_tk = [1024]
+    else:
+        prefill = [(T, w, c) for T in (512, 2048, 4096) for w in (512, 4096) for c in (None, 50.0)]
+        decode_tk = [4096]
+
+    print(f"attention, float32, B={B} Hq={HQ} Hkv={HKV} D={D}, causal, threads={args.threads}, "
+          f"min of {repeat}; torch {torch.__version__}, gemmacpp {gc.__version__}")
+    hdr = (f"{'case':<34}{'gemmacpp ms':>12}{'GFLOP/s':>9}{'torch ms':>10}{'GFLOP/s':>9}"
+           f"{'vs torch':>9}{'numpy ms':>10}")
+    print(hdr)
+    print("-" * len(hdr))
+
+    # Decode reads every byte of K and V once: time it from memory, not from a cache that the
+    # previous call (or torch's) left warm, by writing over a buffer larger than the L3 first.
+    evict = torch.empty(96 << 20 >> 2, dtype=torch.float32)
+    cold = lambda: evict.fill_(1.0)  # noqa: E731
+
+    def row(name, Tq, Tk, window, softcap, q_start, before=None):
+        q = rng.standard_normal((B, Tq, HQ, D), dtype=np.float32)
+        k = rng.standard_normal((B, Tk, HKV, D), dtype=np.float32)
+        v = rng.standard_normal((B, Tk, HKV, D), dtype=np.float32)
+        pairs = int(visible_mask(Tq, Tk, window, q_start).sum()) * HQ * B
+        gflop = pairs * 4 * D / 1e9
+        out = np.empty_like(q)
+        run_gc = lambda: gc.ops.attention(q, k, v, window=window, softcap=softcap,  # noqa: E731
+                                          q_start=q_start, out=out)
+        tq, tk, tv = (torch.from_numpy(a).transpose(1, 2) for a in (q, k, v))
+        fn = torch_fn(tq, tk, tv, window, softcap, q_start)
+        run_gc()
+        err = np.abs(out - fn().transpose(1, 2).numpy()).max()
+        assert err < 1e-4, f"{name}: gemmacpp and torch differ by {err}"
+        with torch.inference_mode():
+            t_gc, t_torch = min_times([run_gc, fn], repeat, before=before)
+        t_np = float("nan")
+        if not args.no_numpy:
+            t_np = min_time(numpy_fn(q, k, v, window, softcap, q_start), max(1, repeat // 2), 0)
+            time.sleep(0.5)  # OpenBLAS threads spin for a while after a call
+        print(f"{name:<34}{t_gc * 1e3:>12.3f}{gflop / t_gc:>9.1f}{t_torch * 1e3:>10.3f}"
+              f"{gflop / t_torch:>9.1f}{t_torch / t_gc:>8.2f}x{t_np * 1e3:>10.2f}")
+        return t_gc
+
+    for T, window, softcap in prefill:
+        name = f"prefill T={T} window={window}" + (f" softcap={softcap:g}" if softcap else "")
+        row(name, T, T, window, softcap, 0)
+
+    for Tk in decode_tk:
+        kv_bytes = 2 * B * Tk * HKV * D * 4
+        # A copy (torch, multithreaded: reads kv_bytes, writes as many) and a read-only pass
+        # (sum) of the same bytes, also from memory.
+        src = torch.ones(kv_bytes // 4, dtype=torch.float32)
+        dst = torch.empty_like(src)
+        copy, read = (lambda: dst.copy_(src)), (lambda: src.sum())
+        t_copy, t_read = min_times([copy, read], max(repeat, 5) * 2, warmup=2, before=cold)
+        for window, softcap in ((None, None), (None, 50.0)):
+            name = f"decode Tk={Tk}" + (f" softcap={softcap:g}" if softcap else "")
+            t = row(name, 1, Tk, window, softcap, Tk - 1, before=cold)
+            bw = kv_bytes / t
+            print(f"{'':<34}K+V read {kv_bytes / 2**20:.0f} MiB: {bw / 1e9:.1f} GB/s = "
+                  f"{bw * t_copy / kv_bytes:.0%} of a copy of the same bytes "
+                  f"({kv_bytes / t_copy / 1e9:.1f} GB/s read), {bw * t_read / kv_bytes:.0%} of a "
+                  f"read-only pass ({kv_bytes / t_read / 1e9:.1f} GB/s)")
+
+
+if __name__ == "__main__":
+    main()

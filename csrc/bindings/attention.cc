@@ -1,0 +1,34 @@
+#include <pybind11/stl.h>
+
+#include "csrc/bindings/registry.h"
+#include "csrc/bindings/tensor_convert.h"
+#include "csrc/ops/attention.h"
+
+namespace gemmacpp::bindings {
+
+GEMMACPP_BINDING(attention) {
+  m.def("attention",
+        [](py::handle q, py::handle k, py::handle v, bool causal, std::optional<int64_t> window,
+           std::optional<float> softcap, std::optional<float> scale,
+           std::optional<int64_t> q_start, int64_t prefix_len, py::handle out) {
+          auto qa = import_tensor(q, "attention: q");
+          auto ka = import_tensor(k, "attention: k");
+          auto va = import_tensor(v, "attention: v");
+          auto oa = import_optional(out, "attention: out", /*writable=*/true);
+          ops::AttentionOptions opt;
+          opt.causal = causal, opt.window = window, opt.softcap = softcap, opt.scale = scale;
+          opt.q_start = q_start, opt.prefix_len = prefix_len;
+          Tensor r;
+          {
+            py::gil_scoped_release nogil;
+            r = ops::attention(qa.view, ka.view, va.view, opt, view_or_null(oa));
+          }
+          return wrap(std::move(r));
+        },
+        py::arg("q"), py::arg("k"), py::arg("v"), py::kw_only(), py::arg("causal") = true,
+        py::arg("window") = py::none(), py::arg("softcap") = py::none(),
+        py::arg("scale") = py::none(), py::arg("q_start") = py::none(),
+        py::arg("prefix_len") = 0, py::arg("out") = py::none());
+}
+
+}  // namespace gemmacpp::bindings

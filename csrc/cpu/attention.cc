@@ -1,0 +1,720 @@
+// CPU attention. Two kernels share one masking model and one online-softmax update:
+//  * prefill: K and V tiles (kKeyTile keys) that some query sees are first converted to float32
+//    once per call, K transposed, both in panels (see PanelWidth), which also handles f16/bf16
+//    in one place. Then one task = (batch, KV head, block of queries) holds ALL query heads of
+//    that KV group as rows, so each tile is read once per group. S = Q K^T is a broadcast-FMA
+//    microkernel (kMR rows x kNR vectors of keys) and P V the same shape (broadcast P, FMA with V
+//    rows), with an online softmax in between. Tiles no query of a task sees are skipped, each
+//    block of rows only computes the key columns it can see, element masks are applied only on
+//    boundary tiles, and the full score matrix never exists.
+//  * decode (few queries): split-K (flash-decoding). Keys are cut into fixed chunks; one task =
+//    (batch, chunk) computes, for every query row of every head, a partial (max, sum,
+//    unnormalised output), and the partials are merged in chunk order.
+// Task boundaries depend only on the shape, each task writes its own outputs, and reductions run
+// in a fixed order, so results are bitwise identical for any thread count.
+#include "csrc/cpu/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <vector>
+
+#include "csrc/core/threads.h"
+#include "csrc/cpu/dtype_dispatch.h"
+#include "hwy/aligned_allocator.h"
+#include "hwy/cache_control.h"
+
+// Target-independent pieces: tiling constants and the visibility rule.
+#ifndef GEMMACPP_CPU_ATTENTION_SHARED_
+#define GEMMACPP_CPU_ATTENTION_SHARED_
+namespace gemmacpp::cpu::attn {
+
+constexpr int64_t kKeyTile = 64;          // keys per prefill tile
+constexpr int64_t kRowsPerTask = 128;     // prefill rows (queries x heads of a group) per task
+constexpr int64_t kDecodeChunk = 256;     // keys per split-K chunk
+constexpr int64_t kDecodeMaxQueries = 4;  // Tq up to this takes the split-K path
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Keys visible to the query at absolute position p: [0, prefix_len) plus the "main" range
+// [lo, hi) given by causality and the window. lo and hi never decrease as p grows, so the keys
+// visible to any of the queries p0..p1 lie in [0, prefix_len) + [lo(p0), hi(p1)).
+struct Range {
+  int64_t lo, hi;
+};
+inline Range main_range(const AttentionArgs& a, int64_t p) {
+  const int64_t hi = a.causal ? std::min(p + 1, a.Tk) : a.Tk;
+  int64_t lo = a.window > 0 ? std::max<int64_t>(0, p - a.window + 1) : 0;
+  return {std::min(lo, std::max<int64_t>(hi, 0)), std::max<int64_t>(hi, 0)};
+}
+inline bool visible(const AttentionArgs& a, const Range& r, int64_t j) {
+  return j < a.prefix_len || (j >= r.lo && j < r.hi);
+}
+// Union of the visible keys of positions p0 <= p1, clipped to [t0, t1), as one bounding interval
+// (empty when lo >= hi).
+inline Range bounding_range(const AttentionArgs& a, int64_t p0, int64_t p1, int64_t t0,
+                            int64_t t1) {
+  const Range r0 = main_range(a, p0), r1 = main_range(a, p1);
+  int64_t lo = r0.lo, hi = r1.hi;
+  if (lo >= hi) lo = hi = t0;  // no main range: only the prefix
+  const int64_t pre = std::min(a.prefix_len, a.Tk);
+  if (pre > 0) {
+    lo = (lo < hi) ? std::min(lo, int64_t{0}) : 0;
+    hi = std::max(hi, pre);
+  }
+  return {std::max(lo, t0), std::min(hi, t1)};
+}
+// Every key of [t0, t1) is visible to every position in p0..p1.
+inline bool all_visible(const AttentionArgs& a, int64_t p0, int64_t p1, int64_t t0, int64_t t1) {
+  if (t1 <= a.prefix_len) return true;
+  const Range r0 = main_range(a, p0), r1 = main_range(a, p1);
+  // Keys below prefix_len are visible anyway; the rest must lie in every main range.
+  const int64_t start = std::max(t0, a.prefix_len);
+  return start >= r1.lo && t1 <= r0.hi;
+}
+
+// K and V of the key tiles that some query sees, converted to float32 once per call: tiles
+// [first_tile, first_tile + tiles) of every (batch, KV head), each tile in the panel layout
+// described at PanelWidth. kt: [B][Hkv][tiles][K tile]; vt: [B][Hkv][tiles][V tile].
+struct PackedKV {
+  float* kt = nullptr;
+  float* vt = nullptr;
+  int64_t first_tile = 0, tiles = 0;
+};
+
+}  // namespace gemmacpp::cpu::attn
+#endif
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "csrc/cpu/attention.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "hwy/contrib/math/math-inl.h"
+#include "csrc/cpu/simd-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace gemmacpp::cpu::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using namespace gemmacpp::cpu::attn;
+using DF = hn::ScalableTag<float>;
+
+constexpr int kMR = 6;  // query rows per microkernel
+constexpr int kNR = 2;  // vectors of keys (scores) or of head dims (P V) per microkernel
+
+inline size_t RoundUp(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+// Packed tiles are stored as panels W = kNR * N floats wide, so that each microkernel call reads
+// one contiguous block (no power-of-two strides fighting over L1 sets, prefetch-friendly):
+//   K tile: [kKeyTile / W][D][W]   (K transposed, key columns past the tile's end zero)
+//   V tile: [DW / W][kKeyTile][W]  (DW = D rounded up to W, zero-padded)
+inline size_t PanelWidth(size_t N) { return kNR * N; }
+
+// Scratch reused across tasks on one thread (grows, never shrinks).
+HWY_INLINE float* Scratch(std::vector<float>& buf, size_t n) {
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+// ---- element conversion ------------------------------------------------------------------------
+
+// dst[0..n) = scale * src[0..n) as float32, zero-padded to a whole number of vectors.
+template <class T>
+HWY_INLINE void RowToF32(const T* src, size_t n, float scale, float* dst) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const auto vs = hn::Set(df, scale);
+  size_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::Mul(LoadF32(df, src + i), vs), df, dst + i);
+  if (i < n) hn::StoreU(hn::Mul(LoadF32Partial(df, src + i, n - i), vs), df, dst + i);
+}
+
+template <class T>
+HWY_INLINE void RowFromF32(const float* src, size_t n, float scale, T* dst) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const auto vs = hn::Set(df, scale);
+  size_t i = 0;
+  for (; i + N <= n; i += N) StoreF32(df, hn::Mul(hn::LoadU(df, src + i), vs), dst + i);
+  if (i < n) StoreF32Partial(df, hn::Mul(hn::LoadU(df, src + i), vs), dst + i, n - i);
+}
+
+// ---- microkernels ------------------------------------------------------------------------------
+
+// s[r][0 .. NR*N) = sum_d q[r][d] * kt[d][0 .. NR*N) for MR rows.
+template <int MR, int NR>
+HWY_INLINE void ScoreBlock(const float* HWY_RESTRICT q, size_t ldq, const float* HWY_RESTRICT kt,
+                           size_t ldk, size_t D, float* HWY_RESTRICT s, size_t lds) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  hn::Vec<DF> acc[MR][NR];
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NR; ++c) acc[r][c] = hn::Zero(df);
+  for (size_t d = 0; d < D; ++d) {
+    hn::Vec<DF> kv[NR];
+    for (int c = 0; c < NR; ++c) kv[c] = hn::LoadU(df, kt + d * ldk + c * N);
+    for (int r = 0; r < MR; ++r) {
+      const auto qv = hn::Set(df, q[r * ldq + d]);
+      for (int c = 0; c < NR; ++c) acc[r][c] = hn::MulAdd(qv, kv[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NR; ++c) hn::StoreU(acc[r][c], df, s + r * lds + c * N);
+}
+
+// o[r][0 .. NV*N) = alpha[r] * o[r][..] + sum_j p[r][j] * v[j][0 .. NV*N), j in [j0, j1).
+template <int MR, int NV>
+HWY_INLINE void ValueBlock(const float* HWY_RESTRICT p, size_t ldp, size_t j0, size_t j1,
+                           const float* HWY_RESTRICT v, size_t ldv, float* HWY_RESTRICT o,
+                           size_t ldo, const float* HWY_RESTRICT alpha) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  hn::Vec<DF> acc[MR][NV];
+  for (int r = 0; r < MR; ++r) {
+    const auto a = hn::Set(df, alpha[r]);
+    for (int c = 0; c < NV; ++c) acc[r][c] = hn::Mul(hn::LoadU(df, o + r * ldo + c * N), a);
+  }
+  for (size_t j = j0; j < j1; ++j) {
+    hn::Vec<DF> vv[NV];
+    for (int c = 0; c < NV; ++c) vv[c] = hn::LoadU(df, v + j * ldv + c * N);
+    for (int r = 0; r < MR; ++r) {
+      const auto pv = hn::Set(df, p[r * ldp + j]);
+      for (int c = 0; c < NV; ++c) acc[r][c] = hn::MulAdd(pv, vv[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NV; ++c) hn::StoreU(acc[r][c], df, o + r * ldo + c * N);
+}
+
+// The microkernel for mr (1..kMR) rows. Kept out of line: called once per block of rows and
+// panel, it is big, and a separate symbol keeps profiles readable.
+template <int NR>
+HWY_NOINLINE void ScoreRows(int mr, const float* q, size_t ldq, const float* kt, size_t ldk,
+                            size_t D, float* s, size_t lds) {
+  switch (mr) {
+    case 1: return ScoreBlock<1, NR>(q, ldq, kt, ldk, D, s, lds);
+    case 2: return ScoreBlock<2, NR>(q, ldq, kt, ldk, D, s, lds);
+    case 3: return ScoreBlock<3, NR>(q, ldq, kt, ldk, D, s, lds);
+    case 4: return ScoreBlock<4, NR>(q, ldq, kt, ldk, D, s, lds);
+    case 5: return ScoreBlock<5, NR>(q, ldq, kt, ldk, D, s, lds);
+    default: return ScoreBlock<kMR, NR>(q, ldq, kt, ldk, D, s, lds);
+  }
+}
+
+template <int NV>
+HWY_NOINLINE void ValueRows(int mr, const float* p, size_t ldp, size_t j0, size_t j1,
+                            const float* v, size_t ldv, float* o, size_t ldo,
+                            const float* alpha) {
+  switch (mr) {
+    case 1: return ValueBlock<1, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
+    case 2: return ValueBlock<2, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
+    case 3: return ValueBlock<3, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
+    case 4: return ValueBlock<4, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
+    case 5: return ValueBlock<5, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
+    default: return ValueBlock<kMR, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
+  }
+}
+
+// ---- softmax pieces ----------------------------------------------------------------------------
+
+// s[0..n) = cap * tanh(s / cap); n is a whole number of vectors.
+HWY_INLINE void SoftcapRow(float* s, size_t n, float cap) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const auto c = hn::Set(df, cap), inv = hn::Set(df, 1.0f / cap);
+  for (size_t i = 0; i < n; i += N)
+    hn::StoreU(hn::Mul(c, hn::Tanh(df, hn::Mul(hn::LoadU(df, s + i), inv))), df, s + i);
+}
+
+HWY_INLINE float MaxRow(const float* s, size_t n) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  auto m = hn::Set(df, kNegInf);
+  for (size_t i = 0; i < n; i += N) m = hn::Max(m, hn::LoadU(df, s + i));
+  return hn::GetLane(hn::MaxOfLanes(df, m));
+}
+
+// s[i] = exp(s[i] - m) in place (masked -inf entries become 0); returns their sum.
+HWY_INLINE float ExpRow(float* s, size_t n, float m) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const auto vm = hn::Set(df, m);
+  auto sum = hn::Zero(df);
+  for (size_t i = 0; i < n; i += N) {
+    const auto e = hn::Exp(df, hn::Sub(hn::LoadU(df, s + i), vm));
+    hn::StoreU(e, df, s + i);
+    sum = hn::Add(sum, e);
+  }
+  return hn::GetLane(hn::SumOfLanes(df, sum));
+}
+
+// Online-softmax update of one row with the scores s[0..n) (n whole vectors, masked entries
+// -inf): s becomes the probabilities relative to the new running max; returns the factor that
+// rescales the previous output. A row that has seen no visible key keeps m = -inf and gets
+// p = 0, alpha = 1 (never computing -inf - -inf).
+HWY_INLINE float SoftmaxUpdate(float* s, size_t n, float& m, float& l) {
+  const float m_new = std::max(m, MaxRow(s, n));
+  if (m_new == kNegInf) {
+    std::fill(s, s + n, 0.0f);
+    return 1.0f;
+  }
+  const float alpha = std::exp(m - m_new);  // exp(-inf) = 0 on the first visible key
+  l = l * alpha + ExpRow(s, n, m_new);
+  m = m_new;
+  return alpha;
+}
+
+// ---- prefill: tiled online softmax -------------------------------------------------------------
+
+struct PrefillScratch {
+  std::vector<float> q, o, s, m, l, alpha;
+};
+
+// Converts one tile of tk keys and values to float32 panels (layout at PanelWidth).
+template <class T>
+void PackTileT(const T* k, int64_t k_stride, const T* v, int64_t v_stride, size_t tk, size_t D,
+               size_t W, float* HWY_RESTRICT kt, float* HWY_RESTRICT vt) {
+  const size_t TK = size_t(kKeyTile), DW = RoundUp(D, W);
+  static thread_local std::vector<float> row_buf;
+  float* row = Scratch(row_buf, DW);
+  std::fill(row, row + DW, 0.0f);
+  for (size_t jj = 0; jj < TK; ++jj) {
+    if (jj < tk) {
+      RowToF32(k + int64_t(jj) * k_stride, D, 1.0f, row);
+    } else {
+      std::fill(row, row + D, 0.0f);  // zero scores for the columns past the last key
+    }
+    float* col = kt + (jj / W) * D * W + jj % W;
+    for (size_t d = 0; d < D; ++d) col[d * W] = row[d];
+  }
+  for (size_t jj = 0; jj < tk; ++jj) {
+    RowToF32(v + int64_t(jj) * v_stride, D, 1.0f, row);
+    for (size_t pd = 0; pd < DW / W; ++pd)
+      std::memcpy(vt + (pd * TK + jj) * W, row + pd * W, W * sizeof(float));
+  }
+}
+
+template <class T>
+void PrefillTask(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t kvh, int64_t i0,
+                 int64_t i1) {
+  static thread_local PrefillScratch sc;
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const int64_t G = a.Hq / a.Hkv;
+  const size_t colb = PanelWidth(N);  // key columns (or head dims) per microkernel call
+  const size_t D = size_t(a.D), Dp = RoundUp(D, colb), TK = size_t(kKeyTile);
+  const int64_t R = (i1 - i0) * G;  // rows: query-major, head-minor
+  const size_t TKp = TK;            // row stride of the score block
+
+  float* Q = Scratch(sc.q, R * Dp);
+  float* O = Scratch(sc.o, R * Dp);
+  float* S = Scratch(sc.s, kMR * TKp);  // one row block's scores, kept in L1
+  float* M = Scratch(sc.m, R);
+  float* L = Scratch(sc.l, R);
+  float* A = Scratch(sc.alpha, R);
+
+  const T* qb = static_cast<const T*>(a.q) + b * a.q_stride[0];
+  const int64_t kv_tiles = (b * a.Hkv + kvh) * kv.tiles;
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t i = i0 + r / G, h = kvh * G + r % G;
+    RowToF32(qb + i * a.q_stride[1] + h * a.q_stride[2], D, a.scale, Q + r * Dp);
+    std::fill(O + r * Dp, O + (r + 1) * Dp, 0.0f);
+    M[r] = kNegInf;
+    L[r] = 0.0f;
+  }
+
+  const int64_t p0 = a.q_start + i0, p1 = a.q_start + i1 - 1;
+  const Range span = bounding_range(a, p0, p1, 0, a.Tk);
+  for (int64_t t0 = span.lo / kKeyTile * kKeyTile; t0 < span.hi; t0 += kKeyTile) {
+    const int64_t t1 = std::min(t0 + kKeyTile, a.Tk);
+    const Range tile = bounding_range(a, p0, p1, t0, t1);
+    if (tile.lo >= tile.hi) continue;  // no query of this task sees this tile
+    const size_t tk = size_t(t1 - t0);
+    const bool full = all_visible(a, p0, p1, t0, t1);
+
+    const int64_t ti = kv_tiles + t0 / kKeyTile - kv.first_tile;
+    const float* Kt = kv.kt + ti * D * TK;
+    const float* Vt = kv.vt + ti * TK * Dp;
+
+    // Scores, masks and the softmax update, one block of rows at a time; each block only
+    // computes the key columns that some row of it can see.
+    for (int64_t r0 = 0; r0 < R; r0 += kMR) {
+      const int mr = int(std::min<int64_t>(kMR, R - r0));
+      const int64_t bp0 = a.q_start + i0 + r0 / G, bp1 = a.q_start + i0 + (r0 + mr - 1) / G;
+      const Range vis = bounding_range(a, bp0, bp1, t0, t1);
+      size_t c0 = 0, c1 = 0;
+      if (vis.lo < vis.hi) {
+        c0 = size_t(vis.lo - t0) / colb * colb;
+        c1 = RoundUp(size_t(vis.hi - t0), colb);
+      }
+      for (size_t c = c0; c < c1; c += colb)
+        ScoreRows<kNR>(mr, Q + r0 * Dp, Dp, Kt + c * D, colb, D, S + c, TKp);
+      const bool block_full = full || all_visible(a, bp0, bp1, t0, t1);
+      for (int r = 0; r < mr; ++r) {
+        // Only columns [c0, c1) exist for this block: P V reads no others.
+        float* s = S + r * TKp;
+        if (c0 < c1) {
+          if (a.softcap > 0) SoftcapRow(s + c0, c1 - c0, a.softcap);
+          if (!block_full) {
+            const Range rr = main_range(a, a.q_start + i0 + (r0 + r) / G);
+            for (size_t jj = c0; jj < std::min(c1, tk); ++jj)
+              if (!visible(a, rr, t0 + int64_t(jj))) s[jj] = kNegInf;
+          }
+          if (tk < c1) std::fill(s + std::max(tk, c0), s + c1, kNegInf);  // padding past Tk
+        }
+        A[r0 + r] = SoftmaxUpdate(s + c0, c1 - c0, M[r0 + r], L[r0 + r]);
+      }
+
+      // O = alpha * O + P V for this block while its P is in L1. A block that sees no key of
+      // this tile kept its max, so alpha = 1 and O is unchanged.
+      const size_t j0 = c0, j1 = std::min(c1, tk);
+      if (j0 >= j1) continue;
+      for (size_t dc = 0; dc < Dp; dc += colb)
+        ValueRows<kNR>(mr, S, TKp, j0, j1, Vt + dc * TK, colb, O + r0 * Dp + dc, Dp, A + r0);
+    }
+  }
+
+  T* ob = static_cast<T*>(a.out) + b * a.out_stride[0];
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t i = i0 + r / G, h = kvh * G + r % G;
+    RowFromF32(O + r * Dp, D, L[r] > 0 ? 1.0f / L[r] : 0.0f,
+               ob + i * a.out_stride[1] + h * a.out_stride[2]);
+  }
+}
+
+void Prefill(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t kvh, int64_t i0,
+             int64_t i1) {
+  visit_float(a.dtype, [&](auto tag) { PrefillTask<decltype(tag)>(a, kv, b, kvh, i0, i1); });
+}
+
+// Packs tile `tile` (counted from kv.first_tile) of (b, kvh).
+void PackTile(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t kvh, int64_t tile) {
+  const size_t N = hn::Lanes(DF());
+  const size_t D = size_t(a.D), W = PanelWidth(N), TK = size_t(kKeyTile);
+  const int64_t t0 = (kv.first_tile + tile) * kKeyTile, tk = std::min(kKeyTile, a.Tk - t0);
+  const int64_t ti = (b * a.Hkv + kvh) * kv.tiles + tile;
+  visit_float(a.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* k = static_cast<const T*>(a.k) + b * a.k_stride[0] + kvh * a.k_stride[2] +
+                 t0 * a.k_stride[1];
+    const T* v = static_cast<const T*>(a.v) + b * a.v_stride[0] + kvh * a.v_stride[2] +
+                 t0 * a.v_stride[1];
+    PackTileT(k, a.k_stride[1], v, a.v_stride[1], size_t(tk), D, W, kv.kt + ti * TK * D,
+              kv.vt + ti * TK * RoundUp(D, W));
+  });
+}
+
+// ---- decode: split-K partials and their combination ---------------------------------------------
+
+// Loads element d.. of a key or value row as float32; `tail` = D - d when fewer than a vector.
+template <class T>
+HWY_INLINE hn::Vec<DF> LoadRow(const T* p, size_t d, size_t tail) {
+  const DF df;
+  return tail ? LoadF32Partial(df, p + d, tail) : LoadF32(df, p + d);
+}
+
+// Scores of NQ (1 or 2) query rows against 4 keys: out[r * lds + t] = sum_d q_r[d] * k_t[d].
+// q rows are float32 padded to whole vectors (stride ldq); each key vector is loaded once for
+// both rows.
+// `ahead` (elements) is where the rows of a later key group lie, to prefetch them.
+template <int NQ, class T>
+HWY_INLINE void Dot4(const float* q, size_t ldq, const T* const* k, size_t D, float* out,
+                     size_t lds, int64_t ahead) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  hn::Vec<DF> acc[NQ][4];
+  for (int r = 0; r < NQ; ++r)
+    for (int t = 0; t < 4; ++t) acc[r][t] = hn::Zero(df);
+  for (size_t d = 0; d < D; d += N) {
+    const size_t tail = d + N <= D ? 0 : D - d;
+    hn::Vec<DF> kv[4];
+    for (int t = 0; t < 4; ++t) {
+      hwy::Prefetch(k[t] + ahead + d);
+      kv[t] = LoadRow(k[t], d, tail);
+    }
+    for (int r = 0; r < NQ; ++r) {
+      const auto qv = hn::LoadU(df, q + r * ldq + d);
+      for (int t = 0; t < 4; ++t) acc[r][t] = hn::MulAdd(qv, kv[t], acc[r][t]);
+    }
+  }
+  for (int r = 0; r < NQ; ++r)
+    for (int t = 0; t < 4; ++t) out[r * lds + t] = hn::GetLane(hn::SumOfLanes(df, acc[r][t]));
+}
+
+// o_r[..] += sum_t p_r[t] * v_t[..] for NQ (1 or 2) output rows (stride ldo) and 4 value rows;
+// the 4 * NQ probabilities stay in registers across the head dimension.
+template <int NQ, class T>
+HWY_INLINE void Axpy4(const float* p, size_t ldp, const T* const* v, size_t D, float* o,
+                      size_t ldo, int64_t ahead) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  hn::Vec<DF> pv[NQ][4];
+  for (int r = 0; r < NQ; ++r)
+    for (int t = 0; t < 4; ++t) pv[r][t] = hn::Set(df, p[r * ldp + t]);
+  for (size_t d = 0; d < D; d += N) {
+    const size_t tail = d + N <= D ? 0 : D - d;
+    hn::Vec<DF> x[4];
+    for (int t = 0; t < 4; ++t) {
+      hwy::Prefetch(v[t] + ahead + d);
+      x[t] = LoadRow(v[t], d, tail);
+    }
+    for (int r = 0; r < NQ; ++r) {
+      auto acc = hn::LoadU(df, o + r * ldo + d);
+      for (int t = 0; t < 4; ++t) acc = hn::MulAdd(pv[r][t], x[t], acc);
+      hn::StoreU(acc, df, o + r * ldo + d);
+    }
+  }
+}
+
+struct DecodeScratch {
+  std::vector<float> q, s;
+};
+
+// Partial attention of every query row of batch b over the keys of chunk c, all KV heads in one
+// pass so that the chunk's K and V are read front to back (the [T, H, D] layout interleaves the
+// heads; reading one head at a time would touch 1 KiB of every 4 KiB page and defeat the
+// prefetchers). Rows: KV head major, then query, then head of the group (RT = Tq * Hq).
+// part: O [RT][Dp] (not normalised), then m [RT], then l [RT].
+template <class T>
+void DecodeChunkTask(const AttentionArgs& a, int64_t b, int64_t c, float* part) {
+  static thread_local DecodeScratch sc;
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const int64_t G = a.Hq / a.Hkv, R = a.Tq * G, RT = a.Tq * a.Hq;
+  const size_t D = size_t(a.D), Dp = RoundUp(D, N);
+  float* O = part;
+  float* M = part + RT * Dp;
+  float* L = M + RT;
+  std::fill(O, O + RT * Dp, 0.0f);
+  std::fill(M, M + RT, kNegInf);
+  std::fill(L, L + RT, 0.0f);
+
+  const int64_t t0 = c * kDecodeChunk, t1 = std::min(t0 + kDecodeChunk, a.Tk);
+  const Range vis = bounding_range(a, a.q_start, a.q_start + a.Tq - 1, t0, t1);
+  if (vis.lo >= vis.hi) return;  // chunk invisible to every query
+  // Whole groups of 4 keys from the first visible one; the tail repeats the last key.
+  const int64_t j0 = vis.lo, n = vis.hi - vis.lo, n4 = (n + 3) / 4 * 4;
+  const size_t lds = RoundUp(size_t(n4), N);
+
+  float* Q = Scratch(sc.q, RT * Dp);
+  float* S = Scratch(sc.s, RT * lds);
+  const T* qb = static_cast<const T*>(a.q) + b * a.q_stride[0];
+  const T* kb = static_cast<const T*>(a.k) + b * a.k_stride[0];
+  const T* vb = static_cast<const T*>(a.v) + b * a.v_stride[0];
+  for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) {
+    for (int64_t r = 0; r < R; ++r) {
+      const int64_t i = r / G, h = kvh * G + r % G;
+      RowToF32(qb + i * a.q_stride[1] + h * a.q_stride[2], D, a.scale, Q + (kvh * R + r) * Dp);
+    }
+  }
+  // The 4 rows of key group j of head kvh; past the visible range the last key repeats.
+  auto rows4 = [&](const T* base, const int64_t* stride, int64_t j, int64_t kvh, const T** out) {
+    for (int t = 0; t < 4; ++t)
+      out[t] = base + std::min(j0 + j + t, vis.hi - 1) * stride[1] + kvh * stride[2];
+  };
+
+  // Prefetch distance: the key group kPrefetchGroups ahead (prefetching past the end is harmless).
+  constexpr int64_t kPrefetchGroups = 2;
+  const int64_t k_ahead = 4 * kPrefetchGroups * a.k_stride[1];
+  const int64_t v_ahead = 4 * kPrefetchGroups * a.v_stride[1];
+  for (int64_t j = 0; j < n4; j += 4) {
+    for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) {
+      const T* k4[4];
+      rows4(kb, a.k_stride, j, kvh, k4);
+      int64_t r = kvh * R;
+      for (; r + 2 <= (kvh + 1) * R; r += 2)
+        Dot4<2>(Q + r * Dp, Dp, k4, D, S + r * lds + j, lds, k_ahead);
+      if (r < (kvh + 1) * R) Dot4<1>(Q + r * Dp, Dp, k4, D, S + r * lds + j, lds, k_ahead);
+    }
+  }
+  for (int64_t r = 0; r < RT; ++r) {
+    float* s = S + r * lds;
+    if (a.softcap > 0) SoftcapRow(s, lds, a.softcap);
+    const Range rr = main_range(a, a.q_start + (r % R) / G);
+    for (int64_t j = 0; j < n; ++j)
+      if (!visible(a, rr, j0 + j)) s[j] = kNegInf;
+    std::fill(s + n, s + lds, kNegInf);
+    SoftmaxUpdate(s, lds, M[r], L[r]);
+  }
+  for (int64_t j = 0; j < n4; j += 4) {
+    for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) {
+      const T* v4[4];
+      rows4(vb, a.v_stride, j, kvh, v4);
+      int64_t r = kvh * R;
+      for (; r + 2 <= (kvh + 1) * R; r += 2)
+        Axpy4<2>(S + r * lds + j, lds, v4, D, O + r * Dp, Dp, v_ahead);
+      if (r < (kvh + 1) * R) Axpy4<1>(S + r * lds + j, lds, v4, D, O + r * Dp, Dp, v_ahead);
+    }
+  }
+}
+
+void DecodeChunk(const AttentionArgs& a, int64_t b, int64_t c, float* part) {
+  visit_float(a.dtype, [&](auto tag) { DecodeChunkTask<decltype(tag)>(a, b, c, part); });
+}
+
+// The output rows of (b, kvh): the partials of batch b's chunks merged in chunk order.
+template <class T>
+void DecodeCombineTask(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t chunks,
+                       const float* parts, size_t part_size) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const int64_t G = a.Hq / a.Hkv, R = a.Tq * G, RT = a.Tq * a.Hq;
+  const size_t D = size_t(a.D), Dp = RoundUp(D, N);
+  static thread_local std::vector<float> acc_buf;
+  float* acc = Scratch(acc_buf, Dp);
+  T* ob = static_cast<T*>(a.out) + b * a.out_stride[0];
+  for (int64_t r = kvh * R; r < (kvh + 1) * R; ++r) {
+    float m = kNegInf;
+    for (int64_t c = 0; c < chunks; ++c) m = std::max(m, parts[c * part_size + RT * Dp + r]);
+    std::fill(acc, acc + Dp, 0.0f);
+    float l = 0.0f;
+    if (m != kNegInf) {
+      for (int64_t c = 0; c < chunks; ++c) {
+        const float* p = parts + c * part_size;
+        const float mc = p[RT * Dp + r];
+        if (mc == kNegInf) continue;
+        const float w = std::exp(mc - m);
+        l += w * p[RT * Dp + RT + r];
+        const auto vw = hn::Set(df, w);
+        for (size_t d = 0; d < Dp; d += N)
+          hn::StoreU(hn::MulAdd(vw, hn::LoadU(df, p + r * Dp + d), hn::LoadU(df, acc + d)), df,
+                     acc + d);
+      }
+    }
+    const int64_t i = (r % R) / G, h = kvh * G + r % G;
+    RowFromF32(acc, D, l > 0 ? 1.0f / l : 0.0f, ob + i * a.out_stride[1] + h * a.out_stride[2]);
+  }
+}
+
+void DecodeCombine(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t chunks,
+                   const float* parts, size_t part_size) {
+  visit_float(a.dtype, [&](auto tag) {
+    DecodeCombineTask<decltype(tag)>(a, b, kvh, chunks, parts, part_size);
+  });
+}
+
+size_t Lanes() { return hn::Lanes(DF()); }
+// Floats per packed K tile and per packed V tile.
+size_t PackedKTile(size_t D) { return size_t(kKeyTile) * D; }
+size_t PackedVTile(size_t D) { return size_t(kKeyTile) * RoundUp(D, PanelWidth(hn::Lanes(DF()))); }
+
+}  // namespace gemmacpp::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace gemmacpp::cpu {
+HWY_EXPORT(Prefill);
+HWY_EXPORT(PackTile);
+HWY_EXPORT(DecodeChunk);
+HWY_EXPORT(DecodeCombine);
+HWY_EXPORT(Lanes);
+HWY_EXPORT(PackedKTile);
+HWY_EXPORT(PackedVTile);
+
+namespace {
+
+void zero_output(const AttentionArgs& a) {
+  const int es = dtype_size(a.dtype);
+  for (int64_t b = 0; b < a.B; ++b)
+    for (int64_t i = 0; i < a.Tq; ++i)
+      for (int64_t h = 0; h < a.Hq; ++h)
+        std::memset(static_cast<char*>(a.out) +
+                        (b * a.out_stride[0] + i * a.out_stride[1] + h * a.out_stride[2]) * es,
+                    0, size_t(a.D) * es);  // all-zero bits are +0 in every float format
+}
+
+// Memory for the packed K/V tiles. Fresh pages cost a fault and a zeroing each (several percent
+// of a short prefill), so one buffer of up to kPackCacheFloats is kept between calls; a call
+// that finds it in use by another thread, or needs more, allocates its own.
+constexpr size_t kPackCacheFloats = size_t(16) << 20;  // 64 MiB
+class PackBuffer {
+ public:
+  explicit PackBuffer(size_t n) : lock_(mutex(), std::try_to_lock) {
+    if (lock_.owns_lock() && n <= kPackCacheFloats) {
+      if (cache_size() < n) {
+        cache() = hwy::AllocateAligned<float>(n);
+        cache_size() = n;
+      }
+      data_ = cache().get();
+      return;
+    }
+    if (lock_.owns_lock()) lock_.unlock();
+    own_ = hwy::AllocateAligned<float>(n);
+    data_ = own_.get();
+  }
+  float* data() const { return data_; }
+
+ private:
+  static std::mutex& mutex() { static std::mutex m; return m; }
+  static hwy::AlignedFreeUniquePtr<float[]>& cache() {
+    static hwy::AlignedFreeUniquePtr<float[]> c(nullptr, hwy::AlignedFreer());
+    return c;
+  }
+  static size_t& cache_size() { static size_t n = 0; return n; }
+  std::unique_lock<std::mutex> lock_;
+  hwy::AlignedFreeUniquePtr<float[]> own_{nullptr, hwy::AlignedFreer()};
+  float* data_ = nullptr;
+};
+
+void prefill(const AttentionArgs& a) {
+  // The panels of a K tile must tile it exactly (true for vectors up to 1024 bits).
+  GC_CHECK(attn::kKeyTile % (2 * HWY_DYNAMIC_DISPATCH(Lanes)()) == 0, NotImplementedError,
+           "attention: the CPU kernel does not support this vector length");
+  const attn::Range span = attn::bounding_range(a, a.q_start, a.q_start + a.Tq - 1, 0, a.Tk);
+  if (span.lo >= span.hi) return zero_output(a);
+
+  // Convert the K/V tiles once, shared by all query blocks (rather than once per block).
+  attn::PackedKV kv;
+  kv.first_tile = span.lo / attn::kKeyTile;
+  kv.tiles = (span.hi + attn::kKeyTile - 1) / attn::kKeyTile - kv.first_tile;
+  const int64_t all_tiles = a.B * a.Hkv * kv.tiles;
+  const size_t k_size = size_t(all_tiles) * HWY_DYNAMIC_DISPATCH(PackedKTile)(size_t(a.D));
+  const size_t v_size = size_t(all_tiles) * HWY_DYNAMIC_DISPATCH(PackedVTile)(size_t(a.D));
+  PackBuffer buf(k_size + v_size);
+  kv.kt = buf.data();
+  kv.vt = buf.data() + k_size;
+  parallel_for(all_tiles, [&](int64_t task, int) {
+    const int64_t bh = task / kv.tiles;
+    HWY_DYNAMIC_DISPATCH(PackTile)(a, kv, bh / a.Hkv, bh % a.Hkv, task % kv.tiles);
+  });
+
+  const int64_t G = a.Hq / a.Hkv;
+  const int64_t qb = std::max<int64_t>(1, attn::kRowsPerTask / G);
+  const int64_t nqb = (a.Tq + qb - 1) / qb;
+  // Later query blocks see more keys under a causal mask: hand them out first, so that the
+  // last tasks to run are short ones and no thread idles long at the end.
+  parallel_for(a.B * a.Hkv * nqb, [&](int64_t task, int) {
+    const int64_t blk = nqb - 1 - task / (a.B * a.Hkv), bh = task % (a.B * a.Hkv);
+    const int64_t i0 = blk * qb, i1 = std::min(a.Tq, i0 + qb);
+    HWY_DYNAMIC_DISPATCH(Prefill)(a, kv, bh / a.Hkv, bh % a.Hkv, i0, i1);
+  });
+}
+
+void decode(const AttentionArgs& a) {
+  const size_t N = HWY_DYNAMIC_DISPATCH(Lanes)();
+  const size_t Dp = (size_t(a.D) + N - 1) / N * N;
+  const size_t part_size = size_t(a.Tq * a.Hq) * (Dp + 2);
+  const int64_t chunks = (a.Tk + attn::kDecodeChunk - 1) / attn::kDecodeChunk;
+  auto parts = hwy::AllocateAligned<float>(size_t(a.B * chunks) * part_size);
+  parallel_for(a.B * chunks, [&](int64_t task, int) {
+    HWY_DYNAMIC_DISPATCH(DecodeChunk)(a, task / chunks, task % chunks,
+                                      parts.get() + task * part_size);
+  });
+  parallel_for(a.B * a.Hkv, [&](int64_t task, int) {
+    HWY_DYNAMIC_DISPATCH(DecodeCombine)(a, task / a.Hkv, task % a.Hkv, chunks,
+                                        parts.get() + task / a.Hkv * chunks * part_size,
+                                        part_size);
+  });
+}
+
+}  // namespace
+
+void attention(const AttentionArgs& a) {
+  if (a.B == 0 || a.Tq == 0 || a.Hq == 0 || a.D == 0) return;
+  if (a.Tk == 0) return zero_output(a);
+  if (a.Tq <= attn::kDecodeMaxQueries) return decode(a);
+  prefill(a);
+}
+
+}  // namespace gemmacpp::cpu
+#endif

@@ -1,0 +1,79 @@
+#include "csrc/ops/attention.h"
+
+#include <cmath>
+
+#include "csrc/cpu/attention.h"
+#include "csrc/ops/common.h"
+
+namespace gemmacpp::ops {
+
+namespace {
+constexpr const char* kOp = "attention";
+
+void copy_strides(const TensorView& t, int64_t (&s)[3]) {
+  s[0] = t.stride(0), s[1] = t.stride(1), s[2] = t.stride(2);
+}
+}  // namespace
+
+Tensor attention(const TensorView& q_in, const TensorView& k_in, const TensorView& v_in,
+                 const AttentionOptions& opt, const TensorView* out) {
+  check_rank(kOp, "q", q_in, 4, "[batch, time, heads, head_dim]");
+  check_rank(kOp, "k", k_in, 4, "[batch, time, kv_heads, head_dim]");
+  check_rank(kOp, "v", v_in, 4, "[batch, time, kv_heads, head_dim]");
+  check_float(kOp, "q", q_in);
+  check_same_dtype(kOp, "k", k_in, "q", q_in);
+  check_same_dtype(kOp, "v", v_in, "q", q_in);
+  check_same_device(kOp, "k", k_in, "q", q_in);
+  check_same_device(kOp, "v", v_in, "q", q_in);
+  GC_CHECK(k_in.shape == v_in.shape, ValueError, kOp, ": k and v must have the same shape, got k ",
+           k_in.shape_str(), " and v ", v_in.shape_str());
+  const int64_t B = q_in.size(0), Tq = q_in.size(1), Hq = q_in.size(2), D = q_in.size(3);
+  const int64_t Tk = k_in.size(1), Hkv = k_in.size(2);
+  GC_CHECK(k_in.size(0) == B, ValueError, kOp, ": k has batch size ", k_in.size(0),
+           " but q has ", B);
+  GC_CHECK(k_in.size(3) == D, ValueError, kOp, ": k has head_dim ", k_in.size(3), " but q has ",
+           D);
+  GC_CHECK(Hkv >= 1, ValueError, kOp, ": k must have at least one head, got shape ",
+           k_in.shape_str());
+  GC_CHECK(Hq % Hkv == 0, ValueError, kOp, ": the number of query heads (", Hq,
+           ") must be a multiple of the number of key/value heads (", Hkv, ")");
+  GC_CHECK(!opt.window || *opt.window >= 1, ValueError, kOp, ": window must be >= 1, got ",
+           opt.window.value_or(0));
+  GC_CHECK(!opt.softcap || (std::isfinite(*opt.softcap) && *opt.softcap > 0), ValueError, kOp,
+           ": softcap must be a positive finite number, got ", opt.softcap.value_or(0.0f));
+  GC_CHECK(!opt.scale || std::isfinite(*opt.scale), ValueError, kOp,
+           ": scale must be a finite number, got ", opt.scale.value_or(0.0f));
+  GC_CHECK(!opt.q_start || *opt.q_start >= 0, ValueError, kOp, ": q_start must be >= 0, got ",
+           opt.q_start.value_or(0));
+  GC_CHECK(opt.prefix_len >= 0, ValueError, kOp, ": prefix_len must be >= 0, got ",
+           opt.prefix_len);
+  if (!q_in.device.is_cpu())
+    throw NotImplementedError(std::string(kOp) + ": q is on " + q_in.device.str() +
+                              "; attention has no CUDA kernel yet");
+
+  // The kernels need contiguous head_dim rows; any other stride is read as given.
+  Tensor kq, kk, kv;
+  const TensorView& q = dense_rows(q_in, kq);
+  const TensorView& k = dense_rows(k_in, kk);
+  const TensorView& v = dense_rows(v_in, kv);
+  Output y(kOp, out, q.dtype, {B, Tq, Hq, D}, q.device, /*need_contiguous=*/false);
+
+  cpu::AttentionArgs a;
+  a.dtype = q.dtype;
+  a.q = q.data, a.k = k.data, a.v = v.data, a.out = y.view().data;
+  a.B = B, a.Tq = Tq, a.Tk = Tk, a.Hq = Hq, a.Hkv = Hkv, a.D = D;
+  copy_strides(q, a.q_stride);
+  copy_strides(k, a.k_stride);
+  copy_strides(v, a.v_stride);
+  copy_strides(y.view(), a.out_stride);
+  a.causal = opt.causal;
+  a.window = opt.window.value_or(0);
+  a.softcap = opt.softcap.value_or(0.0f);
+  a.scale = opt.scale ? *opt.scale : (D > 0 ? 1.0f / std::sqrt(float(D)) : 1.0f);
+  a.q_start = opt.q_start.value_or(Tk - Tq);
+  a.prefix_len = opt.prefix_len;
+  cpu::attention(a);
+  return y.finish();
+}
+
+}  // namespace gemmacpp::ops

@@ -1,0 +1,301 @@
+import numpy as np
+import pytest
+
+import gemmacpp as gc
+from util import DTYPES, assert_close, random, to_f64
+
+
+def attention_ref(q, k, v, causal=True, window=None, softcap=None, scale=None, q_start=None,
+                  prefix_len=0):
+    """Straightforward masked softmax in float64, with the full score matrix."""
+    q, k, v = to_f64(q), to_f64(k), to_f64(v)
+    B, Tq, Hq, D = q.shape
+    Tk, Hkv = k.shape[1], k.shape[2]
+    group = Hq // Hkv
+    scale = D**-0.5 if scale is None else scale
+    q_start = Tk - Tq if q_start is None else q_start
+    k = np.repeat(k, group, axis=2)  # query head h reads KV head h // group
+    v = np.repeat(v, group, axis=2)
+    s = np.einsum("bihd,bjhd->bhij", q, k) * scale
+    if softcap is not None:
+        s = softcap * np.tanh(s / softcap)
+    p = q_start + np.arange(Tq)[:, None]
+    j = np.arange(Tk)[None, :]
+    main = (j <= p) if causal else np.ones((Tq, Tk), bool)
+    if window is not None:
+        main = main & (p - j < window)
+    visible = (j < prefix_len) | main
+    out = np.zeros((B, Tq, Hq, D))
+    for i in range(Tq):
+        keys = np.nonzero(visible[i])[0]
+        if len(keys) == 0:
+            continue  # no visible key: zeros
+        row = s[:, :, i, keys]
+        e = np.exp(row - row.max(-1, keepdims=True))
+        w = e / e.sum(-1, keepdims=True)
+        out[:, i] = np.einsum("bhj,bjhd->bhd", w, v[:, keys])
+    return out
+
+
+def qkv(rng, B, Tq, Tk, Hq, Hkv, D, dtype="float32"):
+    return (random(rng, (B, Tq, Hq, D), dtype), random(rng, (B, Tk, Hkv, D), dtype),
+            random(rng, (B, Tk, Hkv, D), dtype))
+
+
+def check(q, k, v, dtype="float32", **kw):
+    y = gc.ops.attention(q, k, v, **kw)
+    assert y.shape == q.shape and y.dtype == q.dtype
+    assert_close(y, attention_ref(q, k, v, **kw), dtype)
+    return y
+
+
+# ---- shapes and head layouts -------------------------------------------------------------------
+
+@pytest.mark.parametrize("D", [1, 3, 17, 64, 80, 256])
+@pytest.mark.parametrize("heads", [(2, 2), (4, 2), (8, 2), (3, 1)])  # MHA, GQA 2, GQA 4, MQA
+def test_head_dims_and_layouts(rng, D, heads):
+    Hq, Hkv = heads
+    check(*qkv(rng, 2, 13, 13, Hq, Hkv, D))
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("window", [None, 1, 5, 40, 1000])
+def test_causal_and_window(rng, causal, window):
+    check(*qkv(rng, 1, 37, 37, 4, 2, 32), causal=causal, window=window)
+
+
+@pytest.mark.parametrize("Tq,q_start", [(5, None), (5, 0), (5, 7), (9, 30), (70, 3)])
+def test_queries_after_keys(rng, Tq, q_start):
+    # Fewer queries than keys (a chunk of a prompt against a cache), incl. positions past Tk.
+    check(*qkv(rng, 2, Tq, 40, 4, 1, 16), q_start=q_start)
+    check(*qkv(rng, 1, Tq, 40, 2, 2, 16), q_start=q_start, window=6)
+
+
+def test_more_queries_than_keys_default_start(rng):
+    # Default q_start = Tk - Tq < 0: the first queries see no key and get zeros.
+    q, k, v = qkv(rng, 1, 12, 5, 2, 1, 8)
+    y = check(q, k, v)
+    assert np.all(to_f64(y)[:, :7] == 0)
+
+
+@pytest.mark.parametrize("prefix_len,window,causal", [(4, None, True), (10, 3, True),
+                                                      (100, None, True), (6, 2, False)])
+def test_prefix(rng, prefix_len, window, causal):
+    check(*qkv(rng, 1, 30, 30, 4, 2, 24), prefix_len=prefix_len, window=window, causal=causal)
+    check(*qkv(rng, 1, 2, 30, 4, 2, 24), prefix_len=prefix_len, window=window, causal=causal)
+
+
+@pytest.mark.parametrize("Tq", [1, 3, 90])
+def test_softcap_and_scale(rng, Tq):
+    q, k, v = qkv(rng, 1, Tq, 90, 4, 2, 48)
+    q *= 6.0  # large scores, so the cap matters
+    check(q, k, v, softcap=5.0)
+    check(q, k, v, scale=0.3)
+    check(q, k, v, softcap=2.0, scale=0.05, window=20)
+
+
+def test_rows_without_visible_key_are_zero(rng):
+    q, k, v = qkv(rng, 1, 6, 10, 2, 1, 8)
+    # Positions 20.. with window 3 see nothing of keys 0..9.
+    y = check(q, k, v, q_start=20, window=3)
+    assert np.all(to_f64(y) == 0)
+    y = check(q[:, :1], k, v, q_start=20, window=3)  # decode path
+    assert np.all(to_f64(y) == 0)
+    y = check(q, k, v, q_start=8, window=4)  # some rows see keys, later ones do not
+    assert np.all(to_f64(y)[:, 6 - 1] == 0) and np.any(to_f64(y)[:, 0] != 0)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_sweep(seed):
+    # Random combinations of every option, both kernels (Tq <= 4 takes the split-K path).
+    rng = np.random.default_rng(1000 + seed)
+    Hkv = int(rng.choice([1, 2, 3]))
+    Hq = Hkv * int(rng.choice([1, 2, 4]))
+    D = int(rng.choice([1, 5, 16, 33, 64]))
+    Tk = int(rng.integers(1, 300))
+    Tq = int(rng.choice([1, 2, 4, int(rng.integers(5, 150))]))
+    kw = dict(causal=bool(rng.integers(2)))
+    if rng.integers(2):
+        kw["window"] = int(rng.integers(1, 2 * Tk + 2))
+    if rng.integers(3) == 0:
+        kw["softcap"] = float(rng.uniform(0.5, 20))
+    if rng.integers(3) == 0:
+        kw["scale"] = float(rng.uniform(-0.5, 1.0))
+    if rng.integers(2):
+        kw["q_start"] = int(rng.integers(0, Tk + 20))
+    if rng.integers(3) == 0:
+        kw["prefix_len"] = int(rng.integers(0, Tk + 5))
+    dtype = str(rng.choice(["float32", "float32", "float16", "bfloat16"]))
+    q, k, v = qkv(rng, int(rng.integers(1, 3)), Tq, Tk, Hq, Hkv, D, dtype)
+    check(q, k, v, dtype, **kw)
+
+
+# ---- decode and long sequences -----------------------------------------------------------------
+
+@pytest.mark.parametrize("kw", [{}, dict(window=700), dict(softcap=30.0),
+                                dict(prefix_len=600, window=100)])
+def test_decode_long_cache(rng, kw):
+    # Tk = 3000 crosses several split-K chunks.
+    check(*qkv(rng, 1, 1, 3000, 8, 4, 64), **kw)
+
+
+@pytest.mark.parametrize("Tq", [2, 4, 5])
+def test_few_queries(rng, Tq):
+    check(*qkv(rng, 2, Tq, 1100, 4, 2, 40))
+    check(*qkv(rng, 1, Tq, 1100, 4, 2, 40), causal=False, window=300)
+
+
+@pytest.mark.parametrize("kw", [{}, dict(window=100), dict(causal=False, softcap=20.0)])
+def test_long_prefill(rng, kw):
+    check(*qkv(rng, 1, 600, 600, 4, 2, 64), **kw)
+
+
+# ---- dtypes and array kinds --------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("Tq", [1, 50])
+def test_half_types(rng, dtype, Tq):
+    check(*qkv(rng, 1, Tq, 50, 4, 2, 40, dtype), dtype=dtype)
+    check(*qkv(rng, 1, Tq, 50, 4, 2, 40, dtype), dtype=dtype, window=9, softcap=3.0)
+
+
+def test_torch_in_torch_out(rng):
+    torch = pytest.importorskip("torch")
+    q, k, v = (torch.from_numpy(a) for a in qkv(rng, 2, 20, 20, 4, 2, 32))
+    y = gc.ops.attention(q, k, v, window=7)
+    assert isinstance(y, torch.Tensor) and y.dtype == torch.float32
+    assert_close(y, attention_ref(q, k, v, window=7))
+    qb, kb, vb = q.bfloat16(), k.bfloat16(), v.bfloat16()
+    y = gc.ops.attention(qb, kb, vb)
+    assert isinstance(y, torch.Tensor) and y.dtype == torch.bfloat16
+    assert_close(y, attention_ref(qb, kb, vb), "bfloat16")
+
+
+def test_matches_torch_sdpa(rng):
+    torch = pytest.importorskip("torch")
+    q, k, v = (torch.from_numpy(a) for a in qkv(rng, 1, 33, 33, 4, 4, 16))
+    want = torch.nn.functional.scaled_dot_product_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True).transpose(1, 2)
+    assert_close(gc.ops.attention(q, k, v), want.numpy(), rtol=1e-5)
+
+
+def test_out(rng):
+    q, k, v = qkv(rng, 1, 9, 9, 4, 2, 16)
+    out = np.full_like(q, np.nan)
+    assert gc.ops.attention(q, k, v, out=out) is out
+    assert_close(out, attention_ref(q, k, v))
+
+
+@pytest.mark.parametrize("Tq", [1, 9])
+def test_strided_out(rng, Tq):
+    q, k, v = qkv(rng, 1, Tq, 9, 4, 2, 16)
+    buf = np.zeros((1, Tq, 4, 32), np.float32)
+    gc.ops.attention(q, k, v, out=buf[..., ::2])  # head_dim not contiguous: written via a copy
+    assert_close(buf[..., ::2], attention_ref(q, k, v))
+    assert np.all(buf[..., 1::2] == 0)
+    buf = np.zeros((1, 4, Tq, 16), np.float32)
+    gc.ops.attention(q, k, v, out=buf.transpose(0, 2, 1, 3))  # rows contiguous, written in place
+    assert_close(buf.transpose(0, 2, 1, 3), attention_ref(q, k, v))
+
+
+@pytest.mark.parametrize("Tq", [1, 21])
+def test_strided_inputs(rng, Tq):
+    # Slices of a fused qkv projection [B, T, Hq + 2 Hkv, D].
+    fused = random(rng, (2, 21, 8, 24))
+    q, k, v = fused[:, -Tq:, :4], fused[:, :, 4:6], fused[:, :, 6:8]
+    check(q, k, v)
+    # Head-major storage [B, H, T, D] seen as [B, T, H, D].
+    qt = np.ascontiguousarray(random(rng, (2, 4, Tq, 24))).transpose(0, 2, 1, 3)
+    kt = np.ascontiguousarray(random(rng, (2, 2, 21, 24))).transpose(0, 2, 1, 3)
+    check(qt, kt, kt, window=5)
+    # head_dim itself strided: copied, not misread.
+    wide = random(rng, (2, 21, 2, 48))
+    check(q, wide[..., ::2], wide[..., 1::2])
+
+
+# ---- edge sizes ----------------------------------------------------------------------------------
+
+def test_empty_dims(rng):
+    q, k, v = qkv(rng, 2, 3, 0, 4, 2, 8)
+    assert np.all(np.asarray(gc.ops.attention(q, k, v)) == 0)  # Tk == 0: zeros
+    y = gc.ops.attention(*qkv(rng, 2, 0, 5, 4, 2, 8))
+    assert y.shape == (2, 0, 4, 8)
+    y = gc.ops.attention(*qkv(rng, 0, 3, 5, 4, 2, 8))
+    assert y.shape == (0, 3, 4, 8)
+
+
+def test_single_key(rng):
+    q, k, v = qkv(rng, 1, 1, 1, 2, 1, 5)
+    y = check(q, k, v)
+    assert_close(y, np.repeat(to_f64(v), 2, axis=2))
+
+
+# ---- determinism ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("Tq,Tk", [(1, 3000), (3, 1500), (300, 300)])
+def test_bitwise_same_for_any_thread_count(rng, Tq, Tk):
+    q, k, v = qkv(rng, 2, Tq, Tk, 4, 2, 64)
+    before = gc.get_num_threads()
+    try:
+        gc.set_num_threads(1)
+        y1 = np.asarray(gc.ops.attention(q, k, v, window=250, softcap=30.0))
+        gc.set_num_threads(2)
+        y2 = np.asarray(gc.ops.attention(q, k, v, window=250, softcap=30.0))
+    finally:
+        gc.set_num_threads(before)
+    assert np.array_equal(y1, y2)
+    assert_close(y1, attention_ref(q, k, v, window=250, softcap=30.0))
+
+
+# ---- bad inputs ----------------------------------------------------------------------------------
+
+def test_bad_shapes(rng):
+    q, k, v = qkv(rng, 1, 4, 4, 4, 2, 8)
+    with pytest.raises(ValueError, match="q must have 4 dimensions"):
+        gc.ops.attention(q[0], k, v)
+    with pytest.raises(ValueError, match="k must have 4 dimensions"):
+        gc.ops.attention(q, k[0], v)
+    with pytest.raises(ValueError, match="batch"):
+        gc.ops.attention(q, np.concatenate([k, k]), np.concatenate([v, v]))
+    with pytest.raises(ValueError, match="head_dim"):
+        gc.ops.attention(q, k[..., :4], v[..., :4])
+    with pytest.raises(ValueError, match="multiple of the number of key/value heads"):
+        gc.ops.attention(q[:, :, :3], k, v)
+    with pytest.raises(ValueError, match="k and v must have the same shape"):
+        gc.ops.attention(q, k, v[:, :3])
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(window=0), "window must be >= 1"),
+    (dict(softcap=0.0), "softcap must be a positive"),
+    (dict(softcap=-1.0), "softcap must be a positive"),
+    (dict(softcap=float("inf")), "softcap must be a positive"),
+    (dict(scale=float("nan")), "scale must be a finite"),
+    (dict(q_start=-1), "q_start must be >= 0"),
+    (dict(prefix_len=-2), "prefix_len must be >= 0"),
+])
+def test_bad_options(rng, kw, match):
+    with pytest.raises(ValueError, match=match):
+        gc.ops.attention(*qkv(rng, 1, 4, 4, 2, 1, 8), **kw)
+
+
+def test_bad_dtypes(rng):
+    q, k, v = qkv(rng, 1, 4, 4, 2, 1, 8)
+    with pytest.raises(TypeError, match="k has dtype float16 but q has float32"):
+        gc.ops.attention(q, k.astype(np.float16), v)
+    with pytest.raises(TypeError, match="v has dtype"):
+        gc.ops.attention(q, k, v.astype(DTYPES["bfloat16"]))
+    with pytest.raises(TypeError, match="q must be float32, float16 or bfloat16"):
+        gc.ops.attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64))
+    with pytest.raises(TypeError, match="window must be an int"):
+        gc.ops.attention(q, k, v, window=2.5)
+
+
+@pytest.mark.gpu
+def test_cuda_not_implemented(rng):
+    torch = pytest.importorskip("torch")
+    q, k, v = (torch.from_numpy(a).cuda() for a in qkv(rng, 1, 4, 4, 2, 1, 8))
+    with pytest.raises(NotImplementedError, match="attention"):
+        gc.ops.attention(q, k, v)
+    with pytest.raises(ValueError, match="same device"):
+        gc.ops.attention(q, k.cpu(), v)

@@ -10,6 +10,7 @@ test: setup
 bench: setup
 	.venv/bin/python benchmarks/bench_attention.py
 	.venv/bin/python benchmarks/bench_linear.py
+	.venv/bin/python benchmarks/bench_pointwise.py
 
 setup:
 	bash scripts/setup.sh

@@ -13,7 +13,9 @@ namespace {
 DType numpy_dtype(const py::dtype& dt, const char* what) {
   const char kind = dt.kind();
   const auto size = dt.itemsize();
-  if (py::str(dt.attr("name")).cast<std::string>() == "bfloat16") return DType::kBF16;
+  // ml_dtypes' bfloat16 is a user-defined dtype (kind 'V'): only those need the name look-up.
+  if (kind == 'V' && size == 2 && py::str(dt.attr("name")).cast<std::string>() == "bfloat16")
+    return DType::kBF16;
   if (kind == 'f' && size == 4) return DType::kF32;
   if (kind == 'f' && size == 2) return DType::kF16;
   if (kind == 'f' && size == 8) return DType::kF64;

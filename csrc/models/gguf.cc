@@ -86,6 +86,11 @@ class Reader {
 
 using VT = MetaValue::Type;
 
+// Counts are capped by the bytes left, but an in-memory item is larger than its smallest
+// encoding (a MetaValue is ~150 bytes, an empty nested array 12): reserve only up to a bound and
+// let the vectors grow with the items actually read.
+size_t bounded_reserve(uint64_t count) { return size_t(std::min<uint64_t>(count, uint64_t(1) << 20)); }
+
 bool valid_value_type(uint32_t t) { return t <= uint32_t(VT::kF64); }
 
 // The fewest bytes one value of type t takes in the file (for capping counts).
@@ -131,10 +136,10 @@ MetaValue read_value(Reader& r, VT type, const std::string& what, int depth) {
       v.elem_type = VT(et);
       v.count = r.count(r.u64(what + " count"), min_value_bytes(v.elem_type), what + " count");
       if (v.elem_type == VT::kString) {
-        v.strings.reserve(size_t(v.count));
+        v.strings.reserve(bounded_reserve(v.count));
         for (uint64_t k = 0; k < v.count; ++k) v.strings.push_back(r.string(what + " element"));
       } else if (v.elem_type == VT::kArray) {
-        v.items.reserve(size_t(v.count));
+        v.items.reserve(bounded_reserve(v.count));
         for (uint64_t k = 0; k < v.count; ++k)
           v.items.push_back(read_value(r, VT::kArray, what + " element", depth + 1));
       } else {
@@ -180,7 +185,7 @@ WeightFile read_gguf(const std::string& path) {
   wf.path = path;
   wf.files.push_back(file);
   uint64_t alignment = kDefaultAlignment;
-  wf.metadata.reserve(size_t(n_kv));
+  wf.metadata.reserve(bounded_reserve(n_kv));
   for (uint64_t k = 0; k < n_kv; ++k) {
     std::string key = r.string(str_cat("metadata key ", k));
     if (!valid_utf8(reinterpret_cast<const uint8_t*>(key.data()), key.size()))
@@ -197,7 +202,7 @@ WeightFile read_gguf(const std::string& path) {
     wf.metadata.emplace_back(std::move(key), std::move(v));
   }
 
-  wf.tensors.reserve(size_t(n_tensors));
+  wf.tensors.reserve(bounded_reserve(n_tensors));
   for (uint64_t k = 0; k < n_tensors; ++k) {
     WeightTensor t;
     t.name = r.string(str_cat("tensor ", k, " name"));

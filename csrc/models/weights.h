@@ -46,7 +46,8 @@ struct MetaValue {
   double f = 0;    // float32/float64
   std::string str;
   // Arrays: element type and count; numbers and bools stay in the mapping (little-endian, maybe
-  // unaligned), strings are in `strings`, nested arrays in `items`.
+  // unaligned; `raw` is valid while the WeightFile that read it lives), strings are in
+  // `strings`, nested arrays in `items`.
   Type elem_type = Type::kU8;
   uint64_t count = 0;
   const uint8_t* raw = nullptr;
@@ -58,7 +59,7 @@ struct MetaValue {
   int64_t as_int() const;        // ValueError unless an integer (or bool) that fits
   double as_double() const;      // any number
   const std::string& as_string() const;
-  // Element k of a numeric array, as a scalar MetaValue (elem_type, not kArray).
+  // Element k of an array, as its own MetaValue of type elem_type (a copy).
   MetaValue element(uint64_t k) const;
 };
 

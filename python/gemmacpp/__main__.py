@@ -1,4 +1,4 @@
-"""Command line: `python -m gemmacpp info|demo`."""
+"""Command line: `python -m gemmacpp info [PATH]|demo`."""
 import argparse
 import sys
 import time
@@ -9,6 +9,10 @@ import gemmacpp as gc
 
 
 def cmd_info(args) -> int:
+    if getattr(args, "path", None):  # `info PATH`: a weight file's metadata and tensor table
+        from . import weights
+        print(weights.describe(weights.open(args.path)))
+        return 0
     print(f"gemmacpp {gc.__version__}")
     print(f"devices:      {', '.join(gc.devices())}")
     print(f"CPU SIMD:     {gc.simd_target()} (compiled: {', '.join(gc._core.simd_targets_compiled())})")
@@ -69,7 +73,9 @@ def cmd_demo(args) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gemmacpp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("info", help="what this build of gemmacpp found: devices, SIMD, threads")
+    info = sub.add_parser("info", help="what this build of gemmacpp found (devices, SIMD, threads); "
+                                       "with PATH, a weight file's metadata and tensors")
+    info.add_argument("path", nargs="?", help="a .gguf/.safetensors file or checkpoint folder")
     demo = sub.add_parser("demo", help="run the kernels on Gemma shapes, check and time them")
     demo.add_argument("--tokens", type=int, default=1024)
     args = parser.parse_args(argv)

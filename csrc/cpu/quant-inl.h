@@ -1,0 +1,149 @@
+// Per-target dot products of a float32 vector with one row of block-quantized weights, for the
+// matrix-vector path of linear: each weight block is read once, its integers widened to 32-bit
+// lanes, scaled to float32 in registers and multiplied into float32 accumulators; nothing is
+// written to memory. Accumulation order depends only on K. Types without a kernel here go through
+// dequantize_block (quant_blocks.h) in the caller.
+// Include after hwy/highway.h inside a foreach_target translation unit.
+
+#if defined(GEMMACPP_CPU_QUANT_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef GEMMACPP_CPU_QUANT_INL_H_
+#undef GEMMACPP_CPU_QUANT_INL_H_
+#else
+#define GEMMACPP_CPU_QUANT_INL_H_
+#endif
+
+#include <cstddef>
+#include <cstdint>
+
+#include "hwy/highway.h"
+#include "csrc/cpu/quant_blocks.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace gemmacpp::cpu::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// The kernels take chunks of Lanes values inside a 16-value scale group (Q6_K) and pairs of
+// chunks inside a 32-value block: vectors of up to 16 float lanes.
+HWY_INLINE bool QuantKernelsFit() { return hn::Lanes(hn::ScalableTag<float>()) <= 16; }
+
+// Lanes bytes from p, each widened to a 32-bit integer lane.
+template <class DI>
+HWY_INLINE hn::Vec<DI> LoadU8AsI32(DI di, const uint8_t* p) {
+  return hn::PromoteTo(di, hn::LoadU(hn::Rebind<uint8_t, DI>(), p));
+}
+
+// Q8_0: w = d * q, q int8. Even blocks feed accumulators a0/a1, odd ones a2/a3, so four FMA
+// chains are in flight.
+HWY_INLINE float DotQ8_0(const float* HWY_RESTRICT x, const uint8_t* HWY_RESTRICT w,
+                         size_t blocks) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const hn::Rebind<int8_t, decltype(di)> d8;
+  const size_t L = hn::Lanes(df);
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  const auto block = [&](const uint8_t* b, const float* xb, auto& acc0, auto& acc1) {
+    const auto d = hn::Set(df, quant::half_at(b));
+    const int8_t* q = reinterpret_cast<const int8_t*>(b + 2);
+    for (size_t i = 0; i < 32; i += 2 * L) {
+      const auto w0 = hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + i))), d);
+      const auto w1 = hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + i + L))), d);
+      acc0 = hn::MulAdd(w0, hn::LoadU(df, xb + i), acc0);
+      acc1 = hn::MulAdd(w1, hn::LoadU(df, xb + i + L), acc1);
+    }
+  };
+  size_t b = 0;
+  for (; b + 2 <= blocks; b += 2) {
+    block(w + b * 34, x + b * 32, a0, a1);
+    block(w + (b + 1) * 34, x + (b + 1) * 32, a2, a3);
+  }
+  if (b < blocks) block(w + b * 34, x + b * 32, a0, a1);
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+}
+
+// Q4_K: super-blocks of 256 values in 8 sub-blocks of 32, w = (d * sc_j) * q - dmin * m_j with
+// q 4-bit. Sub-blocks 2p and 2p+1 share the 32 bytes q[32p..]: low nibbles for 2p, high for 2p+1.
+HWY_INLINE float DotQ4_K(const float* HWY_RESTRICT x, const uint8_t* HWY_RESTRICT w,
+                         size_t blocks) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const size_t L = hn::Lanes(df);
+  const auto mask = hn::Set(di, 0xF);
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  for (size_t b = 0; b < blocks; ++b) {
+    const uint8_t* blk = w + b * 144;
+    const float* xb = x + b * 256;
+    const float d = quant::half_at(blk), dmin = quant::half_at(blk + 2);
+    const uint8_t* sc = blk + 4;
+    const uint8_t* q = blk + 16;
+    for (int p = 0; p < 4; ++p) {
+      uint8_t s0, m0, s1, m1;
+      quant::kquant_scale_min(sc, 2 * p, &s0, &m0);
+      quant::kquant_scale_min(sc, 2 * p + 1, &s1, &m1);
+      const auto vs0 = hn::Set(df, d * float(s0)), vm0 = hn::Set(df, dmin * float(m0));
+      const auto vs1 = hn::Set(df, d * float(s1)), vm1 = hn::Set(df, dmin * float(m1));
+      const uint8_t* qp = q + 32 * p;
+      const float* xlo = xb + 64 * p;
+      const float* xhi = xlo + 32;
+      for (size_t i = 0; i < 32; i += 2 * L) {
+        const auto v0 = LoadU8AsI32(di, qp + i), v1 = LoadU8AsI32(di, qp + i + L);
+        const auto lo0 = hn::MulSub(hn::ConvertTo(df, hn::And(v0, mask)), vs0, vm0);
+        const auto lo1 = hn::MulSub(hn::ConvertTo(df, hn::And(v1, mask)), vs0, vm0);
+        const auto hi0 = hn::MulSub(hn::ConvertTo(df, hn::ShiftRight<4>(v0)), vs1, vm1);
+        const auto hi1 = hn::MulSub(hn::ConvertTo(df, hn::ShiftRight<4>(v1)), vs1, vm1);
+        a0 = hn::MulAdd(lo0, hn::LoadU(df, xlo + i), a0);
+        a1 = hn::MulAdd(lo1, hn::LoadU(df, xlo + i + L), a1);
+        a2 = hn::MulAdd(hi0, hn::LoadU(df, xhi + i), a2);
+        a3 = hn::MulAdd(hi1, hn::LoadU(df, xhi + i + L), a3);
+      }
+    }
+  }
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+}
+
+// Q6_K: super-blocks of 256 values, w = (d * sc[v / 16]) * (q - 32) with q 6-bit: for value
+// v = 128h + 32s + i, the low 4 bits are a nibble of ql[64h + 32(s & 1) + i] (high nibble when
+// s >= 2) and the top 2 bits are bits 2s, 2s+1 of qh[32h + i]. One pass over i serves all four s,
+// each into its own accumulator.
+HWY_INLINE float DotQ6_K(const float* HWY_RESTRICT x, const uint8_t* HWY_RESTRICT w,
+                         size_t blocks) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const size_t L = hn::Lanes(df);
+  const auto mask4 = hn::Set(di, 0xF), mask2 = hn::Set(di, 3), off = hn::Set(di, 32);
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  for (size_t b = 0; b < blocks; ++b) {
+    const uint8_t* blk = w + b * 210;
+    const float* xb = x + b * 256;
+    const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
+    const float d = quant::half_at(blk + 208);
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = blk + 64 * h;
+      const uint8_t* qh = blk + 128 + 32 * h;
+      const float* xh = xb + 128 * h;
+      const int8_t* sch = sc + 8 * h;
+      for (size_t i = 0; i < 32; i += L) {
+        const auto A = LoadU8AsI32(di, ql + i), B = LoadU8AsI32(di, ql + 32 + i);
+        const auto H = LoadU8AsI32(di, qh + i);
+        const size_t g = i / 16;  // which half of the 32 values: its own scale
+        const auto q0 = hn::Or(hn::And(A, mask4), hn::ShiftLeft<4>(hn::And(H, mask2)));
+        const auto q1 = hn::Or(hn::And(B, mask4), hn::ShiftLeft<4>(hn::And(hn::ShiftRight<2>(H), mask2)));
+        const auto q2 = hn::Or(hn::ShiftRight<4>(A), hn::ShiftLeft<4>(hn::And(hn::ShiftRight<4>(H), mask2)));
+        const auto q3 = hn::Or(hn::ShiftRight<4>(B), hn::ShiftLeft<4>(hn::ShiftRight<6>(H)));
+        const auto w0 = hn::Mul(hn::Set(df, d * float(sch[0 + g])), hn::ConvertTo(df, hn::Sub(q0, off)));
+        const auto w1 = hn::Mul(hn::Set(df, d * float(sch[2 + g])), hn::ConvertTo(df, hn::Sub(q1, off)));
+        const auto w2 = hn::Mul(hn::Set(df, d * float(sch[4 + g])), hn::ConvertTo(df, hn::Sub(q2, off)));
+        const auto w3 = hn::Mul(hn::Set(df, d * float(sch[6 + g])), hn::ConvertTo(df, hn::Sub(q3, off)));
+        a0 = hn::MulAdd(w0, hn::LoadU(df, xh + i), a0);
+        a1 = hn::MulAdd(w1, hn::LoadU(df, xh + 32 + i), a1);
+        a2 = hn::MulAdd(w2, hn::LoadU(df, xh + 64 + i), a2);
+        a3 = hn::MulAdd(w3, hn::LoadU(df, xh + 96 + i), a3);
+      }
+    }
+  }
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+}
+
+}  // namespace gemmacpp::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // per-target include guard

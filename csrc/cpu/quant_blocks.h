@@ -1,0 +1,197 @@
+// GGML's block-quantized weight formats: their byte layouts and the exact scalar dequantization of
+// one block. A quantized row of K values is K / block_values blocks stored back to back; a matrix
+// is its rows in order. Layouts and maths follow the GGUF specification (the `gguf` package's
+// quants.py is the reference): every float scale is an IEEE half, and the dequantized value is
+// computed in float32 in the same operation order as that reference, so results match bitwise.
+// Plain C++ (no SIMD): the fast per-target kernels live in quant-inl.h.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "csrc/core/dtype.h"
+
+namespace gemmacpp::cpu {
+
+enum class QType : uint8_t { kQ8_0, kQ4_0, kQ4_1, kQ5_0, kQ5_1, kQ2_K, kQ3_K, kQ4_K, kQ5_K, kQ6_K };
+
+struct QTypeInfo {
+  const char* name;
+  int block_values;  // values per block: 32, or 256 for the K-quants' super-blocks
+  int block_bytes;
+};
+
+inline QTypeInfo qtype_info(QType t) {
+  switch (t) {
+    case QType::kQ8_0: return {"Q8_0", 32, 34};    // f16 d, int8 q[32]
+    case QType::kQ4_0: return {"Q4_0", 32, 18};    // f16 d, q[16] (two 4-bit values a byte)
+    case QType::kQ4_1: return {"Q4_1", 32, 20};    // f16 d, f16 m, q[16]
+    case QType::kQ5_0: return {"Q5_0", 32, 22};    // f16 d, u32 high bits, q[16]
+    case QType::kQ5_1: return {"Q5_1", 32, 24};    // f16 d, f16 m, u32 high bits, q[16]
+    case QType::kQ2_K: return {"Q2_K", 256, 84};   // scales[16], q[64], f16 d, f16 dmin
+    case QType::kQ3_K: return {"Q3_K", 256, 110};  // hmask[32], q[64], scales[12], f16 d
+    case QType::kQ4_K: return {"Q4_K", 256, 144};  // f16 d, f16 dmin, scales[12], q[128]
+    case QType::kQ5_K: return {"Q5_K", 256, 176};  // f16 d, f16 dmin, scales[12], qh[32], q[128]
+    case QType::kQ6_K: return {"Q6_K", 256, 210};  // ql[128], qh[64], int8 scales[16], f16 d
+  }
+  return {"?", 1, 1};
+}
+
+constexpr QType kAllQTypes[] = {QType::kQ8_0, QType::kQ4_0, QType::kQ4_1, QType::kQ5_0,
+                                QType::kQ5_1, QType::kQ2_K, QType::kQ3_K, QType::kQ4_K,
+                                QType::kQ5_K, QType::kQ6_K};
+
+// The type named `name` ("Q4_K"); false when it is not one of kAllQTypes.
+inline bool parse_qtype(const std::string& name, QType* t) {
+  for (QType q : kAllQTypes) {
+    if (name == qtype_info(q).name) {
+      *t = q;
+      return true;
+    }
+  }
+  return false;
+}
+
+// "Q8_0, Q4_0, ..., Q6_K": for error messages.
+inline std::string supported_qtypes() {
+  std::string s;
+  for (QType q : kAllQTypes) s += std::string(s.empty() ? "" : ", ") + qtype_info(q).name;
+  return s;
+}
+
+namespace quant {
+
+inline float half_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+
+// Q4_K / Q5_K pack eight 6-bit scales and eight 6-bit mins into 12 bytes: sub-blocks 0-3 keep
+// their low 6 bits in bytes 0-3 (scales) and 4-7 (mins); sub-blocks 4-7 keep their low 4 bits in
+// bytes 8-11 and their top 2 bits in the spare top bits of bytes 0-7.
+inline void kquant_scale_min(const uint8_t* s, int j, uint8_t* sc, uint8_t* m) {
+  if (j < 4) {
+    *sc = s[j] & 63;
+    *m = s[j + 4] & 63;
+  } else {
+    *sc = uint8_t((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4));
+    *m = uint8_t((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+  }
+}
+
+// Q3_K's sixteen 6-bit signed scales (offset 32) in 12 bytes: low 4 bits in bytes 0-7 (index i
+// in byte i % 8, nibble i / 8), top 2 bits in bytes 8-11 (byte 8 + i % 4, bit pair i / 4).
+inline int q3k_scale(const uint8_t* s, int i) {
+  const int lo = (s[i % 8] >> (4 * (i / 8))) & 0xF;
+  const int hi = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
+  return (lo | (hi << 4)) - 32;
+}
+
+}  // namespace quant
+
+// Writes the block_values floats of the block at b into out.
+inline void dequantize_block(QType t, const uint8_t* b, float* out) {
+  using namespace quant;
+  switch (t) {
+    case QType::kQ8_0: {
+      const float d = half_at(b);
+      for (int i = 0; i < 32; ++i) out[i] = float(int8_t(b[2 + i])) * d;
+      return;
+    }
+    case QType::kQ4_0: {
+      const float d = half_at(b);
+      for (int i = 0; i < 16; ++i) {
+        out[i] = d * float((b[2 + i] & 0xF) - 8);
+        out[16 + i] = d * float((b[2 + i] >> 4) - 8);
+      }
+      return;
+    }
+    case QType::kQ4_1: {
+      const float d = half_at(b), m = half_at(b + 2);
+      for (int i = 0; i < 16; ++i) {
+        out[i] = d * float(b[4 + i] & 0xF) + m;
+        out[16 + i] = d * float(b[4 + i] >> 4) + m;
+      }
+      return;
+    }
+    case QType::kQ5_0:
+    case QType::kQ5_1: {
+      const bool has_min = t == QType::kQ5_1;
+      const float d = half_at(b), m = has_min ? half_at(b + 2) : 0.0f;
+      const uint8_t* p = b + (has_min ? 4 : 2);
+      uint32_t qh;
+      std::memcpy(&qh, p, 4);  // little-endian, as the file
+      const uint8_t* q = p + 4;
+      for (int i = 0; i < 32; ++i) {
+        const int lo = i < 16 ? (q[i] & 0xF) : (q[i - 16] >> 4);
+        const int v = lo | int((qh >> i) & 1) << 4;
+        out[i] = has_min ? d * float(v) + m : d * float(v - 16);
+      }
+      return;
+    }
+    case QType::kQ2_K: {
+      const uint8_t* sc = b;
+      const uint8_t* q = b + 16;
+      const float d = half_at(b + 80), dmin = half_at(b + 82);
+      for (int v = 0; v < 256; ++v) {
+        const int h = v / 128, s = (v / 32) % 4, i = v % 32, g = v / 16;
+        const float dl = d * float(sc[g] & 0xF), ml = dmin * float(sc[g] >> 4);
+        out[v] = dl * float((q[32 * h + i] >> (2 * s)) & 3) - ml;
+      }
+      return;
+    }
+    case QType::kQ3_K: {
+      const uint8_t* hm = b;
+      const uint8_t* q = b + 32;
+      const uint8_t* sc = b + 96;
+      const float d = half_at(b + 108);
+      for (int v = 0; v < 256; ++v) {
+        const int h = v / 128, s = (v / 32) % 4, i = v % 32;
+        const int lo = (q[32 * h + i] >> (2 * s)) & 3;
+        const int high_bit = (hm[i] >> (v / 32)) & 1;  // a clear bit means "minus 4"
+        const float dl = d * float(q3k_scale(sc, v / 16));
+        out[v] = dl * float(lo - (high_bit ? 0 : 4));
+      }
+      return;
+    }
+    case QType::kQ4_K:
+    case QType::kQ5_K: {
+      const bool five = t == QType::kQ5_K;
+      const float d = half_at(b), dmin = half_at(b + 2);
+      const uint8_t* sc = b + 4;
+      const uint8_t* qh = b + 16;
+      const uint8_t* q = b + (five ? 48 : 16);
+      for (int j = 0; j < 8; ++j) {
+        uint8_t s, m;
+        kquant_scale_min(sc, j, &s, &m);
+        const float dl = d * float(s), ml = dmin * float(m);
+        const uint8_t* qj = q + 32 * (j / 2);
+        for (int i = 0; i < 32; ++i) {
+          int v = (j & 1) ? (qj[i] >> 4) : (qj[i] & 0xF);
+          if (five) v |= ((qh[i] >> j) & 1) << 4;
+          out[32 * j + i] = dl * float(v) - ml;
+        }
+      }
+      return;
+    }
+    case QType::kQ6_K: {
+      const uint8_t* ql = b;
+      const uint8_t* qh = b + 128;
+      const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
+      const float d = half_at(b + 208);
+      for (int v = 0; v < 256; ++v) {
+        const int h = v / 128, s = (v / 32) % 4, i = v % 32;
+        const uint8_t l = ql[64 * h + 32 * (s & 1) + i];
+        const int lo = (s & 2) ? (l >> 4) : (l & 0xF);
+        const int hi = (qh[32 * h + i] >> (2 * s)) & 3;
+        out[v] = (d * float(sc[v / 16])) * float((lo | (hi << 4)) - 32);
+      }
+      return;
+    }
+  }
+}
+
+}  // namespace gemmacpp::cpu

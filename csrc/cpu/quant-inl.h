@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "hwy/highway.h"
 #include "csrc/cpu/quant_blocks.h"
@@ -57,6 +58,54 @@ HWY_INLINE float DotQ8_0(const float* HWY_RESTRICT x, const uint8_t* HWY_RESTRIC
     block(w + (b + 1) * 34, x + (b + 1) * 32, a2, a3);
   }
   if (b < blocks) block(w + b * 34, x + b * 32, a0, a1);
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+}
+
+// Q4_0, Q4_1, Q5_0, Q5_1: blocks of 32 values; value i < 16 is the low nibble of q[i], value
+// 16 + i its high nibble; the 5-bit types add bit j of a little-endian u32 as bit 4 of value j.
+// w = d * (q - offset) without a min (offset 8 or 16), w = d * q + m with one. Needs
+// Lanes <= 8 (BlockKernelsFit): each half-block is walked in two chunks.
+HWY_INLINE bool BlockKernelsFit() { return hn::Lanes(hn::ScalableTag<float>()) <= 8; }
+
+template <bool kFiveBit, bool kMin>
+HWY_INLINE float DotQ4Q5(const float* HWY_RESTRICT x, const uint8_t* HWY_RESTRICT w,
+                         size_t blocks) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const hn::RebindToUnsigned<decltype(df)> du;
+  const size_t L = hn::Lanes(df);
+  constexpr size_t kQh = kMin ? 4 : 2, kQ = kQh + (kFiveBit ? 4 : 0);
+  constexpr size_t kBytes = kQ + 16;
+  const auto mask = hn::Set(di, 0xF);
+  const auto one = hn::Set(du, 1);
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  for (size_t b = 0; b < blocks; ++b) {
+    const uint8_t* blk = w + b * kBytes;
+    const float* xb = x + b * 32;
+    const float d = quant::half_at(blk);
+    const auto vd = hn::Set(df, d);
+    // Without a min, d * (q - offset) = q * d - offset * d: one MulSub per vector.
+    const auto vm = hn::Set(df, kMin ? quant::half_at(blk + 2) : d * (kFiveBit ? 16.0f : 8.0f));
+    uint32_t qh = 0;
+    if (kFiveBit) std::memcpy(&qh, blk + kQh, 4);
+    const auto vqh = hn::Set(du, qh);
+    const uint8_t* q = blk + kQ;
+    const auto value = [&](hn::Vec<decltype(di)> nib, size_t j) {
+      if (kFiveBit) {
+        const auto hb = hn::And(vqh >> hn::Iota(du, uint32_t(j)), one);
+        nib = hn::Or(nib, hn::BitCast(di, hn::ShiftLeft<4>(hb)));
+      }
+      const auto f = hn::ConvertTo(df, nib);
+      return kMin ? hn::MulAdd(f, vd, vm) : hn::MulSub(f, vd, vm);
+    };
+    for (size_t i = 0; i < 16; i += 2 * L) {
+      const auto v0 = LoadU8AsI32(di, q + i), v1 = LoadU8AsI32(di, q + i + L);
+      a0 = hn::MulAdd(value(hn::And(v0, mask), i), hn::LoadU(df, xb + i), a0);
+      a1 = hn::MulAdd(value(hn::And(v1, mask), i + L), hn::LoadU(df, xb + i + L), a1);
+      a2 = hn::MulAdd(value(hn::ShiftRight<4>(v0), 16 + i), hn::LoadU(df, xb + 16 + i), a2);
+      a3 = hn::MulAdd(value(hn::ShiftRight<4>(v1), 16 + i + L), hn::LoadU(df, xb + 16 + i + L), a3);
+    }
+  }
   return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
 }
 

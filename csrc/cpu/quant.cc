@@ -1,8 +1,9 @@
 // Quantized weights: dequantization and linear. See quant.h; per-target pieces in quant-inl.h
 // (fused block dot products) and gemm-inl.h (panel packing and microkernel).
 // - matrix-vector (M <= kMatvecMaxRows): tasks own fixed ranges of weight rows; each row's blocks
-//   are read once from memory and, while they sit in L1, dotted with every row of x. Q4_K, Q6_K
-//   and Q8_0 dequantize in registers; the other types expand the row into an L1 buffer first.
+//   are read once from memory and, while they sit in L1, dotted with every row of x. Q8_0, Q4_0,
+//   Q4_1, Q5_0, Q5_1, Q4_K and Q6_K dequantize in registers; the other types (Q2_K, Q3_K, Q5_K)
+//   expand the row into an L1 buffer first.
 // - GEMM: as linear.cc's blocked path, but each K-slice of a tile's weight rows is dequantized
 //   into a float32 row buffer and packed into the panel; the whole matrix is never expanded.
 #include "csrc/cpu/quant.h"
@@ -46,26 +47,30 @@ void QMatvecBlock(QType t, const float* x, size_t ldx, size_t M, size_t K, const
                   size_t row_bytes, size_t rows, const float* bias, float* out, size_t ldo) {
   const QTypeInfo info = qtype_info(t);
   const size_t blocks = K / info.block_values;
-  const bool fused = QuantKernelsFit() &&
-                     (t == QType::kQ4_K || t == QType::kQ6_K || t == QType::kQ8_0);
+  // The row's dot product with one x row, read straight from the blocks (null: no such kernel
+  // for this type and vector width; the row is expanded into an L1 buffer instead).
+  using DotFn = float (*)(const float*, const uint8_t*, size_t);
+  DotFn dot = nullptr;
+  if (QuantKernelsFit()) {
+    if (t == QType::kQ4_K) dot = DotQ4_K;
+    if (t == QType::kQ6_K) dot = DotQ6_K;
+    if (t == QType::kQ8_0) dot = DotQ8_0;
+  }
+  if (BlockKernelsFit()) {
+    if (t == QType::kQ4_0) dot = DotQ4Q5<false, false>;
+    if (t == QType::kQ4_1) dot = DotQ4Q5<false, true>;
+    if (t == QType::kQ5_0) dot = DotQ4Q5<true, false>;
+    if (t == QType::kQ5_1) dot = DotQ4Q5<true, true>;
+  }
   static thread_local hwy::AlignedFreeUniquePtr<float[]> row_buf;
   static thread_local size_t row_cap = 0;
-  float* wf = fused ? nullptr : ScratchFloats(row_buf, row_cap, K);
+  float* wf = dot ? nullptr : ScratchFloats(row_buf, row_cap, K);
   for (size_t r = 0; r < rows; ++r) {
     const uint8_t* wr = w + r * row_bytes;
-    if (!fused) DequantizeBlocks(t, wr, 0, blocks, wf);
+    if (!dot) DequantizeBlocks(t, wr, 0, blocks, wf);
     for (size_t m = 0; m < M; ++m) {
       const float* xm = x + m * ldx;
-      float d;
-      if (!fused) {
-        d = Dot1(xm, wf, K);
-      } else if (t == QType::kQ4_K) {
-        d = DotQ4_K(xm, wr, blocks);
-      } else if (t == QType::kQ6_K) {
-        d = DotQ6_K(xm, wr, blocks);
-      } else {
-        d = DotQ8_0(xm, wr, blocks);
-      }
+      const float d = dot ? dot(xm, wr, blocks) : Dot1(xm, wf, K);
       out[m * ldo + r] = bias ? d + bias[r] : d;
     }
   }

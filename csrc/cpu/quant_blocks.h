@@ -63,10 +63,18 @@ inline std::string supported_qtypes() {
 
 namespace quant {
 
+// The IEEE half at p as a float (exact). Inline, unlike f16_to_f32: the kernels read one or two
+// per block, and an out-of-line call there would spill every vector accumulator around it.
 inline float half_at(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
-  return f16_to_f32(h);
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ffu;
+  if (exp == 0) {  // zero or subnormal: mant * 2^-24, exact in float32
+    const float f = float(mant) * 5.9604644775390625e-8f;
+    return sign ? -f : f;
+  }
+  return f32_from_bits(sign | (exp == 31 ? 0x7f800000u | mant << 13
+                                         : (exp + 127 - 15) << 23 | mant << 13));
 }
 
 // Q4_K / Q5_K pack eight 6-bit scales and eight 6-bit mins into 12 bytes: sub-blocks 0-3 keep

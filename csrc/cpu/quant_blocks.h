@@ -133,21 +133,34 @@ inline void dequantize_block(QType t, const uint8_t* b, float* out) {
       uint32_t qh;
       std::memcpy(&qh, p, 4);  // little-endian, as the file
       const uint8_t* q = p + 4;
-      for (int i = 0; i < 32; ++i) {
-        const int lo = i < 16 ? (q[i] & 0xF) : (q[i - 16] >> 4);
-        const int v = lo | int((qh >> i) & 1) << 4;
-        out[i] = has_min ? d * float(v) + m : d * float(v - 16);
+      int v[32];
+      for (int i = 0; i < 16; ++i) {
+        v[i] = (q[i] & 0xF) | int((qh >> i) & 1) << 4;
+        v[16 + i] = (q[i] >> 4) | int((qh >> (16 + i)) & 1) << 4;
+      }
+      if (has_min) {
+        for (int i = 0; i < 32; ++i) out[i] = d * float(v[i]) + m;
+      } else {
+        for (int i = 0; i < 32; ++i) out[i] = d * float(v[i] - 16);
       }
       return;
     }
+    // The K-quants below walk each 16-value scale group with its scale fixed, in loops the
+    // compiler vectorizes; the value order is v = 128h + 32s + 16g + i.
     case QType::kQ2_K: {
       const uint8_t* sc = b;
       const uint8_t* q = b + 16;
       const float d = half_at(b + 80), dmin = half_at(b + 82);
-      for (int v = 0; v < 256; ++v) {
-        const int h = v / 128, s = (v / 32) % 4, i = v % 32, g = v / 16;
-        const float dl = d * float(sc[g] & 0xF), ml = dmin * float(sc[g] >> 4);
-        out[v] = dl * float((q[32 * h + i] >> (2 * s)) & 3) - ml;
+      for (int h = 0; h < 2; ++h) {
+        for (int s = 0; s < 4; ++s) {
+          for (int g = 0; g < 2; ++g) {
+            const int grp = 8 * h + 2 * s + g;
+            const float dl = d * float(sc[grp] & 0xF), ml = dmin * float(sc[grp] >> 4);
+            const uint8_t* qg = q + 32 * h + 16 * g;
+            float* o = out + 16 * grp;
+            for (int i = 0; i < 16; ++i) o[i] = dl * float((qg[i] >> (2 * s)) & 3) - ml;
+          }
+        }
       }
       return;
     }
@@ -156,12 +169,22 @@ inline void dequantize_block(QType t, const uint8_t* b, float* out) {
       const uint8_t* q = b + 32;
       const uint8_t* sc = b + 96;
       const float d = half_at(b + 108);
-      for (int v = 0; v < 256; ++v) {
-        const int h = v / 128, s = (v / 32) % 4, i = v % 32;
-        const int lo = (q[32 * h + i] >> (2 * s)) & 3;
-        const int high_bit = (hm[i] >> (v / 32)) & 1;  // a clear bit means "minus 4"
-        const float dl = d * float(q3k_scale(sc, v / 16));
-        out[v] = dl * float(lo - (high_bit ? 0 : 4));
+      for (int h = 0; h < 2; ++h) {
+        for (int s = 0; s < 4; ++s) {
+          const int bit = 4 * h + s;  // hmask bit of values 32 * bit ... + 31
+          for (int g = 0; g < 2; ++g) {
+            const int grp = 8 * h + 2 * s + g;
+            const float dl = d * float(q3k_scale(sc, grp));
+            const uint8_t* qg = q + 32 * h + 16 * g;
+            const uint8_t* hg = hm + 16 * g;
+            float* o = out + 16 * grp;
+            for (int i = 0; i < 16; ++i) {
+              // A clear hmask bit means "minus 4".
+              const int v = ((qg[i] >> (2 * s)) & 3) - (((hg[i] >> bit) & 1) ? 0 : 4);
+              o[i] = dl * float(v);
+            }
+          }
+        }
       }
       return;
     }
@@ -190,12 +213,23 @@ inline void dequantize_block(QType t, const uint8_t* b, float* out) {
       const uint8_t* qh = b + 128;
       const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
       const float d = half_at(b + 208);
-      for (int v = 0; v < 256; ++v) {
-        const int h = v / 128, s = (v / 32) % 4, i = v % 32;
-        const uint8_t l = ql[64 * h + 32 * (s & 1) + i];
-        const int lo = (s & 2) ? (l >> 4) : (l & 0xF);
-        const int hi = (qh[32 * h + i] >> (2 * s)) & 3;
-        out[v] = (d * float(sc[v / 16])) * float((lo | (hi << 4)) - 32);
+      for (int h = 0; h < 2; ++h) {
+        for (int s = 0; s < 4; ++s) {
+          for (int g = 0; g < 2; ++g) {
+            const int grp = 8 * h + 2 * s + g;
+            const float dl = d * float(sc[grp]);
+            // low 4 bits: a nibble of ql[64h + 32(s & 1) + i] (high nibble for s >= 2); top 2
+            // bits: bits 2s, 2s+1 of qh[32h + i].
+            const uint8_t* lg = ql + 64 * h + 32 * (s & 1) + 16 * g;
+            const uint8_t* hg = qh + 32 * h + 16 * g;
+            const int shift = 4 * (s >> 1);
+            float* o = out + 16 * grp;
+            for (int i = 0; i < 16; ++i) {
+              const int v = ((lg[i] >> shift) & 0xF) | (((hg[i] >> (2 * s)) & 3) << 4);
+              o[i] = dl * float(v - 32);
+            }
+          }
+        }
       }
       return;
     }

@@ -33,32 +33,35 @@ HWY_INLINE hn::Vec<DI> LoadU8AsI32(DI di, const uint8_t* p) {
   return hn::PromoteTo(di, hn::LoadU(hn::Rebind<uint8_t, DI>(), p));
 }
 
-// Q8_0: w = d * q, q int8. Even blocks feed accumulators a0/a1, odd ones a2/a3, so four FMA
-// chains are in flight.
+// Q8_0: w = d * q, q int8. Each block's sum of q * x is formed first (its own short chain, which
+// the next block's does not wait for), then scaled by d into accumulator a0 (even blocks) or a1.
 HWY_INLINE float DotQ8_0(const float* HWY_RESTRICT x, const uint8_t* HWY_RESTRICT w,
                          size_t blocks) {
   const hn::ScalableTag<float> df;
   const hn::RebindToSigned<decltype(df)> di;
   const hn::Rebind<int8_t, decltype(di)> d8;
   const size_t L = hn::Lanes(df);
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-  const auto block = [&](const uint8_t* b, const float* xb, auto& acc0, auto& acc1) {
-    const auto d = hn::Set(df, quant::half_at(b));
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df);
+  const auto block_sum = [&](const uint8_t* b, const float* xb) {
     const int8_t* q = reinterpret_cast<const int8_t*>(b + 2);
-    for (size_t i = 0; i < 32; i += 2 * L) {
-      const auto w0 = hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + i))), d);
-      const auto w1 = hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + i + L))), d);
-      acc0 = hn::MulAdd(w0, hn::LoadU(df, xb + i), acc0);
-      acc1 = hn::MulAdd(w1, hn::LoadU(df, xb + i + L), acc1);
+    auto p = hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q))), hn::LoadU(df, xb));
+    for (size_t i = L; i < 32; i += L) {
+      p = hn::MulAdd(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + i))),
+                     hn::LoadU(df, xb + i), p);
     }
+    return p;
   };
   size_t b = 0;
   for (; b + 2 <= blocks; b += 2) {
-    block(w + b * 34, x + b * 32, a0, a1);
-    block(w + (b + 1) * 34, x + (b + 1) * 32, a2, a3);
+    const uint8_t* b0 = w + b * 34;
+    const uint8_t* b1 = b0 + 34;
+    a0 = hn::MulAdd(block_sum(b0, x + b * 32), hn::Set(df, quant::half_at(b0)), a0);
+    a1 = hn::MulAdd(block_sum(b1, x + b * 32 + 32), hn::Set(df, quant::half_at(b1)), a1);
   }
-  if (b < blocks) block(w + b * 34, x + b * 32, a0, a1);
-  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  if (b < blocks) {
+    a0 = hn::MulAdd(block_sum(w + b * 34, x + b * 32), hn::Set(df, quant::half_at(w + b * 34)), a0);
+  }
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1)));
 }
 
 // Q4_0, Q4_1, Q5_0, Q5_1: blocks of 32 values; value i < 16 is the low nibble of q[i], value
@@ -158,7 +161,7 @@ HWY_INLINE float DotQ6_K(const float* HWY_RESTRICT x, const uint8_t* HWY_RESTRIC
   const hn::ScalableTag<float> df;
   const hn::RebindToSigned<decltype(df)> di;
   const size_t L = hn::Lanes(df);
-  const auto mask4 = hn::Set(di, 0xF), mask2 = hn::Set(di, 3), off = hn::Set(di, 32);
+  const auto mask4 = hn::Set(di, 0xF), mask30 = hn::Set(di, 0x30);
   auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
   for (size_t b = 0; b < blocks; ++b) {
     const uint8_t* blk = w + b * 210;
@@ -174,14 +177,18 @@ HWY_INLINE float DotQ6_K(const float* HWY_RESTRICT x, const uint8_t* HWY_RESTRIC
         const auto A = LoadU8AsI32(di, ql + i), B = LoadU8AsI32(di, ql + 32 + i);
         const auto H = LoadU8AsI32(di, qh + i);
         const size_t g = i / 16;  // which half of the 32 values: its own scale
-        const auto q0 = hn::Or(hn::And(A, mask4), hn::ShiftLeft<4>(hn::And(H, mask2)));
-        const auto q1 = hn::Or(hn::And(B, mask4), hn::ShiftLeft<4>(hn::And(hn::ShiftRight<2>(H), mask2)));
-        const auto q2 = hn::Or(hn::ShiftRight<4>(A), hn::ShiftLeft<4>(hn::And(hn::ShiftRight<4>(H), mask2)));
-        const auto q3 = hn::Or(hn::ShiftRight<4>(B), hn::ShiftLeft<4>(hn::ShiftRight<6>(H)));
-        const auto w0 = hn::Mul(hn::Set(df, d * float(sch[0 + g])), hn::ConvertTo(df, hn::Sub(q0, off)));
-        const auto w1 = hn::Mul(hn::Set(df, d * float(sch[2 + g])), hn::ConvertTo(df, hn::Sub(q1, off)));
-        const auto w2 = hn::Mul(hn::Set(df, d * float(sch[4 + g])), hn::ConvertTo(df, hn::Sub(q2, off)));
-        const auto w3 = hn::Mul(hn::Set(df, d * float(sch[6 + g])), hn::ConvertTo(df, hn::Sub(q3, off)));
+        // The top 2 bits moved straight to bit positions 4-5, masked once.
+        const auto q0 = hn::Or(hn::And(A, mask4), hn::And(hn::ShiftLeft<4>(H), mask30));
+        const auto q1 = hn::Or(hn::And(B, mask4), hn::And(hn::ShiftLeft<2>(H), mask30));
+        const auto q2 = hn::Or(hn::ShiftRight<4>(A), hn::And(H, mask30));
+        const auto q3 = hn::Or(hn::ShiftRight<4>(B), hn::And(hn::ShiftRight<2>(H), mask30));
+        // (d * sc) * (q - 32) as q * s - 32 * s: one MulSub, no integer subtraction.
+        const float s0 = d * float(sch[0 + g]), s1 = d * float(sch[2 + g]);
+        const float s2 = d * float(sch[4 + g]), s3 = d * float(sch[6 + g]);
+        const auto w0 = hn::MulSub(hn::ConvertTo(df, q0), hn::Set(df, s0), hn::Set(df, 32.0f * s0));
+        const auto w1 = hn::MulSub(hn::ConvertTo(df, q1), hn::Set(df, s1), hn::Set(df, 32.0f * s1));
+        const auto w2 = hn::MulSub(hn::ConvertTo(df, q2), hn::Set(df, s2), hn::Set(df, 32.0f * s2));
+        const auto w3 = hn::MulSub(hn::ConvertTo(df, q3), hn::Set(df, s3), hn::Set(df, 32.0f * s3));
         a0 = hn::MulAdd(w0, hn::LoadU(df, xh + i), a0);
         a1 = hn::MulAdd(w1, hn::LoadU(df, xh + 32 + i), a1);
         a2 = hn::MulAdd(w2, hn::LoadU(df, xh + 64 + i), a2);

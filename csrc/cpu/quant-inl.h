@@ -1,7 +1,9 @@
 // Per-target dot products of a float32 vector with one row of block-quantized weights, for the
 // matrix-vector path of linear: each weight block is read once, its integers widened to 32-bit
 // lanes, scaled to float32 in registers and multiplied into float32 accumulators; nothing is
-// written to memory. Accumulation order depends only on K. Types without a kernel here go through
+// written to memory. Accumulation order depends only on K. Every kernel takes
+// (x, xsum, w, blocks): xsum holds the sums of x over each 32 values (used by the types with a
+// per-sub-block min). Types without a kernel here go through
 // dequantize_block (quant_blocks.h) in the caller.
 // Include after hwy/highway.h inside a foreach_target translation unit.
 
@@ -35,8 +37,8 @@ HWY_INLINE hn::Vec<DI> LoadU8AsI32(DI di, const uint8_t* p) {
 
 // Q8_0: w = d * q, q int8. Each block's sum of q * x is formed first (its own short chain, which
 // the next block's does not wait for), then scaled by d into accumulator a0 (even blocks) or a1.
-HWY_INLINE float DotQ8_0(const float* HWY_RESTRICT x, const uint8_t* HWY_RESTRICT w,
-                         size_t blocks) {
+HWY_INLINE float DotQ8_0(const float* HWY_RESTRICT x, const float* /*xsum*/,
+                         const uint8_t* HWY_RESTRICT w, size_t blocks) {
   const hn::ScalableTag<float> df;
   const hn::RebindToSigned<decltype(df)> di;
   const hn::Rebind<int8_t, decltype(di)> d8;
@@ -71,8 +73,8 @@ HWY_INLINE float DotQ8_0(const float* HWY_RESTRICT x, const uint8_t* HWY_RESTRIC
 HWY_INLINE bool BlockKernelsFit() { return hn::Lanes(hn::ScalableTag<float>()) <= 8; }
 
 template <bool kFiveBit, bool kMin>
-HWY_INLINE float DotQ4Q5(const float* HWY_RESTRICT x, const uint8_t* HWY_RESTRICT w,
-                         size_t blocks) {
+HWY_INLINE float DotQ4Q5(const float* HWY_RESTRICT x, const float* /*xsum*/,
+                         const uint8_t* HWY_RESTRICT w, size_t blocks) {
   const hn::ScalableTag<float> df;
   const hn::RebindToSigned<decltype(df)> di;
   const hn::RebindToUnsigned<decltype(df)> du;
@@ -114,13 +116,16 @@ HWY_INLINE float DotQ4Q5(const float* HWY_RESTRICT x, const uint8_t* HWY_RESTRIC
 
 // Q4_K: super-blocks of 256 values in 8 sub-blocks of 32, w = (d * sc_j) * q - dmin * m_j with
 // q 4-bit. Sub-blocks 2p and 2p+1 share the 32 bytes q[32p..]: low nibbles for 2p, high for 2p+1.
-HWY_INLINE float DotQ4_K(const float* HWY_RESTRICT x, const uint8_t* HWY_RESTRICT w,
-                         size_t blocks) {
+// The dot product is taken as sum_j (d sc_j) (sum_i q_i x_i) - sum_j (dmin m_j) xsum_j, with
+// xsum_j the sum of x over sub-block j (precomputed, K / 32 values): no per-value min.
+HWY_INLINE float DotQ4_K(const float* HWY_RESTRICT x, const float* HWY_RESTRICT xsum,
+                         const uint8_t* HWY_RESTRICT w, size_t blocks) {
   const hn::ScalableTag<float> df;
   const hn::RebindToSigned<decltype(df)> di;
   const size_t L = hn::Lanes(df);
   const auto mask = hn::Set(di, 0xF);
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df);
+  float mins = 0.0f;
   for (size_t b = 0; b < blocks; ++b) {
     const uint8_t* blk = w + b * 144;
     const float* xb = x + b * 256;
@@ -131,33 +136,32 @@ HWY_INLINE float DotQ4_K(const float* HWY_RESTRICT x, const uint8_t* HWY_RESTRIC
       uint8_t s0, m0, s1, m1;
       quant::kquant_scale_min(sc, 2 * p, &s0, &m0);
       quant::kquant_scale_min(sc, 2 * p + 1, &s1, &m1);
-      const auto vs0 = hn::Set(df, d * float(s0)), vm0 = hn::Set(df, dmin * float(m0));
-      const auto vs1 = hn::Set(df, d * float(s1)), vm1 = hn::Set(df, dmin * float(m1));
       const uint8_t* qp = q + 32 * p;
       const float* xlo = xb + 64 * p;
       const float* xhi = xlo + 32;
+      auto l0 = hn::Zero(df), l1 = hn::Zero(df), h0 = hn::Zero(df), h1 = hn::Zero(df);
       for (size_t i = 0; i < 32; i += 2 * L) {
         const auto v0 = LoadU8AsI32(di, qp + i), v1 = LoadU8AsI32(di, qp + i + L);
-        const auto lo0 = hn::MulSub(hn::ConvertTo(df, hn::And(v0, mask)), vs0, vm0);
-        const auto lo1 = hn::MulSub(hn::ConvertTo(df, hn::And(v1, mask)), vs0, vm0);
-        const auto hi0 = hn::MulSub(hn::ConvertTo(df, hn::ShiftRight<4>(v0)), vs1, vm1);
-        const auto hi1 = hn::MulSub(hn::ConvertTo(df, hn::ShiftRight<4>(v1)), vs1, vm1);
-        a0 = hn::MulAdd(lo0, hn::LoadU(df, xlo + i), a0);
-        a1 = hn::MulAdd(lo1, hn::LoadU(df, xlo + i + L), a1);
-        a2 = hn::MulAdd(hi0, hn::LoadU(df, xhi + i), a2);
-        a3 = hn::MulAdd(hi1, hn::LoadU(df, xhi + i + L), a3);
+        l0 = hn::MulAdd(hn::ConvertTo(df, hn::And(v0, mask)), hn::LoadU(df, xlo + i), l0);
+        l1 = hn::MulAdd(hn::ConvertTo(df, hn::And(v1, mask)), hn::LoadU(df, xlo + i + L), l1);
+        h0 = hn::MulAdd(hn::ConvertTo(df, hn::ShiftRight<4>(v0)), hn::LoadU(df, xhi + i), h0);
+        h1 = hn::MulAdd(hn::ConvertTo(df, hn::ShiftRight<4>(v1)), hn::LoadU(df, xhi + i + L), h1);
       }
+      a0 = hn::MulAdd(hn::Add(l0, l1), hn::Set(df, d * float(s0)), a0);
+      a1 = hn::MulAdd(hn::Add(h0, h1), hn::Set(df, d * float(s1)), a1);
+      const float* xs = xsum + 8 * b + 2 * p;
+      mins += dmin * float(m0) * xs[0] + dmin * float(m1) * xs[1];
     }
   }
-  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1))) - mins;
 }
 
 // Q6_K: super-blocks of 256 values, w = (d * sc[v / 16]) * (q - 32) with q 6-bit: for value
 // v = 128h + 32s + i, the low 4 bits are a nibble of ql[64h + 32(s & 1) + i] (high nibble when
 // s >= 2) and the top 2 bits are bits 2s, 2s+1 of qh[32h + i]. One pass over i serves all four s,
 // each into its own accumulator.
-HWY_INLINE float DotQ6_K(const float* HWY_RESTRICT x, const uint8_t* HWY_RESTRICT w,
-                         size_t blocks) {
+HWY_INLINE float DotQ6_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
+                         const uint8_t* HWY_RESTRICT w, size_t blocks) {
   const hn::ScalableTag<float> df;
   const hn::RebindToSigned<decltype(df)> di;
   const size_t L = hn::Lanes(df);

@@ -49,7 +49,7 @@ void QMatvecBlock(QType t, const float* x, size_t ldx, size_t M, size_t K, const
   const size_t blocks = K / info.block_values;
   // The row's dot product with one x row, read straight from the blocks (null: no such kernel
   // for this type and vector width; the row is expanded into an L1 buffer instead).
-  using DotFn = float (*)(const float*, const uint8_t*, size_t);
+  using DotFn = float (*)(const float*, const float*, const uint8_t*, size_t);
   DotFn dot = nullptr;
   if (QuantKernelsFit()) {
     if (t == QType::kQ4_K) dot = DotQ4_K;
@@ -65,12 +65,28 @@ void QMatvecBlock(QType t, const float* x, size_t ldx, size_t M, size_t K, const
   static thread_local hwy::AlignedFreeUniquePtr<float[]> row_buf;
   static thread_local size_t row_cap = 0;
   float* wf = dot ? nullptr : ScratchFloats(row_buf, row_cap, K);
+  // Sums of each x row over every 32 values (for Q4_K's mins): M * K / 32 floats, formed once
+  // per task in a fixed order.
+  static thread_local hwy::AlignedFreeUniquePtr<float[]> xsum_buf;
+  static thread_local size_t xsum_cap = 0;
+  const size_t groups = K / 32;
+  float* xsum = ScratchFloats(xsum_buf, xsum_cap, M * groups + 1);
+  if (dot) {
+    for (size_t m = 0; m < M; ++m) {
+      for (size_t g = 0; g < groups; ++g) {
+        const float* xg = x + m * ldx + 32 * g;
+        float acc = 0.0f;
+        for (size_t i = 0; i < 32; ++i) acc += xg[i];
+        xsum[m * groups + g] = acc;
+      }
+    }
+  }
   for (size_t r = 0; r < rows; ++r) {
     const uint8_t* wr = w + r * row_bytes;
     if (!dot) DequantizeBlocks(t, wr, 0, blocks, wf);
     for (size_t m = 0; m < M; ++m) {
       const float* xm = x + m * ldx;
-      const float d = dot ? dot(xm, wr, blocks) : Dot1(xm, wf, K);
+      const float d = dot ? dot(xm, xsum + m * groups, wr, blocks) : Dot1(xm, wf, K);
       out[m * ldo + r] = bias ? d + bias[r] : d;
     }
   }

@@ -13,6 +13,7 @@
 #include "csrc/core/threads.h"
 #include "csrc/cpu/linear.h"
 #include "hwy/aligned_allocator.h"
+#include "hwy/cache_control.h"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "csrc/cpu/quant.cc"
@@ -41,6 +42,8 @@ HWY_INLINE void DequantizeBlocks(QType t, const uint8_t* row, size_t b0, size_t 
     dequantize_block(t, row + (b0 + b) * info.block_bytes, out + b * info.block_values);
   }
 }
+
+constexpr size_t kPrefetchRows = 4;
 
 // `rows` weight rows (w at the first, row_bytes apart) against the M rows of x.
 void QMatvecBlock(QType t, const float* x, size_t ldx, size_t M, size_t K, const uint8_t* w,
@@ -83,6 +86,12 @@ void QMatvecBlock(QType t, const float* x, size_t ldx, size_t M, size_t K, const
   }
   for (size_t r = 0; r < rows; ++r) {
     const uint8_t* wr = w + r * row_bytes;
+    // The kernels spend long enough on each row that the hardware prefetchers fall behind the
+    // stream; ask for the row kPrefetchRows ahead explicitly (within this task's rows).
+    if (r + kPrefetchRows < rows) {
+      const uint8_t* ahead = wr + kPrefetchRows * row_bytes;
+      for (size_t off = 0; off < row_bytes; off += 64) hwy::Prefetch(ahead + off);
+    }
     if (!dot) DequantizeBlocks(t, wr, 0, blocks, wf);
     for (size_t m = 0; m < M; ++m) {
       const float* xm = x + m * ldx;

@@ -69,7 +69,7 @@ def copy_bandwidth(min_time):
 
 
 def random_quantized(rng, qtype, n, k):
-    """Random blocks (random bytes, small finite float16 scales): timing does not depend on values."""
+    """Random blocks (random bytes, small finite float16 scales): timing ignores the values."""
     bv, bb, f16 = LAYOUT[qtype]
     nb = n * (k // bv)
     raw = rng.integers(0, 256, (nb, bb), dtype=np.uint8)
@@ -105,8 +105,9 @@ def run_matvec(args, copy_gbs, rng):
             qt = random_quantized(rng, qtype, n, k)
             t = time_all({"q": lambda: gc.ops.linear(x, qt)}, args.min_time)["q"]
             gbs = qt.data.nbytes / t / 1e9
-            print(f"{f'{n} x {k}':>13} {what:<20} {qtype:<6} {ms(t)} {gbs:6.1f} {gbs / copy_gbs:5.2f}"
-                  f" {ms(td['f32']):>9} {ms(td['bf16']):>10} {ms(td.get('torch')):>9}", flush=True)
+            print(f"{f'{n} x {k}':>13} {what:<20} {qtype:<6} {ms(t)} {gbs:6.1f}"
+                  f" {gbs / copy_gbs:5.2f} {ms(td['f32']):>9} {ms(td['bf16']):>10}"
+                  f" {ms(td.get('torch')):>9}", flush=True)
 
 
 def run_matmul(args, rng, m=512):

@@ -35,6 +35,18 @@ HWY_INLINE hn::Vec<DI> LoadU8AsI32(DI di, const uint8_t* p) {
   return hn::PromoteTo(di, hn::LoadU(hn::Rebind<uint8_t, DI>(), p));
 }
 
+// The IEEE half at p, converted in vector registers (F16C where the target has it) and broadcast
+// to every lane: a few instructions instead of a scalar decode with branches, which for 32-value
+// blocks was a third of the kernel's instructions.
+template <class DF>
+HWY_INLINE hn::Vec<DF> BroadcastHalf(DF df, const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  const hn::Rebind<uint16_t, DF> du16;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  return hn::PromoteTo(df, hn::BitCast(dh, hn::Set(du16, h)));
+}
+
 // Q8_0: w = d * q, q int8. Each block's sum of q * x is formed first (its own short chain, which
 // the next block's does not wait for), then scaled by d into accumulator a0 (even blocks) or a1.
 HWY_INLINE float DotQ8_0(const float* HWY_RESTRICT x, const float* /*xsum*/,
@@ -57,61 +69,70 @@ HWY_INLINE float DotQ8_0(const float* HWY_RESTRICT x, const float* /*xsum*/,
   for (; b + 2 <= blocks; b += 2) {
     const uint8_t* b0 = w + b * 34;
     const uint8_t* b1 = b0 + 34;
-    a0 = hn::MulAdd(block_sum(b0, x + b * 32), hn::Set(df, quant::half_at(b0)), a0);
-    a1 = hn::MulAdd(block_sum(b1, x + b * 32 + 32), hn::Set(df, quant::half_at(b1)), a1);
+    a0 = hn::MulAdd(block_sum(b0, x + b * 32), BroadcastHalf(df, b0), a0);
+    a1 = hn::MulAdd(block_sum(b1, x + b * 32 + 32), BroadcastHalf(df, b1), a1);
   }
   if (b < blocks) {
-    a0 = hn::MulAdd(block_sum(w + b * 34, x + b * 32), hn::Set(df, quant::half_at(w + b * 34)), a0);
+    a0 = hn::MulAdd(block_sum(w + b * 34, x + b * 32), BroadcastHalf(df, w + b * 34), a0);
   }
   return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1)));
 }
 
 // Q4_0, Q4_1, Q5_0, Q5_1: blocks of 32 values; value i < 16 is the low nibble of q[i], value
 // 16 + i its high nibble; the 5-bit types add bit j of a little-endian u32 as bit 4 of value j.
-// w = d * (q - offset) without a min (offset 8 or 16), w = d * q + m with one. Needs
+// w = d * q + off, with off = m (a min) or -8d / -16d (the offset of the signed types), so a block
+// contributes d * sum(q x) + off * xsum_b: one scale per block instead of one per value. Needs
 // Lanes <= 8 (BlockKernelsFit): each half-block is walked in two chunks.
 HWY_INLINE bool BlockKernelsFit() { return hn::Lanes(hn::ScalableTag<float>()) <= 8; }
 
 template <bool kFiveBit, bool kMin>
-HWY_INLINE float DotQ4Q5(const float* HWY_RESTRICT x, const float* /*xsum*/,
+HWY_INLINE float DotQ4Q5(const float* HWY_RESTRICT x, const float* HWY_RESTRICT xsum,
                          const uint8_t* HWY_RESTRICT w, size_t blocks) {
   const hn::ScalableTag<float> df;
   const hn::RebindToSigned<decltype(df)> di;
-  const hn::RebindToUnsigned<decltype(df)> du;
   const size_t L = hn::Lanes(df);
   constexpr size_t kQh = kMin ? 4 : 2, kQ = kQh + (kFiveBit ? 4 : 0);
   constexpr size_t kBytes = kQ + 16;
   const auto mask = hn::Set(di, 0xF);
-  const auto one = hn::Set(du, 1);
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df);
+  auto offsets = hn::Zero(df);  // sum of off * xsum_b, the same in every lane
+  // Bit 4 of values j .. j + Lanes - 1, from the table row of the byte holding their high bits.
+  const auto high = [&](uint32_t qh, size_t j) {
+    return hn::LoadU(di, kQ5HighBits.lanes[(qh >> (j & ~size_t(7))) & 0xFF] + (j & 7));
+  };
   for (size_t b = 0; b < blocks; ++b) {
     const uint8_t* blk = w + b * kBytes;
     const float* xb = x + b * 32;
-    const float d = quant::half_at(blk);
-    const auto vd = hn::Set(df, d);
-    // Without a min, d * (q - offset) = q * d - offset * d: one MulSub per vector.
-    const auto vm = hn::Set(df, kMin ? quant::half_at(blk + 2) : d * (kFiveBit ? 16.0f : 8.0f));
+    const auto vd = BroadcastHalf(df, blk);
+    const auto off = kMin ? BroadcastHalf(df, blk + 2)
+                          : hn::Mul(vd, hn::Set(df, kFiveBit ? -16.0f : -8.0f));
     uint32_t qh = 0;
     if (kFiveBit) std::memcpy(&qh, blk + kQh, 4);
-    const auto vqh = hn::Set(du, qh);
     const uint8_t* q = blk + kQ;
-    const auto value = [&](hn::Vec<decltype(di)> nib, size_t j) {
-      if (kFiveBit) {
-        const auto hb = hn::And(vqh >> hn::Iota(du, uint32_t(j)), one);
-        nib = hn::Or(nib, hn::BitCast(di, hn::ShiftLeft<4>(hb)));
-      }
-      const auto f = hn::ConvertTo(df, nib);
-      return kMin ? hn::MulAdd(f, vd, vm) : hn::MulSub(f, vd, vm);
-    };
+    auto p0 = hn::Zero(df), p1 = hn::Zero(df);
     for (size_t i = 0; i < 16; i += 2 * L) {
       const auto v0 = LoadU8AsI32(di, q + i), v1 = LoadU8AsI32(di, q + i + L);
-      a0 = hn::MulAdd(value(hn::And(v0, mask), i), hn::LoadU(df, xb + i), a0);
-      a1 = hn::MulAdd(value(hn::And(v1, mask), i + L), hn::LoadU(df, xb + i + L), a1);
-      a2 = hn::MulAdd(value(hn::ShiftRight<4>(v0), 16 + i), hn::LoadU(df, xb + 16 + i), a2);
-      a3 = hn::MulAdd(value(hn::ShiftRight<4>(v1), 16 + i + L), hn::LoadU(df, xb + 16 + i + L), a3);
+      auto n0 = hn::And(v0, mask), n1 = hn::And(v1, mask);
+      auto h0 = hn::ShiftRight<4>(v0), h1 = hn::ShiftRight<4>(v1);
+      if (kFiveBit) {
+        n0 = hn::Or(n0, high(qh, i));
+        n1 = hn::Or(n1, high(qh, i + L));
+        h0 = hn::Or(h0, high(qh, 16 + i));
+        h1 = hn::Or(h1, high(qh, 16 + i + L));
+      }
+      p0 = hn::MulAdd(hn::ConvertTo(df, n0), hn::LoadU(df, xb + i), p0);
+      p1 = hn::MulAdd(hn::ConvertTo(df, n1), hn::LoadU(df, xb + i + L), p1);
+      p0 = hn::MulAdd(hn::ConvertTo(df, h0), hn::LoadU(df, xb + 16 + i), p0);
+      p1 = hn::MulAdd(hn::ConvertTo(df, h1), hn::LoadU(df, xb + 16 + i + L), p1);
     }
+    if (b & 1) {
+      a1 = hn::MulAdd(hn::Add(p0, p1), vd, a1);
+    } else {
+      a0 = hn::MulAdd(hn::Add(p0, p1), vd, a0);
+    }
+    offsets = hn::MulAdd(off, hn::Set(df, xsum[b]), offsets);
   }
-  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1))) + hn::GetLane(offsets);
 }
 
 // Q4_K: super-blocks of 256 values in 8 sub-blocks of 32, w = (d * sc_j) * q - dmin * m_j with

@@ -68,8 +68,8 @@ void QMatvecBlock(QType t, const float* x, size_t ldx, size_t M, size_t K, const
   static thread_local hwy::AlignedFreeUniquePtr<float[]> row_buf;
   static thread_local size_t row_cap = 0;
   float* wf = dot ? nullptr : ScratchFloats(row_buf, row_cap, K);
-  // Sums of each x row over every 32 values (for Q4_K's mins): M * K / 32 floats, formed once
-  // per task in a fixed order.
+  // Sums of each x row over every 32 values (for the mins and offsets): M * K / 32 floats,
+  // formed once per task in a fixed order.
   static thread_local hwy::AlignedFreeUniquePtr<float[]> xsum_buf;
   static thread_local size_t xsum_cap = 0;
   const size_t groups = K / 32;

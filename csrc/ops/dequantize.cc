@@ -21,8 +21,8 @@ cpu::QType check_quantized(const char* op, const TensorView& data, const std::st
            qtype, "'s block size ", info.block_values);
   const int64_t expected = n * (k / info.block_values) * info.block_bytes;
   GC_CHECK(data.numel() == expected, ValueError, op, ": data has ", data.numel(),
-           " bytes but a [", n, ", ", k, "] ", qtype, " matrix needs ", expected, " (", n, " rows x ",
-           k / info.block_values, " blocks x ", info.block_bytes, " bytes)");
+           " bytes but a [", n, ", ", k, "] ", qtype, " matrix needs ", expected, " (", n,
+           " rows x ", k / info.block_values, " blocks x ", info.block_bytes, " bytes)");
   *dense_data = &dense(data, keep);
   return t;
 }

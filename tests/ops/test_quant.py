@@ -35,7 +35,8 @@ def random_blocks(rng, qtype, n, k, scale=0.05):
     nb = n * (k // bv)
     raw = rng.integers(0, 256, (nb, bb), dtype=np.uint8)
     for o in f16:
-        raw[:, o:o + 2] = (rng.standard_normal(nb) * scale).astype(np.float16).view(np.uint8).reshape(nb, 2)
+        half = (rng.standard_normal(nb) * scale).astype(np.float16)
+        raw[:, o:o + 2] = half.view(np.uint8).reshape(nb, 2)
     return QuantizedTensor(raw.reshape(-1), qtype, (n, k))
 
 
@@ -198,7 +199,8 @@ def test_bad_inputs(rng):
         gc.ops.dequantize(QuantizedTensor(np.asarray(qt.data).view(np.int8), "Q4_K", (4, 256)))
     with pytest.raises(ValueError, match=r"dequantize: data has 576 bytes but a \[5, 256\] Q4_K"):
         gc.ops.dequantize(QuantizedTensor(qt.data, "Q4_K", (5, 256)))
-    with pytest.raises(ValueError, match=r"linear: weight: K = 128 is not a multiple of Q4_K's block size 256"):
+    with pytest.raises(ValueError, match=r"linear: weight: K = 128 is not a multiple of Q4_K's "
+                                         r"block size 256"):
         gc.ops.linear(x[:, :128], QuantizedTensor(qt.data, "Q4_K", (8, 128)))
     q8 = random_blocks(rng, "Q8_0", 4, 64)
     with pytest.raises(ValueError, match=r"linear: x has K = 256 .* Q8_0 weight has K = 64"):
@@ -235,7 +237,8 @@ def gguf_tensors(path):
         pos += n
         return bytes(buf[pos - n:pos]).decode()
 
-    scalar = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+    scalar = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q",
+              12: "d"}
 
     def value(vtype):
         nonlocal pos
@@ -289,4 +292,4 @@ def test_real_model_blocks(rng):
         for m in (1, 8):
             x = random(rng, (m, k))
             assert_linear_close(gc.ops.linear(x, qt), x, w)
-    assert {"Q4_K", "Q6_K"} <= seen, f"the default model should hold Q4_K and Q6_K (saw {sorted(seen)})"
+    assert {"Q4_K", "Q6_K"} <= seen, f"the default model holds Q4_K and Q6_K (saw {sorted(seen)})"

@@ -87,7 +87,8 @@ def linear(x, weight, *, bias=None, out=None):
     """
     if isinstance(weight, QuantizedTensor):
         n, k = _shape2(weight.shape, "linear: weight.shape")
-        return _result(x, out, _core.linear_quantized(x, weight.data, weight.qtype, n, k, bias, out))
+        return _result(x, out, _core.linear_quantized(x, weight.data, weight.qtype, n, k, bias,
+                                                      out))
     return _result(x, out, _core.linear(x, weight, bias, out))
 
 

@@ -135,25 +135,29 @@ HWY_INLINE float DotQ4Q5(const float* HWY_RESTRICT x, const float* HWY_RESTRICT 
   return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1))) + hn::GetLane(offsets);
 }
 
-// Q4_K: super-blocks of 256 values in 8 sub-blocks of 32, w = (d * sc_j) * q - dmin * m_j with
-// q 4-bit. Sub-blocks 2p and 2p+1 share the 32 bytes q[32p..]: low nibbles for 2p, high for 2p+1.
-// The dot product is taken as sum_j (d sc_j) (sum_i q_i x_i) - sum_j (dmin m_j) xsum_j, with
-// xsum_j the sum of x over sub-block j (precomputed, K / 32 values): no per-value min.
-HWY_INLINE float DotQ4_K(const float* HWY_RESTRICT x, const float* HWY_RESTRICT xsum,
-                         const uint8_t* HWY_RESTRICT w, size_t blocks) {
+// Q4_K and Q5_K: super-blocks of 256 values in 8 sub-blocks of 32, w = (d * sc_j) * q - dmin * m_j
+// with q 4-bit (Q4_K) or 5-bit (Q5_K: bit 4 of value 32j + i is bit j of qh[i]). Sub-blocks 2p
+// and 2p+1 share the 32 bytes q[32p..]: low nibbles for 2p, high for 2p+1. The dot product is
+// taken as sum_j (d sc_j) (sum_i q_i x_i) - sum_j (dmin m_j) xsum_j, with xsum_j the sum of x
+// over sub-block j (precomputed, K / 32 values): no per-value min.
+template <bool kFiveBit>
+HWY_INLINE float DotQ45_K(const float* HWY_RESTRICT x, const float* HWY_RESTRICT xsum,
+                          const uint8_t* HWY_RESTRICT w, size_t blocks) {
   const hn::ScalableTag<float> df;
   const hn::RebindToSigned<decltype(df)> di;
   const size_t L = hn::Lanes(df);
-  const auto mask = hn::Set(di, 0xF);
+  constexpr size_t kBytes = kFiveBit ? 176 : 144, kQ = kFiveBit ? 48 : 16;
+  const auto mask = hn::Set(di, 0xF), bit4 = hn::Set(di, 16);
   auto a0 = hn::Zero(df), a1 = hn::Zero(df);
   float mins = 0.0f;
   for (size_t b = 0; b < blocks; ++b) {
-    const uint8_t* blk = w + b * 144;
+    const uint8_t* blk = w + b * kBytes;
     const float* xb = x + b * 256;
     const float d = hn::GetLane(BroadcastHalf(df, blk));
     const float dmin = hn::GetLane(BroadcastHalf(df, blk + 2));
     const uint8_t* sc = blk + 4;
-    const uint8_t* q = blk + 16;
+    const uint8_t* qh = blk + 16;
+    const uint8_t* q = blk + kQ;
     for (int p = 0; p < 4; ++p) {
       uint8_t s0, m0, s1, m1;
       quant::kquant_scale_min(sc, 2 * p, &s0, &m0);
@@ -164,10 +168,20 @@ HWY_INLINE float DotQ4_K(const float* HWY_RESTRICT x, const float* HWY_RESTRICT 
       auto l0 = hn::Zero(df), l1 = hn::Zero(df), h0 = hn::Zero(df), h1 = hn::Zero(df);
       for (size_t i = 0; i < 32; i += 2 * L) {
         const auto v0 = LoadU8AsI32(di, qp + i), v1 = LoadU8AsI32(di, qp + i + L);
-        l0 = hn::MulAdd(hn::ConvertTo(df, hn::And(v0, mask)), hn::LoadU(df, xlo + i), l0);
-        l1 = hn::MulAdd(hn::ConvertTo(df, hn::And(v1, mask)), hn::LoadU(df, xlo + i + L), l1);
-        h0 = hn::MulAdd(hn::ConvertTo(df, hn::ShiftRight<4>(v0)), hn::LoadU(df, xhi + i), h0);
-        h1 = hn::MulAdd(hn::ConvertTo(df, hn::ShiftRight<4>(v1)), hn::LoadU(df, xhi + i + L), h1);
+        auto n0 = hn::And(v0, mask), n1 = hn::And(v1, mask);
+        auto u0 = hn::ShiftRight<4>(v0), u1 = hn::ShiftRight<4>(v1);
+        if (kFiveBit) {  // bits 2p (low sub-block) and 2p + 1 (high) of qh[i] to bit 4
+          const auto g0 = hn::ShiftRightSame(LoadU8AsI32(di, qh + i), 2 * p);
+          const auto g1 = hn::ShiftRightSame(LoadU8AsI32(di, qh + i + L), 2 * p);
+          n0 = hn::Or(n0, hn::And(hn::ShiftLeft<4>(g0), bit4));
+          n1 = hn::Or(n1, hn::And(hn::ShiftLeft<4>(g1), bit4));
+          u0 = hn::Or(u0, hn::And(hn::ShiftLeft<3>(g0), bit4));
+          u1 = hn::Or(u1, hn::And(hn::ShiftLeft<3>(g1), bit4));
+        }
+        l0 = hn::MulAdd(hn::ConvertTo(df, n0), hn::LoadU(df, xlo + i), l0);
+        l1 = hn::MulAdd(hn::ConvertTo(df, n1), hn::LoadU(df, xlo + i + L), l1);
+        h0 = hn::MulAdd(hn::ConvertTo(df, u0), hn::LoadU(df, xhi + i), h0);
+        h1 = hn::MulAdd(hn::ConvertTo(df, u1), hn::LoadU(df, xhi + i + L), h1);
       }
       a0 = hn::MulAdd(hn::Add(l0, l1), hn::Set(df, d * float(s0)), a0);
       a1 = hn::MulAdd(hn::Add(h0, h1), hn::Set(df, d * float(s1)), a1);

@@ -117,7 +117,7 @@ def test_linear_matches_reference(rng, qtype, m):
         assert_linear_close(gc.ops.linear(x, qt, bias=bias), x, w, bias)
 
 
-@pytest.mark.parametrize("qtype", ["Q4_K", "Q6_K", "Q8_0", "Q5_0"])
+@pytest.mark.parametrize("qtype", ["Q4_K", "Q6_K", "Q8_0", "Q5_0", "Q5_K"])
 @pytest.mark.parametrize("m", [1, 4, 9])
 def test_linear_long_rows(rng, qtype, m):
     # K = 2304 (Gemma 2 2B's width): many blocks per row, several K-slices in the GEMM path.

@@ -1,10 +1,11 @@
 // Per-target dot products of a float32 vector with one row of block-quantized weights, for the
 // matrix-vector path of linear: each weight block is read once, its integers widened to 32-bit
-// lanes, scaled to float32 in registers and multiplied into float32 accumulators; nothing is
-// written to memory. Accumulation order depends only on K. Every kernel takes
-// (x, xsum, w, blocks): xsum holds the sums of x over each 32 values (used by the types with a
-// per-sub-block min). Types without a kernel here go through
-// dequantize_block (quant_blocks.h) in the caller.
+// lanes, converted to float32 in registers and multiplied with x into float32 accumulators; the
+// expanded weights are never stored (Q6_K alone stages its 6-bit integers as int8 in a 256-byte
+// L1 buffer). Scales are applied once per block or group to the sum of q * x, and mins/offsets
+// through sums of x. Accumulation order depends only on K. Every kernel takes (x, xsum, w,
+// blocks): xsum holds the sums of x over each 32 values. Types without a kernel here (Q2_K, Q3_K)
+// go through dequantize_block (quant_blocks.h) in the caller.
 // Include after hwy/highway.h inside a foreach_target translation unit.
 
 #if defined(GEMMACPP_CPU_QUANT_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -25,8 +26,8 @@ HWY_BEFORE_NAMESPACE();
 namespace gemmacpp::cpu::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// The kernels take chunks of Lanes values inside a 16-value scale group (Q6_K) and pairs of
-// chunks inside a 32-value block: vectors of up to 16 float lanes.
+// The K-quant and Q8_0 kernels take chunks of Lanes values inside a 16-value scale group (Q6_K)
+// and pairs of chunks inside a 32-value block: vectors of up to 16 float lanes.
 HWY_INLINE bool QuantKernelsFit() { return hn::Lanes(hn::ScalableTag<float>()) <= 16; }
 
 // Lanes bytes from p, each widened to a 32-bit integer lane.

@@ -1,11 +1,10 @@
 // Per-target dot products of a float32 vector with one row of block-quantized weights, for the
 // matrix-vector path of linear: each weight block is read once, its integers widened to 32-bit
 // lanes, converted to float32 in registers and multiplied with x into float32 accumulators; the
-// expanded weights are never stored (Q6_K alone stages its 6-bit integers as int8 in a 256-byte
-// L1 buffer). Scales are applied once per block or group to the sum of q * x, and mins/offsets
+// expanded weights are never stored (Q2_K, Q3_K and Q6_K stage their small integers as int8 in a
+// 256-byte L1 buffer). Scales are applied once per block or group to the sum of q * x, and mins/offsets
 // through sums of x. Accumulation order depends only on K. Every kernel takes (x, xsum, w,
-// blocks): xsum holds the sums of x over each 32 values. Types without a kernel here (Q2_K, Q3_K)
-// go through dequantize_block (quant_blocks.h) in the caller.
+// blocks): xsum holds the sums of x over each 32 values.
 // Include after hwy/highway.h inside a foreach_target translation unit.
 
 #if defined(GEMMACPP_CPU_QUANT_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -193,6 +192,109 @@ HWY_INLINE float DotQ45_K(const float* HWY_RESTRICT x, const float* HWY_RESTRICT
   return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1))) - mins;
 }
 
+// The second pass of the K-quants staged as int8 (Q2_K, Q3_K, Q6_K): adds, for each 16-value
+// group G of a 256-value super-block, scale[G] * sum_{i in G} qv[i] * x[i] into accumulator G % 4.
+template <class V>
+HWY_INLINE void GroupDots16(const int8_t* HWY_RESTRICT qv, const float* HWY_RESTRICT xb,
+                            const float* HWY_RESTRICT scale, V& a0, V& a1, V& a2, V& a3) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const hn::Rebind<int8_t, decltype(di)> d8;
+  const size_t L = hn::Lanes(df);
+  const auto group = [&](size_t g) {
+    auto p = hn::Zero(df);
+    for (size_t i = 16 * g; i < 16 * g + 16; i += L) {
+      p = hn::MulAdd(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, qv + i))),
+                     hn::LoadU(df, xb + i), p);
+    }
+    return p;
+  };
+  for (size_t g = 0; g < 16; g += 4) {
+    a0 = hn::MulAdd(group(g), hn::Set(df, scale[g]), a0);
+    a1 = hn::MulAdd(group(g + 1), hn::Set(df, scale[g + 1]), a1);
+    a2 = hn::MulAdd(group(g + 2), hn::Set(df, scale[g + 2]), a2);
+    a3 = hn::MulAdd(group(g + 3), hn::Set(df, scale[g + 3]), a3);
+  }
+}
+
+// Q2_K: super-blocks of 256 values, w = (d * (sc[G] & 15)) * q - dmin * (sc[G] >> 4) for 16-value
+// group G, q 2-bit: value v = 128h + 32s + i is bits 2s, 2s+1 of q[32h + i]. The mins go in as
+// dmin * m_G times x, summed in their own accumulator.
+HWY_INLINE float DotQ2_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
+                         const uint8_t* HWY_RESTRICT w, size_t blocks) {
+  const hn::ScalableTag<float> df;
+  const hn::CappedTag<uint8_t, 32> du8;
+  const size_t L = hn::Lanes(df), L8 = hn::Lanes(du8);
+  const auto mask2 = hn::Set(du8, 3);
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  auto am = hn::Zero(df);
+  HWY_ALIGN float scale[16];
+  HWY_ALIGN int8_t qv[256];
+  uint8_t* qb = reinterpret_cast<uint8_t*>(qv);
+  for (size_t b = 0; b < blocks; ++b) {
+    const uint8_t* blk = w + b * 84;
+    const float* xb = x + b * 256;
+    const float d = hn::GetLane(BroadcastHalf(df, blk + 80));
+    const float dmin = hn::GetLane(BroadcastHalf(df, blk + 82));
+    for (size_t h = 0; h < 2; ++h) {
+      for (size_t i = 0; i < 32; i += L8) {
+        const auto Q = hn::LoadU(du8, blk + 16 + 32 * h + i);
+        uint8_t* o = qb + 128 * h + i;
+        hn::StoreU(hn::And(Q, mask2), du8, o);
+        hn::StoreU(hn::And(hn::ShiftRight<2>(Q), mask2), du8, o + 32);
+        hn::StoreU(hn::And(hn::ShiftRight<4>(Q), mask2), du8, o + 64);
+        hn::StoreU(hn::ShiftRight<6>(Q), du8, o + 96);
+      }
+    }
+    for (size_t g = 0; g < 16; ++g) {
+      scale[g] = d * float(blk[g] & 0xF);
+      const auto ml = hn::Set(df, dmin * float(blk[g] >> 4));
+      for (size_t i = 16 * g; i < 16 * g + 16; i += L) {
+        am = hn::MulAdd(hn::LoadU(df, xb + i), ml, am);
+      }
+    }
+    GroupDots16(qv, xb, scale, a0, a1, a2, a3);
+  }
+  const auto sum = hn::Sub(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), am);
+  return hn::GetLane(hn::SumOfLanes(df, sum));
+}
+
+// Q3_K: super-blocks of 256 values, w = (d * scale_G) * q with 6-bit signed scales (see
+// quant_blocks.h) and q = (bits 2s, 2s+1 of q[32h + i]) - (bit 4h + s of hmask[i] ? 0 : 4) for
+// v = 128h + 32s + i.
+HWY_INLINE float DotQ3_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
+                         const uint8_t* HWY_RESTRICT w, size_t blocks) {
+  const hn::ScalableTag<float> df;
+  const hn::CappedTag<uint8_t, 32> du8;
+  const size_t L8 = hn::Lanes(du8);
+  const auto mask2 = hn::Set(du8, 3), one = hn::Set(du8, 1), four = hn::Set(du8, 4);
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  HWY_ALIGN float scale[16];
+  HWY_ALIGN int8_t qv[256];
+  uint8_t* qb = reinterpret_cast<uint8_t*>(qv);
+  for (size_t b = 0; b < blocks; ++b) {
+    const uint8_t* blk = w + b * 110;
+    const float* xb = x + b * 256;
+    const float d = hn::GetLane(BroadcastHalf(df, blk + 108));
+    for (int g = 0; g < 16; ++g) scale[g] = d * float(quant::q3k_scale(blk + 96, g));
+    for (size_t i = 0; i < 32; i += L8) {
+      const auto HM = hn::LoadU(du8, blk + i);
+      for (int h = 0; h < 2; ++h) {
+        const auto Q = hn::LoadU(du8, blk + 32 + 32 * h + i);
+        for (int s = 0; s < 4; ++s) {
+          // lo + 4 * bit - 4: the int8 value of q, wrapping below zero.
+          const auto lo = hn::And(hn::ShiftRightSame(Q, 2 * s), mask2);
+          const auto hb = hn::And(hn::ShiftRightSame(HM, 4 * h + s), one);
+          hn::StoreU(hn::Sub(hn::Or(lo, hn::ShiftLeft<2>(hb)), four), du8,
+                     qb + 128 * h + 32 * s + i);
+        }
+      }
+    }
+    GroupDots16(qv, xb, scale, a0, a1, a2, a3);
+  }
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+}
+
 // Q6_K: super-blocks of 256 values, w = (d * sc[v / 16]) * (q - 32) with q 6-bit: for value
 // v = 128h + 32s + i, the low 4 bits are a nibble of ql[64h + 32(s & 1) + i] (high nibble when
 // s >= 2) and the top 2 bits are bits 2s, 2s+1 of qh[32h + i]. Two passes per super-block: the bit
@@ -202,10 +304,8 @@ HWY_INLINE float DotQ45_K(const float* HWY_RESTRICT x, const float* HWY_RESTRICT
 HWY_INLINE float DotQ6_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
                          const uint8_t* HWY_RESTRICT w, size_t blocks) {
   const hn::ScalableTag<float> df;
-  const hn::RebindToSigned<decltype(df)> di;
-  const hn::Rebind<int8_t, decltype(di)> d8;
   const hn::CappedTag<uint8_t, 32> du8;
-  const size_t L = hn::Lanes(df), L8 = hn::Lanes(du8);
+  const size_t L8 = hn::Lanes(du8);
   const auto mask4 = hn::Set(du8, 0x0F), mask30 = hn::Set(du8, 0x30), off = hn::Set(du8, 32);
   auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
   HWY_ALIGN float scale[16];
@@ -236,20 +336,7 @@ HWY_INLINE float DotQ6_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
         hn::StoreU(hn::Sub(q3, off), du8, o + 96 + i);
       }
     }
-    const auto group = [&](size_t g) {  // sum over the 16 values of group g of (q - 32) x
-      auto p = hn::Zero(df);
-      for (size_t i = 16 * g; i < 16 * g + 16; i += L) {
-        p = hn::MulAdd(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, qv + i))),
-                       hn::LoadU(df, xb + i), p);
-      }
-      return p;
-    };
-    for (size_t g = 0; g < 16; g += 4) {
-      a0 = hn::MulAdd(group(g), hn::Set(df, scale[g]), a0);
-      a1 = hn::MulAdd(group(g + 1), hn::Set(df, scale[g + 1]), a1);
-      a2 = hn::MulAdd(group(g + 2), hn::Set(df, scale[g + 2]), a2);
-      a3 = hn::MulAdd(group(g + 3), hn::Set(df, scale[g + 3]), a3);
-    }
+    GroupDots16(qv, xb, scale, a0, a1, a2, a3);
   }
   return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
 }

@@ -2,8 +2,8 @@
 // (fused block dot products) and gemm-inl.h (panel packing and microkernel).
 // - matrix-vector (M <= kMatvecMaxRows): tasks own fixed ranges of weight rows; each row's blocks
 //   are read once from memory and, while they sit in L1, dotted with every row of x. Q8_0, Q4_0,
-//   Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K dequantize in registers; Q2_K and Q3_K expand the row
-//   into an L1 buffer first.
+//   Q4_1, Q5_0, Q5_1 and the K-quants dequantize in registers (a wider vector than these kernels
+//   take falls back to expanding the row into an L1 buffer).
 // - GEMM: as linear.cc's blocked path, but each K-slice of a tile's weight rows is dequantized
 //   into a float32 row buffer and packed into the panel; the whole matrix is never expanded.
 #include "csrc/cpu/quant.h"
@@ -58,6 +58,8 @@ void QMatvecBlock(QType t, const float* x, size_t ldx, size_t M, size_t K, const
     if (t == QType::kQ4_K) dot = DotQ45_K<false>;
     if (t == QType::kQ5_K) dot = DotQ45_K<true>;
     if (t == QType::kQ6_K) dot = DotQ6_K;
+    if (t == QType::kQ2_K) dot = DotQ2_K;
+    if (t == QType::kQ3_K) dot = DotQ3_K;
     if (t == QType::kQ8_0) dot = DotQ8_0;
   }
   if (BlockKernelsFit()) {

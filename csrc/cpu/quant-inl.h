@@ -2,9 +2,9 @@
 // matrix-vector path of linear: each weight block is read once, its integers widened to 32-bit
 // lanes, converted to float32 in registers and multiplied with x into float32 accumulators; the
 // expanded weights are never stored (Q2_K, Q3_K and Q6_K stage their small integers as int8 in a
-// 256-byte L1 buffer). Scales are applied once per block or group to the sum of q * x, and mins/offsets
-// through sums of x. Accumulation order depends only on K. Every kernel takes (x, xsum, w,
-// blocks): xsum holds the sums of x over each 32 values.
+// 256-byte L1 buffer). Scales are applied once per block or group to the sum of q * x, and
+// mins/offsets through sums of x. Accumulation order depends only on K. Every kernel takes
+// (x, xsum, w, blocks): xsum holds the sums of x over each 32 values.
 // Include after hwy/highway.h inside a foreach_target translation unit.
 
 #if defined(GEMMACPP_CPU_QUANT_INL_H_) == defined(HWY_TARGET_TOGGLE)

@@ -3,7 +3,9 @@
 #include <vector>
 
 #include "csrc/cpu/linear.h"
+#include "csrc/cpu/quant.h"
 #include "csrc/ops/common.h"
+#include "csrc/ops/dequantize.h"
 
 namespace gemmacpp::ops {
 namespace {
@@ -38,6 +40,20 @@ std::vector<float> bias_f32(const TensorView& b) {
     }
   }
   return v;
+}
+
+// x as M rows ldx apart (a copy in keep only when its leading dimensions cannot be walked so).
+const TensorView& x_as_rows(const TensorView& x_in, Tensor& keep, int64_t* rows, int64_t* ldx) {
+  const TensorView* x = &dense_rows(x_in, keep);
+  *rows = 1;
+  for (int i = 0; i + 1 < x->ndim(); ++i) *rows *= x->shape[i];
+  *ldx = uniform_row_stride(*x, *rows);
+  if (*ldx < 0) {
+    keep = contiguous_copy(*x);
+    x = &keep.view();
+    *ldx = x->shape.back();
+  }
+  return *x;
 }
 
 }  // namespace
@@ -96,6 +112,48 @@ Tensor linear(const TensorView& x_in, const TensorView& w_in, const TensorView* 
   } else {
     cpu::linear(x->ptr<const float>(), ldx, rows, K, w.dtype, w.data, ldw, N,
                 bias ? b.data() : nullptr, yv.ptr<float>(), ldo);
+  }
+  return y.finish();
+}
+
+Tensor linear_quantized(const TensorView& x_in, const TensorView& data, const std::string& qtype,
+                        int64_t n, int64_t k, const TensorView* bias, const TensorView* out) {
+  GC_CHECK(x_in.dtype == DType::kF32, TypeError,
+           "linear: x must be float32 (activations), got ", dtype_name(x_in.dtype));
+  GC_CHECK(x_in.ndim() >= 1, ValueError, "linear: x must have at least 1 dimension [..., K], got ",
+           "a scalar");
+  Tensor w_keep;
+  const TensorView* w = nullptr;
+  const cpu::QType t = check_quantized("linear: weight", data, qtype, n, k, &w, w_keep);
+  const int64_t K = x_in.shape.back(), N = n;
+  GC_CHECK(k == K, ValueError, "linear: x has K = ", K, " (its last dimension) but the ", qtype,
+           " weight has K = ", k, " (weight is [N, K] = [", n, ", ", k, "])");
+  if (bias) {
+    check_float("linear", "bias", *bias);
+    check_same_device("linear", "bias", *bias, "x", x_in);
+    check_shape("linear", "bias", *bias, {N});
+  }
+  GC_CHECK(x_in.device.is_cpu(), NotImplementedError, "linear: x is on ", x_in.device.str(),
+           "; quantized linear has no CUDA kernel yet");
+
+  Tensor x_keep;
+  int64_t rows = 1, ldx = K;
+  const TensorView& x = x_as_rows(x_in, x_keep, &rows, &ldx);
+
+  std::vector<float> b;
+  if (bias) b = bias_f32(*bias);
+
+  std::vector<int64_t> shape(x_in.shape.begin(), x_in.shape.end() - 1);
+  shape.push_back(N);
+  Output y("linear", out, DType::kF32, shape, x_in.device, /*need_contiguous=*/shape.size() > 2);
+  const TensorView& yv = y.view();
+  const int64_t ldo = rows > 1 && yv.ndim() == 2 ? yv.stride(0) : N;
+  if (K == 0) {  // an empty sum: the bias alone
+    for (int64_t m = 0; m < rows; ++m)
+      for (int64_t j = 0; j < N; ++j) yv.ptr<float>()[m * ldo + j] = bias ? b[j] : 0.0f;
+  } else {
+    cpu::linear_quantized(x.ptr<const float>(), ldx, rows, K, t, w->ptr<const uint8_t>(), N,
+                          bias ? b.data() : nullptr, yv.ptr<float>(), ldo);
   }
   return y.finish();
 }

@@ -10,8 +10,10 @@ import numpy as np
 
 from . import _core
 from ._arrays import result as _result
+from .quant import QuantizedTensor
 
-__all__ = ["attention", "softcap", "rms_norm", "rope", "gelu_tanh", "geglu", "linear"]
+__all__ = ["attention", "softcap", "rms_norm", "rope", "gelu_tanh", "geglu", "linear",
+           "dequantize"]
 
 
 def attention(q, k, v, *, causal=True, window=None, softcap=None, scale=None, q_start=None,
@@ -78,11 +80,34 @@ def linear(x, weight, *, bias=None, out=None):
     """x @ weight.T (+ bias), as torch.nn.functional.linear.
 
     x: [..., K] float32; weight: [N, K] float32, bfloat16 or float16, read in place (as a model
-    stores it); bias: [N] or None. Returns [..., N] float32. Up to 4 rows of x (decoding) take
-    the matrix-vector path, which streams the weights once; more take the blocked matrix-matrix
-    path.
+    stores it), or a QuantizedTensor of shape (N, K), whose GGML blocks are read in place and
+    dequantized on the fly (y = x @ dequantize(weight).T); bias: [N] or None. Returns [..., N]
+    float32. Up to 4 rows of x (decoding) take the matrix-vector path, which streams the weights
+    once; more take the blocked matrix-matrix path.
     """
+    if isinstance(weight, QuantizedTensor):
+        n, k = _shape2(weight.shape, "linear: weight.shape")
+        return _result(x, out, _core.linear_quantized(x, weight.data, weight.qtype, n, k, bias,
+                                                      out))
     return _result(x, out, _core.linear(x, weight, bias, out))
+
+
+def dequantize(qt):
+    """The float32 [N, K] matrix held by a QuantizedTensor (GGML blocks of qt.qtype: Q8_0, Q4_0,
+    Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K), as the same kind of array as qt.data.
+
+    Values are computed in float32 exactly as GGML (and the `gguf` package) defines them.
+    """
+    if not isinstance(qt, QuantizedTensor):
+        raise TypeError(f"dequantize: expected a QuantizedTensor, got {type(qt).__name__}")
+    n, k = _shape2(qt.shape, "dequantize: qt.shape")
+    return _result(qt.data, None, _core.dequantize(qt.data, qt.qtype, n, k))
+
+
+def _shape2(shape, name):
+    if len(tuple(shape)) != 2:
+        raise ValueError(f"{name} must be (N, K), got {tuple(shape)}")
+    return _int(shape[0], name + "[0]"), _int(shape[1], name + "[1]")
 
 
 def _float(value, name):

@@ -1,0 +1,347 @@
+// Per-target dot products of a float32 vector with one row of block-quantized weights, for the
+// matrix-vector path of linear: each weight block is read once, its integers widened to 32-bit
+// lanes, converted to float32 in registers and multiplied with x into float32 accumulators; the
+// expanded weights are never stored (Q2_K, Q3_K and Q6_K stage their small integers as int8 in a
+// 256-byte L1 buffer). Scales are applied once per block or group to the sum of q * x, and
+// mins/offsets through sums of x. Accumulation order depends only on K. Every kernel takes
+// (x, xsum, w, blocks): xsum holds the sums of x over each 32 values.
+// Include after hwy/highway.h inside a foreach_target translation unit.
+
+#if defined(GEMMACPP_CPU_QUANT_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef GEMMACPP_CPU_QUANT_INL_H_
+#undef GEMMACPP_CPU_QUANT_INL_H_
+#else
+#define GEMMACPP_CPU_QUANT_INL_H_
+#endif
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "hwy/highway.h"
+#include "csrc/cpu/quant_blocks.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace gemmacpp::cpu::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// The K-quant and Q8_0 kernels take chunks of Lanes values inside a 16-value scale group (Q6_K)
+// and pairs of chunks inside a 32-value block: vectors of up to 16 float lanes.
+HWY_INLINE bool QuantKernelsFit() { return hn::Lanes(hn::ScalableTag<float>()) <= 16; }
+
+// Lanes bytes from p, each widened to a 32-bit integer lane.
+template <class DI>
+HWY_INLINE hn::Vec<DI> LoadU8AsI32(DI di, const uint8_t* p) {
+  return hn::PromoteTo(di, hn::LoadU(hn::Rebind<uint8_t, DI>(), p));
+}
+
+// The IEEE half at p, converted in vector registers (F16C where the target has it) and broadcast
+// to every lane: a few instructions instead of a scalar decode with branches, which for 32-value
+// blocks was a third of the kernel's instructions.
+template <class DF>
+HWY_INLINE hn::Vec<DF> BroadcastHalf(DF df, const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  const hn::Rebind<uint16_t, DF> du16;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  return hn::PromoteTo(df, hn::BitCast(dh, hn::Set(du16, h)));
+}
+
+// Q8_0: w = d * q, q int8. Each block's sum of q * x is formed first (its own short chain, which
+// the next block's does not wait for), then scaled by d into accumulator a0 (even blocks) or a1.
+HWY_INLINE float DotQ8_0(const float* HWY_RESTRICT x, const float* /*xsum*/,
+                         const uint8_t* HWY_RESTRICT w, size_t blocks) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const hn::Rebind<int8_t, decltype(di)> d8;
+  const size_t L = hn::Lanes(df);
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df);
+  const auto block_sum = [&](const uint8_t* b, const float* xb) {
+    const int8_t* q = reinterpret_cast<const int8_t*>(b + 2);
+    auto p = hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q))), hn::LoadU(df, xb));
+    for (size_t i = L; i < 32; i += L) {
+      p = hn::MulAdd(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + i))),
+                     hn::LoadU(df, xb + i), p);
+    }
+    return p;
+  };
+  size_t b = 0;
+  for (; b + 2 <= blocks; b += 2) {
+    const uint8_t* b0 = w + b * 34;
+    const uint8_t* b1 = b0 + 34;
+    a0 = hn::MulAdd(block_sum(b0, x + b * 32), BroadcastHalf(df, b0), a0);
+    a1 = hn::MulAdd(block_sum(b1, x + b * 32 + 32), BroadcastHalf(df, b1), a1);
+  }
+  if (b < blocks) {
+    a0 = hn::MulAdd(block_sum(w + b * 34, x + b * 32), BroadcastHalf(df, w + b * 34), a0);
+  }
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1)));
+}
+
+// Q4_0, Q4_1, Q5_0, Q5_1: blocks of 32 values; value i < 16 is the low nibble of q[i], value
+// 16 + i its high nibble; the 5-bit types add bit j of a little-endian u32 as bit 4 of value j.
+// w = d * q + off, with off = m (a min) or -8d / -16d (the offset of the signed types), so a block
+// contributes d * sum(q x) + off * xsum_b: one scale per block instead of one per value. Needs
+// Lanes <= 8 (BlockKernelsFit): each half-block is walked in two chunks.
+HWY_INLINE bool BlockKernelsFit() { return hn::Lanes(hn::ScalableTag<float>()) <= 8; }
+
+template <bool kFiveBit, bool kMin>
+HWY_INLINE float DotQ4Q5(const float* HWY_RESTRICT x, const float* HWY_RESTRICT xsum,
+                         const uint8_t* HWY_RESTRICT w, size_t blocks) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const size_t L = hn::Lanes(df);
+  constexpr size_t kQh = kMin ? 4 : 2, kQ = kQh + (kFiveBit ? 4 : 0);
+  constexpr size_t kBytes = kQ + 16;
+  const auto mask = hn::Set(di, 0xF);
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df);
+  auto offsets = hn::Zero(df);  // sum of off * xsum_b, the same in every lane
+  // Bit 4 of values j .. j + Lanes - 1, from the table row of the byte holding their high bits.
+  const auto high = [&](uint32_t qh, size_t j) {
+    return hn::LoadU(di, kQ5HighBits.lanes[(qh >> (j & ~size_t(7))) & 0xFF] + (j & 7));
+  };
+  for (size_t b = 0; b < blocks; ++b) {
+    const uint8_t* blk = w + b * kBytes;
+    const float* xb = x + b * 32;
+    const auto vd = BroadcastHalf(df, blk);
+    const auto off = kMin ? BroadcastHalf(df, blk + 2)
+                          : hn::Mul(vd, hn::Set(df, kFiveBit ? -16.0f : -8.0f));
+    uint32_t qh = 0;
+    if (kFiveBit) std::memcpy(&qh, blk + kQh, 4);
+    const uint8_t* q = blk + kQ;
+    auto p0 = hn::Zero(df), p1 = hn::Zero(df);
+    for (size_t i = 0; i < 16; i += 2 * L) {
+      const auto v0 = LoadU8AsI32(di, q + i), v1 = LoadU8AsI32(di, q + i + L);
+      auto n0 = hn::And(v0, mask), n1 = hn::And(v1, mask);
+      auto h0 = hn::ShiftRight<4>(v0), h1 = hn::ShiftRight<4>(v1);
+      if (kFiveBit) {
+        n0 = hn::Or(n0, high(qh, i));
+        n1 = hn::Or(n1, high(qh, i + L));
+        h0 = hn::Or(h0, high(qh, 16 + i));
+        h1 = hn::Or(h1, high(qh, 16 + i + L));
+      }
+      p0 = hn::MulAdd(hn::ConvertTo(df, n0), hn::LoadU(df, xb + i), p0);
+      p1 = hn::MulAdd(hn::ConvertTo(df, n1), hn::LoadU(df, xb + i + L), p1);
+      p0 = hn::MulAdd(hn::ConvertTo(df, h0), hn::LoadU(df, xb + 16 + i), p0);
+      p1 = hn::MulAdd(hn::ConvertTo(df, h1), hn::LoadU(df, xb + 16 + i + L), p1);
+    }
+    if (b & 1) {
+      a1 = hn::MulAdd(hn::Add(p0, p1), vd, a1);
+    } else {
+      a0 = hn::MulAdd(hn::Add(p0, p1), vd, a0);
+    }
+    offsets = hn::MulAdd(off, hn::Set(df, xsum[b]), offsets);
+  }
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1))) + hn::GetLane(offsets);
+}
+
+// Q4_K and Q5_K: super-blocks of 256 values in 8 sub-blocks of 32, w = (d * sc_j) * q - dmin * m_j
+// with q 4-bit (Q4_K) or 5-bit (Q5_K: bit 4 of value 32j + i is bit j of qh[i]). Sub-blocks 2p
+// and 2p+1 share the 32 bytes q[32p..]: low nibbles for 2p, high for 2p+1. The dot product is
+// taken as sum_j (d sc_j) (sum_i q_i x_i) - sum_j (dmin m_j) xsum_j, with xsum_j the sum of x
+// over sub-block j (precomputed, K / 32 values): no per-value min.
+template <bool kFiveBit>
+HWY_INLINE float DotQ45_K(const float* HWY_RESTRICT x, const float* HWY_RESTRICT xsum,
+                          const uint8_t* HWY_RESTRICT w, size_t blocks) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const size_t L = hn::Lanes(df);
+  constexpr size_t kBytes = kFiveBit ? 176 : 144, kQ = kFiveBit ? 48 : 16;
+  const auto mask = hn::Set(di, 0xF), bit4 = hn::Set(di, 16);
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df);
+  float mins = 0.0f;
+  for (size_t b = 0; b < blocks; ++b) {
+    const uint8_t* blk = w + b * kBytes;
+    const float* xb = x + b * 256;
+    const float d = hn::GetLane(BroadcastHalf(df, blk));
+    const float dmin = hn::GetLane(BroadcastHalf(df, blk + 2));
+    const uint8_t* sc = blk + 4;
+    const uint8_t* qh = blk + 16;
+    const uint8_t* q = blk + kQ;
+    for (int p = 0; p < 4; ++p) {
+      uint8_t s0, m0, s1, m1;
+      quant::kquant_scale_min(sc, 2 * p, &s0, &m0);
+      quant::kquant_scale_min(sc, 2 * p + 1, &s1, &m1);
+      const uint8_t* qp = q + 32 * p;
+      const float* xlo = xb + 64 * p;
+      const float* xhi = xlo + 32;
+      auto l0 = hn::Zero(df), l1 = hn::Zero(df), h0 = hn::Zero(df), h1 = hn::Zero(df);
+      for (size_t i = 0; i < 32; i += 2 * L) {
+        const auto v0 = LoadU8AsI32(di, qp + i), v1 = LoadU8AsI32(di, qp + i + L);
+        auto n0 = hn::And(v0, mask), n1 = hn::And(v1, mask);
+        auto u0 = hn::ShiftRight<4>(v0), u1 = hn::ShiftRight<4>(v1);
+        if (kFiveBit) {  // bits 2p (low sub-block) and 2p + 1 (high) of qh[i] to bit 4
+          const auto g0 = hn::ShiftRightSame(LoadU8AsI32(di, qh + i), 2 * p);
+          const auto g1 = hn::ShiftRightSame(LoadU8AsI32(di, qh + i + L), 2 * p);
+          n0 = hn::Or(n0, hn::And(hn::ShiftLeft<4>(g0), bit4));
+          n1 = hn::Or(n1, hn::And(hn::ShiftLeft<4>(g1), bit4));
+          u0 = hn::Or(u0, hn::And(hn::ShiftLeft<3>(g0), bit4));
+          u1 = hn::Or(u1, hn::And(hn::ShiftLeft<3>(g1), bit4));
+        }
+        l0 = hn::MulAdd(hn::ConvertTo(df, n0), hn::LoadU(df, xlo + i), l0);
+        l1 = hn::MulAdd(hn::ConvertTo(df, n1), hn::LoadU(df, xlo + i + L), l1);
+        h0 = hn::MulAdd(hn::ConvertTo(df, u0), hn::LoadU(df, xhi + i), h0);
+        h1 = hn::MulAdd(hn::ConvertTo(df, u1), hn::LoadU(df, xhi + i + L), h1);
+      }
+      a0 = hn::MulAdd(hn::Add(l0, l1), hn::Set(df, d * float(s0)), a0);
+      a1 = hn::MulAdd(hn::Add(h0, h1), hn::Set(df, d * float(s1)), a1);
+      const float* xs = xsum + 8 * b + 2 * p;
+      mins += dmin * float(m0) * xs[0] + dmin * float(m1) * xs[1];
+    }
+  }
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1))) - mins;
+}
+
+// The second pass of the K-quants staged as int8 (Q2_K, Q3_K, Q6_K): adds, for each 16-value
+// group G of a 256-value super-block, scale[G] * sum_{i in G} qv[i] * x[i] into accumulator G % 4.
+template <class V>
+HWY_INLINE void GroupDots16(const int8_t* HWY_RESTRICT qv, const float* HWY_RESTRICT xb,
+                            const float* HWY_RESTRICT scale, V& a0, V& a1, V& a2, V& a3) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const hn::Rebind<int8_t, decltype(di)> d8;
+  const size_t L = hn::Lanes(df);
+  const auto group = [&](size_t g) {
+    auto p = hn::Zero(df);
+    for (size_t i = 16 * g; i < 16 * g + 16; i += L) {
+      p = hn::MulAdd(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, qv + i))),
+                     hn::LoadU(df, xb + i), p);
+    }
+    return p;
+  };
+  for (size_t g = 0; g < 16; g += 4) {
+    a0 = hn::MulAdd(group(g), hn::Set(df, scale[g]), a0);
+    a1 = hn::MulAdd(group(g + 1), hn::Set(df, scale[g + 1]), a1);
+    a2 = hn::MulAdd(group(g + 2), hn::Set(df, scale[g + 2]), a2);
+    a3 = hn::MulAdd(group(g + 3), hn::Set(df, scale[g + 3]), a3);
+  }
+}
+
+// Q2_K: super-blocks of 256 values, w = (d * (sc[G] & 15)) * q - dmin * (sc[G] >> 4) for 16-value
+// group G, q 2-bit: value v = 128h + 32s + i is bits 2s, 2s+1 of q[32h + i]. The mins go in as
+// dmin * m_G times x, summed in their own accumulator.
+HWY_INLINE float DotQ2_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
+                         const uint8_t* HWY_RESTRICT w, size_t blocks) {
+  const hn::ScalableTag<float> df;
+  const hn::CappedTag<uint8_t, 32> du8;
+  const size_t L = hn::Lanes(df), L8 = hn::Lanes(du8);
+  const auto mask2 = hn::Set(du8, 3);
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  auto am = hn::Zero(df);
+  HWY_ALIGN float scale[16];
+  HWY_ALIGN int8_t qv[256];
+  uint8_t* qb = reinterpret_cast<uint8_t*>(qv);
+  for (size_t b = 0; b < blocks; ++b) {
+    const uint8_t* blk = w + b * 84;
+    const float* xb = x + b * 256;
+    const float d = hn::GetLane(BroadcastHalf(df, blk + 80));
+    const float dmin = hn::GetLane(BroadcastHalf(df, blk + 82));
+    for (size_t h = 0; h < 2; ++h) {
+      for (size_t i = 0; i < 32; i += L8) {
+        const auto Q = hn::LoadU(du8, blk + 16 + 32 * h + i);
+        uint8_t* o = qb + 128 * h + i;
+        hn::StoreU(hn::And(Q, mask2), du8, o);
+        hn::StoreU(hn::And(hn::ShiftRight<2>(Q), mask2), du8, o + 32);
+        hn::StoreU(hn::And(hn::ShiftRight<4>(Q), mask2), du8, o + 64);
+        hn::StoreU(hn::ShiftRight<6>(Q), du8, o + 96);
+      }
+    }
+    for (size_t g = 0; g < 16; ++g) {
+      scale[g] = d * float(blk[g] & 0xF);
+      const auto ml = hn::Set(df, dmin * float(blk[g] >> 4));
+      for (size_t i = 16 * g; i < 16 * g + 16; i += L) {
+        am = hn::MulAdd(hn::LoadU(df, xb + i), ml, am);
+      }
+    }
+    GroupDots16(qv, xb, scale, a0, a1, a2, a3);
+  }
+  const auto sum = hn::Sub(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), am);
+  return hn::GetLane(hn::SumOfLanes(df, sum));
+}
+
+// Q3_K: super-blocks of 256 values, w = (d * scale_G) * q with 6-bit signed scales (see
+// quant_blocks.h) and q = (bits 2s, 2s+1 of q[32h + i]) - (bit 4h + s of hmask[i] ? 0 : 4) for
+// v = 128h + 32s + i.
+HWY_INLINE float DotQ3_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
+                         const uint8_t* HWY_RESTRICT w, size_t blocks) {
+  const hn::ScalableTag<float> df;
+  const hn::CappedTag<uint8_t, 32> du8;
+  const size_t L8 = hn::Lanes(du8);
+  const auto mask2 = hn::Set(du8, 3), one = hn::Set(du8, 1), four = hn::Set(du8, 4);
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  HWY_ALIGN float scale[16];
+  HWY_ALIGN int8_t qv[256];
+  uint8_t* qb = reinterpret_cast<uint8_t*>(qv);
+  for (size_t b = 0; b < blocks; ++b) {
+    const uint8_t* blk = w + b * 110;
+    const float* xb = x + b * 256;
+    const float d = hn::GetLane(BroadcastHalf(df, blk + 108));
+    for (int g = 0; g < 16; ++g) scale[g] = d * float(quant::q3k_scale(blk + 96, g));
+    for (size_t i = 0; i < 32; i += L8) {
+      const auto HM = hn::LoadU(du8, blk + i);
+      for (int h = 0; h < 2; ++h) {
+        const auto Q = hn::LoadU(du8, blk + 32 + 32 * h + i);
+        for (int s = 0; s < 4; ++s) {
+          // lo + 4 * bit - 4: the int8 value of q, wrapping below zero.
+          const auto lo = hn::And(hn::ShiftRightSame(Q, 2 * s), mask2);
+          const auto hb = hn::And(hn::ShiftRightSame(HM, 4 * h + s), one);
+          hn::StoreU(hn::Sub(hn::Or(lo, hn::ShiftLeft<2>(hb)), four), du8,
+                     qb + 128 * h + 32 * s + i);
+        }
+      }
+    }
+    GroupDots16(qv, xb, scale, a0, a1, a2, a3);
+  }
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+}
+
+// Q6_K: super-blocks of 256 values, w = (d * sc[v / 16]) * (q - 32) with q 6-bit: for value
+// v = 128h + 32s + i, the low 4 bits are a nibble of ql[64h + 32(s & 1) + i] (high nibble when
+// s >= 2) and the top 2 bits are bits 2s, 2s+1 of qh[32h + i]. Two passes per super-block: the bit
+// fiddling runs on whole byte vectors (32 values an instruction on AVX2), writing q - 32 as int8
+// to a 256-byte L1 buffer; then each 16-value group's sum of (q - 32) x is formed from it, as for
+// Q8_0, and scaled once.
+HWY_INLINE float DotQ6_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
+                         const uint8_t* HWY_RESTRICT w, size_t blocks) {
+  const hn::ScalableTag<float> df;
+  const hn::CappedTag<uint8_t, 32> du8;
+  const size_t L8 = hn::Lanes(du8);
+  const auto mask4 = hn::Set(du8, 0x0F), mask30 = hn::Set(du8, 0x30), off = hn::Set(du8, 32);
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  HWY_ALIGN float scale[16];
+  HWY_ALIGN int8_t qv[256];
+  uint8_t* qb = reinterpret_cast<uint8_t*>(qv);
+  for (size_t b = 0; b < blocks; ++b) {
+    const uint8_t* blk = w + b * 210;
+    const float* xb = x + b * 256;
+    const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
+    const float d = hn::GetLane(BroadcastHalf(df, blk + 208));
+    for (int g = 0; g < 16; ++g) scale[g] = d * float(sc[g]);
+    for (size_t h = 0; h < 2; ++h) {
+      const uint8_t* ql = blk + 64 * h;
+      const uint8_t* qh = blk + 128 + 32 * h;
+      uint8_t* o = qb + 128 * h;
+      for (size_t i = 0; i < 32; i += L8) {
+        const auto A = hn::LoadU(du8, ql + i), B = hn::LoadU(du8, ql + 32 + i);
+        const auto H = hn::LoadU(du8, qh + i);
+        // The top 2 bits moved straight to bit positions 4-5, masked once; q - 32 wraps to the
+        // int8 value.
+        const auto q0 = hn::Or(hn::And(A, mask4), hn::And(hn::ShiftLeft<4>(H), mask30));
+        const auto q1 = hn::Or(hn::And(B, mask4), hn::And(hn::ShiftLeft<2>(H), mask30));
+        const auto q2 = hn::Or(hn::ShiftRight<4>(A), hn::And(H, mask30));
+        const auto q3 = hn::Or(hn::ShiftRight<4>(B), hn::And(hn::ShiftRight<2>(H), mask30));
+        hn::StoreU(hn::Sub(q0, off), du8, o + i);
+        hn::StoreU(hn::Sub(q1, off), du8, o + 32 + i);
+        hn::StoreU(hn::Sub(q2, off), du8, o + 64 + i);
+        hn::StoreU(hn::Sub(q3, off), du8, o + 96 + i);
+      }
+    }
+    GroupDots16(qv, xb, scale, a0, a1, a2, a3);
+  }
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+}
+
+}  // namespace gemmacpp::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#endif  // per-target include guard

@@ -1,0 +1,208 @@
+// Quantized weights: dequantization and linear. See quant.h; per-target pieces in quant-inl.h
+// (fused block dot products) and gemm-inl.h (panel packing and microkernel).
+// - matrix-vector (M <= kMatvecMaxRows): tasks own fixed ranges of weight rows; each row's blocks
+//   are read once from memory and, while they sit in L1, dotted with every row of x. Q8_0, Q4_0,
+//   Q4_1, Q5_0, Q5_1 and the K-quants dequantize in registers (a wider vector than these kernels
+//   take falls back to expanding the row into an L1 buffer).
+// - GEMM: as linear.cc's blocked path, but each K-slice of a tile's weight rows is dequantized
+//   into a float32 row buffer and packed into the panel; the whole matrix is never expanded.
+#include "csrc/cpu/quant.h"
+
+#include <algorithm>
+
+#include "csrc/core/threads.h"
+#include "csrc/cpu/linear.h"
+#include "hwy/aligned_allocator.h"
+#include "hwy/cache_control.h"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "csrc/cpu/quant.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "csrc/cpu/simd-inl.h"
+#include "csrc/cpu/gemm-inl.h"
+#include "csrc/cpu/quant-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace gemmacpp::cpu::HWY_NAMESPACE {
+
+// Grows a per-thread float buffer to at least n elements.
+HWY_INLINE float* ScratchFloats(hwy::AlignedFreeUniquePtr<float[]>& buf, size_t& cap, size_t n) {
+  if (cap < n) {
+    buf = hwy::AllocateAligned<float>(n);
+    cap = n;
+  }
+  return buf.get();
+}
+
+// Expands blocks [b0, b0 + count) of one row into out (count * block_values floats).
+HWY_INLINE void DequantizeBlocks(QType t, const uint8_t* row, size_t b0, size_t count, float* out) {
+  const QTypeInfo info = qtype_info(t);
+  for (size_t b = 0; b < count; ++b) {
+    dequantize_block(t, row + (b0 + b) * info.block_bytes, out + b * info.block_values);
+  }
+}
+
+constexpr size_t kPrefetchRows = 4;
+
+// `rows` weight rows (w at the first, row_bytes apart) against the M rows of x.
+void QMatvecBlock(QType t, const float* x, size_t ldx, size_t M, size_t K, const uint8_t* w,
+                  size_t row_bytes, size_t rows, const float* bias, float* out, size_t ldo) {
+  const QTypeInfo info = qtype_info(t);
+  const size_t blocks = K / info.block_values;
+  // The row's dot product with one x row, read straight from the blocks (null: no such kernel
+  // for this type and vector width; the row is expanded into an L1 buffer instead).
+  using DotFn = float (*)(const float*, const float*, const uint8_t*, size_t);
+  DotFn dot = nullptr;
+  if (QuantKernelsFit()) {
+    if (t == QType::kQ4_K) dot = DotQ45_K<false>;
+    if (t == QType::kQ5_K) dot = DotQ45_K<true>;
+    if (t == QType::kQ6_K) dot = DotQ6_K;
+    if (t == QType::kQ2_K) dot = DotQ2_K;
+    if (t == QType::kQ3_K) dot = DotQ3_K;
+    if (t == QType::kQ8_0) dot = DotQ8_0;
+  }
+  if (BlockKernelsFit()) {
+    if (t == QType::kQ4_0) dot = DotQ4Q5<false, false>;
+    if (t == QType::kQ4_1) dot = DotQ4Q5<false, true>;
+    if (t == QType::kQ5_0) dot = DotQ4Q5<true, false>;
+    if (t == QType::kQ5_1) dot = DotQ4Q5<true, true>;
+  }
+  static thread_local hwy::AlignedFreeUniquePtr<float[]> row_buf;
+  static thread_local size_t row_cap = 0;
+  float* wf = dot ? nullptr : ScratchFloats(row_buf, row_cap, K);
+  // Sums of each x row over every 32 values (for the mins and offsets): M * K / 32 floats,
+  // formed once per task in a fixed order.
+  static thread_local hwy::AlignedFreeUniquePtr<float[]> xsum_buf;
+  static thread_local size_t xsum_cap = 0;
+  const size_t groups = K / 32;
+  float* xsum = ScratchFloats(xsum_buf, xsum_cap, M * groups + 1);
+  if (dot) {
+    for (size_t m = 0; m < M; ++m) {
+      for (size_t g = 0; g < groups; ++g) {
+        const float* xg = x + m * ldx + 32 * g;
+        float acc = 0.0f;
+        for (size_t i = 0; i < 32; ++i) acc += xg[i];
+        xsum[m * groups + g] = acc;
+      }
+    }
+  }
+  for (size_t r = 0; r < rows; ++r) {
+    const uint8_t* wr = w + r * row_bytes;
+    // The kernels spend long enough on each row that the hardware prefetchers fall behind the
+    // stream; ask for the row kPrefetchRows ahead explicitly (within this task's rows).
+    if (r + kPrefetchRows < rows) {
+      const uint8_t* ahead = wr + kPrefetchRows * row_bytes;
+      for (size_t off = 0; off < row_bytes; off += 64) hwy::Prefetch(ahead + off);
+    }
+    if (!dot) DequantizeBlocks(t, wr, 0, blocks, wf);
+    for (size_t m = 0; m < M; ++m) {
+      const float* xm = x + m * ldx;
+      const float d = dot ? dot(xm, xsum + m * groups, wr, blocks) : Dot1(xm, wf, K);
+      out[m * ldo + r] = bias ? d + bias[r] : d;
+    }
+  }
+}
+
+// One output tile: mb rows of x times nb weight rows, K taken kb_max (a multiple of the block
+// size) at a time: dequantize that slice of the nb rows, pack it, run the microkernel over it.
+void QGemmTile(QType t, const float* x, size_t ldx, size_t mb, size_t K, const uint8_t* w,
+               size_t row_bytes, size_t nb, size_t kb_max, const float* bias, float* out,
+               size_t ldo) {
+  const QTypeInfo info = qtype_info(t);
+  const size_t bv = info.block_values;
+  const size_t NR = GemmNR();
+  const size_t strips = (nb + NR - 1) / NR, ldc = strips * NR;
+  const size_t kb_cap = std::min(kb_max, K);
+  const size_t need = mb * ldc + strips * NR * kb_cap + nb * kb_cap;
+  static thread_local hwy::AlignedFreeUniquePtr<float[]> scratch;
+  static thread_local size_t capacity = 0;
+  float* HWY_RESTRICT c = ScratchFloats(scratch, capacity, need);
+  float* HWY_RESTRICT panel = c + mb * ldc;  // ldc is a multiple of NR: panel stays aligned
+  float* HWY_RESTRICT rows_f = panel + strips * NR * kb_cap;  // nb rows of the K-slice
+  std::fill(c, c + mb * ldc, 0.0f);
+  for (size_t k0 = 0; k0 < K; k0 += kb_max) {
+    const size_t kb = std::min(kb_max, K - k0);
+    for (size_t n = 0; n < nb; ++n) {
+      DequantizeBlocks(t, w + n * row_bytes, k0 / bv, kb / bv, rows_f + n * kb);
+    }
+    PackPanel(static_cast<const float*>(rows_f), kb, nb, kb, panel);
+    for (size_t s = 0; s < strips; ++s) {
+      for (size_t r0 = 0; r0 < mb; r0 += kGemmMR) {
+        GemmMicroTileRows(std::min(kGemmMR, mb - r0), x + r0 * ldx + k0, ldx,
+                          panel + s * kb * NR, kb, c + r0 * ldc + s * NR, ldc);
+      }
+    }
+  }
+  for (size_t r = 0; r < mb; ++r) {
+    const float* cr = c + r * ldc;
+    float* o = out + r * ldo;
+    if (bias) {
+      for (size_t n = 0; n < nb; ++n) o[n] = cr[n] + bias[n];
+    } else {
+      std::copy(cr, cr + nb, o);
+    }
+  }
+}
+
+}  // namespace gemmacpp::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace gemmacpp::cpu {
+HWY_EXPORT(QMatvecBlock);
+HWY_EXPORT(QGemmTile);
+
+namespace {
+// Matrix-vector tasks hold about this many weight bytes (as linear.cc).
+constexpr int64_t kMatvecTaskBytes = 64 << 10;
+// GEMM tiling as linear.cc; kGemmK (256) is a multiple of every block size.
+constexpr int64_t kGemmMaxRows = 512, kGemmRowGroup = 6, kGemmCols = 64, kGemmK = 256;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+}  // namespace
+
+void dequantize(QType t, const uint8_t* data, int64_t n, int64_t k, float* out) {
+  const QTypeInfo info = qtype_info(t);
+  const int64_t blocks = k / info.block_values, row_bytes = blocks * info.block_bytes;
+  // Plain scalar code (no per-target FMA contraction): bitwise the reference's float32 maths.
+  const int64_t rows = std::max<int64_t>(1, (64 << 10) / std::max<int64_t>(row_bytes, 1));
+  parallel_for(ceil_div(n, rows), [&](int64_t task, int) {
+    const int64_t r1 = std::min(n, (task + 1) * rows);
+    for (int64_t r = task * rows; r < r1; ++r) {
+      for (int64_t b = 0; b < blocks; ++b) {
+        dequantize_block(t, data + r * row_bytes + b * info.block_bytes,
+                         out + r * k + b * info.block_values);
+      }
+    }
+  });
+}
+
+void linear_quantized(const float* x, int64_t ldx, int64_t M, int64_t K, QType t, const uint8_t* w,
+                      int64_t N, const float* bias, float* out, int64_t ldo) {
+  if (M <= 0 || N <= 0 || K <= 0) return;
+  const QTypeInfo info = qtype_info(t);
+  const int64_t row_bytes = K / info.block_values * info.block_bytes;
+  if (M <= kMatvecMaxRows) {
+    const int64_t rows = std::max<int64_t>(4, ceil_div(kMatvecTaskBytes / row_bytes, 4) * 4);
+    parallel_for(ceil_div(N, rows), [&](int64_t task, int) {
+      const int64_t n0 = task * rows, nb = std::min(rows, N - n0);
+      HWY_DYNAMIC_DISPATCH(QMatvecBlock)(t, x, ldx, M, K, w + n0 * row_bytes, row_bytes, nb,
+                                         bias ? bias + n0 : nullptr, out + n0, ldo);
+    });
+    return;
+  }
+  const int64_t m_blocks = ceil_div(M, kGemmMaxRows);
+  const int64_t mb_size = ceil_div(ceil_div(M, m_blocks), kGemmRowGroup) * kGemmRowGroup;
+  const int64_t n_blocks = ceil_div(N, kGemmCols);
+  parallel_for(ceil_div(M, mb_size) * n_blocks, [&](int64_t task, int) {
+    const int64_t m0 = (task / n_blocks) * mb_size, n0 = (task % n_blocks) * kGemmCols;
+    const int64_t mb = std::min(mb_size, M - m0), nb = std::min(kGemmCols, N - n0);
+    HWY_DYNAMIC_DISPATCH(QGemmTile)(t, x + m0 * ldx, ldx, mb, K, w + n0 * row_bytes, row_bytes,
+                                    nb, kGemmK, bias ? bias + n0 : nullptr, out + m0 * ldo + n0,
+                                    ldo);
+  });
+}
+
+}  // namespace gemmacpp::cpu
+#endif

@@ -1,0 +1,23 @@
+// CPU kernels for GGML block-quantized weights (formats in quant_blocks.h): dequantization to
+// float32, and linear (x @ w.T) that reads the quantized blocks in place.
+#pragma once
+
+#include <cstdint>
+
+#include "csrc/cpu/quant_blocks.h"
+
+namespace gemmacpp::cpu {
+
+// out[n * k + j] = value j of row n, for an [n, k] matrix of qtype t stored as n rows of
+// k / block_values blocks. k is a multiple of the block size. Multithreaded over rows.
+void dequantize(QType t, const uint8_t* data, int64_t n, int64_t k, float* out);
+
+// out[m * ldo + n] = sum_j x[m * ldx + j] * W[n][j] (+ bias[n]) for m < M, n < N, j < K, where W
+// is the [N, K] matrix of qtype t at w (rows back to back, never expanded as a whole). Up to
+// kMatvecMaxRows rows of x stream the blocks once with in-register dequantization; more rows
+// dequantize panels of weight rows for the blocked GEMM microkernel. Results do not depend on the
+// thread count.
+void linear_quantized(const float* x, int64_t ldx, int64_t M, int64_t K, QType t, const uint8_t* w,
+                      int64_t N, const float* bias, float* out, int64_t ldo);
+
+}  // namespace gemmacpp::cpu

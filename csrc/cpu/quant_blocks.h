@@ -1,0 +1,254 @@
+// GGML's block-quantized weight formats: their byte layouts and the exact scalar dequantization of
+// one block. A quantized row of K values is K / block_values blocks stored back to back; a matrix
+// is its rows in order. Layouts and maths follow the GGUF specification (the `gguf` package's
+// quants.py is the reference): every float scale is an IEEE half, and the dequantized value is
+// computed in float32 in the same operation order as that reference, so results match bitwise.
+// Plain C++ (no SIMD): the fast per-target kernels live in quant-inl.h.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "csrc/core/dtype.h"
+
+namespace gemmacpp::cpu {
+
+enum class QType : uint8_t { kQ8_0, kQ4_0, kQ4_1, kQ5_0, kQ5_1, kQ2_K, kQ3_K, kQ4_K, kQ5_K, kQ6_K };
+
+struct QTypeInfo {
+  const char* name;
+  int block_values;  // values per block: 32, or 256 for the K-quants' super-blocks
+  int block_bytes;
+};
+
+inline QTypeInfo qtype_info(QType t) {
+  switch (t) {
+    case QType::kQ8_0: return {"Q8_0", 32, 34};    // f16 d, int8 q[32]
+    case QType::kQ4_0: return {"Q4_0", 32, 18};    // f16 d, q[16] (two 4-bit values a byte)
+    case QType::kQ4_1: return {"Q4_1", 32, 20};    // f16 d, f16 m, q[16]
+    case QType::kQ5_0: return {"Q5_0", 32, 22};    // f16 d, u32 high bits, q[16]
+    case QType::kQ5_1: return {"Q5_1", 32, 24};    // f16 d, f16 m, u32 high bits, q[16]
+    case QType::kQ2_K: return {"Q2_K", 256, 84};   // scales[16], q[64], f16 d, f16 dmin
+    case QType::kQ3_K: return {"Q3_K", 256, 110};  // hmask[32], q[64], scales[12], f16 d
+    case QType::kQ4_K: return {"Q4_K", 256, 144};  // f16 d, f16 dmin, scales[12], q[128]
+    case QType::kQ5_K: return {"Q5_K", 256, 176};  // f16 d, f16 dmin, scales[12], qh[32], q[128]
+    case QType::kQ6_K: return {"Q6_K", 256, 210};  // ql[128], qh[64], int8 scales[16], f16 d
+  }
+  return {"?", 1, 1};
+}
+
+constexpr QType kAllQTypes[] = {QType::kQ8_0, QType::kQ4_0, QType::kQ4_1, QType::kQ5_0,
+                                QType::kQ5_1, QType::kQ2_K, QType::kQ3_K, QType::kQ4_K,
+                                QType::kQ5_K, QType::kQ6_K};
+
+// The type named `name` ("Q4_K"); false when it is not one of kAllQTypes.
+inline bool parse_qtype(const std::string& name, QType* t) {
+  for (QType q : kAllQTypes) {
+    if (name == qtype_info(q).name) {
+      *t = q;
+      return true;
+    }
+  }
+  return false;
+}
+
+// "Q8_0, Q4_0, ..., Q6_K": for error messages.
+inline std::string supported_qtypes() {
+  std::string s;
+  for (QType q : kAllQTypes) s += std::string(s.empty() ? "" : ", ") + qtype_info(q).name;
+  return s;
+}
+
+namespace quant {
+
+// The IEEE half at p as a float (exact). Inline, unlike f16_to_f32: the kernels read one or two
+// per block, and an out-of-line call there would spill every vector accumulator around it.
+inline float half_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ffu;
+  if (exp == 0) {  // zero or subnormal: mant * 2^-24, exact in float32
+    const float f = float(mant) * 5.9604644775390625e-8f;
+    return sign ? -f : f;
+  }
+  return f32_from_bits(sign | (exp == 31 ? 0x7f800000u | mant << 13
+                                         : (exp + 127 - 15) << 23 | mant << 13));
+}
+
+// Q4_K / Q5_K pack eight 6-bit scales and eight 6-bit mins into 12 bytes: sub-blocks 0-3 keep
+// their low 6 bits in bytes 0-3 (scales) and 4-7 (mins); sub-blocks 4-7 keep their low 4 bits in
+// bytes 8-11 and their top 2 bits in the spare top bits of bytes 0-7.
+inline void kquant_scale_min(const uint8_t* s, int j, uint8_t* sc, uint8_t* m) {
+  if (j < 4) {
+    *sc = s[j] & 63;
+    *m = s[j + 4] & 63;
+  } else {
+    *sc = uint8_t((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4));
+    *m = uint8_t((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+  }
+}
+
+// Q3_K's sixteen 6-bit signed scales (offset 32) in 12 bytes: low 4 bits in bytes 0-7 (index i
+// in byte i % 8, nibble i / 8), top 2 bits in bytes 8-11 (byte 8 + i % 4, bit pair i / 4).
+inline int q3k_scale(const uint8_t* s, int i) {
+  const int lo = (s[i % 8] >> (4 * (i / 8))) & 0xF;
+  const int hi = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
+  return (lo | (hi << 4)) - 32;
+}
+
+}  // namespace quant
+
+// Bit 4 of the 5-bit types' values from their packed high bits: row b holds, for each bit i of the
+// byte b, 16 or 0 as a 32-bit lane, so that the kernels OR eight values' high bits in with one
+// load instead of a variable shift and a mask per vector (8 KiB, L1-resident while in use).
+struct Q5HighBitTable {
+  alignas(64) int32_t lanes[256][8];
+};
+constexpr Q5HighBitTable MakeQ5HighBitTable() {
+  Q5HighBitTable t{};
+  for (int b = 0; b < 256; ++b) {
+    for (int i = 0; i < 8; ++i) t.lanes[b][i] = ((b >> i) & 1) * 16;
+  }
+  return t;
+}
+inline constexpr Q5HighBitTable kQ5HighBits = MakeQ5HighBitTable();
+
+// Writes the block_values floats of the block at b into out.
+inline void dequantize_block(QType t, const uint8_t* b, float* out) {
+  using namespace quant;
+  switch (t) {
+    case QType::kQ8_0: {
+      const float d = half_at(b);
+      for (int i = 0; i < 32; ++i) out[i] = float(int8_t(b[2 + i])) * d;
+      return;
+    }
+    case QType::kQ4_0: {
+      const float d = half_at(b);
+      for (int i = 0; i < 16; ++i) {
+        out[i] = d * float((b[2 + i] & 0xF) - 8);
+        out[16 + i] = d * float((b[2 + i] >> 4) - 8);
+      }
+      return;
+    }
+    case QType::kQ4_1: {
+      const float d = half_at(b), m = half_at(b + 2);
+      for (int i = 0; i < 16; ++i) {
+        out[i] = d * float(b[4 + i] & 0xF) + m;
+        out[16 + i] = d * float(b[4 + i] >> 4) + m;
+      }
+      return;
+    }
+    case QType::kQ5_0:
+    case QType::kQ5_1: {
+      const bool has_min = t == QType::kQ5_1;
+      const float d = half_at(b), m = has_min ? half_at(b + 2) : 0.0f;
+      const uint8_t* p = b + (has_min ? 4 : 2);
+      uint32_t qh;
+      std::memcpy(&qh, p, 4);  // little-endian, as the file
+      const uint8_t* q = p + 4;
+      int v[32];
+      for (int i = 0; i < 16; ++i) {
+        v[i] = (q[i] & 0xF) | int((qh >> i) & 1) << 4;
+        v[16 + i] = (q[i] >> 4) | int((qh >> (16 + i)) & 1) << 4;
+      }
+      if (has_min) {
+        for (int i = 0; i < 32; ++i) out[i] = d * float(v[i]) + m;
+      } else {
+        for (int i = 0; i < 32; ++i) out[i] = d * float(v[i] - 16);
+      }
+      return;
+    }
+    // The K-quants below walk each 16-value scale group with its scale fixed, in loops the
+    // compiler vectorizes; the value order is v = 128h + 32s + 16g + i.
+    case QType::kQ2_K: {
+      const uint8_t* sc = b;
+      const uint8_t* q = b + 16;
+      const float d = half_at(b + 80), dmin = half_at(b + 82);
+      for (int h = 0; h < 2; ++h) {
+        for (int s = 0; s < 4; ++s) {
+          for (int g = 0; g < 2; ++g) {
+            const int grp = 8 * h + 2 * s + g;
+            const float dl = d * float(sc[grp] & 0xF), ml = dmin * float(sc[grp] >> 4);
+            const uint8_t* qg = q + 32 * h + 16 * g;
+            float* o = out + 16 * grp;
+            for (int i = 0; i < 16; ++i) o[i] = dl * float((qg[i] >> (2 * s)) & 3) - ml;
+          }
+        }
+      }
+      return;
+    }
+    case QType::kQ3_K: {
+      const uint8_t* hm = b;
+      const uint8_t* q = b + 32;
+      const uint8_t* sc = b + 96;
+      const float d = half_at(b + 108);
+      for (int h = 0; h < 2; ++h) {
+        for (int s = 0; s < 4; ++s) {
+          const int bit = 4 * h + s;  // hmask bit of values 32 * bit ... + 31
+          for (int g = 0; g < 2; ++g) {
+            const int grp = 8 * h + 2 * s + g;
+            const float dl = d * float(q3k_scale(sc, grp));
+            const uint8_t* qg = q + 32 * h + 16 * g;
+            const uint8_t* hg = hm + 16 * g;
+            float* o = out + 16 * grp;
+            for (int i = 0; i < 16; ++i) {
+              // A clear hmask bit means "minus 4".
+              const int v = ((qg[i] >> (2 * s)) & 3) - (((hg[i] >> bit) & 1) ? 0 : 4);
+              o[i] = dl * float(v);
+            }
+          }
+        }
+      }
+      return;
+    }
+    case QType::kQ4_K:
+    case QType::kQ5_K: {
+      const bool five = t == QType::kQ5_K;
+      const float d = half_at(b), dmin = half_at(b + 2);
+      const uint8_t* sc = b + 4;
+      const uint8_t* qh = b + 16;
+      const uint8_t* q = b + (five ? 48 : 16);
+      for (int j = 0; j < 8; ++j) {
+        uint8_t s, m;
+        kquant_scale_min(sc, j, &s, &m);
+        const float dl = d * float(s), ml = dmin * float(m);
+        const uint8_t* qj = q + 32 * (j / 2);
+        for (int i = 0; i < 32; ++i) {
+          int v = (j & 1) ? (qj[i] >> 4) : (qj[i] & 0xF);
+          if (five) v |= ((qh[i] >> j) & 1) << 4;
+          out[32 * j + i] = dl * float(v) - ml;
+        }
+      }
+      return;
+    }
+    case QType::kQ6_K: {
+      const uint8_t* ql = b;
+      const uint8_t* qh = b + 128;
+      const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
+      const float d = half_at(b + 208);
+      for (int h = 0; h < 2; ++h) {
+        for (int s = 0; s < 4; ++s) {
+          for (int g = 0; g < 2; ++g) {
+            const int grp = 8 * h + 2 * s + g;
+            const float dl = d * float(sc[grp]);
+            // low 4 bits: a nibble of ql[64h + 32(s & 1) + i] (high nibble for s >= 2); top 2
+            // bits: bits 2s, 2s+1 of qh[32h + i].
+            const uint8_t* lg = ql + 64 * h + 32 * (s & 1) + 16 * g;
+            const uint8_t* hg = qh + 32 * h + 16 * g;
+            const int shift = 4 * (s >> 1);
+            float* o = out + 16 * grp;
+            for (int i = 0; i < 16; ++i) {
+              const int v = ((lg[i] >> shift) & 0xF) | (((hg[i] >> (2 * s)) & 3) << 4);
+              o[i] = dl * float(v - 32);
+            }
+          }
+        }
+      }
+      return;
+    }
+  }
+}
+
+}  // namespace gemmacpp::cpu

@@ -11,6 +11,7 @@ bench: setup
 	.venv/bin/python benchmarks/bench_attention.py
 	.venv/bin/python benchmarks/bench_linear.py
 	.venv/bin/python benchmarks/bench_pointwise.py
+	.venv/bin/python benchmarks/bench_quant.py
 
 setup:
 	bash scripts/setup.sh

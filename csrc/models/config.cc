@@ -6,6 +6,7 @@
 
 #include "csrc/core/error.h"
 #include "csrc/models/json_reader.h"
+#include "csrc/models/weights.h"
 
 namespace gemmacpp {
 
@@ -186,6 +187,82 @@ ModelConfig config_from_hf_file(const std::string& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return config_from_hf_json(ss.str(), "'" + path + "'");
+}
+
+ModelConfig config_from_gguf(const WeightFile& f) {
+  const std::string what = "'" + f.path + "'";
+  const MetaValue* archv = f.meta("general.architecture");
+  GC_CHECK(archv && archv->type == MetaValue::Type::kString, ValueError, what,
+           ": no general.architecture string");
+  const std::string arch = archv->as_string();
+  GC_CHECK(arch == "gemma" || arch == "gemma2" || arch == "gemma3", NotImplementedError, what,
+           ": architecture '", arch, "' is not a Gemma 1/2/3 text model");
+  auto meta = [&](const std::string& key) { return f.meta(arch + "." + key); };
+  auto integer = [&](const std::string& key) {
+    const MetaValue* v = meta(key);
+    GC_CHECK(v, ValueError, what, ": missing ", arch, ".", key);
+    return v->as_int();
+  };
+  auto integer_or = [&](const std::string& key, int64_t dflt) { return meta(key) ? meta(key)->as_int() : dflt; };
+  auto number_or = [&](const std::string& key, double dflt) { return meta(key) ? meta(key)->as_double() : dflt; };
+
+  ModelConfig c;
+  c.family = arch;
+  const bool g1 = arch == "gemma", g3 = arch == "gemma3";
+  c.d = integer("embedding_length");
+  c.n_layers = integer("block_count");
+  c.n_heads = integer("attention.head_count");
+  c.n_kv_heads = integer_or("attention.head_count_kv", c.n_heads);
+  c.head_dim = integer_or("attention.key_length", c.n_heads ? c.d / c.n_heads : 0);
+  c.ffn = integer("feed_forward_length");
+  c.norm_eps = number_or("attention.layer_norm_rms_epsilon", 1e-6);
+  c.attn_softcap = float(number_or("attn_logit_softcapping", 0));
+  c.final_softcap = float(number_or("final_logit_softcapping", 0));
+  // GGUF has no query_pre_attn_scalar: llama.cpp uses head_dim, except d / H for the 27B models
+  // (Gemma 2 with 46 layers, Gemma 3 with 62), which is what their HF configs say.
+  const bool is_27b = (arch == "gemma2" && c.n_layers == 46) || (g3 && c.n_layers == 62);
+  c.query_pre_attn_scalar = double(is_27b ? c.d / c.n_heads : c.head_dim);
+  c.qk_norm = g3;
+  c.sandwich_norms = !g1;
+  c.embed_scale = float(std::sqrt(double(c.d)));
+  c.tied_head = true;
+  // The vocabulary size is the embedding's row count (tokenizer arrays may be absent).
+  const WeightTensor* emb = f.find("token_embd.weight");
+  GC_CHECK(emb && emb->shape.size() == 2, ValueError, what, ": no 2-d token_embd.weight");
+  c.vocab = emb->shape[0];
+  GC_CHECK(!f.find("output.weight"), NotImplementedError, what,
+           ": untied output heads (output.weight) are not supported");
+
+  const double g_base = number_or("rope.freq_base", g3 ? 1e6 : 10000);
+  double g_scale = 1;
+  if (const MetaValue* t = meta("rope.scaling.type")) {
+    const std::string type = t->as_string();
+    if (type == "linear") g_scale = number_or("rope.scaling.factor", 1);
+    else GC_CHECK(type == "none", NotImplementedError, what, ": rope scaling '", type, "' is not supported");
+  }
+  // Gemma 3's local layers: base 10000 and no scaling unless the file says otherwise.
+  const double l_base = g3 ? number_or("rope.freq_base_swa", 10000) : g_base;
+  const double l_scale = g3 ? 1.0 : g_scale;
+  const int64_t window = g1 ? 0 : integer_or("attention.sliding_window", 4096);
+  // The pattern is an integer (every pattern-th layer global) or one bool per layer (true: local).
+  const MetaValue* pat = meta("attention.sliding_window_pattern");
+  const bool per_layer = pat && pat->type == MetaValue::Type::kArray;
+  GC_CHECK(!per_layer || int64_t(pat->count) == c.n_layers, ValueError, what, ": ", arch,
+           ".attention.sliding_window_pattern has ", per_layer ? pat->count : 0, " entries for ",
+           c.n_layers, " layers");
+  const int64_t pattern = pat && !per_layer ? pat->as_int() : 6;
+  GC_CHECK(pattern >= 1, ValueError, what, ": sliding_window_pattern must be >= 1");
+  for (int64_t i = 0; i < c.n_layers; ++i) {
+    LayerConfig l;
+    if (per_layer) l.local = pat->element(uint64_t(i)).as_int() != 0;
+    else l.local = g1 ? false : g3 ? (i + 1) % pattern != 0 : (i + 1) % 2 != 0;
+    l.window = l.local ? window : 0;
+    l.rope_base = l.local ? l_base : g_base;
+    l.rope_scale = l.local ? l_scale : g_scale;
+    c.layers.push_back(l);
+  }
+  c.validate();
+  return c;
 }
 
 }  // namespace gemmacpp

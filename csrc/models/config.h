@@ -40,4 +40,8 @@ struct ModelConfig {
 ModelConfig config_from_hf_json(const std::string& text, const std::string& what);
 ModelConfig config_from_hf_file(const std::string& path);
 
+class WeightFile;
+// From GGUF metadata (general.architecture gemma, gemma2, gemma3), as llama.cpp writes it.
+ModelConfig config_from_gguf(const WeightFile& f);
+
 }  // namespace gemmacpp

@@ -9,6 +9,8 @@
 #include "csrc/cpu/activation.h"
 #include "csrc/cpu/attention.h"
 #include "csrc/cpu/linear.h"
+#include "csrc/cpu/quant.h"
+#include "csrc/cpu/quant_blocks.h"
 #include "csrc/cpu/rms_norm.h"
 #include "csrc/cpu/rope.h"
 #include "csrc/cpu/softcap.h"
@@ -21,10 +23,6 @@ bool is_directory(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 std::string parent_dir(const std::string& p) {
   size_t slash = p.find_last_of('/');
   return slash == std::string::npos ? "." : (slash == 0 ? "/" : p.substr(0, slash));
@@ -35,18 +33,22 @@ struct Binder {
   const WeightFile& f;
   std::string prefix;
 
-  const WeightTensor* get(const std::string& name, std::vector<int64_t> shape, bool optional = false) const {
+  // Matrices may be GGML block-quantized (read by linear_quantized); norms may not.
+  const WeightTensor* get(const std::string& name, std::vector<int64_t> shape, bool matrix = false) const {
     const WeightTensor* t = f.find(prefix + name);
-    if (!t) {
-      GC_CHECK(optional, ValueError, "'", f.path, "' has no tensor '", prefix + name, "'");
-      return nullptr;
-    }
+    GC_CHECK(t, ValueError, "'", f.path, "' has no tensor '", prefix + name, "'");
     GC_CHECK(t->shape == shape, ValueError, "'", f.path, "': tensor '", t->name, "' has shape ",
              shape_string(t->shape), ", the config needs ", shape_string(shape));
     GC_CHECK(t->supported, NotImplementedError, "'", f.path, "': tensor '", t->name,
              "' is stored as ", t->type_name(), ", which gemmacpp does not read");
-    GC_CHECK(!t->quantized, NotImplementedError, "'", f.path, "': tensor '", t->name,
-             "' is quantized (", t->type_name(), "); quantized Gemma weights are not wired up yet");
+    if (t->quantized) {
+      cpu::QType q = cpu::QType::kQ8_0;
+      GC_CHECK(matrix && parse_qtype(t->type_name(), &q), NotImplementedError, "'", f.path,
+               "': tensor '", t->name, "' is stored as ", t->type_name(), ", which gemmacpp cannot use here");
+      GC_CHECK(shape.back() % qtype_info(q).block_values == 0, ValueError, "'", f.path, "': tensor '",
+               t->name, "' rows of ", shape.back(), " are not whole ", t->type_name(), " blocks");
+      return t;
+    }
     GC_CHECK(is_float_activation(t->dtype), TypeError, "'", f.path, "': tensor '", t->name,
              "' has dtype ", dtype_name(t->dtype), "; expected float32, float16 or bfloat16");
     return t;
@@ -56,6 +58,12 @@ struct Binder {
 // out[M, N] = x[M, K] W^T for W [N, K] in its stored dtype.
 void matmul(const float* x, int64_t M, int64_t K, const WeightTensor& w, float* out) {
   const int64_t N = w.shape[0];
+  if (w.quantized) {
+    cpu::QType q = cpu::QType::kQ8_0;
+    parse_qtype(w.type_name(), &q);  // checked when bound
+    cpu::linear_quantized(x, K, M, K, q, w.data, N, nullptr, out, N);
+    return;
+  }
   cpu::linear(x, K, M, K, w.dtype, w.data, K, N, nullptr, out, N);
 }
 
@@ -64,6 +72,14 @@ void embed_rows(const WeightTensor& e, const int64_t* tokens, int64_t M, int64_t
   for (int64_t m = 0; m < M; ++m) {
     const int64_t id = tokens[m];
     float* row = x + m * d;
+    if (e.quantized) {
+      cpu::QType q = cpu::QType::kQ8_0;
+      parse_qtype(e.type_name(), &q);
+      const uint64_t row_bytes = uint64_t(e.nbytes / uint64_t(e.shape[0]));
+      cpu::dequantize(q, e.data + uint64_t(id) * row_bytes, 1, d, row);
+      for (int64_t j = 0; j < d; ++j) row[j] *= scale;
+      continue;
+    }
     switch (e.dtype) {
       case DType::kF32: {
         const float* src = reinterpret_cast<const float*>(e.data) + id * d;
@@ -96,42 +112,50 @@ GemmaModel::GemmaModel(ModelConfig config, std::shared_ptr<const WeightFile> wei
   const ModelConfig& c = config_;
   c.validate();
   const WeightFile& f = *weights_;
-  // Text models save under "model."; multimodal Gemma 3 under its language model.
+  const bool gguf = f.format == "gguf";
+  // llama.cpp's converter stores Gemma norm weights as 1 + w; HF files store w.
+  norm_unit_offset_ = !gguf;
+  // HF text models save under "model."; multimodal Gemma 3 under its language model.
   std::string prefix;
-  for (const char* p : {"model.", "model.language_model.", "language_model.model."}) {
-    if (f.find(std::string(p) + "embed_tokens.weight")) { prefix = p; break; }
+  if (!gguf) {
+    for (const char* p : {"model.", "model.language_model.", "language_model.model."}) {
+      if (f.find(std::string(p) + "embed_tokens.weight")) { prefix = p; break; }
+    }
+    GC_CHECK(!prefix.empty(), ValueError, "'", f.path,
+             "' has no embedding tensor (model.embed_tokens.weight): not a Gemma checkpoint?");
   }
-  GC_CHECK(!prefix.empty(), ValueError, "'", f.path,
-           "' has no embedding tensor (model.embed_tokens.weight): not a Gemma checkpoint?");
   Binder b{f, prefix};
+  // One tensor by its HF name or its GGUF name.
+  auto get = [&](const std::string& hf, const std::string& gg, std::vector<int64_t> shape,
+                 bool matrix = false) { return b.get(gguf ? gg : hf, std::move(shape), matrix); };
   const int64_t d = c.d, qd = c.n_heads * c.head_dim, kvd = c.n_kv_heads * c.head_dim;
-  embed_ = b.get("embed_tokens.weight", {c.vocab, d});
-  final_norm_ = b.get("norm.weight", {d});
+  embed_ = get("embed_tokens.weight", "token_embd.weight", {c.vocab, d}, true);
+  final_norm_ = get("norm.weight", "output_norm.weight", {d});
   const bool g1 = c.family == "gemma";
   for (int64_t i = 0; i < c.n_layers; ++i) {
-    const std::string l = "layers." + std::to_string(i) + ".";
+    const std::string l = "layers." + std::to_string(i) + ".", g = "blk." + std::to_string(i) + ".";
     GemmaLayerWeights w;
-    w.attn_norm = b.get(l + "input_layernorm.weight", {d});
-    w.q = b.get(l + "self_attn.q_proj.weight", {qd, d});
-    w.k = b.get(l + "self_attn.k_proj.weight", {kvd, d});
-    w.v = b.get(l + "self_attn.v_proj.weight", {kvd, d});
-    w.o = b.get(l + "self_attn.o_proj.weight", {d, qd});
+    w.attn_norm = get(l + "input_layernorm.weight", g + "attn_norm.weight", {d});
+    w.q = get(l + "self_attn.q_proj.weight", g + "attn_q.weight", {qd, d}, true);
+    w.k = get(l + "self_attn.k_proj.weight", g + "attn_k.weight", {kvd, d}, true);
+    w.v = get(l + "self_attn.v_proj.weight", g + "attn_v.weight", {kvd, d}, true);
+    w.o = get(l + "self_attn.o_proj.weight", g + "attn_output.weight", {d, qd}, true);
     if (c.qk_norm) {
-      w.q_norm = b.get(l + "self_attn.q_norm.weight", {c.head_dim});
-      w.k_norm = b.get(l + "self_attn.k_norm.weight", {c.head_dim});
+      w.q_norm = get(l + "self_attn.q_norm.weight", g + "attn_q_norm.weight", {c.head_dim});
+      w.k_norm = get(l + "self_attn.k_norm.weight", g + "attn_k_norm.weight", {c.head_dim});
     }
     // Gemma 1 calls its pre-MLP norm post_attention_layernorm; Gemma 2/3 use that name for the
     // sandwich norm after attention and pre_feedforward_layernorm for the pre-MLP one.
     if (g1) {
-      w.ffw_norm = b.get(l + "post_attention_layernorm.weight", {d});
+      w.ffw_norm = get(l + "post_attention_layernorm.weight", g + "ffn_norm.weight", {d});
     } else {
-      w.post_attn_norm = b.get(l + "post_attention_layernorm.weight", {d});
-      w.ffw_norm = b.get(l + "pre_feedforward_layernorm.weight", {d});
-      w.post_ffw_norm = b.get(l + "post_feedforward_layernorm.weight", {d});
+      w.post_attn_norm = get(l + "post_attention_layernorm.weight", g + "post_attention_norm.weight", {d});
+      w.ffw_norm = get(l + "pre_feedforward_layernorm.weight", g + "ffn_norm.weight", {d});
+      w.post_ffw_norm = get(l + "post_feedforward_layernorm.weight", g + "post_ffw_norm.weight", {d});
     }
-    w.gate = b.get(l + "mlp.gate_proj.weight", {c.ffn, d});
-    w.up = b.get(l + "mlp.up_proj.weight", {c.ffn, d});
-    w.down = b.get(l + "mlp.down_proj.weight", {d, c.ffn});
+    w.gate = get(l + "mlp.gate_proj.weight", g + "ffn_gate.weight", {c.ffn, d}, true);
+    w.up = get(l + "mlp.up_proj.weight", g + "ffn_up.weight", {c.ffn, d}, true);
+    w.down = get(l + "mlp.down_proj.weight", g + "ffn_down.weight", {d, c.ffn}, true);
     layers_.push_back(w);
   }
 }
@@ -206,11 +230,14 @@ void GemmaModel::forward(const int64_t* tokens, int64_t B, int64_t T, float* log
 }
 
 std::shared_ptr<GemmaModel> load_gemma(const std::string& path) {
-  GC_CHECK(!ends_with(path, ".gguf"), NotImplementedError, "'", path,
-           "': loading Gemma models from GGUF is not supported yet");
-  const std::string dir = is_directory(path) ? path : parent_dir(path);
-  ModelConfig config = config_from_hf_file(dir + "/config.json");
   auto weights = std::make_shared<const WeightFile>(open_weights(path));
+  ModelConfig config;
+  if (weights->format == "gguf") {
+    config = config_from_gguf(*weights);
+  } else {
+    const std::string dir = is_directory(path) ? path : parent_dir(path);
+    config = config_from_hf_file(dir + "/config.json");
+  }
   return std::make_shared<GemmaModel>(std::move(config), std::move(weights));
 }
 

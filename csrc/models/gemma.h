@@ -1,5 +1,5 @@
-// Gemma 1/2/3 text model on the CPU: weights bound by name from a memory-mapped weight file (read
-// in their stored dtype, never copied), and the full-sequence forward pass in float32.
+// Gemma 1/2/3 text model on the CPU: weights bound by name (HF or GGUF) from a memory-mapped file (read
+// in their stored dtype or GGML blocks, never copied), and the full-sequence forward pass in float32.
 #pragma once
 
 #include <cstdint>
@@ -49,8 +49,8 @@ class GemmaModel {
   std::vector<GemmaLayerWeights> layers_;
 };
 
-// A HF checkpoint folder (config.json + safetensors), or a .safetensors file next to its
-// config.json.
+// A HF checkpoint folder (config.json + safetensors), a .safetensors file next to its
+// config.json, or a .gguf file (config from its metadata).
 std::shared_ptr<GemmaModel> load_gemma(const std::string& path);
 
 }  // namespace gemmacpp

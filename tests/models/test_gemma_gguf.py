@@ -1,0 +1,130 @@
+"""Gemma 1/2/3 from GGUF files written with the `gguf` package as llama.cpp's converter writes them
+(its tensor names, norm weights stored as 1 + w, config in metadata), in F32, F16 and quantized
+types: logits must match transformers run on the same (rounded or dequantized) weights."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+gguf = pytest.importorskip("gguf")
+
+import gemmacpp as gc
+
+SEQ = 27
+REL_TOL = 1e-4
+VOCAB = 96
+
+# Sizes are whole 32-value blocks, so every matrix can be Q8_0 / Q4_0. GGUF has no
+# query_pre_attn_scalar (llama.cpp uses head_dim below 27B), so it equals head_dim here.
+COMMON = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, rms_norm_eps=1e-6,
+              initializer_range=0.1, attn_implementation="eager", num_attention_heads=4, head_dim=16)
+LAYER_TYPES = ["sliding_attention", "sliding_attention", "full_attention", "sliding_attention", "full_attention"]
+MODELS = {
+    "gemma": ("GemmaConfig", "GemmaForCausalLM", gguf.MODEL_ARCH.GEMMA,
+              dict(num_hidden_layers=2, num_key_value_heads=1,
+                   rope_parameters={"rope_type": "default", "rope_theta": 1000.0})),
+    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", gguf.MODEL_ARCH.GEMMA2,
+               dict(num_hidden_layers=3, num_key_value_heads=2, query_pre_attn_scalar=16, sliding_window=7,
+                    attn_logit_softcapping=3.0, final_logit_softcapping=4.0)),
+    "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM", gguf.MODEL_ARCH.GEMMA3,
+               dict(num_hidden_layers=5, num_key_value_heads=2, query_pre_attn_scalar=16, sliding_window=6,
+                    layer_types=LAYER_TYPES,
+                    rope_parameters={
+                        "sliding_attention": {"rope_type": "default", "rope_theta": 100.0},
+                        "full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 5000.0}})),
+}
+QTYPES = {"F32": gguf.GGMLQuantizationType.F32, "F16": gguf.GGMLQuantizationType.F16,
+          "Q8_0": gguf.GGMLQuantizationType.Q8_0, "Q4_0": gguf.GGMLQuantizationType.Q4_0}
+
+
+def random_model(family):
+    config_cls, model_cls, _, extra = MODELS[family]
+    cfg = getattr(transformers, config_cls)(**COMMON, **extra)
+    torch.manual_seed(len(family))
+    model = getattr(transformers, model_cls)(cfg).eval().to(torch.float32)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.uniform_(-0.6, 0.6)
+    return model
+
+
+def write_gguf(model, family, qtype, path):
+    """Writes the model as llama.cpp would and puts the stored (rounded) matrices back into it."""
+    _, _, arch, _ = MODELS[family]
+    cfg = model.config
+    w = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[arch])
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_context_length(cfg.max_position_embeddings)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_head_count(cfg.num_attention_heads)
+    w.add_head_count_kv(cfg.num_key_value_heads)
+    w.add_key_length(cfg.head_dim)
+    w.add_value_length(cfg.head_dim)
+    w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    rp = cfg.rope_parameters
+    if family == "gemma3":
+        w.add_rope_freq_base(rp["full_attention"]["rope_theta"])
+        w.add_rope_freq_base_swa(rp["sliding_attention"]["rope_theta"])
+        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        w.add_rope_scaling_factor(rp["full_attention"]["factor"])
+        w.add_sliding_window_pattern([t == "sliding_attention" for t in cfg.layer_types])
+    else:
+        w.add_rope_freq_base(rp["rope_theta"])
+    if family != "gemma":
+        w.add_sliding_window(cfg.sliding_window)
+    if getattr(cfg, "attn_logit_softcapping", None):
+        w.add_attn_logit_softcapping(cfg.attn_logit_softcapping)
+    if getattr(cfg, "final_logit_softcapping", None):
+        w.add_final_logit_softcapping(cfg.final_logit_softcapping)
+    names = gguf.get_tensor_name_map(arch, cfg.num_hidden_layers)
+    with torch.no_grad():
+        for hf_name, p in model.named_parameters():
+            if hf_name == "lm_head.weight":
+                continue
+            name = names.get_name(hf_name, try_suffixes=(".weight",))
+            assert name is not None, hf_name
+            data = p.detach().numpy().astype(np.float32)
+            if name.endswith("norm.weight"):  # llama.cpp's converter stores Gemma norms as 1 + w
+                w.add_tensor(name, data + 1)
+                continue
+            qt = QTYPES[qtype]
+            if qt == gguf.GGMLQuantizationType.F32:
+                w.add_tensor(name, data)
+                continue
+            if qt == gguf.GGMLQuantizationType.F16:
+                stored = data.astype(np.float16)
+                w.add_tensor(name, stored)
+                back = stored.astype(np.float32)
+            else:
+                q = gguf.quants.quantize(data, qt)
+                w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=qt)
+                back = gguf.quants.dequantize(q, qt).reshape(data.shape)
+            p.copy_(torch.from_numpy(back))  # the reference runs on the stored values
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+@pytest.mark.parametrize("qtype", list(QTYPES))
+@pytest.mark.parametrize("family", list(MODELS))
+def test_gguf_logits_match_transformers(family, qtype, tmp_path):
+    model = random_model(family)
+    path = tmp_path / f"{family}-{qtype}.gguf"
+    write_gguf(model, family, qtype, path)
+    tokens = np.random.default_rng(7).integers(0, VOCAB, size=(2, SEQ))
+    with torch.no_grad():
+        ref = model(torch.from_numpy(tokens)).logits.double().numpy()
+    m = gc.load(path)
+    assert m.config["family"] == family
+    if family == "gemma3":
+        assert [l["type"] for l in m.config["layers"]] == [
+            "local" if t == "sliding_attention" else "global" for t in LAYER_TYPES]
+        assert [l["rope_scale"] for l in m.config["layers"]] == [1.0 if t == "sliding_attention" else 4.0
+                                                                for t in LAYER_TYPES]
+    got = m.forward(tokens)
+    err = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
+    print(f"{family} {qtype}: max rel err {err:.2e}")
+    assert err <= REL_TOL, f"{family} {qtype}: max abs err / max |ref| = {err:.3g}"

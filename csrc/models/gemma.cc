@@ -23,6 +23,10 @@ bool is_directory(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 std::string parent_dir(const std::string& p) {
   size_t slash = p.find_last_of('/');
   return slash == std::string::npos ? "." : (slash == 0 ? "/" : p.substr(0, slash));
@@ -230,14 +234,12 @@ void GemmaModel::forward(const int64_t* tokens, int64_t B, int64_t T, float* log
 }
 
 std::shared_ptr<GemmaModel> load_gemma(const std::string& path) {
-  auto weights = std::make_shared<const WeightFile>(open_weights(path));
+  // A HF checkpoint's config comes first, so that a folder without one says so.
+  const bool folder = is_directory(path);
   ModelConfig config;
-  if (weights->format == "gguf") {
-    config = config_from_gguf(*weights);
-  } else {
-    const std::string dir = is_directory(path) ? path : parent_dir(path);
-    config = config_from_hf_file(dir + "/config.json");
-  }
+  if (folder || !ends_with(path, ".gguf")) config = config_from_hf_file((folder ? path : parent_dir(path)) + "/config.json");
+  auto weights = std::make_shared<const WeightFile>(open_weights(path));
+  if (weights->format == "gguf") config = config_from_gguf(*weights);
   return std::make_shared<GemmaModel>(std::move(config), std::move(weights));
 }
 

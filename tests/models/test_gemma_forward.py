@@ -160,3 +160,22 @@ def test_missing_checkpoint_and_config(tmp_path):
         gc.load(tmp_path / "nope")
     with pytest.raises(ValueError, match="config.json"):
         gc.load(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["gemma2-gqa", "gemma3-gqa"])
+def test_bfloat16_sharded_checkpoint(name, tmp_path_factory):
+    """Weights stored as bfloat16 across several shards (as released checkpoints are) are read in
+    place; the reference runs in float32 on the same bf16-rounded weights."""
+    folder, model = build(name, tmp_path_factory)
+    model = model.to(torch.bfloat16)
+    sharded = tmp_path_factory.mktemp(name + "-bf16")
+    model.save_pretrained(sharded, safe_serialization=True, max_shard_size="20KB")
+    assert (sharded / "model.safetensors.index.json").exists()
+    tokens = tokens_for(name)
+    # A fresh float32 model from the bf16 files: casting the bf16 model back would keep its
+    # bf16-rounded RoPE frequencies.
+    f32 = transformers.AutoModelForCausalLM.from_pretrained(sharded, dtype=torch.float32,
+                                                            attn_implementation="eager").eval()
+    ref = reference_logits(f32, tokens)
+    assert rel_err(gc.load(sharded).forward(tokens), ref) <= REL_TOL
+    assert gc.weights.open(sharded).info("model.embed_tokens.weight").type == "bfloat16"

@@ -37,9 +37,29 @@ QTYPES = {"F32": gguf.GGMLQuantizationType.F32, "F16": gguf.GGMLQuantizationType
           "Q8_0": gguf.GGMLQuantizationType.Q8_0, "Q4_0": gguf.GGMLQuantizationType.Q4_0}
 
 
-def random_model(family):
+# K-quant block bytes, offsets of the float16 scales in a block, and the scale's spread that gives
+# weights of about the model's initialisation size.
+K_QUANT_BLOCKS = {"Q4_K": (144, [0, 2], 3e-4), "Q5_K": (176, [0, 2], 1.5e-4), "Q6_K": (210, [208], 3e-5)}
+
+
+def random_k_blocks(qtype, shape, seed):
+    """Raw blocks for a [rows, k] matrix: random bytes with finite random float16 scales."""
+    bb, f16, spread = K_QUANT_BLOCKS[qtype]
+    rng = np.random.default_rng(seed)
+    rows, k = shape
+    raw = rng.integers(0, 256, (rows * (k // 256), bb), dtype=np.uint8)
+    for o in f16:
+        half = (rng.standard_normal(raw.shape[0]) * spread).astype(np.float16)
+        raw[:, o:o + 2] = half.view(np.uint8).reshape(-1, 2)
+    return raw.reshape(rows, -1)
+
+
+def random_model(family, **sizes):
     config_cls, model_cls, _, extra = MODELS[family]
-    cfg = getattr(transformers, config_cls)(**COMMON, **extra)
+    kwargs = {**COMMON, **extra, **sizes}
+    if family == "gemma":
+        kwargs.pop("query_pre_attn_scalar", None)
+    cfg = getattr(transformers, config_cls)(**kwargs)
     torch.manual_seed(len(family))
     model = getattr(transformers, model_cls)(cfg).eval().to(torch.float32)
     with torch.no_grad():
@@ -89,7 +109,7 @@ def write_gguf(model, family, qtype, path):
             if name.endswith("norm.weight"):  # llama.cpp's converter stores Gemma norms as 1 + w
                 w.add_tensor(name, data + 1)
                 continue
-            qt = QTYPES[qtype]
+            qt = getattr(gguf.GGMLQuantizationType, qtype)
             if qt == gguf.GGMLQuantizationType.F32:
                 w.add_tensor(name, data)
                 continue
@@ -97,6 +117,10 @@ def write_gguf(model, family, qtype, path):
                 stored = data.astype(np.float16)
                 w.add_tensor(name, stored)
                 back = stored.astype(np.float32)
+            elif qtype in K_QUANT_BLOCKS:  # gguf.quants cannot quantize K-quants: random blocks
+                q = random_k_blocks(qtype, data.shape, sum(map(ord, name)))
+                w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=qt)
+                back = gguf.quants.dequantize(q, qt).reshape(data.shape)
             else:
                 q = gguf.quants.quantize(data, qt)
                 w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=qt)
@@ -108,10 +132,15 @@ def write_gguf(model, family, qtype, path):
     w.close()
 
 
-@pytest.mark.parametrize("qtype", list(QTYPES))
-@pytest.mark.parametrize("family", list(MODELS))
+# K-quants (the default model's Q4_K_M uses Q4_K and Q6_K) need rows of whole 256-value blocks.
+K_QUANT_SIZES = dict(hidden_size=256, intermediate_size=256, num_attention_heads=4, head_dim=64,
+                     query_pre_attn_scalar=64)
+
+
+@pytest.mark.parametrize("family,qtype", [(f, q) for f in MODELS for q in QTYPES] +
+                         [("gemma3", "Q4_K"), ("gemma3", "Q6_K"), ("gemma2", "Q5_K")])
 def test_gguf_logits_match_transformers(family, qtype, tmp_path):
-    model = random_model(family)
+    model = random_model(family, **(K_QUANT_SIZES if qtype.endswith("_K") else {}))
     path = tmp_path / f"{family}-{qtype}.gguf"
     write_gguf(model, family, qtype, path)
     tokens = np.random.default_rng(7).integers(0, VOCAB, size=(2, SEQ))

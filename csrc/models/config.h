@@ -1,0 +1,47 @@
+// One description of a Gemma 1/2/3 text model: sizes, and every choice that varies per layer
+// (local or global attention, window, RoPE base and scale), spelled out so that the forward pass
+// never re-derives them from a family name.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace gemmacpp {
+
+struct LayerConfig {
+  bool local = false;        // sliding-window attention
+  int64_t window = 0;        // keys with q - k < window; 0 on global layers
+  double rope_base = 10000;  // theta
+  double rope_scale = 1;     // linear scaling: positions are divided by it
+};
+
+struct ModelConfig {
+  std::string family;  // "gemma", "gemma2", "gemma3"
+  int64_t vocab = 0, d = 0, n_layers = 0;
+  int64_t n_heads = 0, n_kv_heads = 0, head_dim = 0, ffn = 0;
+  double norm_eps = 1e-6;
+  float attn_softcap = 0;   // 0: none
+  float final_softcap = 0;  // 0: none
+  double query_pre_attn_scalar = 0;  // attention scale is its -1/2 power
+  bool qk_norm = false;     // RMSNorm of q and k per head (Gemma 3)
+  bool sandwich_norms = false;  // post-attention and post-ffw norms (Gemma 2, 3)
+  float embed_scale = 1;    // sqrt(d), applied to the embedding rows
+  bool tied_head = true;    // logits = h E^T
+  std::vector<LayerConfig> layers;
+
+  float attn_scale() const;
+  // ValueError naming the first inconsistent field.
+  void validate() const;
+};
+
+// From a Hugging Face config.json (model_type gemma, gemma2, gemma3_text, or gemma3 whose
+// text_config is used); `what` names the source in errors.
+ModelConfig config_from_hf_json(const std::string& text, const std::string& what);
+ModelConfig config_from_hf_file(const std::string& path);
+
+class WeightFile;
+// From GGUF metadata (general.architecture gemma, gemma2, gemma3), as llama.cpp writes it.
+ModelConfig config_from_gguf(const WeightFile& f);
+
+}  // namespace gemmacpp

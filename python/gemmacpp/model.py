@@ -1,0 +1,91 @@
+"""Gemma 1/2/3 text models.
+
+    model = gemmacpp.load("path/to/hf-checkpoint")   # folder with config.json + *.safetensors
+    model = gemmacpp.load("gemma-3-270m-q4_k_m.gguf") # config from the GGUF metadata
+    model.config["layers"][0]                          # {"type": "local", "window": 512, ...}
+    logits = model.forward([[2, 651, 6037]])          # float32 [B, T, vocab]
+
+Weights stay memory-mapped in their stored dtype (f32/f16/bf16, or GGML blocks read in place by
+the quantized kernels); activations are float32.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import _core
+from ._runtime import set_num_threads
+
+
+class Model:
+    """A loaded Gemma text model; see gemmacpp.load."""
+
+    def __init__(self, core_model):
+        self._m = core_model
+        self._config = None
+
+    @property
+    def config(self) -> dict:
+        """family, sizes, norm eps, softcaps, query_pre_attn_scalar, qk_norm, sandwich_norms,
+        embed_scale, and per layer: type (local/global), window, rope_base, rope_scale."""
+        if self._config is None:
+            self._config = self._m.config()
+        return self._config
+
+    @property
+    def path(self) -> str:
+        return self._m.path
+
+    def forward(self, tokens) -> np.ndarray:
+        """Logits [B, T, vocab] float32 for tokens: a list of ints (one sequence), a list of
+        equal-length lists, or an int array [T] or [B, T]."""
+        return self._m.forward(_token_batch(tokens, self.config["vocab_size"]))
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"<gemmacpp.Model {c['family']} {c['num_layers']} layers, d={c['hidden_size']}, "
+                f"vocab={c['vocab_size']}: {self.path!r}>")
+
+
+def _token_batch(tokens, vocab: int) -> np.ndarray:
+    """tokens as a C-contiguous int64 [B, T] array, every id checked against the vocabulary."""
+    if isinstance(tokens, np.ndarray):
+        if tokens.dtype.kind not in "iu":
+            raise TypeError(f"tokens must be integers, got an array of {tokens.dtype}")
+        arr = tokens
+    else:
+        try:
+            arr = np.asarray(tokens)
+        except ValueError as e:  # ragged lists
+            raise ValueError("tokens: every sequence of a batch must have the same length") from e
+        if arr.dtype == object:
+            raise ValueError("tokens: every sequence of a batch must have the same length")
+        if arr.size and arr.dtype.kind not in "iu":
+            raise TypeError(f"tokens must be integers, got {arr.dtype}")
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"tokens must be a non-empty [T] or [B, T] sequence, got shape {arr.shape}")
+    bad = (arr < 0) | (arr >= vocab)
+    if bad.any():
+        raise ValueError(f"token id {int(arr[bad][0])} is out of range [0, {vocab})")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def load(source=None, *, device: str = "cpu", dtype=None, threads: int | None = None) -> Model:
+    """A Gemma 1/2/3 text model from a HF checkpoint folder (config.json and safetensors), a
+    .safetensors file next to its config.json, or a .gguf file. Activations are float32 (dtype None
+    or float32). threads: sets the process-wide thread count (gemmacpp.set_num_threads)."""
+    if source is None:
+        raise NotImplementedError("the default model (Gemma 3 270M) is not wired up yet: pass a path")
+    if device != "cpu":
+        raise NotImplementedError(f"device {device!r}: only 'cpu' runs models so far")
+    if dtype is not None and np.dtype(dtype) != np.float32:
+        raise NotImplementedError(f"dtype {dtype!r}: activations are float32 only so far")
+    if threads is not None:
+        set_num_threads(threads)
+    path = os.fspath(source)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such checkpoint: {path!r}")
+    return Model(_core.load_gemma(path))

@@ -71,7 +71,9 @@ struct Symbol {
 struct Candidate {
   uint64_t rank;
   int32_t pos;     // the left symbol
-  int32_t merged;  // the id the pair makes, to recognise stale entries
+  int32_t merged;  // the id the pair makes
+  // The pair as queued, to recognise stale entries without looking the merge up again.
+  int32_t left_id, right_pos, right_id;
 };
 
 // Min-heap order: lowest rank first, then the leftmost pair (the reference breaks ties the same way).
@@ -157,7 +159,7 @@ void Tokenizer::bpe_word(std::string_view word, std::vector<int32_t>* out) const
   auto push = [&](int32_t pos) {
     const Symbol& s = syms[size_t(pos)];
     if (s.next >= 0 && find_merge(s.id, syms[size_t(s.next)].id, &m)) {
-      heap.push_back({m.rank, pos, m.merged});
+      heap.push_back({m.rank, pos, m.merged, s.id, s.next, syms[size_t(s.next)].id});
       std::push_heap(heap.begin(), heap.end(), Later());
     }
   };
@@ -167,10 +169,11 @@ void Tokenizer::bpe_word(std::string_view word, std::vector<int32_t>* out) const
     const Candidate top = heap.back();
     heap.pop_back();
     Symbol& left = syms[size_t(top.pos)];
-    // Stale: the left symbol was merged away, or its right neighbour changed since queued.
-    if (left.len == 0 || left.next < 0) continue;
+    // Stale: the left symbol was merged away or grew, or its right neighbour changed since queued
+    // (a symbol's id changes whenever it grows, and merged-away symbols are never revived).
+    if (left.len == 0 || left.next != top.right_pos || left.id != top.left_id) continue;
     Symbol& right = syms[size_t(left.next)];
-    if (!find_merge(left.id, right.id, &m) || m.merged != top.merged || m.rank != top.rank) continue;
+    if (right.id != top.right_id) continue;
     left.id = top.merged;
     left.len += right.len;
     right.len = 0;

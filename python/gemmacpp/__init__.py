@@ -4,10 +4,10 @@
     gc.ops.attention(q, k, v, causal=True, window=512)
 """
 from . import _core
-from . import ops, weights
+from . import ops, tokenizer, weights
 from .quant import QuantizedTensor
 from ._runtime import devices, get_num_threads, set_num_threads, simd_target
 
 __version__ = _core.__version__
 
-__all__ = ["ops", "weights", "QuantizedTensor", "devices", "set_num_threads", "get_num_threads", "simd_target", "__version__"]
+__all__ = ["ops", "tokenizer", "weights", "QuantizedTensor", "devices", "set_num_threads", "get_num_threads", "simd_target", "__version__"]

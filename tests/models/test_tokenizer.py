@@ -238,3 +238,38 @@ def test_build_is_fast(gguf_path):
     t0 = time.perf_counter()
     Tokenizer.from_gguf(gguf_path)
     assert time.perf_counter() - t0 < 2.0  # about 0.2 s here; generous for a loaded machine
+
+
+def test_hf_json_merge_ranks_not_in_id_order(tmp_path):
+    # A small BPE whose merge ranks disagree with the ids (in Gemma's files they agree), with byte
+    # fallback and an added token: the tokenizer.json path must follow the merges list.
+    from tokenizers import AddedToken, Tokenizer as HFTokenizer, decoders, models, normalizers
+
+    rng = random.Random(11)
+    alphabet = list("abcde▁")
+    vocab = {"<unk>": 0, "<bos>": 1, "<eos>": 2, "<pad>": 3}
+    for b in range(256):
+        vocab[f"<0x{b:02X}>"] = len(vocab)
+    for c in alphabet:
+        vocab[c] = len(vocab)
+    merges = []
+    pieces = list(alphabet)
+    while len(merges) < 60:
+        a, b = rng.choice(pieces), rng.choice(pieces)
+        if a + b not in vocab and len(a + b) <= 6:
+            vocab[a + b] = len(vocab)
+            merges.append((a, b))
+            pieces.append(a + b)
+    rng.shuffle(merges)  # ranks now unrelated to the ids
+    ref = HFTokenizer(models.BPE(vocab, merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    ref.normalizer = normalizers.Replace(" ", "▁")
+    ref.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
+    ref.add_special_tokens([AddedToken("<bos>", special=True, normalized=False)])
+    ref.add_tokens([AddedToken("dd", special=False, normalized=False)])
+    ref.save(str(tmp_path / "tokenizer.json"))
+    tok = Tokenizer.from_hf(tmp_path)
+    for _ in range(1000):
+        s = "".join(rng.choice(alphabet[:-1] + [" ", "x", "é", "<bos>"]) for _ in range(rng.randint(0, 30)))
+        ids = ref.encode(s, add_special_tokens=False).ids
+        assert tok.encode(s, add_bos=False) == ids, s
+        assert tok.decode(ids) == ref.decode(ids, skip_special_tokens=False)

@@ -4,11 +4,12 @@
     gc.ops.attention(q, k, v, causal=True, window=512)
 """
 from . import _core
-from . import ops, weights
+from . import ops, tokenizer, weights
 from .quant import QuantizedTensor
 from .model import Model, load
 from ._runtime import devices, get_num_threads, set_num_threads, simd_target
 
 __version__ = _core.__version__
 
-__all__ = ["load", "Model", "ops", "weights", "QuantizedTensor", "devices", "set_num_threads", "get_num_threads", "simd_target", "__version__"]
+__all__ = ["load", "Model", "ops", "tokenizer", "weights", "QuantizedTensor", "devices",
+           "set_num_threads", "get_num_threads", "simd_target", "__version__"]

@@ -246,6 +246,42 @@ HWY_INLINE void GemmMicroTileRows(size_t rows, const float* x, size_t ldx, const
   }
 }
 
+// c[mb x strips*NR] += x[mb rows, kb columns] * panel (a packed K slice of every strip): each
+// strip's panel (kb x NR floats) stays in L1 while every row group runs over it.
+HWY_INLINE void GemmPanel(const float* x, size_t ldx, size_t mb, const float* panel, size_t kb,
+                          size_t strips, float* c, size_t ldc) {
+  const size_t NR = GemmNR();
+  for (size_t s = 0; s < strips; ++s) {
+    for (size_t r0 = 0; r0 < mb; r0 += kGemmMR) {
+      GemmMicroTileRows(std::min(kGemmMR, mb - r0), x + r0 * ldx, ldx, panel + s * kb * NR, kb,
+                        c + r0 * ldc + s * NR, ldc);
+    }
+  }
+}
+
+// out rows = c rows (+ bias): the tile's epilogue.
+HWY_INLINE void StoreTile(const float* c, size_t ldc, size_t mb, size_t nb, const float* bias,
+                          float* out, size_t ldo) {
+  for (size_t r = 0; r < mb; ++r) {
+    const float* cr = c + r * ldc;
+    float* o = out + r * ldo;
+    if (bias) {
+      for (size_t n = 0; n < nb; ++n) o[n] = cr[n] + bias[n];
+    } else {
+      std::copy(cr, cr + nb, o);
+    }
+  }
+}
+
+// Per-thread scratch of at least n floats, grown on demand and reused.
+HWY_INLINE float* ScratchFloats(hwy::AlignedFreeUniquePtr<float[]>& buf, size_t& cap, size_t n) {
+  if (cap < n) {
+    buf = hwy::AllocateAligned<float>(n);
+    cap = n;
+  }
+  return buf.get();
+}
+
 }  // namespace gemmacpp::cpu::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 

@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "csrc/core/threads.h"
+#include "csrc/cpu/gemm_tiling.h"
 #include "csrc/cpu/dtype_dispatch.h"
 #include "hwy/aligned_allocator.h"
 
@@ -67,14 +68,10 @@ void GemmTile(DType wdt, const float* x, size_t ldx, size_t mb, size_t K, const 
   const size_t strips = (nb + NR - 1) / NR, ldc = strips * NR;
   const size_t kb_cap = std::min(kb_max, std::max<size_t>(K, 1));
   const size_t need = mb * ldc + strips * NR * kb_cap;
-  // Per-thread scratch (accumulator tile + packed panel), grown on demand and reused.
+  // Per-thread scratch: accumulator tile + packed panel.
   static thread_local hwy::AlignedFreeUniquePtr<float[]> scratch;
   static thread_local size_t capacity = 0;
-  if (capacity < need) {
-    scratch = hwy::AllocateAligned<float>(need);
-    capacity = need;
-  }
-  float* HWY_RESTRICT c = scratch.get();
+  float* HWY_RESTRICT c = ScratchFloats(scratch, capacity, need);
   float* HWY_RESTRICT panel = c + mb * ldc;  // ldc is a multiple of NR: panel stays aligned
   std::fill(c, c + mb * ldc, 0.0f);
   visit_float(wdt, [&](auto tag) {
@@ -83,24 +80,10 @@ void GemmTile(DType wdt, const float* x, size_t ldx, size_t mb, size_t K, const 
     for (size_t k0 = 0; k0 < K; k0 += kb_max) {
       const size_t kb = std::min(kb_max, K - k0);
       PackPanel(wt + k0, ldw, nb, kb, panel);
-      // Strip-outer: the strip's panel (kb x NR floats) stays in L1 across the row groups.
-      for (size_t s = 0; s < strips; ++s) {
-        for (size_t r0 = 0; r0 < mb; r0 += kGemmMR) {
-          GemmMicroTileRows(std::min(kGemmMR, mb - r0), x + r0 * ldx + k0, ldx,
-                            panel + s * kb * NR, kb, c + r0 * ldc + s * NR, ldc);
-        }
-      }
+      GemmPanel(x + k0, ldx, mb, panel, kb, strips, c, ldc);
     }
   });
-  for (size_t r = 0; r < mb; ++r) {
-    const float* cr = c + r * ldc;
-    float* o = out + r * ldo;
-    if (bias) {
-      for (size_t n = 0; n < nb; ++n) o[n] = cr[n] + bias[n];
-    } else {
-      std::copy(cr, cr + nb, o);
-    }
-  }
+  StoreTile(c, ldc, mb, nb, bias, out, ldo);
 }
 
 }  // namespace gemmacpp::cpu::HWY_NAMESPACE
@@ -111,20 +94,7 @@ namespace gemmacpp::cpu {
 HWY_EXPORT(MatvecBlock);
 HWY_EXPORT(GemmTile);
 
-namespace {
-// Matrix-vector tasks hold about this many weight bytes: big enough to amortise the task, small
-// enough to balance the threads.
-constexpr int64_t kMatvecTaskBytes = 64 << 10;
-// GEMM tiling. Rows of x per tile: M is cut into ceil(M / kGemmMaxRows) near-equal blocks, rounded
-// up to the microkernel's 6 rows. Weight rows per tile: kGemmCols. K slice packed at a time:
-// kGemmK. The packed panel (64 x 256 floats = 64 KiB) stays in L2 and one strip of it (16 KiB on
-// AVX2) in L1; the x block (<= 512 x 256 floats) is read once per strip, 6 floats per 12 FMAs,
-// which L2/L3 sustain. Bigger row blocks amortise the packing over more rows (measured +5% for
-// 512 over 256 rows on this EPYC, 512 KiB L2 per core).
-constexpr int64_t kGemmMaxRows = 512, kGemmRowGroup = 6, kGemmCols = 64, kGemmK = 256;
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-}  // namespace
+using namespace gemm;
 
 void linear(const float* x, int64_t ldx, int64_t M, int64_t K, DType wdt, const void* w,
             int64_t ldw, int64_t N, const float* bias, float* out, int64_t ldo) {
@@ -132,22 +102,15 @@ void linear(const float* x, int64_t ldx, int64_t M, int64_t K, DType wdt, const 
   const int64_t es = dtype_size(wdt);
   const char* wb = static_cast<const char*>(w);
   if (M <= kMatvecMaxRows) {
-    const int64_t rows = std::max<int64_t>(4, ceil_div(kMatvecTaskBytes / std::max<int64_t>(K * es, 1), 4) * 4);
-    parallel_for(ceil_div(N, rows), [&](int64_t t, int) {
-      const int64_t n0 = t * rows, nb = std::min(rows, N - n0);
+    for_each_matvec_block(N, K * es, [&](int64_t n0, int64_t nb) {
       HWY_DYNAMIC_DISPATCH(MatvecBlock)(wdt, x, ldx, M, K, wb + n0 * ldw * es, ldw, nb,
                                         bias ? bias + n0 : nullptr, out + n0, ldo);
     });
     return;
   }
-  const int64_t m_blocks = ceil_div(M, kGemmMaxRows);
-  const int64_t mb_size = ceil_div(ceil_div(M, m_blocks), kGemmRowGroup) * kGemmRowGroup;
-  const int64_t n_blocks = ceil_div(N, kGemmCols);
-  parallel_for(ceil_div(M, mb_size) * n_blocks, [&](int64_t t, int) {
-    const int64_t m0 = (t / n_blocks) * mb_size, n0 = (t % n_blocks) * kGemmCols;
-    const int64_t mb = std::min(mb_size, M - m0), nb = std::min(kGemmCols, N - n0);
+  for_each_gemm_tile(M, N, [&](int64_t m0, int64_t mb, int64_t n0, int64_t nb) {
     HWY_DYNAMIC_DISPATCH(GemmTile)(wdt, x + m0 * ldx, ldx, mb, K, wb + n0 * ldw * es, ldw, nb,
-                                   kGemmK, bias ? bias + n0 : nullptr, out + m0 * ldo + n0, ldo);
+                                   kK, bias ? bias + n0 : nullptr, out + m0 * ldo + n0, ldo);
   });
 }
 

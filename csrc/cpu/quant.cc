@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "csrc/core/threads.h"
+#include "csrc/cpu/gemm_tiling.h"
 #include "csrc/cpu/linear.h"
 #include "hwy/aligned_allocator.h"
 #include "hwy/cache_control.h"
@@ -27,14 +28,6 @@ HWY_BEFORE_NAMESPACE();
 namespace gemmacpp::cpu::HWY_NAMESPACE {
 
 // Grows a per-thread float buffer to at least n elements.
-HWY_INLINE float* ScratchFloats(hwy::AlignedFreeUniquePtr<float[]>& buf, size_t& cap, size_t n) {
-  if (cap < n) {
-    buf = hwy::AllocateAligned<float>(n);
-    cap = n;
-  }
-  return buf.get();
-}
-
 // Expands blocks [b0, b0 + count) of one row into out (count * block_values floats).
 HWY_INLINE void DequantizeBlocks(QType t, const uint8_t* row, size_t b0, size_t count, float* out) {
   const QTypeInfo info = qtype_info(t);
@@ -127,22 +120,9 @@ void QGemmTile(QType t, const float* x, size_t ldx, size_t mb, size_t K, const u
       DequantizeBlocks(t, w + n * row_bytes, k0 / bv, kb / bv, rows_f + n * kb);
     }
     PackPanel(static_cast<const float*>(rows_f), kb, nb, kb, panel);
-    for (size_t s = 0; s < strips; ++s) {
-      for (size_t r0 = 0; r0 < mb; r0 += kGemmMR) {
-        GemmMicroTileRows(std::min(kGemmMR, mb - r0), x + r0 * ldx + k0, ldx,
-                          panel + s * kb * NR, kb, c + r0 * ldc + s * NR, ldc);
-      }
-    }
+    GemmPanel(x + k0, ldx, mb, panel, kb, strips, c, ldc);
   }
-  for (size_t r = 0; r < mb; ++r) {
-    const float* cr = c + r * ldc;
-    float* o = out + r * ldo;
-    if (bias) {
-      for (size_t n = 0; n < nb; ++n) o[n] = cr[n] + bias[n];
-    } else {
-      std::copy(cr, cr + nb, o);
-    }
-  }
+  StoreTile(c, ldc, mb, nb, bias, out, ldo);
 }
 
 }  // namespace gemmacpp::cpu::HWY_NAMESPACE
@@ -153,14 +133,7 @@ namespace gemmacpp::cpu {
 HWY_EXPORT(QMatvecBlock);
 HWY_EXPORT(QGemmTile);
 
-namespace {
-// Matrix-vector tasks hold about this many weight bytes (as linear.cc).
-constexpr int64_t kMatvecTaskBytes = 64 << 10;
-// GEMM tiling as linear.cc; kGemmK (256) is a multiple of every block size.
-constexpr int64_t kGemmMaxRows = 512, kGemmRowGroup = 6, kGemmCols = 64, kGemmK = 256;
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-}  // namespace
+using namespace gemm;
 
 void dequantize(QType t, const uint8_t* data, int64_t n, int64_t k, float* out) {
   const QTypeInfo info = qtype_info(t);
@@ -184,23 +157,15 @@ void linear_quantized(const float* x, int64_t ldx, int64_t M, int64_t K, QType t
   const QTypeInfo info = qtype_info(t);
   const int64_t row_bytes = K / info.block_values * info.block_bytes;
   if (M <= kMatvecMaxRows) {
-    const int64_t rows = std::max<int64_t>(4, ceil_div(kMatvecTaskBytes / row_bytes, 4) * 4);
-    parallel_for(ceil_div(N, rows), [&](int64_t task, int) {
-      const int64_t n0 = task * rows, nb = std::min(rows, N - n0);
+    for_each_matvec_block(N, row_bytes, [&](int64_t n0, int64_t nb) {
       HWY_DYNAMIC_DISPATCH(QMatvecBlock)(t, x, ldx, M, K, w + n0 * row_bytes, row_bytes, nb,
                                          bias ? bias + n0 : nullptr, out + n0, ldo);
     });
     return;
   }
-  const int64_t m_blocks = ceil_div(M, kGemmMaxRows);
-  const int64_t mb_size = ceil_div(ceil_div(M, m_blocks), kGemmRowGroup) * kGemmRowGroup;
-  const int64_t n_blocks = ceil_div(N, kGemmCols);
-  parallel_for(ceil_div(M, mb_size) * n_blocks, [&](int64_t task, int) {
-    const int64_t m0 = (task / n_blocks) * mb_size, n0 = (task % n_blocks) * kGemmCols;
-    const int64_t mb = std::min(mb_size, M - m0), nb = std::min(kGemmCols, N - n0);
+  for_each_gemm_tile(M, N, [&](int64_t m0, int64_t mb, int64_t n0, int64_t nb) {
     HWY_DYNAMIC_DISPATCH(QGemmTile)(t, x + m0 * ldx, ldx, mb, K, w + n0 * row_bytes, row_bytes,
-                                    nb, kGemmK, bias ? bias + n0 : nullptr, out + m0 * ldo + n0,
-                                    ldo);
+                                    nb, kK, bias ? bias + n0 : nullptr, out + m0 * ldo + n0, ldo);
   });
 }
 

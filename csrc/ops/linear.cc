@@ -56,51 +56,35 @@ const TensorView& x_as_rows(const TensorView& x_in, Tensor& keep, int64_t* rows,
   return *x;
 }
 
-}  // namespace
-
-Tensor linear(const TensorView& x_in, const TensorView& w_in, const TensorView* bias,
-              const TensorView* out) {
-  GC_CHECK(x_in.dtype == DType::kF32, TypeError,
-           "linear: x must be float32 (activations), got ", dtype_name(x_in.dtype));
-  GC_CHECK(x_in.ndim() >= 1, ValueError, "linear: x must have at least 1 dimension [..., K], got ",
+void check_x(const TensorView& x) {
+  GC_CHECK(x.dtype == DType::kF32, TypeError,
+           "linear: x must be float32 (activations), got ", dtype_name(x.dtype));
+  GC_CHECK(x.ndim() >= 1, ValueError, "linear: x must have at least 1 dimension [..., K], got ",
            "a scalar");
-  GC_CHECK(is_float_activation(w_in.dtype), TypeError,
-           "linear: weight must be float32, bfloat16 or float16, got ", dtype_name(w_in.dtype));
-  check_rank("linear", "weight", w_in, 2, "[N, K]");
-  check_same_device("linear", "weight", w_in, "x", x_in);
-  const int64_t K = x_in.shape.back(), N = w_in.size(0);
-  GC_CHECK(w_in.size(1) == K, ValueError, "linear: x has K = ", K,
-           " (its last dimension) but weight has K = ", w_in.size(1), " (weight is [N, K] = ",
-           w_in.shape_str(), ")");
+}
+
+void check_bias_and_device(const TensorView& x, const TensorView* bias, int64_t N,
+                           const char* what) {
   if (bias) {
     check_float("linear", "bias", *bias);
-    check_same_device("linear", "bias", *bias, "x", x_in);
+    check_same_device("linear", "bias", *bias, "x", x);
     check_shape("linear", "bias", *bias, {N});
   }
-  GC_CHECK(x_in.device.is_cpu(), NotImplementedError, "linear: x is on ", x_in.device.str(),
-           "; linear has no CUDA kernel yet");
+  GC_CHECK(x.device.is_cpu(), NotImplementedError, "linear: x is on ", x.device.str(), "; ", what,
+           " has no CUDA kernel yet");
+}
 
-  // x as M rows ldx apart (a copy only when its leading dimensions cannot be walked that way).
+// What both entry points share once the weight is checked: x as rows, the bias in float32, the
+// output ([..., N] float32, or out=) and the empty-K case; `kernel` computes the rest.
+template <class Kernel>
+Tensor run_linear(const TensorView& x_in, int64_t N, const TensorView* bias, const TensorView* out,
+                  const Kernel& kernel) {
+  const int64_t K = x_in.shape.back();
   Tensor x_keep;
-  const TensorView* x = &dense_rows(x_in, x_keep);
-  int64_t rows = 1;
-  for (int i = 0; i + 1 < x->ndim(); ++i) rows *= x->shape[i];
-  int64_t ldx = uniform_row_stride(*x, rows);
-  if (ldx < 0) {
-    x_keep = contiguous_copy(*x);
-    x = &x_keep.view();
-    ldx = K;
-  }
-
-  // The weight is read in place when its rows are contiguous (row-strided slices included); a
-  // transposed or column-strided weight is copied once for this call, never misread.
-  Tensor w_keep;
-  const TensorView& w = dense_rows(w_in, w_keep);
-  const int64_t ldw = N > 1 ? w.stride(0) : K;
-
+  int64_t rows = 1, ldx = K;
+  const TensorView& x = x_as_rows(x_in, x_keep, &rows, &ldx);
   std::vector<float> b;
   if (bias) b = bias_f32(*bias);
-
   std::vector<int64_t> shape(x_in.shape.begin(), x_in.shape.end() - 1);
   shape.push_back(N);
   Output y("linear", out, DType::kF32, shape, x_in.device, /*need_contiguous=*/shape.size() > 2);
@@ -110,52 +94,54 @@ Tensor linear(const TensorView& x_in, const TensorView& w_in, const TensorView* 
     for (int64_t m = 0; m < rows; ++m)
       for (int64_t n = 0; n < N; ++n) yv.ptr<float>()[m * ldo + n] = bias ? b[n] : 0.0f;
   } else {
-    cpu::linear(x->ptr<const float>(), ldx, rows, K, w.dtype, w.data, ldw, N,
-                bias ? b.data() : nullptr, yv.ptr<float>(), ldo);
+    kernel(x.ptr<const float>(), ldx, rows, K, bias ? b.data() : nullptr, yv.ptr<float>(), ldo);
   }
   return y.finish();
 }
 
+}  // namespace
+
+Tensor linear(const TensorView& x_in, const TensorView& w_in, const TensorView* bias,
+              const TensorView* out) {
+  check_x(x_in);
+  GC_CHECK(is_float_activation(w_in.dtype), TypeError,
+           "linear: weight must be float32, bfloat16 or float16, got ", dtype_name(w_in.dtype));
+  check_rank("linear", "weight", w_in, 2, "[N, K]");
+  check_same_device("linear", "weight", w_in, "x", x_in);
+  const int64_t K = x_in.shape.back(), N = w_in.size(0);
+  GC_CHECK(w_in.size(1) == K, ValueError, "linear: x has K = ", K,
+           " (its last dimension) but weight has K = ", w_in.size(1), " (weight is [N, K] = ",
+           w_in.shape_str(), ")");
+  check_bias_and_device(x_in, bias, N, "linear");
+
+  // The weight is read in place when its rows are contiguous (row-strided slices included); a
+  // transposed or column-strided weight is copied once for this call, never misread.
+  Tensor w_keep;
+  const TensorView& w = dense_rows(w_in, w_keep);
+  const int64_t ldw = N > 1 ? w.stride(0) : K;
+  return run_linear(x_in, N, bias, out,
+                    [&](const float* x, int64_t ldx, int64_t rows, int64_t k, const float* b,
+                        float* y, int64_t ldo) {
+                      cpu::linear(x, ldx, rows, k, w.dtype, w.data, ldw, N, b, y, ldo);
+                    });
+}
+
 Tensor linear_quantized(const TensorView& x_in, const TensorView& data, const std::string& qtype,
                         int64_t n, int64_t k, const TensorView* bias, const TensorView* out) {
-  GC_CHECK(x_in.dtype == DType::kF32, TypeError,
-           "linear: x must be float32 (activations), got ", dtype_name(x_in.dtype));
-  GC_CHECK(x_in.ndim() >= 1, ValueError, "linear: x must have at least 1 dimension [..., K], got ",
-           "a scalar");
+  check_x(x_in);
   Tensor w_keep;
   const TensorView* w = nullptr;
   const cpu::QType t = check_quantized("linear: weight", data, qtype, n, k, &w, w_keep);
   const int64_t K = x_in.shape.back(), N = n;
   GC_CHECK(k == K, ValueError, "linear: x has K = ", K, " (its last dimension) but the ", qtype,
            " weight has K = ", k, " (weight is [N, K] = [", n, ", ", k, "])");
-  if (bias) {
-    check_float("linear", "bias", *bias);
-    check_same_device("linear", "bias", *bias, "x", x_in);
-    check_shape("linear", "bias", *bias, {N});
-  }
-  GC_CHECK(x_in.device.is_cpu(), NotImplementedError, "linear: x is on ", x_in.device.str(),
-           "; quantized linear has no CUDA kernel yet");
-
-  Tensor x_keep;
-  int64_t rows = 1, ldx = K;
-  const TensorView& x = x_as_rows(x_in, x_keep, &rows, &ldx);
-
-  std::vector<float> b;
-  if (bias) b = bias_f32(*bias);
-
-  std::vector<int64_t> shape(x_in.shape.begin(), x_in.shape.end() - 1);
-  shape.push_back(N);
-  Output y("linear", out, DType::kF32, shape, x_in.device, /*need_contiguous=*/shape.size() > 2);
-  const TensorView& yv = y.view();
-  const int64_t ldo = rows > 1 && yv.ndim() == 2 ? yv.stride(0) : N;
-  if (K == 0) {  // an empty sum: the bias alone
-    for (int64_t m = 0; m < rows; ++m)
-      for (int64_t j = 0; j < N; ++j) yv.ptr<float>()[m * ldo + j] = bias ? b[j] : 0.0f;
-  } else {
-    cpu::linear_quantized(x.ptr<const float>(), ldx, rows, K, t, w->ptr<const uint8_t>(), N,
-                          bias ? b.data() : nullptr, yv.ptr<float>(), ldo);
-  }
-  return y.finish();
+  check_bias_and_device(x_in, bias, N, "quantized linear");
+  return run_linear(x_in, N, bias, out,
+                    [&](const float* x, int64_t ldx, int64_t rows, int64_t kk, const float* b,
+                        float* y, int64_t ldo) {
+                      cpu::linear_quantized(x, ldx, rows, kk, t, w->ptr<const uint8_t>(), N, b,
+                                            y, ldo);
+                    });
 }
 
 }  // namespace gemmacpp::ops

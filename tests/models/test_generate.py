@@ -151,3 +151,10 @@ def test_bad_sampling_arguments_raise_at_the_call(real):
     for kw in (dict(temperature=-1.0), dict(temperature=1.0, top_k=0), dict(temperature=1.0, top_p=0.0)):
         with pytest.raises(ValueError):
             real.generate("Hi", stream=True, **kw)
+
+
+def test_streaming_non_ascii_text_is_never_split(real):
+    prompt = "日本の首都は"
+    pieces = list(real.generate(prompt, max_new_tokens=16, temperature=0.9, seed=2, stream=True))
+    assert "".join(pieces) == real.generate(prompt, max_new_tokens=16, temperature=0.9, seed=2)
+    assert not any("\ufffd" in p for p in pieces)

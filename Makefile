@@ -2,7 +2,7 @@
 .PHONY: demo test bench setup
 
 demo: setup
-	.venv/bin/python -m gemmacpp demo
+	.venv/bin/python -m gemmacpp generate "The capital of France is a city called" --max-new-tokens 32
 
 test: setup
 	.venv/bin/python -m pytest

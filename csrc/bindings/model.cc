@@ -53,8 +53,12 @@ GEMMACPP_BINDING(model) {
   py::class_<GemmaModel, GM>(m, "GemmaModel", "A Gemma 1/2/3 text model (use gemmacpp.load)")
       .def("config", [](const GemmaModel& g) { return config_to_py(g.config()); })
       .def_property_readonly("path", [](const GemmaModel& g) { return g.weights().path; })
+      .def("new_cache", [](const GemmaModel& g, int64_t batch, int64_t max_len) {
+        return std::make_shared<KVCache>(g.config(), batch, max_len);
+      }, py::arg("batch"), py::arg("max_len"))
       .def("forward", [](const GemmaModel& g,
-                         py::array_t<int64_t, py::array::c_style | py::array::forcecast> tokens) {
+                         py::array_t<int64_t, py::array::c_style | py::array::forcecast> tokens,
+                         KVCache* cache) {
         GC_CHECK(tokens.ndim() == 2, ValueError, "forward: tokens must be [B, T], got rank ", tokens.ndim());
         const int64_t B = tokens.shape(0), T = tokens.shape(1), V = g.config().vocab;
         py::array_t<float> logits({B, T, V});
@@ -62,10 +66,17 @@ GEMMACPP_BINDING(model) {
         float* lp = logits.mutable_data();
         {
           py::gil_scoped_release nogil;
-          g.forward(tp, B, T, lp);
+          g.forward(tp, B, T, lp, cache);
         }
         return logits;
-      }, py::arg("tokens"), "logits [B, T, V] float32 for int64 tokens [B, T]");
+      }, py::arg("tokens"), py::arg("cache") = py::none(), "logits [B, T, V] float32 for int64 tokens [B, T]");
+
+  py::class_<KVCache, std::shared_ptr<KVCache>>(m, "KVCache", "Keys/values of a model's past positions")
+      .def_property_readonly("batch", &KVCache::batch)
+      .def_property_readonly("max_len", &KVCache::max_len)
+      .def_property_readonly("length", &KVCache::length)
+      .def("layer_nbytes", &KVCache::layer_nbytes)
+      .def("reset", &KVCache::reset);
 
   m.def("load_gemma", [](const std::string& path) {
     GM model;

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -109,6 +110,18 @@ void add_into(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
+// Copies new keys (or values) [B, T, row] into cache rows [pos][B][row] for t in [t0, T), where
+// row `pos` of the destination is dest_row(pos0 + t).
+template <typename RowOf>
+void store_rows(const float* src, int64_t B, int64_t T, int64_t row, int64_t t0, int64_t pos0,
+                RowOf dest_row, float* dst) {
+  for (int64_t t = t0; t < T; ++t) {
+    for (int64_t b = 0; b < B; ++b) {
+      std::memcpy(dst + (dest_row(pos0 + t) * B + b) * row, src + (b * T + t) * row, size_t(row) * sizeof(float));
+    }
+  }
+}
+
 }  // namespace
 
 GemmaModel::GemmaModel(ModelConfig config, std::shared_ptr<const WeightFile> weights)
@@ -164,7 +177,7 @@ GemmaModel::GemmaModel(ModelConfig config, std::shared_ptr<const WeightFile> wei
   }
 }
 
-void GemmaModel::forward(const int64_t* tokens, int64_t B, int64_t T, float* logits) const {
+void GemmaModel::forward(const int64_t* tokens, int64_t B, int64_t T, float* logits, KVCache* cache) const {
   const ModelConfig& c = config_;
   GC_CHECK(B >= 1 && T >= 1, ValueError, "forward: tokens must be a non-empty [B, T] batch, got [",
            B, ", ", T, "]");
@@ -172,12 +185,22 @@ void GemmaModel::forward(const int64_t* tokens, int64_t B, int64_t T, float* log
     GC_CHECK(tokens[i] >= 0 && tokens[i] < c.vocab, ValueError, "forward: token id ", tokens[i],
              " is out of range [0, ", c.vocab, ")");
   }
+  const int64_t pos0 = cache ? cache->length() : 0;
+  if (cache) {
+    GC_CHECK(cache->batch() == B, ValueError, "forward: the cache holds ", cache->batch(),
+             " sequences, tokens have ", B);
+    GC_CHECK(int64_t(cache->layers().size()) == c.n_layers, ValueError,
+             "forward: the cache was made for a model with ", cache->layers().size(), " layers");
+    GC_CHECK(pos0 + T <= cache->max_len(), ValueError, "forward: the cache holds ", pos0,
+             " positions of at most ", cache->max_len(), "; ", T, " more do not fit");
+  }
   const int64_t M = B * T, d = c.d, H = c.n_heads, K = c.n_kv_heads, D = c.head_dim, F = c.ffn;
   const float eps = float(c.norm_eps);
   std::vector<float> x(size_t(M * d)), h(size_t(M * d)), q(size_t(M * H * D)), k(size_t(M * K * D)),
       v(size_t(M * K * D)), o(size_t(M * H * D)), gate(size_t(M * F)), up(size_t(M * F));
   std::vector<int64_t> positions(static_cast<size_t>(T));
-  for (int64_t t = 0; t < T; ++t) positions[size_t(t)] = t;
+  for (int64_t t = 0; t < T; ++t) positions[size_t(t)] = pos0 + t;
+  std::vector<float> k_window, v_window;  // a ring layer's keys/values in position order
 
   auto norm = [&](const float* in, float* out, int64_t rows, int64_t width, const WeightTensor* w) {
     cpu::rms_norm(DType::kF32, in, out, rows, width, w->dtype, w->data, eps, norm_unit_offset_);
@@ -212,6 +235,46 @@ void GemmaModel::forward(const int64_t* tokens, int64_t B, int64_t T, float* log
     }
     a.causal = true;
     a.window = lc.local ? lc.window : 0;
+    if (cache) {
+      // Keys live in cache rows [pos][B][K*D]: batch stride K*D, position stride B*K*D.
+      LayerKV& kv = cache->layers()[size_t(li)];
+      const int64_t R = B * K * D;
+      if (!kv.ring) {
+        kv.k.resize(size_t((pos0 + T) * R));
+        kv.v.resize(size_t((pos0 + T) * R));
+        auto same = [](int64_t p) { return p; };
+        store_rows(k.data(), B, T, K * D, 0, pos0, same, kv.k.data());
+        store_rows(v.data(), B, T, K * D, 0, pos0, same, kv.v.data());
+        a.k = kv.k.data(); a.v = kv.v.data();
+        a.Tk = pos0 + T;
+        a.q_start = pos0;
+      } else {
+        // The window's older keys come out of the ring in position order, then the new ones, so
+        // the kernel sees one contiguous run; relative positions (all the mask needs) are kept.
+        const int64_t W = kv.capacity, n_old = std::min(W - 1, pos0);
+        k_window.resize(size_t((n_old + T) * R));
+        v_window.resize(size_t((n_old + T) * R));
+        for (int64_t j = 0; j < n_old; ++j) {
+          const int64_t src = (pos0 - n_old + j) % W;
+          std::memcpy(k_window.data() + j * R, kv.k.data() + src * R, size_t(R) * sizeof(float));
+          std::memcpy(v_window.data() + j * R, kv.v.data() + src * R, size_t(R) * sizeof(float));
+        }
+        auto after_old = [&](int64_t p) { return p - pos0 + n_old; };
+        store_rows(k.data(), B, T, K * D, 0, pos0, after_old, k_window.data());
+        store_rows(v.data(), B, T, K * D, 0, pos0, after_old, v_window.data());
+        // Only the last W new positions can be seen again.
+        const int64_t rows = std::min(W, pos0 + T);
+        kv.k.resize(size_t(rows * R));
+        kv.v.resize(size_t(rows * R));
+        auto ring = [W](int64_t p) { return p % W; };
+        store_rows(k.data(), B, T, K * D, std::max<int64_t>(0, T - W), pos0, ring, kv.k.data());
+        store_rows(v.data(), B, T, K * D, std::max<int64_t>(0, T - W), pos0, ring, kv.v.data());
+        a.k = k_window.data(); a.v = v_window.data();
+        a.Tk = n_old + T;
+        a.q_start = n_old;
+      }
+      for (int j = 0; j < 3; ++j) a.k_stride[j] = a.v_stride[j] = (j == 0 ? K * D : j == 1 ? R : D);
+    }
     a.softcap = c.attn_softcap;
     a.scale = c.attn_scale();
     cpu::attention(a);
@@ -228,6 +291,7 @@ void GemmaModel::forward(const int64_t* tokens, int64_t B, int64_t T, float* log
     if (w.post_ffw_norm) norm(h.data(), h.data(), M, d, w.post_ffw_norm);
     add_into(x.data(), h.data(), M * d);
   }
+  if (cache) cache->advance(T);
   norm(x.data(), x.data(), M, d, final_norm_);
   matmul(x.data(), M, d, *embed_, logits);  // tied head: h E^T
   if (c.final_softcap > 0) cpu::softcap(DType::kF32, logits, logits, M * c.vocab, c.final_softcap);

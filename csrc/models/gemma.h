@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "csrc/models/config.h"
+#include "csrc/models/kv_cache.h"
 #include "csrc/models/weights.h"
 
 namespace gemmacpp {
@@ -37,7 +38,9 @@ class GemmaModel {
   const WeightFile& weights() const { return *weights_; }
 
   // tokens: [B, T] ids in [0, vocab); logits: [B, T, vocab] float32, written in full.
-  void forward(const int64_t* tokens, int64_t B, int64_t T, float* logits) const;
+  // Without a cache the tokens are positions 0..T-1 of fresh sequences; with one they continue
+  // the cached sequences (positions length..length+T-1), and their keys/values are appended.
+  void forward(const int64_t* tokens, int64_t B, int64_t T, float* logits, KVCache* cache = nullptr) const;
 
  private:
   ModelConfig config_;

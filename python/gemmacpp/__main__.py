@@ -1,4 +1,4 @@
-"""Command line: `python -m gemmacpp info [PATH]|demo`."""
+"""Command line: `python -m gemmacpp generate PROMPT|info [PATH]|demo`."""
 import argparse
 import sys
 import time
@@ -70,6 +70,23 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_generate(args) -> int:
+    """Streams a continuation of the prompt, then prefill and decode speeds."""
+    from .generate import Timings, generate
+    model = gc.load(args.model, threads=args.threads)
+    timings = Timings()
+    for piece in generate(model, args.prompt, max_new_tokens=args.max_new_tokens,
+                          temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                          seed=args.seed, timings=timings):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    pre = timings.prefill_tokens / timings.prefill_s if timings.prefill_s else 0.0
+    dec = timings.decode_tokens / timings.decode_s if timings.decode_s else 0.0
+    print(f"\n[prefill {timings.prefill_tokens} tokens: {pre:.1f} tok/s, "
+          f"decode {timings.decode_tokens} tokens: {dec:.1f} tok/s, {gc.get_num_threads()} threads]")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gemmacpp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -78,8 +95,19 @@ def main(argv=None) -> int:
     info.add_argument("path", nargs="?", help="a .gguf/.safetensors file or checkpoint folder")
     demo = sub.add_parser("demo", help="run the kernels on Gemma shapes, check and time them")
     demo.add_argument("--tokens", type=int, default=1024)
+    gen = sub.add_parser("generate", help="continue a prompt with a model (default: Gemma 3 270M), "
+                                          "streaming the text, then prefill/decode tokens/s")
+    gen.add_argument("prompt")
+    gen.add_argument("--model", default=None, help="a .gguf file or HF checkpoint (default: the "
+                                                   "gemmacpp[model] Gemma 3 270M Q4_K_M)")
+    gen.add_argument("--max-new-tokens", type=int, default=64)
+    gen.add_argument("--temperature", type=float, default=0.0)
+    gen.add_argument("--top-k", type=int, default=None)
+    gen.add_argument("--top-p", type=float, default=None)
+    gen.add_argument("--seed", type=int, default=None)
+    gen.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
-    return {"info": cmd_info, "demo": cmd_demo}[args.command](args)
+    return {"info": cmd_info, "demo": cmd_demo, "generate": cmd_generate}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -13,15 +13,14 @@ np.copyto measured in this run (the memory bandwidth a streaming kernel can hope
 import argparse
 import contextlib
 import os
-import statistics
 import sys
-import time
 
 import ml_dtypes
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 import gemmacpp as gc  # noqa: E402
+from timing import copy_bandwidth, time_all  # noqa: E402
 
 try:
     import torch
@@ -40,40 +39,6 @@ MATMUL_SHAPES = [
     (32768, 640, "270M head slice"),
     (9216, 2304, "2B mlp up"),
 ]
-
-
-def timeit(fn, min_time, min_reps=3):
-    """Median seconds of fn() over at least min_reps runs and about min_time seconds."""
-    return time_all({"fn": fn}, min_time, min_reps)["fn"]
-
-
-def time_all(fns, min_time, min_reps=3, rounds=2):
-    """Seconds per call of each function: the median over a block of consecutive calls (about
-    min_time seconds), blocks taken in turn for `rounds` rounds, and the best block kept. Blocks,
-    not single calls, alternate, with a pause before each: torch's (OpenMP) and NumPy's (OpenBLAS)
-    worker threads spin for a while after a call and would steal the cores from whatever ran
-    next; rounds even out a load that changes (the machine may be shared)."""
-    best = {}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            time.sleep(0.2)  # let the previous library's spinning workers go to sleep
-            fn()  # warm up (page in, allocate, wake the pool)
-            times, start = [], time.perf_counter()
-            while len(times) < min_reps or (time.perf_counter() - start < min_time / rounds
-                                             and len(times) < 200):
-                t = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t)
-            best[name] = min(best.get(name, float("inf")), statistics.median(times))
-    return best
-
-
-def copy_bandwidth(min_time):
-    """GB/s of read + write traffic for a 256 MiB np.copyto (beyond any cache)."""
-    src = np.ones(64 << 20, np.float32)
-    dst = np.empty_like(src)
-    t = timeit(lambda: np.copyto(dst, src), min_time)
-    return 2 * src.nbytes / t / 1e9
 
 
 def fmt_ms(t):

@@ -13,9 +13,7 @@ of weight rows and runs the dense GEMM microkernel) beside the dense ones.
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import ml_dtypes
 import numpy as np
@@ -23,6 +21,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 import gemmacpp as gc  # noqa: E402
 from gemmacpp.quant import QuantizedTensor  # noqa: E402
+from timing import copy_bandwidth, time_all  # noqa: E402
 
 try:
     import torch
@@ -40,32 +39,6 @@ SHAPES = [  # (N, K, what)
 ]
 MATMUL_SHAPES = [(2048, 640, "270M mlp up"), (640, 2048, "270M mlp down"),
                  (9216, 2304, "2B mlp up")]
-
-
-def time_all(fns, min_time, min_reps=3, rounds=2):
-    """Seconds per call of each function: the best over `rounds` of the median of a block of
-    consecutive calls (about min_time / rounds seconds), blocks taken in turn with a short pause
-    before each (torch's spinning OpenMP workers would otherwise steal the cores)."""
-    best = {}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            time.sleep(0.1)
-            fn()
-            times, start = [], time.perf_counter()
-            while len(times) < min_reps or (time.perf_counter() - start < min_time / rounds
-                                             and len(times) < 200):
-                t = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t)
-            best[name] = min(best.get(name, float("inf")), statistics.median(times))
-    return best
-
-
-def copy_bandwidth(min_time):
-    """GB/s of read + write traffic for a 256 MiB np.copyto (beyond any cache)."""
-    src = np.ones(64 << 20, np.float32)
-    dst = np.empty_like(src)
-    return 2 * src.nbytes / time_all({"c": lambda: np.copyto(dst, src)}, min_time)["c"] / 1e9
 
 
 def random_quantized(rng, qtype, n, k):
@@ -98,12 +71,12 @@ def run_matvec(args, copy_gbs, rng):
             xt, wt = torch.from_numpy(x), torch.from_numpy(w32)
             dense["torch"] = lambda: torch.nn.functional.linear(xt, wt)
         with torch.inference_mode() if torch is not None else _null():
-            td = time_all(dense, args.min_time)
+            td = time_all(dense, args.min_time, pause=0.1)
         for qtype in LAYOUT:
             if k % LAYOUT[qtype][0]:
                 continue
             qt = random_quantized(rng, qtype, n, k)
-            t = time_all({"q": lambda: gc.ops.linear(x, qt)}, args.min_time)["q"]
+            t = time_all({"q": lambda: gc.ops.linear(x, qt)}, args.min_time, pause=0.1)["q"]
             gbs = qt.data.nbytes / t / 1e9
             print(f"{f'{n} x {k}':>13} {what:<20} {qtype:<6} {ms(t)} {gbs:6.1f}"
                   f" {gbs / copy_gbs:5.2f} {ms(td['f32']):>9} {ms(td['bf16']):>10}"
@@ -124,14 +97,14 @@ def run_matmul(args, rng, m=512):
             xt, wt = torch.from_numpy(x), torch.from_numpy(w32)
             dense["torch"] = lambda: torch.nn.functional.linear(xt, wt)
         with torch.inference_mode() if torch is not None else _null():
-            td = time_all(dense, args.min_time, rounds=1)
+            td = time_all(dense, args.min_time, rounds=1, pause=0.1)
         flop = 2.0 * m * n * k
         gf = {name: flop / t / 1e9 for name, t in td.items()}
         for qtype in LAYOUT:
             if k % LAYOUT[qtype][0]:
                 continue
             qt = random_quantized(rng, qtype, n, k)
-            t = time_all({"q": lambda: gc.ops.linear(x, qt)}, args.min_time, rounds=1)["q"]
+            t = time_all({"q": lambda: gc.ops.linear(x, qt)}, args.min_time, rounds=1, pause=0.1)["q"]
             print(f"{f'{n} x {k}':>13} {what:<20} {qtype:<6} {ms(t)} {flop / t / 1e9:8.1f}"
                   f" {gf['f32']:8.1f} {gf['bf16']:8.1f} {gf.get('torch', float('nan')):9.1f}",
                   flush=True)

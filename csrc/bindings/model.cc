@@ -4,6 +4,8 @@
 #include <pybind11/stl.h>
 
 #include <memory>
+#include <optional>
+#include <vector>
 #include <string>
 
 #include "csrc/bindings/registry.h"
@@ -58,25 +60,53 @@ GEMMACPP_BINDING(model) {
       }, py::arg("batch"), py::arg("max_len"))
       .def("forward", [](const GemmaModel& g,
                          py::array_t<int64_t, py::array::c_style | py::array::forcecast> tokens,
-                         KVCache* cache) {
+                         KVCache* cache, std::optional<std::vector<int64_t>> lengths, bool last_only) {
         GC_CHECK(tokens.ndim() == 2, ValueError, "forward: tokens must be [B, T], got rank ", tokens.ndim());
-        const int64_t B = tokens.shape(0), T = tokens.shape(1), V = g.config().vocab;
-        py::array_t<float> logits({B, T, V});
-        const int64_t* tp = tokens.data();
-        float* lp = logits.mutable_data();
+        GemmaModel::Args a;
+        a.B = tokens.shape(0);
+        a.T = tokens.shape(1);
+        GC_CHECK(!lengths || int64_t(lengths->size()) == a.B, ValueError, "forward: ", a.B,
+                 " rows of tokens but ", lengths ? lengths->size() : 0, " lengths");
+        const int64_t V = g.config().vocab;
+        py::array_t<float> logits({a.B, last_only ? int64_t(1) : a.T, V});
+        a.tokens = tokens.data();
+        a.lengths = lengths ? lengths->data() : nullptr;
+        a.logits = logits.mutable_data();
+        a.last_only = last_only;
+        a.cache = cache;
         {
           py::gil_scoped_release nogil;
-          g.forward(tp, B, T, lp, cache);
+          g.forward(a);
         }
         return logits;
-      }, py::arg("tokens"), py::arg("cache") = py::none(), "logits [B, T, V] float32 for int64 tokens [B, T]");
+      }, py::arg("tokens"), py::arg("cache") = py::none(), py::arg("lengths") = py::none(),
+         py::arg("last_only") = false,
+         "logits [B, T, V] (or [B, 1, V] with last_only) float32 for int64 tokens [B, T], rows "
+         "right-padded past lengths[b]");
 
   py::class_<KVCache, std::shared_ptr<KVCache>>(m, "KVCache", "Keys/values of a model's past positions")
       .def_property_readonly("batch", &KVCache::batch)
       .def_property_readonly("max_len", &KVCache::max_len)
-      .def_property_readonly("length", &KVCache::length)
+      .def_property_readonly("lengths", &KVCache::lengths, "positions held, per sequence")
+      .def_property_readonly("length", [](const KVCache& c) {
+        const auto& n = c.lengths();
+        for (int64_t x : n) {
+          GC_CHECK(x == n[0], ValueError, "cache.length: its sequences have different lengths ",
+                   "(use cache.lengths)");
+        }
+        return n[0];
+      }, "positions held by every sequence (they must all have the same length)")
+      .def_property_readonly("nbytes", &KVCache::nbytes)
       .def("layer_nbytes", &KVCache::layer_nbytes)
-      .def("reset", &KVCache::reset);
+      .def("reset", &KVCache::reset)
+      .def("select", [](const KVCache& c, const std::vector<int64_t>& sequences) {
+        return std::make_shared<KVCache>(c.select(sequences));
+      }, py::arg("sequences"), "a new cache with copies of these sequences, in this order (repeats allowed)")
+      .def("copy", [](const KVCache& c) {
+        std::vector<int64_t> all(size_t(c.batch()));
+        for (size_t i = 0; i < all.size(); ++i) all[i] = int64_t(i);
+        return std::make_shared<KVCache>(c.select(all));
+      });
 
   m.def("load_gemma", [](const std::string& path) {
     GM model;

@@ -110,15 +110,27 @@ void add_into(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
-// Copies new keys (or values) [B, T, row] into cache rows [pos][B][row] for t in [t0, T), where
-// row `pos` of the destination is dest_row(pos0 + t).
-template <typename RowOf>
-void store_rows(const float* src, int64_t B, int64_t T, int64_t row, int64_t t0, int64_t pos0,
-                RowOf dest_row, float* dst) {
-  for (int64_t t = t0; t < T; ++t) {
-    for (int64_t b = 0; b < B; ++b) {
-      std::memcpy(dst + (dest_row(pos0 + t) * B + b) * row, src + (b * T + t) * row, size_t(row) * sizeof(float));
+// Moves packed logit rows (row b's count[b] rows one after another) to their places in [B, T]
+// (or [B, 1] with last_only: one row per non-empty b) and zeroes the rest. Packed row r never sits
+// after its destination, so moving from the last row backwards overwrites nothing still needed.
+void spread_rows(float* rows, int64_t V, int64_t B, int64_t T, const std::vector<int64_t>& count,
+                 bool last_only) {
+  int64_t packed = 0;
+  for (int64_t b = 0; b < B; ++b) packed += last_only ? (count[size_t(b)] > 0) : count[size_t(b)];
+  const size_t row_bytes = size_t(V) * sizeof(float);
+  for (int64_t b = B - 1; b >= 0; --b) {
+    const int64_t n = last_only ? (count[size_t(b)] > 0) : count[size_t(b)];
+    for (int64_t t = T - 1; t >= 0; --t) {
+      float* dst = rows + (b * T + t) * V;
+      if (t < n) {
+        const float* src = rows + (--packed) * V;
+        if (src != dst) std::memmove(dst, src, row_bytes);
+      }
     }
+  }
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = last_only ? (count[size_t(b)] > 0) : count[size_t(b)];
+    if (n < T) std::memset(rows + (b * T + n) * V, 0, size_t(T - n) * row_bytes);
   }
 }
 
@@ -177,36 +189,62 @@ GemmaModel::GemmaModel(ModelConfig config, std::shared_ptr<const WeightFile> wei
   }
 }
 
-void GemmaModel::forward(const int64_t* tokens, int64_t B, int64_t T, float* logits, KVCache* cache) const {
+void GemmaModel::forward(const Args& args) const {
   const ModelConfig& c = config_;
+  const int64_t B = args.B, T = args.T;
+  KVCache* cache = args.cache;
   GC_CHECK(B >= 1 && T >= 1, ValueError, "forward: tokens must be a non-empty [B, T] batch, got [",
            B, ", ", T, "]");
-  for (int64_t i = 0; i < B * T; ++i) {
-    GC_CHECK(tokens[i] >= 0 && tokens[i] < c.vocab, ValueError, "forward: token id ", tokens[i],
-             " is out of range [0, ", c.vocab, ")");
-  }
-  const int64_t pos0 = cache ? cache->length() : 0;
   if (cache) {
     GC_CHECK(cache->batch() == B, ValueError, "forward: the cache holds ", cache->batch(),
              " sequences, tokens have ", B);
     GC_CHECK(int64_t(cache->layers().size()) == c.n_layers, ValueError,
              "forward: the cache was made for a model with ", cache->layers().size(), " layers");
-    GC_CHECK(pos0 + T <= cache->max_len(), ValueError, "forward: the cache holds ", pos0,
-             " positions of at most ", cache->max_len(), "; ", T, " more do not fit");
   }
-  const int64_t M = B * T, d = c.d, H = c.n_heads, K = c.n_kv_heads, D = c.head_dim, F = c.ffn;
+  // The real tokens of every row, packed one after another: row b's are packed rows
+  // [offset[b], offset[b] + count[b]), at positions start[b] + 0, 1, ...
+  std::vector<int64_t> count(static_cast<size_t>(B)), offset(static_cast<size_t>(B) + 1, 0),
+      start(static_cast<size_t>(B), 0);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = args.lengths ? args.lengths[b] : T;
+    GC_CHECK(n >= 0 && n <= T, ValueError, "forward: length ", n, " of row ", b,
+             " is outside [0, ", T, "]");
+    count[size_t(b)] = n;
+    offset[size_t(b) + 1] = offset[size_t(b)] + n;
+    if (cache) {
+      start[size_t(b)] = cache->lengths()[size_t(b)];
+      GC_CHECK(start[size_t(b)] + n <= cache->max_len(), ValueError, "forward: the cache holds ",
+               start[size_t(b)], " positions of at most ", cache->max_len(), " for sequence ", b,
+               "; ", n, " more do not fit");
+    }
+  }
+  const int64_t M = offset[size_t(B)], V = c.vocab;
+  std::vector<int64_t> ids(static_cast<size_t>(M)), positions(static_cast<size_t>(M));
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 0; t < count[size_t(b)]; ++t) {
+      const int64_t id = args.tokens[b * T + t], r = offset[size_t(b)] + t;
+      GC_CHECK(id >= 0 && id < V, ValueError, "forward: token id ", id, " is out of range [0, ", V, ")");
+      ids[size_t(r)] = id;
+      positions[size_t(r)] = start[size_t(b)] + t;
+    }
+  }
+  const int64_t out_rows = args.last_only ? B : B * T;
+  if (M == 0) {
+    std::memset(args.logits, 0, size_t(out_rows * V) * sizeof(float));
+    return;
+  }
+
+  const int64_t d = c.d, H = c.n_heads, K = c.n_kv_heads, D = c.head_dim, F = c.ffn, R = K * D;
   const float eps = float(c.norm_eps);
-  std::vector<float> x(size_t(M * d)), h(size_t(M * d)), q(size_t(M * H * D)), k(size_t(M * K * D)),
-      v(size_t(M * K * D)), o(size_t(M * H * D)), gate(size_t(M * F)), up(size_t(M * F));
-  std::vector<int64_t> positions(static_cast<size_t>(T));
-  for (int64_t t = 0; t < T; ++t) positions[size_t(t)] = pos0 + t;
+  std::vector<float> x(size_t(M * d)), h(size_t(M * d)), q(size_t(M * H * D)), k(size_t(M * R)),
+      v(size_t(M * R)), o(size_t(M * H * D)), gate(size_t(M * F)), up(size_t(M * F));
   std::vector<float> k_window, v_window;  // a ring layer's keys/values in position order
 
   auto norm = [&](const float* in, float* out, int64_t rows, int64_t width, const WeightTensor* w) {
     cpu::rms_norm(DType::kF32, in, out, rows, width, w->dtype, w->data, eps, norm_unit_offset_);
   };
 
-  embed_rows(*embed_, tokens, M, d, c.embed_scale, x.data());
+  embed_rows(*embed_, ids.data(), M, d, c.embed_scale, x.data());
   for (int64_t li = 0; li < c.n_layers; ++li) {
     const GemmaLayerWeights& w = layers_[size_t(li)];
     const LayerConfig& lc = c.layers[size_t(li)];
@@ -219,65 +257,74 @@ void GemmaModel::forward(const int64_t* tokens, int64_t B, int64_t T, float* log
       norm(q.data(), q.data(), M * H, D, w.q_norm);
       norm(k.data(), k.data(), M * K, D, w.k_norm);
     }
-    cpu::rope(DType::kF32, q.data(), q.data(), B, T, H, D, DType::kI64, positions.data(), false,
+    // Packed rows as one sequence of M tokens, each with its own position.
+    cpu::rope(DType::kF32, q.data(), q.data(), 1, M, H, D, DType::kI64, positions.data(), false,
               lc.rope_base, lc.rope_scale, D);
-    cpu::rope(DType::kF32, k.data(), k.data(), B, T, K, D, DType::kI64, positions.data(), false,
+    cpu::rope(DType::kF32, k.data(), k.data(), 1, M, K, D, DType::kI64, positions.data(), false,
               lc.rope_base, lc.rope_scale, D);
 
-    cpu::AttentionArgs a;
-    a.dtype = DType::kF32;
-    a.q = q.data(); a.k = k.data(); a.v = v.data(); a.out = o.data();
-    a.B = B; a.Tq = T; a.Tk = T; a.Hq = H; a.Hkv = K; a.D = D;
-    const int64_t qs[3] = {T * H * D, H * D, D}, ks[3] = {T * K * D, K * D, D};
-    for (int j = 0; j < 3; ++j) {
-      a.q_stride[j] = a.out_stride[j] = qs[j];
-      a.k_stride[j] = a.v_stride[j] = ks[j];
-    }
-    a.causal = true;
-    a.window = lc.local ? lc.window : 0;
-    if (cache) {
-      // Keys live in cache rows [pos][B][K*D]: batch stride K*D, position stride B*K*D.
-      LayerKV& kv = cache->layers()[size_t(li)];
-      const int64_t R = B * K * D;
-      if (!kv.ring) {
-        kv.k.resize(size_t((pos0 + T) * R));
-        kv.v.resize(size_t((pos0 + T) * R));
-        auto same = [](int64_t p) { return p; };
-        store_rows(k.data(), B, T, K * D, 0, pos0, same, kv.k.data());
-        store_rows(v.data(), B, T, K * D, 0, pos0, same, kv.v.data());
-        a.k = kv.k.data(); a.v = kv.v.data();
-        a.Tk = pos0 + T;
-        a.q_start = pos0;
-      } else {
-        // The window's older keys come out of the ring in position order, then the new ones, so
-        // the kernel sees one contiguous run; relative positions (all the mask needs) are kept.
-        const int64_t W = kv.capacity, n_old = std::min(W - 1, pos0);
-        k_window.resize(size_t((n_old + T) * R));
-        v_window.resize(size_t((n_old + T) * R));
-        for (int64_t j = 0; j < n_old; ++j) {
-          const int64_t src = (pos0 - n_old + j) % W;
-          std::memcpy(k_window.data() + j * R, kv.k.data() + src * R, size_t(R) * sizeof(float));
-          std::memcpy(v_window.data() + j * R, kv.v.data() + src * R, size_t(R) * sizeof(float));
-        }
-        auto after_old = [&](int64_t p) { return p - pos0 + n_old; };
-        store_rows(k.data(), B, T, K * D, 0, pos0, after_old, k_window.data());
-        store_rows(v.data(), B, T, K * D, 0, pos0, after_old, v_window.data());
-        // Only the last W new positions can be seen again.
-        const int64_t rows = std::min(W, pos0 + T);
-        kv.k.resize(size_t(rows * R));
-        kv.v.resize(size_t(rows * R));
-        auto ring = [W](int64_t p) { return p % W; };
-        store_rows(k.data(), B, T, K * D, std::max<int64_t>(0, T - W), pos0, ring, kv.k.data());
-        store_rows(v.data(), B, T, K * D, std::max<int64_t>(0, T - W), pos0, ring, kv.v.data());
-        a.k = k_window.data(); a.v = v_window.data();
-        a.Tk = n_old + T;
-        a.q_start = n_old;
+    // Attention one sequence at a time: each sees only its own keys.
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t n = count[size_t(b)], r0 = offset[size_t(b)], pos0 = start[size_t(b)];
+      if (n == 0) continue;
+      cpu::AttentionArgs a;
+      a.dtype = DType::kF32;
+      a.q = q.data() + r0 * H * D; a.out = o.data() + r0 * H * D;
+      a.k = k.data() + r0 * R; a.v = v.data() + r0 * R;
+      a.B = 1; a.Tq = n; a.Tk = n; a.Hq = H; a.Hkv = K; a.D = D;
+      const int64_t qs[3] = {n * H * D, H * D, D}, ks[3] = {n * R, R, D};
+      for (int j = 0; j < 3; ++j) {
+        a.q_stride[j] = a.out_stride[j] = qs[j];
+        a.k_stride[j] = a.v_stride[j] = ks[j];
       }
-      for (int j = 0; j < 3; ++j) a.k_stride[j] = a.v_stride[j] = (j == 0 ? K * D : j == 1 ? R : D);
+      a.causal = true;
+      a.window = lc.local ? lc.window : 0;
+      a.softcap = c.attn_softcap;
+      a.scale = c.attn_scale();
+      if (cache) {
+        LayerKV& kv = cache->layers()[size_t(li)];
+        std::vector<float>& ck = kv.k[size_t(b)];
+        std::vector<float>& cv = kv.v[size_t(b)];
+        const float* new_k = k.data() + r0 * R;
+        const float* new_v = v.data() + r0 * R;
+        if (!kv.ring) {
+          ck.resize(size_t((pos0 + n) * R));
+          cv.resize(size_t((pos0 + n) * R));
+          std::memcpy(ck.data() + pos0 * R, new_k, size_t(n * R) * sizeof(float));
+          std::memcpy(cv.data() + pos0 * R, new_v, size_t(n * R) * sizeof(float));
+          a.k = ck.data(); a.v = cv.data();
+          a.Tk = pos0 + n;
+          a.q_start = pos0;
+        } else {
+          // The window's older keys come out of the ring in position order, then the new ones, so
+          // the kernel sees one contiguous run; relative positions (all the mask needs) are kept.
+          const int64_t W = kv.capacity, n_old = std::min(W - 1, pos0);
+          k_window.resize(size_t((n_old + n) * R));
+          v_window.resize(size_t((n_old + n) * R));
+          for (int64_t j = 0; j < n_old; ++j) {
+            const int64_t src = (pos0 - n_old + j) % W;
+            std::memcpy(k_window.data() + j * R, ck.data() + src * R, size_t(R) * sizeof(float));
+            std::memcpy(v_window.data() + j * R, cv.data() + src * R, size_t(R) * sizeof(float));
+          }
+          std::memcpy(k_window.data() + n_old * R, new_k, size_t(n * R) * sizeof(float));
+          std::memcpy(v_window.data() + n_old * R, new_v, size_t(n * R) * sizeof(float));
+          // Only the last W new positions can be seen again.
+          const int64_t rows = std::min(W, pos0 + n);
+          ck.resize(size_t(rows * R));
+          cv.resize(size_t(rows * R));
+          for (int64_t t = std::max<int64_t>(0, n - W); t < n; ++t) {
+            const int64_t dst = (pos0 + t) % W;
+            std::memcpy(ck.data() + dst * R, new_k + t * R, size_t(R) * sizeof(float));
+            std::memcpy(cv.data() + dst * R, new_v + t * R, size_t(R) * sizeof(float));
+          }
+          a.k = k_window.data(); a.v = v_window.data();
+          a.Tk = n_old + n;
+          a.q_start = n_old;
+        }
+        a.k_stride[0] = a.v_stride[0] = a.Tk * R;
+      }
+      cpu::attention(a);
     }
-    a.softcap = c.attn_softcap;
-    a.scale = c.attn_scale();
-    cpu::attention(a);
 
     matmul(o.data(), M, H * D, *w.o, h.data());
     if (w.post_attn_norm) norm(h.data(), h.data(), M, d, w.post_attn_norm);
@@ -291,10 +338,28 @@ void GemmaModel::forward(const int64_t* tokens, int64_t B, int64_t T, float* log
     if (w.post_ffw_norm) norm(h.data(), h.data(), M, d, w.post_ffw_norm);
     add_into(x.data(), h.data(), M * d);
   }
-  if (cache) cache->advance(T);
-  norm(x.data(), x.data(), M, d, final_norm_);
-  matmul(x.data(), M, d, *embed_, logits);  // tied head: h E^T
-  if (c.final_softcap > 0) cpu::softcap(DType::kF32, logits, logits, M * c.vocab, c.final_softcap);
+  if (cache) {
+    for (int64_t b = 0; b < B; ++b) cache->advance(b, count[size_t(b)]);
+  }
+  if (args.last_only) {
+    // Only each row's last real token goes through the head (the head is most of a small model's
+    // prefill cost at 262k vocabulary).
+    int64_t n_rows = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      if (count[size_t(b)] == 0) continue;
+      const int64_t r = offset[size_t(b) + 1] - 1;
+      std::memmove(x.data() + n_rows * d, x.data() + r * d, size_t(d) * sizeof(float));
+      ++n_rows;
+    }
+    norm(x.data(), x.data(), n_rows, d, final_norm_);
+    matmul(x.data(), n_rows, d, *embed_, args.logits);  // tied head: h E^T
+    spread_rows(args.logits, V, B, 1, count, /*last_only=*/true);
+  } else {
+    norm(x.data(), x.data(), M, d, final_norm_);
+    matmul(x.data(), M, d, *embed_, args.logits);
+    spread_rows(args.logits, V, B, T, count, /*last_only=*/false);
+  }
+  if (c.final_softcap > 0) cpu::softcap(DType::kF32, args.logits, args.logits, out_rows * V, c.final_softcap);
 }
 
 std::shared_ptr<GemmaModel> load_gemma(const std::string& path) {

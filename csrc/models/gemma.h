@@ -37,10 +37,25 @@ class GemmaModel {
   const ModelConfig& config() const { return config_; }
   const WeightFile& weights() const { return *weights_; }
 
-  // tokens: [B, T] ids in [0, vocab); logits: [B, T, vocab] float32, written in full.
-  // Without a cache the tokens are positions 0..T-1 of fresh sequences; with one they continue
-  // the cached sequences (positions length..length+T-1), and their keys/values are appended.
-  void forward(const int64_t* tokens, int64_t B, int64_t T, float* logits, KVCache* cache = nullptr) const;
+  // Runs tokens [B, T] (ids in [0, vocab)) through the model. Rows may be right-padded: lengths[b]
+  // (0..T) tokens of row b are real, the rest are never read. Without a cache every row starts at
+  // position 0; with one, row b continues its cached sequence at position cache->lengths()[b] and
+  // its keys/values are appended. Logits [B, T, vocab] float32 (padding rows zero), or with
+  // last_only [B, 1, vocab]: each row's last real token (zeros for an empty row).
+  struct Args {
+    const int64_t* tokens = nullptr;
+    int64_t B = 0, T = 0;
+    const int64_t* lengths = nullptr;  // [B]; nullptr: every row has T tokens
+    float* logits = nullptr;
+    bool last_only = false;
+    KVCache* cache = nullptr;
+  };
+  void forward(const Args& args) const;
+  void forward(const int64_t* tokens, int64_t B, int64_t T, float* logits, KVCache* cache = nullptr) const {
+    Args a;
+    a.tokens = tokens; a.B = B; a.T = T; a.logits = logits; a.cache = cache;
+    forward(a);
+  }
 
  private:
   ModelConfig config_;

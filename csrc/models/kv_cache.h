@@ -1,6 +1,7 @@
-// Keys and values of the positions a Gemma model has already seen, per layer, in float32.
-// Global layers keep every position; sliding-window layers keep only their last `window` positions
-// in a ring (position p in row p % window), so their memory stops growing past the window.
+// Keys and values of the positions a Gemma model has already seen, per layer and per sequence, in
+// float32. Each sequence of the batch has its own length, so prompts of different lengths share one
+// cache. Global layers keep every position; sliding-window layers keep only their last `window`
+// positions in a ring (position p in row p % window), so their memory stops growing past the window.
 #pragma once
 
 #include <cstdint>
@@ -11,27 +12,35 @@
 namespace gemmacpp {
 
 struct LayerKV {
-  bool ring = false;         // sliding-window layer
-  int64_t capacity = 0;      // max rows: window for ring layers, max_len for global ones
-  std::vector<float> k, v;   // [rows][B][Hkv][D]; rows grow up to capacity
+  bool ring = false;                     // sliding-window layer
+  int64_t capacity = 0;                  // max rows: window for ring layers, max_len for global ones
+  std::vector<std::vector<float>> k, v;  // per sequence: [rows][Hkv * D]; rows grow up to capacity
 };
 
 class KVCache {
  public:
   KVCache(const ModelConfig& c, int64_t batch, int64_t max_len);
 
-  int64_t batch() const { return batch_; }
+  int64_t batch() const { return int64_t(lengths_.size()); }
   int64_t max_len() const { return max_len_; }
-  int64_t length() const { return length_; }  // positions seen so far
-  int64_t row_elems() const { return batch_ * kv_heads_ * head_dim_; }
+  const std::vector<int64_t>& lengths() const { return lengths_; }  // positions seen, per sequence
+  int64_t row_elems() const { return kv_heads_ * head_dim_; }       // floats of one position's K
   std::vector<int64_t> layer_nbytes() const;
+  int64_t nbytes() const;
   void reset();
+  // A new cache holding copies of the given sequences, in that order (repeats allowed): forks one
+  // prompt's cache into several continuations, or drops finished sequences.
+  KVCache select(const std::vector<int64_t>& sequences) const;
 
   std::vector<LayerKV>& layers() { return layers_; }
-  void advance(int64_t n) { length_ += n; }
+  void advance(int64_t b, int64_t n) { lengths_[size_t(b)] += n; }
 
  private:
-  int64_t batch_, max_len_, kv_heads_, head_dim_, length_ = 0;
+  struct Empty {};
+  KVCache(const KVCache& shape, Empty);  // same layers and sizes, no sequences
+
+  int64_t max_len_, kv_heads_, head_dim_;
+  std::vector<int64_t> lengths_;
   std::vector<LayerKV> layers_;
 };
 

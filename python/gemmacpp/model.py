@@ -64,11 +64,15 @@ class Model:
         Pass it to forward(tokens, cache=...) to continue the sequences it holds."""
         return self._m.new_cache(int(batch), int(DEFAULT_MAX_LEN if max_len is None else max_len))
 
-    def forward(self, tokens, *, cache=None) -> np.ndarray:
-        """Logits [B, T, vocab] float32 for tokens: a list of ints (one sequence), a list of
-        equal-length lists, or an int array [T] or [B, T]. With a cache the tokens continue the
-        cached sequences (and are appended to it); the logits are those of the new positions."""
-        return self._m.forward(_token_batch(tokens, self.config["vocab_size"]), cache)
+    def forward(self, tokens, *, cache=None, lengths=None, last_only: bool = False) -> np.ndarray:
+        """Logits [B, T, vocab] float32 for tokens: a list of ints (one sequence), a list of lists
+        (a batch; rows of different lengths are right-padded), or an int array [T] or [B, T].
+        lengths: the number of real tokens of each row of a padded array (the rest is ignored).
+        Logits of padding positions are zero. Each row is its own sequence at positions 0, 1, ...;
+        with a cache, row b continues cached sequence b at position cache.lengths[b] (and is
+        appended to it). last_only: logits [B, 1, vocab] of each row's last real token only."""
+        arr, row_lengths = _token_batch(tokens, self.config["vocab_size"], lengths)
+        return self._m.forward(arr, cache, row_lengths, bool(last_only))
 
     def generate(self, prompt, *, max_new_tokens: int = 64, temperature: float = 0.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
@@ -88,29 +92,52 @@ class Model:
                 f"vocab={c['vocab_size']}: {self.path!r}>")
 
 
-def _token_batch(tokens, vocab: int) -> np.ndarray:
-    """tokens as a C-contiguous int64 [B, T] array, every id checked against the vocabulary."""
+def _token_batch(tokens, vocab: int, lengths=None):
+    """tokens as a C-contiguous int64 [B, T] array and its rows' real lengths (None when every row
+    is full), every real id checked against the vocabulary. Ragged lists are right-padded."""
     if isinstance(tokens, np.ndarray):
         if tokens.dtype.kind not in "iu":
             raise TypeError(f"tokens must be integers, got an array of {tokens.dtype}")
         arr = tokens
     else:
-        try:
-            arr = np.asarray(tokens)
-        except ValueError as e:  # ragged lists
-            raise ValueError("tokens: every sequence of a batch must have the same length") from e
-        if arr.dtype == object:
-            raise ValueError("tokens: every sequence of a batch must have the same length")
-        if arr.size and arr.dtype.kind not in "iu":
-            raise TypeError(f"tokens must be integers, got {arr.dtype}")
+        rows = list(tokens) if isinstance(tokens, (list, tuple)) else None
+        if rows and all(isinstance(r, (list, tuple, np.ndarray)) for r in rows) and \
+                len({len(r) for r in rows}) > 1:
+            if lengths is not None:
+                raise ValueError("tokens: pass lengths only with a padded [B, T] array")
+            lengths = [len(r) for r in rows]
+            arr = np.zeros((len(rows), max(lengths)), dtype=np.int64)
+            for b, r in enumerate(rows):
+                row = np.asarray(r)
+                if row.size and row.dtype.kind not in "iu":
+                    raise TypeError(f"tokens must be integers, got {row.dtype}")
+                arr[b, :len(r)] = row
+        else:
+            try:
+                arr = np.asarray(tokens)
+            except ValueError as e:
+                raise ValueError("tokens: expected a sequence of ids or of id sequences") from e
+            if arr.dtype == object:
+                raise ValueError("tokens: expected a sequence of ids or of id sequences")
+            if arr.size and arr.dtype.kind not in "iu":
+                raise TypeError(f"tokens must be integers, got {arr.dtype}")
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"tokens must be a non-empty [T] or [B, T] sequence, got shape {arr.shape}")
-    bad = (arr < 0) | (arr >= vocab)
+    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    real = np.ones(arr.shape, dtype=bool)
+    if lengths is not None:
+        lengths = [int(n) for n in lengths]
+        if len(lengths) != arr.shape[0]:
+            raise ValueError(f"lengths: {len(lengths)} values for {arr.shape[0]} rows of tokens")
+        if any(n < 0 or n > arr.shape[1] for n in lengths):
+            raise ValueError(f"lengths must be in [0, {arr.shape[1]}], got {lengths}")
+        real = np.arange(arr.shape[1])[None, :] < np.asarray(lengths)[:, None]
+    bad = real & ((arr < 0) | (arr >= vocab))
     if bad.any():
         raise ValueError(f"token id {int(arr[bad][0])} is out of range [0, {vocab})")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return arr, lengths
 
 
 def load(source=None, *, device: str = "cpu", dtype=None, threads: int | None = None) -> Model:

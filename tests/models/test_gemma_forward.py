@@ -147,8 +147,12 @@ def test_bad_tokens(tmp_path_factory):
         m.forward([[1, 2, 96]])
     with pytest.raises(ValueError, match="-1"):
         m.forward(np.array([3, -1]))
-    with pytest.raises(ValueError):
-        m.forward([[1, 2], [3]])
+    with pytest.raises(ValueError, match="96"):
+        m.forward([[1, 2], [96]])  # ragged rows are checked too
+    with pytest.raises(ValueError, match="lengths"):
+        m.forward(np.array([[1, 2], [3, 4]]), lengths=[1])
+    with pytest.raises(ValueError, match="lengths"):
+        m.forward(np.array([[1, 2], [3, 4]]), lengths=[1, 3])
     with pytest.raises(ValueError):
         m.forward([])
     with pytest.raises(TypeError):

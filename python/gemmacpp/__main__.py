@@ -75,7 +75,8 @@ def cmd_generate(args) -> int:
     from .generate import Timings, generate
     model = gc.load(args.model, threads=args.threads)
     timings = Timings()
-    for piece in generate(model, args.prompt, max_new_tokens=args.max_new_tokens,
+    prompt = [{"role": "user", "content": args.prompt}] if args.chat else args.prompt
+    for piece in generate(model, prompt, max_new_tokens=args.max_new_tokens,
                           temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                           seed=args.seed, timings=timings):
         sys.stdout.write(piece)
@@ -100,6 +101,8 @@ def main(argv=None) -> int:
     gen.add_argument("prompt")
     gen.add_argument("--model", default=None, help="a .gguf file or HF checkpoint (default: the "
                                                    "gemmacpp[model] Gemma 3 270M Q4_K_M)")
+    gen.add_argument("--chat", action="store_true", help="send the prompt as a user turn in Gemma's "
+                     "chat format (for instruction-tuned checkpoints)")
     gen.add_argument("--max-new-tokens", type=int, default=64)
     gen.add_argument("--temperature", type=float, default=0.0)
     gen.add_argument("--top-k", type=int, default=None)

@@ -89,7 +89,7 @@ def generate(model, prompt, *, max_new_tokens=64, temperature=0.0, top_k=None, t
     """An iterator over the text pieces of model.generate (see there); arguments are checked now,
     not at the first piece."""
     tok = model.tokenizer
-    ids = tok.encode(prompt, add_bos=True) if isinstance(prompt, str) else [int(t) for t in prompt]
+    ids = encode_prompt(model, prompt)
     stops = [stop] if isinstance(stop, str) else list(stop or [])
     stops = [s for s in stops if s]
     stop_ids = {tok.eos_id}
@@ -101,6 +101,16 @@ def generate(model, prompt, *, max_new_tokens=64, temperature=0.0, top_k=None, t
         raise ValueError("generate: the prompt has no tokens")
     return _pieces(tok, generate_ids(model, ids, max_new_tokens=max_new_tokens, sampler=sampler,
                                      stop_ids=stop_ids, timings=timings), stops)
+
+
+def encode_prompt(model, prompt) -> list[int]:
+    """Token ids of a prompt: a str (encoded with BOS), a chat (a list of {"role", "content"}
+    messages, formatted with the model's chat template), or token ids as they are."""
+    if isinstance(prompt, str):
+        return model.tokenizer.encode(prompt, add_bos=True)
+    if isinstance(prompt, (list, tuple)) and prompt and all(isinstance(m, dict) for m in prompt):
+        return model.apply_chat_template(prompt, tokenize=True)
+    return [int(t) for t in prompt]
 
 
 def _pieces(tok, id_stream, stops):

@@ -74,10 +74,20 @@ class Model:
         arr, row_lengths = _token_batch(tokens, self.config["vocab_size"], lengths)
         return self._m.forward(arr, cache, row_lengths, bool(last_only))
 
+    def apply_chat_template(self, messages, *, add_generation_prompt: bool = True,
+                            tokenize: bool = False):
+        """The prompt of a conversation in Gemma's chat format (see gemmacpp.chat): text starting
+        with <bos>, or its token ids with tokenize=True. generate() takes the messages directly."""
+        from .chat import format_chat
+        text = format_chat(messages, family=self.config["family"],
+                           add_generation_prompt=add_generation_prompt)
+        return self.tokenizer.encode(text, add_bos=False) if tokenize else text
+
     def generate(self, prompt, *, max_new_tokens: int = 64, temperature: float = 0.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
                  stop=None, stream: bool = False):
-        """Continue `prompt` (a str, tokenized with BOS, or a list of token ids). Greedy at
+        """Continue `prompt` (a str, tokenized with BOS; a chat as a list of {"role", "content"}
+        messages, formatted with apply_chat_template; or a list of token ids). Greedy at
         temperature 0, else sampled (top_k/top_p filtered; seed makes it reproducible). Ends at
         EOS or <end_of_turn>, after max_new_tokens, or before the first `stop` string (not
         included). Returns the generated text, or with stream=True an iterator of text pieces."""

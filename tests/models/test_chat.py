@@ -1,0 +1,163 @@
+"""Gemma's chat format against the Jinja chat templates Google ships with its checkpoints.
+
+The templates below are the formats of the Gemma 2 and Gemma 3 instruction-tuned checkpoints'
+tokenizer_config.json, rendered as transformers renders them (a sandboxed Jinja environment with
+trim_blocks and lstrip_blocks, and a raise_exception helper). gemmacpp's format_chat must give the
+same text for every conversation, and refuse what the templates refuse.
+"""
+import itertools
+
+import numpy as np
+import pytest
+
+from gemmacpp.chat import format_chat
+
+jinja2 = pytest.importorskip("jinja2")
+from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: E402
+
+GEMMA2_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+    "{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
+    "{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}")
+
+GEMMA3_TEMPLATE = """{{ bos_token }}
+{%- if messages[0]['role'] == 'system' -%}
+    {%- if messages[0]['content'] is string -%}
+        {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}
+    {%- else -%}
+        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}
+    {%- endif -%}
+    {%- set loop_messages = messages[1:] -%}
+{%- else -%}
+    {%- set first_user_prefix = "" -%}
+    {%- set loop_messages = messages -%}
+{%- endif -%}
+{%- for message in loop_messages -%}
+    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
+        {{ raise_exception("Conversation roles must alternate user/assistant/user/assistant/...") }}
+    {%- endif -%}
+    {%- if (message['role'] == 'assistant') -%}
+        {%- set role = "model" -%}
+    {%- else -%}
+        {%- set role = message['role'] -%}
+    {%- endif -%}
+    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else "") }}
+    {%- if message['content'] is string -%}
+        {{ message['content'] | trim }}
+    {%- elif message['content'] is iterable -%}
+        {%- for item in message['content'] -%}
+            {%- if item['type'] == 'image' -%}
+                {{ '<start_of_image>' }}
+            {%- elif item['type'] == 'text' -%}
+                {{ item['text'] | trim }}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- else -%}
+        {{ raise_exception("Invalid content type") }}
+    {%- endif -%}
+    {{ '<end_of_turn>\n' }}
+{%- endfor -%}
+{%- if add_generation_prompt -%}
+    {{'<start_of_turn>model\n'}}
+{%- endif -%}
+"""
+
+
+class TemplateError(Exception):
+    pass
+
+
+def render(template, messages, add_generation_prompt):
+    def raise_exception(msg):
+        raise TemplateError(msg)
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = raise_exception
+    return env.from_string(template).render(messages=messages, bos_token="<bos>",
+                                            add_generation_prompt=add_generation_prompt)
+
+
+TEXTS = ["Hi", "  padded  \n", "two\nlines", "ünïcødé 🙂", "", "\t tab"]
+
+
+def conversations(rich):
+    rng = np.random.default_rng(0)
+    for n in range(1, 5):
+        for _ in range(6):
+            msgs = []
+            for i in range(n):
+                role = "user" if i % 2 == 0 else rng.choice(["assistant", "model"])
+                content = TEXTS[rng.integers(len(TEXTS))]
+                if rich and rng.random() < 0.4:
+                    content = [{"type": "text", "text": TEXTS[rng.integers(len(TEXTS))]}, {"type": "image"},
+                               {"type": "text", "text": content}]
+                msgs.append({"role": str(role), "content": content})
+            yield msgs
+
+
+@pytest.mark.parametrize("add_generation_prompt", [True, False])
+def test_gemma2_format_equals_its_template(add_generation_prompt):
+    for msgs in conversations(rich=False):
+        msgs = [dict(m, role="assistant" if m["role"] == "model" else m["role"]) for m in msgs]
+        want = render(GEMMA2_TEMPLATE, msgs, add_generation_prompt)
+        for family in ("gemma", "gemma2"):
+            assert format_chat(msgs, family=family, add_generation_prompt=add_generation_prompt) == want
+
+
+@pytest.mark.parametrize("system", [None, "Be brief.", [{"type": "text", "text": " Terse. "}]])
+@pytest.mark.parametrize("add_generation_prompt", [True, False])
+def test_gemma3_format_equals_its_template(system, add_generation_prompt):
+    for msgs in conversations(rich=True):
+        msgs = [dict(m, role="assistant" if m["role"] == "model" else m["role"]) for m in msgs]
+        if system is not None:
+            msgs = [{"role": "system", "content": system}] + msgs
+        want = render(GEMMA3_TEMPLATE, msgs, add_generation_prompt)
+        assert format_chat(msgs, family="gemma3", add_generation_prompt=add_generation_prompt) == want
+
+
+@pytest.mark.parametrize("family,template", [("gemma2", GEMMA2_TEMPLATE), ("gemma3", GEMMA3_TEMPLATE)])
+def test_refuses_what_the_template_refuses(family, template):
+    bad = [
+        [{"role": "assistant", "content": "first"}],
+        [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
+    ]
+    if family == "gemma2":
+        bad.append([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}])
+    for msgs in bad:
+        with pytest.raises(TemplateError):
+            render(template, msgs, True)
+        with pytest.raises(ValueError):
+            format_chat(msgs, family=family)
+
+
+def test_bad_messages_are_named():
+    with pytest.raises(TypeError, match="list"):
+        format_chat("hello")
+    with pytest.raises(TypeError, match="message 0"):
+        format_chat([{"content": "no role"}])
+    with pytest.raises(ValueError, match="unknown role"):
+        format_chat([{"role": "tool", "content": "x"}])
+    with pytest.raises(ValueError, match="type"):
+        format_chat([{"role": "user", "content": [{"type": "audio"}]}])
+    with pytest.raises(TypeError, match="str"):
+        format_chat([{"role": "user", "content": [{"type": "text", "text": "x"}]}], family="gemma2")
+
+
+def test_default_model_encodes_the_turn_markers_as_single_tokens():
+    gc = pytest.importorskip("gemmacpp")
+    try:
+        model = gc.load()
+    except ImportError:
+        pytest.skip("default model not installed")
+    msgs = [{"role": "user", "content": "What is 2 + 2?"}]
+    ids = model.apply_chat_template(msgs, tokenize=True)
+    tok = model.tokenizer
+    sot, eot = tok.piece_to_id("<start_of_turn>"), tok.piece_to_id("<end_of_turn>")
+    assert ids[0] == tok.bos_id and ids.count(tok.bos_id) == 1
+    assert ids.count(sot) == 2 and ids.count(eot) == 1
+    assert tok.decode(ids) == model.apply_chat_template(msgs)
+    # generate() takes the messages directly and stops at <end_of_turn>
+    text = model.generate(msgs, max_new_tokens=8)
+    assert isinstance(text, str) and "<end_of_turn>" not in text

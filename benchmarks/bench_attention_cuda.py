@@ -151,13 +151,20 @@ def prefill(torch, gc, peak, quick):
                     if window or softcap:
                         cells.append("-")
                         continue
-                    def sdpa(backend=backend):
+                    def sdpa(backend=backend, kv=(kh, vh), gqa=True):
                         with sdpa_kernel(backend):
-                            return F.scaled_dot_product_attention(qh, kh, vh, is_causal=True,
-                                                                  enable_gqa=True)
-                    try:
-                        cells.append(f"{tflops(cuda_time(torch, sdpa)):.1f}")
-                    except RuntimeError:  # the backend does not take this shape
+                            return F.scaled_dot_product_attention(qh, *kv, is_causal=True,
+                                                                  enable_gqa=gqa)
+                    # KV heads repeated up front where a backend does not take GQA itself.
+                    kv_rep = tuple(t.repeat_interleave(HQ // HKV, 1) for t in (kh, vh))
+                    rep = lambda backend=backend: sdpa(backend, kv_rep, False)  # noqa: E731
+                    for fn in (sdpa, rep):
+                        try:
+                            cells.append(f"{tflops(cuda_time(torch, fn)):.1f}")
+                            break
+                        except RuntimeError:  # the backend does not take this shape
+                            continue
+                    else:
                         cells.append("n/a")
                 if flex is None:
                     cells.append("n/a")

@@ -123,7 +123,9 @@ __global__ void __launch_bounds__(kThreads) mma_kernel(MmaParams<T> P) {
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, tig = lane % 4;  // mma fragment coordinates
-  const int64_t i0 = int64_t(blockIdx.x) * kBlockRows;
+  // Last query block first: under a causal mask later queries see more keys, and starting the
+  // longest blocks first shortens the tail of the grid.
+  const int64_t i0 = int64_t(gridDim.x - 1 - blockIdx.x) * kBlockRows;
   const int64_t hq = blockIdx.y, b = blockIdx.z, kvh = hq / P.G;
   const int64_t n_q = P.Tq - i0 < kBlockRows ? P.Tq - i0 : kBlockRows;
   const int64_t p_lo = P.q_start + i0, p_hi = p_lo + n_q - 1;

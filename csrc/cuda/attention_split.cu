@@ -269,7 +269,9 @@ void attention_split(const AttentionArgs& a, int device) {
     P.v = static_cast<const T*>(a.v);
     P.part_o = part_o;
     P.part_ml = part_ml;
-    for (int i = 0; i < 3; ++i) P.qs[i] = a.q_stride[i], P.ks[i] = a.k_stride[i], P.vs[i] = a.v_stride[i];
+    for (int i = 0; i < 3; ++i) {
+      P.qs[i] = a.q_stride[i], P.ks[i] = a.k_stride[i], P.vs[i] = a.v_stride[i];
+    }
     P.Tq = a.Tq, P.Tk = a.Tk, P.Hq = a.Hq, P.Hkv = a.Hkv, P.D = a.D, P.G = G;
     P.q_start = a.q_start;
     P.keys_per_split = keys_per_split;
@@ -282,9 +284,9 @@ void attention_split(const AttentionArgs& a, int device) {
     split_kernel<T><<<grid, kThreads, smem, cudaStreamLegacy>>>(P);
     check_launch("attention (split-K kernel)");
     const int threads = int(std::min<int64_t>(256, (a.D + 31) / 32 * 32));
-    combine_kernel<T><<<unsigned(NR), threads, 0, cudaStreamLegacy>>>(part_o, part_ml, splits, NR, a.Tq, a.Hq, a.D,
-                                                 static_cast<T*>(a.out), a.out_stride[0],
-                                                 a.out_stride[1], a.out_stride[2]);
+    combine_kernel<T><<<unsigned(NR), threads, 0, cudaStreamLegacy>>>(
+        part_o, part_ml, splits, NR, a.Tq, a.Hq, a.D, static_cast<T*>(a.out), a.out_stride[0],
+        a.out_stride[1], a.out_stride[2]);
   });
   check_launch("attention (split combine)");
 }

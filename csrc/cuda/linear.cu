@@ -113,7 +113,8 @@ void linear(const float* x, int64_t ldx, int64_t M, int64_t K, DType wdt, const 
   }
 
   // cuBLASLt is column-major: row-major y [M, N] is a column-major N x M matrix (ld ldo), and
-  // y^T = w x^T with w read as a column-major K x N matrix (ld ldw) transposed, x as K x M (ld ldb).
+  // y^T = w x^T, with w read as a column-major K x N matrix (ld ldw) transposed and x as a K x M
+  // one (ld ldb).
   Descriptors d(api);
   check_status(api.matmul_desc_create(&d.op, lt::kCompute32F, lt::kR32F), "MatmulDescCreate");
   const int op_t = lt::kOpT, op_n = lt::kOpN;

@@ -1,6 +1,7 @@
 """Shared test helpers: dtype handling and the closeness criterion against float64 references."""
 import ml_dtypes
 import numpy as np
+import pytest
 
 DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
 
@@ -8,6 +9,25 @@ DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bf
 # reference to 1e-5; half types are judged against the rounding of their own format (the
 # reference is computed from the same rounded inputs, so only output rounding and float32
 # arithmetic remain).
+# The device axis of the op tests: "cuda" runs only where gemmacpp sees a GPU (conftest.py skips
+# tests marked gpu otherwise) and torch has CUDA (on_device skips otherwise).
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+
+
+def on_device(a, device):
+    """A NumPy array as an op input on `device`: the array itself on "cpu", a torch tensor of the
+    same dtype and values on "cuda"."""
+    if device == "cpu":
+        return a
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA")
+    a = np.ascontiguousarray(a)
+    if a.dtype == DTYPES["bfloat16"]:  # torch.from_numpy does not take ml_dtypes' bfloat16
+        return torch.from_numpy(a.astype(np.float32)).to(device, torch.bfloat16)
+    return torch.from_numpy(a).to(device)
+
+
 RTOL = {"float32": 1e-5, "float16": 2.0**-10, "bfloat16": 2.0**-7}
 
 

@@ -4,6 +4,9 @@
 
 #include "csrc/cpu/attention.h"
 #include "csrc/ops/common.h"
+#ifdef GEMMACPP_WITH_CUDA
+#include "csrc/cuda/attention.h"
+#endif
 
 namespace gemmacpp::ops {
 
@@ -12,6 +15,26 @@ constexpr const char* kOp = "attention";
 
 void copy_strides(const TensorView& t, int64_t (&s)[3]) {
   s[0] = t.stride(0), s[1] = t.stride(1), s[2] = t.stride(2);
+}
+
+// Both backends take the same arguments; only the pointers' device differs.
+template <class Args>
+void fill_args(Args& a, const TensorView& q, const TensorView& k, const TensorView& v,
+               const TensorView& out, const AttentionOptions& opt) {
+  a.dtype = q.dtype;
+  a.q = q.data, a.k = k.data, a.v = v.data, a.out = out.data;
+  a.B = q.size(0), a.Tq = q.size(1), a.Tk = k.size(1), a.Hq = q.size(2), a.Hkv = k.size(2);
+  a.D = q.size(3);
+  copy_strides(q, a.q_stride);
+  copy_strides(k, a.k_stride);
+  copy_strides(v, a.v_stride);
+  copy_strides(out, a.out_stride);
+  a.causal = opt.causal;
+  a.window = opt.window.value_or(0);
+  a.softcap = opt.softcap.value_or(0.0f);
+  a.scale = opt.scale ? *opt.scale : (a.D > 0 ? 1.0f / std::sqrt(float(a.D)) : 1.0f);
+  a.q_start = opt.q_start.value_or(a.Tk - a.Tq);
+  a.prefix_len = opt.prefix_len;
 }
 }  // namespace
 
@@ -28,7 +51,7 @@ Tensor attention(const TensorView& q_in, const TensorView& k_in, const TensorVie
   GC_CHECK(k_in.shape == v_in.shape, ValueError, kOp, ": k and v must have the same shape, got k ",
            k_in.shape_str(), " and v ", v_in.shape_str());
   const int64_t B = q_in.size(0), Tq = q_in.size(1), Hq = q_in.size(2), D = q_in.size(3);
-  const int64_t Tk = k_in.size(1), Hkv = k_in.size(2);
+  const int64_t Hkv = k_in.size(2);
   GC_CHECK(k_in.size(0) == B, ValueError, kOp, ": k has batch size ", k_in.size(0),
            " but q has ", B);
   GC_CHECK(k_in.size(3) == D, ValueError, kOp, ": k has head_dim ", k_in.size(3), " but q has ",
@@ -47,9 +70,30 @@ Tensor attention(const TensorView& q_in, const TensorView& k_in, const TensorVie
            opt.q_start.value_or(0));
   GC_CHECK(opt.prefix_len >= 0, ValueError, kOp, ": prefix_len must be >= 0, got ",
            opt.prefix_len);
-  if (!q_in.device.is_cpu())
-    throw NotImplementedError(std::string(kOp) + ": q is on " + q_in.device.str() +
-                              "; attention has no CUDA kernel yet");
+  if (!q_in.device.is_cpu()) {
+#ifdef GEMMACPP_WITH_CUDA
+    // No device-side copies of strided views yet: head_dim rows must be contiguous already.
+    GC_CHECK(q_in.rows_contiguous(), ValueError, kOp, ": q on ", q_in.device.str(),
+             " must have a contiguous last dimension");
+    GC_CHECK(k_in.rows_contiguous(), ValueError, kOp, ": k on ", k_in.device.str(),
+             " must have a contiguous last dimension");
+    GC_CHECK(v_in.rows_contiguous(), ValueError, kOp, ": v on ", v_in.device.str(),
+             " must have a contiguous last dimension");
+    GC_CHECK(out == nullptr || out->rows_contiguous(), ValueError, kOp, ": out on ",
+             q_in.device.str(), " must have a contiguous last dimension");
+    GC_CHECK(D <= cuda::kMaxAttentionHeadDim, ValueError, kOp, ": head_dim ", D,
+             " is larger than the CUDA kernels take (", cuda::kMaxAttentionHeadDim, ")");
+    Output y(kOp, out, q_in.dtype, {B, Tq, Hq, D}, q_in.device, /*need_contiguous=*/false);
+    if (B == 0 || Tq == 0 || Hq == 0 || D == 0) return y.finish();
+    cuda::AttentionArgs a;
+    fill_args(a, q_in, k_in, v_in, y.view(), opt);
+    cuda::attention(a, q_in.device.index);
+    return y.finish();
+#else
+    throw ValueError(std::string(kOp) + ": q is on " + q_in.device.str() +
+                     " but this build has no CUDA support");
+#endif
+  }
 
   // The kernels need contiguous head_dim rows; any other stride is read as given.
   Tensor kq, kk, kv;
@@ -59,19 +103,7 @@ Tensor attention(const TensorView& q_in, const TensorView& k_in, const TensorVie
   Output y(kOp, out, q.dtype, {B, Tq, Hq, D}, q.device, /*need_contiguous=*/false);
 
   cpu::AttentionArgs a;
-  a.dtype = q.dtype;
-  a.q = q.data, a.k = k.data, a.v = v.data, a.out = y.view().data;
-  a.B = B, a.Tq = Tq, a.Tk = Tk, a.Hq = Hq, a.Hkv = Hkv, a.D = D;
-  copy_strides(q, a.q_stride);
-  copy_strides(k, a.k_stride);
-  copy_strides(v, a.v_stride);
-  copy_strides(y.view(), a.out_stride);
-  a.causal = opt.causal;
-  a.window = opt.window.value_or(0);
-  a.softcap = opt.softcap.value_or(0.0f);
-  a.scale = opt.scale ? *opt.scale : (D > 0 ? 1.0f / std::sqrt(float(D)) : 1.0f);
-  a.q_start = opt.q_start.value_or(Tk - Tq);
-  a.prefix_len = opt.prefix_len;
+  fill_args(a, q, k, v, y.view(), opt);
   cpu::attention(a);
   return y.finish();
 }

@@ -6,6 +6,9 @@
 #include "csrc/cpu/quant.h"
 #include "csrc/ops/common.h"
 #include "csrc/ops/dequantize.h"
+#ifdef GEMMACPP_WITH_CUDA
+#include "csrc/cuda/linear.h"
+#endif
 
 namespace gemmacpp::ops {
 namespace {
@@ -63,13 +66,17 @@ void check_x(const TensorView& x) {
            "a scalar");
 }
 
-void check_bias_and_device(const TensorView& x, const TensorView* bias, int64_t N,
-                           const char* what) {
+void check_bias(const TensorView& x, const TensorView* bias, int64_t N) {
   if (bias) {
     check_float("linear", "bias", *bias);
     check_same_device("linear", "bias", *bias, "x", x);
     check_shape("linear", "bias", *bias, {N});
   }
+}
+
+void check_bias_and_device(const TensorView& x, const TensorView* bias, int64_t N,
+                           const char* what) {
+  check_bias(x, bias, N);
   GC_CHECK(x.device.is_cpu(), NotImplementedError, "linear: x is on ", x.device.str(), "; ", what,
            " has no CUDA kernel yet");
 }
@@ -99,6 +106,36 @@ Tensor run_linear(const TensorView& x_in, int64_t N, const TensorView* bias, con
   return y.finish();
 }
 
+// The CUDA path: no device-side copies of strided views yet, so x must be walkable as rows and
+// the weight's rows must be contiguous.
+Tensor linear_cuda(const TensorView& x, const TensorView& w, const TensorView* bias,
+                   const TensorView* out) {
+#ifdef GEMMACPP_WITH_CUDA
+  const int64_t K = x.shape.back(), N = w.size(0);
+  int64_t rows = 1;
+  for (int i = 0; i + 1 < x.ndim(); ++i) rows *= x.shape[i];
+  const int64_t ldx = x.rows_contiguous() ? uniform_row_stride(x, rows) : -1;
+  GC_CHECK(ldx >= 0, ValueError, "linear: x on ", x.device.str(),
+           " must be rows with a contiguous last dimension and one row stride");
+  GC_CHECK(w.rows_contiguous(), ValueError, "linear: weight on ", w.device.str(),
+           " must have a contiguous last dimension");
+  std::vector<int64_t> shape(x.shape.begin(), x.shape.end() - 1);
+  shape.push_back(N);
+  GC_CHECK(out == nullptr || out->is_contiguous() || (shape.size() <= 2 && out->rows_contiguous()),
+           ValueError, "linear: out on ", x.device.str(), " must be contiguous");
+  Output y("linear", out, DType::kF32, shape, x.device, /*need_contiguous=*/shape.size() > 2);
+  const TensorView& yv = y.view();
+  const int64_t ldo = rows > 1 && yv.ndim() == 2 ? yv.stride(0) : N;
+  const int64_t ldw = N > 1 ? w.stride(0) : K;
+  cuda::linear(x.ptr<const float>(), ldx, rows, K, w.dtype, w.data, ldw, N,
+               bias ? bias->dtype : DType::kF32, bias ? bias->data : nullptr,
+               bias ? bias->stride(0) : 0, yv.ptr<float>(), ldo, x.device.index);
+  return y.finish();
+#else
+  throw ValueError("linear: x is on " + x.device.str() + " but this build has no CUDA support");
+#endif
+}
+
 }  // namespace
 
 Tensor linear(const TensorView& x_in, const TensorView& w_in, const TensorView* bias,
@@ -112,7 +149,8 @@ Tensor linear(const TensorView& x_in, const TensorView& w_in, const TensorView* 
   GC_CHECK(w_in.size(1) == K, ValueError, "linear: x has K = ", K,
            " (its last dimension) but weight has K = ", w_in.size(1), " (weight is [N, K] = ",
            w_in.shape_str(), ")");
-  check_bias_and_device(x_in, bias, N, "linear");
+  check_bias(x_in, bias, N);
+  if (!x_in.device.is_cpu()) return linear_cuda(x_in, w_in, bias, out);
 
   // The weight is read in place when its rows are contiguous (row-strided slices included); a
   // transposed or column-strided weight is copied once for this call, never misread.

@@ -4,6 +4,9 @@
 
 #include "csrc/cpu/rope.h"
 #include "csrc/ops/common.h"
+#ifdef GEMMACPP_WITH_CUDA
+#include "csrc/cuda/rope.h"
+#endif
 
 namespace gemmacpp::ops {
 
@@ -27,15 +30,30 @@ Tensor rope(const TensorView& x_in, const TensorView& pos_in, double base, doubl
   GC_CHECK(std::isfinite(scale) && scale > 0, ValueError,
            "rope: scale must be a positive number, got ", scale);
   check_same_device("rope", "positions", pos_in, "x", x_in);
-  GC_CHECK(x_in.device.is_cpu(), NotImplementedError, "rope: x is on ", x_in.device.str(),
-           "; only the CPU has a rope kernel");
-  Tensor keep_x, keep_pos;
-  const TensorView& x = dense(x_in, keep_x);
-  const TensorView& pos = dense(pos_in, keep_pos);
-  Output y("rope", out, x.dtype, x.shape, x.device);
-  cpu::rope(x.dtype, x.data, y.view().data, B, T, H, D, pos.dtype, pos.data, per_batch, base,
-            scale, R);
+  if (x_in.device.is_cpu()) {
+    Tensor keep_x, keep_pos;
+    const TensorView& x = dense(x_in, keep_x);
+    const TensorView& pos = dense(pos_in, keep_pos);
+    Output y("rope", out, x.dtype, x.shape, x.device);
+    cpu::rope(x.dtype, x.data, y.view().data, B, T, H, D, pos.dtype, pos.data, per_batch, base,
+              scale, R);
+    return y.finish();
+  }
+#ifdef GEMMACPP_WITH_CUDA
+  // No device-side copy of strided views yet: the CUDA path takes dense tensors only.
+  GC_CHECK(x_in.is_contiguous(), ValueError, "rope: x on ", x_in.device.str(),
+           " must be contiguous");
+  GC_CHECK(pos_in.is_contiguous(), ValueError, "rope: positions on ", pos_in.device.str(),
+           " must be contiguous");
+  GC_CHECK(out == nullptr || out->is_contiguous(), ValueError, "rope: out on ",
+           x_in.device.str(), " must be contiguous");
+  Output y("rope", out, x_in.dtype, x_in.shape, x_in.device);
+  cuda::rope(x_in.dtype, x_in.data, y.view().data, B, T, H, D, pos_in.dtype, pos_in.data,
+             per_batch, base, scale, R, x_in.device.index);
   return y.finish();
+#else
+  throw ValueError("rope: x is on " + x_in.device.str() + " but this build has no CUDA support");
+#endif
 }
 
 }  // namespace gemmacpp::ops

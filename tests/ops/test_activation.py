@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import gemmacpp as gc
-from util import DTYPES, assert_close, random, to_f64
+from util import DEVICES, DTYPES, assert_close, on_device, random, to_f64
 
 FLOATS = ["float32", "float16", "bfloat16"]
 SHAPES = [(1,), (3,), (17,), (4, 640), (2, 3, 2304), (40000,), (3, 5, 7, 9)]
@@ -42,8 +42,9 @@ def geglu_ref(gate, up):
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("shape", SHAPES)
-def test_gelu_tanh_matches_reference(rng, dtype, shape):
-    x = random(rng, shape, dtype, scale=3.0)
+@pytest.mark.parametrize("device", DEVICES)
+def test_gelu_tanh_matches_reference(rng, dtype, shape, device):
+    x = on_device(random(rng, shape, dtype, scale=3.0), device)
     y = gc.ops.gelu_tanh(x)
     assert y.dtype == x.dtype and y.shape == x.shape
     assert_close(y, in_dtype(gelu_tanh_ref(x), dtype), dtype)
@@ -59,10 +60,11 @@ def test_gelu_tanh_tails_and_zero():
     assert y[5] == 0.0
 
 
-def test_gelu_tanh_elementwise_relative_error(rng):
+@pytest.mark.parametrize("device", DEVICES)
+def test_gelu_tanh_elementwise_relative_error(rng, device):
     # Moderate negative inputs, where 1 + tanh(u) cancels: every element to ~1e-5 of itself.
     x = np.linspace(-9.0, 9.0, 5001).astype(np.float32)
-    y, ref = to_f64(gc.ops.gelu_tanh(x)), gelu_tanh_ref(x)
+    y, ref = to_f64(gc.ops.gelu_tanh(on_device(x, device))), gelu_tanh_ref(x)
     mask = np.abs(ref) > 1e-30
     assert np.max(np.abs(y - ref)[mask] / np.abs(ref)[mask]) < 1e-5
 
@@ -97,9 +99,10 @@ def test_gelu_tanh_torch_in_torch_out(rng):
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("shape", SHAPES)
-def test_geglu_matches_reference(rng, dtype, shape):
-    gate = random(rng, shape, dtype, scale=3.0)
-    up = random(rng, shape, dtype)
+@pytest.mark.parametrize("device", DEVICES)
+def test_geglu_matches_reference(rng, dtype, shape, device):
+    gate = on_device(random(rng, shape, dtype, scale=3.0), device)
+    up = on_device(random(rng, shape, dtype), device)
     y = gc.ops.geglu(gate, up)
     assert y.dtype == gate.dtype and y.shape == gate.shape
     assert_close(y, in_dtype(geglu_ref(gate, up), dtype), dtype)
@@ -182,10 +185,14 @@ def test_bad_inputs():
 
 
 @pytest.mark.gpu
-def test_cuda_has_no_kernel_yet_and_says_so():
+def test_cuda_in_place_and_bad_inputs(rng):
     torch = pytest.importorskip("torch")
-    x = torch.ones(3, device="cuda")
-    with pytest.raises(NotImplementedError, match="gelu_tanh: x is on cuda:0"):
-        gc.ops.gelu_tanh(x)
-    with pytest.raises(NotImplementedError, match="geglu: gate is on cuda:0"):
-        gc.ops.geglu(x, x)
+    gate, up = random(rng, (3, 640), "float16", 3.0), random(rng, (3, 640), "float16")
+    gc_, uc = on_device(gate, "cuda"), on_device(up, "cuda")
+    assert gc.ops.geglu(gc_, uc, out=gc_) is gc_
+    assert_close(gc_, in_dtype(geglu_ref(gate, up), "float16"), "float16")
+    x = torch.ones(4, 6, device="cuda")
+    with pytest.raises(ValueError, match="gelu_tanh: x on cuda:0 must be contiguous"):
+        gc.ops.gelu_tanh(x.T)
+    with pytest.raises(ValueError, match="geglu: up is on cpu but gate is on cuda:0"):
+        gc.ops.geglu(x, torch.ones(4, 6))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import gemmacpp as gc
-from util import DTYPES, assert_close, random, to_f64
+from util import DEVICES, DTYPES, assert_close, on_device, random, to_f64
 
 
 def attention_ref(q, k, v, causal=True, window=None, softcap=None, scale=None, q_start=None,
@@ -42,9 +42,11 @@ def qkv(rng, B, Tq, Tk, Hq, Hkv, D, dtype="float32"):
             random(rng, (B, Tk, Hkv, D), dtype))
 
 
-def check(q, k, v, dtype="float32", **kw):
-    y = gc.ops.attention(q, k, v, **kw)
-    assert y.shape == q.shape and y.dtype == q.dtype
+def check(q, k, v, dtype="float32", device="cpu", **kw):
+    """Runs the op on `device` with inputs made from the NumPy arrays q, k, v and compares the
+    result with the float64 reference of those arrays."""
+    y = gc.ops.attention(on_device(q, device), on_device(k, device), on_device(v, device), **kw)
+    assert tuple(y.shape) == q.shape and str(y.dtype).removeprefix("torch.") == str(q.dtype)
     assert_close(y, attention_ref(q, k, v, **kw), dtype)
     return y
 
@@ -53,60 +55,69 @@ def check(q, k, v, dtype="float32", **kw):
 
 @pytest.mark.parametrize("D", [1, 3, 17, 64, 80, 256])
 @pytest.mark.parametrize("heads", [(2, 2), (4, 2), (8, 2), (3, 1)])  # MHA, GQA 2, GQA 4, MQA
-def test_head_dims_and_layouts(rng, D, heads):
+@pytest.mark.parametrize("device", DEVICES)
+def test_head_dims_and_layouts(rng, D, heads, device):
     Hq, Hkv = heads
-    check(*qkv(rng, 2, 13, 13, Hq, Hkv, D))
+    check(*qkv(rng, 2, 13, 13, Hq, Hkv, D), device=device)
 
 
 @pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize("window", [None, 1, 5, 40, 1000])
-def test_causal_and_window(rng, causal, window):
-    check(*qkv(rng, 1, 37, 37, 4, 2, 32), causal=causal, window=window)
+@pytest.mark.parametrize("device", DEVICES)
+def test_causal_and_window(rng, causal, window, device):
+    check(*qkv(rng, 1, 37, 37, 4, 2, 32), causal=causal, window=window, device=device)
 
 
 @pytest.mark.parametrize("Tq,q_start", [(5, None), (5, 0), (5, 7), (9, 30), (70, 3)])
-def test_queries_after_keys(rng, Tq, q_start):
+@pytest.mark.parametrize("device", DEVICES)
+def test_queries_after_keys(rng, Tq, q_start, device):
     # Fewer queries than keys (a chunk of a prompt against a cache), incl. positions past Tk.
-    check(*qkv(rng, 2, Tq, 40, 4, 1, 16), q_start=q_start)
-    check(*qkv(rng, 1, Tq, 40, 2, 2, 16), q_start=q_start, window=6)
+    check(*qkv(rng, 2, Tq, 40, 4, 1, 16), q_start=q_start, device=device)
+    check(*qkv(rng, 1, Tq, 40, 2, 2, 16), q_start=q_start, window=6, device=device)
 
 
-def test_more_queries_than_keys_default_start(rng):
+@pytest.mark.parametrize("device", DEVICES)
+def test_more_queries_than_keys_default_start(rng, device):
     # Default q_start = Tk - Tq < 0: the first queries see no key and get zeros.
     q, k, v = qkv(rng, 1, 12, 5, 2, 1, 8)
-    y = check(q, k, v)
+    y = check(q, k, v, device=device)
     assert np.all(to_f64(y)[:, :7] == 0)
 
 
 @pytest.mark.parametrize("prefix_len,window,causal", [(4, None, True), (10, 3, True),
                                                       (100, None, True), (6, 2, False)])
-def test_prefix(rng, prefix_len, window, causal):
-    check(*qkv(rng, 1, 30, 30, 4, 2, 24), prefix_len=prefix_len, window=window, causal=causal)
-    check(*qkv(rng, 1, 2, 30, 4, 2, 24), prefix_len=prefix_len, window=window, causal=causal)
+@pytest.mark.parametrize("device", DEVICES)
+def test_prefix(rng, prefix_len, window, causal, device):
+    kw = dict(prefix_len=prefix_len, window=window, causal=causal, device=device)
+    check(*qkv(rng, 1, 30, 30, 4, 2, 24), **kw)
+    check(*qkv(rng, 1, 2, 30, 4, 2, 24), **kw)
 
 
 @pytest.mark.parametrize("Tq", [1, 3, 90])
-def test_softcap_and_scale(rng, Tq):
+@pytest.mark.parametrize("device", DEVICES)
+def test_softcap_and_scale(rng, Tq, device):
     q, k, v = qkv(rng, 1, Tq, 90, 4, 2, 48)
     q *= 6.0  # large scores, so the cap matters
-    check(q, k, v, softcap=5.0)
-    check(q, k, v, scale=0.3)
-    check(q, k, v, softcap=2.0, scale=0.05, window=20)
+    check(q, k, v, softcap=5.0, device=device)
+    check(q, k, v, scale=0.3, device=device)
+    check(q, k, v, softcap=2.0, scale=0.05, window=20, device=device)
 
 
-def test_rows_without_visible_key_are_zero(rng):
+@pytest.mark.parametrize("device", DEVICES)
+def test_rows_without_visible_key_are_zero(rng, device):
     q, k, v = qkv(rng, 1, 6, 10, 2, 1, 8)
     # Positions 20.. with window 3 see nothing of keys 0..9.
-    y = check(q, k, v, q_start=20, window=3)
+    y = check(q, k, v, q_start=20, window=3, device=device)
     assert np.all(to_f64(y) == 0)
-    y = check(q[:, :1], k, v, q_start=20, window=3)  # decode path
+    y = check(q[:, :1], k, v, q_start=20, window=3, device=device)  # decode path
     assert np.all(to_f64(y) == 0)
-    y = check(q, k, v, q_start=8, window=4)  # some rows see keys, later ones do not
+    y = check(q, k, v, q_start=8, window=4, device=device)  # some rows see keys, later not
     assert np.all(to_f64(y)[:, 6 - 1] == 0) and np.any(to_f64(y)[:, 0] != 0)
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_random_sweep(seed):
+@pytest.mark.parametrize("device", DEVICES)
+def test_random_sweep(seed, device):
     # Random combinations of every option, both kernels (Tq <= 4 takes the split-K path).
     rng = np.random.default_rng(1000 + seed)
     Hkv = int(rng.choice([1, 2, 3]))
@@ -127,36 +138,40 @@ def test_random_sweep(seed):
         kw["prefix_len"] = int(rng.integers(0, Tk + 5))
     dtype = str(rng.choice(["float32", "float32", "float16", "bfloat16"]))
     q, k, v = qkv(rng, int(rng.integers(1, 3)), Tq, Tk, Hq, Hkv, D, dtype)
-    check(q, k, v, dtype, **kw)
+    check(q, k, v, dtype, **kw, device=device)
 
 
 # ---- decode and long sequences -----------------------------------------------------------------
 
 @pytest.mark.parametrize("kw", [{}, dict(window=700), dict(softcap=30.0),
                                 dict(prefix_len=600, window=100)])
-def test_decode_long_cache(rng, kw):
+@pytest.mark.parametrize("device", DEVICES)
+def test_decode_long_cache(rng, kw, device):
     # Tk = 3000 crosses several split-K chunks.
-    check(*qkv(rng, 1, 1, 3000, 8, 4, 64), **kw)
+    check(*qkv(rng, 1, 1, 3000, 8, 4, 64), **kw, device=device)
 
 
 @pytest.mark.parametrize("Tq", [2, 4, 5])
-def test_few_queries(rng, Tq):
-    check(*qkv(rng, 2, Tq, 1100, 4, 2, 40))
-    check(*qkv(rng, 1, Tq, 1100, 4, 2, 40), causal=False, window=300)
+@pytest.mark.parametrize("device", DEVICES)
+def test_few_queries(rng, Tq, device):
+    check(*qkv(rng, 2, Tq, 1100, 4, 2, 40), device=device)
+    check(*qkv(rng, 1, Tq, 1100, 4, 2, 40), causal=False, window=300, device=device)
 
 
 @pytest.mark.parametrize("kw", [{}, dict(window=100), dict(causal=False, softcap=20.0)])
-def test_long_prefill(rng, kw):
-    check(*qkv(rng, 1, 600, 600, 4, 2, 64), **kw)
+@pytest.mark.parametrize("device", DEVICES)
+def test_long_prefill(rng, kw, device):
+    check(*qkv(rng, 1, 600, 600, 4, 2, 64), **kw, device=device)
 
 
 # ---- dtypes and array kinds --------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize("Tq", [1, 50])
-def test_half_types(rng, dtype, Tq):
-    check(*qkv(rng, 1, Tq, 50, 4, 2, 40, dtype), dtype=dtype)
-    check(*qkv(rng, 1, Tq, 50, 4, 2, 40, dtype), dtype=dtype, window=9, softcap=3.0)
+@pytest.mark.parametrize("device", DEVICES)
+def test_half_types(rng, dtype, Tq, device):
+    check(*qkv(rng, 1, Tq, 50, 4, 2, 40, dtype), dtype=dtype, device=device)
+    check(*qkv(rng, 1, Tq, 50, 4, 2, 40, dtype), dtype=dtype, window=9, softcap=3.0, device=device)
 
 
 def test_torch_in_torch_out(rng):
@@ -224,9 +239,10 @@ def test_empty_dims(rng):
     assert y.shape == (0, 3, 4, 8)
 
 
-def test_single_key(rng):
+@pytest.mark.parametrize("device", DEVICES)
+def test_single_key(rng, device):
     q, k, v = qkv(rng, 1, 1, 1, 2, 1, 5)
-    y = check(q, k, v)
+    y = check(q, k, v, device=device)
     assert_close(y, np.repeat(to_f64(v), 2, axis=2))
 
 
@@ -291,11 +307,62 @@ def test_bad_dtypes(rng):
         gc.ops.attention(q, k, v, window=2.5)
 
 
+# ---- CUDA only: skipped without a device (conftest.py) -------------------------------------------
+# Half types with Tq > 8 take the tensor-core kernel (64 queries a block, key tiles of 64, or 32 at
+# head_dim > 128); everything else takes the split-K kernel.
+
 @pytest.mark.gpu
-def test_cuda_not_implemented(rng):
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("D", [1, 17, 64, 80, 128, 200, 256])
+@pytest.mark.parametrize("Tq", [9, 64, 65, 130])
+def test_cuda_tensor_core_kernel_shapes(rng, dtype, D, Tq):
+    check(*qkv(rng, 2, Tq, Tq + 7, 4, 2, D, dtype), dtype, "cuda")
+    check(*qkv(rng, 1, Tq, 150, 3, 1, D, dtype), dtype, "cuda", causal=False, softcap=4.0)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("kw", [dict(window=128), dict(window=128, prefix_len=70),
+                                dict(window=40, q_start=300), dict(causal=False, window=64),
+                                dict(prefix_len=500, softcap=50.0), dict(window=1, softcap=5.0)])
+def test_cuda_long_sequences_skip_tiles_exactly(rng, dtype, kw):
+    # Long enough that whole key tiles fall outside the band and are skipped.
+    check(*qkv(rng, 1, 700, 900, 4, 2, 128, dtype), dtype, "cuda", **kw)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("Tq", [1, 2, 5, 8])
+@pytest.mark.parametrize("kw", [{}, dict(window=1000), dict(softcap=50.0, prefix_len=3000)])
+def test_cuda_decode_over_a_long_cache(rng, dtype, Tq, kw):
+    check(*qkv(rng, 2, Tq, 9000, 8, 1, 256, dtype), dtype, "cuda", **kw)
+
+
+@pytest.mark.gpu
+def test_cuda_strided_inputs_and_out(rng):
     torch = pytest.importorskip("torch")
-    q, k, v = (torch.from_numpy(a).cuda() for a in qkv(rng, 1, 4, 4, 2, 1, 8))
-    with pytest.raises(NotImplementedError, match="attention"):
-        gc.ops.attention(q, k, v)
+    fused = random(rng, (2, 80, 8, 64), "bfloat16")
+    fc = on_device(fused, "cuda")
+    for Tq in (1, 80):
+        q, k, v = fused[:, -Tq:, :4], fused[:, :, 4:6], fused[:, :, 6:8]
+        want = attention_ref(q, k, v, window=30)
+        out = torch.zeros(2, 4, Tq, 64, device="cuda", dtype=torch.bfloat16).transpose(1, 2)
+        y = gc.ops.attention(fc[:, -Tq:, :4], fc[:, :, 4:6], fc[:, :, 6:8], window=30, out=out)
+        assert y is out
+        assert_close(out, want, "bfloat16")
+    with pytest.raises(ValueError, match="attention: q on cuda:0 must have a contiguous last"):
+        gc.ops.attention(fc[:, :, :4, ::2], fc[:, :, 4:6, ::2], fc[:, :, 6:8, ::2])
+
+
+@pytest.mark.gpu
+def test_cuda_float32_agrees_with_cpu_and_bad_inputs(rng):
+    torch = pytest.importorskip("torch")
+    q, k, v = qkv(rng, 1, 40, 300, 4, 2, 96)
+    y = gc.ops.attention(*(on_device(a, "cuda") for a in (q, k, v)), window=50, softcap=30.0)
+    assert_close(y, gc.ops.attention(q, k, v, window=50, softcap=30.0), rtol=1e-6)
+    qc, kc, vc = (on_device(a, "cuda") for a in qkv(rng, 1, 4, 4, 2, 1, 8))
     with pytest.raises(ValueError, match="same device"):
-        gc.ops.attention(q, k.cpu(), v)
+        gc.ops.attention(qc, kc.cpu(), vc)
+    big = torch.ones(1, 4, 2, 320, device="cuda", dtype=torch.float16)
+    with pytest.raises(ValueError, match="head_dim 320 is larger than the CUDA kernels take"):
+        gc.ops.attention(big, big, big)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import gemmacpp as gc
-from util import assert_close, random, to_f64
+from util import DEVICES, DTYPES, assert_close, on_device, random, to_f64
 
 
 def linear_ref(x, weight, bias=None):
@@ -26,17 +26,25 @@ def assert_linear_close(y, x, weight, bias=None):
 WDTYPES = ["float32", "bfloat16", "float16"]
 
 
+def rounded_on(device, x, wdtype):
+    """x as the op multiplies it: on CUDA, cuBLASLt takes x in a 16-bit weight's dtype."""
+    return x if device == "cpu" or wdtype == "float32" else x.astype(DTYPES[wdtype])
+
+
 @pytest.mark.parametrize("wdtype", WDTYPES)
 @pytest.mark.parametrize("m", [1, 2, 3, 5, 64, 130])
 @pytest.mark.parametrize("n,k", [(1, 1), (3, 7), (257, 640), (40, 1000), (70, 300), (33, 2100)])
-def test_matches_reference(rng, wdtype, m, n, k):
+@pytest.mark.parametrize("device", DEVICES)
+def test_matches_reference(rng, wdtype, m, n, k, device):
     x = random(rng, (m, k))
     w = random(rng, (n, k), wdtype)
     bias = random(rng, (n,))
-    y = gc.ops.linear(x, w, bias=bias)
-    assert y.dtype == np.float32 and y.shape == (m, n)
-    assert_linear_close(y, x, w, bias)
-    assert_linear_close(gc.ops.linear(x, w), x, w)
+    xd, wd = on_device(x, device), on_device(w, device)
+    y = gc.ops.linear(xd, wd, bias=on_device(bias, device))
+    assert str(y.dtype).removeprefix("torch.") == "float32" and tuple(y.shape) == (m, n)
+    xr = rounded_on(device, x, wdtype)
+    assert_linear_close(y, xr, w, bias)
+    assert_linear_close(gc.ops.linear(xd, wd), xr, w)
 
 
 def test_k_beyond_one_panel(rng):
@@ -175,10 +183,32 @@ def test_bad_inputs():
 
 
 @pytest.mark.gpu
-def test_cuda_not_implemented():
+@pytest.mark.parametrize("wdtype", WDTYPES)
+def test_cuda_bias_batched_and_out(rng, wdtype):
+    torch = pytest.importorskip("torch")
+    x, w = random(rng, (2, 3, 256)), random(rng, (96, 256), wdtype)
+    xr = rounded_on("cuda", x, wdtype)
+    xc, wc = on_device(x, "cuda"), on_device(w, "cuda")
+    for bdtype in WDTYPES:
+        b = random(rng, (96,), bdtype)
+        y = gc.ops.linear(xc, wc, bias=on_device(b, "cuda"))
+        assert isinstance(y, torch.Tensor) and y.is_cuda and tuple(y.shape) == (2, 3, 96)
+        assert_linear_close(y, xr, w, b)
+    out = torch.full((6, 96), float("nan"), device="cuda")
+    assert gc.ops.linear(xc.reshape(6, 256), wc, out=out) is out
+    assert_linear_close(out, xr.reshape(6, 256), w)
+    # Row-strided x and weight (slices of wider arrays) are read in place.
+    wide = random(rng, (6, 512))
+    y = gc.ops.linear(on_device(wide, "cuda")[:, :256], wc)
+    assert_linear_close(y, rounded_on("cuda", wide[:, :256], wdtype), w)
+    assert_linear_close(gc.ops.linear(xc[:, :, :0], wc[:, :0]), x[..., :0], w[:, :0])  # K = 0
+
+
+@pytest.mark.gpu
+def test_cuda_bad_inputs():
     torch = pytest.importorskip("torch")
     x = torch.ones(2, 4, device="cuda")
-    with pytest.raises(NotImplementedError, match="linear"):
-        gc.ops.linear(x, torch.ones(3, 4, device="cuda"))
     with pytest.raises(ValueError, match="same device"):
         gc.ops.linear(x, torch.ones(3, 4))
+    with pytest.raises(ValueError, match="linear: weight on cuda:0 must have a contiguous last"):
+        gc.ops.linear(x, torch.ones(4, 3, device="cuda").T)

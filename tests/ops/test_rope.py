@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import gemmacpp as gc
-from util import assert_close, random, to_f64
+from util import DEVICES, assert_close, on_device, random, to_f64
 
 FLOATS = ["float32", "float16", "bfloat16"]
 
@@ -32,10 +32,11 @@ def random_positions(rng, shape, dtype, high=4096):
 @pytest.mark.parametrize("d", [2, 6, 18, 64, 128, 256])
 @pytest.mark.parametrize("per_batch", [False, True])
 @pytest.mark.parametrize("pos_dtype", [np.int32, np.int64])
-def test_matches_reference(rng, dtype, d, per_batch, pos_dtype):
+@pytest.mark.parametrize("device", DEVICES)
+def test_matches_reference(rng, dtype, d, per_batch, pos_dtype, device):
     B, T, H = (int(n) for n in rng.integers(1, 5, size=3))
-    x = random(rng, (B, T, H, d), dtype)
-    pos = random_positions(rng, (B, T) if per_batch else (T,), pos_dtype)
+    x = on_device(random(rng, (B, T, H, d), dtype), device)
+    pos = on_device(random_positions(rng, (B, T) if per_batch else (T,), pos_dtype), device)
     y = gc.ops.rope(x, pos)
     assert y.dtype == x.dtype and y.shape == x.shape
     assert_close(y, rope_ref(x, pos), dtype)
@@ -43,20 +44,22 @@ def test_matches_reference(rng, dtype, d, per_batch, pos_dtype):
 
 @pytest.mark.parametrize("base", [10000.0, 1e6])
 @pytest.mark.parametrize("scale", [1.0, 8.0])
-def test_large_positions_are_exact_in_float32(rng, base, scale):
+@pytest.mark.parametrize("device", DEVICES)
+def test_large_positions_are_exact_in_float32(rng, base, scale, device):
     # float32 angles would be off by ~1e-3 rad at these positions; the kernel must not be.
     x = random(rng, (2, 8, 3, 256))
     pos = np.sort(rng.integers(0, 32768, size=(2, 8))).astype(np.int64)
     pos[0, -1] = 32767
-    y = gc.ops.rope(x, pos, base=base, scale=scale)
+    y = gc.ops.rope(on_device(x, device), on_device(pos, device), base=base, scale=scale)
     assert_close(y, rope_ref(x, pos, base, scale), "float32")
 
 
 @pytest.mark.parametrize("d, rotary_dim", [(256, 128), (128, 64), (6, 2), (18, 8), (5, 4), (64, 64)])
-def test_partial_rotary_dim_passes_the_rest_through(rng, d, rotary_dim):
+@pytest.mark.parametrize("device", DEVICES)
+def test_partial_rotary_dim_passes_the_rest_through(rng, d, rotary_dim, device):
     x = random(rng, (2, 5, 3, d))
     pos = random_positions(rng, (5,), np.int32)
-    y = gc.ops.rope(x, pos, rotary_dim=rotary_dim)
+    y = gc.ops.rope(on_device(x, device), on_device(pos, device), rotary_dim=rotary_dim)
     assert_close(y, rope_ref(x, pos, rotary_dim=rotary_dim))
     assert np.array_equal(y[..., rotary_dim:], x[..., rotary_dim:])
 
@@ -175,10 +178,15 @@ def test_bad_inputs():
 
 
 @pytest.mark.gpu
-def test_cuda_has_no_kernel_yet_and_says_so():
+def test_cuda_in_place_and_bad_inputs(rng):
     torch = pytest.importorskip("torch")
-    x = torch.ones(1, 2, 1, 4, device="cuda")
-    with pytest.raises(NotImplementedError, match="rope: x is on cuda:0"):
-        gc.ops.rope(x, torch.arange(2, device="cuda"))
+    x = random(rng, (2, 9, 4, 128), "bfloat16")
+    pos = random_positions(rng, (9,), np.int64)
+    xc, pc = on_device(x, "cuda"), on_device(pos, "cuda")
+    assert gc.ops.rope(xc, pc, out=xc) is xc
+    assert_close(xc, rope_ref(x, pos), "bfloat16")
+    big = torch.ones(1, 4, 2, 8, device="cuda")
     with pytest.raises(ValueError, match="rope: positions is on cpu but x is on cuda:0"):
-        gc.ops.rope(x, torch.arange(2))
+        gc.ops.rope(big, torch.arange(4))
+    with pytest.raises(ValueError, match="rope: x on cuda:0 must be contiguous"):
+        gc.ops.rope(big.transpose(1, 2), torch.arange(2, device="cuda"))

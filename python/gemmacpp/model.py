@@ -97,13 +97,14 @@ class Model:
 
     def generate(self, prompt, *, max_new_tokens: int = 64, temperature: float = 0.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-                 stop=None, stream: bool = False, images=None):
+                 stop=None, stream: bool = False, images=None, pan_and_scan: bool = False):
         """Continue `prompt` (a str, tokenized with BOS, or a list of token ids). Greedy at
         temperature 0, else sampled (top_k/top_p filtered; seed makes it reproducible). Ends at
         EOS or <end_of_turn>, after max_new_tokens, or before the first `stop` string (not
         included). Returns the generated text, or with stream=True an iterator of text pieces.
         images (Gemma 3 / PaliGemma): a list of images for the prompt's image placeholders
-        (<start_of_image> for Gemma 3); see gemmacpp.multimodal.ImageInputs.expand_prompt."""
+        (<start_of_image> for Gemma 3); see gemmacpp.multimodal.ImageInputs.expand_prompt.
+        pan_and_scan (Gemma 3): elongated images also go in as crops, as the processor does."""
         from .generate import generate
         model = self
         if images is not None:
@@ -111,8 +112,11 @@ class Model:
                 raise ValueError("images: this model has no vision tower")
             from .multimodal import _FirstCallImages
             images = list(images) if isinstance(images, (list, tuple)) else [images]
-            prompt = self._images.expand_prompt(prompt, len(images), self.tokenizer
-                                                if isinstance(prompt, str) else None)
+            num_crops = None
+            if pan_and_scan:
+                images, num_crops = self._images.pan_and_scan(images)
+            prompt = self._images.expand_prompt(prompt, len(num_crops or images), self.tokenizer
+                                                if isinstance(prompt, str) else None, num_crops)
             model = _FirstCallImages(self, images)
         it = generate(model, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
                       top_k=top_k, top_p=top_p, seed=seed, stop=stop)

@@ -67,6 +67,21 @@ def _processor_settings(path: str, model_type: str, image_size: int) -> dict:
     return s
 
 
+def _pan_and_scan_settings(path: str) -> dict:
+    """Gemma 3's pan-and-scan settings from preprocessor_config.json (released defaults else)."""
+    s = dict(min_crop_size=256, max_num_crops=4, min_ratio_to_activate=1.2)
+    folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
+    try:
+        with open(os.path.join(folder, "preprocessor_config.json"), encoding="utf-8") as f:
+            p = json.load(f)
+    except (OSError, ValueError):
+        return s
+    for name in s:
+        if p.get("pan_and_scan_" + name) is not None:
+            s[name] = p["pan_and_scan_" + name]
+    return s
+
+
 class VisionModel:
     """A bare SigLIP vision tower (a SiglipVisionModel checkpoint); see gemmacpp.load."""
 
@@ -119,6 +134,7 @@ class ImageInputs:
         self.eoi_id = int(cfg.get("eoi_token_index", 256000)) if self.kind == "gemma3" else None
         self.position_offset = 1 if self.kind == "paligemma" else 0
         self.settings = _processor_settings(path, self.kind, self.image_size)
+        self.pan_and_scan_settings = _pan_and_scan_settings(path)
 
     def soft_tokens(self, images, preprocess: bool = True) -> np.ndarray:
         """Projected soft tokens [N, tokens_per_image, d] float32."""
@@ -169,7 +185,17 @@ class ImageInputs:
                     spans=np.asarray(spans, np.int64).reshape(-1, 3),
                     span_in_window=self.kind == "gemma3")
 
-    def expand_prompt(self, prompt, n_images: int, tokenizer=None) -> list[int]:
+    def pan_and_scan(self, images):
+        """(float pixels of each image followed by its crops, crops per image): Gemma 3's
+        pan-and-scan with the checkpoint's processor settings (defaults 256 px, 4 crops, 1.2)."""
+        if self.kind != "gemma3":
+            raise ValueError("pan_and_scan: only Gemma 3 uses pan-and-scan")
+        s = dict(self.settings)
+        size = s.pop("size")
+        pas = {k: self.pan_and_scan_settings[k] for k in self.pan_and_scan_settings}
+        return _vision.preprocess_pan_and_scan(images, size=size, **pas, **s)
+
+    def expand_prompt(self, prompt, n_images: int, tokenizer=None, num_crops=None) -> list[int]:
         """Token ids of a prompt (str, or ids) with its images' tokens laid out (see module doc).
         Gemma 3: each <start_of_image> (the boi id in an id list) marks an image; with none, the
         images come first. PaliGemma: image tokens, then BOS + prompt + "\\n" (a str prompt) or the
@@ -190,6 +216,13 @@ class ImageInputs:
             if count != n_images:
                 raise ValueError(f"generate: the prompt has {count} {boi} placeholders for "
                                  f"{n_images} images")
+            if num_crops and any(num_crops):  # the processor's wording for pan-and-scan crops
+                parts = prompt.split(boi)
+                prompt = parts[0]
+                for i, nc in enumerate(num_crops):
+                    prompt += (boi if not nc else f"Here is the original image {boi} and here are "
+                               "some crops to help you see better " + " ".join([boi] * nc)) + parts[i + 1]
+                n_images += sum(num_crops)
             # boi, the soft tokens and eoi are special tokens that split the text, so the soft
             # tokens can be put in after tokenizing (the tokenizer need not know them).
             text = prompt.replace(boi, "\n\n" + boi + eoi + "\n\n")
@@ -200,6 +233,8 @@ class ImageInputs:
             for t in ids:
                 out += [t] + image if t == self.boi_id else [t]
             return out
+        if num_crops and any(num_crops):
+            raise NotImplementedError("pan-and-scan crops need a text prompt (their framing is text)")
         ids = [int(t) for t in prompt]
         count = ids.count(self.boi_id)
         if count == 0:

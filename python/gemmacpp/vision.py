@@ -99,3 +99,41 @@ def pixels_from(images, *, size: int, channels: int = 3, preprocess_images: bool
     if arr.ndim != 4 or arr.shape[1:] != (channels, size, size) or arr.shape[0] == 0:
         raise ValueError(f"pixels must be [N, {channels}, {size}, {size}], got shape {arr.shape}")
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def pan_and_scan_crops(image, *, min_crop_size: int = 256, max_num_crops: int = 4,
+                       min_ratio_to_activate: float = 1.2, index: int = 0) -> list:
+    """Gemma 3's pan-and-scan: an image much wider (taller) than high (wide) is cut into 2 ..
+    max_num_crops side-by-side (stacked) crops of about its aspect ratio, each at least
+    min_crop_size pixels on its short side; [] when the image is not elongated enough."""
+    rgb = np.asarray(to_rgb(image, index))
+    height, width = rgb.shape[:2]
+    long_, short = (width, height) if width >= height else (height, width)
+    if long_ / short < min_ratio_to_activate:
+        return []
+    n = int(np.floor(long_ / short + 0.5))  # half rounds up
+    n = min(int(np.floor(long_ / min_crop_size)), n)
+    n = min(max_num_crops, max(2, n))
+    n_w, n_h = (n, 1) if width >= height else (1, n)
+    crop_w, crop_h = -(-width // n_w), -(-height // n_h)
+    if min(crop_w, crop_h) < min_crop_size:
+        return []
+    # Array slices, as the processor takes them (the last crop may be narrower).
+    return [rgb[y:y + crop_h, x:x + crop_w] for y in range(0, crop_h * n_h, crop_h)
+            for x in range(0, crop_w * n_w, crop_w)]
+
+
+def preprocess_pan_and_scan(images, *, size: int, min_crop_size: int = 256,
+                            max_num_crops: int = 4, min_ratio_to_activate: float = 1.2,
+                            **settings):
+    """(pixels, num_crops): each image followed by its pan-and-scan crops, all preprocessed as
+    preprocess() does, and the number of crops of each image."""
+    if _is_pil(images) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)):
+        images = [images]
+    expanded, num_crops = [], []
+    for i, image in enumerate(images):
+        crops = pan_and_scan_crops(image, min_crop_size=min_crop_size, max_num_crops=max_num_crops,
+                                   min_ratio_to_activate=min_ratio_to_activate, index=i)
+        expanded += [image] + crops
+        num_crops.append(len(crops))
+    return preprocess(expanded, size=size, **settings), num_crops

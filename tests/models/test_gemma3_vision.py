@@ -133,3 +133,58 @@ def test_text_prompt_layout_with_gemma3_tokenizer():
         "<start_of_turn>user\n\n\n<start_of_image><end_of_image>\n\nWhat is this?<end_of_turn>\n", add_bos=True)
     with pytest.raises(ValueError, match="placeholders"):
         inputs.expand_prompt("<start_of_image> <start_of_image>", 1, tok)
+    # Pan-and-scan: the original image, then its crops, in the processor's wording.
+    ids = inputs.expand_prompt("<start_of_image>A<start_of_image>B", 2, tok, num_crops=[2, 0])
+    assert ids.count(255999) == 4 and ids.count(262144) == 12
+    assert [t for t in ids if t != 262144] == tok.encode(
+        "\n\n<start_of_image><end_of_image>\n\n".join(
+            ["Here is the original image ", " and here are some crops to help you see better ", " ",
+             "A", "B"]), add_bos=True)
+    with pytest.raises(NotImplementedError, match="text prompt"):
+        inputs.expand_prompt([255999], 1, tok, num_crops=[2])
+
+
+class StubTokenizer:
+    """Characters as ids 3.. (mod 200), the image markers as their ids: enough for generate."""
+    eos_id = 1
+
+    def encode(self, text, add_bos=True):
+        import re
+        ids = [2] if add_bos else []
+        for piece in re.split(r"(<start_of_image>|<end_of_image>)", text):
+            if piece == "<start_of_image>":
+                ids.append(BOI)
+            elif piece == "<end_of_image>":
+                ids.append(EOI)
+            else:
+                ids += [3 + ord(ch) % 200 for ch in piece]
+        return ids
+
+    def decode(self, ids):
+        return " ".join(str(i) for i in ids)
+
+    def piece_to_id(self, piece):
+        return None
+
+
+def test_generate_with_images_and_pan_and_scan(gemma3):
+    pytest.importorskip("PIL")
+    folder, ref = gemma3
+    m = gc.load(folder)
+    m._tokenizer = StubTokenizer()
+    rng = np.random.default_rng(9)
+    wide = rng.integers(0, 256, (300, 900, 3), dtype=np.uint8)  # 3 crops at 256 px
+    square = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    out = m.generate("Look <start_of_image> and <start_of_image>", images=[wide, square],
+                     max_new_tokens=4, pan_and_scan=True)
+    # The same as transformers given the same ids and pixels.
+    px, crops = m._images.pan_and_scan([wide, square])
+    assert crops == [3, 0]
+    ids = m._images.expand_prompt("Look <start_of_image> and <start_of_image>", 2, m.tokenizer, crops)
+    t = torch.tensor([ids])
+    with torch.no_grad():
+        want = ref.generate(input_ids=t, pixel_values=torch.from_numpy(px),
+                            token_type_ids=(t == IMG).long(), max_new_tokens=4, do_sample=False)
+    want = [i for i in want[0, len(ids):].tolist()]
+    got = [int(i) for i in out.split()]
+    assert got == want[:len(got)] and len(got) >= 1

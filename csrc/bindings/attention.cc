@@ -10,14 +10,17 @@ GEMMACPP_BINDING(attention) {
   m.def("attention",
         [](py::handle q, py::handle k, py::handle v, bool causal, std::optional<int64_t> window,
            std::optional<float> softcap, std::optional<float> scale,
-           std::optional<int64_t> q_start, int64_t prefix_len, py::handle out) {
+           std::optional<int64_t> q_start, int64_t prefix_len, py::handle key_range,
+           py::handle out) {
           auto qa = import_tensor(q, "attention: q");
           auto ka = import_tensor(k, "attention: k");
           auto va = import_tensor(v, "attention: v");
           auto oa = import_optional(out, "attention: out", /*writable=*/true);
+          auto ra = import_optional(key_range, "attention: key_range");
           ops::AttentionOptions opt;
           opt.causal = causal, opt.window = window, opt.softcap = softcap, opt.scale = scale;
           opt.q_start = q_start, opt.prefix_len = prefix_len;
+          opt.key_range = view_or_null(ra);
           Tensor r;
           {
             py::gil_scoped_release nogil;
@@ -28,7 +31,7 @@ GEMMACPP_BINDING(attention) {
         py::arg("q"), py::arg("k"), py::arg("v"), py::kw_only(), py::arg("causal") = true,
         py::arg("window") = py::none(), py::arg("softcap") = py::none(),
         py::arg("scale") = py::none(), py::arg("q_start") = py::none(),
-        py::arg("prefix_len") = 0, py::arg("out") = py::none());
+        py::arg("prefix_len") = 0, py::arg("key_range") = py::none(), py::arg("out") = py::none());
 }
 
 }  // namespace gemmacpp::bindings

@@ -60,7 +60,11 @@ GEMMACPP_BINDING(model) {
       }, py::arg("batch"), py::arg("max_len"))
       .def("forward", [](const GemmaModel& g,
                          py::array_t<int64_t, py::array::c_style | py::array::forcecast> tokens,
-                         KVCache* cache, std::optional<std::vector<int64_t>> lengths, bool last_only) {
+                         KVCache* cache, std::optional<std::vector<int64_t>> lengths, bool last_only,
+                         std::optional<py::array_t<float, py::array::c_style | py::array::forcecast>> embeds,
+                         std::optional<py::array_t<uint8_t, py::array::c_style | py::array::forcecast>> embed_mask,
+                         std::optional<py::array_t<int64_t, py::array::c_style | py::array::forcecast>> spans,
+                         bool span_in_window, int64_t position_offset) {
         GC_CHECK(tokens.ndim() == 2, ValueError, "forward: tokens must be [B, T], got rank ", tokens.ndim());
         GemmaModel::Args a;
         a.B = tokens.shape(0);
@@ -74,13 +78,33 @@ GEMMACPP_BINDING(model) {
         a.logits = logits.mutable_data();
         a.last_only = last_only;
         a.cache = cache;
+        // Vision-language inputs: soft-token rows, bidirectional spans, RoPE position offset.
+        GC_CHECK(!embeds == !embed_mask, ValueError, "forward: embeds and embed_mask go together");
+        if (embeds) {
+          GC_CHECK(embeds->ndim() == 3 && embeds->shape(0) == a.B && embeds->shape(1) == a.T &&
+                       embeds->shape(2) == g.config().d, ValueError, "forward: embeds must be [B, T, ",
+                   g.config().d, "] for tokens [", a.B, ", ", a.T, "]");
+          GC_CHECK(embed_mask->ndim() == 2 && embed_mask->shape(0) == a.B && embed_mask->shape(1) == a.T,
+                   ValueError, "forward: embed_mask must be [B, T] like tokens");
+          a.embeds = embeds->data();
+          a.embed_mask = embed_mask->data();
+        }
+        if (spans) {
+          GC_CHECK(spans->ndim() == 2 && spans->shape(1) == 3, ValueError,
+                   "forward: spans must be [n, 3] rows of (row, start, end)");
+          a.spans = spans->data();
+          a.n_spans = spans->shape(0);
+        }
+        a.span_in_window = span_in_window;
+        a.position_offset = position_offset;
         {
           py::gil_scoped_release nogil;
           g.forward(a);
         }
         return logits;
       }, py::arg("tokens"), py::arg("cache") = py::none(), py::arg("lengths") = py::none(),
-         py::arg("last_only") = false,
+         py::arg("last_only") = false, py::arg("embeds") = py::none(), py::arg("embed_mask") = py::none(),
+         py::arg("spans") = py::none(), py::arg("span_in_window") = true, py::arg("position_offset") = 0,
          "logits [B, T, V] (or [B, 1, V] with last_only) float32 for int64 tokens [B, T], rows "
          "right-padded past lengths[b]");
 

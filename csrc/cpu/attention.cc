@@ -38,12 +38,17 @@ constexpr int64_t kDecodeMaxQueries = 4;  // Tq up to this takes the split-K pat
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Keys visible to the query at absolute position p: [0, prefix_len) plus the "main" range
-// [lo, hi) given by causality and the window. lo and hi never decrease as p grows, so the keys
+// [lo, hi) given by causality and the window (or by key_lo/key_hi). lo and hi never decrease as p grows, so the keys
 // visible to any of the queries p0..p1 lie in [0, prefix_len) + [lo(p0), hi(p1)).
 struct Range {
   int64_t lo, hi;
 };
 inline Range main_range(const AttentionArgs& a, int64_t p) {
+  if (a.key_lo) {  // explicit per-query ranges; clipping keeps them non-decreasing
+    const int64_t i = p - a.q_start;
+    const int64_t hi = std::min(std::max<int64_t>(a.key_hi[i], 0), a.Tk);
+    return {std::min(std::max<int64_t>(a.key_lo[i], 0), hi), hi};
+  }
   const int64_t hi = a.causal ? std::min(p + 1, a.Tk) : a.Tk;
   int64_t lo = a.window > 0 ? std::max<int64_t>(0, p - a.window + 1) : 0;
   return {std::min(lo, std::max<int64_t>(hi, 0)), std::max<int64_t>(hi, 0)};

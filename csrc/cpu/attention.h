@@ -25,6 +25,12 @@ struct AttentionArgs {
   float scale = 1.0f;
   int64_t q_start = 0;     // absolute position of query 0
   int64_t prefix_len = 0;  // keys [0, prefix_len) are visible to every query
+  // Optional explicit per-query key ranges [Tq] (shared by the batch): query i sees keys
+  // [key_lo[i], key_hi[i]) (clipped to [0, Tk)) instead of the causal/window rule, plus the
+  // prefix. Both must be non-decreasing in i (the tiling relies on it). Masks such as
+  // bidirectional spans inside a causal sequence are expressed with these.
+  const int64_t* key_lo = nullptr;
+  const int64_t* key_hi = nullptr;
 };
 
 // out = softmax(mask(softcap(scale * q k^T))) v per (batch, query head); rows with no visible key

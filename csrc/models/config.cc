@@ -92,7 +92,12 @@ ModelConfig config_from_hf_json(const std::string& text, const std::string& what
   GC_CHECK(root.kind == Value::Kind::kObject, ValueError, what, ": not a JSON object");
   const Value* obj = &root;
   std::string type = Reader{root, what}.string_or("model_type", "");
-  if (type == "gemma3") {  // multimodal: the text model's config is nested
+  if (type == "paligemma") {  // PaliGemma (Gemma 1) and PaliGemma 2 (Gemma 2): nested text config
+    obj = root.get("text_config");
+    GC_CHECK(obj && obj->kind == Value::Kind::kObject, ValueError, what,
+             ": model_type paligemma without a text_config object");
+    type = Reader{*obj, what}.string_or("model_type", "gemma");
+  } else if (type == "gemma3") {  // multimodal: the text model's config is nested
     obj = root.get("text_config");
     GC_CHECK(obj && obj->kind == Value::Kind::kObject, ValueError, what,
              ": model_type gemma3 without a text_config object");
@@ -187,6 +192,55 @@ ModelConfig config_from_hf_file(const std::string& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return config_from_hf_json(ss.str(), "'" + path + "'");
+}
+
+void VisionConfig::validate() const {
+  auto pos = [&](int64_t v, const char* name) {
+    GC_CHECK(v >= 1, ValueError, "vision config: ", name, " must be >= 1, got ", v);
+  };
+  pos(d, "hidden_size"); pos(n_layers, "num_hidden_layers"); pos(n_heads, "num_attention_heads");
+  pos(ffn, "intermediate_size"); pos(image_size, "image_size"); pos(patch, "patch_size");
+  pos(channels, "num_channels");
+  GC_CHECK(d % n_heads == 0, ValueError, "vision config: hidden_size (", d,
+           ") is not a multiple of num_attention_heads (", n_heads, ")");
+  GC_CHECK(image_size % patch == 0, ValueError, "vision config: image_size (", image_size,
+           ") is not a multiple of patch_size (", patch, ")");
+}
+
+VisionConfig vision_config_from_hf_json(const std::string& text, const std::string& what) {
+  Value root = json::parse(text.data(), text.size(), what);
+  GC_CHECK(root.kind == Value::Kind::kObject, ValueError, what, ": not a JSON object");
+  const std::string type = Reader{root, what}.string_or("model_type", "");
+  const Value* obj = &root;
+  if (type != "siglip_vision_model") {
+    obj = root.get("vision_config");
+    GC_CHECK(obj && obj->kind == Value::Kind::kObject, ValueError, what, ": model_type '", type,
+             "' has no vision_config object");
+  }
+  Reader r{*obj, what};
+  const std::string act = r.string_or("hidden_act", "gelu_pytorch_tanh");
+  GC_CHECK(act == "gelu_pytorch_tanh" || act == "gelu_tanh", NotImplementedError, what,
+           ": vision hidden_act '", act, "' is not supported (only gelu_pytorch_tanh)");
+  VisionConfig c;  // defaults: HF's SiglipVisionConfig
+  c.d = r.integer_or("hidden_size", 768);
+  c.n_layers = r.integer_or("num_hidden_layers", 12);
+  c.n_heads = r.integer_or("num_attention_heads", 12);
+  c.head_dim = c.n_heads ? c.d / c.n_heads : 0;
+  c.ffn = r.integer_or("intermediate_size", 3072);
+  c.image_size = r.integer_or("image_size", 224);
+  c.patch = r.integer_or("patch_size", 16);
+  c.channels = r.integer_or("num_channels", 3);
+  c.norm_eps = r.number_or("layer_norm_eps", 1e-6);
+  c.validate();
+  return c;
+}
+
+VisionConfig vision_config_from_hf_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  GC_CHECK(in, ValueError, "cannot open '", path, "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return vision_config_from_hf_json(ss.str(), "'" + path + "'");
 }
 
 ModelConfig config_from_gguf(const WeightFile& f) {

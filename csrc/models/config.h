@@ -40,6 +40,22 @@ struct ModelConfig {
 ModelConfig config_from_hf_json(const std::string& text, const std::string& what);
 ModelConfig config_from_hf_file(const std::string& path);
 
+// A SigLIP vision tower (HF SiglipVisionConfig): a ViT with patch size `patch` on square images of
+// image_size pixels, pre-LN layers with biases, MLP with gelu_tanh, and a final LayerNorm.
+struct VisionConfig {
+  int64_t d = 0, n_layers = 0, n_heads = 0, head_dim = 0, ffn = 0;
+  int64_t image_size = 0, patch = 0, channels = 3;
+  double norm_eps = 1e-6;
+  int64_t patches_per_side() const { return patch > 0 ? image_size / patch : 0; }
+  int64_t n_patches() const { return patches_per_side() * patches_per_side(); }
+  void validate() const;
+};
+
+// From a config.json: model_type siglip_vision_model itself, or the vision_config of a gemma3 or
+// paligemma config (with HF's SiglipVisionConfig defaults for fields left out).
+VisionConfig vision_config_from_hf_json(const std::string& text, const std::string& what);
+VisionConfig vision_config_from_hf_file(const std::string& path);
+
 class WeightFile;
 // From GGUF metadata (general.architecture gemma, gemma2, gemma3), as llama.cpp writes it.
 ModelConfig config_from_gguf(const WeightFile& f);

@@ -134,6 +134,56 @@ void spread_rows(float* rows, int64_t V, int64_t B, int64_t T, const std::vector
   }
 }
 
+// Rows of args.embeds replace the embeddings of masked tokens (image soft tokens are not scaled).
+void override_embeddings(const GemmaModel::Args& args, const std::vector<int64_t>& count,
+                         const std::vector<int64_t>& offset, int64_t d, float* x) {
+  GC_CHECK(args.embed_mask, ValueError, "forward: embeds without embed_mask");
+  for (int64_t b = 0; b < args.B; ++b)
+    for (int64_t t = 0; t < count[size_t(b)]; ++t)
+      if (args.embed_mask[b * args.T + t])
+        std::memcpy(x + (offset[size_t(b)] + t) * d, args.embeds + (b * args.T + t) * d,
+                    size_t(d) * sizeof(float));
+}
+
+// args.spans grouped by row as flat (start, end) pairs, checked.
+std::vector<std::vector<int64_t>> spans_by_row(const GemmaModel::Args& args, const std::vector<int64_t>& count) {
+  std::vector<std::vector<int64_t>> out(static_cast<size_t>(args.B));
+  for (int64_t i = 0; i < args.n_spans; ++i) {
+    const int64_t b = args.spans[3 * i], s = args.spans[3 * i + 1], e = args.spans[3 * i + 2];
+    GC_CHECK(b >= 0 && b < args.B, ValueError, "forward: span ", i, " names row ", b, " of ", args.B);
+    std::vector<int64_t>& row = out[size_t(b)];
+    GC_CHECK(s >= 0 && s < e && e <= count[size_t(b)] && (row.empty() || s >= row.back()), ValueError,
+             "forward: span [", s, ", ", e, ") of row ", b, " is empty, outside its ", count[size_t(b)],
+             " tokens, or overlaps or precedes the previous span");
+    row.push_back(s);
+    row.push_back(e);
+  }
+  return out;
+}
+
+// Per-query key ranges (key indices, this call's token t at key_offset + t) for causal attention
+// (with a window W > 0 on local layers) in which tokens of a span [s, e) also see the span's later
+// tokens: lo = p - W + 1 (or, with !in_window, at most s), hi = max(p + 1, e). Both non-decreasing.
+void span_key_ranges(const std::vector<int64_t>& spans, int64_t n, int64_t key_offset, int64_t window,
+                     bool in_window, std::vector<int64_t>* lo, std::vector<int64_t>* hi) {
+  lo->resize(size_t(n));
+  hi->resize(size_t(n));
+  size_t k = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    while (k < spans.size() && spans[k + 1] <= t) k += 2;
+    const bool in_span = k < spans.size() && spans[k] <= t;
+    const int64_t p = key_offset + t;
+    int64_t l = window > 0 ? std::max<int64_t>(0, p - window + 1) : 0;
+    int64_t h = p + 1;
+    if (in_span) {
+      h = std::max(h, key_offset + spans[k + 1]);
+      if (!in_window) l = std::min(l, key_offset + spans[k]);
+    }
+    (*lo)[size_t(t)] = l;
+    (*hi)[size_t(t)] = h;
+  }
+}
+
 }  // namespace
 
 GemmaModel::GemmaModel(ModelConfig config, std::shared_ptr<const WeightFile> weights)
@@ -222,10 +272,12 @@ void GemmaModel::forward(const Args& args) const {
   std::vector<int64_t> ids(static_cast<size_t>(M)), positions(static_cast<size_t>(M));
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t t = 0; t < count[size_t(b)]; ++t) {
-      const int64_t id = args.tokens[b * T + t], r = offset[size_t(b)] + t;
+      int64_t id = args.tokens[b * T + t];
+      const int64_t r = offset[size_t(b)] + t;
+      if (args.embed_mask && args.embed_mask[b * T + t]) id = 0;  // replaced by embeds below
       GC_CHECK(id >= 0 && id < V, ValueError, "forward: token id ", id, " is out of range [0, ", V, ")");
       ids[size_t(r)] = id;
-      positions[size_t(r)] = start[size_t(b)] + t;
+      positions[size_t(r)] = start[size_t(b)] + t + args.position_offset;
     }
   }
   const int64_t out_rows = args.last_only ? B : B * T;
@@ -245,6 +297,9 @@ void GemmaModel::forward(const Args& args) const {
   };
 
   embed_rows(*embed_, ids.data(), M, d, c.embed_scale, x.data());
+  if (args.embeds) override_embeddings(args, count, offset, d, x.data());
+  const std::vector<std::vector<int64_t>> spans = spans_by_row(args, count);
+  std::vector<int64_t> key_lo, key_hi;  // per-query key ranges of one sequence with spans
   for (int64_t li = 0; li < c.n_layers; ++li) {
     const GemmaLayerWeights& w = layers_[size_t(li)];
     const LayerConfig& lc = c.layers[size_t(li)];
@@ -281,6 +336,7 @@ void GemmaModel::forward(const Args& args) const {
       a.window = lc.local ? lc.window : 0;
       a.softcap = c.attn_softcap;
       a.scale = c.attn_scale();
+      int64_t key_offset = 0;  // key index of this call's first token
       if (cache) {
         LayerKV& kv = cache->layers()[size_t(li)];
         std::vector<float>& ck = kv.k[size_t(b)];
@@ -295,6 +351,7 @@ void GemmaModel::forward(const Args& args) const {
           a.k = ck.data(); a.v = cv.data();
           a.Tk = pos0 + n;
           a.q_start = pos0;
+          key_offset = pos0;
         } else {
           // The window's older keys come out of the ring in position order, then the new ones, so
           // the kernel sees one contiguous run; relative positions (all the mask needs) are kept.
@@ -320,8 +377,14 @@ void GemmaModel::forward(const Args& args) const {
           a.k = k_window.data(); a.v = v_window.data();
           a.Tk = n_old + n;
           a.q_start = n_old;
+          key_offset = n_old;
         }
         a.k_stride[0] = a.v_stride[0] = a.Tk * R;
+      }
+      if (!spans[size_t(b)].empty()) {
+        span_key_ranges(spans[size_t(b)], n, key_offset, a.window, args.span_in_window, &key_lo, &key_hi);
+        a.key_lo = key_lo.data();
+        a.key_hi = key_hi.data();
       }
       cpu::attention(a);
     }

@@ -49,6 +49,19 @@ class GemmaModel {
     float* logits = nullptr;
     bool last_only = false;
     KVCache* cache = nullptr;
+    // Vision-language inputs (all optional; see python/gemmacpp/model.py for the layouts).
+    // embeds [B, T, d] float32: row (b, t) is used instead of token (b, t)'s (scaled) embedding
+    // where embed_mask[b * T + t] != 0 (image soft tokens; their ids are not looked up).
+    const float* embeds = nullptr;
+    const uint8_t* embed_mask = nullptr;
+    // Bidirectional spans, n_spans rows of (b, start, end): tokens [start, end) of row b (indices
+    // into this call's tokens) also see the span's later tokens. Per row sorted and disjoint.
+    // On sliding-window layers a span stays inside the window when span_in_window (Gemma 3's
+    // image blocks), else its tokens see all of it (PaliGemma 2's prefix).
+    const int64_t* spans = nullptr;
+    int64_t n_spans = 0;
+    bool span_in_window = true;
+    int64_t position_offset = 0;  // added to RoPE positions (PaliGemma counts from 1)
   };
   void forward(const Args& args) const;
   void forward(const int64_t* tokens, int64_t B, int64_t T, float* logits, KVCache* cache = nullptr) const {

@@ -1,6 +1,7 @@
 #include "csrc/ops/attention.h"
 
 #include <cmath>
+#include <vector>
 
 #include "csrc/cpu/attention.h"
 #include "csrc/ops/common.h"
@@ -70,7 +71,27 @@ Tensor attention(const TensorView& q_in, const TensorView& k_in, const TensorVie
            opt.q_start.value_or(0));
   GC_CHECK(opt.prefix_len >= 0, ValueError, kOp, ": prefix_len must be >= 0, got ",
            opt.prefix_len);
+  std::vector<int64_t> key_lo, key_hi;
+  if (opt.key_range) {
+    const TensorView& r_in = *opt.key_range;
+    GC_CHECK(r_in.dtype == DType::kI64, TypeError, kOp, ": key_range must be int64, got ",
+             dtype_name(r_in.dtype));
+    check_shape(kOp, "key_range", r_in, {Tq, 2});
+    GC_CHECK(r_in.device.is_cpu(), ValueError, kOp, ": key_range must be on the CPU");
+    Tensor keep;
+    const int64_t* r = static_cast<const int64_t*>(dense(r_in, keep).data);
+    for (int64_t i = 0; i < Tq; ++i) {
+      key_lo.push_back(r[2 * i]);
+      key_hi.push_back(r[2 * i + 1]);
+      GC_CHECK(i == 0 || (key_lo[size_t(i)] >= key_lo[size_t(i) - 1] &&
+                          key_hi[size_t(i)] >= key_hi[size_t(i) - 1]),
+               ValueError, kOp, ": key_range columns must be non-decreasing; row ", i, " is [",
+               key_lo[size_t(i)], ", ", key_hi[size_t(i)], ") after [", key_lo[size_t(i) - 1], ", ",
+               key_hi[size_t(i) - 1], ")");
+    }
+  }
   if (!q_in.device.is_cpu()) {
+    GC_CHECK(!opt.key_range, NotImplementedError, kOp, ": key_range has no CUDA kernel yet");
 #ifdef GEMMACPP_WITH_CUDA
     // No device-side copies of strided views yet: head_dim rows must be contiguous already.
     GC_CHECK(q_in.rows_contiguous(), ValueError, kOp, ": q on ", q_in.device.str(),
@@ -104,6 +125,7 @@ Tensor attention(const TensorView& q_in, const TensorView& k_in, const TensorVie
 
   cpu::AttentionArgs a;
   fill_args(a, q, k, v, y.view(), opt);
+  if (opt.key_range) a.key_lo = key_lo.data(), a.key_hi = key_hi.data();
   cpu::attention(a);
   return y.finish();
 }

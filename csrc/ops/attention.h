@@ -13,6 +13,9 @@ struct AttentionOptions {
   std::optional<float> scale;      // default head_dim ** -0.5
   std::optional<int64_t> q_start;  // absolute position of query 0; default Tk - Tq
   int64_t prefix_len = 0;          // keys [0, prefix_len) are visible to every query
+  // int64 [Tq, 2]: query i sees keys [lo, hi) = key_range[i] (plus the prefix) instead of the
+  // causal/window rule; both columns non-decreasing.
+  const TensorView* key_range = nullptr;
 };
 
 // Scaled dot-product attention, q [B,Tq,Hq,D], k/v [B,Tk,Hkv,D] with Hq % Hkv == 0; returns

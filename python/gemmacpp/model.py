@@ -26,10 +26,11 @@ from ._runtime import set_num_threads
 class Model:
     """A loaded Gemma text model; see gemmacpp.load."""
 
-    def __init__(self, core_model):
+    def __init__(self, core_model, images=None):
         self._m = core_model
         self._config = None
         self._tokenizer = None
+        self._images = images  # multimodal.ImageInputs of Gemma 3 / PaliGemma checkpoints
 
     @property
     def config(self) -> dict:
@@ -64,15 +65,35 @@ class Model:
         Pass it to forward(tokens, cache=...) to continue the sequences it holds."""
         return self._m.new_cache(int(batch), int(DEFAULT_MAX_LEN if max_len is None else max_len))
 
-    def forward(self, tokens, *, cache=None, lengths=None, last_only: bool = False) -> np.ndarray:
+    def forward(self, tokens, *, cache=None, lengths=None, last_only: bool = False,
+                images=None) -> np.ndarray:
         """Logits [B, T, vocab] float32 for tokens: a list of ints (one sequence), a list of lists
         (a batch; rows of different lengths are right-padded), or an int array [T] or [B, T].
         lengths: the number of real tokens of each row of a padded array (the rest is ignored).
         Logits of padding positions are zero. Each row is its own sequence at positions 0, 1, ...;
         with a cache, row b continues cached sequence b at position cache.lengths[b] (and is
-        appended to it). last_only: logits [B, 1, vocab] of each row's last real token only."""
-        arr, row_lengths = _token_batch(tokens, self.config["vocab_size"], lengths)
-        return self._m.forward(arr, cache, row_lengths, bool(last_only))
+        appended to it). last_only: logits [B, 1, vocab] of each row's last real token only.
+        images (Gemma 3 / PaliGemma): PIL images or uint8 HWC arrays (or float pixels
+        [N, 3, S, S]) filling the image tokens in order; see gemmacpp.multimodal for the layout."""
+        # Vision-language checkpoints: image soft tokens, bidirectional spans, position offset.
+        vision_kw, vocab = {}, self.config["vocab_size"]
+        if self._images is not None:
+            vision_kw["position_offset"] = self._images.position_offset
+            if images is not None:  # the image token id may lie past the vocabulary
+                vocab = max(vocab, self._images.image_token_id + 1)
+        elif images is not None:
+            raise ValueError("images: this model has no vision tower")
+        arr, row_lengths = _token_batch(tokens, vocab, lengths)
+        if images is not None:
+            vision_kw.update(self._images.forward_inputs(arr, row_lengths, images))
+        return self._m.forward(arr, cache, row_lengths, bool(last_only), **vision_kw)
+
+    def encode_image(self, images, *, preprocess: bool = True) -> np.ndarray:
+        """Soft tokens [N, tokens_per_image, d] float32 that images become in the text model (PIL
+        images / uint8 HWC arrays, or float pixels [N, 3, S, S] in [-1, 1] with preprocess=False)."""
+        if self._images is None:
+            raise ValueError("encode_image: this model has no vision tower")
+        return self._images.soft_tokens(images, preprocess)
 
     def apply_chat_template(self, messages, *, add_generation_prompt: bool = True,
                             tokenize: bool = False):
@@ -85,14 +106,31 @@ class Model:
 
     def generate(self, prompt, *, max_new_tokens: int = 64, temperature: float = 0.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-                 stop=None, stream: bool = False):
+                 stop=None, stream: bool = False, images=None, pan_and_scan: bool = False):
         """Continue `prompt` (a str, tokenized with BOS; a chat as a list of {"role", "content"}
         messages, formatted with apply_chat_template; or a list of token ids). Greedy at
         temperature 0, else sampled (top_k/top_p filtered; seed makes it reproducible). Ends at
         EOS or <end_of_turn>, after max_new_tokens, or before the first `stop` string (not
-        included). Returns the generated text, or with stream=True an iterator of text pieces."""
+        included). Returns the generated text, or with stream=True an iterator of text pieces.
+        images (Gemma 3 / PaliGemma): a list of images for the prompt's image placeholders
+        (<start_of_image> for Gemma 3); see gemmacpp.multimodal.ImageInputs.expand_prompt.
+        pan_and_scan (Gemma 3): elongated images also go in as crops, as the processor does."""
         from .generate import generate
-        it = generate(self, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
+        model = self
+        if images is not None:
+            if self._images is None:
+                raise ValueError("images: this model has no vision tower")
+            from .multimodal import _FirstCallImages
+            if _is_chat(prompt):  # image items became <start_of_image> placeholders in the text
+                prompt = self.apply_chat_template(prompt).removeprefix("<bos>")
+            images = list(images) if isinstance(images, (list, tuple)) else [images]
+            num_crops = None
+            if pan_and_scan:
+                images, num_crops = self._images.pan_and_scan(images)
+            prompt = self._images.expand_prompt(prompt, len(num_crops or images), self.tokenizer
+                                                if isinstance(prompt, str) else None, num_crops)
+            model = _FirstCallImages(self, images)
+        it = generate(model, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
                       top_k=top_k, top_p=top_p, seed=seed, stop=stop)
         return it if stream else "".join(it)
 
@@ -100,6 +138,10 @@ class Model:
         c = self.config
         return (f"<gemmacpp.Model {c['family']} {c['num_layers']} layers, d={c['hidden_size']}, "
                 f"vocab={c['vocab_size']}: {self.path!r}>")
+
+
+def _is_chat(prompt) -> bool:
+    return isinstance(prompt, (list, tuple)) and bool(prompt) and all(isinstance(m, dict) for m in prompt)
 
 
 def _token_batch(tokens, vocab: int, lengths=None):
@@ -166,6 +208,15 @@ def load(source=None, *, device: str = "cpu", dtype=None, threads: int | None = 
     path = os.fspath(source)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such checkpoint: {path!r}")
+    # Vision checkpoints by config.json's model_type: a bare SigLIP tower, Gemma 3 with a
+    # vision_config, PaliGemma.
+    from . import multimodal
+    cfg = multimodal.read_config(path)
+    if multimodal.is_vision_config(cfg):
+        if cfg["model_type"] == "siglip_vision_model":
+            return multimodal.VisionModel(_core.load_siglip(path), path)
+        text, tower, projector = _core.load_multimodal(path, int(cfg.get("mm_tokens_per_image", 256)))
+        return Model(text, multimodal.ImageInputs(cfg, path, tower, projector))
     return Model(_core.load_gemma(path))
 
 

@@ -12,18 +12,21 @@ from . import _core
 from ._arrays import result as _result
 from .quant import QuantizedTensor
 
-__all__ = ["attention", "softcap", "rms_norm", "rope", "gelu_tanh", "geglu", "linear",
-           "dequantize"]
+__all__ = ["attention", "softcap", "rms_norm", "layer_norm", "rope", "gelu_tanh", "geglu",
+           "linear", "dequantize"]
 
 
 def attention(q, k, v, *, causal=True, window=None, softcap=None, scale=None, q_start=None,
-              prefix_len=0, out=None):
+              prefix_len=0, key_range=None, out=None):
     """Scaled dot-product attention for every head layout of the Gemma family.
 
     q: [B, Tq, Hq, D]; k, v: [B, Tk, Hkv, D] with Hq % Hkv == 0 (MHA, GQA, MQA); query head h
     reads KV head h // (Hq // Hkv). Query i sits at absolute position p = q_start + i (default
     Tk - Tq, i.e. the queries are the last Tq keys). Key j is visible to it iff j < prefix_len, or
     (not causal or j <= p) and (window is None or p - j < window).
+    key_range: int [Tq, 2], optional: query i sees keys key_range[i, 0] <= j < key_range[i, 1]
+    (plus the prefix) instead of the causal/window rule; both columns must be non-decreasing
+    (e.g. bidirectional spans inside a causal sequence).
 
     Scores are s = scale * q.k (scale defaults to D ** -0.5); with softcap, s = softcap *
     tanh(s / softcap); then a softmax over the visible keys. A query with no visible key gets
@@ -32,7 +35,9 @@ def attention(q, k, v, *, causal=True, window=None, softcap=None, scale=None, q_
     return _result(q, out, _core.attention(
         q, k, v, causal=bool(causal), window=_opt_int(window, "window"),
         softcap=_opt_float(softcap, "softcap"), scale=_opt_float(scale, "scale"),
-        q_start=_opt_int(q_start, "q_start"), prefix_len=_int(prefix_len, "prefix_len"), out=out))
+        q_start=_opt_int(q_start, "q_start"), prefix_len=_int(prefix_len, "prefix_len"),
+        key_range=_opt_int_array(key_range, "key_range"),
+        out=out))
 
 
 def softcap(x, cap, *, out=None):
@@ -47,6 +52,14 @@ def rms_norm(x, weight, eps=1e-6, *, unit_offset=True, out=None):
     statistics are computed in float32 whatever the dtype of x.
     """
     return _result(x, out, _core.rms_norm(x, weight, _float(eps, "eps"), bool(unit_offset), out))
+
+
+def layer_norm(x, weight, bias=None, eps=1e-6, *, out=None):
+    """(x - mean) / sqrt(var + eps) * weight + bias over the last axis of x (biased variance, as
+    torch.nn.LayerNorm). weight and bias: [D], one float dtype (bias None: no bias). The
+    statistics are computed in float32 whatever the dtype of x.
+    """
+    return _result(x, out, _core.layer_norm(x, weight, bias, _float(eps, "eps"), out))
 
 
 def rope(x, positions, *, base=10000.0, scale=1.0, rotary_dim=None, out=None):
@@ -128,3 +141,12 @@ def _int(value, name):
 
 def _opt_int(value, name):
     return None if value is None else _int(value, name)
+
+
+def _opt_int_array(value, name):
+    if value is None:
+        return None
+    arr = np.asarray(value)
+    if arr.size and arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integers, got {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.int64)

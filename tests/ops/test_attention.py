@@ -366,3 +366,82 @@ def test_cuda_float32_agrees_with_cpu_and_bad_inputs(rng):
     big = torch.ones(1, 4, 2, 320, device="cuda", dtype=torch.float16)
     with pytest.raises(ValueError, match="head_dim 320 is larger than the CUDA kernels take"):
         gc.ops.attention(big, big, big)
+
+
+# ---- explicit per-query key ranges ---------------------------------------------------------------
+
+def attention_ranges_ref(q, k, v, key_range, prefix_len=0, softcap=None, scale=None):
+    """The reference with per-query visible keys [lo, hi) (plus the prefix), in float64."""
+    q, k, v = to_f64(q), to_f64(k), to_f64(v)
+    B, Tq, Hq, D = q.shape
+    Tk, Hkv = k.shape[1], k.shape[2]
+    scale = D**-0.5 if scale is None else scale
+    k = np.repeat(k, Hq // Hkv, axis=2)
+    v = np.repeat(v, Hq // Hkv, axis=2)
+    s = np.einsum("bihd,bjhd->bhij", q, k) * scale
+    if softcap is not None:
+        s = softcap * np.tanh(s / softcap)
+    out = np.zeros((B, Tq, Hq, D))
+    j = np.arange(Tk)
+    for i in range(Tq):
+        lo, hi = key_range[i]
+        keys = np.nonzero((j < prefix_len) | ((j >= lo) & (j < hi)))[0]
+        if len(keys) == 0:
+            continue
+        row = s[:, :, i, keys]
+        e = np.exp(row - row.max(-1, keepdims=True))
+        out[:, i] = np.einsum("bhj,bjhd->bhd", e / e.sum(-1, keepdims=True), v[:, keys])
+    return out
+
+
+def spans_ranges(T, spans, window=None, q_start=0):
+    """Causal (optionally windowed) ranges with bidirectional spans [s, e): a query inside a span
+    also sees the span's later keys (Gemma 3's image blocks; PaliGemma's prefix)."""
+    r = np.zeros((T, 2), np.int64)
+    for i in range(T):
+        p = q_start + i
+        hi = p + 1
+        for s, e in spans:
+            if s <= p < e:
+                hi = max(hi, e)
+        r[i] = (0 if window is None else max(0, p - window + 1), hi)
+    return r
+
+
+@pytest.mark.parametrize("T,spans,window", [
+    (40, [(3, 12)], None), (40, [(3, 12), (20, 37)], None), (40, [(0, 25)], None),
+    (90, [(5, 70)], 16), (90, [(2, 9), (30, 80)], 7), (200, [(10, 150)], None)])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_key_range_spans(rng, T, spans, window, dtype):
+    q, k, v = qkv(rng, 2, T, T, 4, 2, 32, dtype)
+    r = spans_ranges(T, spans, window)
+    y = gc.ops.attention(q, k, v, key_range=r)
+    assert_close(y, attention_ranges_ref(q, k, v, r), dtype)
+
+
+@pytest.mark.parametrize("Tq", [1, 3, 37])
+def test_key_range_with_cache_offset_prefix_and_softcap(rng, Tq):
+    # Queries after cached keys (q_start > 0), both kernels (Tq <= 4 is split-K).
+    Tk = 300
+    q, k, v = qkv(rng, 1, Tq, Tk, 4, 1, 16)
+    r = spans_ranges(Tq, [(Tk - Tq, Tk - 1)] if Tq > 1 else [], window=50, q_start=Tk - Tq)
+    y = gc.ops.attention(q, k, v, key_range=r, prefix_len=5, softcap=20.0)
+    assert_close(y, attention_ranges_ref(q, k, v, r, prefix_len=5, softcap=20.0))
+
+
+def test_key_range_overrides_causal_and_empty_rows(rng):
+    q, k, v = qkv(rng, 1, 12, 20, 2, 2, 8)
+    r = np.array([[0, 0]] * 3 + [[2, 5]] * 4 + [[4, 30]] * 5)  # empty rows, then clipped to Tk
+    y = gc.ops.attention(q, k, v, key_range=r, causal=True, window=2)
+    assert_close(y, attention_ranges_ref(q, k, v, np.minimum(r, 20)))
+    assert np.all(np.asarray(y)[:, :3] == 0)
+
+
+def test_key_range_checked(rng):
+    q, k, v = qkv(rng, 1, 6, 6, 2, 2, 8)
+    with pytest.raises(ValueError, match="key_range"):
+        gc.ops.attention(q, k, v, key_range=np.zeros((5, 2), np.int64))
+    with pytest.raises(ValueError, match="non-decreasing"):
+        gc.ops.attention(q, k, v, key_range=np.array([[0, 3], [0, 2]] + [[0, 6]] * 4))
+    with pytest.raises(TypeError, match="key_range"):
+        gc.ops.attention(q, k, v, key_range=np.zeros((6, 2), np.float32))

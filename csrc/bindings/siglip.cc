@@ -1,0 +1,93 @@
+// The SigLIP vision tower, vision projectors and multimodal (Gemma 3 / PaliGemma) checkpoints.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <string>
+
+#include "csrc/bindings/registry.h"
+#include "csrc/core/error.h"
+#include "csrc/models/multimodal.h"
+#include "csrc/models/siglip.h"
+
+namespace gemmacpp::bindings {
+namespace {
+
+namespace py = pybind11;
+using F32Array = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+py::dict vision_config_to_py(const VisionConfig& c) {
+  py::dict out;
+  out["family"] = "siglip";
+  out["hidden_size"] = c.d;
+  out["num_layers"] = c.n_layers;
+  out["num_heads"] = c.n_heads;
+  out["head_dim"] = c.head_dim;
+  out["intermediate_size"] = c.ffn;
+  out["image_size"] = c.image_size;
+  out["patch_size"] = c.patch;
+  out["num_channels"] = c.channels;
+  out["num_patches"] = c.n_patches();
+  out["norm_eps"] = c.norm_eps;
+  return out;
+}
+
+}  // namespace
+
+GEMMACPP_BINDING(siglip) {
+  using SM = std::shared_ptr<SiglipModel>;
+  py::class_<SiglipModel, SM>(m, "SiglipModel", "A SigLIP vision tower (use gemmacpp.load)")
+      .def("config", [](const SiglipModel& s) { return vision_config_to_py(s.config()); })
+      .def_property_readonly("path", [](const SiglipModel& s) { return s.weights().path; })
+      .def("encode", [](const SiglipModel& s, F32Array pixels) {
+        const VisionConfig& c = s.config();
+        GC_CHECK(pixels.ndim() == 4 && pixels.shape(1) == c.channels && pixels.shape(2) == c.image_size &&
+                     pixels.shape(3) == c.image_size && pixels.shape(0) >= 1,
+                 ValueError, "encode_image: pixels must be [N, ", c.channels, ", ", c.image_size, ", ",
+                 c.image_size, "] float32 with N >= 1");
+        const int64_t N = pixels.shape(0);
+        py::array_t<float> out({N, c.n_patches(), c.d});
+        {
+          py::gil_scoped_release nogil;
+          s.encode(pixels.data(), N, out.mutable_data());
+        }
+        return out;
+      }, py::arg("pixels"), "last hidden state [N, P, d] float32 for pixels [N, C, S, S]");
+
+  py::class_<VisionProjector, std::shared_ptr<VisionProjector>>(m, "VisionProjector")
+      .def_property_readonly("tokens", &VisionProjector::tokens)
+      .def_property_readonly("out_dim", &VisionProjector::out_dim)
+      .def("project", [](const VisionProjector& p, F32Array features) {
+        GC_CHECK(features.ndim() == 3 && features.shape(0) >= 1, ValueError,
+                 "project: features must be [N, P, d] float32");
+        const int64_t N = features.shape(0);
+        py::array_t<float> out({N, p.tokens(), p.out_dim()});
+        {
+          py::gil_scoped_release nogil;
+          p.project(features.data(), N, out.mutable_data());
+        }
+        return out;
+      }, py::arg("features"));
+
+  m.def("load_siglip", [](const std::string& path) {
+    SM model;
+    {
+      py::gil_scoped_release nogil;
+      model = load_siglip(path);
+    }
+    return model;
+  }, py::arg("path"), "Load a SiglipVisionModel from a HF checkpoint folder or .safetensors file");
+
+  m.def("load_multimodal", [](const std::string& path, int64_t tokens_per_image) {
+    MultimodalModel mm;
+    {
+      py::gil_scoped_release nogil;
+      mm = load_multimodal(path, tokens_per_image);
+    }
+    return py::make_tuple(mm.text, mm.vision, mm.projector);
+  }, py::arg("path"), py::arg("tokens_per_image"),
+     "(text GemmaModel, SiglipModel, VisionProjector) of a Gemma 3 / PaliGemma checkpoint");
+}
+
+}  // namespace gemmacpp::bindings

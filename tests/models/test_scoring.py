@@ -191,3 +191,13 @@ def test_rolling_windows_are_the_harness_windows():
                 token_list=tokens, prefix_token=2, max_seq_len=max_length, context_len=context_len)]
             assert rolling_windows(tokens, 2, max_length, context_len) == ref, (max_length, context_len)
     assert rolling_windows([], 2, 8) == []
+
+
+def test_rolling_token_ids_without_a_tokenizer(id_model):
+    m, hf = id_model
+    ids = [int(t) for t in np.random.default_rng(5).integers(3, COMMON["vocab_size"], 30)]
+    whole, = m.loglikelihood_rolling([ids])  # predicted from Gemma's BOS, 2
+    assert whole == pytest.approx(ref_scores(hf, [([2], ids)])[0][0], rel=TOL)
+    windowed, = m.loglikelihood_rolling([ids], max_length=8, context_len=3)
+    ref = sum(ref_scores(hf, [w])[0][0] for w in rolling_windows(ids, 2, 8, 3))
+    assert windowed == pytest.approx(ref, rel=TOL)

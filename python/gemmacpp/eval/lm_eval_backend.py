@@ -25,7 +25,7 @@ import gemmacpp as gc
 
 from ..model import DEFAULT_MAX_LEN
 from .generation import greedy_until
-from .scoring import _encode, encode_pair, rolling_windows, score_tokens
+from .scoring import encode_text, encode_pair, rolling_windows, score_tokens
 
 
 @register_model("gemmacpp")
@@ -57,7 +57,7 @@ class GemmaCppLM(LM):
         # first window predicts all of it from BOS.
         pairs, owner = [], []
         for i, req in enumerate(requests):
-            ids = _encode(self.tok, req.args[0])
+            ids = encode_text(self.tok, req.args[0])
             for w in rolling_windows(ids, self.tok.bos_id, self.max_length):
                 pairs.append(w)
                 owner.append(i)
@@ -93,7 +93,7 @@ class GemmaCppLM(LM):
                 if max_new >= self.max_length:
                     raise ValueError(f"max_gen_toks={max_new} leaves no room in max_length={self.max_length}")
                 keep = self.max_length - max_new  # the harness keeps the prompt's latest tokens
-                prompts = [_encode(self.tok, c)[-keep:] for _, c in items]
+                prompts = [encode_text(self.tok, c)[-keep:] for _, c in items]
                 texts = greedy_until(self.model, prompts, max_new_tokens=max_new, stops=list(until),
                                      batch_size=self.batch_size, progress=bar.update)
                 for (i, _), text in zip(items, texts):

@@ -31,7 +31,7 @@ LOGITS_BUDGET_BYTES = 256 << 20
 
 # ---- tokenization, as the harness does it ----
 
-def _encode(tok, text: str) -> list[int]:
+def encode_text(tok, text: str) -> list[int]:
     """Text with BOS, unless it already starts with the BOS text (then it is not doubled)."""
     bos_text = tok.id_to_piece(tok.bos_id)
     return tok.encode(text, add_bos=not text.startswith(bos_text))
@@ -49,10 +49,10 @@ def encode_pair(tok, context, continuation) -> tuple[list[int], list[int]]:
         n_spaces = len(context) - len(context.rstrip())
         if n_spaces:
             context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
-        whole = _encode(tok, context + continuation)
-        ctx = _encode(tok, context)
+        whole = encode_text(tok, context + continuation)
+        ctx = encode_text(tok, context)
         return ctx, whole[len(ctx):]
-    ctx = _encode(tok, context) if isinstance(context, str) else [int(t) for t in context]
+    ctx = encode_text(tok, context) if isinstance(context, str) else [int(t) for t in context]
     cont = tok.encode(continuation, add_bos=False) if isinstance(continuation, str) \
         else [int(t) for t in continuation]
     return ctx, cont
@@ -95,13 +95,13 @@ def _log_softmax_at(logits: np.ndarray, targets) -> tuple[float, bool]:
     return logp, greedy
 
 
-def _score_batch(model, items) -> list[tuple[float, bool]]:
+def _score_batch(model, items, share: bool = True) -> list[tuple[float, bool]]:
     """items: (context_ids, continuation_ids) with non-empty contexts and continuations, that fit
-    the model's window. Identical contexts are run once."""
+    the model's window. With share, identical contexts are run once."""
     ctx_index, contexts = {}, []
     which = []
-    for ctx, _ in items:
-        key = tuple(ctx)
+    for i, (ctx, _) in enumerate(items):
+        key = tuple(ctx) if share else i
         if key not in ctx_index:
             ctx_index[key] = len(contexts)
             contexts.append(ctx)
@@ -164,10 +164,8 @@ def score_tokens(model, pairs, *, batch_size: int = 16, shared_prefix: bool = Tr
                 break
             end += 1
         chunk = todo[start:end]
-        if shared_prefix:
-            scored = _score_batch(model, [(c, k) for _, c, k in chunk])
-        else:  # every request its own context pass (for checks and benchmarks)
-            scored = [_score_batch(model, [(c, k)])[0] for _, c, k in chunk]
+        # Without shared_prefix every request has its own context row (for checks and benchmarks).
+        scored = _score_batch(model, [(c, k) for _, c, k in chunk], share=shared_prefix)
         for (i, _, _), r in zip(chunk, scored):
             results[i] = r
         if progress is not None:
@@ -204,9 +202,8 @@ def loglikelihood_rolling(model, texts, *, max_length: int | None = None, contex
             tok = tok or model.tokenizer
             ids, prefix = tok.encode(text, add_bos=False), tok.bos_id
         else:
-            # Ids are the tokens to predict; BOS is the prefix (the tokenizer's, else Gemma's 2).
-            ids = [int(t) for t in text]
-            prefix = model.tokenizer.bos_id if tok or _has_tokenizer(model) else 2
+            ids = [int(t) for t in text]  # the tokens to predict
+            prefix = tok.bos_id if tok else _bos_id(model)
         for w in rolling_windows(ids, prefix, max_length, context_len):
             pairs.append(w)
             owner.append(i)
@@ -217,9 +214,9 @@ def loglikelihood_rolling(model, texts, *, max_length: int | None = None, contex
     return totals
 
 
-def _has_tokenizer(model) -> bool:
+def _bos_id(model) -> int:
+    """The tokenizer's BOS id; without a tokenizer (a bare checkpoint scored by ids), Gemma's 2."""
     try:
-        model.tokenizer
-        return True
+        return model.tokenizer.bos_id
     except (FileNotFoundError, ValueError, NotImplementedError):
-        return False
+        return 2

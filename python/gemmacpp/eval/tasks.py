@@ -19,7 +19,7 @@ import json
 import math
 
 from .generation import greedy_until
-from .scoring import _encode, encode_pair
+from .scoring import encode_text, encode_pair
 
 
 def read_jsonl(path) -> list[dict]:
@@ -92,7 +92,7 @@ def evaluate(model, rows, *, max_new_tokens: int = 32, until=("\n",), max_length
         metrics["acc_norm"] = acc_norm / len(mc)
     if gen:
         tok = model.tokenizer
-        prompts = [_encode(tok, _prompt(r, n)) for n, r in gen]  # with BOS, as is
+        prompts = [encode_text(tok, _prompt(r, n)) for n, r in gen]  # with BOS, as is
         texts = greedy_until(model, prompts, max_new_tokens=max_new_tokens, stops=list(until),
                              batch_size=batch_size, progress=progress)
         hits = 0

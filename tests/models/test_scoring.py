@@ -201,3 +201,17 @@ def test_rolling_token_ids_without_a_tokenizer(id_model):
     windowed, = m.loglikelihood_rolling([ids], max_length=8, context_len=3)
     ref = sum(ref_scores(hf, [w])[0][0] for w in rolling_windows(ids, 2, 8, 3))
     assert windowed == pytest.approx(ref, rel=TOL)
+
+
+def test_long_continuations_run_in_chunks(id_model, monkeypatch):
+    """With a tiny logits budget the continuations pass through the cache a few tokens at a time;
+    the scores must not change."""
+    import gemmacpp.eval.scoring as scoring
+
+    m, hf = id_model
+    reqs = random_requests(6, n_contexts=3, choices=(1, 6, 11))
+    full = m.loglikelihood(reqs, batch_size=4)
+    monkeypatch.setattr(scoring, "LOGITS_BUDGET_BYTES", 3 * COMMON["vocab_size"] * 4)
+    for bs in (1, 4):  # chunks of 3 tokens, and of 1
+        assert_scores_close(m.loglikelihood(reqs, batch_size=bs), full)
+    assert_scores_close(full, ref_scores(hf, reqs))

@@ -24,8 +24,8 @@ import numpy as np
 
 from ..model import DEFAULT_MAX_LEN
 
-# Logits of one batch's continuation pass are [rows, longest continuation, vocab] float32: bound
-# their size (256 MiB) by splitting batches, whatever batch_size says.
+# Logits of a batch's continuation pass are [rows, tokens, vocab] float32: long continuations run
+# in chunks of tokens through the cache so that these stay under 256 MiB.
 LOGITS_BUDGET_BYTES = 256 << 20
 
 
@@ -83,12 +83,12 @@ def rolling_windows(tokens: list[int], prefix: int, max_length: int, context_len
 
 # ---- batched scoring of token-id requests ----
 
-def _log_softmax_at(logits: np.ndarray, targets) -> tuple[float, bool]:
+def _log_probs(logits: np.ndarray, targets) -> tuple[float, bool]:
     """Sum of log softmax(logits[i])[targets[i]] (in float64) and whether each target is the
     argmax of its row."""
     z = logits.astype(np.float64)
     m = z.max(axis=-1, keepdims=True)
-    lse = (m[:, 0] + np.log(np.exp(z - m).sum(axis=-1)))
+    lse = m[:, 0] + np.log(np.exp(z - m).sum(axis=-1))
     idx = np.arange(len(targets))
     logp = float((z[idx, targets] - lse).sum())
     greedy = bool((logits.argmax(axis=-1) == np.asarray(targets)).all())
@@ -109,21 +109,31 @@ def _score_batch(model, items, share: bool = True) -> list[tuple[float, bool]]:
     longest = max(len(ctx) + len(cont) for ctx, cont in items)
     cache = model.new_cache(len(contexts), longest)
     last = model.forward(contexts, cache=cache, last_only=True)[:, 0]  # predicts continuation[0]
-    rest = [cont[:-1] for _, cont in items]
+    totals, greedy = [], []
+    for b, (_, cont) in enumerate(items):
+        lp, g = _log_probs(last[which[b]][None], cont[:1])
+        totals.append(lp)
+        greedy.append(g)
+    rest = [cont[:-1] for _, cont in items]  # each predicts the continuation token after it
     width = max(len(r) for r in rest)
     if width:
-        arr = np.zeros((len(items), width), dtype=np.int64)
-        for b, r in enumerate(rest):
-            arr[b, :len(r)] = r
         forks = cache.select(which)
-        logits = model.forward(arr, cache=forks, lengths=[len(r) for r in rest])
-    out = []
-    for b, (_, cont) in enumerate(items):
-        rows = last[which[b]][None]
-        if len(cont) > 1:
-            rows = np.concatenate([rows, logits[b, :len(cont) - 1]], axis=0)
-        out.append(_log_softmax_at(rows, cont))
-    return out
+        # The continuations run through the cache in column chunks small enough that their
+        # logits ([rows, chunk, vocab] float32) stay within the budget, however long they are.
+        vocab = model.config["vocab_size"]
+        chunk = max(1, LOGITS_BUDGET_BYTES // (len(items) * vocab * 4))
+        for s in range(0, width, chunk):
+            counts = [max(0, min(chunk, len(r) - s)) for r in rest]
+            arr = np.zeros((len(items), max(counts)), dtype=np.int64)
+            for b, r in enumerate(rest):
+                arr[b, :counts[b]] = r[s:s + counts[b]]
+            logits = model.forward(arr, cache=forks, lengths=counts)
+            for b, n in enumerate(counts):
+                if n:
+                    lp, g = _log_probs(logits[b, :n], items[b][1][s + 1:s + 1 + n])
+                    totals[b] += lp
+                    greedy[b] = greedy[b] and g
+    return list(zip(totals, greedy))
 
 
 def score_tokens(model, pairs, *, batch_size: int = 16, shared_prefix: bool = True,
@@ -154,23 +164,15 @@ def score_tokens(model, pairs, *, batch_size: int = 16, shared_prefix: bool = Tr
             ctx = ctx[-(max_length + 1 - len(cont)):]
         todo.append((i, list(ctx), list(cont)))
     todo.sort(key=lambda r: (-len(r[1]), r[1], -len(r[2])))
-    start = 0
-    while start < len(todo):
-        # Up to batch_size requests, fewer when their continuation logits would be too big.
-        end, widest = start, 0
-        while end < len(todo) and end - start < batch_size:
-            widest = max(widest, len(todo[end][2]) - 1)
-            if end > start and (end - start + 1) * widest * vocab * 4 > LOGITS_BUDGET_BYTES:
-                break
-            end += 1
-        chunk = todo[start:end]
+    batch_size = max(1, int(batch_size))
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start:start + batch_size]
         # Without shared_prefix every request has its own context row (for checks and benchmarks).
         scored = _score_batch(model, [(c, k) for _, c, k in chunk], share=shared_prefix)
         for (i, _, _), r in zip(chunk, scored):
             results[i] = r
         if progress is not None:
-            progress(end - start)
-        start = end
+            progress(len(chunk))
     return results
 
 

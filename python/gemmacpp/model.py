@@ -134,6 +134,28 @@ class Model:
                       top_k=top_k, top_p=top_p, seed=seed, stop=stop)
         return it if stream else "".join(it)
 
+    # ---- scoring (gemmacpp.eval.scoring) ----
+
+    def loglikelihood(self, requests, *, batch_size: int = 16, shared_prefix: bool = True,
+                      max_length: int | None = None, progress=None) -> list[tuple[float, bool]]:
+        """(sum of log-probs of the continuation, whether greedy decoding gives it) for each
+        (context, continuation) request, in order; each part a str or a list of token ids.
+        Strings are tokenized as lm-evaluation-harness does (BOS, the split by token ids).
+        Requests with the same context run it once (shared_prefix). max_length: the model's
+        window (default 8192): longer requests lose their oldest context tokens."""
+        from .eval.scoring import loglikelihood
+        return loglikelihood(self, requests, batch_size=batch_size, shared_prefix=shared_prefix,
+                             max_length=max_length, progress=progress)
+
+    def loglikelihood_rolling(self, texts, *, max_length: int | None = None, context_len: int = 1,
+                              batch_size: int = 16, progress=None) -> list[float]:
+        """The log-likelihood of each whole text (a str, or the list of token ids to predict),
+        the first token predicted from BOS; texts longer than max_length (default 8192) are
+        scored in disjoint windows, each seeing context_len tokens before it (the harness's)."""
+        from .eval.scoring import loglikelihood_rolling
+        return loglikelihood_rolling(self, texts, max_length=max_length, context_len=context_len,
+                                     batch_size=batch_size, progress=progress)
+
     def __repr__(self) -> str:
         c = self.config
         return (f"<gemmacpp.Model {c['family']} {c['num_layers']} layers, d={c['hidden_size']}, "

@@ -1,0 +1,118 @@
+"""An lm-evaluation-harness backend: the model class registered as "gemmacpp".
+
+    import gemmacpp.eval.lm_eval_backend            # registers "gemmacpp" with lm_eval
+    lm_eval.simple_evaluate(model="gemmacpp", model_args="path=model.gguf", tasks=[...])
+
+    python -m gemmacpp.eval.lm_eval_backend run --model gemmacpp --model_args path=model.gguf \
+        --tasks hellaswag                          # lm_eval's own CLI, with the backend registered
+
+lm_eval (0.4.x) has no plugin discovery, so the registration happens when this module is
+imported; running it as a script imports it and then hands the arguments to lm_eval's CLI.
+
+model_args: path (a .gguf file or HF checkpoint folder; default: the gemmacpp[model] Gemma 3
+270M), threads, max_length (the window for long requests, default 8192), max_gen_toks (default
+256), batch_size. Requests are tokenized as the harness's HF backend tokenizes them (BOS, the
+context/continuation split by token ids), so scores equal the `hf` backend's on the same model.
+"""
+from __future__ import annotations
+
+import lm_eval.models  # noqa: F401  (the built-in models first: lm_eval only adds them to an empty registry)
+from lm_eval.api.model import LM
+from lm_eval.api.registry import register_model
+from tqdm import tqdm
+
+import gemmacpp as gc
+
+from ..model import DEFAULT_MAX_LEN
+from .generation import greedy_until
+from .scoring import encode_text, encode_pair, rolling_windows, score_tokens
+
+
+@register_model("gemmacpp")
+class GemmaCppLM(LM):
+    def __init__(self, path: str | None = None, threads: int | None = None,
+                 max_length: int | None = None, max_gen_toks: int = 256, batch_size=16,
+                 max_batch_size=None, device: str | None = None, **kwargs):
+        super().__init__()
+        self.model = gc.load(path or None, threads=None if threads is None else int(threads))
+        self.tok = self.model.tokenizer
+        self.max_length = int(max_length or DEFAULT_MAX_LEN)
+        self.max_gen_toks = int(max_gen_toks)
+        # "auto" (the harness's adaptive size) has no meaning here: a fixed default is used.
+        self.batch_size = 16 if str(batch_size).startswith("auto") else int(batch_size)
+
+    # ---- the three request types ----
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        pairs = [encode_pair(self.tok, *req.args) for req in requests]
+        with tqdm(total=len(pairs), disable=disable_tqdm, desc="gemmacpp loglikelihood") as bar:
+            scores = score_tokens(self.model, pairs, batch_size=self.batch_size,
+                                  max_length=self.max_length, progress=bar.update)
+        for req, score in zip(requests, scores):
+            self.cache_hook.add_partial("loglikelihood", req.args, score)
+        return scores
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        # As the HF backend: the document is encoded as any text (with BOS for Gemma) and the
+        # first window predicts all of it from BOS.
+        pairs, owner = [], []
+        for i, req in enumerate(requests):
+            ids = encode_text(self.tok, req.args[0])
+            for w in rolling_windows(ids, self.tok.bos_id, self.max_length):
+                pairs.append(w)
+                owner.append(i)
+        with tqdm(total=len(pairs), disable=disable_tqdm, desc="gemmacpp loglikelihood_rolling") as bar:
+            scores = score_tokens(self.model, pairs, batch_size=self.batch_size,
+                                  max_length=self.max_length, progress=bar.update)
+        totals = [0.0] * len(requests)
+        for i, (logp, _) in zip(owner, scores):
+            totals[i] += logp
+        for req, total in zip(requests, totals):
+            self.cache_hook.add_partial("loglikelihood_rolling", req.args, total)
+        return totals
+
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        eos = self.tok.id_to_piece(self.tok.eos_id)
+        # Requests with the same generation settings run together, in batches.
+        groups = {}
+        for i, req in enumerate(requests):
+            context, kwargs = req.args
+            kwargs = dict(kwargs or {})
+            until = kwargs.pop("until", None) or []
+            until = [until] if isinstance(until, str) else list(until)
+            if eos not in until:
+                until.append(eos)
+            max_new = int(kwargs.pop("max_gen_toks", None) or kwargs.pop("max_new_tokens", None)
+                          or self.max_gen_toks)
+            if kwargs.get("do_sample") and float(kwargs.get("temperature", 1.0)) > 0:
+                raise NotImplementedError("gemmacpp backend: only greedy generation (do_sample=False)")
+            groups.setdefault((tuple(until), max_new), []).append((i, context))
+        out = [None] * len(requests)
+        with tqdm(total=len(requests), disable=disable_tqdm, desc="gemmacpp generate_until") as bar:
+            for (until, max_new), items in groups.items():
+                if max_new >= self.max_length:
+                    raise ValueError(f"max_gen_toks={max_new} leaves no room in max_length={self.max_length}")
+                keep = self.max_length - max_new  # the harness keeps the prompt's latest tokens
+                prompts = [encode_text(self.tok, c)[-keep:] for _, c in items]
+                texts = greedy_until(self.model, prompts, max_new_tokens=max_new, stops=list(until),
+                                     batch_size=self.batch_size, progress=bar.update)
+                for (i, _), text in zip(items, texts):
+                    out[i] = text
+        for req, text in zip(requests, out):
+            self.cache_hook.add_partial("generate_until", req.args, text)
+        return out
+
+
+def main(argv=None) -> None:
+    """lm_eval's command line with the "gemmacpp" model registered."""
+    import sys
+
+    from lm_eval.__main__ import cli_evaluate
+
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    cli_evaluate()
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@
 #include <vector>
 #include <string>
 
+#include "csrc/bindings/hooks.h"
 #include "csrc/bindings/registry.h"
 #include "csrc/core/error.h"
 #include "csrc/models/gemma.h"
@@ -60,7 +61,8 @@ GEMMACPP_BINDING(model) {
       }, py::arg("batch"), py::arg("max_len"))
       .def("forward", [](const GemmaModel& g,
                          py::array_t<int64_t, py::array::c_style | py::array::forcecast> tokens,
-                         KVCache* cache, std::optional<std::vector<int64_t>> lengths, bool last_only) {
+                         KVCache* cache, std::optional<std::vector<int64_t>> lengths, bool last_only,
+                         py::object hooks) {
         GC_CHECK(tokens.ndim() == 2, ValueError, "forward: tokens must be [B, T], got rank ", tokens.ndim());
         GemmaModel::Args a;
         a.B = tokens.shape(0);
@@ -74,15 +76,21 @@ GEMMACPP_BINDING(model) {
         a.logits = logits.mutable_data();
         a.last_only = last_only;
         a.cache = cache;
+        std::unique_ptr<PyHookSet> hook_set;  // made and destroyed with the GIL held
+        if (!hooks.is_none()) hook_set = std::make_unique<PyHookSet>(hooks, g.config().n_layers);
+        a.hooks = hook_set.get();
         {
           py::gil_scoped_release nogil;
           g.forward(a);
         }
         return logits;
       }, py::arg("tokens"), py::arg("cache") = py::none(), py::arg("lengths") = py::none(),
-         py::arg("last_only") = false,
+         py::arg("last_only") = false, py::arg("hooks") = py::none(),
          "logits [B, T, V] (or [B, 1, V] with last_only) float32 for int64 tokens [B, T], rows "
-         "right-padded past lengths[b]");
+         "right-padded past lengths[b]; hooks: an object with .names that is called as "
+         "hooks(name, activation) for each of those hook points (see gemmacpp.hooks)")
+      .def("hook_names", [](const GemmaModel& g) { return hook_names(g.config().n_layers); },
+           "every hook point's name, in the order a forward reaches them");
 
   py::class_<KVCache, std::shared_ptr<KVCache>>(m, "KVCache", "Keys/values of a model's past positions")
       .def_property_readonly("batch", &KVCache::batch)

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "csrc/models/config.h"
+#include "csrc/models/hooks.h"
 #include "csrc/models/kv_cache.h"
 #include "csrc/models/weights.h"
 
@@ -49,6 +50,8 @@ class GemmaModel {
     float* logits = nullptr;
     bool last_only = false;
     KVCache* cache = nullptr;
+    // Hooks read or edit activations as the forward goes (csrc/models/hooks.h); nullptr: none.
+    HookSet* hooks = nullptr;
   };
   void forward(const Args& args) const;
   void forward(const int64_t* tokens, int64_t B, int64_t T, float* logits, KVCache* cache = nullptr) const {

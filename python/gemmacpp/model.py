@@ -72,7 +72,7 @@ class Model:
         with a cache, row b continues cached sequence b at position cache.lengths[b] (and is
         appended to it). last_only: logits [B, 1, vocab] of each row's last real token only."""
         arr, row_lengths = _token_batch(tokens, self.config["vocab_size"], lengths)
-        return self._m.forward(arr, cache, row_lengths, bool(last_only))
+        return self._m.forward(arr, cache, row_lengths, bool(last_only), hooks=self._hook_dispatch())
 
     def generate(self, prompt, *, max_new_tokens: int = 64, temperature: float = 0.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
@@ -85,6 +85,61 @@ class Model:
         it = generate(self, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
                       top_k=top_k, top_p=top_p, seed=seed, stop=stop)
         return it if stream else "".join(it)
+
+    # ---- hooks: read and edit activations (gemmacpp.hooks, docs/hooks.md) ----
+
+    _hook_registry = None  # a HookRegistry once hooks() or run_with_cache is first used
+
+    def hook_names(self) -> list[str]:
+        """Every hook point of the model, in the order a forward reaches them: hook_embed,
+        blocks.{i}.hook_resid_pre, blocks.{i}.attn.hook_q ... blocks.{i}.hook_resid_post,
+        ln_final.hook_normalized, hook_logits (TransformerLens names; table in docs/hooks.md)."""
+        if getattr(self, "_hook_name_list", None) is None:
+            self._hook_name_list = list(self._m.hook_names())
+        return list(self._hook_name_list)
+
+    def hooks(self, hooks):
+        """Context manager: while active, every forward (also inside generate) calls
+        fn(activation, name) at the selected hook points. hooks: {name | glob | predicate: fn or
+        [fn, ...]}. fn gets a float32 NumPy view of the activation ([B, T, ...]; attention scores
+        and patterns [B, H, T, Tk]) that it may edit in place, or returns a replacement of the
+        same shape and dtype (None: keep the activation). Contexts nest; hooks on one point run in
+        registration order, each seeing the previous ones' edits."""
+        from .hooks import registrations_from, select_names
+        regs = registrations_from(hooks)
+        names = self.hook_names()
+        for spec, _ in regs:
+            select_names(names, spec)  # unknown names fail here, not at the first forward
+        return self._hooks().added(regs)
+
+    def run_with_cache(self, tokens, *, names=None, cache=None, lengths=None, last_only: bool = False):
+        """(logits, activations): forward(tokens, ...) that also records the activations at the
+        hook points selected by `names` (None: all of them; a name, a glob, a predicate or a list)
+        as an ActivationCache {name: float32 array}, after any active hooks have edited them.
+        Asking for attention scores or patterns makes those layers take a plain attention path
+        that materialises them (results equal to float32 rounding)."""
+        from .hooks import ActivationCache, select_names
+        acts = ActivationCache()
+
+        def record(activation, name):
+            acts[name] = activation.copy()
+
+        chosen = select_names(self.hook_names(), names)
+        with self._hooks().added([(chosen, record)] if chosen else []):
+            logits = self.forward(tokens, cache=cache, lengths=lengths, last_only=last_only)
+        return logits, acts
+
+    def _hooks(self):
+        if self._hook_registry is None:
+            from .hooks import HookRegistry
+            self._hook_registry = HookRegistry()
+        return self._hook_registry
+
+    def _hook_dispatch(self):
+        """What forward hands the C++ model: None (no hooks, no cost) or a HookDispatch."""
+        if self._hook_registry is None or not self._hook_registry.registrations:
+            return None
+        return self._hook_registry.dispatch(self.hook_names())
 
     def __repr__(self) -> str:
         c = self.config

@@ -9,6 +9,10 @@ switches every layer to the plain attention path that materialises them).
 Measured twice: with logits for every position (the head, 262144 x 640, dominates the time) and
 with last_only=True (the head for the last position only), where the overhead shows most.
 Target (issue 5): capturing every residual stream costs under 10% extra at 512 tokens.
+
+The variants run in turn, one call each per round; the figure is each variant's fastest call
+(and the median beside it). On a shared machine the fastest call is the steadiest estimate of
+what the work itself costs; medians move with the other load.
 """
 import argparse
 import os
@@ -18,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
 import gemmacpp as gc  # noqa: E402
-from timing import time_all  # noqa: E402
+import time  # noqa: E402
 
 RESIDUALS = ["hook_embed", "blocks.*.hook_resid_post"]
 
@@ -28,12 +32,12 @@ def main():
     ap.add_argument("--quick", action="store_true", help="64 tokens, short timing (smoke run)")
     ap.add_argument("--tokens", type=int, default=512)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--min-time", type=float, default=None, help="seconds per variant and round")
     ap.add_argument("--no-everything", action="store_true", help="skip capturing every hook point")
+    ap.add_argument("--rounds", type=int, default=8, help="rounds of one call per variant")
     ap.add_argument("--heads", default="all,last", help="all: logits for every position; last: last_only")
     args = ap.parse_args()
     T = 64 if args.quick else args.tokens
-    min_time = args.min_time or (0.5 if args.quick else 6.0)
+    rounds = 2 if args.quick else args.rounds
     gc.set_num_threads(args.threads)
     model = gc.load()
     toks = np.random.default_rng(0).integers(10, model.config["vocab_size"], size=(1, T))
@@ -57,14 +61,23 @@ def main():
         fns["one no-op hook"] = one_noop
         if not args.no_everything:
             fns["capture every hook point"] = lambda: model.run_with_cache(toks, last_only=last_only)
-        times = time_all(fns, min_time, rounds=2)
-        base = times["plain forward"]
-        for name, t in times.items():
-            rows.append((("last_only" if last_only else "all logits"), name, t, t / base - 1))
+        for fn in fns.values():  # warm up (page in the weights, allocate)
+            fn()
+        times = {name: [] for name in fns}
+        for _ in range(rounds):
+            for name, fn in fns.items():
+                t = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t)
+        base, base_med = min(times["plain forward"]), float(np.median(times["plain forward"]))
+        for name, ts in times.items():
+            med = float(np.median(ts))
+            rows.append((("last_only" if last_only else "all logits"), name, min(ts), min(ts) / base - 1,
+                         med, med / base_med - 1))
 
-    print(f"\n{'head':<11} {'variant':<32} {'ms':>9} {'extra':>8}")
-    for head, name, t, extra in rows:
-        print(f"{head:<11} {name:<32} {t * 1e3:9.1f} {extra * 100:+7.1f}%")
+    print(f"\n{'head':<11} {'variant':<32} {'min ms':>9} {'extra':>8} {'median ms':>10} {'extra':>8}")
+    for head, name, t, extra, med, med_extra in rows:
+        print(f"{head:<11} {name:<32} {t * 1e3:9.1f} {extra * 100:+7.1f}% {med * 1e3:10.1f} {med_extra * 100:+7.1f}%")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ def select_names(all_names, names) -> list[str]:
     if callable(names):
         return [n for n in all_names if names(n)]
     specs = [names] if isinstance(names, str) else list(names)
+    known = set(all_names)
     chosen = set()
     for spec in specs:
         if callable(spec):
@@ -43,7 +44,10 @@ def select_names(all_names, names) -> list[str]:
             continue
         if not isinstance(spec, str):
             raise TypeError(f"hook names: expected a name, a glob or a predicate, got {spec!r}")
-        hits = [n for n in all_names if n == spec or fnmatch.fnmatchcase(n, spec)]
+        if spec in known:  # the common case, without a scan
+            chosen.add(spec)
+            continue
+        hits = [n for n in all_names if fnmatch.fnmatchcase(n, spec)]
         if not hits:
             raise ValueError(f"no hook point matches {spec!r} (see model.hook_names())")
         chosen.update(hits)

@@ -8,6 +8,7 @@
 #include <vector>
 #include <string>
 
+#include "csrc/bindings/hooks.h"
 #include "csrc/bindings/registry.h"
 #include "csrc/core/error.h"
 #include "csrc/models/gemma.h"
@@ -64,7 +65,7 @@ GEMMACPP_BINDING(model) {
                          std::optional<py::array_t<float, py::array::c_style | py::array::forcecast>> embeds,
                          std::optional<py::array_t<uint8_t, py::array::c_style | py::array::forcecast>> embed_mask,
                          std::optional<py::array_t<int64_t, py::array::c_style | py::array::forcecast>> spans,
-                         bool span_in_window, int64_t position_offset) {
+                         bool span_in_window, int64_t position_offset, py::object hooks) {
         GC_CHECK(tokens.ndim() == 2, ValueError, "forward: tokens must be [B, T], got rank ", tokens.ndim());
         GemmaModel::Args a;
         a.B = tokens.shape(0);
@@ -97,6 +98,9 @@ GEMMACPP_BINDING(model) {
         }
         a.span_in_window = span_in_window;
         a.position_offset = position_offset;
+        std::unique_ptr<PyHookSet> hook_set;  // made and destroyed with the GIL held
+        if (!hooks.is_none()) hook_set = std::make_unique<PyHookSet>(hooks, g.config().n_layers);
+        a.hooks = hook_set.get();
         {
           py::gil_scoped_release nogil;
           g.forward(a);
@@ -105,8 +109,12 @@ GEMMACPP_BINDING(model) {
       }, py::arg("tokens"), py::arg("cache") = py::none(), py::arg("lengths") = py::none(),
          py::arg("last_only") = false, py::arg("embeds") = py::none(), py::arg("embed_mask") = py::none(),
          py::arg("spans") = py::none(), py::arg("span_in_window") = true, py::arg("position_offset") = 0,
+         py::arg("hooks") = py::none(),
          "logits [B, T, V] (or [B, 1, V] with last_only) float32 for int64 tokens [B, T], rows "
-         "right-padded past lengths[b]");
+         "right-padded past lengths[b]; hooks: an object with .names that is called as "
+         "hooks(name, activation) for each of those hook points (see gemmacpp.hooks)")
+      .def("hook_names", [](const GemmaModel& g) { return hook_names(g.config().n_layers); },
+           "every hook point's name, in the order a forward reaches them");
 
   py::class_<KVCache, std::shared_ptr<KVCache>>(m, "KVCache", "Keys/values of a model's past positions")
       .def_property_readonly("batch", &KVCache::batch)

@@ -15,6 +15,7 @@
 #include "csrc/cpu/rms_norm.h"
 #include "csrc/cpu/rope.h"
 #include "csrc/cpu/softcap.h"
+#include "csrc/models/attention_probe.h"
 
 namespace gemmacpp {
 namespace {
@@ -296,13 +297,21 @@ void GemmaModel::forward(const Args& args) const {
     cpu::rms_norm(DType::kF32, in, out, rows, width, w->dtype, w->data, eps, norm_unit_offset_);
   };
 
+  // Hooks: each point is asked for once; with no HookSet nothing below costs anything.
+  HookSet* hooks = args.hooks;
+  auto offer = [&](HookPoint p, int64_t layer, float* rows, std::initializer_list<int64_t> inner) {
+    if (hooks && hooks->wants(p, layer)) offer_packed_rows(*hooks, p, layer, rows, count, offset, T, inner);
+  };
+
   embed_rows(*embed_, ids.data(), M, d, c.embed_scale, x.data());
   if (args.embeds) override_embeddings(args, count, offset, d, x.data());
   const std::vector<std::vector<int64_t>> spans = spans_by_row(args, count);
   std::vector<int64_t> key_lo, key_hi;  // per-query key ranges of one sequence with spans
+  offer(HookPoint::kEmbed, -1, x.data(), {d});
   for (int64_t li = 0; li < c.n_layers; ++li) {
     const GemmaLayerWeights& w = layers_[size_t(li)];
     const LayerConfig& lc = c.layers[size_t(li)];
+    offer(HookPoint::kResidPre, li, x.data(), {d});
 
     norm(x.data(), h.data(), M, d, w.attn_norm);
     matmul(h.data(), M, d, *w.q, q.data());
@@ -312,12 +321,20 @@ void GemmaModel::forward(const Args& args) const {
       norm(q.data(), q.data(), M * H, D, w.q_norm);
       norm(k.data(), k.data(), M * K, D, w.k_norm);
     }
+    offer(HookPoint::kQ, li, q.data(), {H, D});
+    offer(HookPoint::kK, li, k.data(), {K, D});
+    offer(HookPoint::kV, li, v.data(), {K, D});
     // Packed rows as one sequence of M tokens, each with its own position.
     cpu::rope(DType::kF32, q.data(), q.data(), 1, M, H, D, DType::kI64, positions.data(), false,
               lc.rope_base, lc.rope_scale, D);
     cpu::rope(DType::kF32, k.data(), k.data(), 1, M, K, D, DType::kI64, positions.data(), false,
               lc.rope_base, lc.rope_scale, D);
 
+    // Scores or pattern hooks: this layer's attention takes the plain path that materialises them.
+    std::unique_ptr<AttentionProbe> probe;
+    if (hooks && (hooks->wants(HookPoint::kScores, li) || hooks->wants(HookPoint::kPattern, li))) {
+      probe = std::make_unique<AttentionProbe>(T, count, offset, start);
+    }
     // Attention one sequence at a time: each sees only its own keys.
     for (int64_t b = 0; b < B; ++b) {
       const int64_t n = count[size_t(b)], r0 = offset[size_t(b)], pos0 = start[size_t(b)];
@@ -386,20 +403,33 @@ void GemmaModel::forward(const Args& args) const {
         a.key_lo = key_lo.data();
         a.key_hi = key_hi.data();
       }
-      cpu::attention(a);
+      if (probe) {
+        probe->add(b, a);
+      } else {
+        cpu::attention(a);
+      }
     }
+    if (probe) probe->run(*hooks, li, q.data(), o.data());
+    offer(HookPoint::kZ, li, o.data(), {H, D});
 
     matmul(o.data(), M, H * D, *w.o, h.data());
     if (w.post_attn_norm) norm(h.data(), h.data(), M, d, w.post_attn_norm);
+    offer(HookPoint::kAttnOut, li, h.data(), {d});
     add_into(x.data(), h.data(), M * d);
+    offer(HookPoint::kResidMid, li, x.data(), {d});
 
     norm(x.data(), h.data(), M, d, w.ffw_norm);
     matmul(h.data(), M, d, *w.gate, gate.data());
     matmul(h.data(), M, d, *w.up, up.data());
+    offer(HookPoint::kMlpPre, li, gate.data(), {F});
+    offer(HookPoint::kMlpPreLinear, li, up.data(), {F});
     cpu::geglu(DType::kF32, gate.data(), up.data(), gate.data(), M * F);
+    offer(HookPoint::kMlpPost, li, gate.data(), {F});
     matmul(gate.data(), M, F, *w.down, h.data());
     if (w.post_ffw_norm) norm(h.data(), h.data(), M, d, w.post_ffw_norm);
+    offer(HookPoint::kMlpOut, li, h.data(), {d});
     add_into(x.data(), h.data(), M * d);
+    offer(HookPoint::kResidPost, li, x.data(), {d});
   }
   if (cache) {
     for (int64_t b = 0; b < B; ++b) cache->advance(b, count[size_t(b)]);
@@ -415,14 +445,31 @@ void GemmaModel::forward(const Args& args) const {
       ++n_rows;
     }
     norm(x.data(), x.data(), n_rows, d, final_norm_);
+    if (hooks && hooks->wants(HookPoint::kFinalNorm, -1)) {
+      std::vector<int64_t> one(static_cast<size_t>(B)), one_offset(static_cast<size_t>(B) + 1, 0);
+      for (int64_t b = 0; b < B; ++b) {
+        one[size_t(b)] = count[size_t(b)] > 0;
+        one_offset[size_t(b) + 1] = one_offset[size_t(b)] + one[size_t(b)];
+      }
+      offer_packed_rows(*hooks, HookPoint::kFinalNorm, -1, x.data(), one, one_offset, 1, {d});
+    }
     matmul(x.data(), n_rows, d, *embed_, args.logits);  // tied head: h E^T
     spread_rows(args.logits, V, B, 1, count, /*last_only=*/true);
   } else {
     norm(x.data(), x.data(), M, d, final_norm_);
+    offer(HookPoint::kFinalNorm, -1, x.data(), {d});
     matmul(x.data(), M, d, *embed_, args.logits);
     spread_rows(args.logits, V, B, T, count, /*last_only=*/false);
   }
   if (c.final_softcap > 0) cpu::softcap(DType::kF32, args.logits, args.logits, out_rows * V, c.final_softcap);
+  if (hooks && hooks->wants(HookPoint::kLogits, -1)) {
+    const int64_t Tl = args.last_only ? 1 : T;
+    hooks->call(HookPoint::kLogits, -1, args.logits, {B, Tl, V});
+    for (int64_t b = 0; b < B; ++b) {  // padding stays zero whatever the hook wrote there
+      const int64_t n = args.last_only ? (count[size_t(b)] > 0) : count[size_t(b)];
+      if (n < Tl) std::memset(args.logits + (b * Tl + n) * V, 0, size_t((Tl - n) * V) * sizeof(float));
+    }
+  }
 }
 
 std::shared_ptr<GemmaModel> load_gemma(const std::string& path) {

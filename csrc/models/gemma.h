@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "csrc/models/config.h"
+#include "csrc/models/hooks.h"
 #include "csrc/models/kv_cache.h"
 #include "csrc/models/weights.h"
 
@@ -62,6 +63,8 @@ class GemmaModel {
     int64_t n_spans = 0;
     bool span_in_window = true;
     int64_t position_offset = 0;  // added to RoPE positions (PaliGemma counts from 1)
+    // Hooks read or edit activations as the forward goes (csrc/models/hooks.h); nullptr: none.
+    HookSet* hooks = nullptr;
   };
   void forward(const Args& args) const;
   void forward(const int64_t* tokens, int64_t B, int64_t T, float* logits, KVCache* cache = nullptr) const {

@@ -86,7 +86,8 @@ class Model:
         arr, row_lengths = _token_batch(tokens, vocab, lengths)
         if images is not None:
             vision_kw.update(self._images.forward_inputs(arr, row_lengths, images))
-        return self._m.forward(arr, cache, row_lengths, bool(last_only), **vision_kw)
+        return self._m.forward(arr, cache, row_lengths, bool(last_only), hooks=self._hook_dispatch(),
+                               **vision_kw)
 
     def encode_image(self, images, *, preprocess: bool = True) -> np.ndarray:
         """Soft tokens [N, tokens_per_image, d] float32 that images become in the text model (PIL
@@ -155,6 +156,63 @@ class Model:
         from .eval.scoring import loglikelihood_rolling
         return loglikelihood_rolling(self, texts, max_length=max_length, context_len=context_len,
                                      batch_size=batch_size, progress=progress)
+
+    # ---- hooks: read and edit activations (gemmacpp.hooks, docs/hooks.md) ----
+
+    _hook_registry = None  # a HookRegistry once hooks() or run_with_cache is first used
+
+    def hook_names(self) -> list[str]:
+        """Every hook point of the model, in the order a forward reaches them: hook_embed,
+        blocks.{i}.hook_resid_pre, blocks.{i}.attn.hook_q ... blocks.{i}.hook_resid_post,
+        ln_final.hook_normalized, hook_logits (TransformerLens names; table in docs/hooks.md)."""
+        if getattr(self, "_hook_name_list", None) is None:
+            self._hook_name_list = list(self._m.hook_names())
+        return list(self._hook_name_list)
+
+    def hooks(self, hooks):
+        """Context manager: while active, every forward (also inside generate) calls
+        fn(activation, name) at the selected hook points. hooks: {name | glob | predicate: fn or
+        [fn, ...]}. fn gets a float32 NumPy view of the activation ([B, T, ...]; attention scores
+        and patterns [B, H, T, Tk]) that it may edit in place, or returns a replacement of the
+        same shape and dtype (None: keep the activation). Contexts nest; hooks on one point run in
+        registration order, each seeing the previous ones' edits."""
+        from .hooks import registrations_from, select_names
+        regs = registrations_from(hooks)
+        names = self.hook_names()
+        for spec, _ in regs:
+            select_names(names, spec)  # unknown names fail here, not at the first forward
+        return self._hooks().added(regs)
+
+    def run_with_cache(self, tokens, *, names=None, cache=None, lengths=None, last_only: bool = False,
+                       images=None):
+        """(logits, activations): forward(tokens, ...) that also records the activations at the
+        hook points selected by `names` (None: all of them; a name, a glob, a predicate or a list)
+        as an ActivationCache {name: float32 array}, after any active hooks have edited them.
+        Asking for attention scores or patterns makes those layers take a plain attention path
+        that materialises them (results equal to float32 rounding)."""
+        from .hooks import ActivationCache, select_names
+        acts = ActivationCache()
+
+        def record(activation, name):
+            acts[name] = activation.copy()
+
+        chosen = select_names(self.hook_names(), names)
+        with self._hooks().added([(chosen, record)] if chosen else []):
+            logits = self.forward(tokens, cache=cache, lengths=lengths, last_only=last_only,
+                                  images=images)
+        return logits, acts
+
+    def _hooks(self):
+        if self._hook_registry is None:
+            from .hooks import HookRegistry
+            self._hook_registry = HookRegistry()
+        return self._hook_registry
+
+    def _hook_dispatch(self):
+        """What forward hands the C++ model: None (no hooks, no cost) or a HookDispatch."""
+        if self._hook_registry is None or not self._hook_registry.registrations:
+            return None
+        return self._hook_registry.dispatch(self.hook_names())
 
     def __repr__(self) -> str:
         c = self.config

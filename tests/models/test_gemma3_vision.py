@@ -81,6 +81,23 @@ def test_logits_with_images_match(gemma3):
     assert rel_err(got, causal) > 100 * REL_TOL
 
 
+def test_attention_patterns_with_images_match(gemma3):
+    # Asking for patterns moves every layer to the hooks' plain attention path: it must apply the
+    # same image blocks (per-query key ranges) as the kernel, and equal transformers' attentions.
+    folder, ref = gemma3
+    m = gc.load(folder)
+    px = pixels(3, 6)
+    logits, acts = m.run_with_cache(np.array(ROWS), names="blocks.*.attn.hook_pattern", images=px.numpy())
+    assert rel_err(logits, hf_logits(ref, ROWS, px)) < REL_TOL
+    ids = torch.tensor(ROWS)
+    with torch.no_grad():
+        out = ref(input_ids=ids, pixel_values=px, token_type_ids=(ids == IMG).long(),
+                  output_attentions=True)
+    for i, want in enumerate(out.attentions):
+        got = acts[f"blocks.{i}.attn.hook_pattern"]
+        assert np.max(np.abs(got - want.double().numpy())) < 1e-5, i
+
+
 def test_cached_continuation_and_generation(gemma3):
     folder, ref = gemma3
     m = gc.load(folder)

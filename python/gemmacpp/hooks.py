@@ -1,0 +1,151 @@
+"""Reading and editing activations of a model's forward pass (see docs/hooks.md).
+
+    logits, cache = model.run_with_cache(tokens, names="blocks.*.hook_resid_post")
+    cache["blocks.3.hook_resid_post"]                 # float32 [B, T, d]
+
+    def ablate_head_2(z, name):                       # z [B, T, H, D], a view of the model's buffer
+        z[:, :, 2] = 0                                # edit in place, or return a replacement
+    with model.hooks({"blocks.5.attn.hook_z": ablate_head_2}):
+        logits = model.forward(tokens)
+
+Names follow TransformerLens (model.hook_names() lists them in forward order). Wherever names are
+selected, a name may be exact, a glob ("blocks.*.attn.hook_pattern", fnmatch rules) or a
+predicate (a callable taking a name and returning a bool); run_with_cache also takes a list.
+
+A hook is called as fn(activation, name) with a float32 NumPy array that views the forward's own
+buffer: in-place edits change the forward, and a returned array (same shape, float32) replaces the
+activation. The view is only valid during the call; keep `activation.copy()` to use it later (a
+hook that keeps the array itself gets a ValueError). Hooks that are not registered cost nothing.
+"""
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import traceback
+
+import numpy as np
+
+__all__ = ["ActivationCache", "select_names"]
+
+
+def select_names(all_names, names) -> list[str]:
+    """The names of all_names (in their order) selected by `names`: None (all), an exact name or a
+    glob, a predicate, or a list/tuple of those. ValueError when a string selects nothing."""
+    if names is None:
+        return list(all_names)
+    if callable(names):
+        return [n for n in all_names if names(n)]
+    specs = [names] if isinstance(names, str) else list(names)
+    known = set(all_names)
+    chosen = set()
+    for spec in specs:
+        if callable(spec):
+            chosen.update(n for n in all_names if spec(n))
+            continue
+        if not isinstance(spec, str):
+            raise TypeError(f"hook names: expected a name, a glob or a predicate, got {spec!r}")
+        if spec in known:  # the common case, without a scan
+            chosen.add(spec)
+            continue
+        hits = [n for n in all_names if fnmatch.fnmatchcase(n, spec)]
+        if not hits:
+            raise ValueError(f"no hook point matches {spec!r} (see model.hook_names())")
+        chosen.update(hits)
+    return [n for n in all_names if n in chosen]
+
+
+class ActivationCache(dict):
+    """Activations by hook name (float32 NumPy arrays, in forward order), as run_with_cache
+    returns them; a plain dict with a helper to stack a family of names."""
+
+    def stack(self, names) -> np.ndarray:
+        """The cached activations selected by `names` (a glob, a list or a predicate), stacked
+        along a new first axis in forward order: e.g. stack("blocks.*.hook_resid_post") is
+        [n_layers, B, T, d]."""
+        return np.stack([self[n] for n in select_names(list(self), names)])
+
+
+def check_replacement(name: str, activation: np.ndarray, replacement) -> np.ndarray:
+    """The replacement a hook returned as an array of the activation's shape and dtype."""
+    if not isinstance(replacement, np.ndarray):
+        try:
+            replacement = np.asarray(replacement)
+        except Exception as e:
+            raise TypeError(f"the hook on {name!r} returned {type(replacement).__name__}, which is "
+                            "not an array (return None after editing in place, or an array)") from e
+    if replacement.dtype != activation.dtype:
+        raise TypeError(f"the hook on {name!r} returned an array of {replacement.dtype}; the "
+                        f"activation is {activation.dtype}, shape {activation.shape}")
+    if replacement.shape != activation.shape:
+        raise ValueError(f"the hook on {name!r} returned an array of shape {replacement.shape}; "
+                         f"the activation has shape {activation.shape}")
+    return replacement
+
+
+class HookDispatch:
+    """What the C++ forward calls: .names lists the hook points to offer, and dispatch(name,
+    activation) runs that point's hooks in registration order, each seeing the previous ones'
+    edits, and writes a returned replacement into the forward's buffer."""
+
+    def __init__(self, all_names, registrations):
+        self._all = list(all_names)
+        self._fns: dict[str, list] = {}
+        for names, fn in registrations:
+            for n in select_names(self._all, names):
+                self._fns.setdefault(n, []).append(fn)
+        self.names = [n for n in self._all if n in self._fns]
+
+    def __call__(self, name, activation):
+        try:
+            self._run(name, activation)
+        except BaseException as e:
+            error = e
+        else:
+            return
+        # The activation views a buffer freed when the forward unwinds: drop it from the frames
+        # the traceback keeps (their lines stay printable), so a debugger cannot read it later.
+        del activation
+        seen, err = set(), error
+        while err is not None and id(err) not in seen:
+            seen.add(id(err))
+            traceback.clear_frames(err.__traceback__)
+            err = err.__cause__ or err.__context__
+        raise error
+
+    def _run(self, name, activation):
+        for fn in self._fns[name]:
+            out = fn(activation, name)
+            if out is not None and out is not activation:
+                activation[...] = check_replacement(name, activation, out)
+
+
+class HookRegistry:
+    """A model's active hooks: (names, fn) registrations in order, pushed and popped by the
+    model.hooks() context manager and run_with_cache."""
+
+    def __init__(self):
+        self.registrations: list = []
+
+    @contextlib.contextmanager
+    def added(self, registrations):
+        start = len(self.registrations)
+        self.registrations.extend(registrations)
+        try:
+            yield
+        finally:
+            del self.registrations[start:]
+
+    def dispatch(self, all_names):
+        return HookDispatch(all_names, self.registrations) if self.registrations else None
+
+
+def registrations_from(hooks) -> list:
+    """[(names, fn)] from a {name | glob | predicate: fn or [fn, ...]} mapping (or pairs)."""
+    items = hooks.items() if isinstance(hooks, dict) else hooks
+    out = []
+    for names, fns in items:
+        for fn in (fns if isinstance(fns, (list, tuple)) else [fns]):
+            if not callable(fn):
+                raise TypeError(f"hooks[{names!r}]: expected a callable fn(activation, name), got {fn!r}")
+            out.append((names, fn))
+    return out

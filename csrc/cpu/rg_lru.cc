@@ -10,30 +10,62 @@
 #define HWY_TARGET_INCLUDE "csrc/cpu/rg_lru.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
-#include "hwy/contrib/math/math-inl.h"
 #include "csrc/cpu/simd-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace gemmacpp::cpu::HWY_NAMESPACE {
 
-// 1 / (1 + e^-v). Exp is only valid up to +104, so -v is capped at 87 (sigmoid(-87) ~ 1.6e-38,
-// the same as 0 for every use here).
+// e^x for x in [-87, 88] as scale * (1 + p): x = q ln2 + r with integer q and |r| <= ln2 / 2,
+// scale = 2^q (a normal float for these q) and p = e^r - 1 (Taylor to r^7: < 2e-8 relative).
+// Keeping p apart gives e^x - 1 = scale p + (scale - 1) without cancellation near 0. Cheaper than
+// a general exp: the clamped range needs no overflow or subnormal handling.
 template <class DF, class V>
-HWY_INLINE V Sigmoid(DF df, V v) {
-  const V one = hn::Set(df, 1.0f);
-  return hn::Div(one, hn::Add(one, hn::Exp(df, hn::Neg(hn::Max(v, hn::Set(df, -87.0f))))));
+HWY_INLINE void ExpParts(DF df, V x, V& scale, V& p) {
+  const hn::RebindToSigned<DF> di;
+  const V q = hn::Round(hn::Mul(x, hn::Set(df, 1.44269504088896341f)));
+  // ln 2 = 0.693359375 - 2.12194440e-4; the first part has 9 bits, so q times it is exact.
+  V r = hn::MulAdd(q, hn::Set(df, -0.693359375f), x);
+  r = hn::MulAdd(q, hn::Set(df, 2.12194440e-4f), r);
+  V t = hn::Set(df, 1.0f / 5040);
+  t = hn::MulAdd(t, r, hn::Set(df, 1.0f / 720));
+  t = hn::MulAdd(t, r, hn::Set(df, 1.0f / 120));
+  t = hn::MulAdd(t, r, hn::Set(df, 1.0f / 24));
+  t = hn::MulAdd(t, r, hn::Set(df, 1.0f / 6));
+  t = hn::MulAdd(t, r, hn::Set(df, 0.5f));
+  t = hn::MulAdd(t, r, hn::Set(df, 1.0f));
+  p = hn::Mul(t, r);
+  scale = hn::BitCast(df, hn::ShiftLeft<23>(hn::Add(hn::ConvertTo(di, q), hn::Set(di, 127))));
+}
+
+// Both gates' sigmoids, 1 / (1 + e^-v), with one division: 1/(A B) times B and times A. Logits
+// are clamped to [-40, 87] (sigmoid(-40) ~ 4e-18, as good as 0 here), which keeps A B < 6e34.
+template <class DF, class V>
+HWY_INLINE void Sigmoid2(DF df, V gx, V ga, V& i, V& r) {
+  const V one = hn::Set(df, 1.0f), lo = hn::Set(df, -40.0f), hi = hn::Set(df, 87.0f);
+  V sa, pa, sb, pb;
+  ExpParts(df, hn::Neg(hn::Min(hn::Max(gx, lo), hi)), sa, pa);
+  ExpParts(df, hn::Neg(hn::Min(hn::Max(ga, lo), hi)), sb, pb);
+  const V A = hn::Add(one, hn::MulAdd(sa, pa, sa));
+  const V B = hn::Add(one, hn::MulAdd(sb, pb, sb));
+  const V inv = hn::Div(one, hn::Mul(A, B));
+  i = hn::Mul(B, inv);
+  r = hn::Mul(A, inv);
 }
 
 // One RG-LRU step for one vector of lanes; returns h_t. neg_csp = -c * softplus(a_param).
-// a = e^(log a) is computed as 1 + expm1(log a), and 1 - a^2 as -e (2 + e) with e = expm1(log a),
-// which keeps its relative precision when a is close to 1 (long memories), where 1 - a*a would
-// cancel.
+// With e = e^(log a) - 1: a = 1 + e, and 1 - a^2 = -e (2 + e), which keeps its relative
+// precision when a is close to 1 (long memories), where 1 - a*a would cancel.
 template <class DF, class V>
 HWY_INLINE V Step(DF df, V x, V gx, V ga, V neg_csp, V h, bool reset) {
-  const V gated = hn::Mul(x, Sigmoid(df, gx));
+  V i, r;
+  Sigmoid2(df, gx, ga, i, r);
+  const V gated = hn::Mul(x, i);
   if (reset) return gated;  // a = 0, sqrt factor 1
-  const V e = hn::Expm1(df, hn::Mul(neg_csp, Sigmoid(df, ga)));
-  const V a = hn::Add(e, hn::Set(df, 1.0f));
+  const V one = hn::Set(df, 1.0f);
+  V s, p;
+  ExpParts(df, hn::Max(hn::Mul(neg_csp, r), hn::Set(df, -87.0f)), s, p);
+  const V e = hn::MulAdd(s, p, hn::Sub(s, one));
+  const V a = hn::Add(e, one);
   const V one_minus_a2 = hn::Max(hn::Neg(hn::Mul(e, hn::Add(e, hn::Set(df, 2.0f)))), hn::Zero(df));
   return hn::MulAdd(a, h, hn::Mul(gated, hn::Sqrt(one_minus_a2)));
 }

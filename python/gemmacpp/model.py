@@ -62,7 +62,9 @@ class Model:
     def new_cache(self, batch: int = 1, max_len: int | None = None):
         """An empty KV cache for `batch` sequences of up to max_len positions (default 8192).
         Global layers hold max_len positions; sliding-window layers only their window (a ring).
-        Pass it to forward(tokens, cache=...) to continue the sequences it holds."""
+        RecurrentGemma caches (RG-LRU and conv states, attention rings) have one size from the
+        start, whatever the length; there max_len does not bound it. Pass it to
+        forward(tokens, cache=...) to continue the sequences it holds."""
         return self._m.new_cache(int(batch), int(DEFAULT_MAX_LEN if max_len is None else max_len))
 
     def forward(self, tokens, *, cache=None, lengths=None, last_only: bool = False,

@@ -10,6 +10,7 @@
 namespace gemmacpp {
 
 struct LayerConfig {
+  bool recurrent = false;    // Griffin recurrent block (conv + RG-LRU) instead of attention
   bool local = false;        // sliding-window attention
   int64_t window = 0;        // keys with q - k < window; 0 on global layers
   double rope_base = 10000;  // theta
@@ -17,7 +18,7 @@ struct LayerConfig {
 };
 
 struct ModelConfig {
-  std::string family;  // "gemma", "gemma2", "gemma3"
+  std::string family;  // "gemma", "gemma2", "gemma3", "recurrent_gemma"
   int64_t vocab = 0, d = 0, n_layers = 0;
   int64_t n_heads = 0, n_kv_heads = 0, head_dim = 0, ffn = 0;
   double norm_eps = 1e-6;
@@ -29,14 +30,20 @@ struct ModelConfig {
   float embed_scale = 1;    // sqrt(d), applied to the embedding rows
   bool tied_head = true;    // logits = h E^T
   std::vector<LayerConfig> layers;
+  // RecurrentGemma (Griffin) only; ffn above is the MLP's real hidden size there (half of HF's
+  // intermediate_size), and every projection has a bias except q, k, v without attention_bias.
+  int64_t lru_width = 0;      // width of the recurrent branch
+  int64_t conv1d_width = 0;   // taps of the temporal conv
+  int64_t rotary_dim = 0;     // RoPE turns the first rotary_dim dims of each head; 0: head_dim
+  bool attn_bias = false;     // q, k, v projections have biases
 
   float attn_scale() const;
   // ValueError naming the first inconsistent field.
   void validate() const;
 };
 
-// From a Hugging Face config.json (model_type gemma, gemma2, gemma3_text, or gemma3 whose
-// text_config is used); `what` names the source in errors.
+// From a Hugging Face config.json (model_type gemma, gemma2, gemma3_text, gemma3 whose
+// text_config is used, or recurrent_gemma); `what` names the source in errors.
 ModelConfig config_from_hf_json(const std::string& text, const std::string& what);
 ModelConfig config_from_hf_file(const std::string& path);
 

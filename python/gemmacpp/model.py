@@ -1,4 +1,4 @@
-"""Gemma 1/2/3 text models.
+"""Gemma 1/2/3 text models, and RecurrentGemma (Griffin) models from HF checkpoints.
 
     model = gemmacpp.load("path/to/hf-checkpoint")   # folder with config.json + *.safetensors
     model = gemmacpp.load("gemma-3-270m-q4_k_m.gguf") # config from the GGUF metadata
@@ -62,7 +62,9 @@ class Model:
     def new_cache(self, batch: int = 1, max_len: int | None = None):
         """An empty KV cache for `batch` sequences of up to max_len positions (default 8192).
         Global layers hold max_len positions; sliding-window layers only their window (a ring).
-        Pass it to forward(tokens, cache=...) to continue the sequences it holds."""
+        RecurrentGemma caches (RG-LRU and conv states, attention rings) have one size from the
+        start, whatever the length; there max_len does not bound it. Pass it to
+        forward(tokens, cache=...) to continue the sequences it holds."""
         return self._m.new_cache(int(batch), int(DEFAULT_MAX_LEN if max_len is None else max_len))
 
     def forward(self, tokens, *, cache=None, lengths=None, last_only: bool = False,
@@ -274,7 +276,8 @@ def _token_batch(tokens, vocab: int, lengths=None):
 
 def load(source=None, *, device: str = "cpu", dtype=None, threads: int | None = None) -> Model:
     """A Gemma 1/2/3 text model from a HF checkpoint folder (config.json and safetensors), a
-    .safetensors file next to its config.json, or a .gguf file; with no source, the default model
+    .safetensors file next to its config.json, or a .gguf file, or a RecurrentGemma model
+    (config.json model_type recurrent_gemma, safetensors); with no source, the default model
     (Gemma 3 270M Q4_K_M, from the gemmacpp[model] extra). Activations are float32 (dtype None
     or float32). threads: sets the process-wide thread count (gemmacpp.set_num_threads)."""
     if source is None:
@@ -288,10 +291,12 @@ def load(source=None, *, device: str = "cpu", dtype=None, threads: int | None = 
     path = os.fspath(source)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such checkpoint: {path!r}")
-    # Vision checkpoints by config.json's model_type: a bare SigLIP tower, Gemma 3 with a
-    # vision_config, PaliGemma.
+    # By config.json's model_type: RecurrentGemma; vision checkpoints (a bare SigLIP tower,
+    # Gemma 3 with a vision_config, PaliGemma).
     from . import multimodal
     cfg = multimodal.read_config(path)
+    if isinstance(cfg, dict) and cfg.get("model_type") == "recurrent_gemma":
+        return Model(_core.load_griffin(path))
     if multimodal.is_vision_config(cfg):
         if cfg["model_type"] == "siglip_vision_model":
             return multimodal.VisionModel(_core.load_siglip(path), path)

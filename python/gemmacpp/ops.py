@@ -9,11 +9,12 @@ The GIL is released while a kernel runs.
 import numpy as np
 
 from . import _core
+from ._arrays import like as _like
 from ._arrays import result as _result
 from .quant import QuantizedTensor
 
 __all__ = ["attention", "softcap", "rms_norm", "layer_norm", "rope", "gelu_tanh", "geglu",
-           "linear", "dequantize"]
+           "linear", "dequantize", "rg_lru", "conv1d_temporal"]
 
 
 def attention(q, k, v, *, causal=True, window=None, softcap=None, scale=None, q_start=None,
@@ -105,6 +106,34 @@ def linear(x, weight, *, bias=None, out=None):
     return _result(x, out, _core.linear(x, weight, bias, out))
 
 
+def rg_lru(x, gate_x, gate_a, a_param, *, h0=None, reset=None, c=8.0):
+    """Griffin's real-gated linear recurrent unit over x [B, T, W]; returns (y, h_last).
+
+    gate_x, gate_a: input- and recurrence-gate logits (before the sigmoid), x's shape and dtype;
+    a_param: [W], the stored recurrence parameter (HF recurrent_param, DeepMind a_param). Per step:
+    log a_t = -c * sigmoid(gate_a) * softplus(a_param), and
+    h_t = a_t * h_{t-1} + sqrt(1 - a_t**2) * sigmoid(gate_x) * x_t, with a_t = 0 and the sqrt
+    factor 1 where reset [B, T] (bool) is True. h0: [B, W] state before x[:, 0] (zeros if None);
+    reset defaults to True at t = 0 when h0 is None (a fresh sequence), else to no resets.
+    y: [B, T, W] in x's dtype; h_last: [B, W] float32, to pass as h0 to the next chunk.
+    """
+    y, h = _core.rg_lru(x, gate_x, gate_a, a_param, h0, _opt_mask(reset), _float(c, "c"))
+    return _like(x, y), _like(x, h)
+
+
+def conv1d_temporal(x, weight, bias=None, *, state=None, reset=None):
+    """Causal depthwise convolution along time (Griffin's Conv1D); returns (y, new_state).
+
+    x: [B, T, W]; weight: [K, W]; bias: [W] or None; state: [B, K-1, W] in x's dtype, the K-1
+    inputs before x[:, 0] (zeros if None). y[:, t] = bias + sum_k weight[k] * u[:, t + k] with
+    u = concat(state, x) along time; new_state = the last K-1 rows of u, to pass as state to the
+    next chunk. reset: [B, T] bool, True at segment starts: inputs before a segment start are not
+    seen from inside it.
+    """
+    y, s = _core.conv1d_temporal(x, weight, bias, state, _opt_mask(reset))
+    return _like(x, y), _like(x, s)
+
+
 def dequantize(qt):
     """The float32 [N, K] matrix held by a QuantizedTensor (GGML blocks of qt.qtype: Q8_0, Q4_0,
     Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K), as the same kind of array as qt.data.
@@ -115,6 +144,14 @@ def dequantize(qt):
         raise TypeError(f"dequantize: expected a QuantizedTensor, got {type(qt).__name__}")
     n, k = _shape2(qt.shape, "dequantize: qt.shape")
     return _result(qt.data, None, _core.dequantize(qt.data, qt.qtype, n, k))
+
+
+def _opt_mask(value):
+    """Arrays go through as they are (the core wants bool); lists of bools become NumPy bools."""
+    if value is None or hasattr(value, "__dlpack__") or isinstance(value, np.ndarray):
+        return value
+    arr = np.asarray(value)
+    return arr.astype(bool) if arr.size == 0 else arr
 
 
 def _shape2(shape, name):

@@ -1,0 +1,73 @@
+// RecurrentGemma (Griffin) on the CPU: residual blocks whose temporal mixing is either a
+// recurrent block (gelu branch times conv1d + RG-LRU branch) or local MQA attention, each followed
+// by a GeGLU MLP; weights bound by their HF names from memory-mapped safetensors (read in their
+// stored dtype), activations in float32.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "csrc/models/config.h"
+#include "csrc/models/griffin_cache.h"
+#include "csrc/models/weights.h"
+
+namespace gemmacpp {
+
+struct GriffinLayerWeights {
+  const WeightTensor* temporal_norm = nullptr;  // [d]
+  const WeightTensor* channel_norm = nullptr;   // [d]
+  // Recurrent block (L = lru_width, H heads of bw = L / H lanes).
+  const WeightTensor* linear_x = nullptr;       // [L, d]
+  const WeightTensor* linear_y = nullptr;       // [L, d]
+  const WeightTensor* linear_out = nullptr;     // [d, L]
+  std::vector<float> linear_x_b, linear_y_b, linear_out_b;
+  std::vector<float> conv_w;                    // [K, L], transposed from HF's [L, 1, K]
+  std::vector<float> conv_b;                    // [L]
+  const WeightTensor* a_param = nullptr;        // [L] recurrent_param
+  // Gate projections per head, transposed from HF's [H, in, out] to [H, out, in] in the stored
+  // dtype, so that each head is one x W^T product.
+  DType gate_dtype = DType::kF32;
+  std::vector<uint8_t> gate_x_w, gate_a_w;
+  std::vector<float> gate_x_b, gate_a_b;        // [L]
+  // Attention block.
+  const WeightTensor* q = nullptr;              // [H*D, d]
+  const WeightTensor* k = nullptr;              // [K*D, d]
+  const WeightTensor* v = nullptr;              // [K*D, d]
+  const WeightTensor* o = nullptr;              // [d, H*D]
+  std::vector<float> q_b, k_b, v_b, o_b;        // q/k/v only with attention_bias
+  // MLP.
+  const WeightTensor* gate = nullptr;           // [F, d]
+  const WeightTensor* up = nullptr;             // [F, d]
+  const WeightTensor* down = nullptr;           // [d, F]
+  std::vector<float> gate_b, up_b, down_b;
+};
+
+class GriffinModel {
+ public:
+  // Binds every tensor the config needs (ValueError naming a missing or misshapen one).
+  GriffinModel(ModelConfig config, std::shared_ptr<const WeightFile> weights);
+
+  const ModelConfig& config() const { return config_; }
+  const WeightFile& weights() const { return *weights_; }
+
+  // tokens: [B, T] ids in [0, vocab); logits: [B, T, vocab] float32, or [B, 1, vocab] for each
+  // row's last token with last_only. Without a cache the tokens are positions 0..T-1 of fresh
+  // sequences; with one they continue the cached sequences, whose states are updated in place.
+  void forward(const int64_t* tokens, int64_t B, int64_t T, float* logits,
+               GriffinCache* cache = nullptr, bool last_only = false) const;
+
+ private:
+  ModelConfig config_;
+  std::shared_ptr<const WeightFile> weights_;
+  const WeightTensor* embed_ = nullptr;       // [V, d]
+  const WeightTensor* final_norm_ = nullptr;  // [d]
+  std::vector<GriffinLayerWeights> layers_;
+};
+
+// A HF checkpoint folder (config.json with model_type recurrent_gemma + safetensors), or a
+// .safetensors file next to its config.json.
+std::shared_ptr<GriffinModel> load_griffin(const std::string& path);
+
+}  // namespace gemmacpp

@@ -1,0 +1,30 @@
+// Small pieces a forward pass is built from, over dense (float32, float16, bfloat16) weights bound
+// by name from a WeightFile: the lookup with its shape check, x W^T + b, embedding rows. Written
+// for the Griffin model; quantized (GGML) weights are not handled here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "csrc/models/weights.h"
+
+namespace gemmacpp::model_ops {
+
+// The tensor `name` of `f`, which must have `shape` and a float dtype (ValueError / TypeError /
+// NotImplementedError naming the file and the tensor otherwise).
+const WeightTensor& dense_weight(const WeightFile& f, const std::string& name,
+                                 const std::vector<int64_t>& shape);
+
+// Its elements as float32, in C order (for small tensors: biases, conv taps, norms).
+std::vector<float> to_f32(const WeightTensor& t);
+
+// out[M, N] = x[M, K] W^T (+ bias) for W [N, K] read in place in its stored dtype.
+void linear(const float* x, int64_t M, const WeightTensor& w, const float* bias, float* out);
+
+// Rows `tokens` of the embedding E [V, d], times scale, into x [M, d] float32.
+void embed_rows(const WeightTensor& e, const int64_t* tokens, int64_t M, float scale, float* x);
+
+void add_into(float* x, const float* y, int64_t n);  // x += y
+
+}  // namespace gemmacpp::model_ops

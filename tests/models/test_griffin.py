@@ -1,0 +1,227 @@
+"""RecurrentGemma (Griffin) against Hugging Face transformers on small random models.
+
+Configurations cover MQA and MHA attention blocks with windows shorter than the sequence, the
+default (recurrent, recurrent, attention) pattern and a custom one, lru_width != hidden_size,
+conv widths 4 and 3, attention biases, a non-default partial rotary factor, and random norms and
+biases (HF initialises them to zero). Checkpoints are written with save_pretrained (safetensors)
+and read back by gc.load. Cached decoding must equal the full forward, and the cache must keep one
+size however many tokens it has seen.
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+import gemmacpp as gc
+from gemmacpp.generate import generate_ids
+
+SEQ = 29
+BATCH = 2
+REL_TOL = 1e-4
+VOCAB = 97
+
+CONFIGS = {
+    "griffin-mqa": dict(num_hidden_layers=4, hidden_size=48, intermediate_size=96,
+                        num_attention_heads=4, num_key_value_heads=1, lru_width=64,
+                        attention_window_size=5, conv1d_width=4),
+    "griffin-mha-bias": dict(num_hidden_layers=3, hidden_size=48, intermediate_size=64,
+                             num_attention_heads=2, num_key_value_heads=2, lru_width=40,
+                             attention_window_size=7, conv1d_width=3, attention_bias=True,
+                             block_types=["attention", "recurrent"],
+                             rope_parameters={"rope_type": "default", "rope_theta": 500.0,
+                                              "partial_rotary_factor": 0.25}),
+}
+
+
+def build(name, folder):
+    cfg = transformers.RecurrentGemmaConfig(vocab_size=VOCAB, rms_norm_eps=1e-6,
+                                            attn_implementation="eager", **CONFIGS[name])
+    torch.manual_seed(sum(map(ord, name)))
+    model = transformers.RecurrentGemmaForCausalLM(cfg).eval().to(torch.float32)
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if "norm" in pname or pname.endswith("bias"):  # zero at init: make them matter
+                p.uniform_(-0.5, 0.5)
+    model.save_pretrained(folder, safe_serialization=True)
+    return model
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def checkpoint(request, tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp(request.param))
+    model = build(request.param, folder)
+    return request.param, folder, model
+
+
+def tokens_for(name, batch=BATCH, seq=SEQ):
+    rng = np.random.default_rng(sum(map(ord, name)))
+    return rng.integers(0, VOCAB, size=(batch, seq))
+
+
+def reference_logits(model, tokens):
+    with torch.no_grad():
+        return model(torch.from_numpy(tokens), use_cache=False).logits.double().numpy()
+
+
+def rel_err(got, ref):
+    return float(np.max(np.abs(got.astype(np.float64) - ref)) / np.max(np.abs(ref)))
+
+
+def test_logits_match_transformers(checkpoint):
+    name, folder, model = checkpoint
+    tokens = tokens_for(name)
+    m = gc.load(folder)
+    got = m.forward(tokens)
+    assert got.dtype == np.float32 and got.shape == (BATCH, SEQ, VOCAB)
+    err = rel_err(got, reference_logits(model, tokens))
+    print(f"{name}: max rel err {err:.2e}")
+    assert err <= REL_TOL, f"{name}: max abs err / max |ref| = {err:.3g}"
+    one = m.forward(tokens[1].tolist())
+    np.testing.assert_array_equal(one[0], got[1])
+
+
+def test_config_is_read(checkpoint):
+    name, folder, model = checkpoint
+    c = gc.load(folder).config
+    hf = model.config
+    assert c["family"] == "recurrent_gemma"
+    assert (c["num_layers"], c["num_heads"], c["num_kv_heads"], c["head_dim"], c["lru_width"],
+            c["conv1d_width"]) == (hf.num_hidden_layers, hf.num_attention_heads,
+                                   hf.num_key_value_heads, hf.head_dim, hf.lru_width, hf.conv1d_width)
+    assert c["intermediate_size"] == hf.intermediate_size // 2
+    assert c["rotary_dim"] == int(hf.head_dim * hf.rope_parameters["partial_rotary_factor"])
+    assert [l["type"] for l in c["layers"]] == [
+        "recurrent" if t == "linear_attention" else "local" for t in hf.layers_block_type]
+    assert all(l["window"] == hf.attention_window_size for l in c["layers"] if l["type"] == "local")
+    # transformers keeps sqrt(d) in a bfloat16 buffer, so the scale is rounded.
+    assert c["embed_scale"] == float(model.model.normalizer)
+    assert c["final_softcap"] == hf.logits_soft_cap
+
+
+def test_released_style_config_file(tmp_path):
+    """Configs written by older transformers (as on the Hub for recurrentgemma-2b/9b) keep
+    rope_theta and partial_rotary_factor at the top level and carry extra keys."""
+    folder = str(tmp_path)
+    model = build("griffin-mqa", folder)
+    path = os.path.join(folder, "config.json")
+    with open(path) as f:
+        cfg = json.load(f)
+    rope = cfg.pop("rope_parameters")
+    cfg.update(rope_theta=rope["rope_theta"], partial_rotary_factor=rope["partial_rotary_factor"],
+               embeddings_scale_by_sqrt_dim=True, head_dim=999, _name_or_path="google/recurrentgemma-2b")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    tokens = tokens_for("griffin-mqa")
+    assert rel_err(gc.load(folder).forward(tokens), reference_logits(model, tokens)) <= REL_TOL
+
+
+@pytest.mark.parametrize("chunks", [[1] * SEQ, [10, 1, 1, 4, 7, 6], [SEQ]])
+def test_cached_forward_matches_full(checkpoint, chunks):
+    name, folder, _ = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name)
+    full = m.forward(toks).astype(np.float64)
+    cache = m.new_cache(batch=BATCH)
+    pieces, pos = [], 0
+    for n in chunks:
+        pieces.append(m.forward(toks[:, pos:pos + n], cache=cache))
+        pos += n
+    assert cache.length == SEQ
+    assert rel_err(np.concatenate(pieces, axis=1), full) <= 1e-5
+
+
+def test_cache_size_does_not_grow(checkpoint):
+    """Decoding 1000 tokens leaves the cache at the size it had after 10 (and when new), and the
+    last logits still equal those of a full forward over everything seen."""
+    name, folder, _ = checkpoint
+    m = gc.load(folder)
+    cache = m.new_cache()
+    empty = (cache.nbytes, cache.layer_nbytes())
+    seq = [int(t) for t in tokens_for(name, batch=1, seq=5)[0]]
+    logits = m.forward(seq, cache=cache)[0, -1]
+    sizes = {}
+    for i in range(1, 1001):
+        seq.append(int(np.argmax(logits)))
+        logits = m.forward([seq[-1]], cache=cache)[0, -1]
+        if i in (10, 1000):
+            sizes[i] = (cache.nbytes, cache.layer_nbytes())
+    assert sizes[10] == sizes[1000] == empty
+    assert cache.length == len(seq) == 1005
+    full = m.forward(seq)[0, -1].astype(np.float64)
+    assert rel_err(logits, full) <= 1e-5
+    # The state is what the config says: RG-LRU h and conv inputs, attention rings of `window`.
+    c = m.config
+    for lc, nb in zip(c["layers"], sizes[10][1]):
+        if lc["type"] == "recurrent":
+            assert nb == 4 * c["lru_width"] * c["conv1d_width"]
+        else:
+            assert nb == 4 * 2 * lc["window"] * c["num_kv_heads"] * c["head_dim"]
+
+
+def test_last_only_and_lengths(checkpoint):
+    name, folder, _ = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name)
+    full = m.forward(toks)
+    last = m.forward(toks, last_only=True)
+    assert last.shape == (BATCH, 1, VOCAB)
+    np.testing.assert_allclose(last[:, 0], full[:, -1], rtol=0, atol=1e-5 * np.abs(full).max())
+    np.testing.assert_array_equal(m.forward(toks, lengths=[SEQ] * BATCH), full)
+    with pytest.raises(NotImplementedError, match="equal length"):
+        m.forward(toks, lengths=[SEQ, SEQ - 1])
+
+
+def test_cache_reset_and_errors(checkpoint):
+    name, folder, _ = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name, batch=1, seq=8)
+    cache = m.new_cache(batch=1)
+    first = m.forward(toks, cache=cache)
+    with pytest.raises(ValueError, match="sequences"):
+        m.forward([[1], [2]], cache=cache)
+    assert cache.lengths == [8]
+    cache.reset()
+    assert cache.length == 0
+    np.testing.assert_array_equal(m.forward(toks, cache=cache), first)
+
+
+def test_greedy_generation_equals_argmax_of_full_forwards(checkpoint):
+    name, folder, _ = checkpoint
+    m = gc.load(folder)
+    prompt = [int(t) for t in tokens_for(name, batch=1, seq=4)[0]]
+    got = list(generate_ids(m, prompt, max_new_tokens=12))
+    seq = list(prompt)
+    for _ in range(12):
+        seq.append(int(np.argmax(m.forward(seq)[0, -1])))
+    assert got == seq[len(prompt):]
+
+
+def test_same_bits_for_any_thread_count(checkpoint):
+    name, folder, _ = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name)
+    n = gc.get_num_threads()
+    try:
+        gc.set_num_threads(1)
+        one = m.forward(toks)
+        gc.set_num_threads(max(2, n))
+        two = m.forward(toks)
+    finally:
+        gc.set_num_threads(n)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_missing_tensor_is_named(tmp_path):
+    from safetensors.numpy import load_file, save_file
+    folder = str(tmp_path)
+    build("griffin-mqa", folder)
+    path = os.path.join(folder, "model.safetensors")
+    tensors = load_file(path)
+    del tensors["model.layers.1.temporal_block.rg_lru.recurrent_param"]
+    save_file(tensors, path)
+    with pytest.raises(ValueError, match=r"layers\.1\.temporal_block\.rg_lru\.recurrent_param"):
+        gc.load(folder)

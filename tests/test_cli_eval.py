@@ -17,6 +17,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 import gemmacpp as gc
+from util import child_env
 
 import tiny_lm
 
@@ -32,8 +33,7 @@ def checkpoint(tmp_path_factory):
 
 
 def run_cli(*args):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in [os.path.join(REPO, "python"), os.environ.get("PYTHONPATH")] if p))
+    env = child_env()
     proc = subprocess.run([sys.executable, "-m", "gemmacpp", *args], capture_output=True, text=True,
                           env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -102,7 +102,7 @@ def test_score_texts_and_pairs(checkpoint, tmp_path):
 def test_bad_task_file(checkpoint, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "x", "choices": ["a", "b"], "answer": 5}\n')
-    env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "python"))
+    env = child_env()
     proc = subprocess.run([sys.executable, "-m", "gemmacpp", "eval", str(bad), "--model", checkpoint],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode != 0 and "answer" in proc.stderr

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+from util import child_env
 
 lm_eval = pytest.importorskip("lm_eval")
 pytest.importorskip("transformers")
@@ -75,8 +76,7 @@ def test_same_metrics_and_responses_as_hf_backend(checkpoint, in_repo):
 
 def test_lm_eval_cli_with_the_backend(checkpoint, in_repo, tmp_path):
     out = tmp_path / "results"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in [os.path.join(REPO, "python"),
-                                                                    os.environ.get("PYTHONPATH")] if p))
+    env = child_env()
     proc = subprocess.run(
         [sys.executable, "-m", "gemmacpp.eval.lm_eval_backend", "run", "--model", "gemmacpp",
          "--model_args", f"path={checkpoint},max_length=32", "--tasks", "gemmacpp_tiny_mc",

@@ -50,3 +50,14 @@ def assert_close(actual, reference, dtype="float32", rtol=None):
     scale = max(np.abs(reference).max(initial=0.0), 1e-30)
     err = np.abs(actual - reference).max(initial=0.0)
     assert err <= rtol * scale, f"max abs error {err:.3g} > {rtol:.3g} * {scale:.3g} ({dtype})"
+
+
+def child_env(**extra) -> dict:
+    """os.environ for a child Python that imports the same gemmacpp as this process (the source
+    tree's python/ in a dev build, site-packages in an installed one)."""
+    import os
+
+    import gemmacpp
+    root = os.path.dirname(os.path.dirname(os.path.abspath(gemmacpp.__file__)))
+    path = os.pathsep.join(p for p in [root, os.environ.get("PYTHONPATH")] if p)
+    return dict(os.environ, PYTHONPATH=path, **extra)

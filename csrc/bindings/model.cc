@@ -58,18 +58,19 @@ GEMMACPP_BINDING(model) {
       }, py::arg("batch"), py::arg("max_len"))
       .def("forward", [](const GemmaModel& g,
                          py::array_t<int64_t, py::array::c_style | py::array::forcecast> tokens,
-                         KVCache* cache) {
+                         KVCache* cache, bool last_only) {
         GC_CHECK(tokens.ndim() == 2, ValueError, "forward: tokens must be [B, T], got rank ", tokens.ndim());
         const int64_t B = tokens.shape(0), T = tokens.shape(1), V = g.config().vocab;
-        py::array_t<float> logits({B, T, V});
+        py::array_t<float> logits({B, last_only ? int64_t(1) : T, V});
         const int64_t* tp = tokens.data();
         float* lp = logits.mutable_data();
         {
           py::gil_scoped_release nogil;
-          g.forward(tp, B, T, lp, cache);
+          g.forward(tp, B, T, lp, cache, last_only);
         }
         return logits;
-      }, py::arg("tokens"), py::arg("cache") = py::none(), "logits [B, T, V] float32 for int64 tokens [B, T]");
+      }, py::arg("tokens"), py::arg("cache") = py::none(), py::arg("last_only") = false,
+      "logits [B, T, V] float32 for int64 tokens [B, T] ([B, 1, V] of the last positions with last_only)");
 
   py::class_<KVCache, std::shared_ptr<KVCache>>(m, "KVCache", "Keys/values of a model's past positions")
       .def_property_readonly("batch", &KVCache::batch)

@@ -177,7 +177,8 @@ GemmaModel::GemmaModel(ModelConfig config, std::shared_ptr<const WeightFile> wei
   }
 }
 
-void GemmaModel::forward(const int64_t* tokens, int64_t B, int64_t T, float* logits, KVCache* cache) const {
+void GemmaModel::forward(const int64_t* tokens, int64_t B, int64_t T, float* logits, KVCache* cache,
+                         bool last_only) const {
   const ModelConfig& c = config_;
   GC_CHECK(B >= 1 && T >= 1, ValueError, "forward: tokens must be a non-empty [B, T] batch, got [",
            B, ", ", T, "]");
@@ -292,9 +293,18 @@ void GemmaModel::forward(const int64_t* tokens, int64_t B, int64_t T, float* log
     add_into(x.data(), h.data(), M * d);
   }
   if (cache) cache->advance(T);
-  norm(x.data(), x.data(), M, d, final_norm_);
-  matmul(x.data(), M, d, *embed_, logits);  // tied head: h E^T
-  if (c.final_softcap > 0) cpu::softcap(DType::kF32, logits, logits, M * c.vocab, c.final_softcap);
+  // With last_only, only each sequence's last position goes through the head: a prompt's other
+  // logits are not needed to generate, and the head is the largest matrix product of prefill.
+  int64_t rows = M;
+  if (last_only && T > 1) {
+    for (int64_t b = 0; b < B; ++b) {
+      std::memmove(x.data() + b * d, x.data() + (b * T + T - 1) * d, size_t(d) * sizeof(float));
+    }
+    rows = B;
+  }
+  norm(x.data(), x.data(), rows, d, final_norm_);
+  matmul(x.data(), rows, d, *embed_, logits);  // tied head: h E^T
+  if (c.final_softcap > 0) cpu::softcap(DType::kF32, logits, logits, rows * c.vocab, c.final_softcap);
 }
 
 std::shared_ptr<GemmaModel> load_gemma(const std::string& path) {

@@ -40,7 +40,9 @@ class GemmaModel {
   // tokens: [B, T] ids in [0, vocab); logits: [B, T, vocab] float32, written in full.
   // Without a cache the tokens are positions 0..T-1 of fresh sequences; with one they continue
   // the cached sequences (positions length..length+T-1), and their keys/values are appended.
-  void forward(const int64_t* tokens, int64_t B, int64_t T, float* logits, KVCache* cache = nullptr) const;
+  // last_only: logits [B, 1, vocab] of each sequence's last position only.
+  void forward(const int64_t* tokens, int64_t B, int64_t T, float* logits, KVCache* cache = nullptr,
+               bool last_only = false) const;
 
  private:
   ModelConfig config_;

@@ -58,7 +58,7 @@ def generate_ids(model, prompt_ids, *, max_new_tokens=64, sampler=None, stop_ids
         return
     cache = model.new_cache(1, len(prompt_ids) + max_new_tokens)
     start = time.perf_counter()
-    logits = model.forward(prompt_ids, cache=cache)[0, -1]
+    logits = model.forward(prompt_ids, cache=cache, last_only=True)[0, -1]
     timings.prefill_s, timings.prefill_tokens = time.perf_counter() - start, len(prompt_ids)
     for i in range(max_new_tokens):
         tok = sampler(logits)

@@ -64,11 +64,14 @@ class Model:
         Pass it to forward(tokens, cache=...) to continue the sequences it holds."""
         return self._m.new_cache(int(batch), int(DEFAULT_MAX_LEN if max_len is None else max_len))
 
-    def forward(self, tokens, *, cache=None) -> np.ndarray:
+    def forward(self, tokens, *, cache=None, last_only: bool = False) -> np.ndarray:
         """Logits [B, T, vocab] float32 for tokens: a list of ints (one sequence), a list of
         equal-length lists, or an int array [T] or [B, T]. With a cache the tokens continue the
-        cached sequences (and are appended to it); the logits are those of the new positions."""
-        return self._m.forward(_token_batch(tokens, self.config["vocab_size"]), cache)
+        cached sequences (and are appended to it); the logits are those of the new positions.
+        last_only: logits [B, 1, vocab] of each sequence's last position only (what generation
+        needs after a prompt; skips the output head for the other positions)."""
+        return self._m.forward(_token_batch(tokens, self.config["vocab_size"]), cache,
+                               bool(last_only))
 
     def generate(self, prompt, *, max_new_tokens: int = 64, temperature: float = 0.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,

@@ -25,7 +25,7 @@ int available_cpus() {
 thread_local bool tls_inside_task = false;
 
 // How long idle workers and a waiting caller poll before they sleep.
-constexpr int kSpinMicros = 100;
+constexpr int kSpinMicros = 20;
 
 class Pool {
  public:

@@ -12,6 +12,7 @@ bench: setup
 	.venv/bin/python benchmarks/bench_linear.py
 	.venv/bin/python benchmarks/bench_pointwise.py
 	.venv/bin/python benchmarks/bench_quant.py
+	.venv/bin/python benchmarks/bench_generate.py
 
 setup:
 	bash scripts/setup.sh

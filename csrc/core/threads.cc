@@ -3,6 +3,7 @@
 #include <sched.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -23,6 +24,9 @@ int available_cpus() {
 
 thread_local bool tls_inside_task = false;
 
+// How long idle workers and a waiting caller poll before they sleep.
+constexpr int kSpinMicros = 20;
+
 class Pool {
  public:
   Pool() { resize(available_cpus()); }
@@ -33,11 +37,11 @@ class Pool {
   void resize(int n) {
     std::lock_guard<std::mutex> run(run_mutex_);
     stop_workers();
-    stopping_ = false;
+    stopping_.store(false);
     // New workers start at the current generation: one that started at 0 after earlier runs would
     // take the last (finished) run for a new one and decrement pending_workers_ below zero, and the
     // next run() would then wait for pending_workers_ == 0 forever.
-    const uint64_t gen = generation_;
+    const uint64_t gen = generation_.load();
     for (int i = 1; i < n; ++i) workers_.emplace_back([this, i, gen] { worker_loop(i, gen); });
   }
 
@@ -53,14 +57,19 @@ class Pool {
       fn_ = &fn;
       n_tasks_ = n_tasks;
       next_.store(0);
-      pending_workers_ = int(workers_.size());
+      pending_workers_.store(int(workers_.size()));
       error_ = nullptr;
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release);
     }
-    wake_.notify_all();
+    wake_.notify_all();  // no system call when every worker is still spinning
     work(0);
-    std::unique_lock<std::mutex> lk(mutex_);
-    done_.wait(lk, [this] { return pending_workers_ == 0; });
+    // The workers finish within microseconds of this thread in the usual case: poll before
+    // sleeping on the condition variable.
+    if (!spin_until([this] { return pending_workers_.load(std::memory_order_acquire) == 0; })) {
+      std::unique_lock<std::mutex> lk(mutex_);
+      done_.wait(lk, [this] { return pending_workers_.load() == 0; });
+    }
+    std::lock_guard<std::mutex> lk(mutex_);
     fn_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
@@ -82,24 +91,58 @@ class Pool {
     tls_inside_task = false;
   }
 
+  // Polls done() for about kSpinMicros; true as soon as it holds. A model's forward pass runs a
+  // few hundred short parallel regions per token (tens of microseconds each): waking a worker
+  // from a condition variable costs about as much as the region itself, so workers and the
+  // caller poll first and only then sleep.
+  template <class Done>
+  static bool spin_until(const Done& done) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
+    for (;;) {
+      for (int i = 0; i < 64; ++i) {
+        if (done()) return true;
+        cpu_relax();
+      }
+      if (std::chrono::steady_clock::now() > until) return done();
+    }
+  }
+
+  static void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
+
   void worker_loop(int thread, uint64_t seen) {
     for (;;) {
-      {
+      const auto started = [&] {
+        return stopping_.load(std::memory_order_acquire) ||
+               generation_.load(std::memory_order_acquire) != seen;
+      };
+      if (!spin_until(started)) {
         std::unique_lock<std::mutex> lk(mutex_);
-        wake_.wait(lk, [&] { return stopping_ || generation_ != seen; });
-        if (stopping_) return;
-        seen = generation_;
+        wake_.wait(lk, started);
+      }
+      if (stopping_.load()) return;
+      {
+        // The run's fields were written under mutex_ before generation_ changed.
+        std::lock_guard<std::mutex> lk(mutex_);
+        seen = generation_.load();
       }
       work(thread);
-      std::lock_guard<std::mutex> lk(mutex_);
-      if (--pending_workers_ == 0) done_.notify_one();
+      if (pending_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lk(mutex_);  // the caller may be between its check and wait
+        done_.notify_one();
+      }
     }
   }
 
   void stop_workers() {
     {
       std::lock_guard<std::mutex> lk(mutex_);
-      stopping_ = true;
+      stopping_.store(true);
     }
     wake_.notify_all();
     for (auto& w : workers_) w.join();
@@ -113,9 +156,9 @@ class Pool {
   const std::function<void(int64_t, int)>* fn_ = nullptr;
   int64_t n_tasks_ = 0;
   std::atomic<int64_t> next_{0};
-  int pending_workers_ = 0;
-  uint64_t generation_ = 0;
-  bool stopping_ = false;
+  std::atomic<int> pending_workers_{0};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stopping_{false};
   std::exception_ptr error_;
 };
 

@@ -70,7 +70,11 @@ void QMatvecBlock(QType t, const float* x, size_t ldx, size_t M, size_t K, const
   static thread_local size_t xsum_cap = 0;
   const size_t groups = K / 32;
   float* xsum = ScratchFloats(xsum_buf, xsum_cap, M * groups + 1);
-  if (dot) {
+  // Only the types with offsets or mins read them (not Q8_0, the head's type: its tasks are many
+  // and short, and summing x in each was a few percent of a decode step).
+  const bool needs_xsum = t == QType::kQ4_0 || t == QType::kQ4_1 || t == QType::kQ5_0 ||
+                          t == QType::kQ5_1 || t == QType::kQ4_K || t == QType::kQ5_K;
+  if (dot && needs_xsum) {
     for (size_t m = 0; m < M; ++m) {
       for (size_t g = 0; g < groups; ++g) {
         const float* xg = x + m * ldx + 32 * g;

@@ -46,6 +46,23 @@ def test_cached_forward_matches_full(small, chunks):
     assert rel_err(got, full) <= 1e-5, rel_err(got, full)
 
 
+def test_last_only_logits_are_the_last_rows(small):
+    # last_only runs the head on each sequence's last position only: the last row of the full
+    # logits, with or without cache (up to summation order: fewer rows may take the
+    # matrix-vector kernels instead of the GEMM).
+    name, m = small
+    toks = tokens(name)
+    full = m.forward(toks)
+    last = m.forward(toks, last_only=True)
+    assert last.shape == (2, 1, full.shape[2])
+    assert rel_err(last[:, 0], full[:, -1].astype(np.float64)) <= 1e-5
+    cache = m.new_cache(batch=2)
+    m.forward(toks[:, :10], cache=cache, last_only=True)
+    got = m.forward(toks[:, 10:], cache=cache, last_only=True)
+    assert cache.length == SEQ
+    assert rel_err(got[:, 0], full[:, -1].astype(np.float64)) <= 1e-5
+
+
 def test_local_layer_cache_stops_growing(small):
     name, m = small
     layers = m.config["layers"]

@@ -88,8 +88,10 @@ class Model:
         arr, row_lengths = _token_batch(tokens, vocab, lengths)
         if images is not None:
             vision_kw.update(self._images.forward_inputs(arr, row_lengths, images))
-        return self._m.forward(arr, cache, row_lengths, bool(last_only), hooks=self._hook_dispatch(),
-                               **vision_kw)
+        hooks = self._hook_dispatch()
+        if hooks is not None:  # only models with hook points take the argument
+            vision_kw["hooks"] = hooks
+        return self._m.forward(arr, cache, row_lengths, bool(last_only), **vision_kw)
 
     def encode_image(self, images, *, preprocess: bool = True) -> np.ndarray:
         """Soft tokens [N, tokens_per_image, d] float32 that images become in the text model (PIL

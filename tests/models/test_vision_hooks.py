@@ -271,3 +271,55 @@ def test_gemma3_generate_with_images_calls_vision_hooks(gemma3):
         assert shapes == [(1, 16, 32)]  # the prompt's forward only; later steps have no images
         first = int(np.argmax(m.forward(np.array([prompt]), images=img)[0, -1]))
     assert got and got[0] == first  # generation saw the edited image
+
+
+# ---- PaliGemma 2 (a linear projector, one soft token per patch) ----
+
+@pytest.fixture(scope="module")
+def paligemma2(tmp_path_factory):  # as in test_paligemma.py
+    torch.manual_seed(0)
+    text = dict(model_type="gemma2", vocab_size=300, hidden_size=64, intermediate_size=96,
+                num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                query_pre_attn_scalar=16, sliding_window=5, attn_logit_softcapping=20.0,
+                final_logit_softcapping=10.0, initializer_range=0.15)
+    cfg = transformers.PaliGemmaConfig(text_config=text, vision_config=VISION, image_token_index=IMG,
+                                       projection_dim=64)
+    cfg._attn_implementation = "eager"
+    model = transformers.PaliGemmaForConditionalGeneration(cfg).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    folder = tmp_path_factory.mktemp("paligemma2_hooks")
+    model.save_pretrained(folder)
+    return str(folder), model
+
+
+def test_paligemma_out_edit_matches_torch_hook(paligemma2):
+    folder, ref = paligemma2
+    m = gc.load(folder)
+    assert m.hook_names()[:3] == ["vision.blocks.0.hook_resid_post", "vision.blocks.1.hook_resid_post",
+                                  "vision.hook_out"]
+    prefix = [IMG] * 16 + [2, 10, 11, 12, 108]
+    px = pixels(1, 12, 28)
+    scale = np.linspace(-1.0, 2.0, 16, dtype=np.float32)[None, :, None]  # per patch
+
+    def torch_scale(module, inputs, output):
+        return output * torch.from_numpy(scale)
+
+    handle = tower(ref).post_layernorm.register_forward_hook(torch_scale)
+    try:
+        with torch.no_grad():
+            want = ref(input_ids=torch.tensor([prefix]), pixel_values=px,
+                       token_type_ids=torch.zeros(1, len(prefix), dtype=torch.long)).logits.double().numpy()
+    finally:
+        handle.remove()
+    plain = m.forward(prefix, images=px.numpy())
+
+    def edit(a, name):
+        a *= scale
+    with m.hooks({"vision.hook_out": edit}):
+        got = m.forward(prefix, images=px.numpy())
+    assert rel_err(got, want) < REL_TOL
+    assert rel_err(plain, want) > 1e-2

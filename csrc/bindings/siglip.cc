@@ -5,7 +5,9 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "csrc/bindings/hooks.h"
 #include "csrc/bindings/registry.h"
 #include "csrc/core/error.h"
 #include "csrc/models/multimodal.h"
@@ -33,6 +35,41 @@ py::dict vision_config_to_py(const VisionConfig& c) {
   return out;
 }
 
+// The vision tower's hooks for Python, as PyHookSet is the text forward's: dispatch.names are the
+// vision hook names to offer (ValueError for any other), dispatch(name, array) gets each one.
+// Made and destroyed with the GIL held; the GIL is taken only around a call.
+class PyVisionHookSet : public VisionHookSet {
+ public:
+  PyVisionHookSet(py::object dispatch, int64_t n_layers)
+      : dispatch_(std::move(dispatch)), wanted_(size_t(n_layers), 0) {
+    for (const std::string& name : dispatch_.attr("names").cast<std::vector<std::string>>()) {
+      VisionHookPoint p = VisionHookPoint::kOut;
+      int64_t layer = -1;
+      GC_CHECK(parse_vision_hook_name(name, n_layers, &p, &layer), ValueError,
+               "no vision hook point named '", name, "' (see model.hook_names())");
+      if (p == VisionHookPoint::kOut) {
+        want_out_ = true;
+      } else {
+        wanted_[size_t(layer)] = 1;
+      }
+    }
+  }
+
+  bool wants(VisionHookPoint point, int64_t layer) const override {
+    return point == VisionHookPoint::kOut ? want_out_ : wanted_[size_t(layer)] != 0;
+  }
+
+  void call(VisionHookPoint point, int64_t layer, float* data, const std::vector<int64_t>& shape) override {
+    py::gil_scoped_acquire gil;
+    offer_view(dispatch_, vision_hook_name(point, layer), data, shape);
+  }
+
+ private:
+  py::object dispatch_;
+  std::vector<char> wanted_;  // per layer: vision.blocks.{i}.hook_resid_post
+  bool want_out_ = false;
+};
+
 }  // namespace
 
 GEMMACPP_BINDING(siglip) {
@@ -40,7 +77,7 @@ GEMMACPP_BINDING(siglip) {
   py::class_<SiglipModel, SM>(m, "SiglipModel", "A SigLIP vision tower (use gemmacpp.load)")
       .def("config", [](const SiglipModel& s) { return vision_config_to_py(s.config()); })
       .def_property_readonly("path", [](const SiglipModel& s) { return s.weights().path; })
-      .def("encode", [](const SiglipModel& s, F32Array pixels) {
+      .def("encode", [](const SiglipModel& s, F32Array pixels, py::object hooks) {
         const VisionConfig& c = s.config();
         GC_CHECK(pixels.ndim() == 4 && pixels.shape(1) == c.channels && pixels.shape(2) == c.image_size &&
                      pixels.shape(3) == c.image_size && pixels.shape(0) >= 1,
@@ -48,12 +85,18 @@ GEMMACPP_BINDING(siglip) {
                  c.image_size, "] float32 with N >= 1");
         const int64_t N = pixels.shape(0);
         py::array_t<float> out({N, c.n_patches(), c.d});
+        std::unique_ptr<PyVisionHookSet> hook_set;
+        if (!hooks.is_none()) hook_set = std::make_unique<PyVisionHookSet>(hooks, c.n_layers);
         {
           py::gil_scoped_release nogil;
-          s.encode(pixels.data(), N, out.mutable_data());
+          s.encode(pixels.data(), N, out.mutable_data(), hook_set.get());
         }
         return out;
-      }, py::arg("pixels"), "last hidden state [N, P, d] float32 for pixels [N, C, S, S]");
+      }, py::arg("pixels"), py::arg("hooks") = py::none(),
+         "last hidden state [N, P, d] float32 for pixels [N, C, S, S]; hooks: an object with "
+         ".names (vision hook names) called as hooks(name, activation) (see gemmacpp.hooks)")
+      .def("hook_names", [](const SiglipModel& s) { return vision_hook_names(s.config().n_layers); },
+           "the vision hook points' names, in the order encode reaches them");
 
   py::class_<VisionProjector, std::shared_ptr<VisionProjector>>(m, "VisionProjector")
       .def_property_readonly("tokens", &VisionProjector::tokens)

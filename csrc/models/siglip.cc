@@ -79,6 +79,41 @@ std::string config_path(const std::string& path) {
 
 }  // namespace
 
+std::string vision_hook_name(VisionHookPoint p, int64_t layer) {
+  return p == VisionHookPoint::kOut ? std::string("vision.hook_out")
+                                    : "vision.blocks." + std::to_string(layer) + ".hook_resid_post";
+}
+
+std::vector<std::string> vision_hook_names(int64_t n_layers) {
+  std::vector<std::string> out;
+  for (int64_t i = 0; i < n_layers; ++i) out.push_back(vision_hook_name(VisionHookPoint::kResidPost, i));
+  out.push_back(vision_hook_name(VisionHookPoint::kOut, -1));
+  return out;
+}
+
+bool parse_vision_hook_name(const std::string& name, int64_t n_layers, VisionHookPoint* point,
+                            int64_t* layer) {
+  if (name == "vision.hook_out") {
+    *point = VisionHookPoint::kOut;
+    *layer = -1;
+    return true;
+  }
+  // vision.blocks.<digits>.hook_resid_post, the number written without leading zeros
+  const std::string head = "vision.blocks.", tail = ".hook_resid_post";
+  if (name.size() <= head.size() + tail.size() || name.compare(0, head.size(), head) != 0 ||
+      name.compare(name.size() - tail.size(), tail.size(), tail) != 0)
+    return false;
+  const std::string digits = name.substr(head.size(), name.size() - head.size() - tail.size());
+  if (digits.size() > 9 || (digits[0] == '0' && digits.size() > 1)) return false;
+  for (char ch : digits)
+    if (ch < '0' || ch > '9') return false;
+  const int64_t l = std::stoll(digits);
+  if (l >= n_layers) return false;
+  *point = VisionHookPoint::kResidPost;
+  *layer = l;
+  return true;
+}
+
 SiglipModel::SiglipModel(VisionConfig config, std::shared_ptr<const WeightFile> weights,
                          const std::string& prefix)
     : config_(std::move(config)), weights_(std::move(weights)) {
@@ -110,7 +145,7 @@ SiglipModel::SiglipModel(VisionConfig config, std::shared_ptr<const WeightFile> 
   }
 }
 
-void SiglipModel::encode(const float* pixels, int64_t N, float* out) const {
+void SiglipModel::encode(const float* pixels, int64_t N, float* out, VisionHookSet* hooks) const {
   const VisionConfig& c = config_;
   GC_CHECK(N >= 1, ValueError, "encode_image: no images");
   const int64_t S = c.image_size, ps = c.patch, G = c.patches_per_side(), P = c.n_patches();
@@ -160,10 +195,12 @@ void SiglipModel::encode(const float* pixels, int64_t N, float* out) const {
     cpu::gelu_tanh(DType::kF32, mid.data(), mid.data(), M * F);
     matmul(mid.data(), M, F, *w.fc2, &w.fc2_b, h.data());
     for (int64_t i = 0; i < M * d; ++i) x[i] += h[size_t(i)];
-    // Hook point (hooks work): vision.blocks.{li}.hook_resid_post on x [N, P, d].
+    // x is contiguous [N, P, d]: offered in place, the next layer reads the hook's edits.
+    if (hooks && hooks->wants(VisionHookPoint::kResidPost, li))
+      hooks->call(VisionHookPoint::kResidPost, li, x, {N, P, d});
   }
   layer_norm(x, x, M, d, *post_w_, *post_b_, c.norm_eps);
-  // Hook point (hooks work): vision.hook_out on the last hidden state x [N, P, d].
+  if (hooks && hooks->wants(VisionHookPoint::kOut, -1)) hooks->call(VisionHookPoint::kOut, -1, x, {N, P, d});
 }
 
 VisionProjector::VisionProjector(std::string kind, const VisionConfig& vision, int64_t text_d,

@@ -14,6 +14,31 @@
 
 namespace gemmacpp {
 
+// Hook points of the vision tower, offered like the text model's (csrc/models/hooks.h): the tower
+// asks wants() once per point and layer and only then calls call(), so an encode with no hooks
+// does no extra work. Both are offered as float32 [N, P, d] (N images, P patches, width d).
+enum class VisionHookPoint : int {
+  kResidPost,  // vision.blocks.{i}.hook_resid_post  the residual stream leaving encoder layer i
+  kOut,        // vision.hook_out                   after the post-LayerNorm, before any projector
+};
+
+// "vision.blocks.3.hook_resid_post" (layer 3) or "vision.hook_out" (layer ignored).
+std::string vision_hook_name(VisionHookPoint p, int64_t layer);
+// Every vision hook name of a tower with n_layers encoder layers, in the order encode offers them.
+std::vector<std::string> vision_hook_names(int64_t n_layers);
+// Parses a name of a tower with n_layers layers; false if it names no vision hook point.
+bool parse_vision_hook_name(const std::string& name, int64_t n_layers, VisionHookPoint* point,
+                            int64_t* layer);
+
+class VisionHookSet {
+ public:
+  virtual ~VisionHookSet() = default;
+  virtual bool wants(VisionHookPoint point, int64_t layer) const = 0;
+  // Offers the contiguous [N, P, d] activation; the hook may change it in place, and the tower
+  // continues with what it finds there. Exceptions propagate out of encode.
+  virtual void call(VisionHookPoint point, int64_t layer, float* data, const std::vector<int64_t>& shape) = 0;
+};
+
 struct SiglipLayerWeights {
   const WeightTensor *ln1_w = nullptr, *ln1_b = nullptr, *ln2_w = nullptr, *ln2_b = nullptr;
   const WeightTensor *q = nullptr, *k = nullptr, *v = nullptr, *o = nullptr;  // [d, d]
@@ -32,7 +57,8 @@ class SiglipModel {
 
   // pixels: float32 [N, C, S, S] (S = image_size, values as the processor gives them, [-1, 1]);
   // out: float32 [N, P, d], the last hidden state (after the final LayerNorm), P = (S / patch)^2.
-  void encode(const float* pixels, int64_t N, float* out) const;
+  // hooks (nullptr: none) may read and edit the residual stream after each layer and the output.
+  void encode(const float* pixels, int64_t N, float* out, VisionHookSet* hooks = nullptr) const;
 
  private:
   VisionConfig config_;

@@ -86,9 +86,12 @@ class Model:
         elif images is not None:
             raise ValueError("images: this model has no vision tower")
         arr, row_lengths = _token_batch(tokens, vocab, lengths)
+        hooks, vision_hooks = self._hook_dispatch(), None
+        if self._images is not None:  # the tower's hooks go to its encode, the rest to the text
+            from .multimodal import split_hooks
+            vision_hooks, hooks = split_hooks(hooks)
         if images is not None:
-            vision_kw.update(self._images.forward_inputs(arr, row_lengths, images))
-        hooks = self._hook_dispatch()
+            vision_kw.update(self._images.forward_inputs(arr, row_lengths, images, hooks=vision_hooks))
         if hooks is not None:  # only models with hook points take the argument
             vision_kw["hooks"] = hooks
         return self._m.forward(arr, cache, row_lengths, bool(last_only), **vision_kw)
@@ -98,7 +101,8 @@ class Model:
         images / uint8 HWC arrays, or float pixels [N, 3, S, S] in [-1, 1] with preprocess=False)."""
         if self._images is None:
             raise ValueError("encode_image: this model has no vision tower")
-        return self._images.soft_tokens(images, preprocess)
+        from .multimodal import split_hooks
+        return self._images.soft_tokens(images, preprocess, split_hooks(self._hook_dispatch())[0])
 
     def apply_chat_template(self, messages, *, add_generation_prompt: bool = True,
                             tokenize: bool = False):
@@ -168,9 +172,12 @@ class Model:
     def hook_names(self) -> list[str]:
         """Every hook point of the model, in the order a forward reaches them: hook_embed,
         blocks.{i}.hook_resid_pre, blocks.{i}.attn.hook_q ... blocks.{i}.hook_resid_post,
-        ln_final.hook_normalized, hook_logits (TransformerLens names; table in docs/hooks.md)."""
+        ln_final.hook_normalized, hook_logits (TransformerLens names; table in docs/hooks.md);
+        with a vision tower, its points come first (vision.blocks.{i}.hook_resid_post,
+        vision.hook_out)."""
         if getattr(self, "_hook_name_list", None) is None:
-            self._hook_name_list = list(self._m.hook_names())
+            vision = list(self._images.vision.hook_names()) if self._images is not None else []
+            self._hook_name_list = vision + list(self._m.hook_names())
         return list(self._hook_name_list)
 
     def hooks(self, hooks):

@@ -10,6 +10,9 @@ Token layouts (as transformers' processors build them):
              call with images is the prefix, attended bidirectionally; later tokens are causal.
              Positions count from 1.
 Soft tokens replace the embeddings of the image tokens and are not scaled by sqrt(d).
+
+Hooks: the tower offers vision.blocks.{i}.hook_resid_post and vision.hook_out ([N, P, d]); they
+come first in a model's hook_names() (images are encoded before the text forward runs).
 """
 from __future__ import annotations
 
@@ -82,6 +85,33 @@ def _pan_and_scan_settings(path: str) -> dict:
     return s
 
 
+def is_vision_hook(name: str) -> bool:
+    return name.startswith("vision.")
+
+
+class _HookSubset:
+    """The part of a HookDispatch that one C++ hook set takes: the tower gets the vision names,
+    the text forward the others (each refuses names it has no point for)."""
+
+    def __init__(self, dispatch, names):
+        self._dispatch, self.names = dispatch, names
+
+    def __call__(self, name, activation):
+        return self._dispatch(name, activation)
+
+
+def split_hooks(dispatch):
+    """(vision hooks, text hooks) of a HookDispatch (or None): each None when it selects no point
+    there, so the side without hooks runs its plain path."""
+    if dispatch is None:
+        return None, None
+    vision = [n for n in dispatch.names if is_vision_hook(n)]
+    if not vision:
+        return None, dispatch
+    text = [n for n in dispatch.names if not is_vision_hook(n)]
+    return _HookSubset(dispatch, vision), (_HookSubset(dispatch, text) if text else None)
+
+
 class VisionModel:
     """A bare SigLIP vision tower (a SiglipVisionModel checkpoint); see gemmacpp.load."""
 
@@ -107,7 +137,43 @@ class VisionModel:
         size = settings.pop("size")
         pixels = _vision.pixels_from(images, size=size, channels=self.config["num_channels"],
                                      preprocess_images=preprocess, **settings)
-        return self._v.encode(pixels)
+        return self._v.encode(pixels, hooks=self._hook_dispatch())
+
+    # ---- hooks (docs/hooks.md): the tower's points only; the same registry as Model's ----
+
+    _hook_registry = None
+
+    def hook_names(self) -> list[str]:
+        """vision.blocks.{i}.hook_resid_post for each encoder layer, then vision.hook_out."""
+        return list(self._v.hook_names())
+
+    def hooks(self, hooks):
+        """Context manager: while active, encode_image calls fn(activation, name) at the
+        selected points with a float32 view [N, P, d]; see Model.hooks."""
+        from .model import Model
+        return Model.hooks(self, hooks)
+
+    def run_with_cache(self, images, *, names=None, preprocess: bool = True):
+        """(last hidden state, activations): encode_image(images) that also records the selected
+        hook points (None: all) as an ActivationCache, after any active hooks edited them."""
+        from .hooks import ActivationCache, select_names
+        acts = ActivationCache()
+
+        def record(activation, name):
+            acts[name] = activation.copy()
+
+        chosen = select_names(self.hook_names(), names)
+        with self._hooks().added([(chosen, record)] if chosen else []):
+            out = self.encode_image(images, preprocess=preprocess)
+        return out, acts
+
+    def _hooks(self):
+        from .model import Model
+        return Model._hooks(self)
+
+    def _hook_dispatch(self):
+        from .model import Model
+        return Model._hook_dispatch(self)
 
     def forward(self, *args, **kwargs):
         raise TypeError("a SigLIP vision tower has no text forward; use encode_image(images)")
@@ -136,18 +202,20 @@ class ImageInputs:
         self.settings = _processor_settings(path, self.kind, self.image_size)
         self.pan_and_scan_settings = _pan_and_scan_settings(path)
 
-    def soft_tokens(self, images, preprocess: bool = True) -> np.ndarray:
-        """Projected soft tokens [N, tokens_per_image, d] float32."""
+    def soft_tokens(self, images, preprocess: bool = True, hooks=None) -> np.ndarray:
+        """Projected soft tokens [N, tokens_per_image, d] float32; hooks: the tower's (see
+        split_hooks), which see and may edit its activations before the projector."""
         settings = dict(self.settings)
         size = settings.pop("size")
         pixels = _vision.pixels_from(images, size=size, channels=self.channels,
                                      preprocess_images=preprocess, **settings)
-        return self.projector.project(self.vision.encode(pixels))
+        return self.projector.project(self.vision.encode(pixels, hooks=hooks))
 
-    def forward_inputs(self, tokens: np.ndarray, lengths, images, preprocess: bool = True) -> dict:
+    def forward_inputs(self, tokens: np.ndarray, lengths, images, preprocess: bool = True,
+                       hooks=None) -> dict:
         """Keyword arguments of the core forward for tokens [B, T] holding image tokens: embeds,
         embed_mask, spans, span_in_window. Images fill the runs of image tokens in order (row by
-        row); each image needs exactly tokens_per_image of them."""
+        row); each image needs exactly tokens_per_image of them. hooks: the tower's."""
         B, T = tokens.shape
         real = np.ones((B, T), bool) if lengths is None else \
             np.arange(T)[None, :] < np.asarray(lengths)[:, None]
@@ -155,7 +223,7 @@ class ImageInputs:
         n_tokens = int(mask.sum())
         if isinstance(images, np.ndarray) and images.dtype.kind == "f":
             preprocess = False  # float pixels [N, 3, S, S], already preprocessed
-        soft = self.soft_tokens(images, preprocess)
+        soft = self.soft_tokens(images, preprocess, hooks)
         n = soft.shape[0]
         if n_tokens != n * self.tokens_per_image:
             raise ValueError(f"images: {n} image(s) need {n * self.tokens_per_image} image tokens "

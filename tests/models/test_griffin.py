@@ -171,8 +171,70 @@ def test_last_only_and_lengths(checkpoint):
     assert last.shape == (BATCH, 1, VOCAB)
     np.testing.assert_allclose(last[:, 0], full[:, -1], rtol=0, atol=1e-5 * np.abs(full).max())
     np.testing.assert_array_equal(m.forward(toks, lengths=[SEQ] * BATCH), full)
-    with pytest.raises(NotImplementedError, match="equal length"):
-        m.forward(toks, lengths=[SEQ, SEQ - 1])
+    with pytest.raises(ValueError, match="length"):
+        m.forward(toks, lengths=[SEQ, SEQ + 1])
+
+
+RAGGED = [SEQ, 7, 0, 1, 18]
+
+
+def test_ragged_rows_equal_their_own_runs(checkpoint):
+    """Each row of a right-padded batch is its own sequence: its logits equal a forward of that
+    row alone, padding logits are zero, and padding tokens (out-of-range ids here) are never
+    read. last_only gives each row's last real token (zeros for an empty row)."""
+    name, folder, _ = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name, batch=len(RAGGED))
+    padded = toks.copy()
+    for b, n in enumerate(RAGGED):
+        padded[b, n:] = 10 ** 9
+    got = m.forward(padded, lengths=RAGGED)
+    last = m.forward(padded, lengths=RAGGED, last_only=True)
+    assert got.shape == (len(RAGGED), SEQ, VOCAB) and last.shape == (len(RAGGED), 1, VOCAB)
+    for b, n in enumerate(RAGGED):
+        assert not got[b, n:].any()
+        if n == 0:
+            assert not last[b].any()
+            continue
+        alone = m.forward(toks[b:b + 1, :n]).astype(np.float64)
+        assert rel_err(got[b:b + 1, :n], alone) <= 1e-5, (b, n)
+        assert rel_err(last[b, 0], alone[0, -1]) <= 1e-5, (b, n)
+
+
+def ragged_steps(m, seqs, steps):
+    """Feeds the sequences through one cache, steps[i][b] tokens of sequence b at step i (0: it
+    waits), and returns every sequence's logits concatenated over the steps."""
+    cache = m.new_cache(batch=len(seqs))
+    pos = [0] * len(seqs)
+    out = [[] for _ in seqs]
+    for counts in steps:
+        T = max(1, max(counts))
+        arr = np.full((len(seqs), T), 10 ** 9, dtype=np.int64)
+        for b, n in enumerate(counts):
+            arr[b, :n] = seqs[b][pos[b]:pos[b] + n]
+        logits = m.forward(arr, cache=cache, lengths=counts)
+        for b, n in enumerate(counts):
+            assert not logits[b, n:].any()
+            out[b].append(logits[b, :n])
+            pos[b] += n
+    assert cache.lengths == pos
+    return [np.concatenate(o) for o in out], cache
+
+
+def test_ragged_steps_through_the_cache_equal_full_forwards(checkpoint):
+    name, folder, _ = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name, batch=3)
+    seqs = [toks[0, :SEQ], toks[1, :12], toks[2, :20]]
+    # Different prompt lengths, a row that waits (0), single-token decoding, chunks past the window.
+    steps = [[9, 0, 3], [1, 5, 1], [8, 0, 9], [1, 1, 1], [10, 6, 0], [0, 0, 6]]
+    got, cache = ragged_steps(m, seqs, steps)
+    assert sorted(cache.lengths) == sorted([SEQ, 12, 20])
+    for b, seq in enumerate(seqs):
+        assert len(got[b]) == len(seq)
+        assert rel_err(got[b], m.forward(seq[None]).astype(np.float64)) <= 1e-5, b
+    with pytest.raises(ValueError, match="different lengths"):
+        cache.length
 
 
 def test_cache_reset_and_errors(checkpoint):

@@ -287,3 +287,57 @@ def test_missing_tensor_is_named(tmp_path):
     save_file(tensors, path)
     with pytest.raises(ValueError, match=r"layers\.1\.temporal_block\.rg_lru\.recurrent_param"):
         gc.load(folder)
+
+
+def test_cache_select_and_copy(checkpoint):
+    """select forks sequences (repeats allowed) and copy duplicates the cache: continuing any
+    fork equals a full forward over its whole sequence, and the source cache is untouched."""
+    name, folder, _ = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name, batch=2)
+    cache = m.new_cache(batch=2)
+    m.forward(toks[:, :12], cache=cache, lengths=[12, 9])
+    forks = cache.select([1, 0, 1])
+    assert forks.lengths == [9, 12, 9] and cache.lengths == [12, 9]
+    ends = [toks[1, 9:15], toks[0, 12:20], toks[0, 3:5]]  # the two forks of 1 go different ways
+    arr = np.zeros((3, 8), dtype=np.int64)
+    for b, e in enumerate(ends):
+        arr[b, :len(e)] = e
+    got = m.forward(arr, cache=forks, lengths=[len(e) for e in ends])
+    for b, (src, e) in enumerate(zip([1, 0, 1], ends)):
+        seq = np.concatenate([toks[src, :[12, 9][src]], e])
+        ref = m.forward(seq[None]).astype(np.float64)[0, -len(e):]
+        assert rel_err(got[b, :len(e)], ref) <= 1e-5, b
+    dup = cache.copy()
+    a = m.forward(toks[:, 12:13], cache=dup)
+    b = m.forward(toks[:, 12:13], cache=cache)
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="out of range"):
+        cache.select([2])
+
+
+def test_loglikelihood_matches_full_forwards(checkpoint):
+    """model.loglikelihood (ragged contexts, last_only, cache.select forks of shared contexts,
+    ragged continuations) equals log-probs read off one plain forward per request, and those of
+    transformers."""
+    name, folder, model = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name, batch=3)
+    ctx_a, ctx_b = toks[0, :11].tolist(), toks[1, :4].tolist()
+    requests = [(ctx_a, toks[2, :5].tolist()), (ctx_b, toks[2, 5:6].tolist()),
+                (ctx_a, toks[2, 6:9].tolist()), (ctx_b, toks[0, 20:29].tolist()),
+                (toks[2, :17].tolist(), toks[1, 4:7].tolist())]
+    got = m.loglikelihood(requests, batch_size=4)
+
+    def log_probs(logits, ctx, cont):
+        z = logits[len(ctx) - 1:len(ctx) + len(cont) - 1].astype(np.float64)
+        lse = z.max(-1) + np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1))
+        return float((z[np.arange(len(cont)), cont] - lse).sum()), z.argmax(-1).tolist() == cont
+
+    for (ctx, cont), (lp, greedy) in zip(requests, got):
+        seq = np.array([ctx + cont])
+        want, want_greedy = log_probs(m.forward(seq)[0], ctx, cont)
+        assert abs(lp - want) <= 1e-4 * max(1.0, abs(want)), (lp, want)
+        assert greedy == want_greedy
+        hf, _ = log_probs(reference_logits(model, seq)[0], ctx, cont)
+        assert abs(lp - hf) <= 1e-3 * max(1.0, abs(hf)), (lp, hf)

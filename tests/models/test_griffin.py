@@ -341,3 +341,107 @@ def test_loglikelihood_matches_full_forwards(checkpoint):
         assert greedy == want_greedy
         hf, _ = log_probs(reference_logits(model, seq)[0], ctx, cont)
         assert abs(lp - hf) <= 1e-3 * max(1.0, abs(hf)), (lp, hf)
+
+
+# ---- hooks ----
+
+def test_hook_names(checkpoint):
+    name, folder, model = checkpoint
+    m = gc.load(folder)
+    names = m.hook_names()
+    assert names[0] == "hook_embed" and names[-2:] == ["ln_final.hook_normalized", "hook_logits"]
+    for i, lc in enumerate(m.config["layers"]):
+        recurrent = lc["type"] == "recurrent"
+        assert (f"blocks.{i}.rglru.hook_h" in names) == recurrent
+        assert (f"blocks.{i}.conv.hook_out" in names) == recurrent
+        assert (f"blocks.{i}.hook_attn_out" in names) == (not recurrent)
+        for s in ("hook_resid_pre", "hook_resid_mid", "mlp.hook_post", "hook_mlp_out", "hook_resid_post"):
+            assert f"blocks.{i}.{s}" in names
+        assert f"blocks.{i}.rglru.hook_a" not in names  # the fused RG-LRU never materialises a_t
+    assert len(set(names)) == len(names)
+
+
+def hf_recurrent_capture(model, toks, edit_layer=None):
+    """transformers' logits, hidden states, and per recurrent layer the RG-LRU module's input
+    (the conv output) and output (h), optionally zeroing the RG-LRU output of one layer."""
+    seen, handles = {}, []
+    for i, layer in enumerate(model.model.layers):
+        rg = getattr(layer.temporal_block, "rg_lru", None)
+        if rg is None:
+            continue
+
+        def hook(mod, inputs, output, i=i):
+            seen[i] = (inputs[0].detach().double().numpy(), output.detach().double().numpy())
+            if i == edit_layer:
+                return torch.zeros_like(output)
+        handles.append(rg.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            out = model(torch.from_numpy(toks), use_cache=False, output_hidden_states=True)
+    finally:
+        for h in handles:
+            h.remove()
+    return out.logits.double().numpy(), [h.double().numpy() for h in out.hidden_states], seen
+
+
+def test_hooks_read_what_transformers_computes(checkpoint):
+    """Mapping (docs/hooks.md): HF hidden_states[i] = blocks.{i}.hook_resid_pre for i < L (the
+    scaled embeddings for i = 0), hidden_states[L] = ln_final.hook_normalized; the RG-LRU
+    module's input = blocks.{i}.conv.hook_out, its output = blocks.{i}.rglru.hook_h."""
+    name, folder, model = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name)
+    logits, acts = m.run_with_cache(toks)
+    ref_logits, hidden, rg = hf_recurrent_capture(model, toks)
+    assert rel_err(logits, ref_logits) <= REL_TOL
+    L = m.config["num_layers"]
+    assert len(hidden) == L + 1
+    assert rel_err(acts["hook_embed"], hidden[0]) <= REL_TOL
+    for i in range(L):
+        assert rel_err(acts[f"blocks.{i}.hook_resid_pre"], hidden[i]) <= REL_TOL, i
+        if i + 1 < L:
+            np.testing.assert_array_equal(acts[f"blocks.{i}.hook_resid_post"],
+                                          acts[f"blocks.{i + 1}.hook_resid_pre"])
+    assert rel_err(acts["ln_final.hook_normalized"], hidden[L]) <= REL_TOL
+    np.testing.assert_array_equal(acts["hook_logits"], logits)
+    assert rg
+    for i, (conv_out, h) in rg.items():
+        assert rel_err(acts[f"blocks.{i}.conv.hook_out"], conv_out) <= REL_TOL, i
+        assert rel_err(acts[f"blocks.{i}.rglru.hook_h"], h) <= REL_TOL, i
+    # Residual bookkeeping: pre + mixing out = mid, mid + mlp out = post.
+    for i, lc in enumerate(m.config["layers"]):
+        if lc["type"] != "recurrent":
+            mid = acts[f"blocks.{i}.hook_resid_pre"] + acts[f"blocks.{i}.hook_attn_out"]
+            np.testing.assert_allclose(acts[f"blocks.{i}.hook_resid_mid"], mid, rtol=0, atol=1e-5)
+        post = acts[f"blocks.{i}.hook_resid_mid"] + acts[f"blocks.{i}.hook_mlp_out"]
+        np.testing.assert_allclose(acts[f"blocks.{i}.hook_resid_post"], post, rtol=0, atol=1e-5)
+
+
+def test_zeroing_hook_h_matches_a_transformers_forward_hook(checkpoint):
+    name, folder, model = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name)
+    layer = next(i for i, lc in enumerate(m.config["layers"]) if lc["type"] == "recurrent")
+    plain = m.forward(toks)
+    with m.hooks({f"blocks.{layer}.rglru.hook_h": lambda a, n: np.zeros_like(a)}):
+        edited = m.forward(toks)
+    ref, _, _ = hf_recurrent_capture(model, toks, edit_layer=layer)
+    assert rel_err(edited, ref) <= REL_TOL
+    assert rel_err(plain, ref) > 100 * REL_TOL  # the edit matters
+    np.testing.assert_array_equal(m.forward(toks), plain)  # and ends with the context
+
+
+def test_hooks_on_ragged_batches_and_the_cache(checkpoint):
+    """Hooks see [B, T, ...] with zero padding; an edit on a ragged cached step changes only
+    what it should: zeroing hook_h of a row that waits (length 0) changes nothing."""
+    name, folder, _ = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name, batch=3)
+    lengths = [SEQ, 5, 0]
+    logits, acts = m.run_with_cache(toks, lengths=lengths, names="*hook_resid_post")
+    for k, a in acts.items():
+        assert a.shape == (3, SEQ, m.config["hidden_size"])
+        assert not a[1, 5:].any() and not a[2].any()
+    alone = m.run_with_cache(toks[1:2, :5], names="*hook_resid_post")[1]
+    for k in acts:
+        np.testing.assert_allclose(acts[k][1, :5], alone[k][0], rtol=0, atol=1e-5)

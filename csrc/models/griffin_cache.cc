@@ -25,6 +25,15 @@ GriffinCache::GriffinCache(const ModelConfig& c, int64_t batch, int64_t max_len)
   }
 }
 
+GriffinCache::GriffinCache(const GriffinCache& shape, Empty) : max_len_(shape.max_len_) {
+  for (const GriffinLayerState& s : shape.layers_) {
+    GriffinLayerState e;
+    e.recurrent = s.recurrent;
+    e.window = s.window;
+    layers_.push_back(std::move(e));
+  }
+}
+
 std::vector<int64_t> GriffinCache::layer_nbytes() const {
   std::vector<int64_t> out;
   for (const GriffinLayerState& s : layers_) {
@@ -52,8 +61,7 @@ GriffinCache GriffinCache::select(const std::vector<int64_t>& sequences) const {
     GC_CHECK(s >= 0 && s < batch(), ValueError, "cache.select: sequence ", s,
              " is out of range [0, ", batch(), ")");
   }
-  GriffinCache out(*this);
-  out.lengths_.clear();
+  GriffinCache out(*this, Empty{});
   for (int64_t s : sequences) out.lengths_.push_back(lengths_[size_t(s)]);
   // Every state is [B][per-sequence floats]: copy each chosen sequence's block in order.
   const size_t B = lengths_.size();

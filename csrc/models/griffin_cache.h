@@ -39,6 +39,9 @@ class GriffinCache {
   void advance(int64_t b, int64_t n) { lengths_[size_t(b)] += n; }
 
  private:
+  struct Empty {};
+  GriffinCache(const GriffinCache& shape, Empty);  // same layers, no sequences, no states
+
   int64_t max_len_;
   std::vector<int64_t> lengths_;
   std::vector<GriffinLayerState> layers_;

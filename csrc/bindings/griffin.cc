@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "csrc/bindings/hooks.h"
 #include "csrc/bindings/registry.h"
 #include "csrc/core/error.h"
 #include "csrc/models/griffin.h"
@@ -60,40 +61,58 @@ GEMMACPP_BINDING(griffin) {
       .def("forward", [](const GriffinModel& g,
                          py::array_t<int64_t, py::array::c_style | py::array::forcecast> tokens,
                          GriffinCache* cache, std::optional<std::vector<int64_t>> lengths,
-                         bool last_only) {
+                         bool last_only, py::object hooks) {
         GC_CHECK(tokens.ndim() == 2, ValueError, "forward: tokens must be [B, T], got rank ", tokens.ndim());
-        const int64_t B = tokens.shape(0), T = tokens.shape(1), V = g.config().vocab;
-        if (lengths) {
-          GC_CHECK(int64_t(lengths->size()) == B, ValueError, "forward: ", B, " rows of tokens but ",
-                   lengths->size(), " lengths");
-          for (int64_t n : *lengths) {
-            GC_CHECK(n == T, NotImplementedError, "forward: RecurrentGemma takes rows of equal "
-                     "length only so far (no padded batches), got lengths with ", n, " != ", T);
-          }
-        }
-        py::array_t<float> logits({B, last_only ? int64_t(1) : T, V});
-        const int64_t* tp = tokens.data();
-        float* lp = logits.mutable_data();
+        GriffinModel::Args a;
+        a.B = tokens.shape(0);
+        a.T = tokens.shape(1);
+        GC_CHECK(!lengths || int64_t(lengths->size()) == a.B, ValueError, "forward: ", a.B,
+                 " rows of tokens but ", lengths ? lengths->size() : 0, " lengths");
+        py::array_t<float> logits({a.B, last_only ? int64_t(1) : a.T, g.config().vocab});
+        a.tokens = tokens.data();
+        a.lengths = lengths ? lengths->data() : nullptr;
+        a.logits = logits.mutable_data();
+        a.last_only = last_only;
+        a.cache = cache;
+        std::unique_ptr<PyHookSet> hook_set;  // made and destroyed with the GIL held
+        if (!hooks.is_none()) hook_set = std::make_unique<PyHookSet>(hooks, g.config().n_layers);
+        a.hooks = hook_set.get();
         {
           py::gil_scoped_release nogil;
-          g.forward(tp, B, T, lp, cache, last_only);
+          g.forward(a);
         }
         return logits;
       }, py::arg("tokens"), py::arg("cache") = py::none(), py::arg("lengths") = py::none(),
-         py::arg("last_only") = false,
-         "logits [B, T, V] (or [B, 1, V] with last_only) float32 for int64 tokens [B, T]");
+         py::arg("last_only") = false, py::arg("hooks") = py::none(),
+         "logits [B, T, V] (or [B, 1, V] with last_only) float32 for int64 tokens [B, T], rows "
+         "right-padded past lengths[b]; hooks: as for GemmaModel.forward (see gemmacpp.hooks)")
+      .def("hook_names", &GriffinModel::hook_names,
+           "every hook point's name, in the order a forward reaches them");
 
   py::class_<GriffinCache, std::shared_ptr<GriffinCache>>(
       m, "GriffinCache", "RG-LRU and conv states and attention rings: a constant size")
       .def_property_readonly("batch", &GriffinCache::batch)
       .def_property_readonly("max_len", &GriffinCache::max_len)
-      .def_property_readonly("length", &GriffinCache::length)
-      .def_property_readonly("lengths", [](const GriffinCache& c) {
-        return std::vector<int64_t>(size_t(c.batch()), c.length());
-      }, "positions held, per sequence (all equal)")
+      .def_property_readonly("lengths", &GriffinCache::lengths, "positions held, per sequence")
+      .def_property_readonly("length", [](const GriffinCache& c) {
+        const auto& n = c.lengths();
+        for (int64_t x : n) {
+          GC_CHECK(x == n[0], ValueError, "cache.length: its sequences have different lengths ",
+                   "(use cache.lengths)");
+        }
+        return n[0];
+      }, "positions held by every sequence (they must all have the same length)")
       .def_property_readonly("nbytes", &GriffinCache::nbytes)
       .def("layer_nbytes", &GriffinCache::layer_nbytes)
-      .def("reset", &GriffinCache::reset);
+      .def("reset", &GriffinCache::reset)
+      .def("select", [](const GriffinCache& c, const std::vector<int64_t>& sequences) {
+        return std::make_shared<GriffinCache>(c.select(sequences));
+      }, py::arg("sequences"), "a new cache with copies of these sequences, in this order (repeats allowed)")
+      .def("copy", [](const GriffinCache& c) {
+        std::vector<int64_t> all(size_t(c.batch()));
+        for (size_t i = 0; i < all.size(); ++i) all[i] = int64_t(i);
+        return std::make_shared<GriffinCache>(c.select(all));
+      });
 
   m.def("load_griffin", [](const std::string& path) {
     GM model;

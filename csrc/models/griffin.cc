@@ -22,16 +22,33 @@ namespace {
 using model_ops::dense_weight;
 using model_ops::to_f32;
 
-// Per-call buffers of one forward pass: M = B * T rows.
+// The real tokens of every row, packed one after another: row b's are packed rows
+// [offset[b], offset[b] + count[b]), at positions start[b] + 0, 1, ...
+struct Packing {
+  int64_t B = 0, T = 0, M = 0;
+  std::vector<int64_t> count, offset, start;
+  bool uniform = false;  // every row has the same count: the packed rows are [B, count, ...]
+};
+
+// Per-call buffers of one forward pass over M packed rows.
 struct Activations {
-  int64_t B, T, M;
   std::vector<float> x, h, mix;                 // [M, d]: residual stream, normed, block output
   std::vector<float> y, u, conv, gx, ga, lru;   // [M, L]: recurrent block
   std::vector<float> q, k, v, o;                // attention
   std::vector<float> gate, up;                  // [M, F]
-  std::vector<int64_t> positions;               // [T]
-  std::vector<uint8_t> reset;                   // [B, T]: segment start at position 0
+  std::vector<int64_t> positions;               // [M]
+  std::vector<uint8_t> reset;                   // [M]: segment start at position 0
   std::vector<float> k_win, v_win;              // an attention block's window in position order
+};
+
+// Offers activations to the hooks that want them; with no HookSet it costs one branch.
+struct Offer {
+  HookSet* hooks;
+  const Packing& p;
+  bool wants(HookPoint pt, int64_t layer) const { return hooks && hooks->wants(pt, layer); }
+  void operator()(HookPoint pt, int64_t layer, float* rows, int64_t width) const {
+    if (wants(pt, layer)) offer_packed_rows(*hooks, pt, layer, rows, p.count, p.offset, p.T, {width});
+  }
 };
 
 void norm(const ModelConfig& c, const float* in, float* out, int64_t rows, const WeightTensor& w) {
@@ -40,24 +57,44 @@ void norm(const ModelConfig& c, const float* in, float* out, int64_t rows, const
 
 const float* bias_or_null(const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); }
 
+// Runs fn(b0, nb, r0, n) over groups of rows whose recurrences can go through a kernel together:
+// all rows at once (nb = B, n = T rows each) when they have the same count, else one row at a
+// time (nb = 1), skipping empty rows. Every lane of the kernels is computed alone, so both give
+// the same bits.
+template <class Fn>
+void for_row_groups(const Packing& p, Fn fn) {
+  if (p.uniform) {
+    if (p.count[0] > 0) fn(int64_t(0), p.B, int64_t(0), p.count[0]);
+    return;
+  }
+  for (int64_t b = 0; b < p.B; ++b) {
+    if (p.count[size_t(b)] > 0) fn(b, int64_t(1), p.offset[size_t(b)], p.count[size_t(b)]);
+  }
+}
+
 // h -> mix: y = gelu(W_y h); u = conv1d(W_x h); u = rg_lru(u); mix = W_o (u * y).
-void recurrent_block(const ModelConfig& c, const GriffinLayerWeights& w, Activations& a,
-                     GriffinLayerState* state) {
-  const int64_t M = a.M, L = c.lru_width, H = c.n_heads, bw = L / H, K = c.conv1d_width;
+void recurrent_block(const ModelConfig& c, const GriffinLayerWeights& w, const Packing& p,
+                     Activations& a, GriffinLayerState* state, const Offer& offer, int64_t li) {
+  const int64_t M = p.M, L = c.lru_width, H = c.n_heads, bw = L / H, K = c.conv1d_width;
   model_ops::linear(a.h.data(), M, *w.linear_y, w.linear_y_b.data(), a.y.data());
   model_ops::linear(a.h.data(), M, *w.linear_x, w.linear_x_b.data(), a.u.data());
 
-  cpu::Conv1dTemporalArgs ca;
-  ca.dtype = DType::kF32;
-  ca.x = a.u.data();
-  ca.state = state ? state->conv.data() : nullptr;
-  ca.weight = w.conv_w.data();
-  ca.bias = w.conv_b.data();
-  ca.y = a.conv.data();
-  ca.new_state = state ? state->conv.data() : nullptr;
-  ca.B = a.B; ca.T = a.T; ca.W = L; ca.K = K;
-  cpu::conv1d_temporal(ca);
-  // hook point: blocks.{i}.conv.hook_out (a.conv, [B, T, L])
+  // The conv and the scan carry state along time: each sequence goes over its own rows only.
+  for_row_groups(p, [&](int64_t b0, int64_t nb, int64_t r0, int64_t n) {
+    cpu::Conv1dTemporalArgs ca;
+    ca.dtype = DType::kF32;
+    ca.x = a.u.data() + r0 * L;
+    float* st = state ? state->conv.data() + b0 * (K - 1) * L : nullptr;
+    ca.state = st;
+    ca.weight = w.conv_w.data();
+    ca.bias = w.conv_b.data();
+    ca.reset = a.reset.data() + r0;
+    ca.y = a.conv.data() + r0 * L;
+    ca.new_state = st;
+    ca.B = nb; ca.T = n; ca.W = L; ca.K = K;
+    cpu::conv1d_temporal(ca);
+  });
+  offer(HookPoint::kConvOut, li, a.conv.data(), L);
 
   // Block-diagonal gate projections: one x W^T product per head on its slice of the width.
   const int64_t es = dtype_size(w.gate_dtype);
@@ -69,90 +106,116 @@ void recurrent_block(const ModelConfig& c, const GriffinLayerWeights& w, Activat
                 bw, w.gate_a_b.data() + off, a.ga.data() + off, L);
   }
 
-  cpu::RgLruArgs ra;
-  ra.dtype = DType::kF32;
-  ra.x = a.conv.data(); ra.gate_x = a.gx.data(); ra.gate_a = a.ga.data();
-  ra.a_dtype = w.a_param->dtype; ra.a_param = w.a_param->data;
-  ra.h0 = state ? state->h.data() : nullptr;
-  ra.reset = a.reset.empty() ? nullptr : a.reset.data();
-  ra.y = a.lru.data();
-  ra.h_last = state ? state->h.data() : nullptr;
-  ra.B = a.B; ra.T = a.T; ra.W = L; ra.c = 8.0f;
-  cpu::rg_lru(ra);
-  // hook points: blocks.{i}.rglru.hook_a (a_t, not materialised by the fused kernel) and
-  // blocks.{i}.rglru.hook_h (a.lru, [B, T, L])
+  for_row_groups(p, [&](int64_t b0, int64_t nb, int64_t r0, int64_t n) {
+    cpu::RgLruArgs ra;
+    ra.dtype = DType::kF32;
+    ra.x = a.conv.data() + r0 * L; ra.gate_x = a.gx.data() + r0 * L; ra.gate_a = a.ga.data() + r0 * L;
+    ra.a_dtype = w.a_param->dtype; ra.a_param = w.a_param->data;
+    float* h = state ? state->h.data() + b0 * L : nullptr;
+    ra.h0 = h;
+    ra.reset = a.reset.data() + r0;
+    ra.y = a.lru.data() + r0 * L;
+    ra.h_last = h;
+    ra.B = nb; ra.T = n; ra.W = L; ra.c = 8.0f;
+    cpu::rg_lru(ra);
+  });
+  // blocks.{i}.rglru.hook_a is not offered: the fused kernel never materialises a_t.
+  offer(HookPoint::kRgLruH, li, a.lru.data(), L);
 
   cpu::geglu(DType::kF32, a.y.data(), a.lru.data(), a.y.data(), M * L);  // gelu(y) * u
   model_ops::linear(a.y.data(), M, *w.linear_out, w.linear_out_b.data(), a.mix.data());
 }
 
-// Copies rows [B, T, row] of src for t in [t0, T) to dst rows (dest(t) * B + b) * row.
-template <class Dest>
-void scatter_rows(const float* src, int64_t B, int64_t T, int64_t row, int64_t t0, Dest dest, float* dst) {
-  for (int64_t t = t0; t < T; ++t) {
-    for (int64_t b = 0; b < B; ++b) {
-      std::memcpy(dst + (dest(t) * B + b) * row, src + (b * T + t) * row, size_t(row) * sizeof(float));
-    }
-  }
-}
-
 // h -> mix: local MQA attention over the window, partial RoPE, output projection with bias.
 void attention_block(const ModelConfig& c, const LayerConfig& lc, const GriffinLayerWeights& w,
-                     int64_t pos0, Activations& a, GriffinLayerState* state) {
-  const int64_t B = a.B, T = a.T, M = a.M, H = c.n_heads, K = c.n_kv_heads, D = c.head_dim;
+                     const Packing& p, Activations& a, GriffinLayerState* state) {
+  const int64_t M = p.M, H = c.n_heads, K = c.n_kv_heads, D = c.head_dim, R = K * D;
   model_ops::linear(a.h.data(), M, *w.q, bias_or_null(w.q_b), a.q.data());
   model_ops::linear(a.h.data(), M, *w.k, bias_or_null(w.k_b), a.k.data());
   model_ops::linear(a.h.data(), M, *w.v, bias_or_null(w.v_b), a.v.data());
-  cpu::rope(DType::kF32, a.q.data(), a.q.data(), B, T, H, D, DType::kI64, a.positions.data(), false,
+  // Packed rows as one sequence of M tokens, each with its own position.
+  cpu::rope(DType::kF32, a.q.data(), a.q.data(), 1, M, H, D, DType::kI64, a.positions.data(), false,
             lc.rope_base, 1.0, c.rotary_dim);
-  cpu::rope(DType::kF32, a.k.data(), a.k.data(), B, T, K, D, DType::kI64, a.positions.data(), false,
+  cpu::rope(DType::kF32, a.k.data(), a.k.data(), 1, M, K, D, DType::kI64, a.positions.data(), false,
             lc.rope_base, 1.0, c.rotary_dim);
 
-  cpu::AttentionArgs at;
-  at.dtype = DType::kF32;
-  at.q = a.q.data(); at.k = a.k.data(); at.v = a.v.data(); at.out = a.o.data();
-  at.B = B; at.Tq = T; at.Tk = T; at.Hq = H; at.Hkv = K; at.D = D;
-  const int64_t qs[3] = {T * H * D, H * D, D}, ks[3] = {T * K * D, K * D, D};
-  for (int j = 0; j < 3; ++j) {
-    at.q_stride[j] = at.out_stride[j] = qs[j];
-    at.k_stride[j] = at.v_stride[j] = ks[j];
-  }
-  at.causal = true;
-  at.window = lc.window;
-  at.scale = c.attn_scale();
-  if (state) {
-    // The ring's older keys in position order, then the new ones: one contiguous run of rows
-    // [pos][B][K*D] for the kernel, which only needs relative positions.
-    const int64_t W = state->window, R = B * K * D, n_old = std::min(W - 1, pos0);
-    a.k_win.resize(size_t((n_old + T) * R));
-    a.v_win.resize(size_t((n_old + T) * R));
-    for (int64_t j = 0; j < n_old; ++j) {
-      const int64_t src = (pos0 - n_old + j) % W;
-      std::memcpy(a.k_win.data() + j * R, state->k.data() + src * R, size_t(R) * sizeof(float));
-      std::memcpy(a.v_win.data() + j * R, state->v.data() + src * R, size_t(R) * sizeof(float));
+  // One sequence at a time: each sees only its own keys.
+  for (int64_t b = 0; b < p.B; ++b) {
+    const int64_t n = p.count[size_t(b)], r0 = p.offset[size_t(b)], pos0 = p.start[size_t(b)];
+    if (n == 0) continue;
+    cpu::AttentionArgs at;
+    at.dtype = DType::kF32;
+    at.q = a.q.data() + r0 * H * D; at.out = a.o.data() + r0 * H * D;
+    at.k = a.k.data() + r0 * R; at.v = a.v.data() + r0 * R;
+    at.B = 1; at.Tq = n; at.Tk = n; at.Hq = H; at.Hkv = K; at.D = D;
+    const int64_t qs[3] = {n * H * D, H * D, D}, ks[3] = {n * R, R, D};
+    for (int j = 0; j < 3; ++j) {
+      at.q_stride[j] = at.out_stride[j] = qs[j];
+      at.k_stride[j] = at.v_stride[j] = ks[j];
     }
-    auto after_old = [n_old](int64_t t) { return n_old + t; };
-    scatter_rows(a.k.data(), B, T, K * D, 0, after_old, a.k_win.data());
-    scatter_rows(a.v.data(), B, T, K * D, 0, after_old, a.v_win.data());
-    // Only the last W new positions can be seen again.
-    auto ring = [pos0, W](int64_t t) { return (pos0 + t) % W; };
-    scatter_rows(a.k.data(), B, T, K * D, std::max<int64_t>(0, T - W), ring, state->k.data());
-    scatter_rows(a.v.data(), B, T, K * D, std::max<int64_t>(0, T - W), ring, state->v.data());
-    at.k = a.k_win.data(); at.v = a.v_win.data();
-    at.Tk = n_old + T;
-    at.q_start = n_old;
-    at.k_stride[0] = at.v_stride[0] = K * D;
-    at.k_stride[1] = at.v_stride[1] = R;
+    at.causal = true;
+    at.window = lc.window;
+    at.scale = c.attn_scale();
+    if (state) {
+      // The ring's older keys in position order, then the new ones: one contiguous run for the
+      // kernel, which only needs relative positions.
+      const int64_t W = state->window, n_old = std::min(W - 1, pos0);
+      float* ck = state->k.data() + b * W * R;
+      float* cv = state->v.data() + b * W * R;
+      const float* new_k = a.k.data() + r0 * R;
+      const float* new_v = a.v.data() + r0 * R;
+      a.k_win.resize(size_t((n_old + n) * R));
+      a.v_win.resize(size_t((n_old + n) * R));
+      for (int64_t j = 0; j < n_old; ++j) {
+        const int64_t src = (pos0 - n_old + j) % W;
+        std::memcpy(a.k_win.data() + j * R, ck + src * R, size_t(R) * sizeof(float));
+        std::memcpy(a.v_win.data() + j * R, cv + src * R, size_t(R) * sizeof(float));
+      }
+      std::memcpy(a.k_win.data() + n_old * R, new_k, size_t(n * R) * sizeof(float));
+      std::memcpy(a.v_win.data() + n_old * R, new_v, size_t(n * R) * sizeof(float));
+      // Only the last W new positions can be seen again.
+      for (int64_t t = std::max<int64_t>(0, n - W); t < n; ++t) {
+        const int64_t dst = (pos0 + t) % W;
+        std::memcpy(ck + dst * R, new_k + t * R, size_t(R) * sizeof(float));
+        std::memcpy(cv + dst * R, new_v + t * R, size_t(R) * sizeof(float));
+      }
+      at.k = a.k_win.data(); at.v = a.v_win.data();
+      at.Tk = n_old + n;
+      at.q_start = n_old;
+      at.k_stride[0] = at.v_stride[0] = at.Tk * R;
+    }
+    cpu::attention(at);
   }
-  cpu::attention(at);
   model_ops::linear(a.o.data(), M, *w.o, w.o_b.data(), a.mix.data());
 }
 
-void mlp_block(const ModelConfig& c, const GriffinLayerWeights& w, Activations& a) {
-  model_ops::linear(a.h.data(), a.M, *w.gate, w.gate_b.data(), a.gate.data());
-  model_ops::linear(a.h.data(), a.M, *w.up, w.up_b.data(), a.up.data());
-  cpu::geglu(DType::kF32, a.gate.data(), a.up.data(), a.gate.data(), a.M * c.ffn);
-  model_ops::linear(a.gate.data(), a.M, *w.down, w.down_b.data(), a.mix.data());
+void mlp_block(const ModelConfig& c, const GriffinLayerWeights& w, int64_t M, Activations& a,
+               const Offer& offer, int64_t li) {
+  model_ops::linear(a.h.data(), M, *w.gate, w.gate_b.data(), a.gate.data());
+  model_ops::linear(a.h.data(), M, *w.up, w.up_b.data(), a.up.data());
+  offer(HookPoint::kMlpPre, li, a.gate.data(), c.ffn);
+  offer(HookPoint::kMlpPreLinear, li, a.up.data(), c.ffn);
+  cpu::geglu(DType::kF32, a.gate.data(), a.up.data(), a.gate.data(), M * c.ffn);
+  offer(HookPoint::kMlpPost, li, a.gate.data(), c.ffn);
+  model_ops::linear(a.gate.data(), M, *w.down, w.down_b.data(), a.mix.data());
+}
+
+// Packed logits rows (count[b] per row, or one per non-empty row with last_only) spread out to
+// [B, T, V] from the back, padding zeroed.
+void spread_rows(float* rows, int64_t V, int64_t T, const std::vector<int64_t>& count) {
+  const int64_t B = int64_t(count.size());
+  int64_t packed = 0;
+  for (int64_t n : count) packed += n;
+  const size_t row_bytes = size_t(V) * sizeof(float);
+  for (int64_t b = B - 1; b >= 0; --b) {
+    const int64_t n = count[size_t(b)];
+    for (int64_t t = n - 1; t >= 0; --t) {
+      float* dst = rows + (b * T + t) * V;
+      const float* src = rows + (--packed) * V;
+      if (src != dst) std::memmove(dst, src, row_bytes);
+    }
+    if (n < T) std::memset(rows + (b * T + n) * V, 0, size_t(T - n) * row_bytes);
+  }
 }
 
 // HF's [H, in, out] gate matrices as [H, out, in], in their stored dtype.
@@ -239,63 +302,131 @@ GriffinModel::GriffinModel(ModelConfig config, std::shared_ptr<const WeightFile>
   }
 }
 
-void GriffinModel::forward(const int64_t* tokens, int64_t B, int64_t T, float* logits,
-                           GriffinCache* cache, bool last_only) const {
+void GriffinModel::forward(const Args& args) const {
   const ModelConfig& c = config_;
+  const int64_t B = args.B, T = args.T;
+  GriffinCache* cache = args.cache;
   GC_CHECK(B >= 1 && T >= 1, ValueError, "forward: tokens must be a non-empty [B, T] batch, got [",
            B, ", ", T, "]");
-  for (int64_t i = 0; i < B * T; ++i) {
-    GC_CHECK(tokens[i] >= 0 && tokens[i] < c.vocab, ValueError, "forward: token id ", tokens[i],
-             " is out of range [0, ", c.vocab, ")");
-  }
   if (cache) {
     GC_CHECK(cache->batch() == B, ValueError, "forward: the cache holds ", cache->batch(),
              " sequences, tokens have ", B);
     GC_CHECK(int64_t(cache->layers().size()) == c.n_layers, ValueError,
              "forward: the cache was made for a model with ", cache->layers().size(), " layers");
   }
-  const int64_t pos0 = cache ? cache->length() : 0;
-  const int64_t M = B * T, d = c.d, L = c.lru_width;
+  Packing p;
+  p.B = B; p.T = T;
+  p.count.resize(size_t(B)); p.offset.assign(size_t(B) + 1, 0); p.start.assign(size_t(B), 0);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = args.lengths ? args.lengths[b] : T;
+    GC_CHECK(n >= 0 && n <= T, ValueError, "forward: length ", n, " of row ", b, " is outside [0, ",
+             T, "]");
+    p.count[size_t(b)] = n;
+    p.offset[size_t(b) + 1] = p.offset[size_t(b)] + n;
+    if (cache) p.start[size_t(b)] = cache->lengths()[size_t(b)];
+  }
+  p.M = p.offset[size_t(B)];
+  p.uniform = std::all_of(p.count.begin(), p.count.end(), [&](int64_t n) { return n == p.count[0]; });
+  const int64_t M = p.M, d = c.d, L = c.lru_width, V = c.vocab;
   Activations a;
-  a.B = B; a.T = T; a.M = M;
+  std::vector<int64_t> ids(static_cast<size_t>(M));
+  a.positions.resize(size_t(M));
+  a.reset.assign(size_t(M), 0);
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 0; t < p.count[size_t(b)]; ++t) {
+      const int64_t id = args.tokens[b * T + t], r = p.offset[size_t(b)] + t;
+      GC_CHECK(id >= 0 && id < V, ValueError, "forward: token id ", id, " is out of range [0, ", V, ")");
+      ids[size_t(r)] = id;
+      a.positions[size_t(r)] = p.start[size_t(b)] + t;
+      // Position 0 starts a segment: the RG-LRU forgets h0 there and skips its input scaling.
+      a.reset[size_t(r)] = a.positions[size_t(r)] == 0;
+    }
+  }
+  const int64_t out_rows = args.last_only ? B : B * T;
+  if (M == 0) {
+    std::memset(args.logits, 0, size_t(out_rows * V) * sizeof(float));
+    return;
+  }
   a.x.resize(size_t(M * d)); a.h.resize(a.x.size()); a.mix.resize(a.x.size());
   for (auto* v : {&a.y, &a.u, &a.conv, &a.gx, &a.ga, &a.lru}) v->resize(size_t(M * L));
   a.q.resize(size_t(M * c.n_heads * c.head_dim)); a.o.resize(a.q.size());
   a.k.resize(size_t(M * c.n_kv_heads * c.head_dim)); a.v.resize(a.k.size());
   a.gate.resize(size_t(M * c.ffn)); a.up.resize(a.gate.size());
-  for (int64_t t = 0; t < T; ++t) a.positions.push_back(pos0 + t);
-  if (pos0 == 0) {  // position 0 starts a segment: the RG-LRU forgets h0 there
-    a.reset.assign(size_t(M), 0);
-    for (int64_t b = 0; b < B; ++b) a.reset[size_t(b * T)] = 1;
-  }
+  const Offer offer{args.hooks, p};
 
-  model_ops::embed_rows(*embed_, tokens, M, c.embed_scale, a.x.data());
+  model_ops::embed_rows(*embed_, ids.data(), M, c.embed_scale, a.x.data());
+  offer(HookPoint::kEmbed, -1, a.x.data(), d);
   for (int64_t li = 0; li < c.n_layers; ++li) {
     const GriffinLayerWeights& w = layers_[size_t(li)];
     const LayerConfig& lc = c.layers[size_t(li)];
     GriffinLayerState* state = cache ? &cache->layers()[size_t(li)] : nullptr;
+    offer(HookPoint::kResidPre, li, a.x.data(), d);
     norm(c, a.x.data(), a.h.data(), M, *w.temporal_norm);
-    if (lc.recurrent) recurrent_block(c, w, a, state);
-    else attention_block(c, lc, w, pos0, a, state);
-    model_ops::add_into(a.x.data(), a.mix.data(), M * d);
-    norm(c, a.x.data(), a.h.data(), M, *w.channel_norm);
-    mlp_block(c, w, a);
-    model_ops::add_into(a.x.data(), a.mix.data(), M * d);
-    // hook point: blocks.{i}.hook_resid_post (a.x, [B, T, d])
-  }
-  if (cache) cache->advance(T);
-  // The head only on the rows whose logits are wanted (one per sequence when decoding).
-  const int64_t rows = last_only ? B : M;
-  if (last_only) {
-    for (int64_t b = 0; b < B; ++b) {
-      std::memcpy(a.h.data() + b * d, a.x.data() + (b * T + T - 1) * d, size_t(d) * sizeof(float));
+    if (lc.recurrent) {
+      recurrent_block(c, w, p, a, state, offer, li);
+    } else {
+      attention_block(c, lc, w, p, a, state);
+      offer(HookPoint::kAttnOut, li, a.mix.data(), d);
     }
-  } else {
-    a.h.swap(a.x);
+    model_ops::add_into(a.x.data(), a.mix.data(), M * d);
+    offer(HookPoint::kResidMid, li, a.x.data(), d);
+    norm(c, a.x.data(), a.h.data(), M, *w.channel_norm);
+    mlp_block(c, w, M, a, offer, li);
+    offer(HookPoint::kMlpOut, li, a.mix.data(), d);
+    model_ops::add_into(a.x.data(), a.mix.data(), M * d);
+    offer(HookPoint::kResidPost, li, a.x.data(), d);
   }
-  norm(c, a.h.data(), a.h.data(), rows, *final_norm_);
-  model_ops::linear(a.h.data(), rows, *embed_, nullptr, logits);  // tied head: h E^T
-  if (c.final_softcap > 0) cpu::softcap(DType::kF32, logits, logits, rows * c.vocab, c.final_softcap);
+  if (cache) {
+    for (int64_t b = 0; b < B; ++b) cache->advance(b, p.count[size_t(b)]);
+  }
+  // The head only on the rows whose logits are wanted (one per sequence when decoding).
+  std::vector<int64_t> head_count = p.count, head_offset = p.offset;
+  int64_t rows = M;
+  if (args.last_only) {
+    rows = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t n = p.count[size_t(b)];
+      head_count[size_t(b)] = n > 0;
+      head_offset[size_t(b)] = rows;
+      if (n == 0) continue;
+      std::memmove(a.x.data() + rows * d, a.x.data() + (p.offset[size_t(b)] + n - 1) * d,
+                   size_t(d) * sizeof(float));
+      ++rows;
+    }
+    head_offset[size_t(B)] = rows;
+  }
+  const int64_t Tl = args.last_only ? 1 : T;
+  norm(c, a.x.data(), a.x.data(), rows, *final_norm_);
+  if (offer.wants(HookPoint::kFinalNorm, -1)) {
+    offer_packed_rows(*args.hooks, HookPoint::kFinalNorm, -1, a.x.data(), head_count, head_offset, Tl, {d});
+  }
+  model_ops::linear(a.x.data(), rows, *embed_, nullptr, args.logits);  // tied head: h E^T
+  spread_rows(args.logits, V, Tl, head_count);
+  if (c.final_softcap > 0) cpu::softcap(DType::kF32, args.logits, args.logits, out_rows * V, c.final_softcap);
+  if (offer.wants(HookPoint::kLogits, -1)) {
+    args.hooks->call(HookPoint::kLogits, -1, args.logits, {B, Tl, V});
+    for (int64_t b = 0; b < B; ++b) {  // padding stays zero whatever the hook wrote there
+      const int64_t n = head_count[size_t(b)];
+      if (n < Tl) std::memset(args.logits + (b * Tl + n) * V, 0, size_t((Tl - n) * V) * sizeof(float));
+    }
+  }
+}
+
+std::vector<std::string> GriffinModel::hook_names() const {
+  std::vector<std::string> out = {hook_name(HookPoint::kEmbed, -1)};
+  for (int64_t i = 0; i < config_.n_layers; ++i) {
+    std::vector<HookPoint> mixing = {HookPoint::kConvOut, HookPoint::kRgLruH};
+    if (!config_.layers[size_t(i)].recurrent) mixing = {HookPoint::kAttnOut};
+    out.push_back(hook_name(HookPoint::kResidPre, i));
+    for (HookPoint p : mixing) out.push_back(hook_name(p, i));
+    for (HookPoint p : {HookPoint::kResidMid, HookPoint::kMlpPre, HookPoint::kMlpPreLinear,
+                        HookPoint::kMlpPost, HookPoint::kMlpOut, HookPoint::kResidPost}) {
+      out.push_back(hook_name(p, i));
+    }
+  }
+  out.push_back(hook_name(HookPoint::kFinalNorm, -1));
+  out.push_back(hook_name(HookPoint::kLogits, -1));
+  return out;
 }
 
 std::shared_ptr<GriffinModel> load_griffin(const std::string& path) {

@@ -11,6 +11,7 @@
 
 #include "csrc/models/config.h"
 #include "csrc/models/griffin_cache.h"
+#include "csrc/models/hooks.h"
 #include "csrc/models/weights.h"
 
 namespace gemmacpp {
@@ -52,11 +53,33 @@ class GriffinModel {
   const ModelConfig& config() const { return config_; }
   const WeightFile& weights() const { return *weights_; }
 
-  // tokens: [B, T] ids in [0, vocab); logits: [B, T, vocab] float32, or [B, 1, vocab] for each
-  // row's last token with last_only. Without a cache the tokens are positions 0..T-1 of fresh
-  // sequences; with one they continue the cached sequences, whose states are updated in place.
+  // Runs tokens [B, T] (ids in [0, vocab)) through the model. Rows may be right-padded: lengths[b]
+  // (0..T) tokens of row b are real, the rest are never read (0: the row adds nothing this call).
+  // Without a cache every row starts a fresh sequence at position 0; with one, row b continues
+  // cached sequence b at position cache->lengths()[b], whose states are updated in place. Logits
+  // [B, T, vocab] float32 (padding rows zero), or with last_only [B, 1, vocab]: each row's last
+  // real token (zeros for an empty row).
+  struct Args {
+    const int64_t* tokens = nullptr;
+    int64_t B = 0, T = 0;
+    const int64_t* lengths = nullptr;  // [B]; nullptr: every row has T tokens
+    float* logits = nullptr;
+    bool last_only = false;
+    GriffinCache* cache = nullptr;
+    HookSet* hooks = nullptr;  // read or edit activations (csrc/models/hooks.h); nullptr: none
+  };
+  void forward(const Args& args) const;
   void forward(const int64_t* tokens, int64_t B, int64_t T, float* logits,
-               GriffinCache* cache = nullptr, bool last_only = false) const;
+               GriffinCache* cache = nullptr, bool last_only = false) const {
+    Args a;
+    a.tokens = tokens; a.B = B; a.T = T; a.logits = logits; a.cache = cache; a.last_only = last_only;
+    forward(a);
+  }
+  // Every hook point's name, in the order a forward offers them: hook_embed; per block
+  // hook_resid_pre, then conv.hook_out and rglru.hook_h (recurrent blocks) or hook_attn_out
+  // (attention blocks), hook_resid_mid, mlp.hook_pre, mlp.hook_pre_linear, mlp.hook_post,
+  // hook_mlp_out, hook_resid_post; then ln_final.hook_normalized and hook_logits.
+  std::vector<std::string> hook_names() const;
 
  private:
   ModelConfig config_;

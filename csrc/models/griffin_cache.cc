@@ -6,10 +6,10 @@
 
 namespace gemmacpp {
 
-GriffinCache::GriffinCache(const ModelConfig& c, int64_t batch, int64_t max_len)
-    : batch_(batch), max_len_(max_len) {
+GriffinCache::GriffinCache(const ModelConfig& c, int64_t batch, int64_t max_len) : max_len_(max_len) {
   GC_CHECK(batch >= 1, ValueError, "new_cache: batch must be >= 1, got ", batch);
   GC_CHECK(max_len >= 1, ValueError, "new_cache: max_len must be >= 1, got ", max_len);
+  lengths_.assign(size_t(batch), 0);
   for (const LayerConfig& l : c.layers) {
     GriffinLayerState s;
     s.recurrent = l.recurrent;
@@ -18,10 +18,19 @@ GriffinCache::GriffinCache(const ModelConfig& c, int64_t batch, int64_t max_len)
       s.conv.assign(size_t(batch * (c.conv1d_width - 1) * c.lru_width), 0.0f);
     } else {
       s.window = l.window;
-      s.k.assign(size_t(l.window * batch * c.n_kv_heads * c.head_dim), 0.0f);
+      s.k.assign(size_t(batch * l.window * c.n_kv_heads * c.head_dim), 0.0f);
       s.v.assign(s.k.size(), 0.0f);
     }
     layers_.push_back(std::move(s));
+  }
+}
+
+GriffinCache::GriffinCache(const GriffinCache& shape, Empty) : max_len_(shape.max_len_) {
+  for (const GriffinLayerState& s : shape.layers_) {
+    GriffinLayerState e;
+    e.recurrent = s.recurrent;
+    e.window = s.window;
+    layers_.push_back(std::move(e));
   }
 }
 
@@ -40,10 +49,39 @@ int64_t GriffinCache::nbytes() const {
 }
 
 void GriffinCache::reset() {
-  length_ = 0;
+  std::fill(lengths_.begin(), lengths_.end(), 0);
   for (GriffinLayerState& s : layers_) {
     for (auto* v : {&s.h, &s.conv, &s.k, &s.v}) std::fill(v->begin(), v->end(), 0.0f);
   }
+}
+
+GriffinCache GriffinCache::select(const std::vector<int64_t>& sequences) const {
+  GC_CHECK(!sequences.empty(), ValueError, "cache.select: no sequences given");
+  for (int64_t s : sequences) {
+    GC_CHECK(s >= 0 && s < batch(), ValueError, "cache.select: sequence ", s,
+             " is out of range [0, ", batch(), ")");
+  }
+  GriffinCache out(*this, Empty{});
+  for (int64_t s : sequences) out.lengths_.push_back(lengths_[size_t(s)]);
+  // Every state is [B][per-sequence floats]: copy each chosen sequence's block in order.
+  const size_t B = lengths_.size();
+  auto pick = [&](const std::vector<float>& src, std::vector<float>& dst) {
+    const size_t per = src.size() / B;
+    dst.resize(per * sequences.size());
+    for (size_t i = 0; i < sequences.size(); ++i) {
+      std::copy_n(src.begin() + std::ptrdiff_t(size_t(sequences[i]) * per), per,
+                  dst.begin() + std::ptrdiff_t(i * per));
+    }
+  };
+  for (size_t li = 0; li < layers_.size(); ++li) {
+    const GriffinLayerState& src = layers_[li];
+    GriffinLayerState& dst = out.layers_[li];
+    pick(src.h, dst.h);
+    pick(src.conv, dst.conv);
+    pick(src.k, dst.k);
+    pick(src.v, dst.v);
+  }
+  return out;
 }
 
 }  // namespace gemmacpp

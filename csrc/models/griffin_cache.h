@@ -1,7 +1,8 @@
-// What a RecurrentGemma (Griffin) model carries from one call to the next, in float32: per
-// recurrent block the RG-LRU state and the last conv1d_width - 1 conv inputs, per attention block
-// a ring of the last `window` keys and values (position p in row p % window). All of it is
-// allocated up front, so its size never depends on how many tokens have been seen.
+// What a RecurrentGemma (Griffin) model carries from one call to the next, in float32, per
+// sequence: per recurrent block the RG-LRU state and the last conv1d_width - 1 conv inputs, per
+// attention block a ring of the last `window` keys and values (position p in row p % window).
+// All of it is allocated up front, so its size never depends on how many tokens have been seen.
+// Each sequence has its own length, so prompts of different lengths share one cache.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +17,7 @@ struct GriffinLayerState {
   std::vector<float> h;     // [B, lru_width]: RG-LRU state
   std::vector<float> conv;  // [B, conv1d_width - 1, lru_width]: the conv's last inputs
   int64_t window = 0;       // ring rows of an attention block
-  std::vector<float> k, v;  // [window][B][kv_heads * head_dim]
+  std::vector<float> k, v;  // [B][window][kv_heads * head_dim]
 };
 
 class GriffinCache {
@@ -24,18 +25,25 @@ class GriffinCache {
   // max_len is kept for the API shared with the Gemma KV cache; it does not bound the length.
   GriffinCache(const ModelConfig& c, int64_t batch, int64_t max_len);
 
-  int64_t batch() const { return batch_; }
+  int64_t batch() const { return int64_t(lengths_.size()); }
   int64_t max_len() const { return max_len_; }
-  int64_t length() const { return length_; }  // positions seen so far
+  const std::vector<int64_t>& lengths() const { return lengths_; }  // positions seen, per sequence
   std::vector<int64_t> layer_nbytes() const;
   int64_t nbytes() const;
-  void reset();  // back to an empty sequence (zero states)
+  void reset();  // back to empty sequences (zero states)
+  // A new cache holding copies of the given sequences, in that order (repeats allowed): forks one
+  // prompt's state into several continuations, or drops finished sequences.
+  GriffinCache select(const std::vector<int64_t>& sequences) const;
 
   std::vector<GriffinLayerState>& layers() { return layers_; }
-  void advance(int64_t n) { length_ += n; }
+  void advance(int64_t b, int64_t n) { lengths_[size_t(b)] += n; }
 
  private:
-  int64_t batch_, max_len_, length_ = 0;
+  struct Empty {};
+  GriffinCache(const GriffinCache& shape, Empty);  // same layers, no sequences, no states
+
+  int64_t max_len_;
+  std::vector<int64_t> lengths_;
   std::vector<GriffinLayerState> layers_;
 };
 

@@ -9,6 +9,7 @@ struct PointName {
   HookPoint point;
   const char* suffix;  // after "blocks.{i}." for per-layer points, the whole name otherwise
   bool per_layer;
+  bool gemma = true;  // a point of the Gemma forward (listed by hook_names)
 };
 
 // In forward order; hook_embed comes before the blocks, the last two after them.
@@ -30,6 +31,8 @@ constexpr PointName kPoints[] = {
     {HookPoint::kResidPost, "hook_resid_post", true},
     {HookPoint::kFinalNorm, "ln_final.hook_normalized", false},
     {HookPoint::kLogits, "hook_logits", false},
+    {HookPoint::kConvOut, "conv.hook_out", true, false},
+    {HookPoint::kRgLruH, "rglru.hook_h", true, false},
 };
 static_assert(sizeof(kPoints) / sizeof(kPoints[0]) == size_t(HookPoint::kCount));
 
@@ -49,7 +52,7 @@ std::vector<std::string> hook_names(int64_t n_layers) {
   out.push_back(hook_name(HookPoint::kEmbed, -1));
   for (int64_t i = 0; i < n_layers; ++i) {
     for (const PointName& n : kPoints) {
-      if (n.per_layer) out.push_back(hook_name(n.point, i));
+      if (n.per_layer && n.gemma) out.push_back(hook_name(n.point, i));
     }
   }
   out.push_back(hook_name(HookPoint::kFinalNorm, -1));

@@ -33,6 +33,10 @@ enum class HookPoint : int {
   kResidPost,      // blocks.{i}.hook_resid_post      [B, T, d]
   kFinalNorm,      // ln_final.hook_normalized        [B, T, d]  after the final norm (with weight)
   kLogits,         // hook_logits                     [B, T, V]  after the final softcap
+  // RecurrentGemma (Griffin) recurrent blocks only; not in hook_names(n_layers), which lists a
+  // Gemma model's points.
+  kConvOut,        // blocks.{i}.conv.hook_out        [B, T, L]  temporal conv1d output
+  kRgLruH,         // blocks.{i}.rglru.hook_h         [B, T, L]  RG-LRU output (every h_t)
   kCount
 };
 

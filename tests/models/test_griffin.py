@@ -171,8 +171,70 @@ def test_last_only_and_lengths(checkpoint):
     assert last.shape == (BATCH, 1, VOCAB)
     np.testing.assert_allclose(last[:, 0], full[:, -1], rtol=0, atol=1e-5 * np.abs(full).max())
     np.testing.assert_array_equal(m.forward(toks, lengths=[SEQ] * BATCH), full)
-    with pytest.raises(NotImplementedError, match="equal length"):
-        m.forward(toks, lengths=[SEQ, SEQ - 1])
+    with pytest.raises(ValueError, match="length"):
+        m.forward(toks, lengths=[SEQ, SEQ + 1])
+
+
+RAGGED = [SEQ, 7, 0, 1, 18]
+
+
+def test_ragged_rows_equal_their_own_runs(checkpoint):
+    """Each row of a right-padded batch is its own sequence: its logits equal a forward of that
+    row alone, padding logits are zero, and padding tokens (out-of-range ids here) are never
+    read. last_only gives each row's last real token (zeros for an empty row)."""
+    name, folder, _ = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name, batch=len(RAGGED))
+    padded = toks.copy()
+    for b, n in enumerate(RAGGED):
+        padded[b, n:] = 10 ** 9
+    got = m.forward(padded, lengths=RAGGED)
+    last = m.forward(padded, lengths=RAGGED, last_only=True)
+    assert got.shape == (len(RAGGED), SEQ, VOCAB) and last.shape == (len(RAGGED), 1, VOCAB)
+    for b, n in enumerate(RAGGED):
+        assert not got[b, n:].any()
+        if n == 0:
+            assert not last[b].any()
+            continue
+        alone = m.forward(toks[b:b + 1, :n]).astype(np.float64)
+        assert rel_err(got[b:b + 1, :n], alone) <= 1e-5, (b, n)
+        assert rel_err(last[b, 0], alone[0, -1]) <= 1e-5, (b, n)
+
+
+def ragged_steps(m, seqs, steps):
+    """Feeds the sequences through one cache, steps[i][b] tokens of sequence b at step i (0: it
+    waits), and returns every sequence's logits concatenated over the steps."""
+    cache = m.new_cache(batch=len(seqs))
+    pos = [0] * len(seqs)
+    out = [[] for _ in seqs]
+    for counts in steps:
+        T = max(1, max(counts))
+        arr = np.full((len(seqs), T), 10 ** 9, dtype=np.int64)
+        for b, n in enumerate(counts):
+            arr[b, :n] = seqs[b][pos[b]:pos[b] + n]
+        logits = m.forward(arr, cache=cache, lengths=counts)
+        for b, n in enumerate(counts):
+            assert not logits[b, n:].any()
+            out[b].append(logits[b, :n])
+            pos[b] += n
+    assert cache.lengths == pos
+    return [np.concatenate(o) for o in out], cache
+
+
+def test_ragged_steps_through_the_cache_equal_full_forwards(checkpoint):
+    name, folder, _ = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name, batch=3)
+    seqs = [toks[0, :SEQ], toks[1, :12], toks[2, :20]]
+    # Different prompt lengths, a row that waits (0), single-token decoding, chunks past the window.
+    steps = [[9, 0, 3], [1, 5, 1], [8, 0, 9], [1, 1, 1], [10, 6, 0], [0, 0, 6]]
+    got, cache = ragged_steps(m, seqs, steps)
+    assert sorted(cache.lengths) == sorted([SEQ, 12, 20])
+    for b, seq in enumerate(seqs):
+        assert len(got[b]) == len(seq)
+        assert rel_err(got[b], m.forward(seq[None]).astype(np.float64)) <= 1e-5, b
+    with pytest.raises(ValueError, match="different lengths"):
+        cache.length
 
 
 def test_cache_reset_and_errors(checkpoint):
@@ -225,3 +287,161 @@ def test_missing_tensor_is_named(tmp_path):
     save_file(tensors, path)
     with pytest.raises(ValueError, match=r"layers\.1\.temporal_block\.rg_lru\.recurrent_param"):
         gc.load(folder)
+
+
+def test_cache_select_and_copy(checkpoint):
+    """select forks sequences (repeats allowed) and copy duplicates the cache: continuing any
+    fork equals a full forward over its whole sequence, and the source cache is untouched."""
+    name, folder, _ = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name, batch=2)
+    cache = m.new_cache(batch=2)
+    m.forward(toks[:, :12], cache=cache, lengths=[12, 9])
+    forks = cache.select([1, 0, 1])
+    assert forks.lengths == [9, 12, 9] and cache.lengths == [12, 9]
+    ends = [toks[1, 9:15], toks[0, 12:20], toks[0, 3:5]]  # the two forks of 1 go different ways
+    arr = np.zeros((3, 8), dtype=np.int64)
+    for b, e in enumerate(ends):
+        arr[b, :len(e)] = e
+    got = m.forward(arr, cache=forks, lengths=[len(e) for e in ends])
+    for b, (src, e) in enumerate(zip([1, 0, 1], ends)):
+        seq = np.concatenate([toks[src, :[12, 9][src]], e])
+        ref = m.forward(seq[None]).astype(np.float64)[0, -len(e):]
+        assert rel_err(got[b, :len(e)], ref) <= 1e-5, b
+    dup = cache.copy()
+    a = m.forward(toks[:, 12:13], cache=dup)
+    b = m.forward(toks[:, 12:13], cache=cache)
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="out of range"):
+        cache.select([2])
+
+
+def test_loglikelihood_matches_full_forwards(checkpoint):
+    """model.loglikelihood (ragged contexts, last_only, cache.select forks of shared contexts,
+    ragged continuations) equals log-probs read off one plain forward per request, and those of
+    transformers."""
+    name, folder, model = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name, batch=3)
+    ctx_a, ctx_b = toks[0, :11].tolist(), toks[1, :4].tolist()
+    requests = [(ctx_a, toks[2, :5].tolist()), (ctx_b, toks[2, 5:6].tolist()),
+                (ctx_a, toks[2, 6:9].tolist()), (ctx_b, toks[0, 20:29].tolist()),
+                (toks[2, :17].tolist(), toks[1, 4:7].tolist())]
+    got = m.loglikelihood(requests, batch_size=4)
+
+    def log_probs(logits, ctx, cont):
+        z = logits[len(ctx) - 1:len(ctx) + len(cont) - 1].astype(np.float64)
+        lse = z.max(-1) + np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1))
+        return float((z[np.arange(len(cont)), cont] - lse).sum()), z.argmax(-1).tolist() == cont
+
+    for (ctx, cont), (lp, greedy) in zip(requests, got):
+        seq = np.array([ctx + cont])
+        want, want_greedy = log_probs(m.forward(seq)[0], ctx, cont)
+        assert abs(lp - want) <= 1e-4 * max(1.0, abs(want)), (lp, want)
+        assert greedy == want_greedy
+        hf, _ = log_probs(reference_logits(model, seq)[0], ctx, cont)
+        assert abs(lp - hf) <= 1e-3 * max(1.0, abs(hf)), (lp, hf)
+
+
+# ---- hooks ----
+
+def test_hook_names(checkpoint):
+    name, folder, model = checkpoint
+    m = gc.load(folder)
+    names = m.hook_names()
+    assert names[0] == "hook_embed" and names[-2:] == ["ln_final.hook_normalized", "hook_logits"]
+    for i, lc in enumerate(m.config["layers"]):
+        recurrent = lc["type"] == "recurrent"
+        assert (f"blocks.{i}.rglru.hook_h" in names) == recurrent
+        assert (f"blocks.{i}.conv.hook_out" in names) == recurrent
+        assert (f"blocks.{i}.hook_attn_out" in names) == (not recurrent)
+        for s in ("hook_resid_pre", "hook_resid_mid", "mlp.hook_post", "hook_mlp_out", "hook_resid_post"):
+            assert f"blocks.{i}.{s}" in names
+        assert f"blocks.{i}.rglru.hook_a" not in names  # the fused RG-LRU never materialises a_t
+    assert len(set(names)) == len(names)
+
+
+def hf_recurrent_capture(model, toks, edit_layer=None):
+    """transformers' logits, hidden states, and per recurrent layer the RG-LRU module's input
+    (the conv output) and output (h), optionally zeroing the RG-LRU output of one layer."""
+    seen, handles = {}, []
+    for i, layer in enumerate(model.model.layers):
+        rg = getattr(layer.temporal_block, "rg_lru", None)
+        if rg is None:
+            continue
+
+        def hook(mod, inputs, output, i=i):
+            seen[i] = (inputs[0].detach().double().numpy(), output.detach().double().numpy())
+            if i == edit_layer:
+                return torch.zeros_like(output)
+        handles.append(rg.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            out = model(torch.from_numpy(toks), use_cache=False, output_hidden_states=True)
+    finally:
+        for h in handles:
+            h.remove()
+    return out.logits.double().numpy(), [h.double().numpy() for h in out.hidden_states], seen
+
+
+def test_hooks_read_what_transformers_computes(checkpoint):
+    """Mapping (docs/hooks.md): HF hidden_states[i] = blocks.{i}.hook_resid_pre for i < L (the
+    scaled embeddings for i = 0), hidden_states[L] = ln_final.hook_normalized; the RG-LRU
+    module's input = blocks.{i}.conv.hook_out, its output = blocks.{i}.rglru.hook_h."""
+    name, folder, model = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name)
+    logits, acts = m.run_with_cache(toks)
+    ref_logits, hidden, rg = hf_recurrent_capture(model, toks)
+    assert rel_err(logits, ref_logits) <= REL_TOL
+    L = m.config["num_layers"]
+    assert len(hidden) == L + 1
+    assert rel_err(acts["hook_embed"], hidden[0]) <= REL_TOL
+    for i in range(L):
+        assert rel_err(acts[f"blocks.{i}.hook_resid_pre"], hidden[i]) <= REL_TOL, i
+        if i + 1 < L:
+            np.testing.assert_array_equal(acts[f"blocks.{i}.hook_resid_post"],
+                                          acts[f"blocks.{i + 1}.hook_resid_pre"])
+    assert rel_err(acts["ln_final.hook_normalized"], hidden[L]) <= REL_TOL
+    np.testing.assert_array_equal(acts["hook_logits"], logits)
+    assert rg
+    for i, (conv_out, h) in rg.items():
+        assert rel_err(acts[f"blocks.{i}.conv.hook_out"], conv_out) <= REL_TOL, i
+        assert rel_err(acts[f"blocks.{i}.rglru.hook_h"], h) <= REL_TOL, i
+    # Residual bookkeeping: pre + mixing out = mid, mid + mlp out = post.
+    for i, lc in enumerate(m.config["layers"]):
+        if lc["type"] != "recurrent":
+            mid = acts[f"blocks.{i}.hook_resid_pre"] + acts[f"blocks.{i}.hook_attn_out"]
+            np.testing.assert_allclose(acts[f"blocks.{i}.hook_resid_mid"], mid, rtol=0, atol=1e-5)
+        post = acts[f"blocks.{i}.hook_resid_mid"] + acts[f"blocks.{i}.hook_mlp_out"]
+        np.testing.assert_allclose(acts[f"blocks.{i}.hook_resid_post"], post, rtol=0, atol=1e-5)
+
+
+def test_zeroing_hook_h_matches_a_transformers_forward_hook(checkpoint):
+    name, folder, model = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name)
+    layer = next(i for i, lc in enumerate(m.config["layers"]) if lc["type"] == "recurrent")
+    plain = m.forward(toks)
+    with m.hooks({f"blocks.{layer}.rglru.hook_h": lambda a, n: np.zeros_like(a)}):
+        edited = m.forward(toks)
+    ref, _, _ = hf_recurrent_capture(model, toks, edit_layer=layer)
+    assert rel_err(edited, ref) <= REL_TOL
+    assert rel_err(plain, ref) > 100 * REL_TOL  # the edit matters
+    np.testing.assert_array_equal(m.forward(toks), plain)  # and ends with the context
+
+
+def test_hooks_on_ragged_batches_and_the_cache(checkpoint):
+    """Hooks see [B, T, ...] with zero padding; an edit on a ragged cached step changes only
+    what it should: zeroing hook_h of a row that waits (length 0) changes nothing."""
+    name, folder, _ = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name, batch=3)
+    lengths = [SEQ, 5, 0]
+    logits, acts = m.run_with_cache(toks, lengths=lengths, names="*hook_resid_post")
+    for k, a in acts.items():
+        assert a.shape == (3, SEQ, m.config["hidden_size"])
+        assert not a[1, 5:].any() and not a[2].any()
+    alone = m.run_with_cache(toks[1:2, :5], names="*hook_resid_post")[1]
+    for k in acts:
+        np.testing.assert_allclose(acts[k][1, :5], alone[k][0], rtol=0, atol=1e-5)

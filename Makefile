@@ -13,6 +13,11 @@ bench: setup
 	.venv/bin/python benchmarks/bench_pointwise.py
 	.venv/bin/python benchmarks/bench_quant.py
 	.venv/bin/python benchmarks/bench_generate.py
+	.venv/bin/python benchmarks/bench_scoring.py
+	.venv/bin/python benchmarks/bench_hooks.py
+	.venv/bin/python benchmarks/bench_griffin.py
+	.venv/bin/python benchmarks/bench_vision.py
+	.venv/bin/python benchmarks/bench_tokenizer.py
 
 setup:
 	bash scripts/setup.sh

@@ -11,6 +11,7 @@
 
 #include "csrc/bindings/hooks.h"
 #include "csrc/bindings/registry.h"
+#include "csrc/bindings/sequence_cache.h"
 #include "csrc/core/error.h"
 #include "csrc/models/griffin.h"
 
@@ -89,30 +90,9 @@ GEMMACPP_BINDING(griffin) {
       .def("hook_names", &GriffinModel::hook_names,
            "every hook point's name, in the order a forward reaches them");
 
-  py::class_<GriffinCache, std::shared_ptr<GriffinCache>>(
-      m, "GriffinCache", "RG-LRU and conv states and attention rings: a constant size")
-      .def_property_readonly("batch", &GriffinCache::batch)
-      .def_property_readonly("max_len", &GriffinCache::max_len)
-      .def_property_readonly("lengths", &GriffinCache::lengths, "positions held, per sequence")
-      .def_property_readonly("length", [](const GriffinCache& c) {
-        const auto& n = c.lengths();
-        for (int64_t x : n) {
-          GC_CHECK(x == n[0], ValueError, "cache.length: its sequences have different lengths ",
-                   "(use cache.lengths)");
-        }
-        return n[0];
-      }, "positions held by every sequence (they must all have the same length)")
-      .def_property_readonly("nbytes", &GriffinCache::nbytes)
-      .def("layer_nbytes", &GriffinCache::layer_nbytes)
-      .def("reset", &GriffinCache::reset)
-      .def("select", [](const GriffinCache& c, const std::vector<int64_t>& sequences) {
-        return std::make_shared<GriffinCache>(c.select(sequences));
-      }, py::arg("sequences"), "a new cache with copies of these sequences, in this order (repeats allowed)")
-      .def("copy", [](const GriffinCache& c) {
-        std::vector<int64_t> all(size_t(c.batch()));
-        for (size_t i = 0; i < all.size(); ++i) all[i] = int64_t(i);
-        return std::make_shared<GriffinCache>(c.select(all));
-      });
+  py::class_<GriffinCache, std::shared_ptr<GriffinCache>> cache_class(
+      m, "GriffinCache", "RG-LRU and conv states and attention rings: a constant size");
+  def_sequence_cache(cache_class);
 
   m.def("load_griffin", [](const std::string& path) {
     GM model;

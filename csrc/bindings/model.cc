@@ -10,6 +10,7 @@
 
 #include "csrc/bindings/hooks.h"
 #include "csrc/bindings/registry.h"
+#include "csrc/bindings/sequence_cache.h"
 #include "csrc/core/error.h"
 #include "csrc/models/gemma.h"
 
@@ -116,29 +117,8 @@ GEMMACPP_BINDING(model) {
       .def("hook_names", [](const GemmaModel& g) { return hook_names(g.config().n_layers); },
            "every hook point's name, in the order a forward reaches them");
 
-  py::class_<KVCache, std::shared_ptr<KVCache>>(m, "KVCache", "Keys/values of a model's past positions")
-      .def_property_readonly("batch", &KVCache::batch)
-      .def_property_readonly("max_len", &KVCache::max_len)
-      .def_property_readonly("lengths", &KVCache::lengths, "positions held, per sequence")
-      .def_property_readonly("length", [](const KVCache& c) {
-        const auto& n = c.lengths();
-        for (int64_t x : n) {
-          GC_CHECK(x == n[0], ValueError, "cache.length: its sequences have different lengths ",
-                   "(use cache.lengths)");
-        }
-        return n[0];
-      }, "positions held by every sequence (they must all have the same length)")
-      .def_property_readonly("nbytes", &KVCache::nbytes)
-      .def("layer_nbytes", &KVCache::layer_nbytes)
-      .def("reset", &KVCache::reset)
-      .def("select", [](const KVCache& c, const std::vector<int64_t>& sequences) {
-        return std::make_shared<KVCache>(c.select(sequences));
-      }, py::arg("sequences"), "a new cache with copies of these sequences, in this order (repeats allowed)")
-      .def("copy", [](const KVCache& c) {
-        std::vector<int64_t> all(size_t(c.batch()));
-        for (size_t i = 0; i < all.size(); ++i) all[i] = int64_t(i);
-        return std::make_shared<KVCache>(c.select(all));
-      });
+  py::class_<KVCache, std::shared_ptr<KVCache>> cache_class(m, "KVCache", "Keys/values of a model's past positions");
+  def_sequence_cache(cache_class);
 
   m.def("load_gemma", [](const std::string& path) {
     GM model;

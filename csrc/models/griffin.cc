@@ -15,6 +15,7 @@
 #include "csrc/cpu/rope.h"
 #include "csrc/cpu/softcap.h"
 #include "csrc/models/model_ops.h"
+#include "csrc/models/rg_lru_weights.h"
 
 namespace gemmacpp {
 namespace {
@@ -106,20 +107,36 @@ void recurrent_block(const ModelConfig& c, const GriffinLayerWeights& w, const P
                 bw, w.gate_a_b.data() + off, a.ga.data() + off, L);
   }
 
+  // blocks.{i}.rglru.hook_a: the fused kernel keeps a_t in registers, so it is formed here only
+  // for a hook; when the hook changes it, the scan runs on the edited values instead.
+  constexpr float kC = 8.0f;  // Griffin's fixed scale of log a
+  std::vector<float> a_t;
+  bool a_edited = false;
+  if (offer.wants(HookPoint::kRgLruA, li)) {
+    a_t = rg_lru_weights::recurrence_weights(a.ga.data(), a.reset.data(), M, L, *w.a_param, kC);
+    const std::vector<float> before = a_t;
+    offer(HookPoint::kRgLruA, li, a_t.data(), L);
+    a_edited = a_t != before;
+  }
+
   for_row_groups(p, [&](int64_t b0, int64_t nb, int64_t r0, int64_t n) {
+    float* h = state ? state->h.data() + b0 * L : nullptr;
+    if (a_edited) {
+      rg_lru_weights::scan(a_t.data() + r0 * L, a.conv.data() + r0 * L, a.gx.data() + r0 * L, nb,
+                           n, L, h, a.lru.data() + r0 * L, h);
+      return;
+    }
     cpu::RgLruArgs ra;
     ra.dtype = DType::kF32;
     ra.x = a.conv.data() + r0 * L; ra.gate_x = a.gx.data() + r0 * L; ra.gate_a = a.ga.data() + r0 * L;
     ra.a_dtype = w.a_param->dtype; ra.a_param = w.a_param->data;
-    float* h = state ? state->h.data() + b0 * L : nullptr;
     ra.h0 = h;
     ra.reset = a.reset.data() + r0;
     ra.y = a.lru.data() + r0 * L;
     ra.h_last = h;
-    ra.B = nb; ra.T = n; ra.W = L; ra.c = 8.0f;
+    ra.B = nb; ra.T = n; ra.W = L; ra.c = kC;
     cpu::rg_lru(ra);
   });
-  // blocks.{i}.rglru.hook_a is not offered: the fused kernel never materialises a_t.
   offer(HookPoint::kRgLruH, li, a.lru.data(), L);
 
   cpu::geglu(DType::kF32, a.y.data(), a.lru.data(), a.y.data(), M * L);  // gelu(y) * u
@@ -415,7 +432,8 @@ void GriffinModel::forward(const Args& args) const {
 std::vector<std::string> GriffinModel::hook_names() const {
   std::vector<std::string> out = {hook_name(HookPoint::kEmbed, -1)};
   for (int64_t i = 0; i < config_.n_layers; ++i) {
-    std::vector<HookPoint> mixing = {HookPoint::kConvOut, HookPoint::kRgLruH};
+    std::vector<HookPoint> mixing = {HookPoint::kConvOut, HookPoint::kRgLruA,
+                                    HookPoint::kRgLruH};
     if (!config_.layers[size_t(i)].recurrent) mixing = {HookPoint::kAttnOut};
     out.push_back(hook_name(HookPoint::kResidPre, i));
     for (HookPoint p : mixing) out.push_back(hook_name(p, i));

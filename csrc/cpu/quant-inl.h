@@ -227,6 +227,24 @@ HWY_INLINE void GroupDots16(const int8_t* HWY_RESTRICT qv, const float* HWY_REST
   }
 }
 
+// The K-quants staged as int8 (Q2_K, Q3_K, Q6_K): for each super-block of kBlockBytes,
+// stage(blk, xb, scale, qb) writes its 16 group scales and its 256 values as int8 to L1 buffers
+// (the bit fiddling runs on whole byte vectors, 32 values an instruction on AVX2), then
+// GroupDots16 reads them back against x.
+template <size_t kBlockBytes, class Stage>
+HWY_INLINE float DotStagedK(const float* HWY_RESTRICT x, const uint8_t* HWY_RESTRICT w,
+                            size_t blocks, const Stage& stage) {
+  const hn::ScalableTag<float> df;
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  HWY_ALIGN float scale[16];
+  HWY_ALIGN int8_t qv[256];
+  for (size_t b = 0; b < blocks; ++b) {
+    stage(w + b * kBlockBytes, x + b * 256, scale, reinterpret_cast<uint8_t*>(qv));
+    GroupDots16(qv, x + b * 256, scale, a0, a1, a2, a3);
+  }
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+}
+
 // Q2_K: super-blocks of 256 values, w = (d * (sc[G] & 15)) * q - dmin * (sc[G] >> 4) for 16-value
 // group G, q 2-bit: value v = 128h + 32s + i is bits 2s, 2s+1 of q[32h + i]. The mins go in as
 // dmin * m_G times x, summed in their own accumulator.
@@ -236,14 +254,8 @@ HWY_INLINE float DotQ2_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
   const hn::CappedTag<uint8_t, 32> du8;
   const size_t L = hn::Lanes(df), L8 = hn::Lanes(du8);
   const auto mask2 = hn::Set(du8, 3);
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
   auto am = hn::Zero(df);
-  HWY_ALIGN float scale[16];
-  HWY_ALIGN int8_t qv[256];
-  uint8_t* qb = reinterpret_cast<uint8_t*>(qv);
-  for (size_t b = 0; b < blocks; ++b) {
-    const uint8_t* blk = w + b * 84;
-    const float* xb = x + b * 256;
+  const auto stage = [&](const uint8_t* blk, const float* xb, float* scale, uint8_t* qb) {
     const float d = hn::GetLane(BroadcastHalf(df, blk + 80));
     const float dmin = hn::GetLane(BroadcastHalf(df, blk + 82));
     for (size_t h = 0; h < 2; ++h) {
@@ -263,10 +275,9 @@ HWY_INLINE float DotQ2_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
         am = hn::MulAdd(hn::LoadU(df, xb + i), ml, am);
       }
     }
-    GroupDots16(qv, xb, scale, a0, a1, a2, a3);
-  }
-  const auto sum = hn::Sub(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), am);
-  return hn::GetLane(hn::SumOfLanes(df, sum));
+  };
+  const float dots = DotStagedK<84>(x, w, blocks, stage);
+  return dots - hn::GetLane(hn::SumOfLanes(df, am));
 }
 
 // Q3_K: super-blocks of 256 values, w = (d * scale_G) * q with 6-bit signed scales (see
@@ -278,13 +289,7 @@ HWY_INLINE float DotQ3_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
   const hn::CappedTag<uint8_t, 32> du8;
   const size_t L8 = hn::Lanes(du8);
   const auto mask2 = hn::Set(du8, 3), one = hn::Set(du8, 1), four = hn::Set(du8, 4);
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-  HWY_ALIGN float scale[16];
-  HWY_ALIGN int8_t qv[256];
-  uint8_t* qb = reinterpret_cast<uint8_t*>(qv);
-  for (size_t b = 0; b < blocks; ++b) {
-    const uint8_t* blk = w + b * 110;
-    const float* xb = x + b * 256;
+  const auto stage = [&](const uint8_t* blk, const float* /*xb*/, float* scale, uint8_t* qb) {
     const float d = hn::GetLane(BroadcastHalf(df, blk + 108));
     for (int g = 0; g < 16; ++g) scale[g] = d * float(quant::q3k_scale(blk + 96, g));
     for (size_t i = 0; i < 32; i += L8) {
@@ -300,17 +305,14 @@ HWY_INLINE float DotQ3_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
         }
       }
     }
-    GroupDots16(qv, xb, scale, a0, a1, a2, a3);
-  }
-  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  };
+  return DotStagedK<110>(x, w, blocks, stage);
 }
 
 // Q6_K: super-blocks of 256 values, w = (d * sc[v / 16]) * (q - 32) with q 6-bit: for value
 // v = 128h + 32s + i, the low 4 bits are a nibble of ql[64h + 32(s & 1) + i] (high nibble when
-// s >= 2) and the top 2 bits are bits 2s, 2s+1 of qh[32h + i]. Two passes per super-block: the bit
-// fiddling runs on whole byte vectors (32 values an instruction on AVX2), writing q - 32 as int8
-// to a 256-byte L1 buffer; then each 16-value group's sum of (q - 32) x is formed from it, as for
-// Q8_0, and scaled once.
+// s >= 2) and the top 2 bits are bits 2s, 2s+1 of qh[32h + i]; q - 32 is staged as int8 and each
+// 16-value group's sum of (q - 32) x scaled once, as for Q8_0.
 HWY_INLINE float DotQ6_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
                          const uint8_t* HWY_RESTRICT w, size_t blocks) {
   const hn::ScalableTag<float> df;
@@ -320,16 +322,9 @@ HWY_INLINE float DotQ6_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
   const hn::CappedTag<uint8_t, 32> du8;
   const size_t L8 = hn::Lanes(du8);
   const auto mask4 = hn::Set(du8, 0x0F), mask30 = hn::Set(du8, 0x30), off = hn::Set(du8, 32);
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-  HWY_ALIGN float scale[16];
-  HWY_ALIGN int8_t qv[256];
-  uint8_t* qb = reinterpret_cast<uint8_t*>(qv);
-  for (size_t b = 0; b < blocks; ++b) {
-    const uint8_t* blk = w + b * 210;
-    const float* xb = x + b * 256;
+  const auto stage = [&](const uint8_t* blk, const float* /*xb*/, float* scale, uint8_t* qb) {
     const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
-    const float d = hn::GetLane(BroadcastHalf(df, blk + 208));
-    const auto vd = hn::Set(df, d);
+    const auto vd = BroadcastHalf(df, blk + 208);
     for (size_t g = 0; g < 16; g += L) {
       hn::Store(hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, sc + g))), vd), df,
                 scale + g);
@@ -353,9 +348,8 @@ HWY_INLINE float DotQ6_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
         hn::StoreU(hn::Sub(q3, off), du8, o + 96 + i);
       }
     }
-    GroupDots16(qv, xb, scale, a0, a1, a2, a3);
-  }
-  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  };
+  return DotStagedK<210>(x, w, blocks, stage);
 }
 
 }  // namespace gemmacpp::cpu::HWY_NAMESPACE

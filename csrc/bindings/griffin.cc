@@ -12,6 +12,7 @@
 #include "csrc/bindings/forward_args.h"
 #include "csrc/bindings/registry.h"
 #include "csrc/bindings/sequence_cache.h"
+#include "csrc/bindings/text_model.h"
 #include "csrc/bindings/without_gil.h"
 #include "csrc/core/error.h"
 #include "csrc/models/griffin.h"
@@ -22,17 +23,8 @@ namespace {
 namespace py = pybind11;
 
 py::dict griffin_config_to_py(const ModelConfig& c) {
-  py::dict out;
-  out["family"] = c.family;
-  out["vocab_size"] = c.vocab;
-  out["hidden_size"] = c.d;
-  out["num_layers"] = c.n_layers;
-  out["num_heads"] = c.n_heads;
-  out["num_kv_heads"] = c.n_kv_heads;
-  out["head_dim"] = c.head_dim;
-  out["intermediate_size"] = c.ffn;  // the MLP's real hidden size
-  out["norm_eps"] = c.norm_eps;
-  out["final_softcap"] = c.final_softcap > 0 ? py::object(py::float_(c.final_softcap)) : py::none();
+  py::dict out = common_config_to_py(c);
+  out["final_softcap"] = float_or_none(c.final_softcap);
   out["embed_scale"] = c.embed_scale;
   out["lru_width"] = c.lru_width;
   out["conv1d_width"] = c.conv1d_width;
@@ -54,12 +46,9 @@ py::dict griffin_config_to_py(const ModelConfig& c) {
 
 GEMMACPP_BINDING(griffin) {
   using GM = std::shared_ptr<GriffinModel>;
-  py::class_<GriffinModel, GM>(m, "GriffinModel", "A RecurrentGemma model (use gemmacpp.load)")
-      .def("config", [](const GriffinModel& g) { return griffin_config_to_py(g.config()); })
-      .def_property_readonly("path", [](const GriffinModel& g) { return g.weights().path; })
-      .def("new_cache", [](const GriffinModel& g, int64_t batch, int64_t max_len) {
-        return std::make_shared<GriffinCache>(g.config(), batch, max_len);
-      }, py::arg("batch"), py::arg("max_len"))
+  py::class_<GriffinModel, GM> model_class(m, "GriffinModel", "A RecurrentGemma model (use gemmacpp.load)");
+  def_text_model<GriffinModel, GriffinCache>(model_class, griffin_config_to_py);
+  model_class
       .def("forward", [](const GriffinModel& g, CArray<int64_t> tokens, GriffinCache* cache,
                          std::optional<std::vector<int64_t>> lengths, bool last_only, py::object hooks) {
         GriffinModel::Args a;

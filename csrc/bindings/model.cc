@@ -11,6 +11,7 @@
 #include "csrc/bindings/forward_args.h"
 #include "csrc/bindings/registry.h"
 #include "csrc/bindings/sequence_cache.h"
+#include "csrc/bindings/text_model.h"
 #include "csrc/bindings/without_gil.h"
 #include "csrc/core/error.h"
 #include "csrc/models/gemma.h"
@@ -21,18 +22,9 @@ namespace {
 namespace py = pybind11;
 
 py::dict config_to_py(const ModelConfig& c) {
-  py::dict out;
-  out["family"] = c.family;
-  out["vocab_size"] = c.vocab;
-  out["hidden_size"] = c.d;
-  out["num_layers"] = c.n_layers;
-  out["num_heads"] = c.n_heads;
-  out["num_kv_heads"] = c.n_kv_heads;
-  out["head_dim"] = c.head_dim;
-  out["intermediate_size"] = c.ffn;
-  out["norm_eps"] = c.norm_eps;
-  out["attn_softcap"] = c.attn_softcap > 0 ? py::object(py::float_(c.attn_softcap)) : py::none();
-  out["final_softcap"] = c.final_softcap > 0 ? py::object(py::float_(c.final_softcap)) : py::none();
+  py::dict out = common_config_to_py(c);
+  out["attn_softcap"] = float_or_none(c.attn_softcap);
+  out["final_softcap"] = float_or_none(c.final_softcap);
   out["query_pre_attn_scalar"] = c.query_pre_attn_scalar;
   out["qk_norm"] = c.qk_norm;
   out["sandwich_norms"] = c.sandwich_norms;
@@ -55,12 +47,9 @@ py::dict config_to_py(const ModelConfig& c) {
 
 GEMMACPP_BINDING(model) {
   using GM = std::shared_ptr<GemmaModel>;
-  py::class_<GemmaModel, GM>(m, "GemmaModel", "A Gemma 1/2/3 text model (use gemmacpp.load)")
-      .def("config", [](const GemmaModel& g) { return config_to_py(g.config()); })
-      .def_property_readonly("path", [](const GemmaModel& g) { return g.weights().path; })
-      .def("new_cache", [](const GemmaModel& g, int64_t batch, int64_t max_len) {
-        return std::make_shared<KVCache>(g.config(), batch, max_len);
-      }, py::arg("batch"), py::arg("max_len"))
+  py::class_<GemmaModel, GM> model_class(m, "GemmaModel", "A Gemma 1/2/3 text model (use gemmacpp.load)");
+  def_text_model<GemmaModel, KVCache>(model_class, config_to_py);
+  model_class
       .def("forward", [](const GemmaModel& g, CArray<int64_t> tokens, KVCache* cache,
                          std::optional<std::vector<int64_t>> lengths, bool last_only,
                          std::optional<CArray<float>> embeds, std::optional<CArray<uint8_t>> embed_mask,

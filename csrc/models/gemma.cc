@@ -17,6 +17,7 @@
 #include "csrc/cpu/softcap.h"
 #include "csrc/models/attention_probe.h"
 #include "csrc/models/packed_batch.h"
+#include "csrc/models/sequence_attention.h"
 
 namespace gemmacpp {
 namespace {
@@ -282,17 +283,7 @@ void GemmaModel::forward(const Args& args) const {
     for (int64_t b = 0; b < B; ++b) {
       const int64_t n = count[size_t(b)], r0 = offset[size_t(b)], pos0 = start[size_t(b)];
       if (n == 0) continue;
-      cpu::AttentionArgs a;
-      a.dtype = DType::kF32;
-      a.q = q.data() + r0 * H * D; a.out = o.data() + r0 * H * D;
-      a.k = k.data() + r0 * R; a.v = v.data() + r0 * R;
-      a.B = 1; a.Tq = n; a.Tk = n; a.Hq = H; a.Hkv = K; a.D = D;
-      const int64_t qs[3] = {n * H * D, H * D, D}, ks[3] = {n * R, R, D};
-      for (int j = 0; j < 3; ++j) {
-        a.q_stride[j] = a.out_stride[j] = qs[j];
-        a.k_stride[j] = a.v_stride[j] = ks[j];
-      }
-      a.causal = true;
+      cpu::AttentionArgs a = packed_sequence_attention(q.data(), o.data(), k.data(), v.data(), r0, n, H, K, D);
       a.window = lc.local ? lc.window : 0;
       a.softcap = c.attn_softcap;
       a.scale = c.attn_scale();
@@ -312,34 +303,14 @@ void GemmaModel::forward(const Args& args) const {
           a.Tk = pos0 + n;
           a.q_start = pos0;
           key_offset = pos0;
+          a.k_stride[0] = a.v_stride[0] = a.Tk * R;
         } else {
-          // The window's older keys come out of the ring in position order, then the new ones, so
-          // the kernel sees one contiguous run; relative positions (all the mask needs) are kept.
-          const int64_t W = kv.capacity, n_old = std::min(W - 1, pos0);
-          k_window.resize(size_t((n_old + n) * R));
-          v_window.resize(size_t((n_old + n) * R));
-          for (int64_t j = 0; j < n_old; ++j) {
-            const int64_t src = (pos0 - n_old + j) % W;
-            std::memcpy(k_window.data() + j * R, ck.data() + src * R, size_t(R) * sizeof(float));
-            std::memcpy(v_window.data() + j * R, cv.data() + src * R, size_t(R) * sizeof(float));
-          }
-          std::memcpy(k_window.data() + n_old * R, new_k, size_t(n * R) * sizeof(float));
-          std::memcpy(v_window.data() + n_old * R, new_v, size_t(n * R) * sizeof(float));
-          // Only the last W new positions can be seen again.
-          const int64_t rows = std::min(W, pos0 + n);
+          const int64_t rows = std::min(kv.capacity, pos0 + n);  // the ring once the new keys are in
           ck.resize(size_t(rows * R));
           cv.resize(size_t(rows * R));
-          for (int64_t t = std::max<int64_t>(0, n - W); t < n; ++t) {
-            const int64_t dst = (pos0 + t) % W;
-            std::memcpy(ck.data() + dst * R, new_k + t * R, size_t(R) * sizeof(float));
-            std::memcpy(cv.data() + dst * R, new_v + t * R, size_t(R) * sizeof(float));
-          }
-          a.k = k_window.data(); a.v = v_window.data();
-          a.Tk = n_old + n;
-          a.q_start = n_old;
-          key_offset = n_old;
+          key_offset = ring_window(ck.data(), cv.data(), kv.capacity, pos0, new_k, new_v, n, R, k_window,
+                                   v_window, a);
         }
-        a.k_stride[0] = a.v_stride[0] = a.Tk * R;
       }
       if (!spans[size_t(b)].empty()) {
         span_key_ranges(spans[size_t(b)], n, key_offset, a.window, args.span_in_window, &key_lo, &key_hi);

@@ -16,6 +16,7 @@
 #include "csrc/cpu/softcap.h"
 #include "csrc/models/model_ops.h"
 #include "csrc/models/packed_batch.h"
+#include "csrc/models/sequence_attention.h"
 
 namespace gemmacpp {
 namespace {
@@ -126,46 +127,13 @@ void attention_block(const ModelConfig& c, const LayerConfig& lc, const GriffinL
   for (int64_t b = 0; b < p.B; ++b) {
     const int64_t n = p.count[size_t(b)], r0 = p.offset[size_t(b)], pos0 = p.start[size_t(b)];
     if (n == 0) continue;
-    cpu::AttentionArgs at;
-    at.dtype = DType::kF32;
-    at.q = a.q.data() + r0 * H * D; at.out = a.o.data() + r0 * H * D;
-    at.k = a.k.data() + r0 * R; at.v = a.v.data() + r0 * R;
-    at.B = 1; at.Tq = n; at.Tk = n; at.Hq = H; at.Hkv = K; at.D = D;
-    const int64_t qs[3] = {n * H * D, H * D, D}, ks[3] = {n * R, R, D};
-    for (int j = 0; j < 3; ++j) {
-      at.q_stride[j] = at.out_stride[j] = qs[j];
-      at.k_stride[j] = at.v_stride[j] = ks[j];
-    }
-    at.causal = true;
+    cpu::AttentionArgs at = packed_sequence_attention(a.q.data(), a.o.data(), a.k.data(), a.v.data(), r0, n, H, K, D);
     at.window = lc.window;
     at.scale = c.attn_scale();
     if (state) {
-      // The ring's older keys in position order, then the new ones: one contiguous run for the
-      // kernel, which only needs relative positions.
-      const int64_t W = state->window, n_old = std::min(W - 1, pos0);
-      float* ck = state->k.data() + b * W * R;
-      float* cv = state->v.data() + b * W * R;
-      const float* new_k = a.k.data() + r0 * R;
-      const float* new_v = a.v.data() + r0 * R;
-      a.k_win.resize(size_t((n_old + n) * R));
-      a.v_win.resize(size_t((n_old + n) * R));
-      for (int64_t j = 0; j < n_old; ++j) {
-        const int64_t src = (pos0 - n_old + j) % W;
-        std::memcpy(a.k_win.data() + j * R, ck + src * R, size_t(R) * sizeof(float));
-        std::memcpy(a.v_win.data() + j * R, cv + src * R, size_t(R) * sizeof(float));
-      }
-      std::memcpy(a.k_win.data() + n_old * R, new_k, size_t(n * R) * sizeof(float));
-      std::memcpy(a.v_win.data() + n_old * R, new_v, size_t(n * R) * sizeof(float));
-      // Only the last W new positions can be seen again.
-      for (int64_t t = std::max<int64_t>(0, n - W); t < n; ++t) {
-        const int64_t dst = (pos0 + t) % W;
-        std::memcpy(ck + dst * R, new_k + t * R, size_t(R) * sizeof(float));
-        std::memcpy(cv + dst * R, new_v + t * R, size_t(R) * sizeof(float));
-      }
-      at.k = a.k_win.data(); at.v = a.v_win.data();
-      at.Tk = n_old + n;
-      at.q_start = n_old;
-      at.k_stride[0] = at.v_stride[0] = at.Tk * R;
+      const int64_t W = state->window;
+      ring_window(state->k.data() + b * W * R, state->v.data() + b * W * R, W, pos0, a.k.data() + r0 * R,
+                  a.v.data() + r0 * R, n, R, a.k_win, a.v_win, at);
     }
     cpu::attention(at);
   }

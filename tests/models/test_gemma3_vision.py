@@ -10,7 +10,7 @@ transformers = pytest.importorskip("transformers")
 import gemmacpp as gc
 from gemmacpp.generate import generate_ids
 from gemmacpp.multimodal import _FirstCallImages
-from vision_fixtures import BOI, EOI, IMG, REL_TOL, ROWS, pixels, rel_err
+from vision_fixtures import BOI, EOI, IMG, REL_TOL, ROWS, assert_soft_tokens_match, pixels, rel_err
 
 
 def hf_logits(model, ids, px):
@@ -20,14 +20,7 @@ def hf_logits(model, ids, px):
 
 
 def test_soft_tokens_match(gemma3):
-    folder, ref = gemma3
-    m = gc.load(folder)
-    px = pixels(2, 5)
-    with torch.no_grad():
-        want = ref.model.get_image_features(px).pooler_output.double().numpy()
-    got = m.encode_image(px.numpy(), preprocess=False)
-    assert got.shape == (2, 4, 64)
-    assert rel_err(got, want) < REL_TOL
+    assert_soft_tokens_match(gemma3, pixels(2, 5), (2, 4, 64))
 
 
 def test_logits_with_images_match(gemma3):

@@ -7,7 +7,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 import gemmacpp as gc
-from vision_fixtures import IMG, REL_TOL, pixels, rel_err
+from vision_fixtures import IMG, REL_TOL, assert_soft_tokens_match, pixels, rel_err
 
 PREFIX = [IMG] * 16 + [2, 10, 11, 12, 108]   # image tokens, BOS, prompt, "\n"
 SUFFIX = [20, 21, 22, 23, 1]
@@ -20,14 +20,7 @@ def hf_logits(model, ids, types, px):
 
 
 def test_soft_tokens_match(paligemma):
-    folder, ref = paligemma
-    m = gc.load(folder)
-    px = pixels(2, 3)
-    with torch.no_grad():
-        want = ref.model.get_image_features(px).pooler_output.double().numpy()
-    got = m.encode_image(px.numpy(), preprocess=False)
-    assert got.shape == (2, 16, 64)
-    assert rel_err(got, want) < REL_TOL
+    assert_soft_tokens_match(paligemma, pixels(2, 3), (2, 16, 64))
 
 
 def test_prefix_logits_match(paligemma):

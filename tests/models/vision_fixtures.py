@@ -9,6 +9,8 @@ import numpy as np
 import torch
 import transformers
 
+import gemmacpp as gc
+
 REL_TOL = 1e-4
 BOI, EOI, IMG = 297, 298, 299
 VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -36,6 +38,17 @@ def rel_err(a, b):
 def pixels(n, seed, size=28):
     """n random images [n, 3, size, size] in [-1, 1) (already preprocessed)."""
     return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def assert_soft_tokens_match(checkpoint, px, shape):
+    """encode_image gives the checkpoint's soft tokens (transformers' projected image features),
+    of this shape [N, tokens per image, d]."""
+    folder, ref = checkpoint
+    with torch.no_grad():
+        want = ref.model.get_image_features(px).pooler_output.double().numpy()
+    got = gc.load(folder).encode_image(px.numpy(), preprocess=False)
+    assert got.shape == shape
+    assert rel_err(got, want) < REL_TOL
 
 
 def randomize_norms(model, seed, match=("norm",), scale=0.3, layer_norm=False):

@@ -16,6 +16,7 @@
 #include "csrc/cpu/rope.h"
 #include "csrc/cpu/softcap.h"
 #include "csrc/models/attention_probe.h"
+#include "csrc/models/model_ops.h"
 #include "csrc/models/packed_batch.h"
 #include "csrc/models/sequence_attention.h"
 
@@ -107,10 +108,6 @@ void embed_rows(const WeightTensor& e, const int64_t* tokens, int64_t M, int64_t
         throw TypeError(str_cat("embedding dtype ", dtype_name(e.dtype), " is not supported"));
     }
   }
-}
-
-void add_into(float* x, const float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
 // Rows of args.embeds replace the embeddings of masked tokens (image soft tokens are not scaled).
@@ -329,7 +326,7 @@ void GemmaModel::forward(const Args& args) const {
     matmul(o.data(), M, H * D, *w.o, h.data());
     if (w.post_attn_norm) norm(h.data(), h.data(), M, d, w.post_attn_norm);
     offer(HookPoint::kAttnOut, li, h.data(), {d});
-    add_into(x.data(), h.data(), M * d);
+    model_ops::add_into(x.data(), h.data(), M * d);
     offer(HookPoint::kResidMid, li, x.data(), {d});
 
     norm(x.data(), h.data(), M, d, w.ffw_norm);
@@ -342,7 +339,7 @@ void GemmaModel::forward(const Args& args) const {
     matmul(gate.data(), M, F, *w.down, h.data());
     if (w.post_ffw_norm) norm(h.data(), h.data(), M, d, w.post_ffw_norm);
     offer(HookPoint::kMlpOut, li, h.data(), {d});
-    add_into(x.data(), h.data(), M * d);
+    model_ops::add_into(x.data(), h.data(), M * d);
     offer(HookPoint::kResidPost, li, x.data(), {d});
   }
   if (cache) {

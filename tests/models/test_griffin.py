@@ -18,6 +18,7 @@ transformers = pytest.importorskip("transformers")
 
 import gemmacpp as gc
 from gemmacpp.generate import generate_ids
+from test_gemma_forward import assert_forward_matches, rel_err
 
 SEQ = 29
 BATCH = 2
@@ -67,21 +68,10 @@ def reference_logits(model, tokens):
         return model(torch.from_numpy(tokens), use_cache=False).logits.double().numpy()
 
 
-def rel_err(got, ref):
-    return float(np.max(np.abs(got.astype(np.float64) - ref)) / np.max(np.abs(ref)))
-
-
 def test_logits_match_transformers(checkpoint):
     name, folder, model = checkpoint
     tokens = tokens_for(name)
-    m = gc.load(folder)
-    got = m.forward(tokens)
-    assert got.dtype == np.float32 and got.shape == (BATCH, SEQ, VOCAB)
-    err = rel_err(got, reference_logits(model, tokens))
-    print(f"{name}: max rel err {err:.2e}")
-    assert err <= REL_TOL, f"{name}: max abs err / max |ref| = {err:.3g}"
-    one = m.forward(tokens[1].tolist())
-    np.testing.assert_array_equal(one[0], got[1])
+    assert_forward_matches(name, gc.load(folder), tokens, reference_logits(model, tokens), VOCAB)
 
 
 def test_config_is_read(checkpoint):

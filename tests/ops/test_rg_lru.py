@@ -107,6 +107,21 @@ def test_constant_long_memory_over_thousands_of_steps(rng):
     assert_close(h, h_ref)
 
 
+def test_large_float32_output_streamed(rng):
+    # 17.6 MB of float32 y, past the kernel's threshold for non-temporal stores; h0 and a
+    # reset mid-way so both step kinds write through that path. The width leaves a tail.
+    x, gx, ga, p = inputs(rng, (1, 1100, 4001))
+    reset = np.zeros((1, 1100), bool)
+    reset[0, 500] = True
+    h0 = random(rng, (1, 4001))
+    y, h = gc.ops.rg_lru(x, gx, ga, p, h0=h0, reset=reset)
+    y_ref, h_ref = rg_lru_ref(x, gx, ga, p, h0=h0, reset=reset)
+    assert_close(y, y_ref)
+    assert_close(h, h_ref)
+    y_part, _ = gc.ops.rg_lru(x[:, :50], gx[:, :50], ga[:, :50], p, h0=h0)  # not streamed
+    np.testing.assert_array_equal(y_part, y[:, :50])
+
+
 def test_resets_mid_sequence(rng):
     x, gx, ga, p = inputs(rng, (3, 40, 19))
     reset = rng.random((3, 40)) < 0.15

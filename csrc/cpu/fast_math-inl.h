@@ -29,7 +29,7 @@ HWY_INLINE V Exp2Scale(D d, V t) {
 
 // P(f) with 2^f - 1 = f P(f) for |f| <= 1/2: degree 5, fitted for least relative error (1.1e-8;
 // about 1.2e-7 once evaluated in float32). Written as f P(f), 2^f - 1 keeps its relative
-// precision as f -> 0, so Exp2m1 needs no cancelling subtraction there.
+// precision as f -> 0, so Exp2AndExp2m1 needs no cancelling subtraction there.
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V Exp2Poly(D d, V f) {
   V P = hn::MulAdd(hn::Set(d, 1.540351223e-4f), f, hn::Set(d, 1.339073526e-3f));
@@ -41,9 +41,9 @@ HWY_INLINE V Exp2Poly(D d, V f) {
 
 // 1 + e^-g, a sigmoid's denominator, for g in [-87, 87] (not checked: the caller clamps);
 // relative error about 1.5e-7. -g log2(e) = q + f with |f| <= 1/2; both FMAs take the exact
-// product g log2(e), so f carries no rounding error of that product (which, for |g| near 87,
-// would be a relative error of 1e-5 in the result). log2(e) itself is rounded to float, a
-// relative error of |g| 1.3e-8 in e^-g, below the polynomial's for |g| < 10.
+// product g log2(e), so f carries no rounding error of that product (targets without FMA, such
+// as SSE4, round it: up to 6e-8 |g| relative error in the result). log2(e) itself is rounded to
+// float, a relative error of |g| 1.3e-8 in e^-g, below the polynomial's for |g| < 10.
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V OnePlusExpNeg(D d, V g) {
   const V magic = hn::Set(d, kExp2Magic), neg_log2e = hn::Set(d, -1.44269504088896341f);

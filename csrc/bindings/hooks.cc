@@ -27,7 +27,11 @@ bool PyHookSet::wants(HookPoint point, int64_t layer) const {
 
 void PyHookSet::call(HookPoint point, int64_t layer, float* data, const std::vector<int64_t>& shape) {
   py::gil_scoped_acquire gil;
-  const std::string name = hook_name(point, layer);
+  offer_view(dispatch_, hook_name(point, layer), data, shape);
+}
+
+void offer_view(py::object& dispatch, const std::string& name, float* data,
+                const std::vector<int64_t>& shape) {
   std::vector<py::ssize_t> dims(shape.begin(), shape.end()), strides(shape.size());
   py::ssize_t stride = sizeof(float);
   for (size_t i = shape.size(); i-- > 0;) {
@@ -38,8 +42,8 @@ void PyHookSet::call(HookPoint point, int64_t layer, float* data, const std::vec
   // belongs to the forward, so nothing is freed with the capsule.
   py::capsule base(data, [](void*) {});
   py::array_t<float> view(dims, strides, data, base);
-  dispatch_(name, view);
-  // The view dies with this call's buffers: a hook that kept it (or a slice of it) would read
+  dispatch(name, view);
+  // The view dies with the caller's buffers: a hook that kept it (or a slice of it) would read
   // freed memory later. Refuse that loudly rather than let it happen silently.
   GC_CHECK(view.ref_count() == 1, ValueError, "the hook on '", name,
            "' kept a reference to its activation array, which is a view of a buffer that is only "

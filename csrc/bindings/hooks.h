@@ -3,13 +3,11 @@
 // buffer (no copy) that it may edit in place. The GIL is taken only around that call.
 #pragma once
 
-#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <string>
 #include <vector>
 
-#include "csrc/core/error.h"
 #include "csrc/models/hooks.h"
 
 namespace gemmacpp::bindings {
@@ -35,22 +33,9 @@ class PyHookSet : public HookSet {
 
 // Calls dispatch(name, view) with a float32 NumPy view of `data` (contiguous, this shape) and
 // refuses a hook that kept the view past the call (the buffer is the caller's, only valid now).
-// Needs the GIL. For hook sets beyond the Gemma forward's (the vision tower's, bindings/siglip.cc).
-inline void offer_view(pybind11::object& dispatch, const std::string& name, float* data,
-                       const std::vector<int64_t>& shape) {
-  namespace py = pybind11;
-  std::vector<py::ssize_t> dims(shape.begin(), shape.end()), strides(shape.size());
-  py::ssize_t stride = sizeof(float);
-  for (size_t i = shape.size(); i-- > 0;) {
-    strides[i] = stride;
-    stride *= dims[i];
-  }
-  py::capsule base(data, [](void*) {});  // a base makes the array a view; nothing to free
-  py::array_t<float> view(dims, strides, data, base);
-  dispatch(name, view);
-  GC_CHECK(view.ref_count() == 1, ValueError, "the hook on '", name,
-           "' kept a reference to its activation array, which is a view of a buffer that is only "
-           "valid during the call: keep a copy instead (activation.copy())");
-}
+// Needs the GIL. PyHookSet offers the text forward's activations through it, and the vision
+// tower's hook set (bindings/siglip.cc) its own.
+void offer_view(pybind11::object& dispatch, const std::string& name, float* data,
+                const std::vector<int64_t>& shape);
 
 }  // namespace gemmacpp::bindings

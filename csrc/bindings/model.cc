@@ -5,12 +5,14 @@
 
 #include <memory>
 #include <optional>
-#include <vector>
 #include <string>
+#include <vector>
 
-#include "csrc/bindings/hooks.h"
+#include "csrc/bindings/forward_args.h"
 #include "csrc/bindings/registry.h"
 #include "csrc/bindings/sequence_cache.h"
+#include "csrc/bindings/text_model.h"
+#include "csrc/bindings/without_gil.h"
 #include "csrc/core/error.h"
 #include "csrc/models/gemma.h"
 
@@ -20,18 +22,9 @@ namespace {
 namespace py = pybind11;
 
 py::dict config_to_py(const ModelConfig& c) {
-  py::dict out;
-  out["family"] = c.family;
-  out["vocab_size"] = c.vocab;
-  out["hidden_size"] = c.d;
-  out["num_layers"] = c.n_layers;
-  out["num_heads"] = c.n_heads;
-  out["num_kv_heads"] = c.n_kv_heads;
-  out["head_dim"] = c.head_dim;
-  out["intermediate_size"] = c.ffn;
-  out["norm_eps"] = c.norm_eps;
-  out["attn_softcap"] = c.attn_softcap > 0 ? py::object(py::float_(c.attn_softcap)) : py::none();
-  out["final_softcap"] = c.final_softcap > 0 ? py::object(py::float_(c.final_softcap)) : py::none();
+  py::dict out = common_config_to_py(c);
+  out["attn_softcap"] = float_or_none(c.attn_softcap);
+  out["final_softcap"] = float_or_none(c.final_softcap);
   out["query_pre_attn_scalar"] = c.query_pre_attn_scalar;
   out["qk_norm"] = c.qk_norm;
   out["sandwich_norms"] = c.sandwich_norms;
@@ -54,32 +47,16 @@ py::dict config_to_py(const ModelConfig& c) {
 
 GEMMACPP_BINDING(model) {
   using GM = std::shared_ptr<GemmaModel>;
-  py::class_<GemmaModel, GM>(m, "GemmaModel", "A Gemma 1/2/3 text model (use gemmacpp.load)")
-      .def("config", [](const GemmaModel& g) { return config_to_py(g.config()); })
-      .def_property_readonly("path", [](const GemmaModel& g) { return g.weights().path; })
-      .def("new_cache", [](const GemmaModel& g, int64_t batch, int64_t max_len) {
-        return std::make_shared<KVCache>(g.config(), batch, max_len);
-      }, py::arg("batch"), py::arg("max_len"))
-      .def("forward", [](const GemmaModel& g,
-                         py::array_t<int64_t, py::array::c_style | py::array::forcecast> tokens,
-                         KVCache* cache, std::optional<std::vector<int64_t>> lengths, bool last_only,
-                         std::optional<py::array_t<float, py::array::c_style | py::array::forcecast>> embeds,
-                         std::optional<py::array_t<uint8_t, py::array::c_style | py::array::forcecast>> embed_mask,
-                         std::optional<py::array_t<int64_t, py::array::c_style | py::array::forcecast>> spans,
-                         bool span_in_window, int64_t position_offset, py::object hooks) {
-        GC_CHECK(tokens.ndim() == 2, ValueError, "forward: tokens must be [B, T], got rank ", tokens.ndim());
+  py::class_<GemmaModel, GM> model_class(m, "GemmaModel", "A Gemma 1/2/3 text model (use gemmacpp.load)");
+  def_text_model<GemmaModel, KVCache>(model_class, config_to_py);
+  model_class
+      .def("forward", [](const GemmaModel& g, CArray<int64_t> tokens, KVCache* cache,
+                         std::optional<std::vector<int64_t>> lengths, bool last_only,
+                         std::optional<CArray<float>> embeds, std::optional<CArray<uint8_t>> embed_mask,
+                         std::optional<CArray<int64_t>> spans, bool span_in_window,
+                         int64_t position_offset, py::object hooks) {
         GemmaModel::Args a;
-        a.B = tokens.shape(0);
-        a.T = tokens.shape(1);
-        GC_CHECK(!lengths || int64_t(lengths->size()) == a.B, ValueError, "forward: ", a.B,
-                 " rows of tokens but ", lengths ? lengths->size() : 0, " lengths");
-        const int64_t V = g.config().vocab;
-        py::array_t<float> logits({a.B, last_only ? int64_t(1) : a.T, V});
-        a.tokens = tokens.data();
-        a.lengths = lengths ? lengths->data() : nullptr;
-        a.logits = logits.mutable_data();
-        a.last_only = last_only;
-        a.cache = cache;
+        py::array_t<float> logits = bind_forward_args(a, tokens, cache, lengths, last_only, g.config().vocab);
         // Vision-language inputs: soft-token rows, bidirectional spans, RoPE position offset.
         GC_CHECK(!embeds == !embed_mask, ValueError, "forward: embeds and embed_mask go together");
         if (embeds) {
@@ -99,13 +76,7 @@ GEMMACPP_BINDING(model) {
         }
         a.span_in_window = span_in_window;
         a.position_offset = position_offset;
-        std::unique_ptr<PyHookSet> hook_set;  // made and destroyed with the GIL held
-        if (!hooks.is_none()) hook_set = std::make_unique<PyHookSet>(hooks, g.config().n_layers);
-        a.hooks = hook_set.get();
-        {
-          py::gil_scoped_release nogil;
-          g.forward(a);
-        }
+        run_forward(g, a, hooks);
         return logits;
       }, py::arg("tokens"), py::arg("cache") = py::none(), py::arg("lengths") = py::none(),
          py::arg("last_only") = false, py::arg("embeds") = py::none(), py::arg("embed_mask") = py::none(),
@@ -120,14 +91,8 @@ GEMMACPP_BINDING(model) {
   py::class_<KVCache, std::shared_ptr<KVCache>> cache_class(m, "KVCache", "Keys/values of a model's past positions");
   def_sequence_cache(cache_class);
 
-  m.def("load_gemma", [](const std::string& path) {
-    GM model;
-    {
-      py::gil_scoped_release nogil;
-      model = load_gemma(path);
-    }
-    return model;
-  }, py::arg("path"), "Load a Gemma model from a HF checkpoint folder or a .safetensors file");
+  m.def("load_gemma", [](const std::string& path) { return without_gil([&] { return load_gemma(path); }); },
+        py::arg("path"), "Load a Gemma model from a HF checkpoint folder or a .safetensors file");
 }
 
 }  // namespace gemmacpp::bindings

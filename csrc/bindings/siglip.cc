@@ -9,6 +9,7 @@
 
 #include "csrc/bindings/hooks.h"
 #include "csrc/bindings/registry.h"
+#include "csrc/bindings/without_gil.h"
 #include "csrc/core/error.h"
 #include "csrc/models/multimodal.h"
 #include "csrc/models/siglip.h"
@@ -87,10 +88,7 @@ GEMMACPP_BINDING(siglip) {
         py::array_t<float> out({N, c.n_patches(), c.d});
         std::unique_ptr<PyVisionHookSet> hook_set;
         if (!hooks.is_none()) hook_set = std::make_unique<PyVisionHookSet>(hooks, c.n_layers);
-        {
-          py::gil_scoped_release nogil;
-          s.encode(pixels.data(), N, out.mutable_data(), hook_set.get());
-        }
+        without_gil([&] { s.encode(pixels.data(), N, out.mutable_data(), hook_set.get()); });
         return out;
       }, py::arg("pixels"), py::arg("hooks") = py::none(),
          "last hidden state [N, P, d] float32 for pixels [N, C, S, S]; hooks: an object with "
@@ -106,28 +104,15 @@ GEMMACPP_BINDING(siglip) {
                  "project: features must be [N, P, d] float32");
         const int64_t N = features.shape(0);
         py::array_t<float> out({N, p.tokens(), p.out_dim()});
-        {
-          py::gil_scoped_release nogil;
-          p.project(features.data(), N, out.mutable_data());
-        }
+        without_gil([&] { p.project(features.data(), N, out.mutable_data()); });
         return out;
       }, py::arg("features"));
 
-  m.def("load_siglip", [](const std::string& path) {
-    SM model;
-    {
-      py::gil_scoped_release nogil;
-      model = load_siglip(path);
-    }
-    return model;
-  }, py::arg("path"), "Load a SiglipVisionModel from a HF checkpoint folder or .safetensors file");
+  m.def("load_siglip", [](const std::string& path) { return without_gil([&] { return load_siglip(path); }); },
+        py::arg("path"), "Load a SiglipVisionModel from a HF checkpoint folder or .safetensors file");
 
   m.def("load_multimodal", [](const std::string& path, int64_t tokens_per_image) {
-    MultimodalModel mm;
-    {
-      py::gil_scoped_release nogil;
-      mm = load_multimodal(path, tokens_per_image);
-    }
+    const MultimodalModel mm = without_gil([&] { return load_multimodal(path, tokens_per_image); });
     return py::make_tuple(mm.text, mm.vision, mm.projector);
   }, py::arg("path"), py::arg("tokens_per_image"),
      "(text GemmaModel, SiglipModel, VisionProjector) of a Gemma 3 / PaliGemma checkpoint");

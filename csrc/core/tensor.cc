@@ -1,12 +1,11 @@
 #include "csrc/core/tensor.h"
 
-#include <sys/mman.h>
-
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
 
 #include "csrc/core/error.h"
+#include "csrc/core/host_blocks.h"
 
 #ifdef GEMMACPP_WITH_CUDA
 #include "csrc/cuda/runtime.h"
@@ -69,15 +68,18 @@ Tensor Tensor::empty(DType dtype, std::vector<int64_t> shape, Device device) {
   // Round up so that kernels may over-read the last vector of the buffer harmlessly.
   const size_t bytes = (t.nbytes() + 127) / 64 * 64;
   if (device.is_cpu()) {
-    // Large buffers go on 2 MiB boundaries with transparent huge pages (as NumPy does): a fresh
-    // 40 MB result otherwise costs ten thousand page faults, as much time as a streaming op.
-    constexpr size_t kHuge = size_t(2) << 20;
-    const bool huge = bytes >= 2 * kHuge;
-    void* p = huge ? std::aligned_alloc(kHuge, (bytes + kHuge - 1) / kHuge * kHuge)
-                   : std::aligned_alloc(64, bytes);
-    GC_CHECK(p != nullptr, ValueError, "out of memory allocating ", bytes, " bytes");
-    if (huge) ::madvise(p, (bytes + kHuge - 1) / kHuge * kHuge, MADV_HUGEPAGE);  // a hint only
-    t.storage_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+    // Large buffers go on 2 MiB boundaries with transparent huge pages (as NumPy does) and come
+    // from a bounded cache of freed ones (host_blocks.h): a fresh 40 MB result otherwise costs
+    // ten thousand page faults and the kernel's zero-fill, as much time as a streaming op.
+    if (bytes >= 2 * host_blocks::kAlign) {
+      void* p = host_blocks::acquire(bytes);
+      GC_CHECK(p != nullptr, ValueError, "out of memory allocating ", bytes, " bytes");
+      t.storage_ = std::shared_ptr<void>(p, [bytes](void* q) { host_blocks::release(q, bytes); });
+    } else {
+      void* p = std::aligned_alloc(64, bytes);
+      GC_CHECK(p != nullptr, ValueError, "out of memory allocating ", bytes, " bytes");
+      t.storage_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+    }
   } else {
 #ifdef GEMMACPP_WITH_CUDA
     t.storage_ = cuda::allocate(bytes, device.index);

@@ -95,7 +95,7 @@ HWY_INLINE float DotQ4Q5(const float* HWY_RESTRICT x, const float* HWY_RESTRICT 
   constexpr size_t kBytes = kQ + 16;
   const auto mask = hn::Set(di, 0xF);
   auto a0 = hn::Zero(df), a1 = hn::Zero(df);
-  auto offsets = hn::Zero(df);  // sum of off * xsum_b, the same in every lane
+  auto offsets = hn::Zero(df);  // sum of off * xsum_b (d * xsum_b for the signed types), every lane
   // Bit 4 of values j .. j + Lanes - 1, from the table row of the byte holding their high bits.
   const auto high = [&](uint32_t qh, size_t j) {
     return hn::LoadU(di, kQ5HighBits.lanes[(qh >> (j & ~size_t(7))) & 0xFF] + (j & 7));
@@ -104,8 +104,8 @@ HWY_INLINE float DotQ4Q5(const float* HWY_RESTRICT x, const float* HWY_RESTRICT 
     const uint8_t* blk = w + b * kBytes;
     const float* xb = x + b * 32;
     const auto vd = BroadcastHalf(df, blk);
-    const auto off = kMin ? BroadcastHalf(df, blk + 2)
-                          : hn::Mul(vd, hn::Set(df, kFiveBit ? -16.0f : -8.0f));
+    // The signed types' offset -8d or -16d is applied once at the end (a power of two: exact).
+    const auto off = kMin ? BroadcastHalf(df, blk + 2) : vd;
     uint32_t qh = 0;
     if (kFiveBit) std::memcpy(&qh, blk + kQh, 4);
     const uint8_t* q = blk + kQ;
@@ -132,36 +132,47 @@ HWY_INLINE float DotQ4Q5(const float* HWY_RESTRICT x, const float* HWY_RESTRICT 
     }
     offsets = hn::MulAdd(off, hn::Set(df, xsum[b]), offsets);
   }
-  return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1))) + hn::GetLane(offsets);
+  const float offset_scale = kMin ? 1.0f : (kFiveBit ? -16.0f : -8.0f);
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1))) + offset_scale * hn::GetLane(offsets);
 }
 
 // Q4_K and Q5_K: super-blocks of 256 values in 8 sub-blocks of 32, w = (d * sc_j) * q - dmin * m_j
 // with q 4-bit (Q4_K) or 5-bit (Q5_K: bit 4 of value 32j + i is bit j of qh[i]). Sub-blocks 2p
 // and 2p+1 share the 32 bytes q[32p..]: low nibbles for 2p, high for 2p+1. The dot product is
 // taken as sum_j (d sc_j) (sum_i q_i x_i) - sum_j (dmin m_j) xsum_j, with xsum_j the sum of x
-// over sub-block j (precomputed, K / 32 values): no per-value min.
+// over sub-block j (precomputed, K / 32 values): no per-value min. The eight scales and mins are
+// unpacked together and turned into floats as vectors; the mins meet xsum in one vector product
+// per super-block (scalar code here was a third of the kernel's floating-point instructions).
 template <bool kFiveBit>
 HWY_INLINE float DotQ45_K(const float* HWY_RESTRICT x, const float* HWY_RESTRICT xsum,
                           const uint8_t* HWY_RESTRICT w, size_t blocks) {
   const hn::ScalableTag<float> df;
   const hn::RebindToSigned<decltype(df)> di;
-  const size_t L = hn::Lanes(df);
+  const hn::CappedTag<float, 8> d8;  // the eight sub-block scales, in as many vectors as it takes
+  const hn::RebindToSigned<decltype(d8)> di8;
+  const size_t L = hn::Lanes(df), L8 = hn::Lanes(d8);
   constexpr size_t kBytes = kFiveBit ? 176 : 144, kQ = kFiveBit ? 48 : 16;
   const auto mask = hn::Set(di, 0xF), bit4 = hn::Set(di, 16);
   auto a0 = hn::Zero(df), a1 = hn::Zero(df);
-  float mins = 0.0f;
+  auto mins = hn::Zero(d8);
+  HWY_ALIGN float scale[8];
+  HWY_ALIGN uint8_t packed[16];  // bytes 0-7: the scales, 8-15: the mins
   for (size_t b = 0; b < blocks; ++b) {
     const uint8_t* blk = w + b * kBytes;
     const float* xb = x + b * 256;
-    const float d = hn::GetLane(BroadcastHalf(df, blk));
-    const float dmin = hn::GetLane(BroadcastHalf(df, blk + 2));
-    const uint8_t* sc = blk + 4;
+    uint64_t sc8, m8;
+    quant::kquant_scales_mins(blk + 4, &sc8, &m8);
+    std::memcpy(packed, &sc8, 8);
+    std::memcpy(packed + 8, &m8, 8);
+    const auto d = BroadcastHalf(d8, blk), dmin = BroadcastHalf(d8, blk + 2);
+    for (size_t j = 0; j < 8; j += L8) {
+      hn::Store(hn::Mul(hn::ConvertTo(d8, LoadU8AsI32(di8, packed + j)), d), d8, scale + j);
+      mins = hn::MulAdd(hn::Mul(hn::ConvertTo(d8, LoadU8AsI32(di8, packed + 8 + j)), dmin),
+                        hn::LoadU(d8, xsum + 8 * b + j), mins);
+    }
     const uint8_t* qh = blk + 16;
     const uint8_t* q = blk + kQ;
     for (int p = 0; p < 4; ++p) {
-      uint8_t s0, m0, s1, m1;
-      quant::kquant_scale_min(sc, 2 * p, &s0, &m0);
-      quant::kquant_scale_min(sc, 2 * p + 1, &s1, &m1);
       const uint8_t* qp = q + 32 * p;
       const float* xlo = xb + 64 * p;
       const float* xhi = xlo + 32;
@@ -183,13 +194,12 @@ HWY_INLINE float DotQ45_K(const float* HWY_RESTRICT x, const float* HWY_RESTRICT
         h0 = hn::MulAdd(hn::ConvertTo(df, u0), hn::LoadU(df, xhi + i), h0);
         h1 = hn::MulAdd(hn::ConvertTo(df, u1), hn::LoadU(df, xhi + i + L), h1);
       }
-      a0 = hn::MulAdd(hn::Add(l0, l1), hn::Set(df, d * float(s0)), a0);
-      a1 = hn::MulAdd(hn::Add(h0, h1), hn::Set(df, d * float(s1)), a1);
-      const float* xs = xsum + 8 * b + 2 * p;
-      mins += dmin * float(m0) * xs[0] + dmin * float(m1) * xs[1];
+      a0 = hn::MulAdd(hn::Add(l0, l1), hn::Set(df, scale[2 * p]), a0);
+      a1 = hn::MulAdd(hn::Add(h0, h1), hn::Set(df, scale[2 * p + 1]), a1);
     }
   }
-  return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1))) - mins;
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1))) -
+         hn::GetLane(hn::SumOfLanes(d8, mins));
 }
 
 // The second pass of the K-quants staged as int8 (Q2_K, Q3_K, Q6_K): adds, for each 16-value
@@ -217,6 +227,24 @@ HWY_INLINE void GroupDots16(const int8_t* HWY_RESTRICT qv, const float* HWY_REST
   }
 }
 
+// The K-quants staged as int8 (Q2_K, Q3_K, Q6_K): for each super-block of kBlockBytes,
+// stage(blk, xb, scale, qb) writes its 16 group scales and its 256 values as int8 to L1 buffers
+// (the bit fiddling runs on whole byte vectors, 32 values an instruction on AVX2), then
+// GroupDots16 reads them back against x.
+template <size_t kBlockBytes, class Stage>
+HWY_INLINE float DotStagedK(const float* HWY_RESTRICT x, const uint8_t* HWY_RESTRICT w,
+                            size_t blocks, const Stage& stage) {
+  const hn::ScalableTag<float> df;
+  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  HWY_ALIGN float scale[16];
+  HWY_ALIGN int8_t qv[256];
+  for (size_t b = 0; b < blocks; ++b) {
+    stage(w + b * kBlockBytes, x + b * 256, scale, reinterpret_cast<uint8_t*>(qv));
+    GroupDots16(qv, x + b * 256, scale, a0, a1, a2, a3);
+  }
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+}
+
 // Q2_K: super-blocks of 256 values, w = (d * (sc[G] & 15)) * q - dmin * (sc[G] >> 4) for 16-value
 // group G, q 2-bit: value v = 128h + 32s + i is bits 2s, 2s+1 of q[32h + i]. The mins go in as
 // dmin * m_G times x, summed in their own accumulator.
@@ -226,14 +254,8 @@ HWY_INLINE float DotQ2_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
   const hn::CappedTag<uint8_t, 32> du8;
   const size_t L = hn::Lanes(df), L8 = hn::Lanes(du8);
   const auto mask2 = hn::Set(du8, 3);
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
   auto am = hn::Zero(df);
-  HWY_ALIGN float scale[16];
-  HWY_ALIGN int8_t qv[256];
-  uint8_t* qb = reinterpret_cast<uint8_t*>(qv);
-  for (size_t b = 0; b < blocks; ++b) {
-    const uint8_t* blk = w + b * 84;
-    const float* xb = x + b * 256;
+  const auto stage = [&](const uint8_t* blk, const float* xb, float* scale, uint8_t* qb) {
     const float d = hn::GetLane(BroadcastHalf(df, blk + 80));
     const float dmin = hn::GetLane(BroadcastHalf(df, blk + 82));
     for (size_t h = 0; h < 2; ++h) {
@@ -253,10 +275,9 @@ HWY_INLINE float DotQ2_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
         am = hn::MulAdd(hn::LoadU(df, xb + i), ml, am);
       }
     }
-    GroupDots16(qv, xb, scale, a0, a1, a2, a3);
-  }
-  const auto sum = hn::Sub(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), am);
-  return hn::GetLane(hn::SumOfLanes(df, sum));
+  };
+  const float dots = DotStagedK<84>(x, w, blocks, stage);
+  return dots - hn::GetLane(hn::SumOfLanes(df, am));
 }
 
 // Q3_K: super-blocks of 256 values, w = (d * scale_G) * q with 6-bit signed scales (see
@@ -268,13 +289,7 @@ HWY_INLINE float DotQ3_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
   const hn::CappedTag<uint8_t, 32> du8;
   const size_t L8 = hn::Lanes(du8);
   const auto mask2 = hn::Set(du8, 3), one = hn::Set(du8, 1), four = hn::Set(du8, 4);
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-  HWY_ALIGN float scale[16];
-  HWY_ALIGN int8_t qv[256];
-  uint8_t* qb = reinterpret_cast<uint8_t*>(qv);
-  for (size_t b = 0; b < blocks; ++b) {
-    const uint8_t* blk = w + b * 110;
-    const float* xb = x + b * 256;
+  const auto stage = [&](const uint8_t* blk, const float* /*xb*/, float* scale, uint8_t* qb) {
     const float d = hn::GetLane(BroadcastHalf(df, blk + 108));
     for (int g = 0; g < 16; ++g) scale[g] = d * float(quant::q3k_scale(blk + 96, g));
     for (size_t i = 0; i < 32; i += L8) {
@@ -290,33 +305,30 @@ HWY_INLINE float DotQ3_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
         }
       }
     }
-    GroupDots16(qv, xb, scale, a0, a1, a2, a3);
-  }
-  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  };
+  return DotStagedK<110>(x, w, blocks, stage);
 }
 
 // Q6_K: super-blocks of 256 values, w = (d * sc[v / 16]) * (q - 32) with q 6-bit: for value
 // v = 128h + 32s + i, the low 4 bits are a nibble of ql[64h + 32(s & 1) + i] (high nibble when
-// s >= 2) and the top 2 bits are bits 2s, 2s+1 of qh[32h + i]. Two passes per super-block: the bit
-// fiddling runs on whole byte vectors (32 values an instruction on AVX2), writing q - 32 as int8
-// to a 256-byte L1 buffer; then each 16-value group's sum of (q - 32) x is formed from it, as for
-// Q8_0, and scaled once.
+// s >= 2) and the top 2 bits are bits 2s, 2s+1 of qh[32h + i]; q - 32 is staged as int8 and each
+// 16-value group's sum of (q - 32) x scaled once, as for Q8_0.
 HWY_INLINE float DotQ6_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
                          const uint8_t* HWY_RESTRICT w, size_t blocks) {
   const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const hn::Rebind<int8_t, decltype(di)> d8;
+  const size_t L = hn::Lanes(df);
   const hn::CappedTag<uint8_t, 32> du8;
   const size_t L8 = hn::Lanes(du8);
   const auto mask4 = hn::Set(du8, 0x0F), mask30 = hn::Set(du8, 0x30), off = hn::Set(du8, 32);
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-  HWY_ALIGN float scale[16];
-  HWY_ALIGN int8_t qv[256];
-  uint8_t* qb = reinterpret_cast<uint8_t*>(qv);
-  for (size_t b = 0; b < blocks; ++b) {
-    const uint8_t* blk = w + b * 210;
-    const float* xb = x + b * 256;
+  const auto stage = [&](const uint8_t* blk, const float* /*xb*/, float* scale, uint8_t* qb) {
     const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
-    const float d = hn::GetLane(BroadcastHalf(df, blk + 208));
-    for (int g = 0; g < 16; ++g) scale[g] = d * float(sc[g]);
+    const auto vd = BroadcastHalf(df, blk + 208);
+    for (size_t g = 0; g < 16; g += L) {
+      hn::Store(hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, sc + g))), vd), df,
+                scale + g);
+    }
     for (size_t h = 0; h < 2; ++h) {
       const uint8_t* ql = blk + 64 * h;
       const uint8_t* qh = blk + 128 + 32 * h;
@@ -336,9 +348,8 @@ HWY_INLINE float DotQ6_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
         hn::StoreU(hn::Sub(q3, off), du8, o + 96 + i);
       }
     }
-    GroupDots16(qv, xb, scale, a0, a1, a2, a3);
-  }
-  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+  };
+  return DotStagedK<210>(x, w, blocks, stage);
 }
 
 }  // namespace gemmacpp::cpu::HWY_NAMESPACE

@@ -90,6 +90,22 @@ inline void kquant_scale_min(const uint8_t* s, int j, uint8_t* sc, uint8_t* m) {
   }
 }
 
+// All eight (scale, min) pairs of kquant_scale_min at once, with word-wide bit operations on the
+// 12 bytes read as three little-endian u32 A, B, C: scales 0-3 are A's bytes and mins 0-3 B's, each
+// masked to 6 bits; scales 4-7 take C's low nibbles with A's top bit pairs above them, mins 4-7
+// C's high nibbles with B's top bit pairs. Byte j of the results is pair j.
+inline void kquant_scales_mins(const uint8_t* s, uint64_t* scales, uint64_t* mins) {
+  uint32_t a, b, c;
+  std::memcpy(&a, s, 4);
+  std::memcpy(&b, s + 4, 4);
+  std::memcpy(&c, s + 8, 4);
+  constexpr uint32_t k6 = 0x3F3F3F3Fu, k4 = 0x0F0F0F0Fu, k2 = 0x03030303u;
+  const uint32_t sc_hi = (c & k4) | (((a >> 6) & k2) << 4);
+  const uint32_t m_hi = ((c >> 4) & k4) | (((b >> 6) & k2) << 4);
+  *scales = uint64_t(a & k6) | (uint64_t(sc_hi) << 32);
+  *mins = uint64_t(b & k6) | (uint64_t(m_hi) << 32);
+}
+
 // Q3_K's sixteen 6-bit signed scales (offset 32) in 12 bytes: low 4 bits in bytes 0-7 (index i
 // in byte i % 8, nibble i / 8), top 2 bits in bytes 8-11 (byte 8 + i % 4, bit pair i / 4).
 inline int q3k_scale(const uint8_t* s, int i) {

@@ -16,6 +16,9 @@
 #include "csrc/cpu/rope.h"
 #include "csrc/cpu/softcap.h"
 #include "csrc/models/attention_probe.h"
+#include "csrc/models/model_ops.h"
+#include "csrc/models/packed_batch.h"
+#include "csrc/models/sequence_attention.h"
 
 namespace gemmacpp {
 namespace {
@@ -107,42 +110,13 @@ void embed_rows(const WeightTensor& e, const int64_t* tokens, int64_t M, int64_t
   }
 }
 
-void add_into(float* x, const float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
-}
-
-// Moves packed logit rows (row b's count[b] rows one after another) to their places in [B, T]
-// (or [B, 1] with last_only: one row per non-empty b) and zeroes the rest. Packed row r never sits
-// after its destination, so moving from the last row backwards overwrites nothing still needed.
-void spread_rows(float* rows, int64_t V, int64_t B, int64_t T, const std::vector<int64_t>& count,
-                 bool last_only) {
-  int64_t packed = 0;
-  for (int64_t b = 0; b < B; ++b) packed += last_only ? (count[size_t(b)] > 0) : count[size_t(b)];
-  const size_t row_bytes = size_t(V) * sizeof(float);
-  for (int64_t b = B - 1; b >= 0; --b) {
-    const int64_t n = last_only ? (count[size_t(b)] > 0) : count[size_t(b)];
-    for (int64_t t = T - 1; t >= 0; --t) {
-      float* dst = rows + (b * T + t) * V;
-      if (t < n) {
-        const float* src = rows + (--packed) * V;
-        if (src != dst) std::memmove(dst, src, row_bytes);
-      }
-    }
-  }
-  for (int64_t b = 0; b < B; ++b) {
-    const int64_t n = last_only ? (count[size_t(b)] > 0) : count[size_t(b)];
-    if (n < T) std::memset(rows + (b * T + n) * V, 0, size_t(T - n) * row_bytes);
-  }
-}
-
 // Rows of args.embeds replace the embeddings of masked tokens (image soft tokens are not scaled).
-void override_embeddings(const GemmaModel::Args& args, const std::vector<int64_t>& count,
-                         const std::vector<int64_t>& offset, int64_t d, float* x) {
+void override_embeddings(const GemmaModel::Args& args, const PackedBatch& p, int64_t d, float* x) {
   GC_CHECK(args.embed_mask, ValueError, "forward: embeds without embed_mask");
   for (int64_t b = 0; b < args.B; ++b)
-    for (int64_t t = 0; t < count[size_t(b)]; ++t)
+    for (int64_t t = 0; t < p.count[size_t(b)]; ++t)
       if (args.embed_mask[b * args.T + t])
-        std::memcpy(x + (offset[size_t(b)] + t) * d, args.embeds + (b * args.T + t) * d,
+        std::memcpy(x + (p.offset[size_t(b)] + t) * d, args.embeds + (b * args.T + t) * d,
                     size_t(d) * sizeof(float));
 }
 
@@ -242,48 +216,17 @@ GemmaModel::GemmaModel(ModelConfig config, std::shared_ptr<const WeightFile> wei
 
 void GemmaModel::forward(const Args& args) const {
   const ModelConfig& c = config_;
-  const int64_t B = args.B, T = args.T;
   KVCache* cache = args.cache;
-  GC_CHECK(B >= 1 && T >= 1, ValueError, "forward: tokens must be a non-empty [B, T] batch, got [",
-           B, ", ", T, "]");
-  if (cache) {
-    GC_CHECK(cache->batch() == B, ValueError, "forward: the cache holds ", cache->batch(),
-             " sequences, tokens have ", B);
-    GC_CHECK(int64_t(cache->layers().size()) == c.n_layers, ValueError,
-             "forward: the cache was made for a model with ", cache->layers().size(), " layers");
-  }
-  // The real tokens of every row, packed one after another: row b's are packed rows
-  // [offset[b], offset[b] + count[b]), at positions start[b] + 0, 1, ...
-  std::vector<int64_t> count(static_cast<size_t>(B)), offset(static_cast<size_t>(B) + 1, 0),
-      start(static_cast<size_t>(B), 0);
-  for (int64_t b = 0; b < B; ++b) {
-    const int64_t n = args.lengths ? args.lengths[b] : T;
-    GC_CHECK(n >= 0 && n <= T, ValueError, "forward: length ", n, " of row ", b,
-             " is outside [0, ", T, "]");
-    count[size_t(b)] = n;
-    offset[size_t(b) + 1] = offset[size_t(b)] + n;
-    if (cache) {
-      start[size_t(b)] = cache->lengths()[size_t(b)];
-      GC_CHECK(start[size_t(b)] + n <= cache->max_len(), ValueError, "forward: the cache holds ",
-               start[size_t(b)], " positions of at most ", cache->max_len(), " for sequence ", b,
-               "; ", n, " more do not fit");
-    }
-  }
-  const int64_t M = offset[size_t(B)], V = c.vocab;
-  std::vector<int64_t> ids(static_cast<size_t>(M)), positions(static_cast<size_t>(M));
-  for (int64_t b = 0; b < B; ++b) {
-    for (int64_t t = 0; t < count[size_t(b)]; ++t) {
-      int64_t id = args.tokens[b * T + t];
-      const int64_t r = offset[size_t(b)] + t;
-      if (args.embed_mask && args.embed_mask[b * T + t]) id = 0;  // replaced by embeds below
-      GC_CHECK(id >= 0 && id < V, ValueError, "forward: token id ", id, " is out of range [0, ", V, ")");
-      ids[size_t(r)] = id;
-      positions[size_t(r)] = start[size_t(b)] + t + args.position_offset;
-    }
-  }
-  const int64_t out_rows = args.last_only ? B : B * T;
+  // A KV cache's global layers hold at most max_len positions: the packing checks they fit.
+  const PackedBatch p(args.B, args.T, args.lengths, c.n_layers, cache_extent(cache, /*bounded=*/true));
+  const int64_t B = p.B, T = p.T, M = p.M, V = c.vocab;
+  const std::vector<int64_t>& count = p.count;
+  const std::vector<int64_t>& offset = p.offset;
+  const std::vector<int64_t>& start = p.start;
+  const std::vector<int64_t> ids = p.ids(args.tokens, V, args.embed_mask);  // masked: replaced below
+  const std::vector<int64_t> positions = p.positions(args.position_offset);
   if (M == 0) {
-    std::memset(args.logits, 0, size_t(out_rows * V) * sizeof(float));
+    std::memset(args.logits, 0, size_t((args.last_only ? B : B * T) * V) * sizeof(float));
     return;
   }
 
@@ -299,12 +242,10 @@ void GemmaModel::forward(const Args& args) const {
 
   // Hooks: each point is asked for once; with no HookSet nothing below costs anything.
   HookSet* hooks = args.hooks;
-  auto offer = [&](HookPoint p, int64_t layer, float* rows, std::initializer_list<int64_t> inner) {
-    if (hooks && hooks->wants(p, layer)) offer_packed_rows(*hooks, p, layer, rows, count, offset, T, inner);
-  };
+  const PackedHooks offer(hooks, p);
 
   embed_rows(*embed_, ids.data(), M, d, c.embed_scale, x.data());
-  if (args.embeds) override_embeddings(args, count, offset, d, x.data());
+  if (args.embeds) override_embeddings(args, p, d, x.data());
   const std::vector<std::vector<int64_t>> spans = spans_by_row(args, count);
   std::vector<int64_t> key_lo, key_hi;  // per-query key ranges of one sequence with spans
   offer(HookPoint::kEmbed, -1, x.data(), {d});
@@ -339,17 +280,7 @@ void GemmaModel::forward(const Args& args) const {
     for (int64_t b = 0; b < B; ++b) {
       const int64_t n = count[size_t(b)], r0 = offset[size_t(b)], pos0 = start[size_t(b)];
       if (n == 0) continue;
-      cpu::AttentionArgs a;
-      a.dtype = DType::kF32;
-      a.q = q.data() + r0 * H * D; a.out = o.data() + r0 * H * D;
-      a.k = k.data() + r0 * R; a.v = v.data() + r0 * R;
-      a.B = 1; a.Tq = n; a.Tk = n; a.Hq = H; a.Hkv = K; a.D = D;
-      const int64_t qs[3] = {n * H * D, H * D, D}, ks[3] = {n * R, R, D};
-      for (int j = 0; j < 3; ++j) {
-        a.q_stride[j] = a.out_stride[j] = qs[j];
-        a.k_stride[j] = a.v_stride[j] = ks[j];
-      }
-      a.causal = true;
+      cpu::AttentionArgs a = packed_sequence_attention(q.data(), o.data(), k.data(), v.data(), r0, n, H, K, D);
       a.window = lc.local ? lc.window : 0;
       a.softcap = c.attn_softcap;
       a.scale = c.attn_scale();
@@ -369,34 +300,14 @@ void GemmaModel::forward(const Args& args) const {
           a.Tk = pos0 + n;
           a.q_start = pos0;
           key_offset = pos0;
+          a.k_stride[0] = a.v_stride[0] = a.Tk * R;
         } else {
-          // The window's older keys come out of the ring in position order, then the new ones, so
-          // the kernel sees one contiguous run; relative positions (all the mask needs) are kept.
-          const int64_t W = kv.capacity, n_old = std::min(W - 1, pos0);
-          k_window.resize(size_t((n_old + n) * R));
-          v_window.resize(size_t((n_old + n) * R));
-          for (int64_t j = 0; j < n_old; ++j) {
-            const int64_t src = (pos0 - n_old + j) % W;
-            std::memcpy(k_window.data() + j * R, ck.data() + src * R, size_t(R) * sizeof(float));
-            std::memcpy(v_window.data() + j * R, cv.data() + src * R, size_t(R) * sizeof(float));
-          }
-          std::memcpy(k_window.data() + n_old * R, new_k, size_t(n * R) * sizeof(float));
-          std::memcpy(v_window.data() + n_old * R, new_v, size_t(n * R) * sizeof(float));
-          // Only the last W new positions can be seen again.
-          const int64_t rows = std::min(W, pos0 + n);
+          const int64_t rows = std::min(kv.capacity, pos0 + n);  // the ring once the new keys are in
           ck.resize(size_t(rows * R));
           cv.resize(size_t(rows * R));
-          for (int64_t t = std::max<int64_t>(0, n - W); t < n; ++t) {
-            const int64_t dst = (pos0 + t) % W;
-            std::memcpy(ck.data() + dst * R, new_k + t * R, size_t(R) * sizeof(float));
-            std::memcpy(cv.data() + dst * R, new_v + t * R, size_t(R) * sizeof(float));
-          }
-          a.k = k_window.data(); a.v = v_window.data();
-          a.Tk = n_old + n;
-          a.q_start = n_old;
-          key_offset = n_old;
+          key_offset = ring_window(ck.data(), cv.data(), kv.capacity, pos0, new_k, new_v, n, R, k_window,
+                                   v_window, a);
         }
-        a.k_stride[0] = a.v_stride[0] = a.Tk * R;
       }
       if (!spans[size_t(b)].empty()) {
         span_key_ranges(spans[size_t(b)], n, key_offset, a.window, args.span_in_window, &key_lo, &key_hi);
@@ -415,7 +326,7 @@ void GemmaModel::forward(const Args& args) const {
     matmul(o.data(), M, H * D, *w.o, h.data());
     if (w.post_attn_norm) norm(h.data(), h.data(), M, d, w.post_attn_norm);
     offer(HookPoint::kAttnOut, li, h.data(), {d});
-    add_into(x.data(), h.data(), M * d);
+    model_ops::add_into(x.data(), h.data(), M * d);
     offer(HookPoint::kResidMid, li, x.data(), {d});
 
     norm(x.data(), h.data(), M, d, w.ffw_norm);
@@ -428,48 +339,21 @@ void GemmaModel::forward(const Args& args) const {
     matmul(gate.data(), M, F, *w.down, h.data());
     if (w.post_ffw_norm) norm(h.data(), h.data(), M, d, w.post_ffw_norm);
     offer(HookPoint::kMlpOut, li, h.data(), {d});
-    add_into(x.data(), h.data(), M * d);
+    model_ops::add_into(x.data(), h.data(), M * d);
     offer(HookPoint::kResidPost, li, x.data(), {d});
   }
   if (cache) {
     for (int64_t b = 0; b < B; ++b) cache->advance(b, count[size_t(b)]);
   }
-  if (args.last_only) {
-    // Only each row's last real token goes through the head (the head is most of a small model's
-    // prefill cost at 262k vocabulary).
-    int64_t n_rows = 0;
-    for (int64_t b = 0; b < B; ++b) {
-      if (count[size_t(b)] == 0) continue;
-      const int64_t r = offset[size_t(b) + 1] - 1;
-      std::memmove(x.data() + n_rows * d, x.data() + r * d, size_t(d) * sizeof(float));
-      ++n_rows;
-    }
-    norm(x.data(), x.data(), n_rows, d, final_norm_);
-    if (hooks && hooks->wants(HookPoint::kFinalNorm, -1)) {
-      std::vector<int64_t> one(static_cast<size_t>(B)), one_offset(static_cast<size_t>(B) + 1, 0);
-      for (int64_t b = 0; b < B; ++b) {
-        one[size_t(b)] = count[size_t(b)] > 0;
-        one_offset[size_t(b) + 1] = one_offset[size_t(b)] + one[size_t(b)];
-      }
-      offer_packed_rows(*hooks, HookPoint::kFinalNorm, -1, x.data(), one, one_offset, 1, {d});
-    }
-    matmul(x.data(), n_rows, d, *embed_, args.logits);  // tied head: h E^T
-    spread_rows(args.logits, V, B, 1, count, /*last_only=*/true);
-  } else {
-    norm(x.data(), x.data(), M, d, final_norm_);
-    offer(HookPoint::kFinalNorm, -1, x.data(), {d});
-    matmul(x.data(), M, d, *embed_, args.logits);
-    spread_rows(args.logits, V, B, T, count, /*last_only=*/false);
+  const PackedBatch head = p.head_rows(args.last_only, x.data(), d);
+  norm(x.data(), x.data(), head.M, d, final_norm_);
+  PackedHooks(hooks, head)(HookPoint::kFinalNorm, -1, x.data(), {d});
+  matmul(x.data(), head.M, d, *embed_, args.logits);  // tied head: h E^T
+  head.spread(args.logits, V);
+  if (c.final_softcap > 0) {
+    cpu::softcap(DType::kF32, args.logits, args.logits, head.B * head.T * V, c.final_softcap);
   }
-  if (c.final_softcap > 0) cpu::softcap(DType::kF32, args.logits, args.logits, out_rows * V, c.final_softcap);
-  if (hooks && hooks->wants(HookPoint::kLogits, -1)) {
-    const int64_t Tl = args.last_only ? 1 : T;
-    hooks->call(HookPoint::kLogits, -1, args.logits, {B, Tl, V});
-    for (int64_t b = 0; b < B; ++b) {  // padding stays zero whatever the hook wrote there
-      const int64_t n = args.last_only ? (count[size_t(b)] > 0) : count[size_t(b)];
-      if (n < Tl) std::memset(args.logits + (b * Tl + n) * V, 0, size_t((Tl - n) * V) * sizeof(float));
-    }
-  }
+  PackedHooks(hooks, head).spread(HookPoint::kLogits, -1, args.logits, V);
 }
 
 std::shared_ptr<GemmaModel> load_gemma(const std::string& path) {

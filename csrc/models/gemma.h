@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "csrc/models/config.h"
+#include "csrc/models/forward_args.h"
 #include "csrc/models/hooks.h"
 #include "csrc/models/kv_cache.h"
 #include "csrc/models/weights.h"
@@ -38,18 +39,11 @@ class GemmaModel {
   const ModelConfig& config() const { return config_; }
   const WeightFile& weights() const { return *weights_; }
 
-  // Runs tokens [B, T] (ids in [0, vocab)) through the model. Rows may be right-padded: lengths[b]
-  // (0..T) tokens of row b are real, the rest are never read. Without a cache every row starts at
-  // position 0; with one, row b continues its cached sequence at position cache->lengths()[b] and
-  // its keys/values are appended. Logits [B, T, vocab] float32 (padding rows zero), or with
-  // last_only [B, 1, vocab]: each row's last real token (zeros for an empty row).
-  struct Args {
-    const int64_t* tokens = nullptr;
-    int64_t B = 0, T = 0;
-    const int64_t* lengths = nullptr;  // [B]; nullptr: every row has T tokens
-    float* logits = nullptr;
-    bool last_only = false;
-    KVCache* cache = nullptr;
+  // Runs tokens [B, T] through the model (csrc/models/forward_args.h). Without a cache every row
+  // starts at position 0; with one, row b continues its cached sequence at position
+  // cache->lengths()[b] and its keys/values are appended. Logits of padding rows are zero; with
+  // last_only each row's last real token's (zeros for an empty row).
+  struct Args : ForwardArgs<KVCache> {
     // Vision-language inputs (all optional; see python/gemmacpp/model.py for the layouts).
     // embeds [B, T, d] float32: row (b, t) is used instead of token (b, t)'s (scaled) embedding
     // where embed_mask[b * T + t] != 0 (image soft tokens; their ids are not looked up).
@@ -63,8 +57,6 @@ class GemmaModel {
     int64_t n_spans = 0;
     bool span_in_window = true;
     int64_t position_offset = 0;  // added to RoPE positions (PaliGemma counts from 1)
-    // Hooks read or edit activations as the forward goes (csrc/models/hooks.h); nullptr: none.
-    HookSet* hooks = nullptr;
   };
   void forward(const Args& args) const;
   void forward(const int64_t* tokens, int64_t B, int64_t T, float* logits, KVCache* cache = nullptr) const {

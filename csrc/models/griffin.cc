@@ -15,20 +15,15 @@
 #include "csrc/cpu/rope.h"
 #include "csrc/cpu/softcap.h"
 #include "csrc/models/model_ops.h"
+#include "csrc/models/packed_batch.h"
+#include "csrc/models/rg_lru_weights.h"
+#include "csrc/models/sequence_attention.h"
 
 namespace gemmacpp {
 namespace {
 
 using model_ops::dense_weight;
 using model_ops::to_f32;
-
-// The real tokens of every row, packed one after another: row b's are packed rows
-// [offset[b], offset[b] + count[b]), at positions start[b] + 0, 1, ...
-struct Packing {
-  int64_t B = 0, T = 0, M = 0;
-  std::vector<int64_t> count, offset, start;
-  bool uniform = false;  // every row has the same count: the packed rows are [B, count, ...]
-};
 
 // Per-call buffers of one forward pass over M packed rows.
 struct Activations {
@@ -39,16 +34,6 @@ struct Activations {
   std::vector<int64_t> positions;               // [M]
   std::vector<uint8_t> reset;                   // [M]: segment start at position 0
   std::vector<float> k_win, v_win;              // an attention block's window in position order
-};
-
-// Offers activations to the hooks that want them; with no HookSet it costs one branch.
-struct Offer {
-  HookSet* hooks;
-  const Packing& p;
-  bool wants(HookPoint pt, int64_t layer) const { return hooks && hooks->wants(pt, layer); }
-  void operator()(HookPoint pt, int64_t layer, float* rows, int64_t width) const {
-    if (wants(pt, layer)) offer_packed_rows(*hooks, pt, layer, rows, p.count, p.offset, p.T, {width});
-  }
 };
 
 void norm(const ModelConfig& c, const float* in, float* out, int64_t rows, const WeightTensor& w) {
@@ -62,7 +47,7 @@ const float* bias_or_null(const std::vector<float>& b) { return b.empty() ? null
 // time (nb = 1), skipping empty rows. Every lane of the kernels is computed alone, so both give
 // the same bits.
 template <class Fn>
-void for_row_groups(const Packing& p, Fn fn) {
+void for_row_groups(const PackedBatch& p, Fn fn) {
   if (p.uniform) {
     if (p.count[0] > 0) fn(int64_t(0), p.B, int64_t(0), p.count[0]);
     return;
@@ -73,8 +58,8 @@ void for_row_groups(const Packing& p, Fn fn) {
 }
 
 // h -> mix: y = gelu(W_y h); u = conv1d(W_x h); u = rg_lru(u); mix = W_o (u * y).
-void recurrent_block(const ModelConfig& c, const GriffinLayerWeights& w, const Packing& p,
-                     Activations& a, GriffinLayerState* state, const Offer& offer, int64_t li) {
+void recurrent_block(const ModelConfig& c, const GriffinLayerWeights& w, const PackedBatch& p,
+                     Activations& a, GriffinLayerState* state, const PackedHooks& offer, int64_t li) {
   const int64_t M = p.M, L = c.lru_width, H = c.n_heads, bw = L / H, K = c.conv1d_width;
   model_ops::linear(a.h.data(), M, *w.linear_y, w.linear_y_b.data(), a.y.data());
   model_ops::linear(a.h.data(), M, *w.linear_x, w.linear_x_b.data(), a.u.data());
@@ -94,7 +79,7 @@ void recurrent_block(const ModelConfig& c, const GriffinLayerWeights& w, const P
     ca.B = nb; ca.T = n; ca.W = L; ca.K = K;
     cpu::conv1d_temporal(ca);
   });
-  offer(HookPoint::kConvOut, li, a.conv.data(), L);
+  offer(HookPoint::kConvOut, li, a.conv.data(), {L});
 
   // Block-diagonal gate projections: one x W^T product per head on its slice of the width.
   const int64_t es = dtype_size(w.gate_dtype);
@@ -106,21 +91,37 @@ void recurrent_block(const ModelConfig& c, const GriffinLayerWeights& w, const P
                 bw, w.gate_a_b.data() + off, a.ga.data() + off, L);
   }
 
+  // blocks.{i}.rglru.hook_a: the fused kernel keeps a_t in registers, so it is formed here only
+  // for a hook; when the hook changes it, the scan runs on the edited values instead.
+  constexpr float kC = 8.0f;  // Griffin's fixed scale of log a
+  std::vector<float> a_t;
+  bool a_edited = false;
+  if (offer.wants(HookPoint::kRgLruA, li)) {
+    a_t = rg_lru_weights::recurrence_weights(a.ga.data(), a.reset.data(), M, L, *w.a_param, kC);
+    const std::vector<float> before = a_t;
+    offer(HookPoint::kRgLruA, li, a_t.data(), {L});
+    a_edited = a_t != before;
+  }
+
   for_row_groups(p, [&](int64_t b0, int64_t nb, int64_t r0, int64_t n) {
+    float* h = state ? state->h.data() + b0 * L : nullptr;
+    if (a_edited) {
+      rg_lru_weights::scan(a_t.data() + r0 * L, a.conv.data() + r0 * L, a.gx.data() + r0 * L, nb,
+                           n, L, h, a.lru.data() + r0 * L, h);
+      return;
+    }
     cpu::RgLruArgs ra;
     ra.dtype = DType::kF32;
     ra.x = a.conv.data() + r0 * L; ra.gate_x = a.gx.data() + r0 * L; ra.gate_a = a.ga.data() + r0 * L;
     ra.a_dtype = w.a_param->dtype; ra.a_param = w.a_param->data;
-    float* h = state ? state->h.data() + b0 * L : nullptr;
     ra.h0 = h;
     ra.reset = a.reset.data() + r0;
     ra.y = a.lru.data() + r0 * L;
     ra.h_last = h;
-    ra.B = nb; ra.T = n; ra.W = L; ra.c = 8.0f;
+    ra.B = nb; ra.T = n; ra.W = L; ra.c = kC;
     cpu::rg_lru(ra);
   });
-  // blocks.{i}.rglru.hook_a is not offered: the fused kernel never materialises a_t.
-  offer(HookPoint::kRgLruH, li, a.lru.data(), L);
+  offer(HookPoint::kRgLruH, li, a.lru.data(), {L});
 
   cpu::geglu(DType::kF32, a.y.data(), a.lru.data(), a.y.data(), M * L);  // gelu(y) * u
   model_ops::linear(a.y.data(), M, *w.linear_out, w.linear_out_b.data(), a.mix.data());
@@ -128,7 +129,7 @@ void recurrent_block(const ModelConfig& c, const GriffinLayerWeights& w, const P
 
 // h -> mix: local MQA attention over the window, partial RoPE, output projection with bias.
 void attention_block(const ModelConfig& c, const LayerConfig& lc, const GriffinLayerWeights& w,
-                     const Packing& p, Activations& a, GriffinLayerState* state) {
+                     const PackedBatch& p, Activations& a, GriffinLayerState* state) {
   const int64_t M = p.M, H = c.n_heads, K = c.n_kv_heads, D = c.head_dim, R = K * D;
   model_ops::linear(a.h.data(), M, *w.q, bias_or_null(w.q_b), a.q.data());
   model_ops::linear(a.h.data(), M, *w.k, bias_or_null(w.k_b), a.k.data());
@@ -143,46 +144,13 @@ void attention_block(const ModelConfig& c, const LayerConfig& lc, const GriffinL
   for (int64_t b = 0; b < p.B; ++b) {
     const int64_t n = p.count[size_t(b)], r0 = p.offset[size_t(b)], pos0 = p.start[size_t(b)];
     if (n == 0) continue;
-    cpu::AttentionArgs at;
-    at.dtype = DType::kF32;
-    at.q = a.q.data() + r0 * H * D; at.out = a.o.data() + r0 * H * D;
-    at.k = a.k.data() + r0 * R; at.v = a.v.data() + r0 * R;
-    at.B = 1; at.Tq = n; at.Tk = n; at.Hq = H; at.Hkv = K; at.D = D;
-    const int64_t qs[3] = {n * H * D, H * D, D}, ks[3] = {n * R, R, D};
-    for (int j = 0; j < 3; ++j) {
-      at.q_stride[j] = at.out_stride[j] = qs[j];
-      at.k_stride[j] = at.v_stride[j] = ks[j];
-    }
-    at.causal = true;
+    cpu::AttentionArgs at = packed_sequence_attention(a.q.data(), a.o.data(), a.k.data(), a.v.data(), r0, n, H, K, D);
     at.window = lc.window;
     at.scale = c.attn_scale();
     if (state) {
-      // The ring's older keys in position order, then the new ones: one contiguous run for the
-      // kernel, which only needs relative positions.
-      const int64_t W = state->window, n_old = std::min(W - 1, pos0);
-      float* ck = state->k.data() + b * W * R;
-      float* cv = state->v.data() + b * W * R;
-      const float* new_k = a.k.data() + r0 * R;
-      const float* new_v = a.v.data() + r0 * R;
-      a.k_win.resize(size_t((n_old + n) * R));
-      a.v_win.resize(size_t((n_old + n) * R));
-      for (int64_t j = 0; j < n_old; ++j) {
-        const int64_t src = (pos0 - n_old + j) % W;
-        std::memcpy(a.k_win.data() + j * R, ck + src * R, size_t(R) * sizeof(float));
-        std::memcpy(a.v_win.data() + j * R, cv + src * R, size_t(R) * sizeof(float));
-      }
-      std::memcpy(a.k_win.data() + n_old * R, new_k, size_t(n * R) * sizeof(float));
-      std::memcpy(a.v_win.data() + n_old * R, new_v, size_t(n * R) * sizeof(float));
-      // Only the last W new positions can be seen again.
-      for (int64_t t = std::max<int64_t>(0, n - W); t < n; ++t) {
-        const int64_t dst = (pos0 + t) % W;
-        std::memcpy(ck + dst * R, new_k + t * R, size_t(R) * sizeof(float));
-        std::memcpy(cv + dst * R, new_v + t * R, size_t(R) * sizeof(float));
-      }
-      at.k = a.k_win.data(); at.v = a.v_win.data();
-      at.Tk = n_old + n;
-      at.q_start = n_old;
-      at.k_stride[0] = at.v_stride[0] = at.Tk * R;
+      const int64_t W = state->window;
+      ring_window(state->k.data() + b * W * R, state->v.data() + b * W * R, W, pos0, a.k.data() + r0 * R,
+                  a.v.data() + r0 * R, n, R, a.k_win, a.v_win, at);
     }
     cpu::attention(at);
   }
@@ -190,32 +158,14 @@ void attention_block(const ModelConfig& c, const LayerConfig& lc, const GriffinL
 }
 
 void mlp_block(const ModelConfig& c, const GriffinLayerWeights& w, int64_t M, Activations& a,
-               const Offer& offer, int64_t li) {
+               const PackedHooks& offer, int64_t li) {
   model_ops::linear(a.h.data(), M, *w.gate, w.gate_b.data(), a.gate.data());
   model_ops::linear(a.h.data(), M, *w.up, w.up_b.data(), a.up.data());
-  offer(HookPoint::kMlpPre, li, a.gate.data(), c.ffn);
-  offer(HookPoint::kMlpPreLinear, li, a.up.data(), c.ffn);
+  offer(HookPoint::kMlpPre, li, a.gate.data(), {c.ffn});
+  offer(HookPoint::kMlpPreLinear, li, a.up.data(), {c.ffn});
   cpu::geglu(DType::kF32, a.gate.data(), a.up.data(), a.gate.data(), M * c.ffn);
-  offer(HookPoint::kMlpPost, li, a.gate.data(), c.ffn);
+  offer(HookPoint::kMlpPost, li, a.gate.data(), {c.ffn});
   model_ops::linear(a.gate.data(), M, *w.down, w.down_b.data(), a.mix.data());
-}
-
-// Packed logits rows (count[b] per row, or one per non-empty row with last_only) spread out to
-// [B, T, V] from the back, padding zeroed.
-void spread_rows(float* rows, int64_t V, int64_t T, const std::vector<int64_t>& count) {
-  const int64_t B = int64_t(count.size());
-  int64_t packed = 0;
-  for (int64_t n : count) packed += n;
-  const size_t row_bytes = size_t(V) * sizeof(float);
-  for (int64_t b = B - 1; b >= 0; --b) {
-    const int64_t n = count[size_t(b)];
-    for (int64_t t = n - 1; t >= 0; --t) {
-      float* dst = rows + (b * T + t) * V;
-      const float* src = rows + (--packed) * V;
-      if (src != dst) std::memmove(dst, src, row_bytes);
-    }
-    if (n < T) std::memset(rows + (b * T + n) * V, 0, size_t(T - n) * row_bytes);
-  }
 }
 
 // HF's [H, in, out] gate matrices as [H, out, in], in their stored dtype.
@@ -304,47 +254,18 @@ GriffinModel::GriffinModel(ModelConfig config, std::shared_ptr<const WeightFile>
 
 void GriffinModel::forward(const Args& args) const {
   const ModelConfig& c = config_;
-  const int64_t B = args.B, T = args.T;
   GriffinCache* cache = args.cache;
-  GC_CHECK(B >= 1 && T >= 1, ValueError, "forward: tokens must be a non-empty [B, T] batch, got [",
-           B, ", ", T, "]");
-  if (cache) {
-    GC_CHECK(cache->batch() == B, ValueError, "forward: the cache holds ", cache->batch(),
-             " sequences, tokens have ", B);
-    GC_CHECK(int64_t(cache->layers().size()) == c.n_layers, ValueError,
-             "forward: the cache was made for a model with ", cache->layers().size(), " layers");
-  }
-  Packing p;
-  p.B = B; p.T = T;
-  p.count.resize(size_t(B)); p.offset.assign(size_t(B) + 1, 0); p.start.assign(size_t(B), 0);
-  for (int64_t b = 0; b < B; ++b) {
-    const int64_t n = args.lengths ? args.lengths[b] : T;
-    GC_CHECK(n >= 0 && n <= T, ValueError, "forward: length ", n, " of row ", b, " is outside [0, ",
-             T, "]");
-    p.count[size_t(b)] = n;
-    p.offset[size_t(b) + 1] = p.offset[size_t(b)] + n;
-    if (cache) p.start[size_t(b)] = cache->lengths()[size_t(b)];
-  }
-  p.M = p.offset[size_t(B)];
-  p.uniform = std::all_of(p.count.begin(), p.count.end(), [&](int64_t n) { return n == p.count[0]; });
-  const int64_t M = p.M, d = c.d, L = c.lru_width, V = c.vocab;
+  // A Griffin cache has one size whatever the length: its max_len bounds nothing.
+  const PackedBatch p(args.B, args.T, args.lengths, c.n_layers, cache_extent(cache, /*bounded=*/false));
+  const int64_t B = p.B, M = p.M, d = c.d, L = c.lru_width, V = c.vocab;
+  const std::vector<int64_t> ids = p.ids(args.tokens, V);
   Activations a;
-  std::vector<int64_t> ids(static_cast<size_t>(M));
-  a.positions.resize(size_t(M));
-  a.reset.assign(size_t(M), 0);
-  for (int64_t b = 0; b < B; ++b) {
-    for (int64_t t = 0; t < p.count[size_t(b)]; ++t) {
-      const int64_t id = args.tokens[b * T + t], r = p.offset[size_t(b)] + t;
-      GC_CHECK(id >= 0 && id < V, ValueError, "forward: token id ", id, " is out of range [0, ", V, ")");
-      ids[size_t(r)] = id;
-      a.positions[size_t(r)] = p.start[size_t(b)] + t;
-      // Position 0 starts a segment: the RG-LRU forgets h0 there and skips its input scaling.
-      a.reset[size_t(r)] = a.positions[size_t(r)] == 0;
-    }
-  }
-  const int64_t out_rows = args.last_only ? B : B * T;
+  a.positions = p.positions();
+  a.reset.resize(size_t(M));
+  // Position 0 starts a segment: the RG-LRU forgets h0 there and skips its input scaling.
+  for (int64_t r = 0; r < M; ++r) a.reset[size_t(r)] = a.positions[size_t(r)] == 0;
   if (M == 0) {
-    std::memset(args.logits, 0, size_t(out_rows * V) * sizeof(float));
+    std::memset(args.logits, 0, size_t((args.last_only ? B : B * p.T) * V) * sizeof(float));
     return;
   }
   a.x.resize(size_t(M * d)); a.h.resize(a.x.size()); a.mix.resize(a.x.size());
@@ -352,70 +273,50 @@ void GriffinModel::forward(const Args& args) const {
   a.q.resize(size_t(M * c.n_heads * c.head_dim)); a.o.resize(a.q.size());
   a.k.resize(size_t(M * c.n_kv_heads * c.head_dim)); a.v.resize(a.k.size());
   a.gate.resize(size_t(M * c.ffn)); a.up.resize(a.gate.size());
-  const Offer offer{args.hooks, p};
+  const PackedHooks offer(args.hooks, p);
 
   model_ops::embed_rows(*embed_, ids.data(), M, c.embed_scale, a.x.data());
-  offer(HookPoint::kEmbed, -1, a.x.data(), d);
+  offer(HookPoint::kEmbed, -1, a.x.data(), {d});
   for (int64_t li = 0; li < c.n_layers; ++li) {
     const GriffinLayerWeights& w = layers_[size_t(li)];
     const LayerConfig& lc = c.layers[size_t(li)];
     GriffinLayerState* state = cache ? &cache->layers()[size_t(li)] : nullptr;
-    offer(HookPoint::kResidPre, li, a.x.data(), d);
+    offer(HookPoint::kResidPre, li, a.x.data(), {d});
     norm(c, a.x.data(), a.h.data(), M, *w.temporal_norm);
     if (lc.recurrent) {
       recurrent_block(c, w, p, a, state, offer, li);
     } else {
       attention_block(c, lc, w, p, a, state);
-      offer(HookPoint::kAttnOut, li, a.mix.data(), d);
+      offer(HookPoint::kAttnOut, li, a.mix.data(), {d});
     }
     model_ops::add_into(a.x.data(), a.mix.data(), M * d);
-    offer(HookPoint::kResidMid, li, a.x.data(), d);
+    offer(HookPoint::kResidMid, li, a.x.data(), {d});
     norm(c, a.x.data(), a.h.data(), M, *w.channel_norm);
     mlp_block(c, w, M, a, offer, li);
-    offer(HookPoint::kMlpOut, li, a.mix.data(), d);
+    offer(HookPoint::kMlpOut, li, a.mix.data(), {d});
     model_ops::add_into(a.x.data(), a.mix.data(), M * d);
-    offer(HookPoint::kResidPost, li, a.x.data(), d);
+    offer(HookPoint::kResidPost, li, a.x.data(), {d});
   }
   if (cache) {
     for (int64_t b = 0; b < B; ++b) cache->advance(b, p.count[size_t(b)]);
   }
   // The head only on the rows whose logits are wanted (one per sequence when decoding).
-  std::vector<int64_t> head_count = p.count, head_offset = p.offset;
-  int64_t rows = M;
-  if (args.last_only) {
-    rows = 0;
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t n = p.count[size_t(b)];
-      head_count[size_t(b)] = n > 0;
-      head_offset[size_t(b)] = rows;
-      if (n == 0) continue;
-      std::memmove(a.x.data() + rows * d, a.x.data() + (p.offset[size_t(b)] + n - 1) * d,
-                   size_t(d) * sizeof(float));
-      ++rows;
-    }
-    head_offset[size_t(B)] = rows;
+  const PackedBatch head = p.head_rows(args.last_only, a.x.data(), d);
+  norm(c, a.x.data(), a.x.data(), head.M, *final_norm_);
+  PackedHooks(args.hooks, head)(HookPoint::kFinalNorm, -1, a.x.data(), {d});
+  model_ops::linear(a.x.data(), head.M, *embed_, nullptr, args.logits);  // tied head: h E^T
+  head.spread(args.logits, V);
+  if (c.final_softcap > 0) {
+    cpu::softcap(DType::kF32, args.logits, args.logits, head.B * head.T * V, c.final_softcap);
   }
-  const int64_t Tl = args.last_only ? 1 : T;
-  norm(c, a.x.data(), a.x.data(), rows, *final_norm_);
-  if (offer.wants(HookPoint::kFinalNorm, -1)) {
-    offer_packed_rows(*args.hooks, HookPoint::kFinalNorm, -1, a.x.data(), head_count, head_offset, Tl, {d});
-  }
-  model_ops::linear(a.x.data(), rows, *embed_, nullptr, args.logits);  // tied head: h E^T
-  spread_rows(args.logits, V, Tl, head_count);
-  if (c.final_softcap > 0) cpu::softcap(DType::kF32, args.logits, args.logits, out_rows * V, c.final_softcap);
-  if (offer.wants(HookPoint::kLogits, -1)) {
-    args.hooks->call(HookPoint::kLogits, -1, args.logits, {B, Tl, V});
-    for (int64_t b = 0; b < B; ++b) {  // padding stays zero whatever the hook wrote there
-      const int64_t n = head_count[size_t(b)];
-      if (n < Tl) std::memset(args.logits + (b * Tl + n) * V, 0, size_t((Tl - n) * V) * sizeof(float));
-    }
-  }
+  PackedHooks(args.hooks, head).spread(HookPoint::kLogits, -1, args.logits, V);
 }
 
 std::vector<std::string> GriffinModel::hook_names() const {
   std::vector<std::string> out = {hook_name(HookPoint::kEmbed, -1)};
   for (int64_t i = 0; i < config_.n_layers; ++i) {
-    std::vector<HookPoint> mixing = {HookPoint::kConvOut, HookPoint::kRgLruH};
+    std::vector<HookPoint> mixing = {HookPoint::kConvOut, HookPoint::kRgLruA,
+                                    HookPoint::kRgLruH};
     if (!config_.layers[size_t(i)].recurrent) mixing = {HookPoint::kAttnOut};
     out.push_back(hook_name(HookPoint::kResidPre, i));
     for (HookPoint p : mixing) out.push_back(hook_name(p, i));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "csrc/models/config.h"
+#include "csrc/models/forward_args.h"
 #include "csrc/models/griffin_cache.h"
 #include "csrc/models/hooks.h"
 #include "csrc/models/weights.h"
@@ -53,21 +54,12 @@ class GriffinModel {
   const ModelConfig& config() const { return config_; }
   const WeightFile& weights() const { return *weights_; }
 
-  // Runs tokens [B, T] (ids in [0, vocab)) through the model. Rows may be right-padded: lengths[b]
-  // (0..T) tokens of row b are real, the rest are never read (0: the row adds nothing this call).
-  // Without a cache every row starts a fresh sequence at position 0; with one, row b continues
-  // cached sequence b at position cache->lengths()[b], whose states are updated in place. Logits
-  // [B, T, vocab] float32 (padding rows zero), or with last_only [B, 1, vocab]: each row's last
-  // real token (zeros for an empty row).
-  struct Args {
-    const int64_t* tokens = nullptr;
-    int64_t B = 0, T = 0;
-    const int64_t* lengths = nullptr;  // [B]; nullptr: every row has T tokens
-    float* logits = nullptr;
-    bool last_only = false;
-    GriffinCache* cache = nullptr;
-    HookSet* hooks = nullptr;  // read or edit activations (csrc/models/hooks.h); nullptr: none
-  };
+  // Runs tokens [B, T] through the model (csrc/models/forward_args.h); an empty row adds nothing
+  // this call. Without a cache every row starts a fresh sequence at position 0; with one, row b
+  // continues cached sequence b at position cache->lengths()[b], whose states are updated in
+  // place. Logits of padding rows are zero; with last_only each row's last real token's (zeros
+  // for an empty row).
+  using Args = ForwardArgs<GriffinCache>;
   void forward(const Args& args) const;
   void forward(const int64_t* tokens, int64_t B, int64_t T, float* logits,
                GriffinCache* cache = nullptr, bool last_only = false) const {

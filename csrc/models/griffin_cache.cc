@@ -1,15 +1,12 @@
 #include "csrc/models/griffin_cache.h"
 
 #include <algorithm>
-
-#include "csrc/core/error.h"
+#include <utility>
 
 namespace gemmacpp {
 
-GriffinCache::GriffinCache(const ModelConfig& c, int64_t batch, int64_t max_len) : max_len_(max_len) {
-  GC_CHECK(batch >= 1, ValueError, "new_cache: batch must be >= 1, got ", batch);
-  GC_CHECK(max_len >= 1, ValueError, "new_cache: max_len must be >= 1, got ", max_len);
-  lengths_.assign(size_t(batch), 0);
+GriffinCache::GriffinCache(const ModelConfig& c, int64_t batch, int64_t max_len)
+    : SequenceLengths(batch, max_len) {
   for (const LayerConfig& l : c.layers) {
     GriffinLayerState s;
     s.recurrent = l.recurrent;
@@ -25,7 +22,8 @@ GriffinCache::GriffinCache(const ModelConfig& c, int64_t batch, int64_t max_len)
   }
 }
 
-GriffinCache::GriffinCache(const GriffinCache& shape, Empty) : max_len_(shape.max_len_) {
+GriffinCache::GriffinCache(const GriffinCache& shape, SequenceLengths sequences)
+    : SequenceLengths(std::move(sequences)) {
   for (const GriffinLayerState& s : shape.layers_) {
     GriffinLayerState e;
     e.recurrent = s.recurrent;
@@ -49,22 +47,16 @@ int64_t GriffinCache::nbytes() const {
 }
 
 void GriffinCache::reset() {
-  std::fill(lengths_.begin(), lengths_.end(), 0);
+  reset_lengths();
   for (GriffinLayerState& s : layers_) {
     for (auto* v : {&s.h, &s.conv, &s.k, &s.v}) std::fill(v->begin(), v->end(), 0.0f);
   }
 }
 
 GriffinCache GriffinCache::select(const std::vector<int64_t>& sequences) const {
-  GC_CHECK(!sequences.empty(), ValueError, "cache.select: no sequences given");
-  for (int64_t s : sequences) {
-    GC_CHECK(s >= 0 && s < batch(), ValueError, "cache.select: sequence ", s,
-             " is out of range [0, ", batch(), ")");
-  }
-  GriffinCache out(*this, Empty{});
-  for (int64_t s : sequences) out.lengths_.push_back(lengths_[size_t(s)]);
+  GriffinCache out(*this, selected(sequences));
   // Every state is [B][per-sequence floats]: copy each chosen sequence's block in order.
-  const size_t B = lengths_.size();
+  const size_t B = size_t(batch());
   auto pick = [&](const std::vector<float>& src, std::vector<float>& dst) {
     const size_t per = src.size() / B;
     dst.resize(per * sequences.size());

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "csrc/models/config.h"
+#include "csrc/models/sequence_lengths.h"
 
 namespace gemmacpp {
 
@@ -20,14 +21,11 @@ struct GriffinLayerState {
   std::vector<float> k, v;  // [B][window][kv_heads * head_dim]
 };
 
-class GriffinCache {
+class GriffinCache : public SequenceLengths {
  public:
   // max_len is kept for the API shared with the Gemma KV cache; it does not bound the length.
   GriffinCache(const ModelConfig& c, int64_t batch, int64_t max_len);
 
-  int64_t batch() const { return int64_t(lengths_.size()); }
-  int64_t max_len() const { return max_len_; }
-  const std::vector<int64_t>& lengths() const { return lengths_; }  // positions seen, per sequence
   std::vector<int64_t> layer_nbytes() const;
   int64_t nbytes() const;
   void reset();  // back to empty sequences (zero states)
@@ -36,14 +34,11 @@ class GriffinCache {
   GriffinCache select(const std::vector<int64_t>& sequences) const;
 
   std::vector<GriffinLayerState>& layers() { return layers_; }
-  void advance(int64_t b, int64_t n) { lengths_[size_t(b)] += n; }
 
  private:
-  struct Empty {};
-  GriffinCache(const GriffinCache& shape, Empty);  // same layers, no sequences, no states
+  // Same layers as shape, for these sequences, with no states allocated yet.
+  GriffinCache(const GriffinCache& shape, SequenceLengths sequences);
 
-  int64_t max_len_;
-  std::vector<int64_t> lengths_;
   std::vector<GriffinLayerState> layers_;
 };
 

@@ -32,6 +32,7 @@ constexpr PointName kPoints[] = {
     {HookPoint::kFinalNorm, "ln_final.hook_normalized", false},
     {HookPoint::kLogits, "hook_logits", false},
     {HookPoint::kConvOut, "conv.hook_out", true, false},
+    {HookPoint::kRgLruA, "rglru.hook_a", true, false},
     {HookPoint::kRgLruH, "rglru.hook_h", true, false},
 };
 static_assert(sizeof(kPoints) / sizeof(kPoints[0]) == size_t(HookPoint::kCount));

@@ -36,6 +36,7 @@ enum class HookPoint : int {
   // RecurrentGemma (Griffin) recurrent blocks only; not in hook_names(n_layers), which lists a
   // Gemma model's points.
   kConvOut,        // blocks.{i}.conv.hook_out        [B, T, L]  temporal conv1d output
+  kRgLruA,         // blocks.{i}.rglru.hook_a         [B, T, L]  recurrence weights a_t
   kRgLruH,         // blocks.{i}.rglru.hook_h         [B, T, L]  RG-LRU output (every h_t)
   kCount
 };

@@ -1,16 +1,12 @@
 #include "csrc/models/kv_cache.h"
 
 #include <algorithm>
-
-#include "csrc/core/error.h"
+#include <utility>
 
 namespace gemmacpp {
 
 KVCache::KVCache(const ModelConfig& c, int64_t batch, int64_t max_len)
-    : max_len_(max_len), kv_heads_(c.n_kv_heads), head_dim_(c.head_dim) {
-  GC_CHECK(batch >= 1, ValueError, "new_cache: batch must be >= 1, got ", batch);
-  GC_CHECK(max_len >= 1, ValueError, "new_cache: max_len must be >= 1, got ", max_len);
-  lengths_.assign(size_t(batch), 0);
+    : SequenceLengths(batch, max_len), kv_heads_(c.n_kv_heads), head_dim_(c.head_dim) {
   for (const LayerConfig& l : c.layers) {
     LayerKV kv;
     kv.ring = l.local && l.window > 0 && l.window < max_len;
@@ -21,8 +17,8 @@ KVCache::KVCache(const ModelConfig& c, int64_t batch, int64_t max_len)
   }
 }
 
-KVCache::KVCache(const KVCache& shape, Empty)
-    : max_len_(shape.max_len_), kv_heads_(shape.kv_heads_), head_dim_(shape.head_dim_) {
+KVCache::KVCache(const KVCache& shape, SequenceLengths sequences)
+    : SequenceLengths(std::move(sequences)), kv_heads_(shape.kv_heads_), head_dim_(shape.head_dim_) {
   for (const LayerKV& l : shape.layers_) {
     LayerKV kv;
     kv.ring = l.ring;
@@ -48,7 +44,7 @@ int64_t KVCache::nbytes() const {
 }
 
 void KVCache::reset() {
-  std::fill(lengths_.begin(), lengths_.end(), 0);
+  reset_lengths();
   for (LayerKV& l : layers_) {
     for (auto& s : l.k) std::vector<float>().swap(s);
     for (auto& s : l.v) std::vector<float>().swap(s);
@@ -56,13 +52,7 @@ void KVCache::reset() {
 }
 
 KVCache KVCache::select(const std::vector<int64_t>& sequences) const {
-  GC_CHECK(!sequences.empty(), ValueError, "cache.select: no sequences given");
-  for (int64_t s : sequences) {
-    GC_CHECK(s >= 0 && s < batch(), ValueError, "cache.select: sequence ", s,
-             " is out of range [0, ", batch(), ")");
-  }
-  KVCache out(*this, Empty{});
-  for (int64_t s : sequences) out.lengths_.push_back(lengths_[size_t(s)]);
+  KVCache out(*this, selected(sequences));
   for (size_t li = 0; li < layers_.size(); ++li) {
     LayerKV& dst = out.layers_[li];
     const LayerKV& src = layers_[li];

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "csrc/models/config.h"
+#include "csrc/models/sequence_lengths.h"
 
 namespace gemmacpp {
 
@@ -17,14 +18,11 @@ struct LayerKV {
   std::vector<std::vector<float>> k, v;  // per sequence: [rows][Hkv * D]; rows grow up to capacity
 };
 
-class KVCache {
+class KVCache : public SequenceLengths {
  public:
   KVCache(const ModelConfig& c, int64_t batch, int64_t max_len);
 
-  int64_t batch() const { return int64_t(lengths_.size()); }
-  int64_t max_len() const { return max_len_; }
-  const std::vector<int64_t>& lengths() const { return lengths_; }  // positions seen, per sequence
-  int64_t row_elems() const { return kv_heads_ * head_dim_; }       // floats of one position's K
+  int64_t row_elems() const { return kv_heads_ * head_dim_; }  // floats of one position's K
   std::vector<int64_t> layer_nbytes() const;
   int64_t nbytes() const;
   void reset();
@@ -33,14 +31,12 @@ class KVCache {
   KVCache select(const std::vector<int64_t>& sequences) const;
 
   std::vector<LayerKV>& layers() { return layers_; }
-  void advance(int64_t b, int64_t n) { lengths_[size_t(b)] += n; }
 
  private:
-  struct Empty {};
-  KVCache(const KVCache& shape, Empty);  // same layers and sizes, no sequences
+  // Same layers and sizes as shape, for these sequences, holding no keys yet.
+  KVCache(const KVCache& shape, SequenceLengths sequences);
 
-  int64_t max_len_, kv_heads_, head_dim_;
-  std::vector<int64_t> lengths_;
+  int64_t kv_heads_, head_dim_;
   std::vector<LayerKV> layers_;
 };
 

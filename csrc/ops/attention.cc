@@ -19,8 +19,7 @@ void copy_strides(const TensorView& t, int64_t (&s)[3]) {
 }
 
 // Both backends take the same arguments; only the pointers' device differs.
-template <class Args>
-void fill_args(Args& a, const TensorView& q, const TensorView& k, const TensorView& v,
+void fill_args(AttentionArgs& a, const TensorView& q, const TensorView& k, const TensorView& v,
                const TensorView& out, const AttentionOptions& opt) {
   a.dtype = q.dtype;
   a.q = q.data, a.k = k.data, a.v = v.data, a.out = out.data;

@@ -28,16 +28,20 @@ from . import vision as _vision
 _RESAMPLE = {"gemma3": "bilinear", "paligemma": "bicubic", "siglip_vision_model": "bicubic"}
 
 
-def read_config(path: str) -> dict | None:
-    """config.json of a checkpoint folder or next to a .safetensors file; None for GGUF files."""
-    if path.endswith(".gguf"):
-        return None
+def _checkpoint_json(path: str, name: str) -> dict | None:
+    """The JSON file `name` of a checkpoint folder or next to a weights file; None where there is
+    none (or it is not JSON)."""
     folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
     try:
-        with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        with open(os.path.join(folder, name), encoding="utf-8") as f:
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def read_config(path: str) -> dict | None:
+    """config.json of a checkpoint folder or next to a .safetensors file; None for GGUF files."""
+    return None if path.endswith(".gguf") else _checkpoint_json(path, "config.json")
 
 
 def is_vision_config(cfg: dict | None) -> bool:
@@ -50,11 +54,8 @@ def is_vision_config(cfg: dict | None) -> bool:
 def _processor_settings(path: str, model_type: str, image_size: int) -> dict:
     """size/resample/mean/std/rescale from preprocessor_config.json, else the processor defaults."""
     s = dict(size=image_size, resample=_RESAMPLE[model_type], mean=0.5, std=0.5, rescale=1 / 255)
-    folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
-    try:
-        with open(os.path.join(folder, "preprocessor_config.json"), encoding="utf-8") as f:
-            p = json.load(f)
-    except (OSError, ValueError):
+    p = _checkpoint_json(path, "preprocessor_config.json")
+    if p is None:
         return s
     if isinstance(p.get("resample"), int):
         s["resample"] = p["resample"]
@@ -73,11 +74,8 @@ def _processor_settings(path: str, model_type: str, image_size: int) -> dict:
 def _pan_and_scan_settings(path: str) -> dict:
     """Gemma 3's pan-and-scan settings from preprocessor_config.json (released defaults else)."""
     s = dict(min_crop_size=256, max_num_crops=4, min_ratio_to_activate=1.2)
-    folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
-    try:
-        with open(os.path.join(folder, "preprocessor_config.json"), encoding="utf-8") as f:
-            p = json.load(f)
-    except (OSError, ValueError):
+    p = _checkpoint_json(path, "preprocessor_config.json")
+    if p is None:
         return s
     for name in s:
         if p.get("pan_and_scan_" + name) is not None:

@@ -10,42 +10,7 @@ transformers = pytest.importorskip("transformers")
 import gemmacpp as gc
 from gemmacpp.generate import generate_ids
 from gemmacpp.multimodal import _FirstCallImages
-
-REL_TOL = 1e-4
-BOI, EOI, IMG = 297, 298, 299
-VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-              image_size=28, patch_size=7)
-
-
-def rel_err(a, b):
-    return float(np.max(np.abs(np.asarray(a, np.float64) - b)) / np.max(np.abs(b)))
-
-
-@pytest.fixture(scope="module")
-def gemma3(tmp_path_factory):
-    torch.manual_seed(0)
-    text = transformers.Gemma3TextConfig(
-        vocab_size=300, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16,
-        sliding_window=3, layer_types=["sliding_attention", "sliding_attention", "full_attention"],
-        initializer_range=0.15)
-    cfg = transformers.Gemma3Config(text_config=text.to_dict(), vision_config=VISION,
-                                    mm_tokens_per_image=4, image_token_index=IMG,
-                                    boi_token_index=BOI, eoi_token_index=EOI)
-    cfg._attn_implementation = "eager"
-    model = transformers.Gemma3ForConditionalGeneration(cfg).eval()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # the projector starts at zero: make every piece matter
-        for name, p in model.named_parameters():
-            if "multi_modal_projector" in name or "norm" in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    folder = tmp_path_factory.mktemp("gemma3_vision")
-    model.save_pretrained(folder)
-    return str(folder), model
-
-
-def pixels(n, seed):
-    return torch.rand(n, 3, 28, 28, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+from vision_fixtures import BOI, EOI, IMG, REL_TOL, ROWS, assert_soft_tokens_match, pixels, rel_err
 
 
 def hf_logits(model, ids, px):
@@ -54,19 +19,8 @@ def hf_logits(model, ids, px):
         return model(input_ids=ids, pixel_values=px, token_type_ids=(ids == IMG).long()).logits.double().numpy()
 
 
-ROWS = [[2, 10, BOI, IMG, IMG, IMG, IMG, EOI, 11, 12, BOI, IMG, IMG, IMG, IMG, EOI, 13],
-        [2, BOI, IMG, IMG, IMG, IMG, EOI, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29]]
-
-
 def test_soft_tokens_match(gemma3):
-    folder, ref = gemma3
-    m = gc.load(folder)
-    px = pixels(2, 5)
-    with torch.no_grad():
-        want = ref.model.get_image_features(px).pooler_output.double().numpy()
-    got = m.encode_image(px.numpy(), preprocess=False)
-    assert got.shape == (2, 4, 64)
-    assert rel_err(got, want) < REL_TOL
+    assert_soft_tokens_match(gemma3, pixels(2, 5), (2, 4, 64))
 
 
 def test_logits_with_images_match(gemma3):

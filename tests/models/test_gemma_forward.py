@@ -91,19 +91,23 @@ def rel_err(got, ref):
     return float(np.max(np.abs(got.astype(np.float64) - ref)) / np.max(np.abs(ref)))
 
 
+def assert_forward_matches(name, m, tokens, ref, vocab):
+    """m.forward(tokens) is float32 [B, T, vocab] within REL_TOL of ref (also used by
+    test_griffin.py), and one sequence passed as a plain list gives the same rows as the batch."""
+    got = m.forward(tokens)
+    assert got.dtype == np.float32 and got.shape == (*tokens.shape, vocab)
+    err = rel_err(got, ref)
+    print(f"{name}: max rel err {err:.2e}")
+    assert err <= REL_TOL, f"{name}: max abs err / max |ref| = {err:.3g}"
+    one = m.forward(tokens[1].tolist())
+    np.testing.assert_array_equal(one[0], got[1])
+
+
 def test_logits_match_transformers(checkpoint):
     name, folder, model = checkpoint
     tokens = tokens_for(name)
     ref = reference_logits(model, tokens)
-    m = gc.load(folder)
-    got = m.forward(tokens)
-    assert got.dtype == np.float32 and got.shape == (BATCH, SEQ, COMMON["vocab_size"])
-    err = rel_err(got, ref)
-    print(f"{name}: max rel err {err:.2e}")
-    assert err <= REL_TOL, f"{name}: max abs err / max |ref| = {err:.3g}"
-    # One sequence as a plain list gives the same rows as the batch.
-    one = m.forward(tokens[1].tolist())
-    np.testing.assert_array_equal(one[0], got[1])
+    assert_forward_matches(name, gc.load(folder), tokens, ref, COMMON["vocab_size"])
 
 
 def test_config_is_read(checkpoint):

@@ -18,6 +18,7 @@ transformers = pytest.importorskip("transformers")
 
 import gemmacpp as gc
 from gemmacpp.generate import generate_ids
+from test_gemma_forward import assert_forward_matches, rel_err
 
 SEQ = 29
 BATCH = 2
@@ -67,21 +68,10 @@ def reference_logits(model, tokens):
         return model(torch.from_numpy(tokens), use_cache=False).logits.double().numpy()
 
 
-def rel_err(got, ref):
-    return float(np.max(np.abs(got.astype(np.float64) - ref)) / np.max(np.abs(ref)))
-
-
 def test_logits_match_transformers(checkpoint):
     name, folder, model = checkpoint
     tokens = tokens_for(name)
-    m = gc.load(folder)
-    got = m.forward(tokens)
-    assert got.dtype == np.float32 and got.shape == (BATCH, SEQ, VOCAB)
-    err = rel_err(got, reference_logits(model, tokens))
-    print(f"{name}: max rel err {err:.2e}")
-    assert err <= REL_TOL, f"{name}: max abs err / max |ref| = {err:.3g}"
-    one = m.forward(tokens[1].tolist())
-    np.testing.assert_array_equal(one[0], got[1])
+    assert_forward_matches(name, gc.load(folder), tokens, reference_logits(model, tokens), VOCAB)
 
 
 def test_config_is_read(checkpoint):
@@ -357,7 +347,7 @@ def test_hook_names(checkpoint):
         assert (f"blocks.{i}.hook_attn_out" in names) == (not recurrent)
         for s in ("hook_resid_pre", "hook_resid_mid", "mlp.hook_post", "hook_mlp_out", "hook_resid_post"):
             assert f"blocks.{i}.{s}" in names
-        assert f"blocks.{i}.rglru.hook_a" not in names  # the fused RG-LRU never materialises a_t
+        assert (f"blocks.{i}.rglru.hook_a" in names) == recurrent
     assert len(set(names)) == len(names)
 
 
@@ -429,6 +419,87 @@ def test_zeroing_hook_h_matches_a_transformers_forward_hook(checkpoint):
     assert rel_err(edited, ref) <= REL_TOL
     assert rel_err(plain, ref) > 100 * REL_TOL  # the edit matters
     np.testing.assert_array_equal(m.forward(toks), plain)  # and ends with the context
+
+
+def rg_lru_gates(rg, x):
+    """float64 gates of transformers' RG-LRU module `rg` for its input x [B, T, L]: sigmoid of
+    the block-diagonal input gate, and a_t (before resets)."""
+    H, bw = rg.num_attention_heads, rg.block_width
+    B, T, L = x.shape
+    xh = x.reshape(B, T, H, bw)
+
+    def gate(w, b):
+        w, b = w.detach().double().numpy(), b.detach().double().numpy()
+        return 1 / (1 + np.exp(-(np.einsum("bthi,hij->bthj", xh, w) + b).reshape(B, T, L)))
+    p = rg.recurrent_param.detach().double().numpy()
+    softplus = np.logaddexp(0, p)
+    a = np.exp(-8.0 * gate(rg.recurrent_gate_weight, rg.recurrent_gate_bias) * softplus)
+    return gate(rg.input_gate_weight, rg.input_gate_bias), a
+
+
+def scan_reference(a, gx, x):
+    """float64 h_t = a_t h_{t-1} + sqrt(1 - a_t^2) gx_t x_t from h = 0, over [B, T, L]."""
+    h = np.zeros((a.shape[0], a.shape[2]))
+    out = np.empty_like(a)
+    for t in range(a.shape[1]):
+        h = a[:, t] * h + np.sqrt(1 - a[:, t] ** 2) * gx[:, t] * x[:, t]
+        out[:, t] = h
+    return out
+
+
+def test_hook_a_reads_the_recurrence_weights(checkpoint):
+    """blocks.{i}.rglru.hook_a = exp(-8 sigmoid(gate_a) softplus(recurrent_param)) from the
+    RG-LRU module's input as transformers computes it, and 0 at position 0 (a reset)."""
+    name, folder, model = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name)
+    _, acts = m.run_with_cache(toks, names="*rglru.hook_a")
+    _, _, rg = hf_recurrent_capture(model, toks)
+    assert rg
+    for i, (conv_out, _) in rg.items():
+        _, a = rg_lru_gates(model.model.layers[i].temporal_block.rg_lru, conv_out)
+        a[:, 0] = 0.0
+        got = acts[f"blocks.{i}.rglru.hook_a"]
+        assert got.shape == a.shape and got.dtype == np.float32
+        assert np.abs(got - a).max() <= 1e-5, i
+
+
+def test_editing_hook_a_runs_the_recurrence_on_the_edited_weights(checkpoint):
+    """Halving a_t in one layer: that layer's h is the float64 scan of the halved weights over its
+    own input (so the sqrt(1 - a^2) factor follows the edit); returning a unchanged keeps the fused
+    kernel's logits bit for bit; and cached token-by-token decoding under the edit equals the full
+    forward under it (the carried state comes from the edited scan)."""
+    name, folder, model = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name)
+    layer = next(i for i, lc in enumerate(m.config["layers"]) if lc["type"] == "recurrent")
+    rg = model.model.layers[layer].temporal_block.rg_lru
+    plain = m.forward(toks)
+    with m.hooks({f"blocks.{layer}.rglru.hook_a": lambda a, n: a.copy()}):
+        np.testing.assert_array_equal(m.forward(toks), plain)
+
+    seen = {}
+
+    def keep(a, n):
+        seen[n] = a.copy()
+    halve = {f"blocks.{layer}.rglru.hook_a": lambda a, n: a * 0.5,
+             f"blocks.{layer}.conv.hook_out": keep, f"blocks.{layer}.rglru.hook_h": keep}
+    with m.hooks(halve):
+        edited = m.forward(toks)
+    x = seen[f"blocks.{layer}.conv.hook_out"].astype(np.float64)
+    gx, a = rg_lru_gates(rg, x)
+    a[:, 0] = 0.0
+    want = scan_reference(0.5 * a, gx, x)
+    assert rel_err(seen[f"blocks.{layer}.rglru.hook_h"], want) <= REL_TOL
+    assert rel_err(edited, plain) > 100 * REL_TOL  # the edit matters
+
+    halve_only = {f"blocks.{layer}.rglru.hook_a": lambda a, n: a * 0.5}
+    cache = m.new_cache(BATCH, SEQ)
+    steps = []
+    with m.hooks(halve_only):
+        for t in range(SEQ):
+            steps.append(m.forward(toks[:, t:t + 1], cache=cache))
+    assert rel_err(np.concatenate(steps, axis=1), edited) <= REL_TOL
 
 
 def test_hooks_on_ragged_batches_and_the_cache(checkpoint):

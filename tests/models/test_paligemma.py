@@ -1,53 +1,13 @@
 """PaliGemma 1 (Gemma) and 2 (Gemma 2, sliding windows shorter than the prefix) against
 transformers on small random checkpoints: soft tokens, prefix-LM logits (image + prefix
 bidirectional, suffix causal), positions from 1."""
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 import gemmacpp as gc
-
-REL_TOL = 1e-4
-IMG = 299
-VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-              image_size=28, patch_size=7)
-TEXT = {
-    "paligemma1": dict(model_type="gemma", vocab_size=300, hidden_size=64, intermediate_size=96,
-                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1, head_dim=16,
-                       initializer_range=0.15),
-    "paligemma2": dict(model_type="gemma2", vocab_size=300, hidden_size=64, intermediate_size=96,
-                       num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-                       query_pre_attn_scalar=16, sliding_window=5, attn_logit_softcapping=20.0,
-                       final_logit_softcapping=10.0, initializer_range=0.15),
-}
-
-
-def rel_err(a, b):
-    return float(np.max(np.abs(np.asarray(a, np.float64) - b)) / np.max(np.abs(b)))
-
-
-@pytest.fixture(scope="module", params=sorted(TEXT))
-def paligemma(request, tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = transformers.PaliGemmaConfig(text_config=TEXT[request.param], vision_config=VISION,
-                                       image_token_index=IMG, projection_dim=64)
-    cfg._attn_implementation = "eager"
-    model = transformers.PaliGemmaForConditionalGeneration(cfg).eval()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    folder = tmp_path_factory.mktemp(request.param)
-    model.save_pretrained(folder)
-    return str(folder), model
-
-
-def pixels(n, seed):
-    return torch.rand(n, 3, 28, 28, generator=torch.Generator().manual_seed(seed)) * 2 - 1
-
+from vision_fixtures import IMG, REL_TOL, assert_soft_tokens_match, pixels, rel_err
 
 PREFIX = [IMG] * 16 + [2, 10, 11, 12, 108]   # image tokens, BOS, prompt, "\n"
 SUFFIX = [20, 21, 22, 23, 1]
@@ -60,14 +20,7 @@ def hf_logits(model, ids, types, px):
 
 
 def test_soft_tokens_match(paligemma):
-    folder, ref = paligemma
-    m = gc.load(folder)
-    px = pixels(2, 3)
-    with torch.no_grad():
-        want = ref.model.get_image_features(px).pooler_output.double().numpy()
-    got = m.encode_image(px.numpy(), preprocess=False)
-    assert got.shape == (2, 16, 64)
-    assert rel_err(got, want) < REL_TOL
+    assert_soft_tokens_match(paligemma, pixels(2, 3), (2, 16, 64))
 
 
 def test_prefix_logits_match(paligemma):

@@ -6,41 +6,14 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 import gemmacpp as gc
-
-REL_TOL = 1e-4
-
-
-def rel_err(a, b):
-    return float(np.max(np.abs(np.asarray(a, np.float64) - b)) / np.max(np.abs(b)))
-
-
-def randomize_norms(model, seed):
-    # LayerNorms start at weight 1, bias 0: make them random so that their binding is tested.
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "layer_norm" in name or "layernorm" in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.3 + (1.0 if name.endswith("weight") else 0.0))
-
-
-@pytest.fixture(scope="module")
-def siglip(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = transformers.SiglipVisionConfig(hidden_size=48, intermediate_size=80, num_hidden_layers=3,
-                                          num_attention_heads=4, image_size=35, patch_size=7,
-                                          layer_norm_eps=1e-5)
-    model = transformers.SiglipVisionModel(cfg).eval()
-    randomize_norms(model, 1)
-    folder = tmp_path_factory.mktemp("siglip")
-    model.save_pretrained(folder)
-    return str(folder), model
+from vision_fixtures import REL_TOL, pixels, rel_err
 
 
 def test_last_hidden_state_matches(siglip):
     folder, ref_model = siglip
     m = gc.load(folder)
     assert m.config["num_patches"] == 25 and m.config["hidden_size"] == 48
-    px = (torch.rand(3, 3, 35, 35, generator=torch.Generator().manual_seed(2)) * 2 - 1)
+    px = pixels(3, 2, 35)
     with torch.no_grad():
         ref = ref_model(pixel_values=px).last_hidden_state.double().numpy()
     out = m.encode_image(px.numpy(), preprocess=False)

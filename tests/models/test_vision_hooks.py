@@ -8,62 +8,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 import gemmacpp as gc
-
-REL_TOL = 1e-4
-BOI, EOI, IMG = 297, 298, 299
-VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-              image_size=28, patch_size=7)
-ROWS = [[2, 10, BOI, IMG, IMG, IMG, IMG, EOI, 11, 12, BOI, IMG, IMG, IMG, IMG, EOI, 13],
-        [2, BOI, IMG, IMG, IMG, IMG, EOI, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29]]
-
-
-def rel_err(a, b):
-    b = np.asarray(b, np.float64)
-    return float(np.max(np.abs(np.asarray(a, np.float64) - b)) / np.max(np.abs(b)))
-
-
-def pixels(n, seed, size):
-    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed)) * 2 - 1
-
-
-@pytest.fixture(scope="module")
-def siglip(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = transformers.SiglipVisionConfig(hidden_size=48, intermediate_size=80, num_hidden_layers=3,
-                                          num_attention_heads=4, image_size=35, patch_size=7,
-                                          layer_norm_eps=1e-5)
-    model = transformers.SiglipVisionModel(cfg).eval()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # random LayerNorms, so that the post-LayerNorm visibly matters
-        for name, p in model.named_parameters():
-            if "layer_norm" in name or "layernorm" in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.3 + (1.0 if name.endswith("weight") else 0.0))
-    folder = tmp_path_factory.mktemp("siglip_hooks")
-    model.save_pretrained(folder)
-    return str(folder), model
-
-
-@pytest.fixture(scope="module")
-def gemma3(tmp_path_factory):  # as in test_gemma3_vision.py
-    torch.manual_seed(0)
-    text = transformers.Gemma3TextConfig(
-        vocab_size=300, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16,
-        sliding_window=3, layer_types=["sliding_attention", "sliding_attention", "full_attention"],
-        initializer_range=0.15)
-    cfg = transformers.Gemma3Config(text_config=text.to_dict(), vision_config=VISION,
-                                    mm_tokens_per_image=4, image_token_index=IMG,
-                                    boi_token_index=BOI, eoi_token_index=EOI)
-    cfg._attn_implementation = "eager"
-    model = transformers.Gemma3ForConditionalGeneration(cfg).eval()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # the projector starts at zero: make every piece matter
-        for name, p in model.named_parameters():
-            if "multi_modal_projector" in name or "norm" in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    folder = tmp_path_factory.mktemp("gemma3_vision_hooks")
-    model.save_pretrained(folder)
-    return str(folder), model
+from vision_fixtures import BOI, IMG, REL_TOL, ROWS, pixels, rel_err
 
 
 def hf_logits(model, px, hooks=()):
@@ -274,27 +219,6 @@ def test_gemma3_generate_with_images_calls_vision_hooks(gemma3):
 
 
 # ---- PaliGemma 2 (a linear projector, one soft token per patch) ----
-
-@pytest.fixture(scope="module")
-def paligemma2(tmp_path_factory):  # as in test_paligemma.py
-    torch.manual_seed(0)
-    text = dict(model_type="gemma2", vocab_size=300, hidden_size=64, intermediate_size=96,
-                num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-                query_pre_attn_scalar=16, sliding_window=5, attn_logit_softcapping=20.0,
-                final_logit_softcapping=10.0, initializer_range=0.15)
-    cfg = transformers.PaliGemmaConfig(text_config=text, vision_config=VISION, image_token_index=IMG,
-                                       projection_dim=64)
-    cfg._attn_implementation = "eager"
-    model = transformers.PaliGemmaForConditionalGeneration(cfg).eval()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    folder = tmp_path_factory.mktemp("paligemma2_hooks")
-    model.save_pretrained(folder)
-    return str(folder), model
-
 
 def test_paligemma_out_edit_matches_torch_hook(paligemma2):
     folder, ref = paligemma2

@@ -58,6 +58,70 @@ def test_long_memory_keeps_precision(rng):
     assert_close(h, h_ref, rtol=1e-5)
 
 
+def test_one_step_elementwise_precision(rng):
+    """Every lane to float32 precision, not only relative to the largest value: one step from h0
+    with gate logits swept over [-100, 100] (beyond the kernel's clamps at +-87), a_param from
+    long memories (a -> 1, 1 - a^2 ~ 1e-8) to a ~ 0, and x and h0 of mixed magnitudes, all
+    positive so that a h0 and sqrt(1 - a^2) i x add without cancelling. A wrong exponential, or
+    1 - a*a or a = 1 + (a - 1) computed in float32, would show here."""
+    W = 20000
+    gx = rng.permutation(np.linspace(-100, 100, W)).astype(np.float32)
+    ga = rng.permutation(np.linspace(-100, 100, W)).astype(np.float32)
+    p = rng.uniform(-20, 50, W).astype(np.float32)
+    x = (10.0 ** rng.uniform(-3, 3, W)).astype(np.float32)
+    h0 = (10.0 ** rng.uniform(-3, 3, (1, W))).astype(np.float32)
+    y, h = gc.ops.rg_lru(x[None, None], gx[None, None], ga[None, None], p, h0=h0)
+    y_ref, _ = rg_lru_ref(x[None, None], gx[None, None], ga[None, None], p, h0=h0)
+    y, y_ref = y[0, 0].astype(np.float64), y_ref[0, 0]
+    # exp(log a) amplifies the float32 rounding of log a by |log a|; the clamps change values
+    # below 1e-35 only.
+    log_a = -8.0 / (1.0 + np.exp(-ga.astype(np.float64))) * np.logaddexp(0.0, p.astype(np.float64))
+    tol = 5e-7 * (1.0 + np.abs(log_a)) * y_ref + 1e-30
+    bad = np.abs(y - y_ref) > tol
+    assert not bad.any(), (np.abs(y - y_ref)[bad] / y_ref[bad], gx[bad], ga[bad], p[bad])
+    np.testing.assert_array_equal(h[0], y.astype(np.float32))
+
+
+@pytest.mark.parametrize("scale", [10.0, 60.0])
+def test_extreme_gate_logits(rng, scale):
+    x, _, _, p = inputs(rng, (2, 60, 300))
+    gx, ga = random(rng, (2, 60, 300), scale=scale), random(rng, (2, 60, 300), scale=scale)
+    p = rng.uniform(-20, 40, 300).astype(np.float32)
+    y, h = gc.ops.rg_lru(x, gx, ga, p)
+    y_ref, h_ref = rg_lru_ref(x, gx, ga, p)
+    assert_close(y, y_ref)
+    assert_close(h, h_ref)
+
+
+def test_constant_long_memory_over_thousands_of_steps(rng):
+    """a the same at every step (gate_a saturated) and close to 1 (1 - a from 1e-6 to 1e-3), over
+    3000 steps: rounding a itself to float32 (half an ulp of 1, up to 6% of 1 - a) would bias the
+    memory of a lane the same way at every step; that showed as a 3.7e-5 relative error here."""
+    x = random(rng, (1, 3000, 64)) + 0.5
+    gx = random(rng, (1, 3000, 64))
+    ga = np.full((1, 3000, 64), 20.0, np.float32)
+    p = np.linspace(-16.0, -9.0, 64).astype(np.float32)
+    y, h = gc.ops.rg_lru(x, gx, ga, p)
+    y_ref, h_ref = rg_lru_ref(x, gx, ga, p)
+    assert_close(y, y_ref)
+    assert_close(h, h_ref)
+
+
+def test_large_float32_output_streamed(rng):
+    # 17.6 MB of float32 y, past the kernel's threshold for non-temporal stores; h0 and a
+    # reset mid-way so both step kinds write through that path. The width leaves a tail.
+    x, gx, ga, p = inputs(rng, (1, 1100, 4001))
+    reset = np.zeros((1, 1100), bool)
+    reset[0, 500] = True
+    h0 = random(rng, (1, 4001))
+    y, h = gc.ops.rg_lru(x, gx, ga, p, h0=h0, reset=reset)
+    y_ref, h_ref = rg_lru_ref(x, gx, ga, p, h0=h0, reset=reset)
+    assert_close(y, y_ref)
+    assert_close(h, h_ref)
+    y_part, _ = gc.ops.rg_lru(x[:, :50], gx[:, :50], ga[:, :50], p, h0=h0)  # not streamed
+    np.testing.assert_array_equal(y_part, y[:, :50])
+
+
 def test_resets_mid_sequence(rng):
     x, gx, ga, p = inputs(rng, (3, 40, 19))
     reset = rng.random((3, 40)) < 0.15

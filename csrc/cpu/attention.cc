@@ -101,6 +101,7 @@ struct PackedKV {
 #include "hwy/highway.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "csrc/cpu/simd-inl.h"
+#include "csrc/cpu/fast_math-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace gemmacpp::cpu::HWY_NAMESPACE {
@@ -284,28 +285,20 @@ HWY_INLINE float MaxRow(const float* s, size_t n) {
   return hn::GetLane(hn::MaxOfLanes(df, m));
 }
 
-// 2^x for x <= 0 (a score minus its row's running maximum): x = n + f with n = round(x) and
-// |f| <= 1/2, 2^f from its degree-6 Taylor polynomial (relative error < 2e-7, a couple of float
-// ulps), 2^n added into the exponent field. x below -125 (and the -inf of masked keys) gives
-// exactly 0: such a weight is under 2^-125 beside the row maximum's 1. About half the work of
-// hn::Exp, which must also handle positive and huge arguments; the softmax is most of the
-// non-GEMM work of long-sequence attention.
+// 2^x for x <= 0 (a score minus its row's running maximum), with fast_math-inl.h's pieces:
+// relative error about 1.5e-7. x below -125 (and the -inf of masked keys) gives exactly 0: such a
+// weight is under 2^-125 beside the row maximum's 1. About half the work of hn::Exp, which must
+// also handle positive and huge arguments; the softmax is most of the non-GEMM work of
+// long-sequence attention.
 HWY_INLINE hn::Vec<DF> Exp2NonPositive(hn::Vec<DF> x) {
   const DF df;
-  const hn::RebindToSigned<DF> di;
-  const auto lowest = hn::Set(df, -125.0f);
-  const auto xc = hn::Max(x, lowest);
-  const auto n = hn::Round(xc);
-  const auto f = hn::Sub(xc, n);
-  auto p = hn::Set(df, 1.5403530393381606e-4f);  // ln(2)^k / k!, k = 6 .. 0
-  p = hn::MulAdd(p, f, hn::Set(df, 1.3333558146428443e-3f));
-  p = hn::MulAdd(p, f, hn::Set(df, 9.6181291076284772e-3f));
-  p = hn::MulAdd(p, f, hn::Set(df, 5.5504108664821580e-2f));
-  p = hn::MulAdd(p, f, hn::Set(df, 2.4022650695910071e-1f));
-  p = hn::MulAdd(p, f, hn::Set(df, 6.9314718055994531e-1f));
-  p = hn::MulAdd(p, f, hn::Set(df, 1.0f));
-  const auto bits = hn::Add(hn::BitCast(di, p), hn::ShiftLeft<23>(hn::ConvertTo(di, n)));
-  return hn::IfThenZeroElse(hn::Lt(x, lowest), hn::BitCast(df, bits));
+  const auto lowest = hn::Set(df, -125.0f), magic = hn::Set(df, kExp2Magic);
+  const auto y = hn::Max(x, lowest);
+  const auto t = hn::Add(y, magic);
+  const auto f = hn::Sub(y, hn::Sub(t, magic));  // y - round(y), exact
+  const auto scale = Exp2Scale(df, t);
+  const auto e = hn::MulAdd(scale, hn::Mul(Exp2Poly(df, f), f), scale);
+  return hn::IfThenZeroElse(hn::Lt(x, lowest), e);
 }
 
 // s[i] = 2^(s[i] - m) in place (masked -inf entries become 0); returns their sum.

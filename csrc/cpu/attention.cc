@@ -797,10 +797,13 @@ void prefill(const AttentionArgs& a) {
   const int64_t step = attn::kRowBlock / std::gcd(G, attn::kRowBlock);
   const int64_t qb = std::max(step, attn::kRowsPerTask / G / step * step);
   const int64_t nqb = (a.Tq + qb - 1) / qb;
-  // Later query blocks see more keys under a causal mask: hand them out first, so that the
-  // last tasks to run are short ones and no thread idles long at the end.
+  // Tasks run one (batch, KV head) after another, so that the threads share that head's packed
+  // K and V in the cache (taking the heads in turn instead streams every head's K/V, 38 MB for
+  // SigLIP at 896 px, from memory for each task; measured 1.6x slower). Within a head, later
+  // query blocks see more keys under a causal mask: they go first, so that the last tasks to run
+  // are short ones and no thread idles long at the end.
   parallel_for(a.B * a.Hkv * nqb, [&](int64_t task, int) {
-    const int64_t blk = nqb - 1 - task / (a.B * a.Hkv), bh = task % (a.B * a.Hkv);
+    const int64_t blk = nqb - 1 - task % nqb, bh = task / nqb;
     const int64_t i0 = blk * qb, i1 = std::min(a.Tq, i0 + qb);
     HWY_DYNAMIC_DISPATCH(Prefill)(a, kv, bh / a.Hkv, bh % a.Hkv, i0, i1);
   });

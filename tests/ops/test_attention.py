@@ -164,6 +164,32 @@ def test_long_prefill(rng, kw, device):
     check(*qkv(rng, 1, 600, 600, 4, 2, 64), **kw, device=device)
 
 
+# ---- long bidirectional sequences (the vision tower's shape) -----------------------------------
+
+@pytest.mark.parametrize("D", [8, 24, 72, 136])  # 72 = four 16-wide V panels and one of 8
+@pytest.mark.parametrize("T", [127, 128, 129, 391])  # around the 128-key tile, then 4 tiles
+def test_bidirectional_head_dims_and_tile_edges(rng, D, T):
+    check(*qkv(rng, 1, T, T, 3, 3, D), causal=False)
+
+
+@pytest.mark.parametrize("heads", [(16, 16), (4, 2), (8, 2), (6, 1)])
+def test_bidirectional_long(rng, heads):
+    # 1000 queries: several query blocks per head, each a whole number of 6-row blocks except the
+    # last; 1000 keys: 8 tiles, the last partial.
+    check(*qkv(rng, 1, 1000, 1000, *heads, 72), causal=False)
+
+
+@pytest.mark.parametrize("kw", [dict(causal=False), dict(softcap=200.0)])
+def test_peaked_softmax(rng, kw):
+    # Scores spread over about +-100 (scale 2 instead of 1/sqrt(72)): the smallest weights,
+    # e^-100 and less relative to the row maximum, underflow to exact zeros in the kernel. The
+    # float32 rounding of scores that large alone costs a few 1e-6 relative (as in any float32
+    # kernel), hence the looser tolerance.
+    q, k, v = qkv(rng, 2, 150, 300, 2, 2, 72)
+    y = gc.ops.attention(q, k, v, scale=2.0, **kw)
+    assert_close(y, attention_ref(q, k, v, scale=2.0, **kw), rtol=3e-5)
+
+
 # ---- dtypes and array kinds --------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
@@ -261,6 +287,19 @@ def test_bitwise_same_for_any_thread_count(rng, Tq, Tk):
         gc.set_num_threads(before)
     assert np.array_equal(y1, y2)
     assert_close(y1, attention_ref(q, k, v, window=250, softcap=30.0))
+
+
+def test_bidirectional_bitwise_same_for_any_thread_count(rng):
+    q, k, v = qkv(rng, 1, 700, 700, 4, 4, 72)
+    before = gc.get_num_threads()
+    try:
+        gc.set_num_threads(1)
+        y1 = np.asarray(gc.ops.attention(q, k, v, causal=False))
+        gc.set_num_threads(2)
+        y2 = np.asarray(gc.ops.attention(q, k, v, causal=False))
+    finally:
+        gc.set_num_threads(before)
+    assert np.array_equal(y1, y2)
 
 
 # ---- bad inputs ----------------------------------------------------------------------------------

@@ -64,52 +64,6 @@ struct Binder {
   }
 };
 
-// out[M, N] = x[M, K] W^T for W [N, K] in its stored dtype.
-void matmul(const float* x, int64_t M, int64_t K, const WeightTensor& w, float* out) {
-  const int64_t N = w.shape[0];
-  if (w.quantized) {
-    cpu::QType q = cpu::QType::kQ8_0;
-    parse_qtype(w.type_name(), &q);  // checked when bound
-    cpu::linear_quantized(x, K, M, K, q, w.data, N, nullptr, out, N);
-    return;
-  }
-  cpu::linear(x, K, M, K, w.dtype, w.data, K, N, nullptr, out, N);
-}
-
-// Embedding rows in float32, times the scale (the scale is float32, as in the reference).
-void embed_rows(const WeightTensor& e, const int64_t* tokens, int64_t M, int64_t d, float scale, float* x) {
-  for (int64_t m = 0; m < M; ++m) {
-    const int64_t id = tokens[m];
-    float* row = x + m * d;
-    if (e.quantized) {
-      cpu::QType q = cpu::QType::kQ8_0;
-      parse_qtype(e.type_name(), &q);
-      const uint64_t row_bytes = uint64_t(e.nbytes / uint64_t(e.shape[0]));
-      cpu::dequantize(q, e.data + uint64_t(id) * row_bytes, 1, d, row);
-      for (int64_t j = 0; j < d; ++j) row[j] *= scale;
-      continue;
-    }
-    switch (e.dtype) {
-      case DType::kF32: {
-        const float* src = reinterpret_cast<const float*>(e.data) + id * d;
-        for (int64_t j = 0; j < d; ++j) row[j] = src[j] * scale;
-        break;
-      }
-      case DType::kBF16: case DType::kF16: {
-        const uint8_t* src = e.data + id * d * 2;
-        for (int64_t j = 0; j < d; ++j) {
-          uint16_t h;
-          std::memcpy(&h, src + 2 * j, 2);
-          row[j] = (e.dtype == DType::kBF16 ? bf16_to_f32(h) : f16_to_f32(h)) * scale;
-        }
-        break;
-      }
-      default:
-        throw TypeError(str_cat("embedding dtype ", dtype_name(e.dtype), " is not supported"));
-    }
-  }
-}
-
 // Rows of args.embeds replace the embeddings of masked tokens (image soft tokens are not scaled).
 void override_embeddings(const GemmaModel::Args& args, const PackedBatch& p, int64_t d, float* x) {
   GC_CHECK(args.embed_mask, ValueError, "forward: embeds without embed_mask");
@@ -244,7 +198,7 @@ void GemmaModel::forward(const Args& args) const {
   HookSet* hooks = args.hooks;
   const PackedHooks offer(hooks, p);
 
-  embed_rows(*embed_, ids.data(), M, d, c.embed_scale, x.data());
+  model_ops::embed_rows(*embed_, ids.data(), M, c.embed_scale, x.data());
   if (args.embeds) override_embeddings(args, p, d, x.data());
   const std::vector<std::vector<int64_t>> spans = spans_by_row(args, count);
   std::vector<int64_t> key_lo, key_hi;  // per-query key ranges of one sequence with spans
@@ -255,9 +209,9 @@ void GemmaModel::forward(const Args& args) const {
     offer(HookPoint::kResidPre, li, x.data(), {d});
 
     norm(x.data(), h.data(), M, d, w.attn_norm);
-    matmul(h.data(), M, d, *w.q, q.data());
-    matmul(h.data(), M, d, *w.k, k.data());
-    matmul(h.data(), M, d, *w.v, v.data());
+    model_ops::linear(h.data(), M, *w.q, nullptr, q.data());
+    model_ops::linear(h.data(), M, *w.k, nullptr, k.data());
+    model_ops::linear(h.data(), M, *w.v, nullptr, v.data());
     if (c.qk_norm) {
       norm(q.data(), q.data(), M * H, D, w.q_norm);
       norm(k.data(), k.data(), M * K, D, w.k_norm);
@@ -323,20 +277,20 @@ void GemmaModel::forward(const Args& args) const {
     if (probe) probe->run(*hooks, li, q.data(), o.data());
     offer(HookPoint::kZ, li, o.data(), {H, D});
 
-    matmul(o.data(), M, H * D, *w.o, h.data());
+    model_ops::linear(o.data(), M, *w.o, nullptr, h.data());
     if (w.post_attn_norm) norm(h.data(), h.data(), M, d, w.post_attn_norm);
     offer(HookPoint::kAttnOut, li, h.data(), {d});
     model_ops::add_into(x.data(), h.data(), M * d);
     offer(HookPoint::kResidMid, li, x.data(), {d});
 
     norm(x.data(), h.data(), M, d, w.ffw_norm);
-    matmul(h.data(), M, d, *w.gate, gate.data());
-    matmul(h.data(), M, d, *w.up, up.data());
+    model_ops::linear(h.data(), M, *w.gate, nullptr, gate.data());
+    model_ops::linear(h.data(), M, *w.up, nullptr, up.data());
     offer(HookPoint::kMlpPre, li, gate.data(), {F});
     offer(HookPoint::kMlpPreLinear, li, up.data(), {F});
     cpu::geglu(DType::kF32, gate.data(), up.data(), gate.data(), M * F);
     offer(HookPoint::kMlpPost, li, gate.data(), {F});
-    matmul(gate.data(), M, F, *w.down, h.data());
+    model_ops::linear(gate.data(), M, *w.down, nullptr, h.data());
     if (w.post_ffw_norm) norm(h.data(), h.data(), M, d, w.post_ffw_norm);
     offer(HookPoint::kMlpOut, li, h.data(), {d});
     model_ops::add_into(x.data(), h.data(), M * d);
@@ -348,7 +302,7 @@ void GemmaModel::forward(const Args& args) const {
   const PackedBatch head = p.head_rows(args.last_only, x.data(), d);
   norm(x.data(), x.data(), head.M, d, final_norm_);
   PackedHooks(hooks, head)(HookPoint::kFinalNorm, -1, x.data(), {d});
-  matmul(x.data(), head.M, d, *embed_, args.logits);  // tied head: h E^T
+  model_ops::linear(x.data(), head.M, *embed_, nullptr, args.logits);  // tied head: h E^T
   head.spread(args.logits, V);
   if (c.final_softcap > 0) {
     cpu::softcap(DType::kF32, args.logits, args.logits, head.B * head.T * V, c.final_softcap);

@@ -4,6 +4,8 @@
 
 #include "csrc/core/error.h"
 #include "csrc/cpu/linear.h"
+#include "csrc/cpu/quant.h"
+#include "csrc/cpu/quant_blocks.h"
 
 namespace gemmacpp::model_ops {
 namespace {
@@ -17,6 +19,12 @@ float element_f32(DType dt, const uint8_t* p, int64_t i) {
   uint16_t h;
   std::memcpy(&h, p + 2 * i, 2);
   return dt == DType::kBF16 ? bf16_to_f32(h) : f16_to_f32(h);
+}
+
+cpu::QType qtype_of(const WeightTensor& w) {
+  cpu::QType q = cpu::QType::kQ8_0;
+  parse_qtype(w.type_name(), &q);  // checked when the weight was bound
+  return q;
 }
 
 }  // namespace
@@ -42,14 +50,25 @@ std::vector<float> to_f32(const WeightTensor& t) {
 
 void linear(const float* x, int64_t M, const WeightTensor& w, const float* bias, float* out) {
   const int64_t N = w.shape[0], K = w.shape[1];
+  if (w.quantized) {
+    cpu::linear_quantized(x, K, M, K, qtype_of(w), w.data, N, bias, out, N);
+    return;
+  }
   cpu::linear(x, K, M, K, w.dtype, w.data, K, N, bias, out, N);
 }
 
 void embed_rows(const WeightTensor& e, const int64_t* tokens, int64_t M, float scale, float* x) {
   const int64_t d = e.shape[1];
   for (int64_t m = 0; m < M; ++m) {
+    float* row = x + m * d;
+    if (e.quantized) {
+      const uint64_t row_bytes = uint64_t(e.nbytes / uint64_t(e.shape[0]));
+      cpu::dequantize(qtype_of(e), e.data + uint64_t(tokens[m]) * row_bytes, 1, d, row);
+      for (int64_t j = 0; j < d; ++j) row[j] *= scale;
+      continue;
+    }
     const int64_t base = tokens[m] * d;
-    for (int64_t j = 0; j < d; ++j) x[m * d + j] = element_f32(e.dtype, e.data, base + j) * scale;
+    for (int64_t j = 0; j < d; ++j) row[j] = element_f32(e.dtype, e.data, base + j) * scale;
   }
 }
 

@@ -1,6 +1,6 @@
-// Small pieces a forward pass is built from, over dense (float32, float16, bfloat16) weights bound
-// by name from a WeightFile: the lookup with its shape check, x W^T + b, embedding rows. Written
-// for the Griffin model; quantized (GGML) weights are not handled here.
+// Small pieces a forward pass is built from, over weights bound by name from a WeightFile: the
+// lookup of a dense weight with its shape check, x W^T + b and embedding rows (dense float32,
+// float16, bfloat16, or GGML-quantized weights read in place), float32 copies of small tensors.
 #pragma once
 
 #include <cstdint>
@@ -19,10 +19,11 @@ const WeightTensor& dense_weight(const WeightFile& f, const std::string& name,
 // Its elements as float32, in C order (for small tensors: biases, conv taps, norms).
 std::vector<float> to_f32(const WeightTensor& t);
 
-// out[M, N] = x[M, K] W^T (+ bias) for W [N, K] read in place in its stored dtype.
+// out[M, N] = x[M, K] W^T (+ bias) for W [N, K] read in place in its stored dtype or GGML type.
 void linear(const float* x, int64_t M, const WeightTensor& w, const float* bias, float* out);
 
-// Rows `tokens` of the embedding E [V, d], times scale, into x [M, d] float32.
+// Rows `tokens` of the embedding E [V, d] (dense or GGML-quantized), times scale, into x [M, d]
+// float32.
 void embed_rows(const WeightTensor& e, const int64_t* tokens, int64_t M, float scale, float* x);
 
 void add_into(float* x, const float* y, int64_t n);  // x += y

@@ -13,9 +13,12 @@
 #include "csrc/cpu/layer_norm.h"
 #include "csrc/cpu/linear.h"
 #include "csrc/cpu/rms_norm.h"
+#include "csrc/models/model_ops.h"
 
 namespace gemmacpp {
 namespace {
+
+using model_ops::to_f32;
 
 // A dense float tensor by name, with the shape the config implies.
 const WeightTensor* bind(const WeightFile& f, const std::string& name, const std::vector<int64_t>& shape) {
@@ -27,30 +30,6 @@ const WeightTensor* bind(const WeightFile& f, const std::string& name, const std
            "': tensor '", name, "' has type ", t->type_name(),
            "; the vision tower reads float32, float16 or bfloat16");
   return t;
-}
-
-// A tensor's elements as float32 (biases and embeddings: small, used in float32 every call).
-std::vector<float> to_f32(const WeightTensor& t) {
-  size_t n = 1;
-  for (int64_t s : t.shape) n *= size_t(s);
-  std::vector<float> out(n);
-  for (size_t i = 0; i < n; ++i) {
-    if (t.dtype == DType::kF32) {
-      std::memcpy(&out[i], t.data + 4 * i, 4);
-    } else {
-      uint16_t h;
-      std::memcpy(&h, t.data + 2 * i, 2);
-      out[i] = t.dtype == DType::kBF16 ? bf16_to_f32(h) : f16_to_f32(h);
-    }
-  }
-  return out;
-}
-
-// out[M, N] = x[M, K] W^T (+ bias) for W [N, K] in its stored dtype.
-void matmul(const float* x, int64_t M, int64_t K, const WeightTensor& w, const std::vector<float>* bias,
-            float* out) {
-  const int64_t N = w.shape[0];
-  cpu::linear(x, K, M, K, w.dtype, w.data, K, N, bias ? bias->data() : nullptr, out, N);
 }
 
 void layer_norm(const float* in, float* out, int64_t rows, int64_t d, const WeightTensor& w,
@@ -181,9 +160,9 @@ void SiglipModel::encode(const float* pixels, int64_t N, float* out, VisionHookS
   for (int64_t li = 0; li < c.n_layers; ++li) {
     const SiglipLayerWeights& w = layers_[size_t(li)];
     layer_norm(x, h.data(), M, d, *w.ln1_w, *w.ln1_b, c.norm_eps);
-    matmul(h.data(), M, d, *w.q, &w.q_b, q.data());
-    matmul(h.data(), M, d, *w.k, &w.k_b, k.data());
-    matmul(h.data(), M, d, *w.v, &w.v_b, v.data());
+    model_ops::linear(h.data(), M, *w.q, w.q_b.data(), q.data());
+    model_ops::linear(h.data(), M, *w.k, w.k_b.data(), k.data());
+    model_ops::linear(h.data(), M, *w.v, w.v_b.data(), v.data());
     // Every patch of an image sees every patch of that image.
     cpu::AttentionArgs a;
     a.dtype = DType::kF32;
@@ -194,13 +173,13 @@ void SiglipModel::encode(const float* pixels, int64_t N, float* out, VisionHookS
     a.causal = false;
     a.scale = float(1.0 / std::sqrt(double(D)));
     cpu::attention(a);
-    matmul(o.data(), M, d, *w.o, &w.o_b, h.data());
+    model_ops::linear(o.data(), M, *w.o, w.o_b.data(), h.data());
     add_into(x, h.data(), M * d);
 
     layer_norm(x, h.data(), M, d, *w.ln2_w, *w.ln2_b, c.norm_eps);
-    matmul(h.data(), M, d, *w.fc1, &w.fc1_b, mid.data());
+    model_ops::linear(h.data(), M, *w.fc1, w.fc1_b.data(), mid.data());
     cpu::gelu_tanh(DType::kF32, mid.data(), mid.data(), M * F);
-    matmul(mid.data(), M, F, *w.fc2, &w.fc2_b, h.data());
+    model_ops::linear(mid.data(), M, *w.fc2, w.fc2_b.data(), h.data());
     add_into(x, h.data(), M * d);
     // x is contiguous [N, P, d]: offered in place, the next layer reads the hook's edits.
     if (hooks && hooks->wants(VisionHookPoint::kResidPost, li))

@@ -5,7 +5,6 @@ tokenizer_config.json, rendered as transformers renders them (a sandboxed Jinja 
 trim_blocks and lstrip_blocks, and a raise_exception helper). gemmacpp's format_chat must give the
 same text for every conversation, and refuse what the templates refuse.
 """
-import itertools
 
 import numpy as np
 import pytest

@@ -22,9 +22,9 @@ struct Cache {
     const char* env = std::getenv("GEMMACPP_HOST_CACHE_MB");
     budget = (env ? size_t(std::strtoull(env, nullptr, 10)) : 256) << 20;
   }
-  // Frees the oldest blocks until the cache fits `limit` bytes. Called with mu held.
-  void trim(size_t limit) {
-    while (bytes > limit && !blocks.empty()) {
+  // Frees the oldest blocks until the cache fits its budget. Called with mu held.
+  void trim() {
+    while (bytes > budget && !blocks.empty()) {
       bytes -= blocks.back().first;
       std::free(blocks.back().second);
       blocks.pop_back();
@@ -67,28 +67,11 @@ void release(void* p, size_t bytes) {
     if (n <= c.budget) {
       c.blocks.emplace_front(n, p);
       c.bytes += n;
-      c.trim(c.budget);
+      c.trim();
       return;
     }
   }
   std::free(p);
-}
-
-size_t budget() {
-  std::lock_guard<std::mutex> lock(cache().mu);
-  return cache().budget;
-}
-
-void set_budget(size_t bytes) {
-  Cache& c = cache();
-  std::lock_guard<std::mutex> lock(c.mu);
-  c.budget = bytes;
-  c.trim(bytes);
-}
-
-size_t cached_bytes() {
-  std::lock_guard<std::mutex> lock(cache().mu);
-  return cache().bytes;
 }
 
 }  // namespace gemmacpp::host_blocks

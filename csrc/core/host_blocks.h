@@ -2,7 +2,8 @@
 // A fresh buffer is zero-filled by the kernel page by page on first touch: for a streaming op
 // that writes 40 MB, that doubles the write traffic and adds system time comparable to the op
 // itself. Freed blocks are kept (newest first, up to a byte budget) and handed out again to a
-// request of exactly the same rounded size, as repeated calls on the same shapes make.
+// request of exactly the same rounded size, as repeated calls on the same shapes make. The budget
+// is GEMMACPP_HOST_CACHE_MB (default 256; 0 turns caching off), read once.
 #pragma once
 
 #include <cstddef>
@@ -15,11 +16,5 @@ constexpr size_t kAlign = size_t(2) << 20;  // 2 MiB: one transparent huge page
 // when out of memory. Give it back with release(p, bytes) using the same `bytes`.
 void* acquire(size_t bytes);
 void release(void* p, size_t bytes);
-
-// The cache's budget in bytes: GEMMACPP_HOST_CACHE_MB (default 256; 0 turns caching off).
-// set_budget also frees cached blocks beyond the new budget.
-size_t budget();
-void set_budget(size_t bytes);
-size_t cached_bytes();
 
 }  // namespace gemmacpp::host_blocks

@@ -71,15 +71,11 @@ Tensor Tensor::empty(DType dtype, std::vector<int64_t> shape, Device device) {
     // Large buffers go on 2 MiB boundaries with transparent huge pages (as NumPy does) and come
     // from a bounded cache of freed ones (host_blocks.h): a fresh 40 MB result otherwise costs
     // ten thousand page faults and the kernel's zero-fill, as much time as a streaming op.
-    if (bytes >= 2 * host_blocks::kAlign) {
-      void* p = host_blocks::acquire(bytes);
-      GC_CHECK(p != nullptr, ValueError, "out of memory allocating ", bytes, " bytes");
-      t.storage_ = std::shared_ptr<void>(p, [bytes](void* q) { host_blocks::release(q, bytes); });
-    } else {
-      void* p = std::aligned_alloc(64, bytes);
-      GC_CHECK(p != nullptr, ValueError, "out of memory allocating ", bytes, " bytes");
-      t.storage_ = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
-    }
+    const bool large = bytes >= 2 * host_blocks::kAlign;
+    void* p = large ? host_blocks::acquire(bytes) : std::aligned_alloc(64, bytes);
+    GC_CHECK(p != nullptr, ValueError, "out of memory allocating ", bytes, " bytes");
+    t.storage_ = large ? std::shared_ptr<void>(p, [bytes](void* q) { host_blocks::release(q, bytes); })
+                       : std::shared_ptr<void>(p, [](void* q) { std::free(q); });
   } else {
 #ifdef GEMMACPP_WITH_CUDA
     t.storage_ = cuda::allocate(bytes, device.index);

@@ -1,6 +1,11 @@
 """Images per second of a so400m-shaped SigLIP encoder (width 1152, depth 27, 16 heads, MLP 4304,
 patch 14; random weights written as safetensors to a temporary folder), gemmacpp against
 transformers' SiglipVisionModel on the CPU, both float32 activations, same thread count.
+--dtype bfloat16 stores the weights as bfloat16 (as Gemma 3 and PaliGemma ship them); gemmacpp
+reads them in place and computes in float32. transformers then runs them as float32 too, unless
+--reference-dtype auto, which loads the checkpoint as `from_pretrained` does by default
+(dtype="auto": the stored dtype, so bfloat16 arithmetic): the out-of-the-box comparison, not a
+like-for-like one.
 --layers N builds a shallower encoder (the per-layer cost is the same; 27 layers at 896 px take
 minutes on two cores). --parts also times each op of one encoder layer at the image's token
 count, both engines (transformers runs them as torch ops: linear, scaled_dot_product_attention,
@@ -8,6 +13,7 @@ gelu, layer_norm), with GFLOP/s, to show where the time goes.
 
     PYTHONPATH=python python benchmarks/bench_vision.py --sizes 224 896 --batch 1 --layers 27
     PYTHONPATH=python python benchmarks/bench_vision.py --sizes 896 --layers 2 --parts
+    PYTHONPATH=python python benchmarks/bench_vision.py --dtype bfloat16 --reference-dtype auto
 """
 import argparse
 import tempfile
@@ -27,13 +33,16 @@ def main():
     ap.add_argument("--layers", type=int, default=27)
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                     help="stored weight dtype (activations are float32 in both)")
+    ap.add_argument("--reference-dtype", choices=["float32", "auto"], default="float32",
+                    help="transformers' arithmetic: float32, or the checkpoint's own dtype, as "
+                         "from_pretrained loads it by default")
     ap.add_argument("--min-time", type=float, default=4.0)
     ap.add_argument("--parts", action="store_true", help="also time each op of one layer")
     args = ap.parse_args()
     torch.set_num_threads(gc.get_num_threads())
     print(f"threads {gc.get_num_threads()}, simd {gc.simd_target()}, weights {args.dtype}, "
-          f"{args.layers} layers, batch {args.batch}")
-    print("| image | patches | gemmacpp img/s | transformers img/s | ratio |")
+          f"transformers dtype {args.reference_dtype}, {args.layers} layers, batch {args.batch}")
+    print("| image | patches | gemmacpp img/s | transformers img/s (arithmetic) | ratio |")
     print("|---|---|---|---|---|")
     for size in args.sizes:
         cfg = transformers.SiglipVisionConfig(hidden_size=1152, intermediate_size=4304,
@@ -43,7 +52,10 @@ def main():
         ref = transformers.SiglipVisionModel(cfg).eval()
         with tempfile.TemporaryDirectory() as folder:
             ref.to(getattr(torch, args.dtype)).save_pretrained(folder)
-            ref = ref.float()
+            if args.reference_dtype == "auto":
+                ref = transformers.SiglipVisionModel.from_pretrained(folder).eval()
+            else:
+                ref = ref.float()
             model = gc.load(folder)
             px = np.random.default_rng(0).uniform(-1, 1, (args.batch, 3, size, size)).astype(np.float32)
             tpx = torch.from_numpy(px)
@@ -55,7 +67,9 @@ def main():
             t = time_all({"gemmacpp": lambda: model.encode_image(px, preprocess=False),
                           "transformers": run_torch}, args.min_time, min_reps=2, rounds=1)
         g, h = args.batch / t["gemmacpp"], args.batch / t["transformers"]
-        print(f"| {size} | {(size // 14) ** 2} | {g:.3f} | {h:.3f} | {g / h:.2f}x |", flush=True)
+        arith = str(ref.dtype).removeprefix("torch.")
+        print(f"| {size} | {(size // 14) ** 2} | {g:.3f} | {h:.3f} ({arith}) | {g / h:.2f}x |",
+              flush=True)
     if args.parts:
         for size in args.sizes:
             time_parts(args.batch * (size // 14) ** 2, args.min_time)

@@ -66,6 +66,11 @@ def test_bad_images_rejected():
         vision.preprocess(["not an image"], size=8)
     with pytest.raises(ValueError, match="no images"):
         vision.preprocess([], size=8)
+    for not_images in (None, "photo.png", 3):
+        with pytest.raises(TypeError, match="images must be a PIL image"):
+            vision.preprocess(not_images, size=8)
+        with pytest.raises(TypeError, match="images must be a PIL image"):
+            vision.preprocess_pan_and_scan(not_images, size=8)
     with pytest.raises(ValueError, match="resample"):
         vision.preprocess(np.zeros((4, 4, 3), np.uint8), size=8, resample="cubicle")
 

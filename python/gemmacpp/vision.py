@@ -62,12 +62,20 @@ def to_rgb(image, index: int = 0):
     return image.convert("RGB")
 
 
+def _image_list(images) -> list:
+    """One image (a PIL image, an [H, W] or [H, W, C] array) or a sequence of images, as a list."""
+    if _is_pil(images) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)):
+        return [images]
+    if isinstance(images, (str, bytes)) or not hasattr(images, "__iter__"):
+        raise TypeError("images must be a PIL image, a uint8 array [H, W, 3] or a list of them, "
+                        f"got {type(images).__name__}")
+    return list(images)
+
+
 def preprocess(images, *, size: int, resample: str | int = "bilinear", mean=0.5, std=0.5,
                rescale: float = 1 / 255) -> np.ndarray:
     """float32 pixels [N, 3, size, size] for one image or a list of images (see the module doc)."""
-    if _is_pil(images) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)):
-        images = [images]
-    images = list(images)
+    images = _image_list(images)
     if not images:
         raise ValueError("no images")
     if isinstance(resample, str):
@@ -128,8 +136,7 @@ def preprocess_pan_and_scan(images, *, size: int, min_crop_size: int = 256,
                             **settings):
     """(pixels, num_crops): each image followed by its pan-and-scan crops, all preprocessed as
     preprocess() does, and the number of crops of each image."""
-    if _is_pil(images) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)):
-        images = [images]
+    images = _image_list(images)
     expanded, num_crops = [], []
     for i, image in enumerate(images):
         crops = pan_and_scan_crops(image, min_crop_size=min_crop_size, max_num_crops=max_num_crops,

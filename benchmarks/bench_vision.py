@@ -68,7 +68,7 @@ def main():
                           "transformers": run_torch}, args.min_time, min_reps=2, rounds=1)
         g, h = args.batch / t["gemmacpp"], args.batch / t["transformers"]
         arith = str(ref.dtype).removeprefix("torch.")
-        print(f"| {size} | {(size // 14) ** 2} | {g:.3f} | {h:.3f} ({arith}) | {g / h:.2f}x |",
+        print(f"| {size} | {(size // 14) ** 2} | {g:.4g} | {h:.4g} ({arith}) | {g / h:.2f}x |",
               flush=True)
     if args.parts:
         for size in args.sizes:

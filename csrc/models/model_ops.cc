@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "csrc/core/error.h"
+#include "csrc/core/threads.h"
 #include "csrc/cpu/linear.h"
 #include "csrc/cpu/quant.h"
 #include "csrc/cpu/quant_blocks.h"
@@ -73,7 +74,11 @@ void embed_rows(const WeightTensor& e, const int64_t* tokens, int64_t M, float s
 }
 
 void add_into(float* x, const float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+  // Over all threads: a residual stream can be large (an 896 px image's is 4.7M floats, too much
+  // for one core's bandwidth); a decode step's is one chunk, run on the calling thread.
+  parallel_chunks(n, int64_t(1) << 16, [&](int64_t begin, int64_t len) {
+    for (int64_t i = begin; i < begin + len; ++i) x[i] += y[i];
+  });
 }
 
 }  // namespace gemmacpp::model_ops

@@ -26,6 +26,6 @@ void linear(const float* x, int64_t M, const WeightTensor& w, const float* bias,
 // float32.
 void embed_rows(const WeightTensor& e, const int64_t* tokens, int64_t M, float scale, float* x);
 
-void add_into(float* x, const float* y, int64_t n);  // x += y
+void add_into(float* x, const float* y, int64_t n);  // x += y, over all threads when large
 
 }  // namespace gemmacpp::model_ops

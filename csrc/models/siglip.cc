@@ -18,6 +18,7 @@
 namespace gemmacpp {
 namespace {
 
+using model_ops::add_into;
 using model_ops::to_f32;
 
 // A dense float tensor by name, with the shape the config implies.
@@ -43,14 +44,6 @@ void bind_ln(const WeightFile& f, const std::string& name, int64_t d, const Weig
   *b = bind(f, name + ".bias", {d});
   GC_CHECK((*w)->dtype == (*b)->dtype, TypeError, "'", f.path, "': ", name,
            ".weight and .bias have different dtypes");
-}
-
-// x[i] += y[i] for i < n, over all threads (n is a whole image's activations: 4.7M floats at
-// 896 px, too much for one core's bandwidth).
-void add_into(float* x, const float* y, int64_t n) {
-  parallel_chunks(n, int64_t(1) << 16, [&](int64_t begin, int64_t len) {
-    for (int64_t i = begin; i < begin + len; ++i) x[i] += y[i];
-  });
 }
 
 bool is_directory(const std::string& p) {

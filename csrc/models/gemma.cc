@@ -14,11 +14,11 @@
 #include "csrc/cpu/quant_blocks.h"
 #include "csrc/cpu/rms_norm.h"
 #include "csrc/cpu/rope.h"
-#include "csrc/cpu/softcap.h"
 #include "csrc/models/attention_probe.h"
 #include "csrc/models/model_ops.h"
 #include "csrc/models/packed_batch.h"
 #include "csrc/models/sequence_attention.h"
+#include "csrc/models/tied_head.h"
 
 namespace gemmacpp {
 namespace {
@@ -299,15 +299,8 @@ void GemmaModel::forward(const Args& args) const {
   if (cache) {
     for (int64_t b = 0; b < B; ++b) cache->advance(b, count[size_t(b)]);
   }
-  const PackedBatch head = p.head_rows(args.last_only, x.data(), d);
-  norm(x.data(), x.data(), head.M, d, final_norm_);
-  PackedHooks(hooks, head)(HookPoint::kFinalNorm, -1, x.data(), {d});
-  model_ops::linear(x.data(), head.M, *embed_, nullptr, args.logits);  // tied head: h E^T
-  head.spread(args.logits, V);
-  if (c.final_softcap > 0) {
-    cpu::softcap(DType::kF32, args.logits, args.logits, head.B * head.T * V, c.final_softcap);
-  }
-  PackedHooks(hooks, head).spread(HookPoint::kLogits, -1, args.logits, V);
+  tied_head(p, args.last_only, x.data(), *final_norm_, eps, norm_unit_offset_, *embed_,
+            c.final_softcap, hooks, args.logits);
 }
 
 std::shared_ptr<GemmaModel> load_gemma(const std::string& path) {

@@ -13,11 +13,11 @@
 #include "csrc/cpu/rg_lru.h"
 #include "csrc/cpu/rms_norm.h"
 #include "csrc/cpu/rope.h"
-#include "csrc/cpu/softcap.h"
 #include "csrc/models/model_ops.h"
 #include "csrc/models/packed_batch.h"
 #include "csrc/models/rg_lru_weights.h"
 #include "csrc/models/sequence_attention.h"
+#include "csrc/models/tied_head.h"
 
 namespace gemmacpp {
 namespace {
@@ -300,16 +300,8 @@ void GriffinModel::forward(const Args& args) const {
   if (cache) {
     for (int64_t b = 0; b < B; ++b) cache->advance(b, p.count[size_t(b)]);
   }
-  // The head only on the rows whose logits are wanted (one per sequence when decoding).
-  const PackedBatch head = p.head_rows(args.last_only, a.x.data(), d);
-  norm(c, a.x.data(), a.x.data(), head.M, *final_norm_);
-  PackedHooks(args.hooks, head)(HookPoint::kFinalNorm, -1, a.x.data(), {d});
-  model_ops::linear(a.x.data(), head.M, *embed_, nullptr, args.logits);  // tied head: h E^T
-  head.spread(args.logits, V);
-  if (c.final_softcap > 0) {
-    cpu::softcap(DType::kF32, args.logits, args.logits, head.B * head.T * V, c.final_softcap);
-  }
-  PackedHooks(args.hooks, head).spread(HookPoint::kLogits, -1, args.logits, V);
+  tied_head(p, args.last_only, a.x.data(), *final_norm_, float(c.norm_eps), /*unit_offset=*/true,
+            *embed_, c.final_softcap, args.hooks, args.logits);
 }
 
 std::vector<std::string> GriffinModel::hook_names() const {

@@ -292,13 +292,8 @@ HWY_INLINE float MaxRow(const float* s, size_t n) {
 // long-sequence attention.
 HWY_INLINE hn::Vec<DF> Exp2NonPositive(hn::Vec<DF> x) {
   const DF df;
-  const auto lowest = hn::Set(df, -125.0f), magic = hn::Set(df, kExp2Magic);
-  const auto y = hn::Max(x, lowest);
-  const auto t = hn::Add(y, magic);
-  const auto f = hn::Sub(y, hn::Sub(t, magic));  // y - round(y), exact
-  const auto scale = Exp2Scale(df, t);
-  const auto e = hn::MulAdd(scale, hn::Mul(Exp2Poly(df, f), f), scale);
-  return hn::IfThenZeroElse(hn::Lt(x, lowest), e);
+  const auto lowest = hn::Set(df, -125.0f);
+  return hn::IfThenZeroElse(hn::Lt(x, lowest), Exp2InRange(df, hn::Max(x, lowest)));
 }
 
 // s[i] = 2^(s[i] - m) in place (masked -inf entries become 0); returns their sum.

@@ -53,17 +53,35 @@ HWY_INLINE V OnePlusExpNeg(D d, V g) {
   return hn::MulAdd(Exp2Scale(d, t), hn::MulAdd(Exp2Poly(d, f), f, one), one);
 }
 
-// 2^y and 2^y - 1 for y in [-126, 127] (not checked: the caller clamps), each with its own
-// relative precision (about 1.5e-7): 2^y also when tiny, 2^y - 1 also near 0 (y = 0 gives exactly
-// 0), where 1 + (2^y - 1) or 2^y - 1 computed from the other would cancel. y = q + f exactly
-// (f = y - q is exact), and 2^q (1 + f P) - 1 = 2^q f P + (2^q - 1), where 2^q - 1 is exact for
-// q in [-24, 24] (below, it rounds to -1, an error under 2^-25 where the result is near -1).
+// y in [-126, 127] (not checked: the caller clamps) split as 2^y = s (1 + fP): s = 2^q for the
+// integer q nearest y, and fP = 2^f - 1 for f = y - q (exact), to its own relative precision.
 template <class D, class V = hn::Vec<D>>
-HWY_INLINE void Exp2AndExp2m1(D d, V y, V& exp2, V& exp2m1) {
+HWY_INLINE void Exp2Parts(D d, V y, V& s, V& fP) {
   const V magic = hn::Set(d, kExp2Magic);
   const V t = hn::Add(y, magic);
   const V f = hn::Sub(y, hn::Sub(t, magic));
-  const V s = Exp2Scale(d, t), fP = hn::Mul(Exp2Poly(d, f), f);
+  s = Exp2Scale(d, t);
+  fP = hn::Mul(Exp2Poly(d, f), f);
+}
+
+// 2^y for y in [-126, 127] (not checked: the caller clamps); relative error about 1.5e-7. (Not
+// named Exp2: newer Highway has an hn::Exp2 that argument-dependent lookup would also find.)
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V Exp2InRange(D d, V y) {
+  V s, fP;
+  Exp2Parts(d, y, s, fP);
+  return hn::MulAdd(s, fP, s);
+}
+
+// 2^y and 2^y - 1 for y in [-126, 127] (not checked: the caller clamps), each with its own
+// relative precision (about 1.5e-7): 2^y also when tiny, 2^y - 1 also near 0 (y = 0 gives exactly
+// 0), where 1 + (2^y - 1) or 2^y - 1 computed from the other would cancel. 2^q (1 + f P) - 1 =
+// 2^q f P + (2^q - 1), where 2^q - 1 is exact for q in [-24, 24] (below, it rounds to -1, an
+// error under 2^-25 where the result is near -1).
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE void Exp2AndExp2m1(D d, V y, V& exp2, V& exp2m1) {
+  V s, fP;
+  Exp2Parts(d, y, s, fP);
   exp2 = hn::MulAdd(s, fP, s);
   exp2m1 = hn::MulAdd(s, fP, hn::Sub(s, hn::Set(d, 1.0f)));
 }

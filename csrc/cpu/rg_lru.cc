@@ -33,19 +33,19 @@ HWY_INLINE V SigmoidDenominator(DF df, V g) {
   return OnePlusExpNeg(df, hn::Min(hn::Max(g, hn::Set(df, -87.0f)), hn::Set(df, 87.0f)));
 }
 
-// Gate pass for one vector: la2 = log2 a = k2 sigmoid(ga), with k2 = -c softplus(a_param)
-// log2(e) per lane, and ix = sigmoid(gx) x. Two divisions are cheaper here than one shared
-// division and the multiplications to split it (and each rounds once).
-template <class DF, class V>
-HWY_INLINE void Gates(DF df, V x, V gx, V ga, V k2, V& la2, V& ix) {
-  ix = hn::Div(x, SigmoidDenominator(df, gx));
-  la2 = hn::Div(k2, SigmoidDenominator(df, ga));
-}
-
-// The gate pass at a reset, where a = 0: only ix.
+// ix = sigmoid(gx) x: the whole gate pass at a reset, where a = 0.
 template <class DF, class V>
 HWY_INLINE V GatedInput(DF df, V x, V gx) {
   return hn::Div(x, SigmoidDenominator(df, gx));
+}
+
+// Gate pass for one vector: la2 = log2 a = k2 sigmoid(ga), with k2 = -c softplus(a_param)
+// log2(e) per lane, and ix. Two divisions are cheaper here than one shared division and the
+// multiplications to split it (and each rounds once).
+template <class DF, class V>
+HWY_INLINE void Gates(DF df, V x, V gx, V ga, V k2, V& la2, V& ix) {
+  ix = GatedInput(df, x, gx);
+  la2 = hn::Div(k2, SigmoidDenominator(df, ga));
 }
 
 // Recurrence pass for one vector: h_t = a h + sqrt(1 - a^2) ix, with a = 2^la2 and e = a - 1 each

@@ -442,23 +442,27 @@ void PrefillTask(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t 
       }
     }
 
-    // Softcap, masks and the online-softmax update, row by row.
-    for (int64_t r = 0; r < R; ++r) {
-      const int64_t blk = r / kMR;
+    // Softcap, masks and the online-softmax update, row by row; a block whose rows all see every
+    // key of the tile needs no element mask.
+    for (int64_t blk = 0; blk < nblk; ++blk) {
       const size_t c0 = C0[blk], c1 = C1[blk];
-      float* s = S + r * TK;
-      if (c0 < c1) {
-        if (a.softcap > 0) SoftcapRow(s + c0, c1 - c0, a.softcap, a.softcap * kLog2e);
-        const int64_t br0 = blk * kMR, br1 = std::min<int64_t>(R, br0 + kMR);
-        if (!full && !all_visible(a, a.q_start + i0 + br0 / G, a.q_start + i0 + (br1 - 1) / G,
-                                  t0, t1)) {
-          const Range rr = main_range(a, a.q_start + i0 + r / G);
-          for (size_t jj = c0; jj < std::min(c1, tk); ++jj)
-            if (!visible(a, rr, t0 + int64_t(jj))) s[jj] = kNegInf;
+      const int64_t r0 = blk * kMR, r1 = std::min<int64_t>(R, r0 + kMR);
+      const bool masked = c0 < c1 && !full &&
+                          !all_visible(a, a.q_start + i0 + r0 / G, a.q_start + i0 + (r1 - 1) / G,
+                                       t0, t1);
+      for (int64_t r = r0; r < r1; ++r) {
+        float* s = S + r * TK;
+        if (c0 < c1) {
+          if (a.softcap > 0) SoftcapRow(s + c0, c1 - c0, a.softcap, a.softcap * kLog2e);
+          if (masked) {
+            const Range rr = main_range(a, a.q_start + i0 + r / G);
+            for (size_t jj = c0; jj < std::min(c1, tk); ++jj)
+              if (!visible(a, rr, t0 + int64_t(jj))) s[jj] = kNegInf;
+          }
+          if (tk < c1) std::fill(s + std::max(tk, c0), s + c1, kNegInf);  // padding past Tk
         }
-        if (tk < c1) std::fill(s + std::max(tk, c0), s + c1, kNegInf);  // padding past Tk
+        A[r] = SoftmaxUpdate(s + c0, c1 - c0, M[r], L[r]);
       }
-      A[r] = SoftmaxUpdate(s + c0, c1 - c0, M[r], L[r]);
     }
 
     // O = alpha * O + P V one panel of head dims at a time (W, then a last one of N), through

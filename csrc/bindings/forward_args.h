@@ -14,7 +14,7 @@
 #include "csrc/bindings/hooks.h"
 #include "csrc/bindings/without_gil.h"
 #include "csrc/core/error.h"
-#include "csrc/models/forward_args.h"
+#include "csrc/nn/forward_args.h"
 
 namespace gemmacpp::bindings {
 

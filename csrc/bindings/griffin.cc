@@ -15,7 +15,7 @@
 #include "csrc/bindings/text_model.h"
 #include "csrc/bindings/without_gil.h"
 #include "csrc/core/error.h"
-#include "csrc/models/griffin.h"
+#include "csrc/models/griffin/griffin.h"
 
 namespace gemmacpp::bindings {
 namespace {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "csrc/models/hooks.h"
+#include "csrc/nn/hooks.h"
 
 namespace gemmacpp::bindings {
 

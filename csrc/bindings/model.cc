@@ -14,7 +14,7 @@
 #include "csrc/bindings/text_model.h"
 #include "csrc/bindings/without_gil.h"
 #include "csrc/core/error.h"
-#include "csrc/models/gemma.h"
+#include "csrc/models/gemma/gemma.h"
 
 namespace gemmacpp::bindings {
 namespace {

@@ -11,8 +11,8 @@
 #include "csrc/bindings/registry.h"
 #include "csrc/bindings/without_gil.h"
 #include "csrc/core/error.h"
-#include "csrc/models/multimodal.h"
-#include "csrc/models/siglip.h"
+#include "csrc/models/multimodal/multimodal.h"
+#include "csrc/models/siglip/siglip.h"
 
 namespace gemmacpp::bindings {
 namespace {

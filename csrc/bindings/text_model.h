@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "csrc/models/config.h"
+#include "csrc/nn/config.h"
 
 namespace gemmacpp::bindings {
 

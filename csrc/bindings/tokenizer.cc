@@ -9,8 +9,8 @@
 
 #include "csrc/bindings/registry.h"
 #include "csrc/core/error.h"
-#include "csrc/models/tokenizer.h"
-#include "csrc/models/weights.h"
+#include "csrc/tokenizer/tokenizer.h"
+#include "csrc/io/weights.h"
 
 namespace gemmacpp::bindings {
 namespace {

@@ -8,7 +8,7 @@
 
 #include "csrc/bindings/registry.h"
 #include "csrc/core/error.h"
-#include "csrc/models/weights.h"
+#include "csrc/io/weights.h"
 
 namespace gemmacpp::bindings {
 namespace {

@@ -5,22 +5,11 @@
 
 #include <cstdint>
 
-#include "csrc/core/dtype.h"
+#include "csrc/core/conv1d_temporal_args.h"
 
 namespace gemmacpp::cpu {
 
-struct Conv1dTemporalArgs {
-  DType dtype = DType::kF32;       // of x, state, y and new_state
-  const void* x = nullptr;         // [B, T, W] contiguous
-  const void* state = nullptr;     // [B, K-1, W]: the K-1 inputs before x[:, 0]; null: zeros
-  const float* weight = nullptr;   // [K, W] float32
-  const float* bias = nullptr;     // [W] float32; null: none
-  const uint8_t* reset = nullptr;  // [B, T] nonzero at segment starts; null: none
-  void* y = nullptr;               // [B, T, W]
-  void* new_state = nullptr;       // [B, K-1, W]: the last K-1 rows of concat(state, x); may
-                                   // alias state; null: not wanted
-  int64_t B = 0, T = 0, W = 0, K = 0;
-};
+using Conv1dTemporalArgs = gemmacpp::Conv1dTemporalArgs;  // csrc/core/conv1d_temporal_args.h
 
 // y[b, t] = bias + sum_k weight[k] * u[b, t + k], u = concat(state, x) along time (k ascending,
 // float32). A reset at time r hides every input before r from the outputs at r and after, as if

@@ -238,4 +238,45 @@ Value parse(const char* text, size_t size, const std::string& what) {
   return Parser(text, size, what).document();
 }
 
+const Value* Reader::get(const char* key) const {
+  const Value* v = obj.get(key);
+  return (v && v->kind != Value::Kind::kNull) ? v : nullptr;
+}
+
+int64_t Reader::integer(const char* key) const {
+  const Value* v = get(key);
+  GC_CHECK(v, ValueError, what, ": missing ", key);
+  GC_CHECK(v->is_uint() && v->magnitude < (uint64_t(1) << 40), ValueError, what, ": ", key,
+           " must be a non-negative integer");
+  return int64_t(v->magnitude);
+}
+
+int64_t Reader::integer_or(const char* key, int64_t dflt) const { return get(key) ? integer(key) : dflt; }
+
+double Reader::number_or(const char* key, double dflt) const {
+  const Value* v = get(key);
+  if (!v) return dflt;
+  GC_CHECK(v->kind == Value::Kind::kNumber, ValueError, what, ": ", key, " must be a number");
+  return v->number;
+}
+
+std::string Reader::string_or(const char* key, const std::string& dflt) const {
+  const Value* v = get(key);
+  if (!v) return dflt;
+  GC_CHECK(v->kind == Value::Kind::kString, ValueError, what, ": ", key, " must be a string");
+  return v->str;
+}
+
+bool Reader::flag_or(const char* key, bool dflt) const {
+  const Value* v = get(key);
+  if (!v) return dflt;
+  return v->kind != Value::Kind::kBool || v->boolean;
+}
+
+const Value* Reader::object(const char* key) const {
+  const Value* v = get(key);
+  GC_CHECK(!v || v->kind == Value::Kind::kObject, ValueError, what, ": ", key, " must be an object");
+  return v;
+}
+
 }  // namespace gemmacpp::json

@@ -1,12 +1,12 @@
 #include "csrc/io/safetensors.h"
 
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <map>
 #include <optional>
 
 #include "csrc/core/error.h"
+#include "csrc/io/checkpoint.h"
 #include "csrc/io/json_reader.h"
 
 namespace gemmacpp {
@@ -150,20 +150,6 @@ WeightFile read_safetensors(const std::string& path) {
 
 namespace {
 
-bool is_directory(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-bool is_file(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-std::string dirname_of(const std::string& p) {
-  size_t slash = p.rfind('/');
-  return slash == std::string::npos ? "." : p.substr(0, slash == 0 ? 1 : slash);
-}
-
 WeightFile read_index(const std::string& index_path) {
   const std::string where = str_cat("safetensors index '", index_path, "'");
   auto file = MappedFile::open(index_path);
@@ -172,7 +158,7 @@ WeightFile read_index(const std::string& index_path) {
   const json::Value* map = root.get("weight_map");
   GC_CHECK(map && map->kind == json::Value::Kind::kObject, ValueError, where,
            ": missing or non-object \"weight_map\"");
-  const std::string dir = dirname_of(index_path);
+  const std::string dir = checkpoint::folder_of(index_path);
 
   WeightFile wf;
   wf.format = "safetensors";
@@ -232,22 +218,18 @@ WeightFile read_index(const std::string& index_path) {
   return wf;
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 }  // namespace
 
 WeightFile read_safetensors_checkpoint(const std::string& path) {
-  if (!is_directory(path)) {
-    if (ends_with(path, ".json")) return read_index(path);
+  if (!checkpoint::is_directory(path)) {
+    if (checkpoint::ends_with(path, ".json")) return read_index(path);
     return read_safetensors(path);
   }
   std::string dir = path;
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  if (is_file(dir + "/model.safetensors.index.json"))
+  if (checkpoint::is_regular_file(dir + "/model.safetensors.index.json"))
     return read_index(dir + "/model.safetensors.index.json");
-  if (is_file(dir + "/model.safetensors")) {
+  if (checkpoint::is_regular_file(dir + "/model.safetensors")) {
     WeightFile wf = read_safetensors(dir + "/model.safetensors");
     wf.path = dir;
     return wf;

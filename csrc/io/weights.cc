@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "csrc/core/error.h"
+#include "csrc/io/checkpoint.h"
 #include "csrc/io/gguf.h"
 #include "csrc/io/safetensors.h"
 
@@ -154,19 +155,13 @@ void WeightFile::build_index() {
              "': metadata key '", metadata[k].first, "' appears twice");
 }
 
-namespace {
-bool ends_with(const std::string& s, const char* suffix) {
-  size_t n = std::strlen(suffix);
-  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
-}
-}  // namespace
-
 WeightFile open_weights(const std::string& path) {
   struct stat st;
   GC_CHECK(::stat(path.c_str(), &st) == 0, ValueError, "no such file or folder: '", path, "'");
+  using checkpoint::ends_with;
   if (S_ISDIR(st.st_mode) || ends_with(path, ".json") || ends_with(path, ".safetensors"))
     return read_safetensors_checkpoint(path);
-  if (ends_with(path, ".gguf")) return read_gguf(path);
+  if (checkpoint::is_gguf(path)) return read_gguf(path);
   // Any other name: GGUF files start with their magic, safetensors with a header length.
   auto file = MappedFile::open(path);
   if (file->size() >= 4 && std::memcmp(file->data(), "GGUF", 4) == 0) return read_gguf(path);

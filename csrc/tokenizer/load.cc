@@ -1,9 +1,9 @@
 // Building a Tokenizer from GGUF metadata or from a Hugging Face tokenizer.json.
 #include <fstream>
 #include <sstream>
-#include <sys/stat.h>
 
 #include "csrc/core/error.h"
+#include "csrc/io/checkpoint.h"
 #include "csrc/io/json_reader.h"
 #include "csrc/tokenizer/tokenizer.h"
 
@@ -119,9 +119,7 @@ std::shared_ptr<const Tokenizer> Tokenizer::from_gguf(const WeightFile& f) {
 }
 
 std::shared_ptr<const Tokenizer> Tokenizer::from_hf_json(const std::string& path_in) {
-  std::string path = path_in;
-  struct stat st;
-  if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) path += "/tokenizer.json";
+  const std::string path = checkpoint::is_directory(path_in) ? path_in + "/tokenizer.json" : path_in;
   std::ifstream in(path, std::ios::binary);
   GC_CHECK(in, ValueError, "tokenizer: cannot open '", path, "'");
   std::stringstream buf;

@@ -1,0 +1,54 @@
+#include "csrc/io/checkpoint.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "csrc/core/error.h"
+
+namespace gemmacpp::checkpoint {
+
+bool is_directory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool is_regular_file(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool is_gguf(const std::string& path) { return ends_with(path, ".gguf"); }
+
+std::string folder_of(const std::string& path) {
+  if (is_directory(path)) return path;
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+std::string side_file(const std::string& path, const std::string& name) {
+  const std::string folder = folder_of(path);
+  return folder.back() == '/' ? folder + name : folder + "/" + name;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  GC_CHECK(in, ValueError, "cannot open '", path, "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+json::Value read_json_file(const std::string& path, std::string* what) {
+  const std::string text = read_file(path), name = "'" + path + "'";
+  if (what) *what = name;
+  return json::parse(text.data(), text.size(), name);
+}
+
+}  // namespace gemmacpp::checkpoint

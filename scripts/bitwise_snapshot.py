@@ -83,6 +83,19 @@ def token_rows(vocab, seed, lengths):
     return [rng.integers(3, vocab, n).tolist() for n in lengths]
 
 
+def hook_names(m, prefix):
+    """The hook names to record: all of them, or in a comparison only those the recording had
+    (asking for a new hook point, such as an attention layer's scores, may change the path a
+    forward takes, so it is compared by the tests, not here)."""
+    names = m.hook_names()
+    if KNOWN is None:
+        return names
+    return [n for n in names if f"{prefix}/{n}" in KNOWN]
+
+
+KNOWN = None  # in a comparison: "<case prefix>/<hook name>" of every recorded activation
+
+
 def text_cases(name, m, rec):
     vocab = m.config["vocab_size"]
     full = np.array(token_rows(vocab, 1, [29, 29]))
@@ -90,7 +103,7 @@ def text_cases(name, m, rec):
     ragged = token_rows(vocab, 2, [29, 13, 1, 22])
     rec(f"{name}/ragged", m.forward(ragged))
     rec(f"{name}/ragged_last", m.forward(ragged, last_only=True))
-    logits, acts = m.run_with_cache(ragged)
+    logits, acts = m.run_with_cache(ragged, names=hook_names(m, f"{name}/act"))
     rec(f"{name}/hooked_logits", logits)
     for k, v in acts.items():
         rec(f"{name}/act/{k}", v)
@@ -104,7 +117,8 @@ def text_cases(name, m, rec):
             [1, 0 if step % 3 == 1 else 1, 1, 1]
         rec(f"{name}/decode{step}", m.forward(toks, cache=cache, lengths=lengths))
     # Hooks through the cache on one step.
-    logits, acts = m.run_with_cache(rng.integers(3, vocab, (4, 3)), cache=cache.copy())
+    logits, acts = m.run_with_cache(rng.integers(3, vocab, (4, 3)), cache=cache.copy(),
+                                    names=hook_names(m, f"{name}/cached_act"))
     rec(f"{name}/cached_hooked_logits", logits)
     for k, v in acts.items():
         rec(f"{name}/cached_act/{k}", v)
@@ -112,7 +126,7 @@ def text_cases(name, m, rec):
     fork = cache.select([0, 0, 2])
     rec(f"{name}/fork", m.forward(rng.integers(3, vocab, (3, 4)), cache=fork))
     # An edit: zero one attention head (or, on Griffin's recurrent blocks, halve a_t).
-    names = m.hook_names()
+    names = hook_names(m, f"{name}/act")
     edits = {}
     z = [n for n in names if n.endswith("attn.hook_z")]
     if z:
@@ -132,7 +146,7 @@ def vision_cases(paths, rec):
     s = gc.load(paths["siglip"])
     px = vf.pixels(3, 11, size=35).numpy()
     rec("siglip/encode", s.encode_image(px, preprocess=False))
-    out, acts = s.run_with_cache(px, preprocess=False)
+    out, acts = s.run_with_cache(px, preprocess=False, names=hook_names(s, "siglip/act"))
     rec("siglip/hooked", out)
     for k, v in acts.items():
         rec(f"siglip/act/{k}", v)
@@ -145,7 +159,7 @@ def vision_cases(paths, rec):
     rows = np.array(vf.ROWS)
     rec("gemma3v/soft", g.encode_image(px, preprocess=False))
     rec("gemma3v/logits", g.forward(rows, images=px))
-    logits, acts = g.run_with_cache(rows, images=px)
+    logits, acts = g.run_with_cache(rows, images=px, names=hook_names(g, "gemma3v/act"))
     rec("gemma3v/hooked", logits)
     for k, v in acts.items():
         rec(f"gemma3v/act/{k}", v)
@@ -161,7 +175,7 @@ def vision_cases(paths, rec):
         cache = p.new_cache(1, 64)
         p.forward(prefix, cache=cache, images=pxp)
         rec(f"{name}/suffix", p.forward([20, 21, 22, 23, 1], cache=cache))
-        logits, acts = p.run_with_cache(prefix, images=pxp)
+        logits, acts = p.run_with_cache(prefix, images=pxp, names=hook_names(p, f"{name}/act"))
         rec(f"{name}/hooked", logits)
         for k, v in acts.items():
             rec(f"{name}/act/{k}", v)
@@ -227,8 +241,11 @@ def main():
     ap.add_argument("dir")
     args = ap.parse_args()
     paths = build_checkpoints(os.path.join(args.dir, "checkpoints"))
-    arrays = run_all(paths)
     ref_path = os.path.join(args.dir, "outputs.npz")
+    if args.mode == "compare":
+        global KNOWN
+        KNOWN = {k.split("/", 1)[1] for k in np.load(ref_path).files}
+    arrays = run_all(paths)
     if args.mode == "record":
         np.savez(ref_path, **arrays)
         print(f"recorded {len(arrays)} arrays in {ref_path}")

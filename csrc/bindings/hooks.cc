@@ -9,29 +9,18 @@ namespace gemmacpp::bindings {
 
 namespace py = pybind11;
 
-PyHookSet::PyHookSet(py::object dispatch, int64_t n_layers)
-    : dispatch_(std::move(dispatch)), n_layers_(n_layers),
-      wanted_(size_t(HookPoint::kCount) * size_t(n_layers + 1), 0) {
+PyHookSet::PyHookSet(py::object dispatch, const nn::HookSites& sites)
+    : dispatch_(std::move(dispatch)), sites_(sites), wanted_(size_t(sites.size()), 0) {
   for (const std::string& name : dispatch_.attr("names").cast<std::vector<std::string>>()) {
-    HookPoint p = HookPoint::kEmbed;
-    int64_t layer = -1;
-    GC_CHECK(parse_hook_name(name, n_layers_, &p, &layer), ValueError, "no hook point named '", name,
-             "' (see model.hook_names())");
-    wanted_[slot(p, layer)] = 1;
+    const int site = sites_.find(name);
+    GC_CHECK(site >= 0, ValueError, "no hook point named '", name, "' (see model.hook_names())");
+    wanted_[size_t(site)] = 1;
   }
 }
 
-bool PyHookSet::wants(HookPoint point, int64_t layer) const {
-  return wanted_[slot(point, hook_point_per_layer(point) ? layer : -1)] != 0;
-}
-
-void PyHookSet::call(HookPoint point, int64_t layer, float* data, const std::vector<int64_t>& shape) {
+void PyHookSet::call(int site, float* data, const std::vector<int64_t>& shape) {
   py::gil_scoped_acquire gil;
-  offer_view(dispatch_, hook_name(point, layer), data, shape);
-}
-
-void offer_view(py::object& dispatch, const std::string& name, float* data,
-                const std::vector<int64_t>& shape) {
+  const std::string& name = sites_.name(site);
   std::vector<py::ssize_t> dims(shape.begin(), shape.end()), strides(shape.size());
   py::ssize_t stride = sizeof(float);
   for (size_t i = shape.size(); i-- > 0;) {
@@ -42,7 +31,7 @@ void offer_view(py::object& dispatch, const std::string& name, float* data,
   // belongs to the forward, so nothing is freed with the capsule.
   py::capsule base(data, [](void*) {});
   py::array_t<float> view(dims, strides, data, base);
-  dispatch(name, view);
+  dispatch_(name, view);
   // The view dies with the caller's buffers: a hook that kept it (or a slice of it) would read
   // freed memory later. Refuse that loudly rather than let it happen silently.
   GC_CHECK(view.ref_count() == 1, ValueError, "the hook on '", name,

@@ -1,4 +1,5 @@
-// Gemma models for Python: load, the config as a dict, and forward on an int64 [B, T] array.
+// Models for Python: _core.load(path) (the registry's one lookup), the text model every decoder
+// family is (forward on an int64 [B, T] array, new_cache, config, hook names), and its cache.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -8,91 +9,164 @@
 #include <string>
 #include <vector>
 
-#include "csrc/bindings/forward_args.h"
+#include "csrc/bindings/hooks.h"
 #include "csrc/bindings/registry.h"
-#include "csrc/bindings/sequence_cache.h"
-#include "csrc/bindings/text_model.h"
 #include "csrc/bindings/without_gil.h"
 #include "csrc/core/error.h"
-#include "csrc/models/gemma/gemma.h"
+#include "csrc/models/registry.h"
+#include "csrc/nn/text_model.h"
 
 namespace gemmacpp::bindings {
 namespace {
 
 namespace py = pybind11;
+using nn::Cache;
+using nn::TextModel;
 
-py::dict config_to_py(const ModelConfig& c) {
-  py::dict out = common_config_to_py(c);
-  out["attn_softcap"] = float_or_none(c.attn_softcap);
-  out["final_softcap"] = float_or_none(c.final_softcap);
+// A C-contiguous NumPy array of T, converted from whatever array-like the caller passed.
+template <class T>
+using CArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+py::object positive_or_none(double x) { return x > 0 ? py::object(py::float_(x)) : py::none(); }
+
+// The config as a dict: every field of the schema (nn/config.h), the same keys for every family,
+// None where a field does not apply.
+py::dict config_to_py(const nn::ModelConfig& c) {
+  py::dict out;
+  out["family"] = c.family;
+  out["vocab_size"] = c.vocab;
+  out["hidden_size"] = c.d;
+  out["num_layers"] = c.n_layers;
+  out["num_heads"] = c.n_heads;
+  out["num_kv_heads"] = c.n_kv_heads;
+  out["head_dim"] = c.head_dim;
+  out["intermediate_size"] = c.ffn;  // the MLP's real hidden size
+  out["norm_eps"] = c.norm_eps;
+  out["attn_softcap"] = positive_or_none(c.attn_softcap);
+  out["final_softcap"] = positive_or_none(c.final_softcap);
   out["query_pre_attn_scalar"] = c.query_pre_attn_scalar;
   out["qk_norm"] = c.qk_norm;
   out["sandwich_norms"] = c.sandwich_norms;
   out["embed_scale"] = c.embed_scale;
   out["tied_head"] = c.tied_head;
+  out["rotary_dim"] = c.rotary_dim > 0 ? c.rotary_dim : c.head_dim;
+  out["attention_bias"] = c.attn_bias;
+  const bool recurrent = c.lru_width > 0;
+  out["lru_width"] = recurrent ? py::object(py::int_(c.lru_width)) : py::none();
+  out["conv1d_width"] = recurrent ? py::object(py::int_(c.conv1d_width)) : py::none();
   py::list layers;
-  for (const LayerConfig& l : c.layers) {
+  for (const nn::LayerConfig& l : c.layers) {
     py::dict ld;
-    ld["type"] = l.local ? "local" : "global";
-    ld["window"] = l.local ? py::object(py::int_(l.window)) : py::none();
-    ld["rope_base"] = l.rope_base;
-    ld["rope_scale"] = l.rope_scale;
+    const bool attention = l.mixer == nn::Mixer::kAttention;
+    ld["type"] = !attention ? "recurrent" : l.local ? "local" : "global";
+    ld["window"] = attention && l.local ? py::object(py::int_(l.window)) : py::none();
+    ld["rope_base"] = attention ? py::object(py::float_(l.rope_base)) : py::none();
+    ld["rope_scale"] = attention ? py::object(py::float_(l.rope_scale)) : py::none();
     layers.append(ld);
   }
   out["layers"] = layers;
   return out;
 }
 
+py::array_t<float> forward(const TextModel& m, const CArray<int64_t>& tokens, Cache* cache,
+                           const std::optional<std::vector<int64_t>>& lengths, bool last_only,
+                           const std::optional<CArray<float>>& embeds,
+                           const std::optional<CArray<uint8_t>>& embed_mask,
+                           const std::optional<CArray<int64_t>>& spans, bool span_in_window,
+                           int64_t position_offset, const py::object& hooks) {
+  const nn::ModelConfig& c = m.config();
+  nn::ForwardArgs a;
+  GC_CHECK(tokens.ndim() == 2, ValueError, "forward: tokens must be [B, T], got rank ", tokens.ndim());
+  a.B = tokens.shape(0);
+  a.T = tokens.shape(1);
+  GC_CHECK(!lengths || int64_t(lengths->size()) == a.B, ValueError, "forward: ", a.B,
+           " rows of tokens but ", lengths ? lengths->size() : 0, " lengths");
+  py::array_t<float> logits({a.B, last_only ? int64_t(1) : a.T, c.vocab});
+  a.tokens = tokens.data();
+  a.lengths = lengths ? lengths->data() : nullptr;
+  a.logits = logits.mutable_data();
+  a.last_only = last_only;
+  a.cache = cache;
+  // Vision-language inputs: soft-token rows, bidirectional spans, RoPE position offset.
+  GC_CHECK(!embeds == !embed_mask, ValueError, "forward: embeds and embed_mask go together");
+  if (embeds) {
+    GC_CHECK(embeds->ndim() == 3 && embeds->shape(0) == a.B && embeds->shape(1) == a.T &&
+                 embeds->shape(2) == c.d,
+             ValueError, "forward: embeds must be [B, T, ", c.d, "] for tokens [", a.B, ", ", a.T, "]");
+    GC_CHECK(embed_mask->ndim() == 2 && embed_mask->shape(0) == a.B && embed_mask->shape(1) == a.T,
+             ValueError, "forward: embed_mask must be [B, T] like tokens");
+    a.embeds = embeds->data();
+    a.embed_mask = embed_mask->data();
+  }
+  if (spans) {
+    GC_CHECK(spans->ndim() == 2 && spans->shape(1) == 3, ValueError,
+             "forward: spans must be [n, 3] rows of (row, start, end)");
+    a.spans = spans->data();
+    a.n_spans = spans->shape(0);
+  }
+  a.span_in_window = span_in_window;
+  a.position_offset = position_offset;
+  std::unique_ptr<PyHookSet> hook_set;  // made and destroyed with the GIL held
+  if (!hooks.is_none()) hook_set = std::make_unique<PyHookSet>(hooks, m.hook_sites());
+  a.hooks = hook_set.get();
+  without_gil([&] { m.forward(a); });
+  return logits;
+}
+
 }  // namespace
 
 GEMMACPP_BINDING(model) {
-  using GM = std::shared_ptr<GemmaModel>;
-  py::class_<GemmaModel, GM> model_class(m, "GemmaModel", "A Gemma 1/2/3 text model (use gemmacpp.load)");
-  def_text_model<GemmaModel, KVCache>(model_class, config_to_py);
-  model_class
-      .def("forward", [](const GemmaModel& g, CArray<int64_t> tokens, KVCache* cache,
-                         std::optional<std::vector<int64_t>> lengths, bool last_only,
-                         std::optional<CArray<float>> embeds, std::optional<CArray<uint8_t>> embed_mask,
-                         std::optional<CArray<int64_t>> spans, bool span_in_window,
-                         int64_t position_offset, py::object hooks) {
-        GemmaModel::Args a;
-        py::array_t<float> logits = bind_forward_args(a, tokens, cache, lengths, last_only, g.config().vocab);
-        // Vision-language inputs: soft-token rows, bidirectional spans, RoPE position offset.
-        GC_CHECK(!embeds == !embed_mask, ValueError, "forward: embeds and embed_mask go together");
-        if (embeds) {
-          GC_CHECK(embeds->ndim() == 3 && embeds->shape(0) == a.B && embeds->shape(1) == a.T &&
-                       embeds->shape(2) == g.config().d, ValueError, "forward: embeds must be [B, T, ",
-                   g.config().d, "] for tokens [", a.B, ", ", a.T, "]");
-          GC_CHECK(embed_mask->ndim() == 2 && embed_mask->shape(0) == a.B && embed_mask->shape(1) == a.T,
-                   ValueError, "forward: embed_mask must be [B, T] like tokens");
-          a.embeds = embeds->data();
-          a.embed_mask = embed_mask->data();
+  py::class_<Cache, std::shared_ptr<Cache>>(m, "Cache",
+                                            "What a text model keeps between forwards, per sequence and layer")
+      .def_property_readonly("batch", &Cache::batch)
+      .def_property_readonly("max_len", &Cache::max_len)
+      .def_property_readonly("lengths", &Cache::lengths, "positions held, per sequence")
+      .def_property_readonly("length", [](const Cache& c) {
+        const auto& n = c.lengths();
+        for (int64_t x : n) {
+          GC_CHECK(x == n[0], ValueError, "cache.length: its sequences have different lengths ",
+                   "(use cache.lengths)");
         }
-        if (spans) {
-          GC_CHECK(spans->ndim() == 2 && spans->shape(1) == 3, ValueError,
-                   "forward: spans must be [n, 3] rows of (row, start, end)");
-          a.spans = spans->data();
-          a.n_spans = spans->shape(0);
-        }
-        a.span_in_window = span_in_window;
-        a.position_offset = position_offset;
-        run_forward(g, a, hooks);
-        return logits;
-      }, py::arg("tokens"), py::arg("cache") = py::none(), py::arg("lengths") = py::none(),
-         py::arg("last_only") = false, py::arg("embeds") = py::none(), py::arg("embed_mask") = py::none(),
-         py::arg("spans") = py::none(), py::arg("span_in_window") = true, py::arg("position_offset") = 0,
-         py::arg("hooks") = py::none(),
-         "logits [B, T, V] (or [B, 1, V] with last_only) float32 for int64 tokens [B, T], rows "
-         "right-padded past lengths[b]; hooks: an object with .names that is called as "
-         "hooks(name, activation) for each of those hook points (see gemmacpp.hooks)")
-      .def("hook_names", [](const GemmaModel& g) { return hook_names(g.config().n_layers); },
+        return n[0];
+      }, "positions held by every sequence (they must all have the same length)")
+      .def_property_readonly("nbytes", &Cache::nbytes)
+      .def("layer_nbytes", &Cache::layer_nbytes)
+      .def("reset", &Cache::reset)
+      .def("select", [](const Cache& c, const std::vector<int64_t>& sequences) {
+        return std::make_shared<Cache>(c.select(sequences));
+      }, py::arg("sequences"), "a new cache with copies of these sequences, in this order (repeats allowed)")
+      .def("copy", [](const Cache& c) {
+        std::vector<int64_t> all(size_t(c.batch()));
+        for (size_t i = 0; i < all.size(); ++i) all[i] = int64_t(i);
+        return std::make_shared<Cache>(c.select(all));
+      });
+
+  py::class_<TextModel, std::shared_ptr<TextModel>>(m, "TextModel", "A text model (use gemmacpp.load)")
+      .def("config", [](const TextModel& t) { return config_to_py(t.config()); })
+      .def_property_readonly("path", [](const TextModel& t) { return t.weights().path; })
+      .def("new_cache", &TextModel::new_cache, py::arg("batch"), py::arg("max_len"))
+      .def("forward", &forward, py::arg("tokens"), py::arg("cache") = py::none(), py::arg("lengths") = py::none(),
+           py::arg("last_only") = false, py::arg("embeds") = py::none(), py::arg("embed_mask") = py::none(),
+           py::arg("spans") = py::none(), py::arg("span_in_window") = true, py::arg("position_offset") = 0,
+           py::arg("hooks") = py::none(),
+           "logits [B, T, V] (or [B, 1, V] with last_only) float32 for int64 tokens [B, T], rows "
+           "right-padded past lengths[b]; hooks: an object with .names that is called as "
+           "hooks(name, activation) for each of those hook points (see gemmacpp.hooks)")
+      .def("hook_names", [](const TextModel& t) { return t.hook_sites().names(); },
            "every hook point's name, in the order a forward reaches them");
 
-  py::class_<KVCache, std::shared_ptr<KVCache>> cache_class(m, "KVCache", "Keys/values of a model's past positions");
-  def_sequence_cache(cache_class);
+  py::class_<models::Loaded>(m, "Loaded", "What a checkpoint holds (see gemmacpp.load)")
+      .def_readonly("family", &models::Loaded::family)
+      .def_readonly("kind", &models::Loaded::kind)
+      .def_readonly("text", &models::Loaded::text)
+      .def_readonly("vision", &models::Loaded::vision)
+      .def_readonly("projector", &models::Loaded::projector);
 
-  m.def("load_gemma", [](const std::string& path) { return without_gil([&] { return load_gemma(path); }); },
-        py::arg("path"), "Load a Gemma model from a HF checkpoint folder or a .safetensors file");
+  m.def("load", [](const std::string& path) { return without_gil([&] { return models::load(path); }); },
+        py::arg("path"),
+        "The model a checkpoint holds: a HF checkpoint folder, a .safetensors file next to its "
+        "config.json, or a .gguf file");
+  m.def("families", &models::families, "the model families gemmacpp reads, and from which formats");
 }
 
 }  // namespace gemmacpp::bindings

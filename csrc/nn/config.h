@@ -1,16 +1,21 @@
-// One description of a Gemma 1/2/3 text model: sizes, and every choice that varies per layer
-// (local or global attention, window, RoPE base and scale), spelled out so that the forward pass
-// never re-derives them from a family name.
+// The schema of a model's configuration, whatever file it came from: sizes, and every choice that
+// varies per layer (the mixer, local or global attention, window, RoPE base and scale), spelled
+// out so that a forward never re-derives them from a family name. Each family's config reader
+// (csrc/models/<family>/config.cc) fills it from a Hugging Face config.json or GGUF metadata.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-namespace gemmacpp {
+namespace gemmacpp::nn {
+
+// What mixes information across positions in a layer: attention, or Griffin's recurrent block
+// (conv + RG-LRU). A family's layer recipe holds the matching block for each layer.
+enum class Mixer : uint8_t { kAttention, kRecurrent };
 
 struct LayerConfig {
-  bool recurrent = false;    // Griffin recurrent block (conv + RG-LRU) instead of attention
+  Mixer mixer = Mixer::kAttention;
   bool local = false;        // sliding-window attention
   int64_t window = 0;        // keys with q - k < window; 0 on global layers
   double rope_base = 10000;  // theta
@@ -29,6 +34,8 @@ struct ModelConfig {
   bool sandwich_norms = false;  // post-attention and post-ffw norms (Gemma 2, 3)
   float embed_scale = 1;    // sqrt(d), applied to the embedding rows
   bool tied_head = true;    // logits = h E^T
+  // RMSNorm scales by 1 + w with w as HF stores it; llama.cpp's GGUF files store 1 + w.
+  bool norm_unit_offset = true;
   std::vector<LayerConfig> layers;
   // RecurrentGemma (Griffin) only; ffn above is the MLP's real hidden size there (half of HF's
   // intermediate_size), and every projection has a bias except q, k, v without attention_bias.
@@ -42,11 +49,6 @@ struct ModelConfig {
   void validate() const;
 };
 
-// From a Hugging Face config.json (model_type gemma, gemma2, gemma3_text, gemma3 whose
-// text_config is used, or recurrent_gemma); `what` names the source in errors.
-ModelConfig config_from_hf_json(const std::string& text, const std::string& what);
-ModelConfig config_from_hf_file(const std::string& path);
-
 // A SigLIP vision tower (HF SiglipVisionConfig): a ViT with patch size `patch` on square images of
 // image_size pixels, pre-LN layers with biases, MLP with gelu_tanh, and a final LayerNorm.
 struct VisionConfig {
@@ -58,13 +60,4 @@ struct VisionConfig {
   void validate() const;
 };
 
-// From a config.json: model_type siglip_vision_model itself, or the vision_config of a gemma3 or
-// paligemma config (with HF's SiglipVisionConfig defaults for fields left out).
-VisionConfig vision_config_from_hf_json(const std::string& text, const std::string& what);
-VisionConfig vision_config_from_hf_file(const std::string& path);
-
-class WeightFile;
-// From GGUF metadata (general.architecture gemma, gemma2, gemma3), as llama.cpp writes it.
-ModelConfig config_from_gguf(const WeightFile& f);
-
-}  // namespace gemmacpp
+}  // namespace gemmacpp::nn

@@ -5,7 +5,7 @@
 
 #include "csrc/core/error.h"
 
-namespace gemmacpp {
+namespace gemmacpp::nn {
 
 PackedBatch::PackedBatch(int64_t B_, int64_t T_, const int64_t* lengths, int64_t n_layers,
                          const CacheExtent& cache)
@@ -104,15 +104,34 @@ void PackedBatch::zero_padding(float* rows, int64_t width) const {
   }
 }
 
-void PackedHooks::operator()(HookPoint point, int64_t layer, float* rows,
-                             std::initializer_list<int64_t> inner) const {
-  if (wants(point, layer)) offer_packed_rows(*hooks_, point, layer, rows, batch_.count, batch_.offset, batch_.T, inner);
+void PackedHooks::operator()(int site, float* rows, std::initializer_list<int64_t> inner) const {
+  if (!wants(site)) return;
+  const int64_t B = batch_.B, T = batch_.T;
+  int64_t row_elems = 1;
+  for (int64_t n : inner) row_elems *= n;
+  std::vector<int64_t> shape = {B, T};
+  shape.insert(shape.end(), inner.begin(), inner.end());
+  if (batch_.M == B * T) {  // every sequence fills its T rows: the packed rows are [B, T, ...]
+    hooks_->call(site, rows, shape);
+    return;
+  }
+  std::vector<float> padded(size_t(B * T * row_elems), 0.0f);
+  const size_t row_bytes = size_t(row_elems) * sizeof(float);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = batch_.count[size_t(b)];
+    if (n > 0) std::memcpy(padded.data() + b * T * row_elems, rows + batch_.offset[size_t(b)] * row_elems, size_t(n) * row_bytes);
+  }
+  hooks_->call(site, padded.data(), shape);
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = batch_.count[size_t(b)];
+    if (n > 0) std::memcpy(rows + batch_.offset[size_t(b)] * row_elems, padded.data() + b * T * row_elems, size_t(n) * row_bytes);
+  }
 }
 
-void PackedHooks::spread(HookPoint point, int64_t layer, float* rows, int64_t width) const {
-  if (!wants(point, layer)) return;
-  hooks_->call(point, layer, rows, {batch_.B, batch_.T, width});
+void PackedHooks::spread(int site, float* rows, int64_t width) const {
+  if (!wants(site)) return;
+  hooks_->call(site, rows, {batch_.B, batch_.T, width});
   batch_.zero_padding(rows, width);  // padding stays zero whatever the hook wrote there
 }
 
-}  // namespace gemmacpp
+}  // namespace gemmacpp::nn

@@ -1,10 +1,10 @@
 // A [B, T] token batch with per-row lengths, packed into its real tokens: a forward's activation
 // rows are only the tokens that exist, one sequence after another, so padding costs no compute.
 // Sequence b's count[b] tokens are packed rows [offset[b], offset[b] + count[b]) at positions
-// start[b] + 0, 1, ... (start: what the cache already holds of it). The Gemma and Griffin forwards
-// share through it the checks of a batch, its packed ids and positions, the hooks' [B, T, ...] view
-// of packed activations, and the spreading of per-token outputs back to [B, T] (or to one row per
-// sequence for last_only).
+// start[b] + 0, 1, ... (start: what the cache already holds of it); offset is flash-attention's
+// cu_seqlens. Every forward shares through it the checks of a batch, its packed ids and
+// positions, the hooks' [B, T, ...] view of packed activations, and the spreading of per-token
+// outputs back to [B, T] (or to one row per sequence for last_only).
 #pragma once
 
 #include <cstdint>
@@ -13,22 +13,14 @@
 
 #include "csrc/nn/hooks.h"
 
-namespace gemmacpp {
+namespace gemmacpp::nn {
 
-// What the packing reads of a model's cache (KVCache, GriffinCache); lengths nullptr: no cache.
+// What the packing reads of a model's cache (nn/cache.h); lengths nullptr: no cache.
 struct CacheExtent {
   const std::vector<int64_t>* lengths = nullptr;  // positions each sequence already holds
   int64_t layers = 0;                             // layers of the model it was made for
   int64_t max_len = -1;                           // bound on a sequence's positions; -1: none
 };
-
-// bounded: whether the cache's max_len limits its sequences (a KV cache's global layers hold
-// max_len positions; a Griffin cache has one size whatever the length).
-template <class Cache>
-CacheExtent cache_extent(Cache* cache, bool bounded) {
-  if (!cache) return {};
-  return {&cache->lengths(), int64_t(cache->layers().size()), bounded ? cache->max_len() : -1};
-}
 
 class PackedBatch {
  public:
@@ -64,15 +56,18 @@ class PackedBatch {
 class PackedHooks {
  public:
   PackedHooks(HookSet* hooks, const PackedBatch& batch) : hooks_(hooks), batch_(batch) {}
-  bool wants(HookPoint point, int64_t layer) const { return hooks_ && hooks_->wants(point, layer); }
-  // Packed rows of shape inner each; edits in the padding of the hook's view are dropped.
-  void operator()(HookPoint point, int64_t layer, float* rows, std::initializer_list<int64_t> inner) const;
+  HookSet* hooks() const { return hooks_; }
+  bool wants(int site) const { return hooks_ && hooks_->wants(site); }
+  // Packed rows of shape inner each, offered as [B, T, inner...]: in place when every sequence
+  // fills all T rows, else through a zero-padded copy whose real rows are copied back (edits in
+  // the padding are dropped).
+  void operator()(int site, float* rows, std::initializer_list<int64_t> inner) const;
   // Rows already spread to [B, T, width] (the logits); the padding is zeroed again after the hook.
-  void spread(HookPoint point, int64_t layer, float* rows, int64_t width) const;
+  void spread(int site, float* rows, int64_t width) const;
 
  private:
   HookSet* hooks_;
   const PackedBatch& batch_;
 };
 
-}  // namespace gemmacpp
+}  // namespace gemmacpp::nn

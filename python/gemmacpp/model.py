@@ -300,18 +300,16 @@ def load(source=None, *, device: str = "cpu", dtype=None, threads: int | None = 
     path = os.fspath(source)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such checkpoint: {path!r}")
-    # By config.json's model_type: RecurrentGemma; vision checkpoints (a bare SigLIP tower,
-    # Gemma 3 with a vision_config, PaliGemma).
+    # The C++ registry decides what the checkpoint is; config.json's other settings (image
+    # processing, token ids) are read here for the vision-language checkpoints.
+    loaded = _core.load(path)
     from . import multimodal
-    cfg = multimodal.read_config(path)
-    if isinstance(cfg, dict) and cfg.get("model_type") == "recurrent_gemma":
-        return Model(_core.load_griffin(path))
-    if multimodal.is_vision_config(cfg):
-        if cfg["model_type"] == "siglip_vision_model":
-            return multimodal.VisionModel(_core.load_siglip(path), path)
-        text, tower, projector = _core.load_multimodal(path, int(cfg.get("mm_tokens_per_image", 256)))
-        return Model(text, multimodal.ImageInputs(cfg, path, tower, projector))
-    return Model(_core.load_gemma(path))
+    if loaded.text is None:
+        return multimodal.VisionModel(loaded.vision, path)
+    if loaded.vision is not None:
+        return Model(loaded.text, multimodal.ImageInputs(multimodal.read_config(path), path, loaded.vision,
+                                                         loaded.projector))
+    return Model(loaded.text)
 
 
 def default_model_path() -> str:

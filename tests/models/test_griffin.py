@@ -348,7 +348,63 @@ def test_hook_names(checkpoint):
         for s in ("hook_resid_pre", "hook_resid_mid", "mlp.hook_post", "hook_mlp_out", "hook_resid_post"):
             assert f"blocks.{i}.{s}" in names
         assert (f"blocks.{i}.rglru.hook_a" in names) == recurrent
+        for s in ("q", "k", "v", "scores", "pattern", "z"):  # the shared attention block's sites
+            assert (f"blocks.{i}.attn.hook_{s}" in names) == (not recurrent)
     assert len(set(names)) == len(names)
+
+
+def test_attention_layer_hooks_match_transformers(checkpoint):
+    """An attention layer's attn.hook_q/k/v are its projections (before RoPE), attn.hook_z the
+    o_proj input; the pattern is a causal, windowed softmax whose rows give z from v; zeroing a
+    head of z equals zeroing it with a PyTorch pre-hook on o_proj."""
+    name, folder, model = checkpoint
+    m = gc.load(folder)
+    toks = tokens_for(name)
+    cfg = m.config
+    layer = next(i for i, lc in enumerate(cfg["layers"]) if lc["type"] != "recurrent")
+    H, K, D, W = cfg["num_heads"], cfg["num_kv_heads"], cfg["head_dim"], cfg["layers"][layer]["window"]
+    tb = model.model.layers[layer].temporal_block
+    seen = {}
+
+    def keep(key, inputs=False):
+        def hook(mod, args, out=None):
+            x = (args[0] if inputs else out).detach().double().numpy()
+            seen[key] = x.reshape(x.shape[0], x.shape[1], -1, D)
+        return hook
+    handles = [tb.q_proj.register_forward_hook(keep("q")), tb.k_proj.register_forward_hook(keep("k")),
+               tb.v_proj.register_forward_hook(keep("v")), tb.o_proj.register_forward_pre_hook(keep("z", True))]
+    try:
+        with torch.no_grad():
+            model(torch.from_numpy(toks), use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+    _, acts = m.run_with_cache(toks, names=f"blocks.{layer}.attn.*")
+    for s in "qkvz":
+        assert rel_err(acts[f"blocks.{layer}.attn.hook_{s}"], seen[s]) <= REL_TOL, s
+    pattern, v, z = (acts[f"blocks.{layer}.attn.hook_{s}"].astype(np.float64) for s in ("pattern", "v", "z"))
+    T = toks.shape[1]
+    assert pattern.shape == (toks.shape[0], H, T, T)
+    np.testing.assert_allclose(pattern.sum(-1), 1, atol=1e-5)
+    q_pos, k_pos = np.arange(T)[:, None], np.arange(T)[None, :]
+    assert np.all(pattern[..., (k_pos > q_pos) | (q_pos - k_pos >= W)] == 0)
+    z_from_pattern = np.einsum("bhqk,bkhd->bqhd", pattern, np.repeat(v, H // K, axis=2))
+    assert rel_err(z_from_pattern, z) <= REL_TOL
+
+    def zero_head(mod, args):
+        x = args[0].clone()
+        x[..., D:2 * D] = 0  # head 1
+        return (x,)
+    handle = tb.o_proj.register_forward_pre_hook(zero_head)
+    try:
+        with torch.no_grad():
+            want = model(torch.from_numpy(toks), use_cache=False).logits.double().numpy()
+    finally:
+        handle.remove()
+    with m.hooks({f"blocks.{layer}.attn.hook_z": lambda a, n: a[:, :, 1].fill(0)}):
+        got = m.forward(toks)
+    assert rel_err(got, want) <= REL_TOL
+    assert rel_err(m.forward(toks), want) > 100 * REL_TOL  # the edit matters
 
 
 def hf_recurrent_capture(model, toks, edit_layer=None):

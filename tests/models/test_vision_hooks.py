@@ -1,6 +1,7 @@
-"""Vision tower hooks (vision.blocks.{i}.hook_resid_post, vision.hook_out) against transformers:
-what they offer equals SiglipVisionModel's hidden states, and an edit there changes the image
-features and Gemma 3's logits exactly as the same edit made with a PyTorch forward hook."""
+"""Vision tower hooks (vision.hook_embed, vision.blocks.{i}.* as the text blocks name theirs,
+vision.hook_out) against transformers: what they offer equals SiglipVisionModel's hidden states,
+attentions and projections, and an edit there changes the image features and Gemma 3's logits
+exactly as the same edit made with a PyTorch forward hook."""
 import numpy as np
 import pytest
 
@@ -32,23 +33,82 @@ def tower(ref):
 
 # ---- a bare SiglipVisionModel ----
 
-def test_bare_tower_names_and_cache_match_hidden_states(siglip):
+VIT_LAYER_POINTS = ["hook_resid_pre", "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_scores",
+                    "attn.hook_pattern", "attn.hook_z", "hook_attn_out", "hook_resid_mid", "mlp.hook_pre",
+                    "mlp.hook_post", "hook_mlp_out", "hook_resid_post"]
+
+
+def vision_names(n_layers):
+    return (["vision.hook_embed"] + [f"vision.blocks.{i}.{p}" for i in range(n_layers) for p in VIT_LAYER_POINTS]
+            + ["vision.hook_out"])
+
+
+def hf_vision_activations(ref, px):
+    """Every vision hook point's value in transformers' SiglipVisionModel, from its hidden states
+    and forward hooks on the projections (the pattern: the softmax of their q k^T / sqrt(D))."""
+    t = tower(ref)
+    cfg = t.config
+    H = cfg.num_attention_heads
+    got, handles = {}, []
+
+    def keep(name, heads=False, inputs=False):
+        def hook(module, args, output=None):
+            x = (args[0] if inputs else output).detach().double().numpy()
+            got[name] = x.reshape(x.shape[0], x.shape[1], H, -1) if heads else x
+        return hook
+    for i, layer in enumerate(t.encoder.layers):
+        a, p = layer.self_attn, f"vision.blocks.{i}."
+        handles += [a.q_proj.register_forward_hook(keep(p + "attn.hook_q", heads=True)),
+                    a.k_proj.register_forward_hook(keep(p + "attn.hook_k", heads=True)),
+                    a.v_proj.register_forward_hook(keep(p + "attn.hook_v", heads=True)),
+                    a.out_proj.register_forward_pre_hook(keep(p + "attn.hook_z", heads=True, inputs=True)),
+                    a.out_proj.register_forward_hook(keep(p + "hook_attn_out")),
+                    layer.mlp.fc1.register_forward_hook(keep(p + "mlp.hook_pre")),
+                    layer.mlp.fc2.register_forward_pre_hook(keep(p + "mlp.hook_post", inputs=True)),
+                    layer.mlp.fc2.register_forward_hook(keep(p + "hook_mlp_out"))]
+    try:
+        with torch.no_grad():
+            out = ref(pixel_values=px, output_hidden_states=True)
+    finally:
+        for h in handles:
+            h.remove()
+    hidden = [h.double().numpy() for h in out.hidden_states]
+    got["vision.hook_embed"] = hidden[0]
+    for i in range(len(hidden) - 1):
+        p = f"vision.blocks.{i}."
+        got[p + "hook_resid_pre"] = hidden[i]
+        got[p + "hook_resid_mid"] = hidden[i] + got[p + "hook_attn_out"]
+        got[p + "hook_resid_post"] = hidden[i + 1]
+        q, k = got[p + "attn.hook_q"], got[p + "attn.hook_k"]
+        s = np.einsum("nphd,nqhd->nhpq", q, k) / np.sqrt(q.shape[-1])
+        e = np.exp(s - s.max(-1, keepdims=True))
+        got[p + "attn.hook_pattern"] = e / e.sum(-1, keepdims=True)
+    got["vision.hook_out"] = out.last_hidden_state.double().numpy()
+    return got
+
+
+def test_bare_tower_names_and_cache_match_transformers(siglip):
     folder, ref = siglip
     m = gc.load(folder)
-    assert m.hook_names() == ["vision.blocks.0.hook_resid_post", "vision.blocks.1.hook_resid_post",
-                              "vision.blocks.2.hook_resid_post", "vision.hook_out"]
+    assert m.hook_names() == vision_names(3)
     px = pixels(2, 3, 35)
-    with torch.no_grad():
-        want = ref(pixel_values=px, output_hidden_states=True)
+    want = hf_vision_activations(ref, px)
     plain = m.encode_image(px.numpy(), preprocess=False)
     out, cache = m.run_with_cache(px.numpy(), preprocess=False)
     assert list(cache) == m.hook_names()
-    assert np.array_equal(out, plain)  # recording changes nothing
-    for i in range(3):
-        got = cache[f"vision.blocks.{i}.hook_resid_post"]
-        assert got.shape == (2, 25, 48) and got.dtype == np.float32
-        assert rel_err(got, want.hidden_states[i + 1].double().numpy()) < REL_TOL
-    assert rel_err(cache["vision.hook_out"], want.last_hidden_state.double().numpy()) < REL_TOL
+    assert rel_err(out, plain) < REL_TOL  # scores and patterns take the plain attention path
+    _, resid = m.run_with_cache(px.numpy(), preprocess=False, names="vision.*resid*")
+    assert np.array_equal(m.run_with_cache(px.numpy(), preprocess=False, names="vision.*resid*")[0], plain)
+    for name in m.hook_names():
+        got = cache[name]
+        assert got.dtype == np.float32
+        if name.endswith("hook_scores"):  # their softmax is the pattern
+            assert got.shape == (2, 4, 25, 25)
+            e = np.exp(got - got.max(-1, keepdims=True))
+            assert np.allclose(e / e.sum(-1, keepdims=True), cache[name.replace("scores", "pattern")], atol=1e-6)
+            continue
+        assert got.shape == want[name].shape, name
+        assert rel_err(got, want[name]) < REL_TOL, name
     assert np.array_equal(cache["vision.hook_out"], out)
     assert cache.stack("vision.blocks.*.hook_resid_post").shape == (3, 2, 25, 48)
 
@@ -109,18 +169,18 @@ def test_gemma3_names_and_cache(gemma3):
     folder, ref = gemma3
     m = gc.load(folder)
     names = m.hook_names()
-    assert names[:3] == ["vision.blocks.0.hook_resid_post", "vision.blocks.1.hook_resid_post",
-                         "vision.hook_out"]
-    assert names[3] == "hook_embed" and names[-1] == "hook_logits"
-    assert not any(n.startswith("vision.") for n in names[3:])
+    nv = len(vision_names(2))
+    assert names[:nv] == vision_names(2)
+    assert names[nv] == "hook_embed" and names[-1] == "hook_logits"
+    assert not any(n.startswith("vision.") for n in names[nv:])
     px = pixels(3, 6, 28)
     with torch.no_grad():
         want = tower(ref)(pixel_values=px, output_hidden_states=True)
     plain = m.forward(np.array(ROWS), images=px.numpy())
     logits, cache = m.run_with_cache(np.array(ROWS), images=px.numpy(),
-                                     names=["vision.*", "hook_embed"])
+                                     names=["vision.*resid*", "vision.hook_out", "hook_embed"])
     assert np.array_equal(logits, plain)
-    assert list(cache) == names[:4]
+    assert list(cache) == [n for n in names[:nv + 1] if "resid" in n or "hook_out" in n or n == "hook_embed"]
     assert cache["vision.hook_out"].shape == (3, 16, 32)
     for i in range(2):
         assert rel_err(cache[f"vision.blocks.{i}.hook_resid_post"],
@@ -193,10 +253,11 @@ def test_gemma3_no_vision_hook_is_bitwise_plain(gemma3):
     with m.hooks({"hook_embed": lambda a, n: seen.append(n)}):
         assert np.array_equal(m.forward(np.array(ROWS), images=px), plain)
         assert np.array_equal(m.encode_image(px, preprocess=False), soft)
-    with m.hooks({"vision.*": lambda a, n: seen.append(n)}):
+    # Every vision point but the scores and patterns, which take the plain attention path.
+    with m.hooks({lambda n: n.startswith("vision.") and "hook_scores" not in n and "hook_pattern" not in n:
+                  lambda a, n: seen.append(n)}):
         assert np.array_equal(m.forward(np.array(ROWS), images=px), plain)
-    assert seen == ["hook_embed", "vision.blocks.0.hook_resid_post", "vision.blocks.1.hook_resid_post",
-                    "vision.hook_out"]
+    assert seen == ["hook_embed"] + [n for n in vision_names(2) if "scores" not in n and "pattern" not in n]
 
 
 def test_gemma3_generate_with_images_calls_vision_hooks(gemma3):
@@ -223,8 +284,7 @@ def test_gemma3_generate_with_images_calls_vision_hooks(gemma3):
 def test_paligemma_out_edit_matches_torch_hook(paligemma2):
     folder, ref = paligemma2
     m = gc.load(folder)
-    assert m.hook_names()[:3] == ["vision.blocks.0.hook_resid_post", "vision.blocks.1.hook_resid_post",
-                                  "vision.hook_out"]
+    assert m.hook_names()[:len(vision_names(2))] == vision_names(2)
     prefix = [IMG] * 16 + [2, 10, 11, 12, 108]
     px = pixels(1, 12, 28)
     scale = np.linspace(-1.0, 2.0, 16, dtype=np.float32)[None, :, None]  # per patch

@@ -1,19 +1,33 @@
-#include "csrc/nn/rg_lru_weights.h"
+#include "csrc/cpu/reference/rg_lru_scan.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
-#include "csrc/nn/weight_ops.h"
+namespace gemmacpp::cpu::reference {
+namespace {
 
-namespace gemmacpp::rg_lru_weights {
+// Element i of a float array of any float dtype (weights in a mapping may be unaligned).
+float element_f32(DType dt, const void* p, int64_t i) {
+  const auto* b = static_cast<const uint8_t*>(p);
+  if (dt == DType::kF32) {
+    float f;
+    std::memcpy(&f, b + 4 * i, 4);
+    return f;
+  }
+  uint16_t h;
+  std::memcpy(&h, b + 2 * i, 2);
+  return dt == DType::kBF16 ? bf16_to_f32(h) : f16_to_f32(h);
+}
 
-std::vector<float> recurrence_weights(const float* gate_a, const uint8_t* reset, int64_t rows,
-                                      int64_t W, const WeightTensor& a_param, float c) {
+}  // namespace
+
+std::vector<float> rg_lru_recurrence_weights(const float* gate_a, const uint8_t* reset, int64_t rows,
+                                             int64_t W, DType a_dtype, const void* a_param, float c) {
   // softplus in double once per channel: log1p(exp(p)), written to stay finite for large p.
-  const std::vector<float> p = model_ops::to_f32(a_param);
   std::vector<float> sp(static_cast<size_t>(W));
   for (int64_t j = 0; j < W; ++j) {
-    const double v = p[size_t(j)];
+    const double v = element_f32(a_dtype, a_param, j);
     sp[size_t(j)] = float(v > 0 ? v + std::log1p(std::exp(-v)) : std::log1p(std::exp(v)));
   }
   std::vector<float> a(static_cast<size_t>(rows * W));
@@ -32,8 +46,8 @@ std::vector<float> recurrence_weights(const float* gate_a, const uint8_t* reset,
   return a;
 }
 
-void scan(const float* a, const float* x, const float* gate_x, int64_t nb, int64_t n, int64_t W,
-          const float* h0, float* y, float* h_last) {
+void rg_lru_scan(const float* a, const float* x, const float* gate_x, int64_t nb, int64_t n, int64_t W,
+                 const float* h0, float* y, float* h_last) {
   std::vector<float> h(static_cast<size_t>(W));
   for (int64_t s = 0; s < nb; ++s) {
     if (h0) {
@@ -57,4 +71,4 @@ void scan(const float* a, const float* x, const float* gate_x, int64_t nb, int64
   }
 }
 
-}  // namespace gemmacpp::rg_lru_weights
+}  // namespace gemmacpp::cpu::reference

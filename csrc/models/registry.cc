@@ -1,0 +1,142 @@
+#include "csrc/models/registry.h"
+
+#include <utility>
+
+#include "csrc/core/error.h"
+#include "csrc/io/checkpoint.h"
+#include "csrc/models/gemma/config.h"
+#include "csrc/models/gemma/gemma.h"
+#include "csrc/models/griffin/config.h"
+#include "csrc/models/griffin/griffin.h"
+#include "csrc/models/multimodal/multimodal.h"
+
+namespace gemmacpp::models {
+namespace {
+
+// Where a checkpoint's config came from: config.json (HF) or the GGUF file's metadata.
+struct Source {
+  std::string path, what;
+  const json::Value* config = nullptr;             // HF
+  std::shared_ptr<const WeightFile> gguf;          // GGUF
+};
+
+struct Family {
+  const char* name;
+  std::vector<std::string> hf_model_types;
+  std::vector<std::string> gguf_architectures;
+  bool (*accepts)(const Source&);  // nullptr: every checkpoint of those types
+  Loaded (*load)(const Source&);
+};
+
+bool has_vision_config(const Source& s) { return s.config->get("vision_config") != nullptr; }
+
+Loaded load_gemma(const Source& s) {
+  Loaded out;
+  if (s.gguf) {
+    out.text = gemma::make_model(gemma::config_from_gguf(*s.gguf), s.gguf);
+  } else {
+    nn::ModelConfig c = gemma::config_from_hf(*s.config, s.what);
+    out.text = gemma::make_model(std::move(c), std::make_shared<const WeightFile>(open_weights(s.path)));
+  }
+  return out;
+}
+
+Loaded load_griffin(const Source& s) {
+  Loaded out;
+  nn::ModelConfig c = griffin::config_from_hf(*s.config, s.what);
+  out.text = griffin::make_model(std::move(c), std::make_shared<const WeightFile>(open_weights(s.path)));
+  return out;
+}
+
+Loaded load_vision_language(const Source& s) {
+  multimodal::Parts p = multimodal::load(s.path, *s.config, s.what);
+  Loaded out;
+  out.kind = p.kind;
+  out.text = std::move(p.text);
+  out.vision = std::move(p.vision);
+  out.projector = std::move(p.projector);
+  return out;
+}
+
+Loaded load_siglip(const Source& s) {
+  Loaded out;
+  out.vision = siglip::load(s.path, *s.config, s.what);
+  return out;
+}
+
+// First match wins: a gemma3 config with a vision_config is the vision-language model, without
+// one its text_config is read as a text model.
+const std::vector<Family>& table() {
+  static const std::vector<Family> rows = {
+      {"gemma3_vision", {"gemma3"}, {}, has_vision_config, load_vision_language},
+      {"paligemma", {"paligemma"}, {}, nullptr, load_vision_language},
+      {"gemma", {"gemma", "gemma2", "gemma3_text", "gemma3"}, {"gemma", "gemma2", "gemma3"}, nullptr, load_gemma},
+      {"recurrent_gemma", {"recurrent_gemma"}, {}, nullptr, load_griffin},
+      {"siglip", {"siglip_vision_model"}, {}, nullptr, load_siglip},
+  };
+  return rows;
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& x) {
+  for (const std::string& s : v)
+    if (s == x) return true;
+  return false;
+}
+
+std::string known(bool gguf) {
+  std::string out;
+  for (const Family& f : table()) {
+    for (const std::string& t : gguf ? f.gguf_architectures : f.hf_model_types) {
+      if (out.find("'" + t + "'") == std::string::npos) out += (out.empty() ? "'" : ", '") + t + "'";
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Loaded load(const std::string& path) {
+  Source s;
+  s.path = path;
+  json::Value config;
+  std::string key;
+  bool gguf = checkpoint::is_gguf(path);
+  if (gguf) {
+    s.gguf = std::make_shared<const WeightFile>(open_weights(path));
+    s.what = "'" + s.gguf->path + "'";
+    const MetaValue* arch = s.gguf->meta("general.architecture");
+    GC_CHECK(arch && arch->type == MetaValue::Type::kString, ValueError, s.what, ": no general.architecture string");
+    key = arch->as_string();
+  } else {
+    // A HF checkpoint's config comes first, so that a folder without one says so.
+    config = checkpoint::read_json_file(checkpoint::side_file(path, "config.json"), &s.what);
+    GC_CHECK(config.kind == json::Value::Kind::kObject, ValueError, s.what, ": not a JSON object");
+    s.config = &config;
+    key = json::Reader{config, s.what}.string_or("model_type", "");
+  }
+  for (const Family& f : table()) {
+    if (!contains(gguf ? f.gguf_architectures : f.hf_model_types, key)) continue;
+    if (f.accepts && !f.accepts(s)) continue;
+    Loaded out = f.load(s);
+    out.family = f.name;
+    return out;
+  }
+  throw NotImplementedError(str_cat(s.what, ": ", gguf ? "architecture" : "model_type", " '", key,
+                                    "' is not a model gemmacpp runs (it reads ", known(gguf), ")"));
+}
+
+std::vector<std::string> families() {
+  std::vector<std::string> out;
+  for (const Family& f : table()) {
+    std::string row = std::string(f.name) + ": hf ";
+    for (size_t i = 0; i < f.hf_model_types.size(); ++i) row += (i ? ", " : "") + f.hf_model_types[i];
+    if (!f.gguf_architectures.empty()) {
+      row += " / gguf ";
+      for (size_t i = 0; i < f.gguf_architectures.size(); ++i) row += (i ? ", " : "") + f.gguf_architectures[i];
+    }
+    out.push_back(row);
+  }
+  return out;
+}
+
+}  // namespace gemmacpp::models

@@ -1,0 +1,215 @@
+#include "csrc/nn/attention.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "csrc/ops/dispatch.h"
+
+namespace gemmacpp::nn {
+namespace {
+
+// Causal float32 self-attention of sequence rows [r0, r0 + n) of packed q / out [M, H * D] and
+// k / v [M, K * D] over its own n keys; the caller adds the mask and a cache's keys.
+AttentionArgs packed_sequence(const float* q, float* out, const float* k, const float* v, int64_t r0,
+                              int64_t n, int64_t H, int64_t K, int64_t D) {
+  const int64_t R = K * D;
+  AttentionArgs a;
+  a.dtype = DType::kF32;
+  a.q = q + r0 * H * D;
+  a.out = out + r0 * H * D;
+  a.k = k + r0 * R;
+  a.v = v + r0 * R;
+  a.B = 1, a.Tq = n, a.Tk = n, a.Hq = H, a.Hkv = K, a.D = D;
+  const int64_t qs[3] = {n * H * D, H * D, D}, ks[3] = {n * R, R, D};
+  for (int j = 0; j < 3; ++j) {
+    a.q_stride[j] = a.out_stride[j] = qs[j];
+    a.k_stride[j] = a.v_stride[j] = ks[j];
+  }
+  return a;
+}
+
+// The sequence's n new keys/values (rows of R floats, at positions pos0, pos0 + 1, ...) go into its
+// ring of W rows, which already holds positions up to pos0 - 1 (only the last W are kept there).
+// a then attends over the ring's older keys (up to W - 1, in position order) followed by the new
+// ones, copied to one contiguous run in k_win / v_win: the kernel needs relative positions only.
+// Returns the key index of the first new token (the number of older keys).
+int64_t ring_window(float* ring_k, float* ring_v, int64_t W, int64_t pos0, const float* new_k,
+                    const float* new_v, int64_t n, int64_t R, std::vector<float>& k_win,
+                    std::vector<float>& v_win, AttentionArgs& a) {
+  const int64_t n_old = std::min(W - 1, pos0);
+  const size_t row_bytes = size_t(R) * sizeof(float);
+  k_win.resize(size_t((n_old + n) * R));
+  v_win.resize(size_t((n_old + n) * R));
+  for (int64_t j = 0; j < n_old; ++j) {
+    const int64_t src = (pos0 - n_old + j) % W;
+    std::memcpy(k_win.data() + j * R, ring_k + src * R, row_bytes);
+    std::memcpy(v_win.data() + j * R, ring_v + src * R, row_bytes);
+  }
+  std::memcpy(k_win.data() + n_old * R, new_k, size_t(n) * row_bytes);
+  std::memcpy(v_win.data() + n_old * R, new_v, size_t(n) * row_bytes);
+  // Only the last W new positions can be seen again.
+  for (int64_t t = std::max<int64_t>(0, n - W); t < n; ++t) {
+    const int64_t dst = (pos0 + t) % W;
+    std::memcpy(ring_k + dst * R, new_k + t * R, row_bytes);
+    std::memcpy(ring_v + dst * R, new_v + t * R, row_bytes);
+  }
+  a.k = k_win.data();
+  a.v = v_win.data();
+  a.Tk = n_old + n;
+  a.q_start = n_old;
+  a.k_stride[0] = a.v_stride[0] = a.Tk * R;
+  return n_old;
+}
+
+// Per-query key ranges (key indices, this call's token t at key_offset + t) for causal attention
+// (with a window W > 0 on local layers) in which tokens of a span [s, e) also see the span's later
+// tokens: lo = p - W + 1 (or, with !in_window, at most s), hi = max(p + 1, e). Both non-decreasing.
+void span_key_ranges(const std::vector<int64_t>& spans, int64_t n, int64_t key_offset, int64_t window,
+                     bool in_window, std::vector<int64_t>* lo, std::vector<int64_t>* hi) {
+  lo->resize(size_t(n));
+  hi->resize(size_t(n));
+  size_t k = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    while (k < spans.size() && spans[k + 1] <= t) k += 2;
+    const bool in_span = k < spans.size() && spans[k] <= t;
+    const int64_t p = key_offset + t;
+    int64_t l = window > 0 ? std::max<int64_t>(0, p - window + 1) : 0;
+    int64_t h = p + 1;
+    if (in_span) {
+      h = std::max(h, key_offset + spans[k + 1]);
+      if (!in_window) l = std::min(l, key_offset + spans[k]);
+    }
+    (*lo)[size_t(t)] = l;
+    (*hi)[size_t(t)] = h;
+  }
+}
+
+}  // namespace
+
+Attention::Attention(const Scope& s, const AttentionSpec& spec, int64_t layer)
+    : spec_(spec), layer_(layer) {
+  const int64_t d = spec.d, qd = spec.heads * spec.head_dim, kvd = spec.kv_heads * spec.head_dim;
+  auto bias = [&](const char* proj, bool has) { return has ? s.name(std::string(proj) + ".bias") : ""; };
+  q_ = Linear(s.weights, s.name("q.weight"), qd, d, bias("q", spec.qkv_bias));
+  k_ = Linear(s.weights, s.name("k.weight"), kvd, d, bias("k", spec.qkv_bias));
+  v_ = Linear(s.weights, s.name("v.weight"), kvd, d, bias("v", spec.qkv_bias));
+  o_ = Linear(s.weights, s.name("o.weight"), d, qd, bias("o", spec.o_bias));
+  if (spec.qk_norm) {
+    q_norm_ = RMSNorm(s.weights, s.name("q_norm.weight"), spec.head_dim, spec.norm_eps, spec.norm_unit_offset);
+    k_norm_ = RMSNorm(s.weights, s.name("k_norm.weight"), spec.head_dim, spec.norm_eps, spec.norm_unit_offset);
+  }
+  q_site_ = s.site("hook_q");
+  k_site_ = s.site("hook_k");
+  v_site_ = s.site("hook_v");
+  scores_site_ = s.site("hook_scores");
+  pattern_site_ = s.site("hook_pattern");
+  z_site_ = s.site("hook_z");
+}
+
+SlotSpec Attention::cache_slot(int64_t max_len) const {
+  KvSpec kv;
+  kv.row_elems = spec_.kv_heads * spec_.head_dim;
+  kv.fixed = spec_.fixed_ring;
+  kv.ring = spec_.window > 0 && (spec_.fixed_ring || spec_.window < max_len);
+  kv.capacity = kv.ring ? spec_.window : 0;
+  return kv;
+}
+
+void Attention::operator()(const Forward& f, const float* h, float* out) const {
+  const PackedBatch& p = f.batch;
+  const int64_t M = p.M, B = p.B, H = spec_.heads, K = spec_.kv_heads, D = spec_.head_dim, R = K * D;
+  const Buffer q(M * H * D, f.device), k(M * R, f.device), v(M * R, f.device), o(M * H * D, f.device);
+  q_(f.device, h, M, q);
+  k_(f.device, h, M, k);
+  v_(f.device, h, M, v);
+  if (spec_.qk_norm) {
+    q_norm_(f.device, q, q, M * H);
+    k_norm_(f.device, k, k, M * K);
+  }
+  f.offer(q_site_, q, {H, D});
+  f.offer(k_site_, k, {K, D});
+  f.offer(v_site_, v, {K, D});
+  if (spec_.rope) {
+    // Packed rows as one sequence of M tokens, each with its own position.
+    const int64_t rd = spec_.rotary_dim > 0 ? spec_.rotary_dim : D;
+    for (float* x : {q.data(), k.data()}) {
+      ops::dispatch::rope(f.device, DType::kF32, x, x, 1, M, x == q.data() ? H : K, D, DType::kI64,
+                          f.positions.data(), false, spec_.rope_base, spec_.rope_scale, rd);
+    }
+  }
+
+  // One problem per sequence: each sees only its own keys, with a cache its past ones too. Their
+  // key windows and span ranges live until the one attention call over all of them.
+  KvSlot* kv = f.cache ? &f.cache->kv(layer_) : nullptr;
+  std::vector<AttentionArgs> seqs(static_cast<size_t>(B));
+  std::vector<std::vector<float>> k_win(kv && kv->spec.ring ? size_t(B) : 0), v_win(k_win.size());
+  std::vector<std::vector<int64_t>> key_lo(static_cast<size_t>(B)), key_hi(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t n = p.count[size_t(b)], r0 = p.offset[size_t(b)], pos0 = p.start[size_t(b)];
+    AttentionArgs& a = seqs[size_t(b)];
+    a = packed_sequence(q, o, k, v, r0, n, H, K, D);
+    if (n == 0) continue;  // nothing to attend, nothing for the cache
+    a.causal = spec_.causal;
+    a.window = spec_.window;
+    a.softcap = spec_.softcap;
+    a.scale = spec_.scale;
+    int64_t key_offset = 0;  // key index of this call's first token
+    if (kv) {
+      std::vector<float>& ck = kv->k[size_t(b)];
+      std::vector<float>& cv = kv->v[size_t(b)];
+      const float* new_k = k.data() + r0 * R;
+      const float* new_v = v.data() + r0 * R;
+      if (!kv->spec.ring) {
+        ck.resize(size_t((pos0 + n) * R));
+        cv.resize(size_t((pos0 + n) * R));
+        std::memcpy(ck.data() + pos0 * R, new_k, size_t(n * R) * sizeof(float));
+        std::memcpy(cv.data() + pos0 * R, new_v, size_t(n * R) * sizeof(float));
+        a.k = ck.data();
+        a.v = cv.data();
+        a.Tk = pos0 + n;
+        a.q_start = pos0;
+        key_offset = pos0;
+        a.k_stride[0] = a.v_stride[0] = a.Tk * R;
+      } else {
+        const int64_t W = kv->spec.capacity;
+        const int64_t rows = kv->spec.fixed ? W : std::min(W, pos0 + n);  // once the new keys are in
+        ck.resize(size_t(rows * R));
+        cv.resize(size_t(rows * R));
+        key_offset = ring_window(ck.data(), cv.data(), W, pos0, new_k, new_v, n, R, k_win[size_t(b)],
+                                 v_win[size_t(b)], a);
+      }
+    }
+    if (f.spans && !(*f.spans)[size_t(b)].empty()) {
+      span_key_ranges((*f.spans)[size_t(b)], n, key_offset, a.window, f.span_in_window, &key_lo[size_t(b)],
+                      &key_hi[size_t(b)]);
+      a.key_lo = key_lo[size_t(b)].data();
+      a.key_hi = key_hi[size_t(b)].data();
+    }
+  }
+
+  if (f.offer.wants(scores_site_) || f.offer.wants(pattern_site_)) {
+    // The plain path: scores and pattern written out as [B, H, T, Tk], key index = absolute
+    // position, so that every sequence's keys line up.
+    const int64_t T = p.T;
+    int64_t Tk = 0;
+    std::vector<int64_t> first_key(size_t(B), 0);
+    for (int64_t b = 0; b < B; ++b) {
+      Tk = std::max(Tk, p.start[size_t(b)] + p.count[size_t(b)]);
+      if (p.count[size_t(b)] > 0) first_key[size_t(b)] = p.start[size_t(b)] - seqs[size_t(b)].q_start;
+    }
+    std::vector<float> s(size_t(B * H * T * Tk));
+    const std::vector<int64_t> shape = {B, H, T, Tk};
+    ops::dispatch::attention_scores(f.device, seqs.data(), B, first_key.data(), T, Tk, s.data());
+    if (f.offer.wants(scores_site_)) f.hooks()->call(scores_site_, s.data(), shape);
+    ops::dispatch::attention_pattern(f.device, seqs.data(), B, first_key.data(), T, Tk, s.data());
+    if (f.offer.wants(pattern_site_)) f.hooks()->call(pattern_site_, s.data(), shape);
+    ops::dispatch::attention_values(f.device, seqs.data(), B, first_key.data(), T, Tk, s.data());
+  } else {
+    ops::dispatch::attention(f.device, seqs.data(), B);
+  }
+  f.offer(z_site_, o, {H, D});
+  o_(f.device, o, M, out);
+}
+
+}  // namespace gemmacpp::nn

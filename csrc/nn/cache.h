@@ -1,0 +1,82 @@
+// What a text model carries from one forward to the next, per sequence of a batch: each sequence
+// has its own length (the positions it has seen, so prompts of different lengths share one cache)
+// and each layer its own slot, of the kind its mixer needs:
+//  * KvSlot: the keys and values of past positions, float32, [rows][row_elems] per sequence.
+//    A full slot keeps every position (up to max_len); a ring keeps the last `capacity` ones
+//    (position p in row p % capacity), so a sliding-window layer stops growing at its window. A
+//    fixed ring has its `capacity` rows from the start (RecurrentGemma's cache has one size).
+//  * RecurrentSlot: a recurrent block's state, [B, width] and the conv's last inputs
+//    [B, conv_rows, width], allocated up front.
+// Layers made by a block that keeps nothing have an empty slot.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <variant>
+#include <vector>
+
+namespace gemmacpp::nn {
+
+struct KvSpec {
+  int64_t row_elems = 0;  // floats of one position's keys (kv_heads * head_dim)
+  bool ring = false;
+  bool fixed = false;     // a ring allocated whole at creation
+  int64_t capacity = 0;   // ring rows; 0 for a full slot (it holds up to max_len)
+  bool operator==(const KvSpec& o) const {
+    return row_elems == o.row_elems && ring == o.ring && fixed == o.fixed && capacity == o.capacity;
+  }
+};
+struct RecurrentSpec {
+  int64_t width = 0, conv_rows = 0;
+  bool operator==(const RecurrentSpec& o) const { return width == o.width && conv_rows == o.conv_rows; }
+};
+using SlotSpec = std::variant<std::monostate, KvSpec, RecurrentSpec>;
+
+struct KvSlot {
+  KvSpec spec;
+  std::vector<std::vector<float>> k, v;  // per sequence
+};
+struct RecurrentSlot {
+  RecurrentSpec spec;
+  std::vector<float> h;     // [B, width]
+  std::vector<float> conv;  // [B, conv_rows, width]
+};
+using Slot = std::variant<std::monostate, KvSlot, RecurrentSlot>;
+
+class Cache {
+ public:
+  // batch empty sequences of up to max_len positions; ValueError naming new_cache unless
+  // batch, max_len >= 1.
+  Cache(const std::vector<SlotSpec>& layers, int64_t batch, int64_t max_len);
+
+  int64_t batch() const { return int64_t(lengths_.size()); }
+  int64_t max_len() const { return max_len_; }
+  const std::vector<int64_t>& lengths() const { return lengths_; }  // positions seen, per sequence
+  void advance(int64_t b, int64_t n) { lengths_[size_t(b)] += n; }
+  // Whether max_len bounds a sequence: some layer keeps every position.
+  bool bounded() const;
+
+  int64_t n_layers() const { return int64_t(slots_.size()); }
+  // ValueError naming forward unless this cache was made for layers of exactly these specs.
+  void check_layout(const std::vector<SlotSpec>& layers) const;
+  KvSlot& kv(int64_t layer) { return std::get<KvSlot>(slots_[size_t(layer)]); }
+  RecurrentSlot& recurrent(int64_t layer) { return std::get<RecurrentSlot>(slots_[size_t(layer)]); }
+
+  std::vector<int64_t> layer_nbytes() const;
+  int64_t nbytes() const;
+  void reset();  // every sequence back to length 0 (rings and states zeroed, full slots freed)
+  // A new cache holding copies of the given sequences, in that order (repeats allowed): forks one
+  // prompt's cache into several continuations, or drops finished sequences. ValueError naming
+  // cache.select for none or one out of range.
+  Cache select(const std::vector<int64_t>& sequences) const;
+
+ private:
+  Cache(const std::vector<SlotSpec>& layers, std::vector<int64_t> lengths, int64_t max_len, bool allocate);
+
+  std::vector<SlotSpec> specs_;
+  std::vector<Slot> slots_;
+  std::vector<int64_t> lengths_;
+  int64_t max_len_ = 0;
+};
+
+}  // namespace gemmacpp::nn

@@ -1,0 +1,32 @@
+// The token embedding: rows of the table (read in place, dense or GGML blocks) times a scale
+// (Gemma's sqrt(d)), with the rows of image soft tokens replaced by the caller's embeddings, which
+// are not scaled. Offers hook_embed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "csrc/core/qtype.h"
+#include "csrc/nn/forward.h"
+#include "csrc/nn/forward_args.h"
+#include "csrc/nn/scope.h"
+
+namespace gemmacpp::nn {
+
+class TokenEmbedding {
+ public:
+  TokenEmbedding(const Scope& s, const std::string& name, int64_t vocab, int64_t d, float scale);
+  const WeightTensor& table() const { return *table_; }
+
+  // x [M, d] for the packed ids; rows where args.embed_mask is set come from args.embeds.
+  void operator()(const Forward& f, const std::vector<int64_t>& ids, const ForwardArgs& args, float* x) const;
+
+ private:
+  const WeightTensor* table_;
+  QType qtype_ = QType::kQ8_0;
+  float scale_;
+  int site_;
+};
+
+}  // namespace gemmacpp::nn

@@ -1,0 +1,39 @@
+// A projection x W^T (+ b) by a bound weight: float32, float16 or bfloat16 matrices, or GGML
+// blocks read in place; biases kept as float32 (the GEMM's epilogue reads them so).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "csrc/core/qtype.h"
+#include "csrc/core/tensor.h"
+#include "csrc/io/weight_binder.h"
+
+namespace gemmacpp::nn {
+
+class Linear {
+ public:
+  Linear() = default;
+  // The weight `name` ([out, in]) and, with bias, `bias_name` ([out]).
+  Linear(const WeightBinder& w, const std::string& name, int64_t out, int64_t in,
+         const std::string& bias_name = "");
+  // A weight bound elsewhere (the tied unembedding reads the embedding table).
+  explicit Linear(const WeightTensor& weight);
+
+  bool bound() const { return w_ != nullptr; }
+  int64_t out_features() const { return w_->shape[0]; }
+  int64_t in_features() const { return w_->shape[1]; }
+  const WeightTensor& weight() const { return *w_; }
+
+  // out[M, N] = x[M, K] W^T (+ b); rows of x and out strided by ldx and ldo (0: dense).
+  void operator()(Device device, const float* x, int64_t M, float* out, int64_t ldx = 0,
+                  int64_t ldo = 0) const;
+
+ private:
+  const WeightTensor* w_ = nullptr;
+  QType qtype_ = QType::kQ8_0;  // when the weight is quantized
+  std::vector<float> bias_;
+};
+
+}  // namespace gemmacpp::nn

@@ -1,0 +1,45 @@
+#include "csrc/nn/mlp.h"
+
+#include "csrc/ops/dispatch.h"
+
+namespace gemmacpp::nn {
+
+GatedMlp::GatedMlp(const Scope& s, int64_t d, int64_t ffn, bool bias)
+    : ffn_(ffn),
+      gate_(s.weights, s.name("gate.weight"), ffn, d, bias ? s.name("gate.bias") : ""),
+      up_(s.weights, s.name("up.weight"), ffn, d, bias ? s.name("up.bias") : ""),
+      down_(s.weights, s.name("down.weight"), d, ffn, bias ? s.name("down.bias") : ""),
+      pre_site_(s.site("hook_pre")),
+      pre_linear_site_(s.site("hook_pre_linear")),
+      post_site_(s.site("hook_post")) {}
+
+void GatedMlp::operator()(const Forward& f, const float* h, float* out) const {
+  const int64_t M = f.rows(), F = ffn_;
+  const Buffer gate(M * F, f.device), up(M * F, f.device);
+  gate_(f.device, h, M, gate);
+  up_(f.device, h, M, up);
+  f.offer(pre_site_, gate, {F});
+  f.offer(pre_linear_site_, up, {F});
+  ops::dispatch::geglu(f.device, DType::kF32, gate, up, gate, M * F);
+  f.offer(post_site_, gate, {F});
+  down_(f.device, gate, M, out);
+}
+
+Mlp::Mlp(const Scope& s, int64_t d, int64_t ffn)
+    : ffn_(ffn),
+      in_(s.weights, s.name("in.weight"), ffn, d, s.name("in.bias")),
+      out_(s.weights, s.name("out.weight"), d, ffn, s.name("out.bias")),
+      pre_site_(s.site("hook_pre")),
+      post_site_(s.site("hook_post")) {}
+
+void Mlp::operator()(const Forward& f, const float* h, float* out) const {
+  const int64_t M = f.rows(), F = ffn_;
+  const Buffer mid(M * F, f.device);
+  in_(f.device, h, M, mid);
+  f.offer(pre_site_, mid, {F});
+  ops::dispatch::gelu_tanh(f.device, DType::kF32, mid, mid, M * F);
+  f.offer(post_site_, mid, {F});
+  out_(f.device, mid, M, out);
+}
+
+}  // namespace gemmacpp::nn

@@ -1,0 +1,73 @@
+// The unchecked entry of every op, for the model blocks (csrc/nn): the kernels' own arguments and
+// a device to run on. Each entry only switches between the CPU kernel and the CUDA kernel (or says
+// that an op has no CUDA kernel yet); the checks live in the checked entries (ops/<op>.h), which
+// Python calls, so a model's forward pays nothing per call for them. The caller guarantees what
+// those checks would: shapes, dtypes, contiguity, all pointers on `device`.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "csrc/core/attention_args.h"
+#include "csrc/core/conv1d_temporal_args.h"
+#include "csrc/core/dtype.h"
+#include "csrc/core/qtype.h"
+#include "csrc/core/rg_lru_args.h"
+#include "csrc/core/tensor.h"
+
+namespace gemmacpp::ops::dispatch {
+
+// out[m * ldo + n] = sum_k x[m * ldx + k] w[n * ldw + k] (+ bias[n]); x, out, bias float32; w
+// float32, float16 or bfloat16 (wdt).
+void linear(Device device, const float* x, int64_t ldx, int64_t M, int64_t K, DType wdt, const void* w,
+            int64_t ldw, int64_t N, const float* bias, float* out, int64_t ldo);
+// The same with w the [N, K] matrix of GGML blocks of type t, rows back to back.
+void linear_quantized(Device device, const float* x, int64_t ldx, int64_t M, int64_t K, QType t,
+                      const uint8_t* w, int64_t N, const float* bias, float* out, int64_t ldo);
+// n rows of k values of type t to float32.
+void dequantize(Device device, QType t, const uint8_t* data, int64_t n, int64_t k, float* out);
+// out[m, :] = table[ids[m], :] * scale: a [V, d] table of dtype dt, or (quantized) of GGML blocks
+// of type qt, row_bytes per row.
+void embedding_rows(Device device, DType dt, const void* table, const int64_t* ids, int64_t M,
+                    int64_t d, float scale, float* out);
+void embedding_rows_quantized(Device device, QType qt, const uint8_t* table, uint64_t row_bytes,
+                              const int64_t* ids, int64_t M, int64_t d, float scale, float* out);
+
+void rms_norm(Device device, DType dt, const void* x, void* y, int64_t rows, int64_t d, DType wdt,
+              const void* weight, float eps, bool unit_offset);
+void layer_norm(Device device, DType dt, const void* x, void* y, int64_t rows, int64_t d, DType wdt,
+                const void* weight, const void* bias, float eps);
+void rope(Device device, DType dt, const void* x, void* y, int64_t B, int64_t T, int64_t H, int64_t D,
+          DType pos_dt, const void* positions, bool per_batch, double base, double scale,
+          int64_t rotary_dim);
+void gelu_tanh(Device device, DType dt, const void* x, void* y, int64_t n);
+void geglu(Device device, DType dt, const void* gate, const void* up, void* y, int64_t n);
+void softcap(Device device, DType dt, const void* x, void* y, int64_t n, float cap);
+void add_into(Device device, float* x, const float* y, int64_t n);  // x += y, float32
+
+// ViT patch layouts (csrc/cpu/patches.h): images to patch rows, patch grids average-pooled.
+void image_patches(Device device, const float* pixels, int64_t N, int64_t C, int64_t S, int64_t ps,
+                   float* cols);
+void pool_patch_grid(Device device, const float* features, int64_t N, int64_t G, int64_t d, int64_t T,
+                     float* out);
+
+// n independent attention problems (packed sequences, each its own AttentionArgs), in one call.
+void attention(Device device, const AttentionArgs* seqs, int64_t n);
+void conv1d_temporal(Device device, const Conv1dTemporalArgs& a);
+void rg_lru(Device device, const RgLruArgs& a);
+
+// CPU references of what the fused kernels keep to themselves, for the hooks that read or edit
+// it (csrc/cpu/reference): attention scores and patterns, the RG-LRU's recurrence weights.
+void attention_scores(Device device, const AttentionArgs* seqs, int64_t n, const int64_t* first_key,
+                      int64_t T, int64_t Tk, float* s);
+void attention_pattern(Device device, const AttentionArgs* seqs, int64_t n, const int64_t* first_key,
+                       int64_t T, int64_t Tk, float* s);
+void attention_values(Device device, const AttentionArgs* seqs, int64_t n, const int64_t* first_key,
+                      int64_t T, int64_t Tk, const float* p);
+std::vector<float> rg_lru_recurrence_weights(Device device, const float* gate_a, const uint8_t* reset,
+                                             int64_t rows, int64_t W, DType a_dtype,
+                                             const void* a_param, float c);
+void rg_lru_scan(Device device, const float* a, const float* x, const float* gate_x, int64_t nb,
+                 int64_t n, int64_t W, const float* h0, float* y, float* h_last);
+
+}  // namespace gemmacpp::ops::dispatch

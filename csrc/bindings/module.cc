@@ -8,6 +8,7 @@
 
 #include "csrc/bindings/registry.h"
 #include "csrc/bindings/tensor_convert.h"
+#include "csrc/core/device_memory.h"
 #include "csrc/core/dlpack.h"
 #include "csrc/core/error.h"
 #include "csrc/core/threads.h"
@@ -133,5 +134,8 @@ PYBIND11_MODULE(_core, m) {
   m.attr("cuda_compiled") = false;
 #endif
 
+#ifdef GEMMACPP_WITH_CUDA
+  device_memory::register_cuda(&cuda::allocate);
+#endif
   for (auto fn : bindings::registry()) fn(m);
 }

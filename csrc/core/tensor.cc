@@ -4,12 +4,10 @@
 #include <cstring>
 #include <sstream>
 
+#include "csrc/core/device_memory.h"
 #include "csrc/core/error.h"
 #include "csrc/core/host_blocks.h"
 
-#ifdef GEMMACPP_WITH_CUDA
-#include "csrc/cuda/runtime.h"
-#endif
 
 namespace gemmacpp {
 
@@ -77,11 +75,7 @@ Tensor Tensor::empty(DType dtype, std::vector<int64_t> shape, Device device) {
     t.storage_ = large ? std::shared_ptr<void>(p, [bytes](void* q) { host_blocks::release(q, bytes); })
                        : std::shared_ptr<void>(p, [](void* q) { std::free(q); });
   } else {
-#ifdef GEMMACPP_WITH_CUDA
-    t.storage_ = cuda::allocate(bytes, device.index);
-#else
-    throw ValueError("this build of gemmacpp has no CUDA support");
-#endif
+    t.storage_ = device_memory::allocate_cuda(bytes, device.index);
   }
   t.view_.data = t.storage_.get();
   return t;

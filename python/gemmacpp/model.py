@@ -17,9 +17,8 @@ import os
 
 import numpy as np
 
-DEFAULT_MAX_LEN = 8192  # new_cache's default length: enough for chat, small enough for memory
-
 from . import _core
+from ._defaults import DEFAULT_MAX_LEN
 from ._runtime import set_num_threads
 
 

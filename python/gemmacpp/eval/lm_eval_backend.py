@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 import gemmacpp as gc
 
-from ..model import DEFAULT_MAX_LEN
+from .._defaults import DEFAULT_MAX_LEN
 from .generation import greedy_until
 from .scoring import encode_text, encode_pair, rolling_windows, score_tokens
 

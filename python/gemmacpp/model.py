@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from . import _core
+from . import _core, checkpoint
 from ._defaults import DEFAULT_MAX_LEN
 from ._runtime import set_num_threads
 
@@ -302,10 +302,10 @@ def load(source=None, *, device: str = "cpu", dtype=None, threads: int | None = 
     # By config.json's model_type: RecurrentGemma; vision checkpoints (a bare SigLIP tower,
     # Gemma 3 with a vision_config, PaliGemma).
     from . import multimodal
-    cfg = multimodal.read_config(path)
+    cfg = checkpoint.read_config(path)
     if isinstance(cfg, dict) and cfg.get("model_type") == "recurrent_gemma":
         return Model(_core.load_griffin(path))
-    if multimodal.is_vision_config(cfg):
+    if checkpoint.is_vision_config(cfg):
         if cfg["model_type"] == "siglip_vision_model":
             return multimodal.VisionModel(_core.load_siglip(path), path)
         text, tower, projector = _core.load_multimodal(path, int(cfg.get("mm_tokens_per_image", 256)))

@@ -16,71 +16,10 @@ come first in a model's hook_names() (images are encoded before the text forward
 """
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 
+from . import checkpoint
 from . import vision as _vision
-
-# Processor settings where a checkpoint has no preprocessor_config.json: Gemma 3's
-# Gemma3ImageProcessor (bilinear) and the SiglipImageProcessor of SigLIP and PaliGemma (bicubic).
-_RESAMPLE = {"gemma3": "bilinear", "paligemma": "bicubic", "siglip_vision_model": "bicubic"}
-
-
-def _checkpoint_json(path: str, name: str) -> dict | None:
-    """The JSON file `name` of a checkpoint folder or next to a weights file; None where there is
-    none (or it is not JSON)."""
-    folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
-    try:
-        with open(os.path.join(folder, name), encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def read_config(path: str) -> dict | None:
-    """config.json of a checkpoint folder or next to a .safetensors file; None for GGUF files."""
-    return None if path.endswith(".gguf") else _checkpoint_json(path, "config.json")
-
-
-def is_vision_config(cfg: dict | None) -> bool:
-    if not cfg:
-        return False
-    t = cfg.get("model_type")
-    return t in ("siglip_vision_model", "paligemma") or (t == "gemma3" and "vision_config" in cfg)
-
-
-def _processor_settings(path: str, model_type: str, image_size: int) -> dict:
-    """size/resample/mean/std/rescale from preprocessor_config.json, else the processor defaults."""
-    s = dict(size=image_size, resample=_RESAMPLE[model_type], mean=0.5, std=0.5, rescale=1 / 255)
-    p = _checkpoint_json(path, "preprocessor_config.json")
-    if p is None:
-        return s
-    if isinstance(p.get("resample"), int):
-        s["resample"] = p["resample"]
-    for key, name in (("image_mean", "mean"), ("image_std", "std"), ("rescale_factor", "rescale")):
-        if p.get(key) is not None:
-            s[name] = p[key]
-    size = p.get("size")
-    if isinstance(size, dict) and size.get("height") and size.get("height") == size.get("width"):
-        s["size"] = int(size["height"])
-    if s["size"] != image_size:
-        raise ValueError(f"{path!r}: preprocessor size {s['size']} differs from the vision tower's "
-                         f"image_size {image_size}")
-    return s
-
-
-def _pan_and_scan_settings(path: str) -> dict:
-    """Gemma 3's pan-and-scan settings from preprocessor_config.json (released defaults else)."""
-    s = dict(min_crop_size=256, max_num_crops=4, min_ratio_to_activate=1.2)
-    p = _checkpoint_json(path, "preprocessor_config.json")
-    if p is None:
-        return s
-    for name in s:
-        if p.get("pan_and_scan_" + name) is not None:
-            s[name] = p["pan_and_scan_" + name]
-    return s
 
 
 def is_vision_hook(name: str) -> bool:
@@ -116,7 +55,8 @@ class VisionModel:
     def __init__(self, core_vision, path: str):
         self._v = core_vision
         self._config = None
-        self._settings = _processor_settings(path, "siglip_vision_model", self.config["image_size"])
+        self._settings = checkpoint.processor_settings(path, "siglip_vision_model",
+                                                     self.config["image_size"])
 
     @property
     def config(self) -> dict:
@@ -197,8 +137,8 @@ class ImageInputs:
         self.boi_id = int(cfg.get("boi_token_index", 255999)) if self.kind == "gemma3" else None
         self.eoi_id = int(cfg.get("eoi_token_index", 256000)) if self.kind == "gemma3" else None
         self.position_offset = 1 if self.kind == "paligemma" else 0
-        self.settings = _processor_settings(path, self.kind, self.image_size)
-        self.pan_and_scan_settings = _pan_and_scan_settings(path)
+        self.settings = checkpoint.processor_settings(path, self.kind, self.image_size)
+        self.pan_and_scan_settings = checkpoint.pan_and_scan_settings(path)
 
     def soft_tokens(self, images, preprocess: bool = True, hooks=None) -> np.ndarray:
         """Projected soft tokens [N, tokens_per_image, d] float32; hooks: the tower's (see

@@ -19,10 +19,11 @@ import numpy as np
 
 from . import _core, checkpoint
 from ._defaults import DEFAULT_MAX_LEN
+from .hooks import HookedMixin
 from ._runtime import set_num_threads
 
 
-class Model:
+class Model(HookedMixin):
     """A loaded Gemma text model; see gemmacpp.load."""
 
     def __init__(self, core_model, images=None):
@@ -164,9 +165,7 @@ class Model:
         return loglikelihood_rolling(self, texts, max_length=max_length, context_len=context_len,
                                      batch_size=batch_size, progress=progress)
 
-    # ---- hooks: read and edit activations (gemmacpp.hooks, docs/hooks.md) ----
-
-    _hook_registry = None  # a HookRegistry once hooks() or run_with_cache is first used
+    # ---- hooks: read and edit activations (HookedMixin.hooks, docs/hooks.md) ----
 
     def hook_names(self) -> list[str]:
         """Every hook point of the model, in the order a forward reaches them: hook_embed,
@@ -179,20 +178,6 @@ class Model:
             self._hook_name_list = vision + list(self._m.hook_names())
         return list(self._hook_name_list)
 
-    def hooks(self, hooks):
-        """Context manager: while active, every forward (also inside generate) calls
-        fn(activation, name) at the selected hook points. hooks: {name | glob | predicate: fn or
-        [fn, ...]}. fn gets a float32 NumPy view of the activation ([B, T, ...]; attention scores
-        and patterns [B, H, T, Tk]) that it may edit in place, or returns a replacement of the
-        same shape and dtype (None: keep the activation). Contexts nest; hooks on one point run in
-        registration order, each seeing the previous ones' edits."""
-        from .hooks import registrations_from, select_names
-        regs = registrations_from(hooks)
-        names = self.hook_names()
-        for spec, _ in regs:
-            select_names(names, spec)  # unknown names fail here, not at the first forward
-        return self._hooks().added(regs)
-
     def run_with_cache(self, tokens, *, names=None, cache=None, lengths=None, last_only: bool = False,
                        images=None):
         """(logits, activations): forward(tokens, ...) that also records the activations at the
@@ -200,29 +185,10 @@ class Model:
         as an ActivationCache {name: float32 array}, after any active hooks have edited them.
         Asking for attention scores or patterns makes those layers take a plain attention path
         that materialises them (results equal to float32 rounding)."""
-        from .hooks import ActivationCache, select_names
-        acts = ActivationCache()
-
-        def record(activation, name):
-            acts[name] = activation.copy()
-
-        chosen = select_names(self.hook_names(), names)
-        with self._hooks().added([(chosen, record)] if chosen else []):
+        with self._recording(names) as acts:
             logits = self.forward(tokens, cache=cache, lengths=lengths, last_only=last_only,
                                   images=images)
         return logits, acts
-
-    def _hooks(self):
-        if self._hook_registry is None:
-            from .hooks import HookRegistry
-            self._hook_registry = HookRegistry()
-        return self._hook_registry
-
-    def _hook_dispatch(self):
-        """What forward hands the C++ model: None (no hooks, no cost) or a HookDispatch."""
-        if self._hook_registry is None or not self._hook_registry.registrations:
-            return None
-        return self._hook_registry.dispatch(self.hook_names())
 
     def __repr__(self) -> str:
         c = self.config

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import checkpoint
 from . import vision as _vision
+from .hooks import HookedMixin
 
 
 def is_vision_hook(name: str) -> bool:
@@ -49,7 +50,7 @@ def split_hooks(dispatch):
     return _HookSubset(dispatch, vision), (_HookSubset(dispatch, text) if text else None)
 
 
-class VisionModel:
+class VisionModel(HookedMixin):
     """A bare SigLIP vision tower (a SiglipVisionModel checkpoint); see gemmacpp.load."""
 
     def __init__(self, core_vision, path: str):
@@ -77,41 +78,18 @@ class VisionModel:
                                      preprocess_images=preprocess, **settings)
         return self._v.encode(pixels, hooks=self._hook_dispatch())
 
-    # ---- hooks (docs/hooks.md): the tower's points only; the same registry as Model's ----
-
-    _hook_registry = None
+    # ---- hooks (docs/hooks.md): the tower's points only (hooks() from HookedMixin) ----
 
     def hook_names(self) -> list[str]:
         """vision.blocks.{i}.hook_resid_post for each encoder layer, then vision.hook_out."""
         return list(self._v.hook_names())
 
-    def hooks(self, hooks):
-        """Context manager: while active, encode_image calls fn(activation, name) at the
-        selected points with a float32 view [N, P, d]; see Model.hooks."""
-        from .model import Model
-        return Model.hooks(self, hooks)
-
     def run_with_cache(self, images, *, names=None, preprocess: bool = True):
         """(last hidden state, activations): encode_image(images) that also records the selected
         hook points (None: all) as an ActivationCache, after any active hooks edited them."""
-        from .hooks import ActivationCache, select_names
-        acts = ActivationCache()
-
-        def record(activation, name):
-            acts[name] = activation.copy()
-
-        chosen = select_names(self.hook_names(), names)
-        with self._hooks().added([(chosen, record)] if chosen else []):
+        with self._recording(names) as acts:
             out = self.encode_image(images, preprocess=preprocess)
         return out, acts
-
-    def _hooks(self):
-        from .model import Model
-        return Model._hooks(self)
-
-    def _hook_dispatch(self):
-        from .model import Model
-        return Model._hook_dispatch(self)
 
     def forward(self, *args, **kwargs):
         raise TypeError("a SigLIP vision tower has no text forward; use encode_image(images)")

@@ -125,11 +125,10 @@ class Model(HookedMixin):
         (<start_of_image> for Gemma 3); see gemmacpp.multimodal.ImageInputs.expand_prompt.
         pan_and_scan (Gemma 3): elongated images also go in as crops, as the processor does."""
         from .generate import generate
-        model = self
+        prefill_kwargs = None
         if images is not None:
             if self._images is None:
                 raise ValueError("images: this model has no vision tower")
-            from .multimodal import _FirstCallImages
             if _is_chat(prompt):  # image items became <start_of_image> placeholders in the text
                 prompt = self.apply_chat_template(prompt).removeprefix("<bos>")
             images = list(images) if isinstance(images, (list, tuple)) else [images]
@@ -138,9 +137,9 @@ class Model(HookedMixin):
                 images, num_crops = self._images.pan_and_scan(images)
             prompt = self._images.expand_prompt(prompt, len(num_crops or images), self.tokenizer
                                                 if isinstance(prompt, str) else None, num_crops)
-            model = _FirstCallImages(self, images)
-        it = generate(model, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
-                      top_k=top_k, top_p=top_p, seed=seed, stop=stop)
+            prefill_kwargs = {"images": images}  # the prompt's forward; later steps have none
+        it = generate(self, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
+                      top_k=top_k, top_p=top_p, seed=seed, stop=stop, prefill_kwargs=prefill_kwargs)
         return it if stream else "".join(it)
 
     # ---- scoring (gemmacpp.eval.scoring) ----

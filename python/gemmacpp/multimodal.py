@@ -230,16 +230,3 @@ class ImageInputs:
             out += [t] + image + [self.eoi_id] if t == self.boi_id else [t]
         return out
 
-
-class _FirstCallImages:
-    """A model seen by the generation loop: its first forward (the prompt) gets the images."""
-
-    def __init__(self, model, images):
-        self._model, self._images = model, images
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)
-
-    def forward(self, tokens, **kwargs):
-        images, self._images = self._images, None
-        return self._model.forward(tokens, images=images, **kwargs)

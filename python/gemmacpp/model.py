@@ -20,6 +20,7 @@ import numpy as np
 from . import _core, checkpoint
 from ._defaults import DEFAULT_MAX_LEN
 from .hooks import HookedMixin
+from .vision import ImageInputs, VisionModel, split_hooks
 from ._runtime import set_num_threads
 
 
@@ -30,7 +31,7 @@ class Model(HookedMixin):
         self._m = core_model
         self._config = None
         self._tokenizer = None
-        self._images = images  # multimodal.ImageInputs of Gemma 3 / PaliGemma checkpoints
+        self._images = images  # vision.ImageInputs of Gemma 3 / PaliGemma checkpoints
 
     @property
     def config(self) -> dict:
@@ -76,7 +77,8 @@ class Model(HookedMixin):
         with a cache, row b continues cached sequence b at position cache.lengths[b] (and is
         appended to it). last_only: logits [B, 1, vocab] of each row's last real token only.
         images (Gemma 3 / PaliGemma): PIL images or uint8 HWC arrays (or float pixels
-        [N, 3, S, S]) filling the image tokens in order; see gemmacpp.multimodal for the layout."""
+        [N, 3, S, S]) filling the image tokens in order; gemmacpp.vision.image_inputs describes
+        the layout."""
         # Vision-language checkpoints: image soft tokens, bidirectional spans, position offset.
         vision_kw, vocab = {}, self.config["vocab_size"]
         if self._images is not None:
@@ -88,7 +90,6 @@ class Model(HookedMixin):
         arr, row_lengths = _token_batch(tokens, vocab, lengths)
         hooks, vision_hooks = self._hook_dispatch(), None
         if self._images is not None:  # the tower's hooks go to its encode, the rest to the text
-            from .multimodal import split_hooks
             vision_hooks, hooks = split_hooks(hooks)
         if images is not None:
             vision_kw.update(self._images.forward_inputs(arr, row_lengths, images, hooks=vision_hooks))
@@ -101,7 +102,6 @@ class Model(HookedMixin):
         images / uint8 HWC arrays, or float pixels [N, 3, S, S] in [-1, 1] with preprocess=False)."""
         if self._images is None:
             raise ValueError("encode_image: this model has no vision tower")
-        from .multimodal import split_hooks
         return self._images.soft_tokens(images, preprocess, split_hooks(self._hook_dispatch())[0])
 
     def apply_chat_template(self, messages, *, add_generation_prompt: bool = True,
@@ -122,7 +122,7 @@ class Model(HookedMixin):
         EOS or <end_of_turn>, after max_new_tokens, or before the first `stop` string (not
         included). Returns the generated text, or with stream=True an iterator of text pieces.
         images (Gemma 3 / PaliGemma): a list of images for the prompt's image placeholders
-        (<start_of_image> for Gemma 3); see gemmacpp.multimodal.ImageInputs.expand_prompt.
+        (<start_of_image> for Gemma 3); see gemmacpp.vision.ImageInputs.expand_prompt.
         pan_and_scan (Gemma 3): elongated images also go in as crops, as the processor does."""
         from .generate import generate
         prefill_kwargs = None
@@ -266,15 +266,14 @@ def load(source=None, *, device: str = "cpu", dtype=None, threads: int | None = 
         raise FileNotFoundError(f"no such checkpoint: {path!r}")
     # By config.json's model_type: RecurrentGemma; vision checkpoints (a bare SigLIP tower,
     # Gemma 3 with a vision_config, PaliGemma).
-    from . import multimodal
     cfg = checkpoint.read_config(path)
     if isinstance(cfg, dict) and cfg.get("model_type") == "recurrent_gemma":
         return Model(_core.load_griffin(path))
     if checkpoint.is_vision_config(cfg):
         if cfg["model_type"] == "siglip_vision_model":
-            return multimodal.VisionModel(_core.load_siglip(path), path)
+            return VisionModel(_core.load_siglip(path), path)
         text, tower, projector = _core.load_multimodal(path, int(cfg.get("mm_tokens_per_image", 256)))
-        return Model(text, multimodal.ImageInputs(cfg, path, tower, projector))
+        return Model(text, ImageInputs(cfg, path, tower, projector))
     return Model(_core.load_gemma(path))
 
 

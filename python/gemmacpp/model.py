@@ -18,8 +18,12 @@ import os
 
 import numpy as np
 
+from . import generate
 from ._defaults import DEFAULT_MAX_LEN
+from .chat import format_chat
+from .eval import scoring
 from .hooks import HookedMixin
+from .tokenizer import Tokenizer
 from .vision import split_hooks
 
 
@@ -48,7 +52,6 @@ class Model(HookedMixin):
     def tokenizer(self):
         """The model's tokenizer: from a GGUF file's metadata, or a HF folder's tokenizer.json."""
         if self._tokenizer is None:
-            from .tokenizer import Tokenizer
             path = self.path
             if path.endswith(".gguf"):
                 self._tokenizer = Tokenizer.from_gguf(path)
@@ -107,7 +110,6 @@ class Model(HookedMixin):
                             tokenize: bool = False):
         """The prompt of a conversation in Gemma's chat format (see gemmacpp.chat): text starting
         with <bos>, or its token ids with tokenize=True. generate() takes the messages directly."""
-        from .chat import format_chat
         text = format_chat(messages, family=self.config["family"],
                            add_generation_prompt=add_generation_prompt)
         return self.tokenizer.encode(text, add_bos=False) if tokenize else text
@@ -123,7 +125,6 @@ class Model(HookedMixin):
         images (Gemma 3 / PaliGemma): a list of images for the prompt's image placeholders
         (<start_of_image> for Gemma 3); see gemmacpp.vision.ImageInputs.expand_prompt.
         pan_and_scan (Gemma 3): elongated images also go in as crops, as the processor does."""
-        from .generate import generate
         prefill_kwargs = None
         if images is not None:
             if self._images is None:
@@ -137,8 +138,9 @@ class Model(HookedMixin):
             prompt = self._images.expand_prompt(prompt, len(num_crops or images), self.tokenizer
                                                 if isinstance(prompt, str) else None, num_crops)
             prefill_kwargs = {"images": images}  # the prompt's forward; later steps have none
-        it = generate(self, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
-                      top_k=top_k, top_p=top_p, seed=seed, stop=stop, prefill_kwargs=prefill_kwargs)
+        it = generate.generate(self, prompt, max_new_tokens=max_new_tokens,
+                               temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                               stop=stop, prefill_kwargs=prefill_kwargs)
         return it if stream else "".join(it)
 
     # ---- scoring (gemmacpp.eval.scoring) ----
@@ -150,18 +152,18 @@ class Model(HookedMixin):
         Strings are tokenized as lm-evaluation-harness does (BOS, the split by token ids).
         Requests with the same context run it once (shared_prefix). max_length: the model's
         window (default 8192): longer requests lose their oldest context tokens."""
-        from .eval.scoring import loglikelihood
-        return loglikelihood(self, requests, batch_size=batch_size, shared_prefix=shared_prefix,
-                             max_length=max_length, progress=progress)
+        return scoring.loglikelihood(self, requests, batch_size=batch_size,
+                                     shared_prefix=shared_prefix, max_length=max_length,
+                                     progress=progress)
 
     def loglikelihood_rolling(self, texts, *, max_length: int | None = None, context_len: int = 1,
                               batch_size: int = 16, progress=None) -> list[float]:
         """The log-likelihood of each whole text (a str, or the list of token ids to predict),
         the first token predicted from BOS; texts longer than max_length (default 8192) are
         scored in disjoint windows, each seeing context_len tokens before it (the harness's)."""
-        from .eval.scoring import loglikelihood_rolling
-        return loglikelihood_rolling(self, texts, max_length=max_length, context_len=context_len,
-                                     batch_size=batch_size, progress=progress)
+        return scoring.loglikelihood_rolling(self, texts, max_length=max_length,
+                                             context_len=context_len, batch_size=batch_size,
+                                             progress=progress)
 
     # ---- hooks: read and edit activations (HookedMixin.hooks, docs/hooks.md) ----
 

@@ -16,6 +16,9 @@ A hook is called as fn(activation, name) with a float32 NumPy array that views t
 buffer: in-place edits change the forward, and a returned array (same shape, float32) replaces the
 activation. The view is only valid during the call; keep `activation.copy()` to use it later (a
 hook that keeps the array itself gets a ValueError). Hooks that are not registered cost nothing.
+
+HookedMixin gives a model class (Model, VisionModel) hooks() and the recording behind
+run_with_cache; the HookDispatch it builds from its HookRegistry is what the C++ forward calls.
 """
 from __future__ import annotations
 

@@ -60,8 +60,9 @@ def load(source=None, *, device: str = "cpu", dtype=None,
 
 
 def _core_model(path: str, cfg: dict | None) -> CoreParts:
-    """The core's parts of a checkpoint, by config.json's model_type (GGUF files: Gemma). The only
-    place that names the core's loaders, so that one registry lookup in the core can replace them."""
+    """The core's parts of a checkpoint, by config.json's model_type (GGUF files: Gemma). The
+    only place that names the core's loaders, so that a single registry lookup in the core
+    (_core.load(path)) can replace them here."""
     model_type = cfg.get("model_type") if isinstance(cfg, dict) else None
     if model_type == "recurrent_gemma":
         return CoreParts(_core.load_griffin(path))

@@ -246,4 +246,3 @@ def _token_batch(tokens, vocab: int, lengths=None):
     if bad.any():
         raise ValueError(f"token id {int(arr[bad][0])} is out of range [0, {vocab})")
     return arr, lengths
-

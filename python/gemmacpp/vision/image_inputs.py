@@ -179,4 +179,3 @@ class ImageInputs:
         for t in ids:
             out += [t] + image + [self.eoi_id] if t == self.boi_id else [t]
         return out
-

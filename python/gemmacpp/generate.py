@@ -16,6 +16,8 @@ import time
 
 import numpy as np
 
+from .chat import is_chat
+
 
 class Sampler:
     """Greedy at temperature 0; otherwise softmax(logits / T) restricted to the top_k ids and the
@@ -189,7 +191,7 @@ def encode_prompt(model, prompt) -> list[int]:
     messages, formatted with the model's chat template), or token ids as they are."""
     if isinstance(prompt, str):
         return model.tokenizer.encode(prompt, add_bos=True)
-    if isinstance(prompt, (list, tuple)) and prompt and all(isinstance(m, dict) for m in prompt):
+    if is_chat(prompt):
         return model.apply_chat_template(prompt, tokenize=True)
     return [int(t) for t in prompt]
 

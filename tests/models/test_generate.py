@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 import gemmacpp as gc
-from gemmacpp.generate import Sampler, generate_ids
+from gemmacpp.generate import Sampler, generate_ids, generate_until
 
 from test_gemma_forward import COMMON, build, rel_err
 
@@ -103,6 +103,112 @@ def test_greedy_ids_equal_argmax_of_full_forwards(small):
         seq.append(int(np.argmax(m.forward(seq)[0, -1])))
     assert got == seq[len(prompt):]
 
+
+
+# ---- the shared batched decode loop gives the ids of the two loops it replaced ----
+
+def reference_generate_ids(model, prompt_ids, *, max_new_tokens, sampler, stop_ids=()):
+    """generate_ids before the loop was shared: one sequence, [1, 1] decode steps."""
+    cache = model.new_cache(1, len(prompt_ids) + max_new_tokens)
+    logits = model.forward(prompt_ids, cache=cache, last_only=True)[0, -1]
+    out = []
+    for i in range(max_new_tokens):
+        tok = sampler(logits)
+        if tok in stop_ids:
+            break
+        out.append(tok)
+        if i + 1 == max_new_tokens:
+            break
+        logits = model.forward([tok], cache=cache)[0, -1]
+    return out
+
+
+def reference_greedy_until(model, prompts, *, max_new_tokens, stops, stop_ids, batch_size):
+    """eval/generation.py's greedy_until before the loop was shared."""
+    tok = model.tokenizer
+    results = [""] * len(prompts)
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        rows = [list(prompts[i]) for i in idx]
+        cache = model.new_cache(len(rows), max(len(r) for r in rows) + max_new_tokens)
+        logits = model.forward(rows, cache=cache, last_only=True)[:, 0]
+        out = [[] for _ in rows]
+        live = np.ones(len(rows), dtype=bool)
+        for step in range(max_new_tokens):
+            nxt = logits.argmax(axis=-1)
+            for b in np.flatnonzero(live):
+                t = int(nxt[b])
+                if t in stop_ids:
+                    live[b] = False
+                    continue
+                out[b].append(t)
+                if stops and any(s in tok.decode(out[b], skip_special_tokens=True) for s in stops):
+                    live[b] = False
+            if not live.any() or step + 1 == max_new_tokens:
+                break
+            arr = np.where(live, nxt, 0).astype(np.int64)[:, None]
+            logits = model.forward(arr, cache=cache, lengths=live.astype(np.int64).tolist())[:, 0]
+        for b, i in enumerate(idx):
+            text = tok.decode(out[b], skip_special_tokens=True)
+            for s in stops:
+                text = text.split(s)[0]
+            results[i] = text
+    return results
+
+
+class LetterTokenizer:
+    """Ids as letters (id i is chr(97 + i % 26)); 0..2 are special, 1 is EOS."""
+    eos_id = 1
+
+    def decode(self, ids, skip_special_tokens=False):
+        return "".join(chr(97 + i % 26) for i in ids if not (skip_special_tokens and i < 3))
+
+    def piece_to_id(self, piece):
+        return None
+
+
+def random_prompts(name, lengths):
+    rng = np.random.default_rng(sum(map(ord, name)) + 7)
+    return [[int(t) for t in rng.integers(3, COMMON["vocab_size"], n)] for n in lengths]
+
+
+def test_sampled_ids_equal_the_single_sequence_loop(small):
+    name, m = small
+    samplers = [dict(), dict(temperature=1.3, top_k=20, top_p=0.97), dict(temperature=0.7),
+                dict(temperature=2.0, top_p=0.8)]
+    for prompt in random_prompts(name, (1, 4, 9)):
+        for kw in samplers:
+            for seed in (0, 1, 2):
+                for stop_ids in ((), {5, 17, 33, 60}):
+                    got = list(generate_ids(m, prompt, max_new_tokens=14, stop_ids=stop_ids,
+                                            sampler=Sampler(seed=seed, **kw)))
+                    want = reference_generate_ids(m, prompt, max_new_tokens=14, stop_ids=stop_ids,
+                                                  sampler=Sampler(seed=seed, **kw))
+                    assert got == want, (prompt, kw, seed, stop_ids)
+
+
+def test_generate_until_equals_the_ragged_greedy_loop(small):
+    name, shared = small
+    m = gc.load(shared.path)  # its own copy: the shared model has no tokenizer, and keeps none
+    m._tokenizer = LetterTokenizer()
+    prompts = random_prompts(name, (1, 12, 3, 7, 7, 2, 10))
+    lengths = set()
+    for batch_size in (1, 3, 16):
+        for stops in ([], ["k"], ["q", "ab"]):
+            for stop_ids in ({1}, {7, 8, 9, 10, 11, 12}):
+                forwards = {"new": [], "old": []}  # what each forward embeds, via a hook
+                with m.hooks({"hook_embed": lambda a, n: forwards["new"].append(a.shape)}):
+                    got = generate_until(m, prompts, max_new_tokens=12, stops=stops,
+                                         stop_ids=stop_ids, batch_size=batch_size)
+                with m.hooks({"hook_embed": lambda a, n: forwards["old"].append(a.shape)}):
+                    want = reference_greedy_until(m, prompts, max_new_tokens=12, stops=stops,
+                                                  stop_ids=stop_ids, batch_size=batch_size)
+                assert got == want, (batch_size, stops, stop_ids)
+                # The same forwards: a batch stops once its rows' texts hold a stop string.
+                assert forwards["new"] == forwards["old"], (batch_size, stops, stop_ids)
+                lengths.update(len(t) for t in got)
+    assert len(lengths) > 2  # rows ended at different steps: finished rows sat out decode steps
 
 def test_sampler():
     logits = np.array([0.0, 3.0, 1.0, 2.0], np.float32)

@@ -262,7 +262,6 @@ def test_gemma3_no_vision_hook_is_bitwise_plain(gemma3):
 
 def test_gemma3_generate_with_images_calls_vision_hooks(gemma3):
     from gemmacpp.generate import generate_ids
-    from gemmacpp.multimodal import _FirstCallImages
     folder, _ = gemma3
     m = gc.load(folder)
     img = pixels(1, 11, 28).numpy()
@@ -273,7 +272,7 @@ def test_gemma3_generate_with_images_calls_vision_hooks(gemma3):
         shapes.append(a.shape)
         a[...] = 0
     with m.hooks({"vision.hook_out": zero}):
-        got = list(generate_ids(_FirstCallImages(m, img), prompt, max_new_tokens=3))
+        got = list(generate_ids(m, prompt, max_new_tokens=3, prefill_kwargs={"images": img}))
         assert shapes == [(1, 16, 32)]  # the prompt's forward only; later steps have no images
         first = int(np.argmax(m.forward(np.array([prompt]), images=img)[0, -1]))
     assert got and got[0] == first  # generation saw the edited image

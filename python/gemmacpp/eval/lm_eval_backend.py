@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 import gemmacpp as gc
 
-from ..model import DEFAULT_MAX_LEN
-from .generation import greedy_until
+from .._defaults import DEFAULT_MAX_LEN
+from .. import generate
 from .scoring import encode_text, encode_pair, rolling_windows, score_tokens
 
 
@@ -94,8 +94,9 @@ class GemmaCppLM(LM):
                     raise ValueError(f"max_gen_toks={max_new} leaves no room in max_length={self.max_length}")
                 keep = self.max_length - max_new  # the harness keeps the prompt's latest tokens
                 prompts = [encode_text(self.tok, c)[-keep:] for _, c in items]
-                texts = greedy_until(self.model, prompts, max_new_tokens=max_new, stops=list(until),
-                                     batch_size=self.batch_size, progress=bar.update)
+                texts = generate.generate_until(self.model, prompts, max_new_tokens=max_new,
+                                                stops=list(until), batch_size=self.batch_size,
+                                                progress=bar.update)
                 for (i, _), text in zip(items, texts):
                     out[i] = text
         for req, text in zip(requests, out):

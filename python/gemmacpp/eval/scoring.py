@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model import DEFAULT_MAX_LEN
+from .._defaults import DEFAULT_MAX_LEN
 
 # Logits of a batch's continuation pass are [rows, tokens, vocab] float32: long continuations run
 # in chunks of tokens through the cache so that these stay under 256 MiB.

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 
-from .generation import greedy_until
+from ..generate import generate_until
 from .scoring import encode_text, encode_pair
 
 
@@ -93,7 +93,7 @@ def evaluate(model, rows, *, max_new_tokens: int = 32, until=("\n",), max_length
     if gen:
         tok = model.tokenizer
         prompts = [encode_text(tok, _prompt(r, n)) for n, r in gen]  # with BOS, as is
-        texts = greedy_until(model, prompts, max_new_tokens=max_new_tokens, stops=list(until),
+        texts = generate_until(model, prompts, max_new_tokens=max_new_tokens, stops=list(until),
                              batch_size=batch_size, progress=progress)
         hits = 0
         for (n, row), text in zip(gen, texts):

@@ -1,5 +1,6 @@
-"""Vision models: a bare SigLIP tower (VisionModel) and the image side of Gemma 3 and PaliGemma
-(ImageInputs, used by Model.forward / generate / encode_image).
+"""The image side of Gemma 3 and PaliGemma checkpoints (ImageInputs, used by Model.forward /
+generate / encode_image): the tower and projector that make soft tokens, the layout of image
+tokens in a prompt, and the bidirectional spans of the forward.
 
 Token layouts (as transformers' processors build them):
   Gemma 3:   each image is "\\n\\n<start_of_image>" + mm_tokens_per_image x <image_soft_token> +
@@ -16,71 +17,10 @@ come first in a model's hook_names() (images are encoded before the text forward
 """
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 
-from . import vision as _vision
-
-# Processor settings where a checkpoint has no preprocessor_config.json: Gemma 3's
-# Gemma3ImageProcessor (bilinear) and the SiglipImageProcessor of SigLIP and PaliGemma (bicubic).
-_RESAMPLE = {"gemma3": "bilinear", "paligemma": "bicubic", "siglip_vision_model": "bicubic"}
-
-
-def _checkpoint_json(path: str, name: str) -> dict | None:
-    """The JSON file `name` of a checkpoint folder or next to a weights file; None where there is
-    none (or it is not JSON)."""
-    folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
-    try:
-        with open(os.path.join(folder, name), encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def read_config(path: str) -> dict | None:
-    """config.json of a checkpoint folder or next to a .safetensors file; None for GGUF files."""
-    return None if path.endswith(".gguf") else _checkpoint_json(path, "config.json")
-
-
-def is_vision_config(cfg: dict | None) -> bool:
-    if not cfg:
-        return False
-    t = cfg.get("model_type")
-    return t in ("siglip_vision_model", "paligemma") or (t == "gemma3" and "vision_config" in cfg)
-
-
-def _processor_settings(path: str, model_type: str, image_size: int) -> dict:
-    """size/resample/mean/std/rescale from preprocessor_config.json, else the processor defaults."""
-    s = dict(size=image_size, resample=_RESAMPLE[model_type], mean=0.5, std=0.5, rescale=1 / 255)
-    p = _checkpoint_json(path, "preprocessor_config.json")
-    if p is None:
-        return s
-    if isinstance(p.get("resample"), int):
-        s["resample"] = p["resample"]
-    for key, name in (("image_mean", "mean"), ("image_std", "std"), ("rescale_factor", "rescale")):
-        if p.get(key) is not None:
-            s[name] = p[key]
-    size = p.get("size")
-    if isinstance(size, dict) and size.get("height") and size.get("height") == size.get("width"):
-        s["size"] = int(size["height"])
-    if s["size"] != image_size:
-        raise ValueError(f"{path!r}: preprocessor size {s['size']} differs from the vision tower's "
-                         f"image_size {image_size}")
-    return s
-
-
-def _pan_and_scan_settings(path: str) -> dict:
-    """Gemma 3's pan-and-scan settings from preprocessor_config.json (released defaults else)."""
-    s = dict(min_crop_size=256, max_num_crops=4, min_ratio_to_activate=1.2)
-    p = _checkpoint_json(path, "preprocessor_config.json")
-    if p is None:
-        return s
-    for name in s:
-        if p.get("pan_and_scan_" + name) is not None:
-            s[name] = p["pan_and_scan_" + name]
-    return s
+from .. import checkpoint
+from .preprocess import pixels_from, preprocess_pan_and_scan
 
 
 def is_vision_hook(name: str) -> bool:
@@ -110,78 +50,6 @@ def split_hooks(dispatch):
     return _HookSubset(dispatch, vision), (_HookSubset(dispatch, text) if text else None)
 
 
-class VisionModel:
-    """A bare SigLIP vision tower (a SiglipVisionModel checkpoint); see gemmacpp.load."""
-
-    def __init__(self, core_vision, path: str):
-        self._v = core_vision
-        self._config = None
-        self._settings = _processor_settings(path, "siglip_vision_model", self.config["image_size"])
-
-    @property
-    def config(self) -> dict:
-        if self._config is None:
-            self._config = self._v.config()
-        return self._config
-
-    @property
-    def path(self) -> str:
-        return self._v.path
-
-    def encode_image(self, images, *, preprocess: bool = True) -> np.ndarray:
-        """The last hidden state [N, P, d] float32 (after the post-LayerNorm) of PIL images /
-        uint8 HWC arrays, or with preprocess=False of float pixels [N, 3, S, S] in [-1, 1]."""
-        settings = dict(self._settings)
-        size = settings.pop("size")
-        pixels = _vision.pixels_from(images, size=size, channels=self.config["num_channels"],
-                                     preprocess_images=preprocess, **settings)
-        return self._v.encode(pixels, hooks=self._hook_dispatch())
-
-    # ---- hooks (docs/hooks.md): the tower's points only; the same registry as Model's ----
-
-    _hook_registry = None
-
-    def hook_names(self) -> list[str]:
-        """vision.blocks.{i}.hook_resid_post for each encoder layer, then vision.hook_out."""
-        return list(self._v.hook_names())
-
-    def hooks(self, hooks):
-        """Context manager: while active, encode_image calls fn(activation, name) at the
-        selected points with a float32 view [N, P, d]; see Model.hooks."""
-        from .model import Model
-        return Model.hooks(self, hooks)
-
-    def run_with_cache(self, images, *, names=None, preprocess: bool = True):
-        """(last hidden state, activations): encode_image(images) that also records the selected
-        hook points (None: all) as an ActivationCache, after any active hooks edited them."""
-        from .hooks import ActivationCache, select_names
-        acts = ActivationCache()
-
-        def record(activation, name):
-            acts[name] = activation.copy()
-
-        chosen = select_names(self.hook_names(), names)
-        with self._hooks().added([(chosen, record)] if chosen else []):
-            out = self.encode_image(images, preprocess=preprocess)
-        return out, acts
-
-    def _hooks(self):
-        from .model import Model
-        return Model._hooks(self)
-
-    def _hook_dispatch(self):
-        from .model import Model
-        return Model._hook_dispatch(self)
-
-    def forward(self, *args, **kwargs):
-        raise TypeError("a SigLIP vision tower has no text forward; use encode_image(images)")
-
-    def __repr__(self) -> str:
-        c = self.config
-        return (f"<gemmacpp.VisionModel siglip {c['num_layers']} layers, d={c['hidden_size']}, "
-                f"{c['image_size']}px / {c['patch_size']}: {self.path!r}>")
-
-
 class ImageInputs:
     """The image side of a Gemma 3 / PaliGemma checkpoint: tower, projector, token ids, layout."""
 
@@ -197,16 +65,16 @@ class ImageInputs:
         self.boi_id = int(cfg.get("boi_token_index", 255999)) if self.kind == "gemma3" else None
         self.eoi_id = int(cfg.get("eoi_token_index", 256000)) if self.kind == "gemma3" else None
         self.position_offset = 1 if self.kind == "paligemma" else 0
-        self.settings = _processor_settings(path, self.kind, self.image_size)
-        self.pan_and_scan_settings = _pan_and_scan_settings(path)
+        self.settings = checkpoint.processor_settings(path, self.kind, self.image_size)
+        self.pan_and_scan_settings = checkpoint.pan_and_scan_settings(path)
 
     def soft_tokens(self, images, preprocess: bool = True, hooks=None) -> np.ndarray:
         """Projected soft tokens [N, tokens_per_image, d] float32; hooks: the tower's (see
         split_hooks), which see and may edit its activations before the projector."""
         settings = dict(self.settings)
         size = settings.pop("size")
-        pixels = _vision.pixels_from(images, size=size, channels=self.channels,
-                                     preprocess_images=preprocess, **settings)
+        pixels = pixels_from(images, size=size, channels=self.channels,
+                             preprocess_images=preprocess, **settings)
         return self.projector.project(self.vision.encode(pixels, hooks=hooks))
 
     def forward_inputs(self, tokens: np.ndarray, lengths, images, preprocess: bool = True,
@@ -259,7 +127,7 @@ class ImageInputs:
         s = dict(self.settings)
         size = s.pop("size")
         pas = {k: self.pan_and_scan_settings[k] for k in self.pan_and_scan_settings}
-        return _vision.preprocess_pan_and_scan(images, size=size, **pas, **s)
+        return preprocess_pan_and_scan(images, size=size, **pas, **s)
 
     def expand_prompt(self, prompt, n_images: int, tokenizer=None, num_crops=None) -> list[int]:
         """Token ids of a prompt (str, or ids) with its images' tokens laid out (see module doc).
@@ -311,17 +179,3 @@ class ImageInputs:
         for t in ids:
             out += [t] + image + [self.eoi_id] if t == self.boi_id else [t]
         return out
-
-
-class _FirstCallImages:
-    """A model seen by the generation loop: its first forward (the prompt) gets the images."""
-
-    def __init__(self, model, images):
-        self._model, self._images = model, images
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)
-
-    def forward(self, tokens, **kwargs):
-        images, self._images = self._images, None
-        return self._model.forward(tokens, images=images, **kwargs)

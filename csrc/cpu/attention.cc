@@ -29,7 +29,7 @@
 #include "hwy/aligned_allocator.h"
 #include "hwy/cache_control.h"
 
-// Target-independent pieces: tiling constants and the visibility rule.
+// Target-independent pieces: tiling constants and the key bounds of blocks of queries.
 #ifndef GEMMACPP_CPU_ATTENTION_SHARED_
 #define GEMMACPP_CPU_ATTENTION_SHARED_
 namespace gemmacpp::cpu::attn {
@@ -41,30 +41,11 @@ constexpr int64_t kDecodeChunk = 256;     // keys per split-K chunk
 constexpr int64_t kDecodeMaxQueries = 4;  // Tq up to this takes the split-K path
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// Keys visible to the query at absolute position p: [0, prefix_len) plus the "main" range
-// [lo, hi) given by causality and the window (or by key_lo/key_hi). lo and hi never decrease as p grows, so the keys
-// visible to any of the queries p0..p1 lie in [0, prefix_len) + [lo(p0), hi(p1)).
-struct Range {
-  int64_t lo, hi;
-};
-inline Range main_range(const AttentionArgs& a, int64_t p) {
-  if (a.key_lo) {  // explicit per-query ranges; clipping keeps them non-decreasing
-    const int64_t i = p - a.q_start;
-    const int64_t hi = std::min(std::max<int64_t>(a.key_hi[i], 0), a.Tk);
-    return {std::min(std::max<int64_t>(a.key_lo[i], 0), hi), hi};
-  }
-  const int64_t hi = a.causal ? std::min(p + 1, a.Tk) : a.Tk;
-  int64_t lo = a.window > 0 ? std::max<int64_t>(0, p - a.window + 1) : 0;
-  return {std::min(lo, std::max<int64_t>(hi, 0)), std::max<int64_t>(hi, 0)};
-}
-inline bool visible(const AttentionArgs& a, const Range& r, int64_t j) {
-  return j < a.prefix_len || (j >= r.lo && j < r.hi);
-}
-// Union of the visible keys of positions p0 <= p1, clipped to [t0, t1), as one bounding interval
-// (empty when lo >= hi).
-inline Range bounding_range(const AttentionArgs& a, int64_t p0, int64_t p1, int64_t t0,
-                            int64_t t1) {
-  const Range r0 = main_range(a, p0), r1 = main_range(a, p1);
+// Union of the visible keys (csrc/core/attention_args.h) of positions p0 <= p1, clipped to
+// [t0, t1), as one bounding interval (empty when lo >= hi).
+inline AttentionKeyRange bounding_range(const AttentionArgs& a, int64_t p0, int64_t p1,
+                                        int64_t t0, int64_t t1) {
+  const AttentionKeyRange r0 = attention_main_range(a, p0), r1 = attention_main_range(a, p1);
   int64_t lo = r0.lo, hi = r1.hi;
   if (lo >= hi) lo = hi = t0;  // no main range: only the prefix
   const int64_t pre = std::min(a.prefix_len, a.Tk);
@@ -73,14 +54,6 @@ inline Range bounding_range(const AttentionArgs& a, int64_t p0, int64_t p1, int6
     hi = std::max(hi, pre);
   }
   return {std::max(lo, t0), std::min(hi, t1)};
-}
-// Every key of [t0, t1) is visible to every position in p0..p1.
-inline bool all_visible(const AttentionArgs& a, int64_t p0, int64_t p1, int64_t t0, int64_t t1) {
-  if (t1 <= a.prefix_len) return true;
-  const Range r0 = main_range(a, p0), r1 = main_range(a, p1);
-  // Keys below prefix_len are visible anyway; the rest must lie in every main range.
-  const int64_t start = std::max(t0, a.prefix_len);
-  return start >= r1.lo && t1 <= r0.hi;
 }
 
 // K and V of the key tiles that some query sees, converted to float32 once per call: tiles
@@ -403,13 +376,13 @@ void PrefillTask(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t 
   }
 
   const int64_t p0 = a.q_start + i0, p1 = a.q_start + i1 - 1;
-  const Range span = bounding_range(a, p0, p1, 0, a.Tk);
+  const AttentionKeyRange span = bounding_range(a, p0, p1, 0, a.Tk);
   for (int64_t t0 = span.lo / kKeyTile * kKeyTile; t0 < span.hi; t0 += kKeyTile) {
     const int64_t t1 = std::min(t0 + kKeyTile, a.Tk);
-    const Range tile = bounding_range(a, p0, p1, t0, t1);
+    const AttentionKeyRange tile = bounding_range(a, p0, p1, t0, t1);
     if (tile.lo >= tile.hi) continue;  // no query of this task sees this tile
     const size_t tk = size_t(t1 - t0);
-    const bool full = all_visible(a, p0, p1, t0, t1);
+    const bool full = attention_keys_all_visible(a, p0, p1, t0, t1);
 
     const int64_t ti = kv_tiles + t0 / kKeyTile - kv.first_tile;
     const float* Kt = kv.kt + ti * D * TK;
@@ -420,8 +393,8 @@ void PrefillTask(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t 
     size_t lo_all = TK, hi_all = 0;
     for (int64_t blk = 0; blk < nblk; ++blk) {
       const int64_t r0 = blk * kMR, r1 = std::min<int64_t>(R, r0 + kMR);
-      const Range vis = bounding_range(a, a.q_start + i0 + r0 / G, a.q_start + i0 + (r1 - 1) / G,
-                                       t0, t1);
+      const int64_t bp0 = a.q_start + i0 + r0 / G, bp1 = a.q_start + i0 + (r1 - 1) / G;
+      const AttentionKeyRange vis = bounding_range(a, bp0, bp1, t0, t1);
       C0[blk] = C1[blk] = 0;
       if (vis.lo < vis.hi) {
         C0[blk] = size_t(vis.lo - t0) / colb * colb;
@@ -447,17 +420,17 @@ void PrefillTask(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t 
     for (int64_t blk = 0; blk < nblk; ++blk) {
       const size_t c0 = C0[blk], c1 = C1[blk];
       const int64_t r0 = blk * kMR, r1 = std::min<int64_t>(R, r0 + kMR);
-      const bool masked = c0 < c1 && !full &&
-                          !all_visible(a, a.q_start + i0 + r0 / G, a.q_start + i0 + (r1 - 1) / G,
-                                       t0, t1);
+      const int64_t bp0 = a.q_start + i0 + r0 / G, bp1 = a.q_start + i0 + (r1 - 1) / G;
+      const bool masked =
+          c0 < c1 && !full && !attention_keys_all_visible(a, bp0, bp1, t0, t1);
       for (int64_t r = r0; r < r1; ++r) {
         float* s = S + r * TK;
         if (c0 < c1) {
           if (a.softcap > 0) SoftcapRow(s + c0, c1 - c0, a.softcap, a.softcap * kLog2e);
           if (masked) {
-            const Range rr = main_range(a, a.q_start + i0 + r / G);
+            const AttentionKeyRange rr = attention_main_range(a, a.q_start + i0 + r / G);
             for (size_t jj = c0; jj < std::min(c1, tk); ++jj)
-              if (!visible(a, rr, t0 + int64_t(jj))) s[jj] = kNegInf;
+              if (!attention_key_visible(a, rr, t0 + int64_t(jj))) s[jj] = kNegInf;
           }
           if (tk < c1) std::fill(s + std::max(tk, c0), s + c1, kNegInf);  // padding past Tk
         }
@@ -601,7 +574,7 @@ void DecodeChunkTask(const AttentionArgs& a, int64_t b, int64_t c, float* part) 
   std::fill(L, L + RT, 0.0f);
 
   const int64_t t0 = c * kDecodeChunk, t1 = std::min(t0 + kDecodeChunk, a.Tk);
-  const Range vis = bounding_range(a, a.q_start, a.q_start + a.Tq - 1, t0, t1);
+  const AttentionKeyRange vis = bounding_range(a, a.q_start, a.q_start + a.Tq - 1, t0, t1);
   if (vis.lo >= vis.hi) return;  // chunk invisible to every query
   // Whole groups of 4 keys from the first visible one; the tail repeats the last key.
   const int64_t j0 = vis.lo, n = vis.hi - vis.lo, n4 = (n + 3) / 4 * 4;
@@ -642,9 +615,9 @@ void DecodeChunkTask(const AttentionArgs& a, int64_t b, int64_t c, float* part) 
   for (int64_t r = 0; r < RT; ++r) {
     float* s = S + r * lds;
     if (a.softcap > 0) SoftcapRow(s, lds, a.softcap, a.softcap * kLog2e);
-    const Range rr = main_range(a, a.q_start + (r % R) / G);
+    const AttentionKeyRange rr = attention_main_range(a, a.q_start + (r % R) / G);
     for (int64_t j = 0; j < n; ++j)
-      if (!visible(a, rr, j0 + j)) s[j] = kNegInf;
+      if (!attention_key_visible(a, rr, j0 + j)) s[j] = kNegInf;
     std::fill(s + n, s + lds, kNegInf);
     SoftmaxUpdate(s, lds, M[r], L[r]);
   }
@@ -772,7 +745,7 @@ void prefill(const AttentionArgs& a) {
   // The panels of a K tile must tile it exactly (true for vectors up to 1024 bits).
   GC_CHECK(attn::kKeyTile % (2 * HWY_DYNAMIC_DISPATCH(Lanes)()) == 0, NotImplementedError,
            "attention: the CPU kernel does not support this vector length");
-  const attn::Range span = attn::bounding_range(a, a.q_start, a.q_start + a.Tq - 1, 0, a.Tk);
+  const AttentionKeyRange span = attn::bounding_range(a, a.q_start, a.q_start + a.Tq - 1, 0, a.Tk);
   if (span.lo >= span.hi) return zero_output(a);
 
   // Convert the K/V tiles once, shared by all query blocks (rather than once per block).

@@ -14,6 +14,9 @@
 //    unnormalised output), and the partials are merged in chunk order.
 // Task boundaries depend only on the shape, each task writes its own outputs, and reductions run
 // in a fixed order, so results are bitwise identical for any thread count.
+// attention_varlen runs the tasks of many such problems (the sequences of a ragged batch) in three
+// shared parallel regions (pack, then prefill blocks with decode partials, then decode combines)
+// instead of two small regions per sequence; attention() is its one-entry case.
 #include "csrc/cpu/attention.h"
 
 #include <algorithm>
@@ -22,6 +25,8 @@
 #include <limits>
 #include <mutex>
 #include <numeric>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "csrc/core/threads.h"
@@ -741,70 +746,187 @@ class PackBuffer {
   float* data_ = nullptr;
 };
 
-void prefill(const AttentionArgs& a) {
-  // The panels of a K tile must tile it exactly (true for vectors up to 1024 bits).
-  GC_CHECK(attn::kKeyTile % (2 * HWY_DYNAMIC_DISPATCH(Lanes)()) == 0, NotImplementedError,
-           "attention: the CPU kernel does not support this vector length");
-  const AttentionKeyRange span = attn::bounding_range(a, a.q_start, a.q_start + a.Tq - 1, 0, a.Tk);
-  if (span.lo >= span.hi) return zero_output(a);
+// The work of one prefill entry of attention_varlen: its packed K/V tiles and its query blocks.
+struct PrefillEntry {
+  const AttentionArgs* a = nullptr;
+  attn::PackedKV kv;             // kt and vt point into the call's PackBuffer
+  size_t k_size = 0, v_size = 0;  // floats of its packed K and V tiles
+  int64_t qb = 0, nqb = 0;       // queries per task; tasks per (batch, KV head)
+};
 
-  // Convert the K/V tiles once, shared by all query blocks (rather than once per block).
-  attn::PackedKV kv;
-  kv.first_tile = span.lo / attn::kKeyTile;
-  kv.tiles = (span.hi + attn::kKeyTile - 1) / attn::kKeyTile - kv.first_tile;
-  const int64_t all_tiles = a.B * a.Hkv * kv.tiles;
-  const size_t k_size = size_t(all_tiles) * HWY_DYNAMIC_DISPATCH(PackedKTile)(size_t(a.D));
-  const size_t v_size = size_t(all_tiles) * HWY_DYNAMIC_DISPATCH(PackedVTile)(size_t(a.D));
-  PackBuffer buf(k_size + v_size);
-  kv.kt = buf.data();
-  kv.vt = buf.data() + k_size;
-  parallel_for(all_tiles, [&](int64_t task, int) {
-    const int64_t bh = task / kv.tiles;
-    HWY_DYNAMIC_DISPATCH(PackTile)(a, kv, bh / a.Hkv, bh % a.Hkv, task % kv.tiles);
-  });
-
+PrefillEntry plan_prefill(const AttentionArgs& a, const AttentionKeyRange& span) {
+  PrefillEntry e;
+  e.a = &a;
+  // Only the tiles that some query sees are converted, once, shared by all query blocks (rather
+  // than once per block).
+  e.kv.first_tile = span.lo / attn::kKeyTile;
+  e.kv.tiles = (span.hi + attn::kKeyTile - 1) / attn::kKeyTile - e.kv.first_tile;
+  const int64_t all_tiles = a.B * a.Hkv * e.kv.tiles;
+  e.k_size = size_t(all_tiles) * HWY_DYNAMIC_DISPATCH(PackedKTile)(size_t(a.D));
+  e.v_size = size_t(all_tiles) * HWY_DYNAMIC_DISPATCH(PackedVTile)(size_t(a.D));
   const int64_t G = a.Hq / a.Hkv;
   // Queries per task: about kRowsPerTask rows, and a whole number of row blocks where the group
   // size allows, so that a partial (slower) row block only ends the last task of a sequence.
   const int64_t step = attn::kRowBlock / std::gcd(G, attn::kRowBlock);
-  const int64_t qb = std::max(step, attn::kRowsPerTask / G / step * step);
-  const int64_t nqb = (a.Tq + qb - 1) / qb;
-  // Tasks run one (batch, KV head) after another, so that the threads share that head's packed
-  // K and V in the cache (taking the heads in turn instead streams every head's K/V, 38 MB for
-  // SigLIP at 896 px, from memory for each task; measured 1.6x slower). Within a head, later
-  // query blocks see more keys under a causal mask: they go first, so that the last tasks to run
-  // are short ones and no thread idles long at the end.
-  parallel_for(a.B * a.Hkv * nqb, [&](int64_t task, int) {
-    const int64_t blk = nqb - 1 - task % nqb, bh = task / nqb;
-    const int64_t i0 = blk * qb, i1 = std::min(a.Tq, i0 + qb);
-    HWY_DYNAMIC_DISPATCH(Prefill)(a, kv, bh / a.Hkv, bh % a.Hkv, i0, i1);
-  });
+  e.qb = std::max(step, attn::kRowsPerTask / G / step * step);
+  e.nqb = (a.Tq + e.qb - 1) / e.qb;
+  return e;
 }
 
-void decode(const AttentionArgs& a) {
+int64_t pack_tasks(const PrefillEntry& e) { return e.a->B * e.a->Hkv * e.kv.tiles; }
+void pack_task(const PrefillEntry& e, int64_t task) {
+  const int64_t bh = task / e.kv.tiles;
+  HWY_DYNAMIC_DISPATCH(PackTile)(*e.a, e.kv, bh / e.a->Hkv, bh % e.a->Hkv, task % e.kv.tiles);
+}
+
+// Tasks run one (batch, KV head) after another, so that the threads share that head's packed K
+// and V in the cache (taking the heads in turn instead streams every head's K/V, 38 MB for SigLIP
+// at 896 px, from memory for each task; measured 1.6x slower). Within a head, later query blocks
+// see more keys under a causal mask: they go first, so that the last tasks to run are short ones
+// and no thread idles long at the end.
+int64_t prefill_tasks(const PrefillEntry& e) { return e.a->B * e.a->Hkv * e.nqb; }
+void prefill_task(const PrefillEntry& e, int64_t task) {
+  const AttentionArgs& a = *e.a;
+  const int64_t blk = e.nqb - 1 - task % e.nqb, bh = task / e.nqb;
+  const int64_t i0 = blk * e.qb, i1 = std::min(a.Tq, i0 + e.qb);
+  HWY_DYNAMIC_DISPATCH(Prefill)(a, e.kv, bh / a.Hkv, bh % a.Hkv, i0, i1);
+}
+
+// The work of one decode (split-K) entry: a partial per (batch, key chunk), then one combine per
+// (batch, KV head).
+struct DecodeEntry {
+  const AttentionArgs* a = nullptr;
+  int64_t chunks = 0;
+  size_t part_size = 0;    // floats of one partial
+  float* parts = nullptr;  // [B][chunks] partials, in the call's buffer
+};
+
+DecodeEntry plan_decode(const AttentionArgs& a) {
+  DecodeEntry e;
+  e.a = &a;
   const size_t N = HWY_DYNAMIC_DISPATCH(Lanes)();
   const size_t Dp = (size_t(a.D) + N - 1) / N * N;
-  const size_t part_size = size_t(a.Tq * a.Hq) * (Dp + 2);
-  const int64_t chunks = (a.Tk + attn::kDecodeChunk - 1) / attn::kDecodeChunk;
-  auto parts = hwy::AllocateAligned<float>(size_t(a.B * chunks) * part_size);
-  parallel_for(a.B * chunks, [&](int64_t task, int) {
-    HWY_DYNAMIC_DISPATCH(DecodeChunk)(a, task / chunks, task % chunks,
-                                      parts.get() + task * part_size);
-  });
-  parallel_for(a.B * a.Hkv, [&](int64_t task, int) {
-    HWY_DYNAMIC_DISPATCH(DecodeCombine)(a, task / a.Hkv, task % a.Hkv, chunks,
-                                        parts.get() + task / a.Hkv * chunks * part_size,
-                                        part_size);
-  });
+  e.part_size = size_t(a.Tq * a.Hq) * (Dp + 2);
+  e.chunks = (a.Tk + attn::kDecodeChunk - 1) / attn::kDecodeChunk;
+  return e;
 }
+
+int64_t chunk_tasks(const DecodeEntry& e) { return e.a->B * e.chunks; }
+void chunk_task(const DecodeEntry& e, int64_t task) {
+  HWY_DYNAMIC_DISPATCH(DecodeChunk)(*e.a, task / e.chunks, task % e.chunks,
+                                    e.parts + task * e.part_size);
+}
+
+int64_t combine_tasks(const DecodeEntry& e) { return e.a->B * e.a->Hkv; }
+void combine_task(const DecodeEntry& e, int64_t task) {
+  const int64_t b = task / e.a->Hkv;
+  HWY_DYNAMIC_DISPATCH(DecodeCombine)(*e.a, b, task % e.a->Hkv, e.chunks,
+                                      e.parts + b * e.chunks * e.part_size, e.part_size);
+}
+
+// The tasks of several entries laid end to end, entry after entry, so that one parallel_for runs
+// them all.
+class TaskRanges {
+ public:
+  template <class Entry, class Count>
+  TaskRanges(const std::vector<Entry>& entries, Count count) {
+    start_.reserve(entries.size() + 1);
+    start_.push_back(0);
+    for (const Entry& e : entries) start_.push_back(start_.back() + count(e));
+  }
+  int64_t total() const { return start_.back(); }
+  // The entry that owns `task` and the task's index within that entry.
+  std::pair<size_t, int64_t> find(int64_t task) const {
+    const size_t e = size_t(std::upper_bound(start_.begin(), start_.end(), task) - start_.begin());
+    return {e - 1, task - start_[e - 1]};
+  }
+
+ private:
+  std::vector<int64_t> start_;
+};
 
 }  // namespace
 
-void attention(const AttentionArgs& a) {
-  if (a.B == 0 || a.Tq == 0 || a.Hq == 0 || a.D == 0) return;
-  if (a.Tk == 0) return zero_output(a);
-  if (a.Tq <= attn::kDecodeMaxQueries) return decode(a);
-  prefill(a);
+void attention(const AttentionArgs& a) { attention_varlen(&a, 1); }
+
+// Every task below is the one that a call of attention() on its entry alone would run, with the
+// same arguments (an entry's packed tiles hold the same floats wherever they sit in the buffer),
+// and writes only that entry's output or its own partial: sharing the parallel regions changes
+// which thread runs a task and when, never its bits.
+void attention_varlen(const AttentionArgs* seqs, int64_t n) {
+  std::vector<PrefillEntry> prefill;
+  std::vector<DecodeEntry> decode;
+  std::vector<const AttentionArgs*> zeros;
+  for (int64_t i = 0; i < n; ++i) {
+    const AttentionArgs& a = seqs[i];
+    if (a.B == 0 || a.Tq == 0 || a.Hq == 0 || a.D == 0) continue;
+    if (a.Tk == 0) {
+      zeros.push_back(&a);
+    } else if (a.Tq <= attn::kDecodeMaxQueries) {
+      decode.push_back(plan_decode(a));
+    } else {
+      const AttentionKeyRange span =
+          attn::bounding_range(a, a.q_start, a.q_start + a.Tq - 1, 0, a.Tk);
+      if (span.lo >= span.hi) {
+        zeros.push_back(&a);
+      } else {
+        prefill.push_back(plan_prefill(a, span));
+      }
+    }
+  }
+  // The panels of a K tile must tile it exactly (true for vectors up to 1024 bits).
+  GC_CHECK(prefill.empty() || attn::kKeyTile % (2 * HWY_DYNAMIC_DISPATCH(Lanes)()) == 0,
+           NotImplementedError, "attention: the CPU kernel does not support this vector length");
+  for (const AttentionArgs* a : zeros) zero_output(*a);
+
+  // (a) Every prefill entry's K/V tiles, in one buffer: entry after entry, its K tiles then its V.
+  size_t pack_floats = 0;
+  for (const PrefillEntry& e : prefill) pack_floats += e.k_size + e.v_size;
+  std::optional<PackBuffer> pack;
+  if (!prefill.empty()) {
+    pack.emplace(pack_floats);
+    float* next = pack->data();
+    for (PrefillEntry& e : prefill) {
+      e.kv.kt = next;
+      e.kv.vt = next + e.k_size;
+      next += e.k_size + e.v_size;
+    }
+    const TaskRanges packs(prefill, pack_tasks);
+    parallel_for(packs.total(), [&](int64_t task, int) {
+      const auto [e, t] = packs.find(task);
+      pack_task(prefill[e], t);
+    });
+  }
+
+  // (b) Every prefill query block, then every decode chunk's partial.
+  size_t part_floats = 0;
+  for (const DecodeEntry& e : decode) part_floats += size_t(chunk_tasks(e)) * e.part_size;
+  hwy::AlignedFreeUniquePtr<float[]> parts(nullptr, hwy::AlignedFreer());
+  if (!decode.empty()) {
+    parts = hwy::AllocateAligned<float>(part_floats);
+    float* next = parts.get();
+    for (DecodeEntry& e : decode) {
+      e.parts = next;
+      next += size_t(chunk_tasks(e)) * e.part_size;
+    }
+  }
+  const TaskRanges blocks(prefill, prefill_tasks), chunks(decode, chunk_tasks);
+  parallel_for(blocks.total() + chunks.total(), [&](int64_t task, int) {
+    if (task < blocks.total()) {
+      const auto [e, t] = blocks.find(task);
+      prefill_task(prefill[e], t);
+    } else {
+      const auto [e, t] = chunks.find(task - blocks.total());
+      chunk_task(decode[e], t);
+    }
+  });
+
+  // (c) Every decode entry's partials merged in chunk order.
+  const TaskRanges combines(decode, combine_tasks);
+  parallel_for(combines.total(), [&](int64_t task, int) {
+    const auto [e, t] = combines.find(task);
+    combine_task(decode[e], t);
+  });
 }
 
 }  // namespace gemmacpp::cpu

@@ -14,15 +14,17 @@
 //    unnormalised output), and the partials are merged in chunk order.
 // Task boundaries depend only on the shape, each task writes its own outputs, and reductions run
 // in a fixed order, so results are bitwise identical for any thread count.
-// attention_varlen runs the tasks of many such problems (the sequences of a ragged batch) in three
-// shared parallel regions (pack, then prefill blocks with decode partials, then decode combines)
+// attention_varlen runs the tasks of many such problems (the sequences of a ragged batch) in two
+// shared parallel regions (every K/V tile packing, then every prefill block and decode chunk)
 // instead of two small regions per sequence; attention() is its one-entry case.
 #include "csrc/cpu/attention.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <numeric>
 #include <optional>
@@ -799,6 +801,7 @@ struct DecodeEntry {
   int64_t chunks = 0;
   size_t part_size = 0;    // floats of one partial
   float* parts = nullptr;  // [B][chunks] partials, in the call's buffer
+  std::atomic<int64_t>* unfinished = nullptr;  // [B]: chunks of each batch row still running
 };
 
 DecodeEntry plan_decode(const AttentionArgs& a) {
@@ -811,17 +814,20 @@ DecodeEntry plan_decode(const AttentionArgs& a) {
   return e;
 }
 
+// The partial of one (batch row, chunk); the task that finishes a row's last chunk, whichever it
+// is, then merges that row's partials. The merge reads them in chunk order, so its result does
+// not depend on which thread runs it; the acquire-release countdown makes the other chunks'
+// partials visible to it. A separate parallel region for the merges would cost more than they do
+// (a few rows of D floats per chunk).
 int64_t chunk_tasks(const DecodeEntry& e) { return e.a->B * e.chunks; }
 void chunk_task(const DecodeEntry& e, int64_t task) {
-  HWY_DYNAMIC_DISPATCH(DecodeChunk)(*e.a, task / e.chunks, task % e.chunks,
-                                    e.parts + task * e.part_size);
-}
-
-int64_t combine_tasks(const DecodeEntry& e) { return e.a->B * e.a->Hkv; }
-void combine_task(const DecodeEntry& e, int64_t task) {
-  const int64_t b = task / e.a->Hkv;
-  HWY_DYNAMIC_DISPATCH(DecodeCombine)(*e.a, b, task % e.a->Hkv, e.chunks,
-                                      e.parts + b * e.chunks * e.part_size, e.part_size);
+  const AttentionArgs& a = *e.a;
+  const int64_t b = task / e.chunks;
+  HWY_DYNAMIC_DISPATCH(DecodeChunk)(a, b, task % e.chunks, e.parts + task * e.part_size);
+  if (e.unfinished[b].fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  for (int64_t kvh = 0; kvh < a.Hkv; ++kvh)
+    HWY_DYNAMIC_DISPATCH(DecodeCombine)(a, b, kvh, e.chunks, e.parts + b * e.chunks * e.part_size,
+                                        e.part_size);
 }
 
 // The tasks of several entries laid end to end, entry after entry, so that one parallel_for runs
@@ -852,7 +858,8 @@ void attention(const AttentionArgs& a) { attention_varlen(&a, 1); }
 // Every task below is the one that a call of attention() on its entry alone would run, with the
 // same arguments (an entry's packed tiles hold the same floats wherever they sit in the buffer),
 // and writes only that entry's output or its own partial: sharing the parallel regions changes
-// which thread runs a task and when, never its bits.
+// which thread runs a task and when, never its bits. A decode entry's merges run in the same
+// region as its partials (see chunk_task), so a batch of decode steps is one region.
 void attention_varlen(const AttentionArgs* seqs, int64_t n) {
   std::vector<PrefillEntry> prefill;
   std::vector<DecodeEntry> decode;
@@ -898,16 +905,26 @@ void attention_varlen(const AttentionArgs* seqs, int64_t n) {
     });
   }
 
-  // (b) Every prefill query block, then every decode chunk's partial.
+  // (b) Every prefill query block, then every decode chunk's partial (and merge).
   size_t part_floats = 0;
-  for (const DecodeEntry& e : decode) part_floats += size_t(chunk_tasks(e)) * e.part_size;
+  int64_t rows = 0;
+  for (const DecodeEntry& e : decode) {
+    part_floats += size_t(chunk_tasks(e)) * e.part_size;
+    rows += e.a->B;
+  }
   hwy::AlignedFreeUniquePtr<float[]> parts(nullptr, hwy::AlignedFreer());
+  std::unique_ptr<std::atomic<int64_t>[]> unfinished;
   if (!decode.empty()) {
     parts = hwy::AllocateAligned<float>(part_floats);
+    unfinished.reset(new std::atomic<int64_t>[size_t(rows)]);
     float* next = parts.get();
+    std::atomic<int64_t>* next_row = unfinished.get();
     for (DecodeEntry& e : decode) {
       e.parts = next;
       next += size_t(chunk_tasks(e)) * e.part_size;
+      e.unfinished = next_row;
+      for (int64_t b = 0; b < e.a->B; ++b) next_row[b].store(e.chunks, std::memory_order_relaxed);
+      next_row += e.a->B;
     }
   }
   const TaskRanges blocks(prefill, prefill_tasks), chunks(decode, chunk_tasks);
@@ -919,13 +936,6 @@ void attention_varlen(const AttentionArgs* seqs, int64_t n) {
       const auto [e, t] = chunks.find(task - blocks.total());
       chunk_task(decode[e], t);
     }
-  });
-
-  // (c) Every decode entry's partials merged in chunk order.
-  const TaskRanges combines(decode, combine_tasks);
-  parallel_for(combines.total(), [&](int64_t task, int) {
-    const auto [e, t] = combines.find(task);
-    combine_task(decode[e], t);
   });
 }
 

@@ -15,8 +15,9 @@
 // Task boundaries depend only on the shape, each task writes its own outputs, and reductions run
 // in a fixed order, so results are bitwise identical for any thread count.
 // attention_varlen runs the tasks of many such problems (the sequences of a ragged batch) in two
-// shared parallel regions (every K/V tile packing, then every prefill block and decode chunk)
-// instead of two small regions per sequence; attention() is its one-entry case.
+// shared parallel regions (every K/V tile packing, then every prefill block and decode chunk;
+// batches whose packed tiles outgrow the kept buffer take more) instead of two small regions per
+// sequence; attention() is its one-entry case.
 #include "csrc/cpu/attention.h"
 
 #include <algorithm>
@@ -835,10 +836,10 @@ void chunk_task(const DecodeEntry& e, int64_t task) {
 class TaskRanges {
  public:
   template <class Entry, class Count>
-  TaskRanges(const std::vector<Entry>& entries, Count count) {
-    start_.reserve(entries.size() + 1);
+  TaskRanges(const Entry* entries, size_t n, Count count) {
+    start_.reserve(n + 1);
     start_.push_back(0);
-    for (const Entry& e : entries) start_.push_back(start_.back() + count(e));
+    for (size_t i = 0; i < n; ++i) start_.push_back(start_.back() + count(entries[i]));
   }
   int64_t total() const { return start_.back(); }
   // The entry that owns `task` and the task's index within that entry.
@@ -850,6 +851,71 @@ class TaskRanges {
  private:
   std::vector<int64_t> start_;
 };
+
+// Partials and countdowns for every decode entry, in one buffer each.
+class DecodeBuffers {
+ public:
+  explicit DecodeBuffers(std::vector<DecodeEntry>& decode) {
+    if (decode.empty()) return;
+    size_t floats = 0;
+    int64_t rows = 0;
+    for (const DecodeEntry& e : decode) {
+      floats += size_t(chunk_tasks(e)) * e.part_size;
+      rows += e.a->B;
+    }
+    parts_ = hwy::AllocateAligned<float>(floats);
+    unfinished_.reset(new std::atomic<int64_t>[size_t(rows)]);
+    float* part = parts_.get();
+    std::atomic<int64_t>* row = unfinished_.get();
+    for (DecodeEntry& e : decode) {
+      e.parts = part;
+      part += size_t(chunk_tasks(e)) * e.part_size;
+      e.unfinished = row;
+      for (int64_t b = 0; b < e.a->B; ++b) row[b].store(e.chunks, std::memory_order_relaxed);
+      row += e.a->B;
+    }
+  }
+
+ private:
+  hwy::AlignedFreeUniquePtr<float[]> parts_{nullptr, hwy::AlignedFreer()};
+  std::unique_ptr<std::atomic<int64_t>[]> unfinished_;
+};
+
+// Prefill entries [0, n_prefill) and decode entries [0, n_decode) in two parallel regions:
+// (a) every prefill entry's K/V tiles packed into one buffer, entry after entry, its K tiles then
+// its V; (b) every prefill query block, then every decode chunk's partial (and merge).
+void run_together(PrefillEntry* prefill, size_t n_prefill, DecodeEntry* decode,
+                  size_t n_decode) {
+  size_t pack_floats = 0;
+  for (size_t i = 0; i < n_prefill; ++i) pack_floats += prefill[i].k_size + prefill[i].v_size;
+  std::optional<PackBuffer> pack;
+  if (n_prefill > 0) {
+    pack.emplace(pack_floats);
+    float* next = pack->data();
+    for (size_t i = 0; i < n_prefill; ++i) {
+      PrefillEntry& e = prefill[i];
+      e.kv.kt = next;
+      e.kv.vt = next + e.k_size;
+      next += e.k_size + e.v_size;
+    }
+    const TaskRanges packs(prefill, n_prefill, pack_tasks);
+    parallel_for(packs.total(), [&](int64_t task, int) {
+      const auto [e, t] = packs.find(task);
+      pack_task(prefill[e], t);
+    });
+  }
+  const TaskRanges blocks(prefill, n_prefill, prefill_tasks);
+  const TaskRanges chunks(decode, n_decode, chunk_tasks);
+  parallel_for(blocks.total() + chunks.total(), [&](int64_t task, int) {
+    if (task < blocks.total()) {
+      const auto [e, t] = blocks.find(task);
+      prefill_task(prefill[e], t);
+    } else {
+      const auto [e, t] = chunks.find(task - blocks.total());
+      chunk_task(decode[e], t);
+    }
+  });
+}
 
 }  // namespace
 
@@ -886,57 +952,24 @@ void attention_varlen(const AttentionArgs* seqs, int64_t n) {
            NotImplementedError, "attention: the CPU kernel does not support this vector length");
   for (const AttentionArgs* a : zeros) zero_output(*a);
 
-  // (a) Every prefill entry's K/V tiles, in one buffer: entry after entry, its K tiles then its V.
-  size_t pack_floats = 0;
-  for (const PrefillEntry& e : prefill) pack_floats += e.k_size + e.v_size;
-  std::optional<PackBuffer> pack;
-  if (!prefill.empty()) {
-    pack.emplace(pack_floats);
-    float* next = pack->data();
-    for (PrefillEntry& e : prefill) {
-      e.kv.kt = next;
-      e.kv.vt = next + e.k_size;
-      next += e.k_size + e.v_size;
+  DecodeBuffers decode_buffers(decode);
+  // Prefill entries run in groups whose packed tiles fit the PackBuffer kept between calls (an
+  // entry larger than that is a group of its own, as its single call would be): the packed
+  // floats of a whole batch of long sequences (SigLIP's images) would otherwise be fresh pages,
+  // and memory would grow with the batch. The decode work joins the first group.
+  auto packed_floats = [&](size_t i) { return prefill[i].k_size + prefill[i].v_size; };
+  size_t first = 0;
+  do {
+    size_t end = first, floats = 0;
+    while (end < prefill.size() &&
+           (end == first || floats + packed_floats(end) <= kPackCacheFloats)) {
+      floats += packed_floats(end++);
     }
-    const TaskRanges packs(prefill, pack_tasks);
-    parallel_for(packs.total(), [&](int64_t task, int) {
-      const auto [e, t] = packs.find(task);
-      pack_task(prefill[e], t);
-    });
-  }
-
-  // (b) Every prefill query block, then every decode chunk's partial (and merge).
-  size_t part_floats = 0;
-  int64_t rows = 0;
-  for (const DecodeEntry& e : decode) {
-    part_floats += size_t(chunk_tasks(e)) * e.part_size;
-    rows += e.a->B;
-  }
-  hwy::AlignedFreeUniquePtr<float[]> parts(nullptr, hwy::AlignedFreer());
-  std::unique_ptr<std::atomic<int64_t>[]> unfinished;
-  if (!decode.empty()) {
-    parts = hwy::AllocateAligned<float>(part_floats);
-    unfinished.reset(new std::atomic<int64_t>[size_t(rows)]);
-    float* next = parts.get();
-    std::atomic<int64_t>* next_row = unfinished.get();
-    for (DecodeEntry& e : decode) {
-      e.parts = next;
-      next += size_t(chunk_tasks(e)) * e.part_size;
-      e.unfinished = next_row;
-      for (int64_t b = 0; b < e.a->B; ++b) next_row[b].store(e.chunks, std::memory_order_relaxed);
-      next_row += e.a->B;
-    }
-  }
-  const TaskRanges blocks(prefill, prefill_tasks), chunks(decode, chunk_tasks);
-  parallel_for(blocks.total() + chunks.total(), [&](int64_t task, int) {
-    if (task < blocks.total()) {
-      const auto [e, t] = blocks.find(task);
-      prefill_task(prefill[e], t);
-    } else {
-      const auto [e, t] = chunks.find(task - blocks.total());
-      chunk_task(decode[e], t);
-    }
-  });
+    const bool with_decode = first == 0;
+    run_together(prefill.data() + first, end - first, with_decode ? decode.data() : nullptr,
+                 with_decode ? decode.size() : 0);
+    first = end;
+  } while (first < prefill.size());
 }
 
 }  // namespace gemmacpp::cpu

@@ -794,3 +794,11 @@ def test_varlen_has_no_cuda_kernel_yet(rng):
     with pytest.raises(NotImplementedError, match="attention: cu_seqlens_q/cu_seqlens_k"):
         gc.ops.attention(*(on_device(a, "cuda") for a in (q, k, v)), cu_seqlens_q=cu_q,
                          cu_seqlens_k=cu_k)
+
+
+def test_varlen_packed_tiles_beyond_the_kept_buffer(rng):
+    # Three prefill sequences whose float32 K/V tiles (32 MiB each) outgrow the 64 MiB buffer
+    # that the kernel keeps between calls, so they run in more than one group; the decode
+    # sequences run with the first.
+    lens_q, lens_k = [6, 1, 6, 0, 6, 3], [8192, 600, 8192, 4, 8192, 300]
+    check_varlen(*packed(rng, lens_q, lens_k, 4, 2, 256), softcap=30.0)

@@ -8,7 +8,14 @@ GFLOP/s counts only visible (query, key) pairs, 4 * head_dim flops each. For dec
 also times a plain memory copy and a read-only pass of the same number of bytes and prints the
 achieved fraction of those bandwidths; all of these are timed cold (caches flushed first).
 
+Packed sequences (cu_seqlens), Gemma 3 270M's attention shape (4 query heads, 1 KV head,
+head_dim 256, window 512), float32, causal: 8 and 32 sequences of 64 tokens, prefill (64 queries
+over 64 keys each) and decode (1 query over 64..128 keys each), timed as one varlen call, a Python
+loop of one gc.ops.attention call per sequence, and a loop of torch's
+scaled_dot_product_attention per sequence (medians of interleaved blocks, timing.py).
+
     python benchmarks/bench_attention.py [--quick] [--threads N] [--repeat N] [--no-numpy]
+                                         [--varlen-only]
 """
 import argparse
 import os
@@ -18,6 +25,7 @@ import numpy as np
 import torch
 
 import gemmacpp as gc
+from timing import time_all
 
 B, HQ, HKV, D = 1, 8, 4, 256
 
@@ -102,17 +110,77 @@ def numpy_fn(q, k, v, window, softcap, q_start):
     return run
 
 
+def varlen_table(rng, min_time):
+    """One varlen call against per-sequence calls of the plain op and of torch, for many short
+    sequences: the case where one parallel region per sequence leaves threads idle."""
+    hq, hkv, d, window = 4, 1, 256, 512  # Gemma 3 270M
+    print(f"\npacked sequences (cu_seqlens), float32, Hq={hq} Hkv={hkv} D={d}, window={window}, "
+          f"causal; ms per batch")
+    hdr = (f"{'case':<34}{'varlen':>9}{'gc loop':>9}{'torch loop':>12}"
+           f"{'loop/varlen':>13}{'torch/varlen':>14}")
+    print(hdr)
+    print("-" * len(hdr))
+    for phase in ("prefill", "decode"):
+        for n in (8, 32):
+            lens_k = [64] * n if phase == "prefill" else [int(t) for t in rng.integers(64, 129, n)]
+            lens_q = [64] * n if phase == "prefill" else [1] * n
+            cu_q, cu_k = np.cumsum([0] + lens_q), np.cumsum([0] + lens_k)
+            q = rng.standard_normal((cu_q[-1], hq, d), dtype=np.float32)
+            k = rng.standard_normal((cu_k[-1], hkv, d), dtype=np.float32)
+            v = rng.standard_normal((cu_k[-1], hkv, d), dtype=np.float32)
+            seqs = [(slice(cu_q[s], cu_q[s + 1]), slice(cu_k[s], cu_k[s + 1])) for s in range(n)]
+            out_varlen, out_loop = np.empty_like(q), np.empty_like(q)
+
+            def varlen():
+                gc.ops.attention(q, k, v, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k, window=window,
+                                 out=out_varlen)
+
+            def loop():
+                for rq, rk in seqs:
+                    gc.ops.attention(q[None, rq], k[None, rk], v[None, rk], window=window,
+                                     out=out_loop[None, rq])
+
+            # torch: [1, H, T, D] views; the window is wider than any sequence, so plain causal
+            # (prefill, square) or no mask (decode: the query is the last key) is the same mask.
+            tq, tk, tv = (torch.from_numpy(a) for a in (q, k, v))
+            views = [(tq[rq].transpose(0, 1)[None], tk[rk].transpose(0, 1)[None],
+                      tv[rk].transpose(0, 1)[None]) for rq, rk in seqs]
+            causal = phase == "prefill"
+
+            def torch_loop():
+                return [torch.nn.functional.scaled_dot_product_attention(
+                    a, b, c, is_causal=causal, enable_gqa=True) for a, b, c in views]
+
+            varlen()
+            loop()
+            assert np.array_equal(out_varlen.view(np.uint32), out_loop.view(np.uint32))
+            want = np.concatenate([t[0].transpose(0, 1).numpy() for t in torch_loop()])
+            err = np.abs(out_varlen - want).max()
+            assert err < 1e-4, f"varlen {phase} n={n}: gemmacpp and torch differ by {err}"
+            with torch.inference_mode():
+                t = time_all({"varlen": varlen, "loop": loop, "torch": torch_loop}, min_time)
+            name = (f"prefill {n} x (64 q, 64 k)" if phase == "prefill"
+                    else f"decode {n} x (1 q, 64..128 k)")
+            print(f"{name:<34}{t['varlen'] * 1e3:>9.3f}{t['loop'] * 1e3:>9.3f}"
+                  f"{t['torch'] * 1e3:>12.3f}{t['loop'] / t['varlen']:>12.2f}x"
+                  f"{t['torch'] / t['varlen']:>13.2f}x")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes, few repeats (smoke run)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--repeat", type=int, default=None)
     ap.add_argument("--no-numpy", action="store_true", help="skip the NumPy reference")
+    ap.add_argument("--varlen-only", action="store_true", help="only the packed-sequence table")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     gc.set_num_threads(args.threads)
     repeat = args.repeat or (2 if args.quick else 5)
     rng = np.random.default_rng(0)
+    print(f"threads={args.threads}, SIMD target {gc.simd_target()}")
+    if args.varlen_only:
+        return varlen_table(rng, 0.3 if args.quick else 1.0)
 
     if args.quick:
         prefill = [(512, 512, None), (512, 512, 50.0)]
@@ -177,6 +245,8 @@ def main():
                   f"{bw * t_copy / kv_bytes:.0%} of a copy of the same bytes "
                   f"({kv_bytes / t_copy / 1e9:.1f} GB/s read), {bw * t_read / kv_bytes:.0%} of a "
                   f"read-only pass ({kv_bytes / t_read / 1e9:.1f} GB/s)")
+
+    varlen_table(rng, 0.3 if args.quick else 1.0)
 
 
 if __name__ == "__main__":

@@ -16,4 +16,11 @@ using AttentionArgs = gemmacpp::AttentionArgs;  // csrc/core/attention_args.h
 // get zeros. Requires B, Tq, Hq, D >= 1 and Hq % Hkv == 0; Tk may be 0.
 void attention(const AttentionArgs& a);
 
+// attention() on each of seqs[0..n), independent problems (normally the sequences of a ragged
+// batch, B = 1 each, each with its own pointers, shapes and mask), in shared parallel regions:
+// many short sequences keep every thread busy where one call per sequence would not. Each output
+// is bitwise identical to attention(seqs[i]) alone, for any thread count. Entries with B, Tq, Hq
+// or D == 0 are skipped; outputs must not overlap.
+void attention_varlen(const AttentionArgs* seqs, int64_t n);
+
 }  // namespace gemmacpp::cpu

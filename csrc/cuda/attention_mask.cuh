@@ -1,25 +1,31 @@
-// The visibility rule of DESIGN.md, shared by the CUDA attention kernels and their launchers.
-// Query i sits at absolute position p = q_start + i. Key j is visible iff j < prefix_len, or
-// (not causal or j <= p) and (window == 0 or p - j < window).
+// The visibility rule (csrc/core/attention_args.h) as the CUDA attention kernels and their
+// launchers use it: which keys a block of queries must walk, and which tiles need no element mask.
 #pragma once
 
 #include <cstdint>
 
+#include "csrc/core/attention_args.h"
+
 namespace gemmacpp::cuda {
 
+// The call's arguments, copied by value into the kernels' parameters: the rule reads causal,
+// window, prefix_len and Tk (and key_lo/key_hi, which cuda::attention does not take yet).
 struct AttentionMask {
-  int64_t prefix_len = 0;
-  int64_t window = 0;  // 0: none
-  bool causal = true;
+  AttentionArgs args;
 
   __host__ __device__ __forceinline__ bool visible(int64_t j, int64_t p) const {
-    return j < prefix_len || ((!causal || j <= p) && (window == 0 || p - j < window));
+    return attention_key_visible(args, p, j);
+  }
+  // Every key of [j0, j1) (j1 <= Tk) is visible to every position of p_lo..p_hi.
+  __host__ __device__ __forceinline__ bool all_visible(int64_t j0, int64_t j1, int64_t p_lo,
+                                                       int64_t p_hi) const {
+    return attention_keys_all_visible(args, p_lo, p_hi, j0, j1);
   }
 };
 
 // The keys that any query at positions [p_lo, p_hi] can see, as two disjoint ordered ranges
-// [0, first_end) and [second_begin, second_end) of [0, Tk): the prefix, then the causal/window
-// band. Keys outside both are invisible to every such query, so kernels skip them whole.
+// [0, first_end) and [second_begin, second_end) of [0, Tk): the prefix, then the rest of the
+// main ranges. Keys outside both are invisible to every such query, so kernels skip them whole.
 struct KeyRanges {
   int64_t first_end = 0, second_begin = 0, second_end = 0;
 
@@ -33,12 +39,13 @@ struct KeyRanges {
 };
 
 __host__ __device__ inline KeyRanges key_ranges(const AttentionMask& m, int64_t p_lo,
-                                                int64_t p_hi, int64_t Tk) {
+                                                int64_t p_hi) {
+  const AttentionArgs& a = m.args;
   KeyRanges r;
-  r.first_end = m.prefix_len < Tk ? m.prefix_len : Tk;
-  int64_t lo = 0, hi = Tk;
-  if (m.window > 0 && p_lo - m.window + 1 > lo) lo = p_lo - m.window + 1;
-  if (m.causal && p_hi + 1 < hi) hi = p_hi + 1;
+  r.first_end = a.prefix_len < a.Tk ? a.prefix_len : a.Tk;
+  // The main ranges only grow with the position (attention_main_range).
+  int64_t lo = attention_main_range(a, p_lo).lo;
+  const int64_t hi = attention_main_range(a, p_hi).hi;
   if (lo < r.first_end) lo = r.first_end;
   r.second_begin = lo;
   r.second_end = hi > lo ? hi : lo;

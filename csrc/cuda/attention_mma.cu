@@ -147,7 +147,7 @@ __global__ void __launch_bounds__(kThreads) mma_kernel(MmaParams<T> P) {
   for (int t = 0; t < kDT; ++t) o[t][0] = o[t][1] = o[t][2] = o[t][3] = 0.0f;
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
 
-  const KeyRanges kr = key_ranges(P.mask, p_lo, p_hi, P.Tk);
+  const KeyRanges kr = key_ranges(P.mask, p_lo, p_hi);
   // Two passes: the prefix range, then the band; each tile stays inside its range so that no key
   // is counted twice.
   for (int range = 0; range < 2; ++range) {
@@ -180,11 +180,7 @@ __global__ void __launch_bounds__(kThreads) mma_kernel(MmaParams<T> P) {
 
       // Scale, soft-cap, mask. A tile needs the per-element mask unless every key of it is in
       // range and visible to every query of the block.
-      const int64_t j_last = j0 + BC - 1;
-      const bool full = n_k == BC &&
-                        (j_last < P.mask.prefix_len ||
-                         ((!P.mask.causal || j_last <= p_lo) &&
-                          (P.mask.window == 0 || p_hi - j0 < P.mask.window)));
+      const bool full = n_k == BC && P.mask.all_visible(j0, j0 + BC, p_lo, p_hi);
       float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
       for (int t = 0; t < kNT; ++t) {
@@ -307,7 +303,7 @@ void attention_mma(const AttentionArgs& a, int device) {
     P.Tq = a.Tq, P.Tk = a.Tk, P.Hq = a.Hq, P.G = a.Hq / a.Hkv, P.D = a.D;
     P.q_start = a.q_start;
     P.scale = a.scale, P.softcap = a.softcap;
-    P.mask.prefix_len = a.prefix_len, P.mask.window = a.window, P.mask.causal = a.causal;
+    P.mask.args = a;
     // Smaller key tiles at D = 256 keep the output accumulators (128 floats a thread) in
     // registers.
     if (a.D <= 64) launch<T, 64, 64>(P, a.B);

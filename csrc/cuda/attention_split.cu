@@ -79,7 +79,7 @@ __global__ void __launch_bounds__(kThreads) split_kernel(SplitParams<T> P) {
     p_lo = p < p_lo ? p : p_lo;
     p_hi = p > p_hi ? p : p_hi;
   }
-  const KeyRanges kr = key_ranges(P.mask, p_lo, p_hi, P.Tk);
+  const KeyRanges kr = key_ranges(P.mask, p_lo, p_hi);
   const int64_t n_vis = kr.count();
   const int64_t v0 = split * P.keys_per_split;
   const int64_t v1 = v0 + P.keys_per_split < n_vis ? v0 + P.keys_per_split : n_vis;
@@ -232,11 +232,10 @@ void attention_split(const AttentionArgs& a, int device) {
            "attention: batch * kv_heads = ", a.B * a.Hkv, " or (heads / kv_heads) * Tq / ", kRows,
            " = ", row_groups, " exceeds the CUDA grid (65535)");
   AttentionMask mask;
-  mask.prefix_len = a.prefix_len, mask.window = a.window, mask.causal = a.causal;
+  mask.args = a;
   // Split the keys that the whole query block can see so that there are about two blocks per SM;
   // the split boundaries depend only on the shape and the device, never on timing.
-  const int64_t n_vis =
-      key_ranges(mask, a.q_start, a.q_start + a.Tq - 1, a.Tk).count();
+  const int64_t n_vis = key_ranges(mask, a.q_start, a.q_start + a.Tq - 1).count();
   const int64_t base_blocks = a.B * a.Hkv * row_groups;
   const int64_t tiles = std::max<int64_t>(1, (n_vis + kKeys - 1) / kKeys);
   int64_t splits = std::min<int64_t>(tiles, (2 * sm_count(device) + base_blocks - 1) / base_blocks);

@@ -18,7 +18,7 @@ __all__ = ["attention", "softcap", "rms_norm", "layer_norm", "rope", "gelu_tanh"
 
 
 def attention(q, k, v, *, causal=True, window=None, softcap=None, scale=None, q_start=None,
-              prefix_len=0, key_range=None, out=None):
+              prefix_len=0, key_range=None, cu_seqlens_q=None, cu_seqlens_k=None, out=None):
     """Scaled dot-product attention for every head layout of the Gemma family.
 
     q: [B, Tq, Hq, D]; k, v: [B, Tk, Hkv, D] with Hq % Hkv == 0 (MHA, GQA, MQA); query head h
@@ -32,13 +32,35 @@ def attention(q, k, v, *, causal=True, window=None, softcap=None, scale=None, q_
     Scores are s = scale * q.k (scale defaults to D ** -0.5); with softcap, s = softcap *
     tanh(s / softcap); then a softmax over the visible keys. A query with no visible key gets
     zeros. Returns [B, Tq, Hq, D].
+
+    Packed sequences (flash-attention's ``flash_attn_varlen_func`` layout): with cu_seqlens_q and
+    cu_seqlens_k (both or neither; int32 or int64 [n + 1] on the CPU, starting at 0,
+    non-decreasing, ending at the number of rows), q is [total_q, Hq, D] and k, v are
+    [total_k, Hkv, D]; sequence s is the queries q[cu_seqlens_q[s]:cu_seqlens_q[s + 1]] and the
+    keys and values k[ks:ke], v[ks:ke] with ks, ke = cu_seqlens_k[s], cu_seqlens_k[s + 1], and
+    attends to nothing else.
+    Every option applies to each sequence in its own key indices (j counts from the sequence's
+    first key; prefix_len keys of each sequence are visible to all its queries). Each sequence's
+    queries are its last keys: q_start = Tk_s - Tq_s (the bottom-right aligned causal mask, as
+    flash-attention >= 2.1), so q_start may not be given. key_range is [total_q, 2], each row in
+    its own sequence's key indices, non-decreasing within each sequence. A sequence with no
+    queries contributes no rows; one with no keys gets zeros. Returns [total_q, Hq, D], each
+    sequence's rows bitwise equal to a separate call on that sequence alone (as [1, Tq_s, Hq, D]),
+    for any thread count: one call schedules all sequences' work together, which is what makes
+    many short sequences fast. CPU only for now: q on a GPU raises NotImplementedError.
     """
-    return _result(q, out, _core.attention(
-        q, k, v, causal=bool(causal), window=_opt_int(window, "window"),
-        softcap=_opt_float(softcap, "softcap"), scale=_opt_float(scale, "scale"),
-        q_start=_opt_int(q_start, "q_start"), prefix_len=_int(prefix_len, "prefix_len"),
-        key_range=_opt_int_array(key_range, "key_range"),
-        out=out))
+    opts = dict(causal=bool(causal), window=_opt_int(window, "window"),
+                softcap=_opt_float(softcap, "softcap"), scale=_opt_float(scale, "scale"),
+                q_start=_opt_int(q_start, "q_start"), prefix_len=_int(prefix_len, "prefix_len"),
+                key_range=_opt_int_array(key_range, "key_range"), out=out)
+    if cu_seqlens_q is None and cu_seqlens_k is None:
+        return _result(q, out, _core.attention(q, k, v, **opts))
+    if cu_seqlens_q is None or cu_seqlens_k is None:
+        given = "cu_seqlens_q" if cu_seqlens_k is None else "cu_seqlens_k"
+        raise ValueError(f"attention: cu_seqlens_q and cu_seqlens_k must be given together, got "
+                         f"only {given}")
+    return _result(q, out, _core.attention_varlen(
+        q, k, v, _index_array(cu_seqlens_q), _index_array(cu_seqlens_k), **opts))
 
 
 def softcap(x, cap, *, out=None):
@@ -178,6 +200,15 @@ def _int(value, name):
 
 def _opt_int(value, name):
     return None if value is None else _int(value, name)
+
+
+def _index_array(value):
+    """Arrays go through as they are (the core checks their dtype); integer lists become int64
+    NumPy arrays, anything else (floats) goes through so that the core rejects it."""
+    if hasattr(value, "__dlpack__") or isinstance(value, np.ndarray):
+        return value
+    arr = np.asarray(value)
+    return arr.astype(np.int64) if arr.dtype.kind in "iu" or arr.size == 0 else arr
 
 
 def _opt_int_array(value, name):

@@ -484,3 +484,321 @@ def test_key_range_checked(rng):
         gc.ops.attention(q, k, v, key_range=np.array([[0, 3], [0, 2]] + [[0, 6]] * 4))
     with pytest.raises(TypeError, match="key_range"):
         gc.ops.attention(q, k, v, key_range=np.zeros((6, 2), np.float32))
+
+
+# ---- packed sequences (cu_seqlens, flash-attention's varlen layout) ------------------------------
+
+def packed(rng, lens_q, lens_k, Hq, Hkv, D, dtype="float32", index_dtype=np.int64):
+    """q [total_q, Hq, D], k, v [total_k, Hkv, D] and their cu_seqlens for the given lengths."""
+    cu_q = np.cumsum([0] + list(lens_q)).astype(index_dtype)
+    cu_k = np.cumsum([0] + list(lens_k)).astype(index_dtype)
+    return (random(rng, (int(cu_q[-1]), Hq, D), dtype), random(rng, (int(cu_k[-1]), Hkv, D), dtype),
+            random(rng, (int(cu_k[-1]), Hkv, D), dtype), cu_q, cu_k)
+
+
+def sequences(cu_q, cu_k):
+    """(query rows, key rows) of each packed sequence, as slices."""
+    return [(slice(int(cu_q[s]), int(cu_q[s + 1])), slice(int(cu_k[s]), int(cu_k[s + 1])))
+            for s in range(len(cu_q) - 1)]
+
+
+def varlen_ref(q, k, v, cu_q, cu_k, key_range=None, **kw):
+    """The float64 reference of each sequence alone, [Tq_s, Hq, D] each."""
+    out = []
+    for rq, rk in sequences(cu_q, cu_k):
+        qs, ks, vs = q[None, rq], k[None, rk], v[None, rk]
+        if key_range is None:
+            out.append(attention_ref(qs, ks, vs, **kw)[0])
+        else:
+            opts = {n: kw[n] for n in ("prefix_len", "softcap", "scale") if n in kw}
+            out.append(attention_ranges_ref(qs, ks, vs, key_range[rq], **opts)[0])
+    return out
+
+
+def bits(a):
+    """The raw bits of a NumPy array (any float dtype), for bitwise comparisons."""
+    a = np.asarray(a)
+    return a.view(f"u{a.dtype.itemsize}")
+
+
+def check_varlen(q, k, v, cu_q, cu_k, dtype="float32", **kw):
+    """Runs the packed op and compares every sequence with its float64 reference and, bit for
+    bit, with the batched op on that sequence alone."""
+    y = gc.ops.attention(q, k, v, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k, **kw)
+    assert tuple(y.shape) == q.shape and str(y.dtype).removeprefix("torch.") == str(q.dtype)
+    for (rq, rk), ref in zip(sequences(cu_q, cu_k), varlen_ref(q, k, v, cu_q, cu_k, **kw)):
+        assert_close(y[rq], ref, dtype)
+        if isinstance(q, np.ndarray):
+            kr = kw.get("key_range")
+            alone = gc.ops.attention(q[None, rq], k[None, rk], v[None, rk],
+                                     **dict(kw, key_range=None if kr is None else kr[rq]))
+            assert np.array_equal(bits(y[rq]), bits(alone[0]))
+    return y
+
+
+# Sequence lengths (Tq, Tk) that mix decode (Tq <= 4, split-K) and prefill, keys before the
+# queries (a cache), empty sequences and sequences crossing the 128-key tile.
+MIXED = [(3, 40), (0, 7), (70, 70), (1, 300), (0, 0), (129, 129), (5, 0), (4, 4), (40, 200)]
+
+
+@pytest.mark.parametrize("D", [1, 3, 64, 72, 128, 256])
+@pytest.mark.parametrize("heads", [(2, 2), (4, 2), (8, 2), (3, 1)])  # MHA, GQA 2, GQA 4, MQA
+def test_varlen_head_dims_and_layouts(rng, D, heads):
+    lens_q, lens_k = zip(*MIXED)
+    check_varlen(*packed(rng, lens_q, lens_k, *heads, D))
+
+
+@pytest.mark.parametrize("kw", [{}, dict(causal=False), dict(window=1), dict(window=30),
+                                dict(softcap=5.0), dict(scale=0.3), dict(prefix_len=6),
+                                dict(prefix_len=10, window=4, causal=False),
+                                dict(window=50, softcap=20.0, scale=0.1, prefix_len=3)])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_varlen_options(rng, kw, index_dtype):
+    lens_q, lens_k = zip(*MIXED)
+    q, k, v, cu_q, cu_k = packed(rng, lens_q, lens_k, 4, 2, 32, index_dtype=index_dtype)
+    q *= 3.0  # large enough scores that the softcap matters
+    check_varlen(q, k, v, cu_q, cu_k, **kw)
+
+
+@pytest.mark.parametrize("T", [127, 128, 129, 257, 300])
+@pytest.mark.parametrize("causal", [True, False])
+def test_varlen_tile_edges(rng, T, causal):
+    check_varlen(*packed(rng, [T, 2, T - 1, 64], [T, T + 5, 2 * T, 64], 3, 1, 24), causal=causal)
+
+
+@pytest.mark.parametrize("Tq", [1, 2, 4])
+def test_varlen_decode_over_caches(rng, Tq):
+    # Many decode steps of different cache lengths, some over several split-K chunks.
+    lens_k = [64, 65, 128, 255, 256, 257, 700, 1100, Tq]
+    check_varlen(*packed(rng, [Tq] * len(lens_k), lens_k, 8, 2, 64))
+    check_varlen(*packed(rng, [Tq] * len(lens_k), lens_k, 8, 2, 64), window=300, softcap=30.0)
+
+
+def test_varlen_more_queries_than_keys(rng):
+    # Default q_start = Tk - Tq < 0 per sequence: the first queries of that sequence see nothing.
+    q, k, v, cu_q, cu_k = packed(rng, [12, 6, 9], [5, 6, 2], 2, 1, 8)
+    y = check_varlen(q, k, v, cu_q, cu_k)
+    assert np.all(np.asarray(y)[:7] == 0) and np.all(np.asarray(y)[18:25] == 0)
+
+
+def test_varlen_empty(rng):
+    # No sequence at all, sequences without queries, and sequences without keys (zeros).
+    q, k, v, cu_q, cu_k = packed(rng, [], [], 4, 2, 8)
+    assert gc.ops.attention(q, k, v, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k).shape == (0, 4, 8)
+    q, k, v, cu_q, cu_k = packed(rng, [0, 0], [3, 0], 4, 2, 8)
+    assert gc.ops.attention(q, k, v, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k).shape == (0, 4, 8)
+    q, k, v, cu_q, cu_k = packed(rng, [3, 70, 2], [0, 0, 0], 4, 2, 8)
+    y = gc.ops.attention(q, k, v, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k)
+    assert y.shape == (75, 4, 8) and np.all(np.asarray(y) == 0)
+    y = check_varlen(*packed(rng, [3, 70, 2, 9], [0, 80, 0, 9], 4, 2, 8))
+    assert np.all(np.asarray(y)[:3] == 0) and np.all(np.asarray(y)[73:75] == 0)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_varlen_half_types(rng, dtype):
+    lens_q, lens_k = zip(*MIXED)
+    check_varlen(*packed(rng, lens_q, lens_k, 4, 2, 40, dtype), dtype=dtype)
+    check_varlen(*packed(rng, lens_q, lens_k, 4, 1, 64, dtype, np.int32), dtype=dtype, window=9,
+                 softcap=3.0)
+
+
+def test_varlen_key_range(rng):
+    # Gemma 3 image spans inside causal sequences, each range in its own sequence's key indices,
+    # some sequences after cached keys (ranges from Tk - Tq on).
+    lens_q, lens_k = [40, 1, 90, 3, 0, 150], [40, 300, 120, 3, 5, 150]
+    q, k, v, cu_q, cu_k = packed(rng, lens_q, lens_k, 4, 2, 32)
+    spans = [[(3, 12), (20, 37)], [], [(40, 100)], [(0, 3)], [], [(10, 140)]]
+    key_range = np.concatenate([spans_ranges(tq, sp, q_start=tk - tq, window=w)
+                                for tq, tk, sp, w in zip(lens_q, lens_k, spans,
+                                                         [None, 50, 16, None, None, 7])])
+    check_varlen(q, k, v, cu_q, cu_k, key_range=key_range)
+    check_varlen(q, k, v, cu_q, cu_k, key_range=key_range, prefix_len=5, softcap=20.0)
+    qb, kb, vb = (a.astype(DTYPES["bfloat16"]) for a in (q, k, v))
+    check_varlen(qb, kb, vb, cu_q, cu_k, "bfloat16", key_range=key_range)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_varlen_random_sweep(seed):
+    # Random batches of 1 to 9 sequences and random options; every sequence is also compared bit
+    # for bit with the batched op on it alone (check_varlen).
+    rng = np.random.default_rng(2000 + seed)
+    Hkv = int(rng.choice([1, 2, 3]))
+    Hq = Hkv * int(rng.choice([1, 2, 4]))
+    D = int(rng.choice([1, 5, 16, 33, 64, 128, 256]))
+    lens_q, lens_k = [], []
+    for _ in range(int(rng.integers(1, 10))):
+        kind = rng.integers(6)
+        Tq = 0 if kind == 0 else int(rng.integers(1, 5)) if kind < 3 else int(rng.integers(5, 300))
+        Tk = 0 if rng.integers(8) == 0 else Tq + int(rng.choice([0, 0, rng.integers(0, 400)]))
+        if Tk and rng.integers(6) == 0:
+            Tk = int(rng.integers(1, Tk + 1))  # fewer keys than queries
+        lens_q.append(Tq)
+        lens_k.append(Tk)
+    kw = dict(causal=bool(rng.integers(2)))
+    if rng.integers(2):
+        kw["window"] = int(rng.integers(1, 400))
+    if rng.integers(3) == 0:
+        kw["softcap"] = float(rng.uniform(0.5, 20))
+    if rng.integers(3) == 0:
+        kw["scale"] = float(rng.uniform(-0.5, 1.0))
+    if rng.integers(3) == 0:
+        kw["prefix_len"] = int(rng.integers(0, 50))
+    if rng.integers(4) == 0:
+        kw = {n: kw[n] for n in ("softcap", "scale", "prefix_len") if n in kw}
+        kw["key_range"] = np.concatenate(
+            [spans_ranges(tq, [(max(0, tk - tq), tk - 1)] if tq > 4 else [], q_start=tk - tq,
+                          window=int(rng.integers(1, 100)))
+             for tq, tk in zip(lens_q, lens_k)] + [np.zeros((0, 2), np.int64)])
+    dtype = str(rng.choice(["float32", "float32", "float16", "bfloat16"]))
+    index_dtype = [np.int32, np.int64][int(rng.integers(2))]
+    check_varlen(*packed(rng, lens_q, lens_k, Hq, Hkv, D, dtype, index_dtype), dtype, **kw)
+
+
+def test_varlen_torch_in_torch_out(rng):
+    torch = pytest.importorskip("torch")
+    lens_q, lens_k = zip(*MIXED)
+    q, k, v, cu_q, cu_k = packed(rng, lens_q, lens_k, 4, 2, 32)
+    tq, tk, tv = (torch.from_numpy(a) for a in (q, k, v))
+    cq, ck = torch.from_numpy(cu_q).int(), torch.from_numpy(cu_k)  # int32 and int64
+    y = gc.ops.attention(tq, tk, tv, cu_seqlens_q=cq, cu_seqlens_k=ck, window=7)
+    assert isinstance(y, torch.Tensor) and y.dtype == torch.float32 and y.shape == tq.shape
+    want = gc.ops.attention(q, k, v, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k, window=7)
+    assert np.array_equal(bits(y.numpy()), bits(want))
+    for (rq, _), ref in zip(sequences(cu_q, cu_k), varlen_ref(q, k, v, cu_q, cu_k, window=7)):
+        assert_close(y[rq], ref)
+    yb = gc.ops.attention(tq.bfloat16(), tk.bfloat16(), tv.bfloat16(), cu_seqlens_q=cq,
+                          cu_seqlens_k=ck)
+    assert isinstance(yb, torch.Tensor) and yb.dtype == torch.bfloat16
+    qb, kb, vb = (a.astype(DTYPES["bfloat16"]) for a in (q, k, v))
+    for (rq, _), ref in zip(sequences(cu_q, cu_k), varlen_ref(qb, kb, vb, cu_q, cu_k)):
+        assert_close(yb[rq], ref, "bfloat16")
+    # Lists work as cu_seqlens too.
+    y = gc.ops.attention(q, k, v, cu_seqlens_q=cu_q.tolist(), cu_seqlens_k=list(cu_k))
+    assert np.array_equal(bits(y), bits(gc.ops.attention(q, k, v, cu_seqlens_q=cu_q,
+                                                         cu_seqlens_k=cu_k)))
+
+
+def test_varlen_out_and_strided_inputs(rng):
+    lens_q, lens_k = [5, 0, 2, 30], [5, 4, 40, 30]
+    _, _, _, cu_q, cu_k = packed(rng, lens_q, lens_k, 4, 2, 16)
+    # Slices of a fused qkv projection [total, Hq + 2 Hkv, D], and a head_dim that is strided.
+    fused = random(rng, (int(cu_k[-1]), 8, 16))
+    q_all = random(rng, (int(cu_q[-1]), 4, 32))
+    q, k, v = q_all[..., ::2], fused[:, 4:6], fused[:, 6:8]
+    y = check_varlen(q, k, v, cu_q, cu_k, window=9)
+    out = np.full((int(cu_q[-1]), 4, 16), np.nan, np.float32)
+    assert gc.ops.attention(q, k, v, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k, window=9,
+                            out=out) is out
+    assert np.array_equal(bits(out), bits(y))
+    buf = np.zeros((4, int(cu_q[-1]), 16), np.float32)
+    gc.ops.attention(q, k, v, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k, window=9,
+                     out=buf.transpose(1, 0, 2))  # rows contiguous: written in place
+    assert np.array_equal(bits(buf.transpose(1, 0, 2)), bits(y))
+
+
+@pytest.mark.parametrize("kw", [dict(window=250, softcap=30.0), dict(causal=False),
+                                dict(prefix_len=20, window=40)])
+def test_varlen_bitwise_same_for_any_thread_count(rng, kw):
+    lens_q = [1, 300, 3, 0, 64, 2, 130, 4, 1]
+    lens_k = [3000, 300, 1500, 8, 64, 0, 500, 260, 1]
+    q, k, v, cu_q, cu_k = packed(rng, lens_q, lens_k, 4, 2, 64)
+    before = gc.get_num_threads()
+    try:
+        gc.set_num_threads(1)
+        y1 = gc.ops.attention(q, k, v, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k, **kw)
+        gc.set_num_threads(2)
+        y2 = gc.ops.attention(q, k, v, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k, **kw)
+    finally:
+        gc.set_num_threads(before)
+    assert np.array_equal(bits(y1), bits(y2))
+    for (rq, _), ref in zip(sequences(cu_q, cu_k), varlen_ref(q, k, v, cu_q, cu_k, **kw)):
+        assert_close(y1[rq], ref)
+
+
+def test_varlen_bad_shapes_and_options(rng):
+    q, k, v, cu_q, cu_k = packed(rng, [3, 4], [3, 6], 4, 2, 8)
+    op = gc.ops.attention
+    cases = [
+        (dict(q=q[None]), ValueError, "attention: q must have 3 dimensions"),
+        (dict(k=k[None]), ValueError, "attention: k must have 3 dimensions"),
+        (dict(v=v[None]), ValueError, "attention: v must have 3 dimensions"),
+        (dict(k=k[..., :4], v=v[..., :4]), ValueError, "attention: k has head_dim 4"),
+        (dict(q=q[:, :3]), ValueError, "multiple of the number of key/value heads"),
+        (dict(v=v[:5]), ValueError, "attention: k and v must have the same shape"),
+        (dict(k=k.astype(np.float16)), TypeError, "attention: k has dtype float16"),
+        (dict(q_start=0), ValueError, "attention: q_start cannot be given with cu_seqlens"),
+        (dict(window=0), ValueError, "attention: window must be >= 1"),
+        (dict(softcap=-1.0), ValueError, "attention: softcap must be a positive"),
+        (dict(prefix_len=-1), ValueError, "attention: prefix_len must be >= 0"),
+    ]
+    for change, err, match in cases:
+        args = dict(q=q, k=k, v=v, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k) | change
+        with pytest.raises(err, match=match):
+            op(args.pop("q"), args.pop("k"), args.pop("v"), **args)
+
+
+@pytest.mark.parametrize("change,err,match", [
+    (dict(cu_seqlens_k=None), ValueError,
+     "attention: cu_seqlens_q and cu_seqlens_k must be given together, got only cu_seqlens_q"),
+    (dict(cu_seqlens_q=None), ValueError, "must be given together, got only cu_seqlens_k"),
+    (dict(cu_seqlens_q=[0, 3]), ValueError,
+     r"attention: cu_seqlens_q and cu_seqlens_k must have the same length .* \[2\] and \[3\]"),
+    (dict(cu_seqlens_q=[1, 3, 7]), ValueError, "attention: cu_seqlens_q must start at 0, got 1"),
+    (dict(cu_seqlens_k=[0, 5, 4]), ValueError,
+     r"attention: cu_seqlens_k must be non-decreasing; entry 2 \(4\) is less than entry 1 \(5\)"),
+    (dict(cu_seqlens_q=[0, 3, 6]), ValueError,
+     r"attention: cu_seqlens_q must end at the number of rows of q \(7\), got 6"),
+    (dict(cu_seqlens_k=[0, 3, 10]), ValueError,
+     r"attention: cu_seqlens_k must end at the number of rows of k \(9\), got 10"),
+    (dict(cu_seqlens_q=np.array([0.0, 3.0, 7.0])), TypeError,
+     "attention: cu_seqlens_q must be int32 or int64, got float64"),
+    (dict(cu_seqlens_k=[0.0, 3.0, 9.0]), TypeError,
+     "attention: cu_seqlens_k must be int32 or int64, got float64"),
+    (dict(cu_seqlens_q=np.array([[0, 3, 7]]), cu_seqlens_k=np.array([[0, 3, 9]])), ValueError,
+     "attention: cu_seqlens_q must have 1 dimensions"),
+    (dict(cu_seqlens_q=[], cu_seqlens_k=[]), ValueError,
+     r"attention: cu_seqlens_q must have at least one entry"),
+    (dict(key_range=np.zeros((6, 2), np.int64)), ValueError,
+     r"attention: key_range must have shape \[7, 2\]"),
+    (dict(key_range=np.zeros((7, 2), np.float32)), TypeError, "key_range must hold integers"),
+    (dict(key_range=np.array([[0, 1], [0, 2], [0, 1], [0, 1], [0, 2], [0, 3], [0, 4]])),
+     ValueError, r"key_range columns must be non-decreasing within each sequence; row 2 is"),
+])
+def test_varlen_bad_cu_seqlens(rng, change, err, match):
+    q, k, v, cu_q, cu_k = packed(rng, [3, 4], [3, 6], 4, 2, 8)
+    kw = dict(cu_seqlens_q=cu_q, cu_seqlens_k=cu_k) | change
+    with pytest.raises(err, match=match):
+        gc.ops.attention(q, k, v, **kw)
+
+
+def test_varlen_key_range_may_restart_between_sequences(rng):
+    # Rows 3.. belong to the second sequence: its ranges start again from its own first key.
+    q, k, v, cu_q, cu_k = packed(rng, [3, 4], [3, 6], 4, 2, 8)
+    r = np.array([[0, 1], [0, 2], [0, 3], [0, 3], [0, 4], [1, 5], [2, 6]])
+    check_varlen(q, k, v, cu_q, cu_k, key_range=r)
+
+
+@pytest.mark.gpu
+def test_varlen_cu_seqlens_on_gpu_refused(rng):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA")
+    q, k, v, cu_q, cu_k = packed(rng, [3, 4], [3, 6], 4, 2, 8)
+    with pytest.raises(ValueError, match="attention: cu_seqlens_q must be on the CPU"):
+        gc.ops.attention(q, k, v, cu_seqlens_q=torch.from_numpy(cu_q).cuda(), cu_seqlens_k=cu_k)
+
+
+@pytest.mark.gpu
+def test_varlen_has_no_cuda_kernel_yet(rng):
+    q, k, v, cu_q, cu_k = packed(rng, [3, 4], [3, 6], 4, 2, 8)
+    with pytest.raises(NotImplementedError, match="attention: cu_seqlens_q/cu_seqlens_k"):
+        gc.ops.attention(*(on_device(a, "cuda") for a in (q, k, v)), cu_seqlens_q=cu_q,
+                         cu_seqlens_k=cu_k)
+
+
+def test_varlen_packed_tiles_beyond_the_kept_buffer(rng):
+    # Three prefill sequences whose float32 K/V tiles (32 MiB each) outgrow the 64 MiB buffer
+    # that the kernel keeps between calls, so they run in more than one group; the decode
+    # sequences run with the first.
+    lens_q, lens_k = [6, 1, 6, 0, 6, 3], [8192, 600, 8192, 4, 8192, 300]
+    check_varlen(*packed(rng, lens_q, lens_k, 4, 2, 256), softcap=30.0)

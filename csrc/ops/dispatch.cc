@@ -139,7 +139,7 @@ void attention(Device device, const AttentionArgs* seqs, int64_t n) {
     no_cuda_kernel("attention", device);
 #endif
   }
-  for (int64_t i = 0; i < n; ++i) cpu::attention(seqs[i]);
+  cpu::attention_varlen(seqs, n);
 }
 
 void conv1d_temporal(Device device, const Conv1dTemporalArgs& a) {

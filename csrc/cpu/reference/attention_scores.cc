@@ -12,16 +12,6 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// The kernel's visibility rule (csrc/core/attention_args.h) for key index j of query t.
-bool visible(const AttentionArgs& a, int64_t t, int64_t j) {
-  if (j < a.prefix_len) return true;
-  const int64_t p = a.q_start + t;
-  if (a.key_lo) return j >= a.key_lo[t] && j < std::min(a.key_hi[t], a.Tk);
-  const int64_t hi = a.causal ? std::min(p + 1, a.Tk) : a.Tk;
-  const int64_t lo = a.window > 0 ? std::max<int64_t>(0, p - a.window + 1) : 0;
-  return j >= lo && j < hi;
-}
-
 }  // namespace
 
 void attention_scores(const AttentionArgs* seqs, int64_t n, const int64_t* first_key, int64_t T,
@@ -42,7 +32,7 @@ void attention_scores(const AttentionArgs* seqs, int64_t n, const int64_t* first
         float* row = rows + t * Tk;
         for (int64_t j = 0; j < Tk; ++j) {
           const int64_t jj = j - first_key[b];  // key index in the kernel's terms
-          if (jj < 0 || jj >= a.Tk || !visible(a, t, jj)) {
+          if (jj < 0 || jj >= a.Tk || !attention_key_visible(a, a.q_start + t, jj)) {
             row[j] = kNegInf;
             continue;
           }

@@ -119,7 +119,11 @@ SlotSpec Attention::cache_slot(int64_t max_len) const {
 void Attention::operator()(const Forward& f, const float* h, float* out) const {
   const PackedBatch& p = f.batch;
   const int64_t M = p.M, B = p.B, H = spec_.heads, K = spec_.kv_heads, D = spec_.head_dim, R = K * D;
-  const Buffer q(M * H * D, f.device), k(M * R, f.device), v(M * R, f.device), o(M * H * D, f.device);
+  Workspace::Frame ws(*f.workspace);
+  float* const q = ws.take(M * H * D);
+  float* const k = ws.take(M * R);
+  float* const v = ws.take(M * R);
+  float* const o = ws.take(M * H * D);
   q_(f.device, h, M, q);
   k_(f.device, h, M, k);
   v_(f.device, h, M, v);
@@ -133,10 +137,10 @@ void Attention::operator()(const Forward& f, const float* h, float* out) const {
   if (spec_.rope) {
     // Packed rows as one sequence of M tokens, each with its own position.
     const int64_t rd = spec_.rotary_dim > 0 ? spec_.rotary_dim : D;
-    for (float* x : {q.data(), k.data()}) {
-      ops::dispatch::rope(f.device, DType::kF32, x, x, 1, M, x == q.data() ? H : K, D, DType::kI64,
-                          f.positions.data(), false, spec_.rope_base, spec_.rope_scale, rd);
-    }
+    ops::dispatch::rope(f.device, DType::kF32, q, q, 1, M, H, D, DType::kI64, f.positions.data(), false,
+                        spec_.rope_base, spec_.rope_scale, rd);
+    ops::dispatch::rope(f.device, DType::kF32, k, k, 1, M, K, D, DType::kI64, f.positions.data(), false,
+                        spec_.rope_base, spec_.rope_scale, rd);
   }
 
   // One problem per sequence: each sees only its own keys, with a cache its past ones too. Their
@@ -158,8 +162,8 @@ void Attention::operator()(const Forward& f, const float* h, float* out) const {
     if (kv) {
       std::vector<float>& ck = kv->k[size_t(b)];
       std::vector<float>& cv = kv->v[size_t(b)];
-      const float* new_k = k.data() + r0 * R;
-      const float* new_v = v.data() + r0 * R;
+      const float* new_k = k + r0 * R;
+      const float* new_v = v + r0 * R;
       if (!kv->spec.ring) {
         ck.resize(size_t((pos0 + n) * R));
         cv.resize(size_t((pos0 + n) * R));

@@ -8,6 +8,7 @@
 #include "csrc/core/tensor.h"
 #include "csrc/nn/cache.h"
 #include "csrc/nn/packed_batch.h"
+#include "csrc/nn/workspace.h"
 
 namespace gemmacpp::nn {
 
@@ -21,12 +22,14 @@ struct Forward {
   // none); see ForwardArgs::spans.
   const std::vector<std::vector<int64_t>>* spans = nullptr;
   bool span_in_window = true;
+  Workspace* workspace = nullptr;  // the blocks' work buffers (nn/workspace.h)
 
   int64_t rows() const { return batch.M; }
   HookSet* hooks() const { return offer.hooks(); }
 };
 
-// A float32 work buffer of n elements on a device (uninitialised: every user writes it first).
+// A float32 buffer of n elements on a device, for work outside a forward's layers (uninitialised:
+// every user writes it first); blocks take theirs from the forward's Workspace.
 class Buffer {
  public:
   Buffer(int64_t n, Device device = {}) : t_(Tensor::empty(DType::kF32, {n}, device)) {}

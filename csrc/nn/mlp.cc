@@ -15,7 +15,9 @@ GatedMlp::GatedMlp(const Scope& s, int64_t d, int64_t ffn, bool bias)
 
 void GatedMlp::operator()(const Forward& f, const float* h, float* out) const {
   const int64_t M = f.rows(), F = ffn_;
-  const Buffer gate(M * F, f.device), up(M * F, f.device);
+  Workspace::Frame ws(*f.workspace);
+  float* const gate = ws.take(M * F);
+  float* const up = ws.take(M * F);
   gate_(f.device, h, M, gate);
   up_(f.device, h, M, up);
   f.offer(pre_site_, gate, {F});
@@ -34,7 +36,8 @@ Mlp::Mlp(const Scope& s, int64_t d, int64_t ffn)
 
 void Mlp::operator()(const Forward& f, const float* h, float* out) const {
   const int64_t M = f.rows(), F = ffn_;
-  const Buffer mid(M * F, f.device);
+  Workspace::Frame ws(*f.workspace);
+  float* const mid = ws.take(M * F);
   in_(f.device, h, M, mid);
   f.offer(pre_site_, mid, {F});
   ops::dispatch::gelu_tanh(f.device, DType::kF32, mid, mid, M * F);

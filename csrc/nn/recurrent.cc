@@ -76,7 +76,13 @@ void RecurrentBlock::operator()(const Forward& f, const float* h, float* out) co
   const int64_t M = p.M, L = width_, H = heads_, bw = L / H, K = conv_width_;
   const Device dev = f.device;
   RecurrentSlot* state = f.cache ? &f.cache->recurrent(layer_) : nullptr;
-  const Buffer y(M * L, dev), u(M * L, dev), conv(M * L, dev), gx(M * L, dev), ga(M * L, dev), lru(M * L, dev);
+  Workspace::Frame ws(*f.workspace);
+  float* const y = ws.take(M * L);
+  float* const u = ws.take(M * L);
+  float* const conv = ws.take(M * L);
+  float* const gx = ws.take(M * L);
+  float* const ga = ws.take(M * L);
+  float* const lru = ws.take(M * L);
   // Position 0 starts a segment: the RG-LRU forgets h0 there and skips its input scaling.
   std::vector<uint8_t> reset(static_cast<size_t>(M));
   for (int64_t r = 0; r < M; ++r) reset[size_t(r)] = f.positions[size_t(r)] == 0;
@@ -87,13 +93,13 @@ void RecurrentBlock::operator()(const Forward& f, const float* h, float* out) co
   for_row_groups(p, [&](int64_t b0, int64_t nb, int64_t r0, int64_t n) {
     Conv1dTemporalArgs ca;
     ca.dtype = DType::kF32;
-    ca.x = u.data() + r0 * L;
+    ca.x = u + r0 * L;
     float* st = state ? state->conv.data() + b0 * (K - 1) * L : nullptr;
     ca.state = st;
     ca.weight = conv_w_.data();
     ca.bias = conv_b_.data();
     ca.reset = reset.data() + r0;
-    ca.y = conv.data() + r0 * L;
+    ca.y = conv + r0 * L;
     ca.new_state = st;
     ca.B = nb, ca.T = n, ca.W = L, ca.K = K;
     ops::dispatch::conv1d_temporal(dev, ca);
@@ -104,10 +110,10 @@ void RecurrentBlock::operator()(const Forward& f, const float* h, float* out) co
   const int64_t es = dtype_size(gate_dtype_);
   for (int64_t hd = 0; hd < H; ++hd) {
     const int64_t off = hd * bw;
-    ops::dispatch::linear(dev, conv.data() + off, L, M, bw, gate_dtype_, gate_x_w_.data() + off * bw * es, bw,
-                          bw, gate_x_b_.data() + off, gx.data() + off, L);
-    ops::dispatch::linear(dev, conv.data() + off, L, M, bw, gate_dtype_, gate_a_w_.data() + off * bw * es, bw,
-                          bw, gate_a_b_.data() + off, ga.data() + off, L);
+    ops::dispatch::linear(dev, conv + off, L, M, bw, gate_dtype_, gate_x_w_.data() + off * bw * es, bw,
+                          bw, gate_x_b_.data() + off, gx + off, L);
+    ops::dispatch::linear(dev, conv + off, L, M, bw, gate_dtype_, gate_a_w_.data() + off * bw * es, bw,
+                          bw, gate_a_b_.data() + off, ga + off, L);
   }
 
   std::vector<float> a_t;
@@ -122,20 +128,20 @@ void RecurrentBlock::operator()(const Forward& f, const float* h, float* out) co
   for_row_groups(p, [&](int64_t b0, int64_t nb, int64_t r0, int64_t n) {
     float* hs = state ? state->h.data() + b0 * L : nullptr;
     if (a_edited) {
-      ops::dispatch::rg_lru_scan(dev, a_t.data() + r0 * L, conv.data() + r0 * L, gx.data() + r0 * L, nb, n,
-                                 L, hs, lru.data() + r0 * L, hs);
+      ops::dispatch::rg_lru_scan(dev, a_t.data() + r0 * L, conv + r0 * L, gx + r0 * L, nb, n,
+                                 L, hs, lru + r0 * L, hs);
       return;
     }
     RgLruArgs ra;
     ra.dtype = DType::kF32;
-    ra.x = conv.data() + r0 * L;
-    ra.gate_x = gx.data() + r0 * L;
-    ra.gate_a = ga.data() + r0 * L;
+    ra.x = conv + r0 * L;
+    ra.gate_x = gx + r0 * L;
+    ra.gate_a = ga + r0 * L;
     ra.a_dtype = a_param_->dtype;
     ra.a_param = a_param_->data;
     ra.h0 = hs;
     ra.reset = reset.data() + r0;
-    ra.y = lru.data() + r0 * L;
+    ra.y = lru + r0 * L;
     ra.h_last = hs;
     ra.B = nb, ra.T = n, ra.W = L, ra.c = kC;
     ops::dispatch::rg_lru(dev, ra);

@@ -41,9 +41,14 @@ void TextModel::forward(const ForwardArgs& args) const {
     return;
   }
   const std::vector<std::vector<int64_t>> spans = spans_by_row(args, p.count);
-  const Forward f{device_, p, positions, cache, PackedHooks(args.hooks, p), &spans, args.span_in_window};
+  Workspace workspace(device_);
+  const Forward f{device_, p, positions, cache, PackedHooks(args.hooks, p), &spans, args.span_in_window,
+                  &workspace};
   const int64_t d = c.d;
-  const Buffer x(p.M * d, device_), h(p.M * d, device_), out(p.M * d, device_);
+  Workspace::Frame ws(workspace);
+  float* const x = ws.take(p.M * d);
+  float* const h = ws.take(p.M * d);
+  float* const out = ws.take(p.M * d);
   (*embed_)(f, ids, args, x);
   const Residual r{x, h, out, d};
   for (int64_t l = 0; l < c.n_layers; ++l) layer_forward(l, f, r);

@@ -128,7 +128,8 @@ void VisionTower::encode(const float* pixels, int64_t N, float* out, nn::HookSet
   // Each image is one sequence of P patches, all of them real.
   const nn::PackedBatch batch(N, P, nullptr, 0, {});
   const std::vector<int64_t> positions;  // the tower has no rotary positions
-  const Forward f{device, batch, positions, nullptr, nn::PackedHooks(hooks, batch), nullptr, true};
+  nn::Workspace workspace(device);
+  const Forward f{device, batch, positions, nullptr, nn::PackedHooks(hooks, batch), nullptr, true, &workspace};
   float* x = out;  // the residual stream lives in the output
   {
     const nn::Buffer cols(M * K, device);
@@ -138,8 +139,8 @@ void VisionTower::encode(const float* pixels, int64_t N, float* out, nn::HookSet
   }
   for (int64_t n = 0; n < N; ++n) ops::dispatch::add_into(device, x + n * P * d, parts_->pos.data(), P * d);
   f.offer(parts_->embed_site, x, {d});
-  const nn::Buffer h(M * d, device), tmp(M * d, device);
-  parts_->encoder(f, Residual{x, h, tmp, d});
+  nn::Workspace::Frame ws(workspace);
+  parts_->encoder(f, Residual{x, ws.take(M * d), ws.take(M * d), d});
   parts_->ln_final(device, x, x, M);
   f.offer(parts_->out_site, x, {d});
 }

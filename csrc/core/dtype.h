@@ -53,4 +53,18 @@ inline uint16_t f32_to_bf16(float f) {
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);  // round to nearest even, overflow to inf
 
+// Element i of an array of float32, float16 or bfloat16 (dt) as float32. p may be unaligned:
+// tensors in a file mapping are placed where the file puts them.
+inline float load_f32(DType dt, const void* p, int64_t i) {
+  const auto* b = static_cast<const uint8_t*>(p);
+  if (dt == DType::kF32) {
+    float f;
+    std::memcpy(&f, b + 4 * i, 4);
+    return f;
+  }
+  uint16_t h;
+  std::memcpy(&h, b + 2 * i, 2);
+  return dt == DType::kBF16 ? bf16_to_f32(h) : f16_to_f32(h);
+}
+
 }  // namespace gemmacpp

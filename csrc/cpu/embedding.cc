@@ -1,25 +1,8 @@
 #include "csrc/cpu/embedding.h"
 
-#include <cstring>
-
 #include "csrc/cpu/quant.h"
 
 namespace gemmacpp::cpu {
-namespace {
-
-// Element i of a float array of dtype dt (a mapped table may be unaligned).
-float element_f32(DType dt, const uint8_t* p, int64_t i) {
-  if (dt == DType::kF32) {
-    float f;
-    std::memcpy(&f, p + 4 * i, 4);
-    return f;
-  }
-  uint16_t h;
-  std::memcpy(&h, p + 2 * i, 2);
-  return dt == DType::kBF16 ? bf16_to_f32(h) : f16_to_f32(h);
-}
-
-}  // namespace
 
 void embedding_rows(DType dt, const void* table, const int64_t* ids, int64_t M, int64_t d, float scale,
                     float* out) {
@@ -27,7 +10,7 @@ void embedding_rows(DType dt, const void* table, const int64_t* ids, int64_t M, 
   for (int64_t m = 0; m < M; ++m) {
     float* row = out + m * d;
     const int64_t base = ids[m] * d;
-    for (int64_t j = 0; j < d; ++j) row[j] = element_f32(dt, t, base + j) * scale;
+    for (int64_t j = 0; j < d; ++j) row[j] = load_f32(dt, t, base + j) * scale;
   }
 }
 

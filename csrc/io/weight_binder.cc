@@ -1,7 +1,5 @@
 #include "csrc/io/weight_binder.h"
 
-#include <cstring>
-
 #include "csrc/core/error.h"
 #include "csrc/core/qtype.h"
 
@@ -24,17 +22,6 @@ std::string layer_pattern(const std::string& name, std::string* layer) {
 std::string with_layer(const std::string& pattern, const std::string& layer) {
   const size_t at = pattern.find("{i}");
   return at == std::string::npos ? pattern : pattern.substr(0, at) + layer + pattern.substr(at + 3);
-}
-
-float element_f32(DType dt, const uint8_t* p, int64_t i) {
-  if (dt == DType::kF32) {
-    float f;
-    std::memcpy(&f, p + 4 * i, 4);
-    return f;
-  }
-  uint16_t h;
-  std::memcpy(&h, p + 2 * i, 2);
-  return dt == DType::kBF16 ? bf16_to_f32(h) : f16_to_f32(h);
 }
 
 }  // namespace
@@ -92,7 +79,7 @@ std::vector<float> WeightBinder::f32(const std::string& name, const std::vector<
 
 std::vector<float> to_f32(const WeightTensor& t) {
   std::vector<float> out(size_t(t.numel()));
-  for (size_t i = 0; i < out.size(); ++i) out[i] = element_f32(t.dtype, t.data, int64_t(i));
+  for (size_t i = 0; i < out.size(); ++i) out[i] = load_f32(t.dtype, t.data, int64_t(i));
   return out;
 }
 

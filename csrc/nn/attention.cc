@@ -87,6 +87,22 @@ void span_key_ranges(const std::vector<int64_t>& spans, int64_t n, int64_t key_o
 
 }  // namespace
 
+AttentionSpec attention_spec(const ModelConfig& c, const LayerConfig& layer) {
+  AttentionSpec a;
+  a.d = c.d, a.heads = c.n_heads, a.kv_heads = c.n_kv_heads, a.head_dim = c.head_dim;
+  a.qkv_bias = c.attn_bias;
+  a.qk_norm = c.qk_norm;
+  a.norm_eps = c.norm_eps;
+  a.norm_unit_offset = c.norm_unit_offset;
+  a.window = layer.local ? layer.window : 0;
+  a.softcap = c.attn_softcap;
+  a.scale = c.attn_scale();
+  a.rope_base = layer.rope_base;
+  a.rope_scale = layer.rope_scale;
+  a.rotary_dim = c.rotary_dim;
+  return a;
+}
+
 Attention::Attention(const Scope& s, const AttentionSpec& spec, int64_t layer)
     : spec_(spec), layer_(layer) {
   const int64_t d = spec.d, qd = spec.heads * spec.head_dim, kvd = spec.kv_heads * spec.head_dim;

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "csrc/nn/cache.h"
+#include "csrc/nn/config.h"
 #include "csrc/nn/forward.h"
 #include "csrc/nn/linear.h"
 #include "csrc/nn/norm.h"
@@ -34,6 +35,12 @@ struct AttentionSpec {
   // when the window is shorter than the cache's max_len.
   bool fixed_ring = false;
 };
+
+// A decoder layer's attention as its config describes it: sizes, QK-norm, q/k/v biases
+// (attention_bias), the layer's window (local layers) and RoPE, the softcap and the scale
+// query_pre_attn_scalar^-1/2. Families add what their config does not say (an o_proj bias, a
+// fixed-size ring).
+AttentionSpec attention_spec(const ModelConfig& c, const LayerConfig& layer);
 
 class Attention {
  public:

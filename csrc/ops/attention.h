@@ -20,7 +20,7 @@ struct AttentionOptions {
 };
 
 // Scaled dot-product attention, q [B,Tq,Hq,D], k/v [B,Tk,Hkv,D] with Hq % Hkv == 0; returns
-// [B,Tq,Hq,D] in q's dtype (see DESIGN.md for the visibility rule).
+// [B,Tq,Hq,D] in q's dtype (the visibility rule: csrc/core/attention_args.h).
 Tensor attention(const TensorView& q, const TensorView& k, const TensorView& v,
                  const AttentionOptions& opt, const TensorView* out = nullptr);
 

@@ -1,6 +1,4 @@
 // Building a Tokenizer from GGUF metadata or from a Hugging Face tokenizer.json.
-#include <fstream>
-#include <sstream>
 
 #include "csrc/core/error.h"
 #include "csrc/io/checkpoint.h"
@@ -120,11 +118,7 @@ std::shared_ptr<const Tokenizer> Tokenizer::from_gguf(const WeightFile& f) {
 
 std::shared_ptr<const Tokenizer> Tokenizer::from_hf_json(const std::string& path_in) {
   const std::string path = checkpoint::is_directory(path_in) ? path_in + "/tokenizer.json" : path_in;
-  std::ifstream in(path, std::ios::binary);
-  GC_CHECK(in, ValueError, "tokenizer: cannot open '", path, "'");
-  std::stringstream buf;
-  buf << in.rdbuf();
-  const std::string text = buf.str();
+  const std::string text = checkpoint::read_file(path);
   const std::string what = str_cat("tokenizer '", path, "'");
   const json::Value root = json::parse(text.data(), text.size(), what);
   using K = json::Value::Kind;

@@ -59,8 +59,8 @@ def attention(q, k, v, *, causal=True, window=None, softcap=None, scale=None, q_
         given = "cu_seqlens_q" if cu_seqlens_k is None else "cu_seqlens_k"
         raise ValueError(f"attention: cu_seqlens_q and cu_seqlens_k must be given together, got "
                          f"only {given}")
-    return _result(q, out, _core.attention_varlen(
-        q, k, v, _index_array(cu_seqlens_q), _index_array(cu_seqlens_k), **opts))
+    return _result(q, out, _core.attention(q, k, v, cu_seqlens_q=_index_array(cu_seqlens_q),
+                                           cu_seqlens_k=_index_array(cu_seqlens_k), **opts))
 
 
 def softcap(x, cap, *, out=None):

@@ -2,32 +2,15 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 namespace gemmacpp::cpu::reference {
-namespace {
-
-// Element i of a float array of any float dtype (weights in a mapping may be unaligned).
-float element_f32(DType dt, const void* p, int64_t i) {
-  const auto* b = static_cast<const uint8_t*>(p);
-  if (dt == DType::kF32) {
-    float f;
-    std::memcpy(&f, b + 4 * i, 4);
-    return f;
-  }
-  uint16_t h;
-  std::memcpy(&h, b + 2 * i, 2);
-  return dt == DType::kBF16 ? bf16_to_f32(h) : f16_to_f32(h);
-}
-
-}  // namespace
 
 std::vector<float> rg_lru_recurrence_weights(const float* gate_a, const uint8_t* reset, int64_t rows,
                                              int64_t W, DType a_dtype, const void* a_param, float c) {
   // softplus in double once per channel: log1p(exp(p)), written to stay finite for large p.
   std::vector<float> sp(static_cast<size_t>(W));
   for (int64_t j = 0; j < W; ++j) {
-    const double v = element_f32(a_dtype, a_param, j);
+    const double v = load_f32(a_dtype, a_param, j);
     sp[size_t(j)] = float(v > 0 ? v + std::log1p(std::exp(-v)) : std::log1p(std::exp(v)));
   }
   std::vector<float> a(static_cast<size_t>(rows * W));

@@ -12,24 +12,9 @@ namespace gemmacpp::gemma {
 namespace {
 
 using nn::Forward;
-using nn::LayerConfig;
 using nn::ModelConfig;
 using nn::Residual;
 using nn::Scope;
-
-nn::AttentionSpec attention_spec(const ModelConfig& c, const LayerConfig& l) {
-  nn::AttentionSpec a;
-  a.d = c.d, a.heads = c.n_heads, a.kv_heads = c.n_kv_heads, a.head_dim = c.head_dim;
-  a.qk_norm = c.qk_norm;
-  a.norm_eps = c.norm_eps;
-  a.norm_unit_offset = c.norm_unit_offset;
-  a.window = l.local ? l.window : 0;
-  a.softcap = c.attn_softcap;
-  a.scale = c.attn_scale();
-  a.rope_base = l.rope_base;
-  a.rope_scale = l.rope_scale;
-  return a;
-}
 
 // One Gemma layer. Gemma 2 and 3 wrap attention and MLP in "sandwich" norms (ln1_post, ln2_post),
 // which Gemma 1 does not have (they stay unbound). Members are declared in forward order: that is
@@ -48,7 +33,7 @@ struct GemmaLayer {
   GemmaLayer(const ModelConfig& c, int64_t i, const Scope& s)
       : resid_pre(s.site("hook_resid_pre")),
         ln1(s.weights, s.name("ln1.weight"), c.d, c.norm_eps, c.norm_unit_offset),
-        attn(s.sub("attn"), attention_spec(c, c.layers[size_t(i)]), i),
+        attn(s.sub("attn"), nn::attention_spec(c, c.layers[size_t(i)]), i),
         ln1_post(c.sandwich_norms ? nn::RMSNorm(s.weights, s.name("ln1_post.weight"), c.d, c.norm_eps,
                                                 c.norm_unit_offset)
                                   : nn::RMSNorm()),

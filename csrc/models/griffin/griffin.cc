@@ -20,19 +20,11 @@ using nn::ModelConfig;
 using nn::Residual;
 using nn::Scope;
 
-// Local multi-query attention over the window: partial RoPE, no softcap, and a cache that keeps a
-// ring of exactly `window` rows whatever the cache's length (the reference's has one size).
-nn::AttentionSpec attention_spec(const ModelConfig& c, const LayerConfig& l) {
-  nn::AttentionSpec a;
-  a.d = c.d, a.heads = c.n_heads, a.kv_heads = c.n_kv_heads, a.head_dim = c.head_dim;
-  a.qkv_bias = c.attn_bias;
+// Local multi-query attention over the window with partial RoPE, an o_proj bias, and a cache that
+// keeps a ring of exactly `window` rows whatever the cache's length (the reference's has one size).
+nn::AttentionSpec local_attention(const ModelConfig& c, const LayerConfig& l) {
+  nn::AttentionSpec a = nn::attention_spec(c, l);
   a.o_bias = true;
-  a.window = l.window;
-  a.softcap = c.attn_softcap;
-  a.scale = c.attn_scale();
-  a.rope_base = l.rope_base;
-  a.rope_scale = 1.0;
-  a.rotary_dim = c.rotary_dim;
   a.fixed_ring = true;
   return a;
 }
@@ -44,7 +36,7 @@ Mixer make_mixer(const ModelConfig& c, int64_t i, const Scope& s) {
   if (l.mixer == nn::Mixer::kRecurrent) {
     return nn::RecurrentBlock(s, c.d, c.lru_width, c.n_heads, c.conv1d_width, i);
   }
-  return nn::Attention(s.sub("attn"), attention_spec(c, l), i);
+  return nn::Attention(s.sub("attn"), local_attention(c, l), i);
 }
 
 // One Griffin layer, members in forward order (the order their hook sites are numbered in). An

@@ -241,6 +241,25 @@ def test_cache_reset_and_errors(checkpoint):
     np.testing.assert_array_equal(m.forward(toks, cache=cache), first)
 
 
+def test_cache_of_another_model_is_refused(checkpoint, tmp_path_factory):
+    """A cache is made of the layers' slots (key/value rings, recurrent states): one made by a
+    model with other layers, even as many of them, is a ValueError, not a misread."""
+    name, folder, _ = checkpoint
+    m = gc.load(folder)
+    from test_gemma_forward import build as build_gemma
+    other = gc.load(build_gemma("gemma2-gqa" if m.config["num_layers"] == 3 else "gemma3-mqa",
+                                tmp_path_factory)[0])
+    toks = [[3, 4, 5]]
+    if other.config["num_layers"] == m.config["num_layers"]:
+        with pytest.raises(ValueError, match="other layers"):
+            m.forward(toks, cache=other.new_cache(1, 16))
+        with pytest.raises(ValueError, match="other layers"):
+            other.forward(toks, cache=m.new_cache(1, 16))
+    else:
+        with pytest.raises(ValueError, match="layers"):
+            m.forward(toks, cache=other.new_cache(1, 16))
+
+
 def test_greedy_generation_equals_argmax_of_full_forwards(checkpoint):
     name, folder, _ = checkpoint
     m = gc.load(folder)

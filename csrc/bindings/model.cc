@@ -1,5 +1,6 @@
 // Models for Python: _core.load(path) (the registry's one lookup), the text model every decoder
-// family is (forward on an int64 [B, T] array, new_cache, config, hook names), and its cache.
+// family is (forward on an int64 [B, T] array, new_cache, config, hook names), its cache, and the
+// text encoder every embedding family is (encode to one vector per row).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -14,6 +15,7 @@
 #include "csrc/bindings/without_gil.h"
 #include "csrc/core/error.h"
 #include "csrc/models/registry.h"
+#include "csrc/nn/text_encoder.h"
 #include "csrc/nn/text_model.h"
 
 namespace gemmacpp::bindings {
@@ -52,6 +54,7 @@ py::dict config_to_py(const nn::ModelConfig& c) {
   out["rotary_dim"] = c.rotary_dim > 0 ? c.rotary_dim : c.head_dim;
   out["attention_bias"] = c.attn_bias;
   const bool recurrent = c.lru_width > 0;
+  out["bidirectional"] = c.bidirectional;
   out["lru_width"] = recurrent ? py::object(py::int_(c.lru_width)) : py::none();
   out["conv1d_width"] = recurrent ? py::object(py::int_(c.conv1d_width)) : py::none();
   py::list layers;
@@ -113,6 +116,29 @@ py::array_t<float> forward(const TextModel& m, const CArray<int64_t>& tokens, Ca
   return logits;
 }
 
+py::array_t<float> encode(const nn::TextEncoder& m, const CArray<int64_t>& tokens,
+                          const std::optional<std::vector<int64_t>>& lengths,
+                          const std::optional<std::vector<int64_t>>& pool_skip, const py::object& hooks) {
+  nn::EncodeArgs a;
+  GC_CHECK(tokens.ndim() == 2, ValueError, "encode: tokens must be [B, T], got rank ", tokens.ndim());
+  a.B = tokens.shape(0);
+  a.T = tokens.shape(1);
+  GC_CHECK(!lengths || int64_t(lengths->size()) == a.B, ValueError, "encode: ", a.B, " rows of tokens but ",
+           lengths ? lengths->size() : 0, " lengths");
+  GC_CHECK(!pool_skip || int64_t(pool_skip->size()) == a.B, ValueError, "encode: ", a.B,
+           " rows of tokens but ", pool_skip ? pool_skip->size() : 0, " pool_skip values");
+  py::array_t<float> out({a.B, m.out_dim()});
+  a.tokens = tokens.data();
+  a.lengths = lengths ? lengths->data() : nullptr;
+  a.pool_skip = pool_skip ? pool_skip->data() : nullptr;
+  a.out = out.mutable_data();
+  std::unique_ptr<PyHookSet> hook_set;  // made and destroyed with the GIL held
+  if (!hooks.is_none()) hook_set = std::make_unique<PyHookSet>(hooks, m.hook_sites());
+  a.hooks = hook_set.get();
+  without_gil([&] { m.encode(a); });
+  return out;
+}
+
 }  // namespace
 
 GEMMACPP_BINDING(model) {
@@ -155,10 +181,26 @@ GEMMACPP_BINDING(model) {
       .def("hook_names", [](const TextModel& t) { return t.hook_sites().names(); },
            "every hook point's name, in the order a forward reaches them");
 
+  py::class_<nn::TextEncoder, std::shared_ptr<nn::TextEncoder>>(m, "TextEncoder",
+                                                                "A text encoder: an embedding model (use gemmacpp.load)")
+      .def("config", [](const nn::TextEncoder& t) { return config_to_py(t.config()); })
+      .def_property_readonly("path", [](const nn::TextEncoder& t) { return t.weights().path; })
+      .def_property_readonly("out_dim", &nn::TextEncoder::out_dim)
+      .def_property_readonly("pool_includes_prompt",
+                             [](const nn::TextEncoder& t) { return t.head().pool_includes_prompt; })
+      .def_property_readonly("normalizes", [](const nn::TextEncoder& t) { return t.head().normalize; })
+      .def("encode", &encode, py::arg("tokens"), py::arg("lengths") = py::none(), py::arg("pool_skip") = py::none(),
+           py::arg("hooks") = py::none(),
+           "one vector [B, out_dim] float32 per row of int64 tokens [B, T], rows right-padded past "
+           "lengths[b]; pool_skip: per row, leading tokens the mean pooling leaves out")
+      .def("hook_names", [](const nn::TextEncoder& t) { return t.hook_sites().names(); },
+           "every hook point's name, in the order encode reaches them");
+
   py::class_<models::Loaded>(m, "Loaded", "What a checkpoint holds (see gemmacpp.load)")
       .def_readonly("family", &models::Loaded::family)
       .def_readonly("kind", &models::Loaded::kind)
       .def_readonly("text", &models::Loaded::text)
+      .def_readonly("encoder", &models::Loaded::encoder)
       .def_readonly("vision", &models::Loaded::vision)
       .def_readonly("projector", &models::Loaded::projector);
 

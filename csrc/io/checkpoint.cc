@@ -37,6 +37,31 @@ std::string side_file(const std::string& path, const std::string& name) {
   return folder.back() == '/' ? folder + name : folder + "/" + name;
 }
 
+std::vector<SentenceModule> sentence_transformers_modules(const std::string& folder) {
+  const std::string path = folder + "/modules.json";
+  if (!is_regular_file(path)) return {};
+  std::string what;
+  const json::Value root = read_json_file(path, &what);
+  GC_CHECK(root.kind == json::Value::Kind::kArray, ValueError, what, ": not a list of modules");
+  std::vector<SentenceModule> out;
+  for (const json::Value& m : root.array) {
+    GC_CHECK(m.kind == json::Value::Kind::kObject, ValueError, what, ": a module is not an object");
+    const json::Reader r{m, what};
+    std::string type = r.string_or("type", "");
+    type = type.substr(type.find_last_of('.') + 1);  // sentence_transformers.models.Dense: Dense
+    out.push_back({type, r.string_or("path", "")});
+  }
+  return out;
+}
+
+std::string model_path(const std::string& path) {
+  if (!is_directory(path)) return path;
+  for (const SentenceModule& m : sentence_transformers_modules(path)) {
+    if (m.type == "Transformer" && !m.path.empty()) return path + "/" + m.path;
+  }
+  return path;
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   GC_CHECK(in, ValueError, "cannot open '", path, "'");

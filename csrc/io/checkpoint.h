@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "csrc/io/json_reader.h"
 
@@ -21,6 +22,18 @@ bool is_gguf(const std::string& path);
 std::string folder_of(const std::string& path);
 // A side file of the checkpoint at path: folder_of(path) + "/" + name.
 std::string side_file(const std::string& path, const std::string& name);
+
+// A sentence-transformers folder's modules.json, in order: each module's class (its last name:
+// Transformer, Pooling, Dense, Normalize, ...) and folder (relative; "" for the folder itself).
+// Empty when the folder has none.
+struct SentenceModule {
+  std::string type, path;
+};
+std::vector<SentenceModule> sentence_transformers_modules(const std::string& folder);
+
+// Where the Hugging Face model of a checkpoint lies: a sentence-transformers folder's Transformer
+// module folder (usually the folder itself), any other folder itself, a file as it is.
+std::string model_path(const std::string& path);
 
 // The whole file as bytes; ValueError "cannot open '<path>'".
 std::string read_file(const std::string& path);

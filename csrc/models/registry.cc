@@ -4,6 +4,7 @@
 
 #include "csrc/core/error.h"
 #include "csrc/io/checkpoint.h"
+#include "csrc/models/embedding_gemma/embedding_gemma.h"
 #include "csrc/models/gemma/config.h"
 #include "csrc/models/gemma/gemma.h"
 #include "csrc/models/griffin/config.h"
@@ -15,7 +16,9 @@ namespace {
 
 // Where a checkpoint's config came from: config.json (HF) or the GGUF file's metadata.
 struct Source {
-  std::string path, what;
+  std::string path;          // as the caller gave it
+  std::string weights_path;  // where the HF model's weights are (a sentence-transformers module folder)
+  std::string what;
   const json::Value* config = nullptr;             // HF
   std::shared_ptr<const WeightFile> gguf;          // GGUF
 };
@@ -29,6 +32,9 @@ struct Family {
 };
 
 bool has_vision_config(const Source& s) { return s.config->get("vision_config") != nullptr; }
+bool is_bidirectional(const Source& s) {
+  return s.gguf || json::Reader{*s.config, s.what}.flag_or("use_bidirectional_attention", false);
+}
 
 Loaded load_gemma(const Source& s) {
   Loaded out;
@@ -36,15 +42,21 @@ Loaded load_gemma(const Source& s) {
     out.text = gemma::make_model(gemma::config_from_gguf(*s.gguf), s.gguf);
   } else {
     nn::ModelConfig c = gemma::config_from_hf(*s.config, s.what);
-    out.text = gemma::make_model(std::move(c), std::make_shared<const WeightFile>(open_weights(s.path)));
+    out.text = gemma::make_model(std::move(c), std::make_shared<const WeightFile>(open_weights(s.weights_path)));
   }
+  return out;
+}
+
+Loaded load_embedding_gemma(const Source& s) {
+  Loaded out;
+  out.encoder = s.gguf ? embedding_gemma::load_gguf(s.gguf) : embedding_gemma::load(s.path, *s.config, s.what);
   return out;
 }
 
 Loaded load_griffin(const Source& s) {
   Loaded out;
   nn::ModelConfig c = griffin::config_from_hf(*s.config, s.what);
-  out.text = griffin::make_model(std::move(c), std::make_shared<const WeightFile>(open_weights(s.path)));
+  out.text = griffin::make_model(std::move(c), std::make_shared<const WeightFile>(open_weights(s.weights_path)));
   return out;
 }
 
@@ -65,11 +77,13 @@ Loaded load_siglip(const Source& s) {
 }
 
 // First match wins: a gemma3 config with a vision_config is the vision-language model, without
-// one its text_config is read as a text model.
+// one its text_config is read as a text model; a gemma3_text config with bidirectional attention
+// is EmbeddingGemma's encoder.
 const std::vector<Family>& table() {
   static const std::vector<Family> rows = {
       {"gemma3_vision", {"gemma3"}, {}, has_vision_config, load_vision_language},
       {"paligemma", {"paligemma"}, {}, nullptr, load_vision_language},
+      {"embedding_gemma", {"gemma3_text"}, {"gemma-embedding"}, is_bidirectional, load_embedding_gemma},
       {"gemma", {"gemma", "gemma2", "gemma3_text", "gemma3"}, {"gemma", "gemma2", "gemma3"}, nullptr, load_gemma},
       {"recurrent_gemma", {"recurrent_gemma"}, {}, nullptr, load_griffin},
       {"siglip", {"siglip_vision_model"}, {}, nullptr, load_siglip},
@@ -98,6 +112,7 @@ std::string known(bool gguf) {
 Loaded load(const std::string& path) {
   Source s;
   s.path = path;
+  s.weights_path = checkpoint::model_path(path);
   json::Value config;
   std::string key;
   bool gguf = checkpoint::is_gguf(path);
@@ -109,7 +124,9 @@ Loaded load(const std::string& path) {
     key = arch->as_string();
   } else {
     // A HF checkpoint's config comes first, so that a folder without one says so.
-    config = checkpoint::read_json_file(checkpoint::side_file(path, "config.json"), &s.what);
+    const std::string config_path = checkpoint::is_directory(path) ? s.weights_path + "/config.json"
+                                                                   : checkpoint::side_file(path, "config.json");
+    config = checkpoint::read_json_file(config_path, &s.what);
     GC_CHECK(config.kind == json::Value::Kind::kObject, ValueError, s.what, ": not a JSON object");
     s.config = &config;
     key = json::Reader{config, s.what}.string_or("model_type", "");

@@ -9,16 +9,19 @@
 
 #include "csrc/models/siglip/projector.h"
 #include "csrc/models/siglip/siglip.h"
+#include "csrc/nn/text_encoder.h"
 #include "csrc/nn/text_model.h"
 
 namespace gemmacpp::models {
 
-// What a checkpoint holds: a text model, a bare vision tower, or both with a projector (a
-// vision-language checkpoint, kind "gemma3" or "paligemma").
+// What a checkpoint holds: a text model, a text encoder (an embedding model), a bare vision tower,
+// or a text model and a tower with a projector (a vision-language checkpoint, kind "gemma3" or
+// "paligemma").
 struct Loaded {
   std::string family;  // the registry row that loaded it
   std::string kind;    // vision-language checkpoints: config.json's model_type; else ""
   std::shared_ptr<nn::TextModel> text;
+  std::shared_ptr<nn::TextEncoder> encoder;
   std::shared_ptr<siglip::VisionTower> vision;
   std::shared_ptr<siglip::Projector> projector;
 };

@@ -85,6 +85,19 @@ void span_key_ranges(const std::vector<int64_t>& spans, int64_t n, int64_t key_o
   }
 }
 
+// Per-query key ranges of a bidirectional sliding window: the keys with |p - j| <= radius, p the
+// query's key index (this call's token t at key_offset + t). Both ends non-decreasing.
+void radius_key_ranges(int64_t n, int64_t key_offset, int64_t radius, std::vector<int64_t>* lo,
+                       std::vector<int64_t>* hi) {
+  lo->resize(size_t(n));
+  hi->resize(size_t(n));
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t p = key_offset + t;
+    (*lo)[size_t(t)] = std::max<int64_t>(0, p - radius);
+    (*hi)[size_t(t)] = p + radius + 1;  // the kernel clips it to the keys there are
+  }
+}
+
 }  // namespace
 
 AttentionSpec attention_spec(const ModelConfig& c, const LayerConfig& layer) {
@@ -94,7 +107,8 @@ AttentionSpec attention_spec(const ModelConfig& c, const LayerConfig& layer) {
   a.qk_norm = c.qk_norm;
   a.norm_eps = c.norm_eps;
   a.norm_unit_offset = c.norm_unit_offset;
-  a.window = layer.local ? layer.window : 0;
+  a.causal = !c.bidirectional;
+  (c.bidirectional ? a.radius : a.window) = layer.local ? layer.window : 0;
   a.softcap = c.attn_softcap;
   a.scale = c.attn_scale();
   a.rope_base = layer.rope_base;
@@ -203,6 +217,10 @@ void Attention::operator()(const Forward& f, const float* h, float* out) const {
     if (f.spans && !(*f.spans)[size_t(b)].empty()) {
       span_key_ranges((*f.spans)[size_t(b)], n, key_offset, a.window, f.span_in_window, &key_lo[size_t(b)],
                       &key_hi[size_t(b)]);
+    } else if (spec_.radius > 0) {
+      radius_key_ranges(n, key_offset, spec_.radius, &key_lo[size_t(b)], &key_hi[size_t(b)]);
+    }
+    if (!key_lo[size_t(b)].empty()) {
       a.key_lo = key_lo[size_t(b)].data();
       a.key_hi = key_hi[size_t(b)].data();
     }

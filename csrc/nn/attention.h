@@ -25,7 +25,8 @@ struct AttentionSpec {
   double norm_eps = 1e-6;
   bool norm_unit_offset = true;
   bool causal = true;          // false: every query sees every key of its sequence
-  int64_t window = 0;          // sliding window: keys with q - k < window; 0: none
+  int64_t window = 0;          // causal sliding window: keys with q - k < window; 0: none
+  int64_t radius = 0;          // bidirectional sliding window: keys with |q - k| <= radius; 0: none
   float softcap = 0;           // 0: none
   float scale = 1;
   bool rope = true;
@@ -36,10 +37,10 @@ struct AttentionSpec {
   bool fixed_ring = false;
 };
 
-// A decoder layer's attention as its config describes it: sizes, QK-norm, q/k/v biases
-// (attention_bias), the layer's window (local layers) and RoPE, the softcap and the scale
-// query_pre_attn_scalar^-1/2. Families add what their config does not say (an o_proj bias, a
-// fixed-size ring).
+// A layer's attention as its config describes it: sizes, QK-norm, q/k/v biases (attention_bias),
+// causal or (an encoder) bidirectional, the layer's window (local layers) and RoPE, the softcap and
+// the scale query_pre_attn_scalar^-1/2. Families add what their config does not say (an o_proj
+// bias, a fixed-size ring).
 AttentionSpec attention_spec(const ModelConfig& c, const LayerConfig& layer);
 
 class Attention {

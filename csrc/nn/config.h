@@ -17,7 +17,9 @@ enum class Mixer : uint8_t { kAttention, kRecurrent };
 struct LayerConfig {
   Mixer mixer = Mixer::kAttention;
   bool local = false;        // sliding-window attention
-  int64_t window = 0;        // keys with q - k < window; 0 on global layers
+  // Causal models: keys with q - k < window. Bidirectional ones: keys with |q - k| <= window (a
+  // radius; Gemma 3's config states the width, whose half the reader stores). 0 on global layers.
+  int64_t window = 0;
   double rope_base = 10000;  // theta
   double rope_scale = 1;     // linear scaling: positions are divided by it
 };
@@ -36,6 +38,9 @@ struct ModelConfig {
   bool tied_head = true;    // logits = h E^T
   // RMSNorm scales by 1 + w with w as HF stores it; llama.cpp's GGUF files store 1 + w.
   bool norm_unit_offset = true;
+  // Every token sees the tokens after it too (an encoder: EmbeddingGemma); local layers then see
+  // a symmetric window.
+  bool bidirectional = false;
   std::vector<LayerConfig> layers;
   // RecurrentGemma (Griffin) only; ffn above is the MLP's real hidden size there (half of HF's
   // intermediate_size), and every projection has a bias except q, k, v without attention_bias.

@@ -64,6 +64,10 @@ class PackedHooks {
   void operator()(int site, float* rows, std::initializer_list<int64_t> inner) const;
   // Rows already spread to [B, T, width] (the logits); the padding is zeroed again after the hook.
   void spread(int site, float* rows, int64_t width) const;
+  // One row of width floats per sequence (a pooled sentence vector), offered as [B, width].
+  void per_sequence(int site, float* rows, int64_t width) const {
+    if (wants(site)) hooks_->call(site, rows, {batch_.B, width});
+  }
 
  private:
   HookSet* hooks_;

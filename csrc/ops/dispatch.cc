@@ -11,6 +11,7 @@
 #include "csrc/cpu/layer_norm.h"
 #include "csrc/cpu/linear.h"
 #include "csrc/cpu/patches.h"
+#include "csrc/cpu/pooling.h"
 #include "csrc/cpu/quant.h"
 #include "csrc/cpu/reference/attention_scores.h"
 #include "csrc/cpu/reference/rg_lru_scan.h"
@@ -126,6 +127,17 @@ void pool_patch_grid(Device device, const float* features, int64_t N, int64_t G,
                      float* out) {
   if (!device.is_cpu()) no_cuda_kernel("pool_patch_grid", device);
   cpu::pool_patch_grid(features, N, G, d, T, out);
+}
+
+void mean_rows(Device device, const float* x, int64_t d, const int64_t* offset, const int64_t* skip, int64_t B,
+               float* out) {
+  if (!device.is_cpu()) no_cuda_kernel("mean_rows", device);
+  cpu::mean_rows(x, d, offset, skip, B, out);
+}
+
+void l2_normalize_rows(Device device, const float* x, float* y, int64_t rows, int64_t d, float eps) {
+  if (!device.is_cpu()) no_cuda_kernel("l2_normalize_rows", device);
+  cpu::l2_normalize_rows(x, y, rows, d, eps);
 }
 
 void attention(Device device, const AttentionArgs* seqs, int64_t n) {

@@ -51,6 +51,11 @@ void image_patches(Device device, const float* pixels, int64_t N, int64_t C, int
 void pool_patch_grid(Device device, const float* features, int64_t N, int64_t G, int64_t d, int64_t T,
                      float* out);
 
+// Sentence pooling (csrc/cpu/pooling.h): per-sequence means of packed rows, unit-norm rows.
+void mean_rows(Device device, const float* x, int64_t d, const int64_t* offset, const int64_t* skip, int64_t B,
+               float* out);
+void l2_normalize_rows(Device device, const float* x, float* y, int64_t rows, int64_t d, float eps);
+
 // n independent attention problems (packed sequences, each its own AttentionArgs), in one call.
 void attention(Device device, const AttentionArgs* seqs, int64_t n);
 void conv1d_temporal(Device device, const Conv1dTemporalArgs& a);

@@ -1,9 +1,10 @@
-"""A checkpoint's side files: config.json (which model a folder holds) and the image processor's
-preprocessor_config.json (how images are resized and normalised before the vision tower).
+"""A checkpoint's side files: config.json, the image processor's preprocessor_config.json (how
+images are resized and normalised before the vision tower), and a sentence-transformers folder's
+settings (prompts, input length) and tokenizer.json's special tokens (how text becomes an
+embedding model's input).
 
-Weights are read by the C++ core (gemmacpp.weights); these JSON files are read here because the
-Python side decides from them which model class a checkpoint becomes and how its images are
-prepared.
+Weights are read by the C++ core (gemmacpp.weights), which also decides which family a checkpoint
+is; these files are read here because they say how the Python side prepares a model's inputs.
 """
 from __future__ import annotations
 
@@ -71,3 +72,47 @@ def pan_and_scan_settings(path: str) -> dict:
         if p.get("pan_and_scan_" + name) is not None:
             s[name] = p["pan_and_scan_" + name]
     return s
+
+
+def sentence_settings(path: str) -> dict:
+    """How a sentence-transformers checkpoint turns text into model input: its prompts
+    (config_sentence_transformers.json: {name: text} and the default prompt's name), the
+    similarity function's name, and the longest input in tokens (sentence_bert_config.json's
+    max_seq_length, else the tokenizer's model_max_length, else the model's
+    max_position_embeddings). Folders without those files get no prompts and cosine similarity."""
+    st = read_json(path, "config_sentence_transformers.json") or {}
+    prompts = st.get("prompts") or {}
+    if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
+        raise ValueError(f"{path!r}: config_sentence_transformers.json's prompts must map names to strings")
+    max_len = (read_json(path, "sentence_bert_config.json") or {}).get("max_seq_length")
+    if max_len is None:
+        max_len = (read_json(path, "tokenizer_config.json") or {}).get("model_max_length")
+        if not isinstance(max_len, int) or max_len > 1 << 30:  # transformers' "no limit" sentinel
+            max_len = None
+    cfg = read_config(path) or {}
+    if max_len is None:
+        max_len = cfg.get("max_position_embeddings")
+    return dict(prompts=dict(prompts), default_prompt_name=st.get("default_prompt_name"),
+                similarity=st.get("similarity_fn_name") or "cosine", max_seq_length=max_len)
+
+
+def special_tokens(path: str, tokenizer) -> tuple[list[int], list[int]]:
+    """(ids before, ids after) the text that a Hugging Face tokenizer.json's post-processor adds
+    to one sequence (TemplateProcessing, e.g. <bos> ... <eos>); without one, <bos> alone."""
+    tj = read_json(path, "tokenizer.json") or {}
+    post = tj.get("post_processor") or {}
+    single = post.get("single") if post.get("type") == "TemplateProcessing" else None
+    if not isinstance(single, list):
+        return [tokenizer.bos_id], []
+    before, after, seen_text = [], [], False
+    for item in single:
+        if "Sequence" in item:
+            seen_text = True
+            continue
+        piece = item.get("SpecialToken", {}).get("id")
+        i = tokenizer.piece_to_id(piece) if isinstance(piece, str) else None
+        if i is None:
+            raise ValueError(f"{path!r}: tokenizer.json's post-processor adds {piece!r}, which is "
+                             "not in its vocabulary")
+        (after if seen_text else before).append(i)
+    return before, after

@@ -8,7 +8,7 @@ The C++ core's registry (_core.load, csrc/models/registry.cc) decides which fami
 is and builds its parts: a text model, a vision tower, a projector. What it built decides the
 class: text alone is a Model (Gemma 1/2/3, RecurrentGemma), text with a tower and projector a
 Model that takes images (Gemma 3, PaliGemma), a tower alone a VisionModel (a bare SigLIP
-checkpoint). The checkpoint's other side files (image processing, token ids) are read here.
+checkpoint), an encoder an EmbeddingModel (EmbeddingGemma). The checkpoint's other side files (image processing, token ids) are read here.
 """
 from __future__ import annotations
 
@@ -18,17 +18,20 @@ import numpy as np
 
 from . import _core, checkpoint
 from ._runtime import set_num_threads
+from .embedding import EmbeddingModel
 from .model import Model
 from .vision import ImageInputs, VisionModel
 
 
 def load(source=None, *, device: str = "cpu", dtype=None,
-         threads: int | None = None) -> Model | VisionModel:
+         threads: int | None = None) -> Model | VisionModel | EmbeddingModel:
     """A Gemma 1/2/3 text model from a HF checkpoint folder (config.json and safetensors), a
     .safetensors file next to its config.json, or a .gguf file, or a RecurrentGemma model
     (config.json model_type recurrent_gemma, safetensors); with no source, the default model
     (Gemma 3 270M Q4_K_M, from the gemmacpp[model] extra). Gemma 3 checkpoints with a vision
-    tower and PaliGemma give a Model that takes images; a bare SigLIP tower a VisionModel.
+    tower and PaliGemma give a Model that takes images; a bare SigLIP tower a VisionModel;
+    EmbeddingGemma (a sentence-transformers folder, or a gemma-embedding GGUF file) an
+    EmbeddingModel.
     Activations are float32 (dtype None or float32). threads: sets the process-wide thread count
     (gemmacpp.set_num_threads)."""
     if source is None:
@@ -43,6 +46,8 @@ def load(source=None, *, device: str = "cpu", dtype=None,
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such checkpoint: {path!r}")
     parts = _core.load(path)
+    if parts.encoder is not None:
+        return EmbeddingModel(parts.encoder, path)
     if parts.text is None:
         return VisionModel(parts.vision, path)
     if parts.vision is None:

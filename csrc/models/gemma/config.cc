@@ -94,6 +94,12 @@ ModelConfig config_from_hf(const Value& root, const std::string& what) {
   // Layer types: explicit, else the family's pattern (Gemma 2 alternates starting local; Gemma 3
   // has sliding_window_pattern - 1 local layers then one global).
   int64_t window = g1 ? 0 : r.integer_or("sliding_window", 4096);
+  // EmbeddingGemma: a Gemma 3 text model with bidirectional attention, where a sliding layer sees
+  // the keys with |q - k| < W / 2 + 1 (transformers' Gemma3TextConfig halves W for it): a radius of
+  // W / 2. (PaliGemma's text configs set the flag too, for their prefix: that mask is the caller's
+  // bidirectional spans, and the model stays causal.)
+  c.bidirectional = obj == &root && type == "gemma3_text" && r.flag_or("use_bidirectional_attention", false);
+  if (c.bidirectional) window /= 2;
   int64_t pattern = r.integer_or("sliding_window_pattern", r.integer_or("_sliding_window_pattern", 6));
   const Value* types = r.get("layer_types");
   if (types) {
@@ -134,7 +140,9 @@ ModelConfig config_from_gguf(const WeightFile& f) {
   GC_CHECK(archv && archv->type == MetaValue::Type::kString, ValueError, what,
            ": no general.architecture string");
   const std::string arch = archv->as_string();
-  GC_CHECK(arch == "gemma" || arch == "gemma2" || arch == "gemma3", NotImplementedError, what,
+  // gemma-embedding (EmbeddingGemma) is Gemma 3 with bidirectional attention.
+  const bool embedding = arch == "gemma-embedding";
+  GC_CHECK(arch == "gemma" || arch == "gemma2" || arch == "gemma3" || embedding, NotImplementedError, what,
            ": architecture '", arch, "' is not a Gemma 1/2/3 text model");
   auto meta = [&](const std::string& key) { return f.meta(arch + "." + key); };
   auto integer = [&](const std::string& key) {
@@ -146,8 +154,9 @@ ModelConfig config_from_gguf(const WeightFile& f) {
   auto number_or = [&](const std::string& key, double dflt) { return meta(key) ? meta(key)->as_double() : dflt; };
 
   ModelConfig c;
-  c.family = arch;
-  const bool g1 = arch == "gemma", g3 = arch == "gemma3";
+  c.family = embedding ? "gemma3" : arch;
+  const bool g1 = arch == "gemma", g3 = arch == "gemma3" || embedding;
+  c.bidirectional = embedding;
   c.d = integer("embedding_length");
   c.n_layers = integer("block_count");
   c.n_heads = integer("attention.head_count");
@@ -183,7 +192,8 @@ ModelConfig config_from_gguf(const WeightFile& f) {
   // Gemma 3's local layers: base 10000 and no scaling unless the file says otherwise.
   const double l_base = g3 ? number_or("rope.freq_base_swa", 10000) : g_base;
   const double l_scale = g3 ? 1.0 : g_scale;
-  const int64_t window = g1 ? 0 : integer_or("attention.sliding_window", 4096);
+  // The converter writes EmbeddingGemma's window as its config states the width: a radius of half.
+  const int64_t window = g1 ? 0 : integer_or("attention.sliding_window", 4096) / (embedding ? 2 : 1);
   // The pattern is an integer (every pattern-th layer global) or one bool per layer (true: local).
   const MetaValue* pat = meta("attention.sliding_window_pattern");
   const bool per_layer = pat && pat->type == MetaValue::Type::kArray;
@@ -225,15 +235,16 @@ NameMap name_map(const ModelConfig& c, const WeightFile& f) {
         {"ln_final.weight", "output_norm.weight"},
     });
   }
-  // HF text models save under "model."; multimodal Gemma 3 and PaliGemma under their language model.
-  std::string prefix;
-  for (const char* p : {"model.", "model.language_model.", "language_model.model."}) {
+  // HF causal models save under "model."; multimodal Gemma 3 and PaliGemma under their language
+  // model; a bare Gemma3TextModel (EmbeddingGemma's encoder) at the top.
+  const char* prefix = nullptr;
+  for (const char* p : {"model.", "model.language_model.", "language_model.model.", ""}) {
     if (f.find(std::string(p) + "embed_tokens.weight")) {
       prefix = p;
       break;
     }
   }
-  GC_CHECK(!prefix.empty(), ValueError, "'", f.path,
+  GC_CHECK(prefix, ValueError, "'", f.path,
            "' has no embedding tensor (model.embed_tokens.weight): not a Gemma checkpoint?");
   // Gemma 1 calls its pre-MLP norm post_attention_layernorm; Gemma 2/3 use that name for the
   // sandwich norm after attention and pre_feedforward_layernorm for the pre-MLP one.

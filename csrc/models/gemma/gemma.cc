@@ -3,71 +3,12 @@
 #include <utility>
 
 #include "csrc/models/gemma/config.h"
-#include "csrc/nn/attention.h"
+#include "csrc/models/gemma/layer.h"
 #include "csrc/nn/decoder.h"
-#include "csrc/nn/mlp.h"
-#include "csrc/nn/norm.h"
 
 namespace gemmacpp::gemma {
-namespace {
 
-using nn::Forward;
-using nn::ModelConfig;
-using nn::Residual;
-using nn::Scope;
-
-// One Gemma layer. Gemma 2 and 3 wrap attention and MLP in "sandwich" norms (ln1_post, ln2_post),
-// which Gemma 1 does not have (they stay unbound). Members are declared in forward order: that is
-// the order their hook sites are numbered in.
-struct GemmaLayer {
-  int resid_pre;
-  nn::RMSNorm ln1;
-  nn::Attention attn;
-  nn::RMSNorm ln1_post;
-  int attn_out, resid_mid;
-  nn::RMSNorm ln2;
-  nn::GatedMlp mlp;
-  nn::RMSNorm ln2_post;
-  int mlp_out, resid_post;
-
-  GemmaLayer(const ModelConfig& c, int64_t i, const Scope& s)
-      : resid_pre(s.site("hook_resid_pre")),
-        ln1(s.weights, s.name("ln1.weight"), c.d, c.norm_eps, c.norm_unit_offset),
-        attn(s.sub("attn"), nn::attention_spec(c, c.layers[size_t(i)]), i),
-        ln1_post(c.sandwich_norms ? nn::RMSNorm(s.weights, s.name("ln1_post.weight"), c.d, c.norm_eps,
-                                                c.norm_unit_offset)
-                                  : nn::RMSNorm()),
-        attn_out(s.site("hook_attn_out")),
-        resid_mid(s.site("hook_resid_mid")),
-        ln2(s.weights, s.name("ln2.weight"), c.d, c.norm_eps, c.norm_unit_offset),
-        mlp(s.sub("mlp"), c.d, c.ffn, /*bias=*/false),
-        ln2_post(c.sandwich_norms ? nn::RMSNorm(s.weights, s.name("ln2_post.weight"), c.d, c.norm_eps,
-                                                c.norm_unit_offset)
-                                  : nn::RMSNorm()),
-        mlp_out(s.site("hook_mlp_out")),
-        resid_post(s.site("hook_resid_post")) {}
-
-  nn::SlotSpec cache_slot(int64_t max_len) const { return attn.cache_slot(max_len); }
-
-  void operator()(const Forward& f, const Residual& r) const {
-    const int64_t M = f.rows();
-    f.offer(resid_pre, r.x, {r.d});
-    ln1(f.device, r.x, r.h, M);
-    attn(f, r.h, r.out);
-    if (ln1_post.bound()) ln1_post(f.device, r.out, r.out, M);
-    f.offer(attn_out, r.out, {r.d});
-    r.add_out(f, resid_mid);
-    ln2(f.device, r.x, r.h, M);
-    mlp(f, r.h, r.out);
-    if (ln2_post.bound()) ln2_post(f.device, r.out, r.out, M);
-    f.offer(mlp_out, r.out, {r.d});
-    r.add_out(f, resid_post);
-  }
-};
-
-}  // namespace
-
-std::shared_ptr<nn::TextModel> make_model(ModelConfig config, std::shared_ptr<const WeightFile> weights) {
+std::shared_ptr<nn::TextModel> make_model(nn::ModelConfig config, std::shared_ptr<const WeightFile> weights) {
   config.validate();
   const NameMap names = name_map(config, *weights);
   return std::make_shared<nn::Decoder<GemmaLayer>>(std::move(config), std::move(weights), names);

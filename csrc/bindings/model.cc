@@ -55,6 +55,10 @@ py::dict config_to_py(const nn::ModelConfig& c) {
   out["attention_bias"] = c.attn_bias;
   const bool recurrent = c.lru_width > 0;
   out["bidirectional"] = c.bidirectional;
+  out["v_norm"] = c.v_norm;
+  out["per_layer_input"] = c.per_layer_input > 0 ? py::object(py::int_(c.per_layer_input)) : py::none();
+  out["layer_scalar"] = c.layer_scalar;
+  out["token_projection"] = c.token_projection > 0 ? py::object(py::int_(c.token_projection)) : py::none();
   out["lru_width"] = recurrent ? py::object(py::int_(c.lru_width)) : py::none();
   out["conv1d_width"] = recurrent ? py::object(py::int_(c.conv1d_width)) : py::none();
   py::list layers;
@@ -65,6 +69,8 @@ py::dict config_to_py(const nn::ModelConfig& c) {
     ld["window"] = attention && l.local ? py::object(py::int_(l.window)) : py::none();
     ld["rope_base"] = attention ? py::object(py::float_(l.rope_base)) : py::none();
     ld["rope_scale"] = attention ? py::object(py::float_(l.rope_scale)) : py::none();
+    ld["head_dim"] = attention ? py::object(py::int_(l.head_dim ? l.head_dim : c.head_dim)) : py::none();
+    ld["num_kv_heads"] = attention ? py::object(py::int_(l.kv_heads ? l.kv_heads : c.n_kv_heads)) : py::none();
     layers.append(ld);
   }
   out["layers"] = layers;

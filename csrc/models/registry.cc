@@ -5,6 +5,7 @@
 #include "csrc/core/error.h"
 #include "csrc/io/checkpoint.h"
 #include "csrc/models/embedding_gemma/embedding_gemma.h"
+#include "csrc/models/embedding_gemma2/embedding_gemma2.h"
 #include "csrc/models/gemma/config.h"
 #include "csrc/models/gemma/gemma.h"
 #include "csrc/models/griffin/config.h"
@@ -47,6 +48,12 @@ Loaded load_gemma(const Source& s) {
   return out;
 }
 
+Loaded load_embedding_gemma2(const Source& s) {
+  Loaded out;
+  out.encoder = embedding_gemma2::load(s.path, *s.config, s.what);
+  return out;
+}
+
 Loaded load_embedding_gemma(const Source& s) {
   Loaded out;
   out.encoder = s.gguf ? embedding_gemma::load_gguf(s.gguf) : embedding_gemma::load(s.path, *s.config, s.what);
@@ -84,6 +91,7 @@ const std::vector<Family>& table() {
       {"gemma3_vision", {"gemma3"}, {}, has_vision_config, load_vision_language},
       {"paligemma", {"paligemma"}, {}, nullptr, load_vision_language},
       {"embedding_gemma", {"gemma3_text"}, {"gemma-embedding"}, is_bidirectional, load_embedding_gemma},
+      {"embedding_gemma2", {"embedding_gemma2_text", "embedding_gemma2"}, {}, nullptr, load_embedding_gemma2},
       {"gemma", {"gemma", "gemma2", "gemma3_text", "gemma3"}, {"gemma", "gemma2", "gemma3"}, nullptr, load_gemma},
       {"recurrent_gemma", {"recurrent_gemma"}, {}, nullptr, load_griffin},
       {"siglip", {"siglip_vision_model"}, {}, nullptr, load_siglip},

@@ -102,9 +102,12 @@ void radius_key_ranges(int64_t n, int64_t key_offset, int64_t radius, std::vecto
 
 AttentionSpec attention_spec(const ModelConfig& c, const LayerConfig& layer) {
   AttentionSpec a;
-  a.d = c.d, a.heads = c.n_heads, a.kv_heads = c.n_kv_heads, a.head_dim = c.head_dim;
+  a.d = c.d, a.heads = c.n_heads;
+  a.kv_heads = layer.kv_heads ? layer.kv_heads : c.n_kv_heads;
+  a.head_dim = layer.head_dim ? layer.head_dim : c.head_dim;
   a.qkv_bias = c.attn_bias;
   a.qk_norm = c.qk_norm;
+  a.v_norm = c.v_norm;
   a.norm_eps = c.norm_eps;
   a.norm_unit_offset = c.norm_unit_offset;
   a.causal = !c.bidirectional;
@@ -129,6 +132,7 @@ Attention::Attention(const Scope& s, const AttentionSpec& spec, int64_t layer)
     q_norm_ = RMSNorm(s.weights, s.name("q_norm.weight"), spec.head_dim, spec.norm_eps, spec.norm_unit_offset);
     k_norm_ = RMSNorm(s.weights, s.name("k_norm.weight"), spec.head_dim, spec.norm_eps, spec.norm_unit_offset);
   }
+  if (spec.v_norm) v_norm_ = RMSNorm::weightless(spec.head_dim, spec.norm_eps);
   q_site_ = s.site("hook_q");
   k_site_ = s.site("hook_k");
   v_site_ = s.site("hook_v");
@@ -161,6 +165,7 @@ void Attention::operator()(const Forward& f, const float* h, float* out) const {
     q_norm_(f.device, q, q, M * H);
     k_norm_(f.device, k, k, M * K);
   }
+  if (spec_.v_norm) v_norm_(f.device, v, v, M * K);
   f.offer(q_site_, q, {H, D});
   f.offer(k_site_, k, {K, D});
   f.offer(v_site_, v, {K, D});

@@ -1,5 +1,5 @@
 // Self-attention as every family uses it: q/k/v projections (biases optional), per-head RMSNorm of
-// q and k (Gemma 3), RoPE over the first rotary_dim dimensions of each head, one call of the
+// q and k (Gemma 3) and of v (weightless: EmbeddingGemma 2), RoPE over the first rotary_dim dimensions of each head, one call of the
 // attention op over all sequences of the batch (each sees only its own keys, and with a cache its
 // past ones), the output projection. Hook sites attn.hook_q, hook_k, hook_v (after the QK-norm,
 // before RoPE), hook_scores and hook_pattern ([B, H, T, Tk]: asking for either moves this layer to
@@ -22,6 +22,7 @@ struct AttentionSpec {
   bool qkv_bias = false;       // q, k and v projections have biases
   bool o_bias = false;
   bool qk_norm = false;        // RMSNorm of q and k per head
+  bool v_norm = false;         // weightless RMSNorm of v per head
   double norm_eps = 1e-6;
   bool norm_unit_offset = true;
   bool causal = true;          // false: every query sees every key of its sequence
@@ -56,7 +57,7 @@ class Attention {
   AttentionSpec spec_;
   int64_t layer_;
   Linear q_, k_, v_, o_;
-  RMSNorm q_norm_, k_norm_;
+  RMSNorm q_norm_, k_norm_, v_norm_;
   int q_site_, k_site_, v_site_, scores_site_, pattern_site_, z_site_;
 };
 

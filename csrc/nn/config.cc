@@ -23,12 +23,19 @@ void ModelConfig::validate() const {
   GC_CHECK(int64_t(layers.size()) == n_layers, ValueError, "model config: ", layers.size(),
            " layer types for ", n_layers, " layers");
   GC_CHECK(query_pre_attn_scalar > 0, ValueError, "model config: query_pre_attn_scalar must be > 0");
+  GC_CHECK(per_layer_input >= 0 && token_projection >= 0, ValueError,
+           "model config: hidden_size_per_layer_input and embedding_dim must be >= 0");
   for (size_t i = 0; i < layers.size(); ++i) {
     const LayerConfig& l = layers[i];
     GC_CHECK(!l.local || l.window >= 1, ValueError, "model config: layer ", i,
              " is local but its window is ", l.window);
     GC_CHECK(l.rope_base > 0 && l.rope_scale > 0, ValueError, "model config: layer ", i,
              " has RoPE base ", l.rope_base, " and scale ", l.rope_scale);
+    const int64_t hd = layer_head_dim(int64_t(i)), kv = layer_kv_heads(int64_t(i));
+    GC_CHECK(hd >= 2 && hd % 2 == 0, ValueError, "model config: layer ", i, " has head_dim ", hd,
+             "; it must be even and >= 2");
+    GC_CHECK(kv >= 1 && n_heads % kv == 0, ValueError, "model config: layer ", i, " has ", kv,
+             " key/value heads for ", n_heads, " query heads");
   }
 }
 

@@ -22,6 +22,9 @@ struct LayerConfig {
   int64_t window = 0;
   double rope_base = 10000;  // theta
   double rope_scale = 1;     // linear scaling: positions are divided by it
+  // The layer's attention shape where it differs from the model's (EmbeddingGemma 2's and Gemma
+  // 4's global layers); 0: the model's head_dim / n_kv_heads.
+  int64_t head_dim = 0, kv_heads = 0;
 };
 
 struct ModelConfig {
@@ -41,6 +44,11 @@ struct ModelConfig {
   // Every token sees the tokens after it too (an encoder: EmbeddingGemma); local layers then see
   // a symmetric window.
   bool bidirectional = false;
+  // The newer families' blocks (EmbeddingGemma 2, and Gemma 3n / Gemma 4 when they come):
+  bool v_norm = false;             // a weightless RMSNorm of v per head, after the q/k norms
+  int64_t per_layer_input = 0;     // P: width of the per-layer inputs (PLE) each layer is gated with; 0: none
+  bool layer_scalar = false;       // each layer's output is scaled by its own stored scalar
+  int64_t token_projection = 0;    // an encoder's per-token output projection to this width; 0: none
   std::vector<LayerConfig> layers;
   // RecurrentGemma (Griffin) only; ffn above is the MLP's real hidden size there (half of HF's
   // intermediate_size), and every projection has a bias except q, k, v without attention_bias.
@@ -50,6 +58,8 @@ struct ModelConfig {
   bool attn_bias = false;     // q, k, v projections have biases
 
   float attn_scale() const;
+  int64_t layer_head_dim(int64_t i) const { return layers[size_t(i)].head_dim ? layers[size_t(i)].head_dim : head_dim; }
+  int64_t layer_kv_heads(int64_t i) const { return layers[size_t(i)].kv_heads ? layers[size_t(i)].kv_heads : n_kv_heads; }
   // ValueError naming the first inconsistent field.
   void validate() const;
 };

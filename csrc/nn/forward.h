@@ -23,6 +23,9 @@ struct Forward {
   const std::vector<std::vector<int64_t>>* spans = nullptr;
   bool span_in_window = true;
   Workspace* workspace = nullptr;  // the blocks' work buffers (nn/workspace.h)
+  // Per-layer inputs (PLE, nn/per_layer.h), [M, L, P] row-major, or nullptr: layer l's are the
+  // P floats at per_layer_input + (r * L + l) * P of packed row r.
+  const float* per_layer_input = nullptr;
 
   int64_t rows() const { return batch.M; }
   HookSet* hooks() const { return offer.hooks(); }

@@ -8,7 +8,20 @@ namespace gemmacpp::nn {
 RMSNorm::RMSNorm(const WeightBinder& w, const std::string& name, int64_t d, double eps, bool unit_offset)
     : w_(&w.dense(name, {d})), eps_(float(eps)), unit_offset_(unit_offset) {}
 
+RMSNorm RMSNorm::weightless(int64_t d, double eps) {
+  RMSNorm n;
+  n.ones_.assign(size_t(d), 1.0f);
+  n.eps_ = float(eps);
+  n.unit_offset_ = false;
+  return n;
+}
+
 void RMSNorm::operator()(Device device, const float* in, float* out, int64_t rows) const {
+  if (w_ == nullptr) {
+    ops::dispatch::rms_norm(device, DType::kF32, in, out, rows, int64_t(ones_.size()), DType::kF32, ones_.data(),
+                            eps_, false);
+    return;
+  }
   ops::dispatch::rms_norm(device, DType::kF32, in, out, rows, w_->shape[0], w_->dtype, w_->data, eps_,
                           unit_offset_);
 }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "csrc/core/tensor.h"
 #include "csrc/io/weight_binder.h"
@@ -16,12 +17,15 @@ class RMSNorm {
  public:
   RMSNorm() = default;
   RMSNorm(const WeightBinder& w, const std::string& name, int64_t d, double eps, bool unit_offset);
-  bool bound() const { return w_ != nullptr; }
+  // x / rms(x) alone (a norm "without scale": the newer families' v norm).
+  static RMSNorm weightless(int64_t d, double eps);
+  bool bound() const { return w_ != nullptr || !ones_.empty(); }
   // rows of d floats from in to out (may alias).
   void operator()(Device device, const float* in, float* out, int64_t rows) const;
 
  private:
   const WeightTensor* w_ = nullptr;
+  std::vector<float> ones_;  // the weightless norm's weight (multiplying by 1 changes no bit)
   float eps_ = 0;
   bool unit_offset_ = true;
 };

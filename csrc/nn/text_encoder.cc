@@ -26,7 +26,7 @@ void TextEncoder::encode(const EncodeArgs& args) const {
     return;
   }
   Workspace workspace(device_);
-  const Forward f{device_, p, positions, nullptr, PackedHooks(args.hooks, p), nullptr, true, &workspace};
+  Forward f{device_, p, positions, nullptr, PackedHooks(args.hooks, p), nullptr, true, &workspace};
   const int64_t d = c.d;
   Workspace::Frame ws(workspace);
   float* const x = ws.take(p.M * d);
@@ -34,10 +34,22 @@ void TextEncoder::encode(const EncodeArgs& args) const {
   float* const out = ws.take(p.M * d);
   ForwardArgs tokens_only;  // no soft tokens replace rows of an encoder's input
   (*embed_)(f, ids, tokens_only, x);
+  if (per_layer_) {
+    float* const ple = ws.take(p.M * per_layer_->floats_per_row());
+    (*per_layer_)(f, x, ple);
+    f.per_layer_input = ple;
+  }
   run_layers(f, Residual{x, h, out, d});
   (*final_norm_)(device_, x, x, p.M);
   f.offer(final_site_, x, {d});
-  (*head_)(f, x, args.pool_skip, args.out);
+  const float* tokens = x;
+  if (token_projection_) {
+    float* const projected = ws.take(p.M * token_projection_->out_features());
+    (*token_projection_)(device_, x, p.M, projected);
+    f.offer(projected_site_, projected, {token_projection_->out_features()});
+    tokens = projected;
+  }
+  (*head_)(f, tokens, args.pool_skip, args.out);
 }
 
 }  // namespace gemmacpp::nn

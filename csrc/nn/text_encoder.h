@@ -1,8 +1,9 @@
-// A text encoder as its callers see it (EmbeddingGemma): a ragged batch of token sequences in, one
-// vector per sequence out, with hooks. One implementation of the encode loop serves every encoder
-// family: pack the batch, embed, run the layers (every token sees the others of its sequence,
-// within each layer's window), the final norm, then the sentence head (mean pooling, dense layers,
-// L2 norm). A family supplies its layer recipe (SentenceEncoder<Layer>, below).
+// A text encoder as its callers see it (EmbeddingGemma 1 and 2): a ragged batch of token sequences
+// in, one vector per sequence out, with hooks. One implementation of the encode loop serves every
+// encoder family: pack the batch, embed (and the per-layer inputs, where the config has them), run
+// the layers (every token sees the others of its sequence, within each layer's window), the final
+// norm (and a per-token projection, where the config has one), then the sentence head (mean
+// pooling, dense layers, L2 norm). A family supplies its layer recipe (SentenceEncoder<Layer>).
 #pragma once
 
 #include <cstdint>
@@ -19,6 +20,7 @@
 #include "csrc/nn/encoder.h"
 #include "csrc/nn/hooks.h"
 #include "csrc/nn/norm.h"
+#include "csrc/nn/per_layer.h"
 #include "csrc/nn/sentence_head.h"
 
 namespace gemmacpp::nn {
@@ -59,13 +61,18 @@ class TextEncoder {
   HookSites sites_;
   Device device_;
   std::optional<TokenEmbedding> embed_;  // built first, so that hook_embed comes first
+  std::optional<PerLayerInputs> per_layer_;
   std::optional<RMSNorm> final_norm_;    // built after the layers
   int final_site_ = -1;
+  std::optional<Linear> token_projection_;
+  int projected_site_ = -1;
   std::optional<SentenceHead> head_;
 };
 
-// A sentence encoder made of the family's Layer (the decoder's recipe, run bidirectionally): the
-// token table "embed.weight", the layers below "blocks.{i}.", "ln_final.weight", then the head.
+// A sentence encoder made of the family's Layer (a decoder's recipe, run bidirectionally): the
+// token table "embed.weight", the per-layer inputs (nn/per_layer.h) when config.per_layer_input,
+// the layers below "blocks.{i}.", "ln_final.weight", "token_proj.weight" [token_projection, d]
+// when config.token_projection (site hook_projected), then the head over what that leaves.
 template <class Layer>
 class SentenceEncoder final : public TextEncoder {
  public:
@@ -76,10 +83,19 @@ class SentenceEncoder final : public TextEncoder {
     const WeightBinder binder(*weights_, names);
     const Scope root{binder, sites_, ""};
     embed_.emplace(root, "embed.weight", c.vocab, c.d, c.embed_scale);
+    if (c.per_layer_input > 0) {
+      per_layer_.emplace(root, c.d, c.n_layers, c.per_layer_input, c.norm_eps, c.norm_unit_offset);
+    }
     layers_.emplace(c, c.n_layers, root);
     final_norm_.emplace(binder, "ln_final.weight", c.d, c.norm_eps, c.norm_unit_offset);
     final_site_ = root.site("ln_final.hook_normalized");
-    head_.emplace(root, c.d, std::move(head));
+    int64_t width = c.d;
+    if (c.token_projection > 0) {
+      token_projection_.emplace(binder, "token_proj.weight", c.token_projection, c.d);
+      projected_site_ = root.site("hook_projected");
+      width = c.token_projection;
+    }
+    head_.emplace(root, width, std::move(head));
   }
 
  private:

@@ -4,9 +4,9 @@
 
 #include "csrc/core/error.h"
 #include "csrc/cpu/activation.h"
-#include "csrc/cpu/add.h"
 #include "csrc/cpu/attention.h"
 #include "csrc/cpu/conv1d_temporal.h"
+#include "csrc/cpu/elementwise.h"
 #include "csrc/cpu/embedding.h"
 #include "csrc/cpu/layer_norm.h"
 #include "csrc/cpu/linear.h"
@@ -115,6 +115,11 @@ void softcap(Device device, DType dt, const void* x, void* y, int64_t n, float c
 void add_into(Device device, float* x, const float* y, int64_t n) {
   if (!device.is_cpu()) no_cuda_kernel("add_into", device);
   cpu::add_into(x, y, n);
+}
+
+void scale_into(Device device, float* x, float s, int64_t n) {
+  if (!device.is_cpu()) no_cuda_kernel("scale_into", device);
+  cpu::scale_into(x, s, n);
 }
 
 void image_patches(Device device, const float* pixels, int64_t N, int64_t C, int64_t S, int64_t ps,

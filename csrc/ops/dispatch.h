@@ -44,6 +44,7 @@ void gelu_tanh(Device device, DType dt, const void* x, void* y, int64_t n);
 void geglu(Device device, DType dt, const void* gate, const void* up, void* y, int64_t n);
 void softcap(Device device, DType dt, const void* x, void* y, int64_t n, float cap);
 void add_into(Device device, float* x, const float* y, int64_t n);  // x += y, float32
+void scale_into(Device device, float* x, float s, int64_t n);       // x *= s, float32
 
 // ViT patch layouts (csrc/cpu/patches.h): images to patch rows, patch grids average-pooled.
 void image_patches(Device device, const float* pixels, int64_t N, int64_t C, int64_t S, int64_t ps,

@@ -1,17 +1,21 @@
-// One Gemma 1/2/3 layer, the family's recipe over the shared blocks: the decoder (gemma.cc) and
-// EmbeddingGemma's encoder (models/embedding_gemma) both run it; the config decides causal or
-// bidirectional attention.
+// One Gemma layer, the family's recipe over the shared blocks: the Gemma 1/2/3 decoder (gemma.cc)
+// and the EmbeddingGemma 1/2 encoders all run it; the config decides causal or bidirectional
+// attention, and whether the layer gates in per-layer inputs and scales its output (EmbeddingGemma
+// 2, like Gemma 3n and Gemma 4).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "csrc/nn/attention.h"
 #include "csrc/nn/config.h"
 #include "csrc/nn/forward.h"
 #include "csrc/nn/mlp.h"
 #include "csrc/nn/norm.h"
+#include "csrc/nn/per_layer.h"
 #include "csrc/nn/residual.h"
 #include "csrc/nn/scope.h"
+#include "csrc/ops/dispatch.h"
 
 namespace gemmacpp::gemma {
 
@@ -27,7 +31,10 @@ struct GemmaLayer {
   nn::RMSNorm ln2;
   nn::GatedMlp mlp;
   nn::RMSNorm ln2_post;
-  int mlp_out, resid_post;
+  int mlp_out;
+  std::optional<nn::PerLayerGate> ple;  // config.per_layer_input > 0
+  float scalar;                         // config.layer_scalar: the stored blocks.{i}.layer_scalar; else 1
+  int resid_post;
 
   GemmaLayer(const nn::ModelConfig& c, int64_t i, const nn::Scope& s)
       : resid_pre(s.site("hook_resid_pre")),
@@ -44,6 +51,11 @@ struct GemmaLayer {
                                                 c.norm_unit_offset)
                                   : nn::RMSNorm()),
         mlp_out(s.site("hook_mlp_out")),
+        ple(c.per_layer_input > 0 ? std::optional<nn::PerLayerGate>(std::in_place, s, c.d, c.n_layers,
+                                                                    c.per_layer_input, i, c.norm_eps,
+                                                                    c.norm_unit_offset)
+                                  : std::nullopt),
+        scalar(c.layer_scalar ? s.weights.f32(s.name("layer_scalar"), {1})[0] : 1.0f),
         resid_post(s.site("hook_resid_post")) {}
 
   nn::SlotSpec cache_slot(int64_t max_len) const { return attn.cache_slot(max_len); }
@@ -60,7 +72,11 @@ struct GemmaLayer {
     mlp(f, r.h, r.out);
     if (ln2_post.bound()) ln2_post(f.device, r.out, r.out, M);
     f.offer(mlp_out, r.out, {r.d});
-    r.add_out(f, resid_post);
+    if (!ple && scalar == 1.0f) return r.add_out(f, resid_post);
+    ops::dispatch::add_into(f.device, r.x, r.out, f.rows() * r.d);
+    if (ple) (*ple)(f, r);
+    if (scalar != 1.0f) ops::dispatch::scale_into(f.device, r.x, scalar, f.rows() * r.d);
+    f.offer(resid_post, r.x, {r.d});
   }
 };
 

@@ -1,0 +1,15 @@
+// Plain elementwise updates of a residual stream on float32: x += y, x *= s. Plain C++ (the
+// compiler vectorises it; each element has one rounding whatever the vector width, so every target
+// gives the same bits), over all threads when the stream is large (an 896 px image's is 4.7M
+// floats, too much for one core's bandwidth); a decode step's is one chunk, run on the calling
+// thread.
+#pragma once
+
+#include <cstdint>
+
+namespace gemmacpp::cpu {
+
+void add_into(float* x, const float* y, int64_t n);  // x += y
+void scale_into(float* x, float s, int64_t n);       // x *= s
+
+}  // namespace gemmacpp::cpu

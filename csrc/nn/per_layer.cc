@@ -1,0 +1,56 @@
+#include "csrc/nn/per_layer.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "csrc/ops/dispatch.h"
+
+namespace gemmacpp::nn {
+
+PerLayerInputs::PerLayerInputs(const Scope& s, int64_t d, int64_t layers, int64_t width, double eps,
+                               bool unit_offset)
+    : d_(d),
+      layers_(layers),
+      width_(width),
+      proj_(s.weights, s.name("per_layer_proj.weight"), layers * width, d),
+      norm_(s.weights, s.name("per_layer_proj_norm.weight"), width, eps, unit_offset),
+      site_(s.site("hook_per_layer_input")) {}
+
+void PerLayerInputs::operator()(const Forward& f, const float* x, float* out) const {
+  const int64_t M = f.rows(), n = M * layers_ * width_;
+  proj_(f.device, x, M, out);
+  ops::dispatch::scale_into(f.device, out, float(1.0 / std::sqrt(double(d_))), n);
+  norm_(f.device, out, out, M * layers_);  // one P-wide norm per (row, layer)
+  f.offer(site_, out, {layers_, width_});
+}
+
+PerLayerGate::PerLayerGate(const Scope& s, int64_t d, int64_t layers, int64_t width, int64_t layer, double eps,
+                           bool unit_offset)
+    : layers_(layers),
+      width_(width),
+      layer_(layer),
+      gate_(s.weights, s.name("ple.gate.weight"), width, d),
+      proj_(s.weights, s.name("ple.proj.weight"), d, width),
+      post_norm_(s.weights, s.name("ple.post_norm.weight"), d, eps, unit_offset),
+      gate_site_(s.site("ple.hook_gate")),
+      out_site_(s.site("hook_ple_out")) {}
+
+void PerLayerGate::operator()(const Forward& f, const Residual& r) const {
+  const int64_t M = f.rows(), P = width_;
+  Workspace::Frame ws(*f.workspace);
+  float* const gate = ws.take(M * P);
+  float* const ple = ws.take(M * P);
+  // This layer's slice of the per-layer inputs, made contiguous for the elementwise kernel.
+  for (int64_t row = 0; row < M; ++row) {
+    std::memcpy(ple + row * P, f.per_layer_input + (row * layers_ + layer_) * P, size_t(P) * sizeof(float));
+  }
+  gate_(f.device, r.x, M, gate);
+  ops::dispatch::geglu(f.device, DType::kF32, gate, ple, gate, M * P);  // gelu_tanh(gate) * ple_l
+  f.offer(gate_site_, gate, {P});
+  proj_(f.device, gate, M, r.out);
+  post_norm_(f.device, r.out, r.out, M);
+  f.offer(out_site_, r.out, {r.d});
+  ops::dispatch::add_into(f.device, r.x, r.out, M * r.d);
+}
+
+}  // namespace gemmacpp::nn

@@ -1,0 +1,49 @@
+// Per-layer inputs (PLE): a second, small signal per token and layer that each layer gates into
+// its residual stream (EmbeddingGemma 2; Gemma 3n and Gemma 4 E2B/E4B add a token table to it).
+//  PerLayerInputs (model level, after the embedding): RMSNorm_P(reshape(W x * D^-1/2, [L, P])),
+//    weights per_layer_proj.weight [L * P, D] and per_layer_proj_norm.weight [P]; hook site
+//    hook_per_layer_input [B, T, L, P].
+//  PerLayerGate (each layer, after its MLP): x += post_norm(W_proj (gelu_tanh(W_gate x) * ple_l)),
+//    weights ple.gate.weight [P, D], ple.proj.weight [D, P], ple.post_norm.weight [D]; hook sites
+//    ple.hook_gate [B, T, P] (gelu(gate) * ple_l) and hook_ple_out [B, T, D] (what is added).
+#pragma once
+
+#include <cstdint>
+
+#include "csrc/nn/forward.h"
+#include "csrc/nn/linear.h"
+#include "csrc/nn/norm.h"
+#include "csrc/nn/residual.h"
+#include "csrc/nn/scope.h"
+
+namespace gemmacpp::nn {
+
+class PerLayerInputs {
+ public:
+  PerLayerInputs(const Scope& s, int64_t d, int64_t layers, int64_t width, double eps, bool unit_offset);
+  int64_t floats_per_row() const { return layers_ * width_; }
+  // x [M, d] (the embedding) -> out [M, L * P].
+  void operator()(const Forward& f, const float* x, float* out) const;
+
+ private:
+  int64_t d_, layers_, width_;
+  Linear proj_;
+  RMSNorm norm_;
+  int site_;
+};
+
+class PerLayerGate {
+ public:
+  // s: the layer's scope ("blocks.3."); layer: which slice of the per-layer inputs it reads.
+  PerLayerGate(const Scope& s, int64_t d, int64_t layers, int64_t width, int64_t layer, double eps, bool unit_offset);
+  // r.x += the gated per-layer input (r.h, r.out are the layer's work buffers).
+  void operator()(const Forward& f, const Residual& r) const;
+
+ private:
+  int64_t layers_, width_, layer_;
+  Linear gate_, proj_;
+  RMSNorm post_norm_;
+  int gate_site_, out_site_;
+};
+
+}  // namespace gemmacpp::nn

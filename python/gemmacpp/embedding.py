@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from . import checkpoint
+from . import checkpoint, weights
 from .hooks import HookedMixin
 from .tokenizer import Tokenizer
 from .tokens import token_batch
@@ -83,8 +83,15 @@ class EmbeddingModel(HookedMixin):
     def _special_tokens(self):
         if self._specials is None:
             tok = self.tokenizer
-            self._specials = ([tok.bos_id], [tok.eos_id]) if self._path.endswith(".gguf") else \
-                checkpoint.special_tokens(self._path, tok)
+            if self._path.endswith(".gguf"):
+                # As llama.cpp reads the file: its add_bos/add_eos flags (EmbeddingGemma's
+                # tokenizer adds both, which a converted file says).
+                meta = weights.open(self._path).metadata
+                bos = meta.get("tokenizer.ggml.add_bos_token", True)
+                eos = meta.get("tokenizer.ggml.add_eos_token", True)
+                self._specials = ([tok.bos_id] if bos else [], [tok.eos_id] if eos else [])
+            else:
+                self._specials = checkpoint.special_tokens(self._path, tok)
         return self._specials
 
     def _prompt_text(self, task, prompt) -> str:

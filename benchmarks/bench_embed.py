@@ -16,6 +16,7 @@ their own batching (sorted by length, --batch-size); texts/s and tokens/s are th
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -42,7 +43,7 @@ def build_random(folder):
         rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1e6},
                          "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}})
     model = transformers.Gemma3TextModel(cfg).eval()
-    hf = os.path.join(folder, "hf")
+    hf = folder + ".hf"  # the Transformer module's source; saving the pipeline copies it
     model.save_pretrained(hf)
     tj = tiny_lm.tokenizer_json()
     tj["post_processor"]["single"].append({"SpecialToken": {"id": "<eos>", "type_id": 0}})
@@ -56,6 +57,7 @@ def build_random(folder):
                                       M.Normalize()], prompts=PROMPTS)
     st.save(folder + ".tmp")
     os.replace(folder + ".tmp", folder)
+    shutil.rmtree(hf)
 
 
 def make_texts(n, lo, hi, seed=0):

@@ -79,6 +79,8 @@ def hf_activations(hf, toks):
         attn_out = a.o_proj if gemma1 else layer.post_attention_layernorm
         pre_mlp_norm = layer.post_attention_layernorm if gemma1 else layer.pre_feedforward_layernorm
         mlp_out = mlp if gemma1 else layer.post_feedforward_layernorm
+        handles.append(layer.input_layernorm.register_forward_hook(keep(p + "ln1.hook_normalized")))
+        handles.append(pre_mlp_norm.register_forward_hook(keep(p + "ln2.hook_normalized")))
         handles.append(attn_out.register_forward_hook(keep(p + "hook_attn_out")))
         handles.append(pre_mlp_norm.register_forward_hook(keep(p + "hook_resid_mid", use_input=True)))
         handles.append(mlp.gate_proj.register_forward_hook(keep(p + "mlp.hook_pre")))
@@ -374,7 +376,7 @@ def test_names_select_exact_glob_predicate_and_list(small):
     m, _ = small
     names = m.hook_names()
     L = m.config["num_layers"]
-    assert len(names) == len(set(names)) == 3 + 14 * L
+    assert len(names) == len(set(names)) == 3 + 16 * L
     assert names[0] == "hook_embed" and names[-2:] == ["ln_final.hook_normalized", "hook_logits"]
     toks = tokens(15, batch=1)
     _, c = m.run_with_cache(toks, names="blocks.*.hook_resid_post")

@@ -25,10 +25,12 @@ namespace gemmacpp::gemma {
 struct GemmaLayer {
   int resid_pre;
   nn::RMSNorm ln1;
+  int ln1_normalized;
   nn::Attention attn;
   nn::RMSNorm ln1_post;
   int attn_out, resid_mid;
   nn::RMSNorm ln2;
+  int ln2_normalized;
   nn::GatedMlp mlp;
   nn::RMSNorm ln2_post;
   int mlp_out;
@@ -39,6 +41,7 @@ struct GemmaLayer {
   GemmaLayer(const nn::ModelConfig& c, int64_t i, const nn::Scope& s)
       : resid_pre(s.site("hook_resid_pre")),
         ln1(s.weights, s.name("ln1.weight"), c.d, c.norm_eps, c.norm_unit_offset),
+        ln1_normalized(s.site("ln1.hook_normalized")),
         attn(s.sub("attn"), nn::attention_spec(c, c.layers[size_t(i)]), i),
         ln1_post(c.sandwich_norms ? nn::RMSNorm(s.weights, s.name("ln1_post.weight"), c.d, c.norm_eps,
                                                 c.norm_unit_offset)
@@ -46,6 +49,7 @@ struct GemmaLayer {
         attn_out(s.site("hook_attn_out")),
         resid_mid(s.site("hook_resid_mid")),
         ln2(s.weights, s.name("ln2.weight"), c.d, c.norm_eps, c.norm_unit_offset),
+        ln2_normalized(s.site("ln2.hook_normalized")),
         mlp(s.sub("mlp"), c.d, c.ffn, /*bias=*/false),
         ln2_post(c.sandwich_norms ? nn::RMSNorm(s.weights, s.name("ln2_post.weight"), c.d, c.norm_eps,
                                                 c.norm_unit_offset)
@@ -64,11 +68,13 @@ struct GemmaLayer {
     const int64_t M = f.rows();
     f.offer(resid_pre, r.x, {r.d});
     ln1(f.device, r.x, r.h, M);
+    f.offer(ln1_normalized, r.h, {r.d});
     attn(f, r.h, r.out);
     if (ln1_post.bound()) ln1_post(f.device, r.out, r.out, M);
     f.offer(attn_out, r.out, {r.d});
     r.add_out(f, resid_mid);
     ln2(f.device, r.x, r.h, M);
+    f.offer(ln2_normalized, r.h, {r.d});
     mlp(f, r.h, r.out);
     if (ln2_post.bound()) ln2_post(f.device, r.out, r.out, M);
     f.offer(mlp_out, r.out, {r.d});

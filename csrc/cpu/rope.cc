@@ -80,14 +80,14 @@ HWY_EXPORT(RotateRow);
 
 void rope(DType dt, const void* x, void* y, int64_t B, int64_t T, int64_t H, int64_t D,
           DType pos_dt, const void* positions, bool per_batch, double base, double scale,
-          int64_t rotary_dim) {
+          int64_t rotary_dim, int64_t rotated_pairs) {
   const int64_t rows = B * T, half = rotary_dim / 2;
   if (rows == 0 || H == 0) return;
   // Frequencies / scale in double: at position 30000 a float32 angle is off by ~1e-3 rad.
   std::vector<double> freq(static_cast<size_t>(half));
-  for (int64_t i = 0; i < half; ++i) {
+  for (int64_t i = 0; i < rotated_pairs; ++i) {
     freq[size_t(i)] = std::pow(base, -2.0 * double(i) / double(rotary_dim)) / scale;
-  }
+  }  // the rest stay 0: cos 1 and sin 0 keep both halves' bits
   const int es = dtype_size(dt);
   const int64_t row_elems = H * D;
   constexpr double kTwoPi = 6.283185307179586476925286766559;

@@ -21,7 +21,7 @@ constexpr int kChunk = 1024;  // cos/sin pairs per shared-memory table (8 KiB)
 template <class T, class P>
 __global__ void rope_kernel(const T* x, T* y, int64_t T_len, int64_t H, int64_t D,
                             const P* positions, bool per_batch, double log2_base, double inv_scale,
-                            int64_t half) {
+                            int64_t half, int64_t rotated) {
   __shared__ float cos_t[kChunk], sin_t[kChunk];
   const int64_t row = blockIdx.x;  // b * T + t
   const double pos = double(positions[per_batch ? row : row % T_len]);
@@ -31,7 +31,8 @@ __global__ void rope_kernel(const T* x, T* y, int64_t T_len, int64_t H, int64_t 
   for (int64_t c0 = 0; c0 < half; c0 += kChunk) {
     const int64_t n = half - c0 < kChunk ? half - c0 : kChunk;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-      const double freq = exp2(-2.0 * double(c0 + i) / double(2 * half) * log2_base) * inv_scale;
+      const double freq =
+          c0 + i < rotated ? exp2(-2.0 * double(c0 + i) / double(2 * half) * log2_base) * inv_scale : 0.0;
       const double a = pos * freq;
       const float r = float(a - kTwoPi * rint(a / kTwoPi));
       sincosf(r, &sin_t[i], &cos_t[i]);
@@ -62,7 +63,7 @@ __global__ void rope_kernel(const T* x, T* y, int64_t T_len, int64_t H, int64_t 
 
 void rope(DType dt, const void* x, void* y, int64_t B, int64_t T, int64_t H, int64_t D,
           DType pos_dt, const void* positions, bool per_batch, double base, double scale,
-          int64_t rotary_dim, int device) {
+          int64_t rotary_dim, int64_t rotated_pairs, int device) {
   const int64_t rows = B * T;
   if (rows == 0 || H == 0 || D == 0) return;
   GC_CHECK(rows <= 0x7fffffff, ValueError, "rope: B * T = ", rows, " rows exceed the CUDA grid");
@@ -73,7 +74,7 @@ void rope(DType dt, const void* x, void* y, int64_t B, int64_t T, int64_t H, int
     auto launch = [&](auto* pos) {
       rope_kernel<<<unsigned(rows), kThreads>>>(static_cast<const T_*>(x), static_cast<T_*>(y), T,
                                                 H, D, pos, per_batch, log2_base, inv_scale,
-                                                rotary_dim / 2);
+                                                rotary_dim / 2, rotated_pairs);
     };
     if (pos_dt == DType::kI32) launch(static_cast<const int32_t*>(positions));
     else launch(static_cast<const int64_t*>(positions));

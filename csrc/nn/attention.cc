@@ -172,10 +172,11 @@ void Attention::operator()(const Forward& f, const float* h, float* out) const {
   if (spec_.rope) {
     // Packed rows as one sequence of M tokens, each with its own position.
     const int64_t rd = spec_.rotary_dim > 0 ? spec_.rotary_dim : D;
+    const int64_t pairs = spec_.rotated_pairs >= 0 ? spec_.rotated_pairs : rd / 2;
     ops::dispatch::rope(f.device, DType::kF32, q, q, 1, M, H, D, DType::kI64, f.positions.data(), false,
-                        spec_.rope_base, spec_.rope_scale, rd);
+                        spec_.rope_base, spec_.rope_scale, rd, pairs);
     ops::dispatch::rope(f.device, DType::kF32, k, k, 1, M, K, D, DType::kI64, f.positions.data(), false,
-                        spec_.rope_base, spec_.rope_scale, rd);
+                        spec_.rope_base, spec_.rope_scale, rd, pairs);
   }
 
   // One problem per sequence: each sees only its own keys, with a cache its past ones too. Their

@@ -33,6 +33,7 @@ struct AttentionSpec {
   bool rope = true;
   double rope_base = 10000, rope_scale = 1;
   int64_t rotary_dim = 0;      // 0: head_dim
+  int64_t rotated_pairs = -1;  // of the rotary_dim / 2 pairs, how many turn (Gemma 4's global layers); -1: all
   // The cache keeps exactly `window` rows from the start (RecurrentGemma), instead of a ring only
   // when the window is shorter than the cache's max_len.
   bool fixed_ring = false;

@@ -91,10 +91,10 @@ void layer_norm(Device device, DType dt, const void* x, void* y, int64_t rows, i
 
 void rope(Device device, DType dt, const void* x, void* y, int64_t B, int64_t T, int64_t H, int64_t D,
           DType pos_dt, const void* positions, bool per_batch, double base, double scale,
-          int64_t rotary_dim) {
+          int64_t rotary_dim, int64_t rotated_pairs) {
   GEMMACPP_ON_CUDA(device, cuda::rope(dt, x, y, B, T, H, D, pos_dt, positions, per_batch, base, scale,
-                                      rotary_dim, device.index));
-  cpu::rope(dt, x, y, B, T, H, D, pos_dt, positions, per_batch, base, scale, rotary_dim);
+                                      rotary_dim, rotated_pairs, device.index));
+  cpu::rope(dt, x, y, B, T, H, D, pos_dt, positions, per_batch, base, scale, rotary_dim, rotated_pairs);
 }
 
 void gelu_tanh(Device device, DType dt, const void* x, void* y, int64_t n) {

@@ -39,7 +39,7 @@ void layer_norm(Device device, DType dt, const void* x, void* y, int64_t rows, i
                 const void* weight, const void* bias, float eps);
 void rope(Device device, DType dt, const void* x, void* y, int64_t B, int64_t T, int64_t H, int64_t D,
           DType pos_dt, const void* positions, bool per_batch, double base, double scale,
-          int64_t rotary_dim);
+          int64_t rotary_dim, int64_t rotated_pairs);
 void gelu_tanh(Device device, DType dt, const void* x, void* y, int64_t n);
 void geglu(Device device, DType dt, const void* gate, const void* up, void* y, int64_t n);
 void softcap(Device device, DType dt, const void* x, void* y, int64_t n, float cap);

@@ -11,7 +11,8 @@
 namespace gemmacpp::ops {
 
 Tensor rope(const TensorView& x_in, const TensorView& pos_in, double base, double scale,
-            std::optional<int64_t> rotary_dim, const TensorView* out) {
+            std::optional<int64_t> rotary_dim, std::optional<int64_t> rotated_pairs,
+            const TensorView* out) {
   check_float("rope", "x", x_in);
   check_rank("rope", "x", x_in, 4, "[B, T, H, D]");
   const int64_t B = x_in.size(0), T = x_in.size(1), H = x_in.size(2), D = x_in.size(3);
@@ -25,6 +26,9 @@ Tensor rope(const TensorView& x_in, const TensorView& pos_in, double base, doubl
   const int64_t R = rotary_dim.value_or(D);
   GC_CHECK(R >= 2 && R <= D && R % 2 == 0, ValueError, "rope: rotary_dim must be even and in [2, ",
            "D = ", D, "]", rotary_dim ? "" : " (it defaults to D)", ", got ", R);
+  const int64_t pairs = rotated_pairs.value_or(R / 2);
+  GC_CHECK(pairs >= 0 && pairs <= R / 2, ValueError, "rope: rotated_pairs must be in [0, rotary_dim / 2 = ",
+           R / 2, "], got ", pairs);
   GC_CHECK(std::isfinite(base) && base > 0, ValueError, "rope: base must be a positive number, got ",
            base);
   GC_CHECK(std::isfinite(scale) && scale > 0, ValueError,
@@ -36,7 +40,7 @@ Tensor rope(const TensorView& x_in, const TensorView& pos_in, double base, doubl
     const TensorView& pos = dense(pos_in, keep_pos);
     Output y("rope", out, x.dtype, x.shape, x.device);
     cpu::rope(x.dtype, x.data, y.view().data, B, T, H, D, pos.dtype, pos.data, per_batch, base,
-              scale, R);
+              scale, R, pairs);
     return y.finish();
   }
 #ifdef GEMMACPP_WITH_CUDA
@@ -49,7 +53,7 @@ Tensor rope(const TensorView& x_in, const TensorView& pos_in, double base, doubl
            x_in.device.str(), " must be contiguous");
   Output y("rope", out, x_in.dtype, x_in.shape, x_in.device);
   cuda::rope(x_in.dtype, x_in.data, y.view().data, B, T, H, D, pos_in.dtype, pos_in.data,
-             per_batch, base, scale, R, x_in.device.index);
+             per_batch, base, scale, R, pairs, x_in.device.index);
   return y.finish();
 #else
   throw ValueError("rope: x is on " + x_in.device.str() + " but this build has no CUDA support");

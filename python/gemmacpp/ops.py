@@ -85,12 +85,14 @@ def layer_norm(x, weight, bias=None, eps=1e-6, *, out=None):
     return _result(x, out, _core.layer_norm(x, weight, bias, _float(eps, "eps"), out))
 
 
-def rope(x, positions, *, base=10000.0, scale=1.0, rotary_dim=None, out=None):
+def rope(x, positions, *, base=10000.0, scale=1.0, rotary_dim=None, rotated_pairs=None, out=None):
     """Rotary position embedding, rotate-half layout, on x [B, T, H, D].
 
     positions: integers, [T] (shared by the batch) or [B, T]. For i < rotary_dim / 2 the pair
     (x_i, x_{i + rotary_dim/2}) turns by the angle positions / scale * base ** (-2i / rotary_dim);
-    dimensions from rotary_dim on (default D: none) pass through unchanged.
+    dimensions from rotary_dim on (default D: none) pass through unchanged. With rotated_pairs
+    (default rotary_dim / 2: all), only the pairs i < rotated_pairs turn: Gemma 4's "proportional"
+    RoPE (transformers' partial_rotary_factor p on a head of D: rotated_pairs = int(p * D / 2)).
     """
     if not hasattr(positions, "__dlpack__") and not isinstance(positions, np.ndarray):
         # Integers become int64; anything else (floats) goes through as is, so that the core
@@ -99,7 +101,8 @@ def rope(x, positions, *, base=10000.0, scale=1.0, rotary_dim=None, out=None):
         if positions.dtype.kind in "iu" or positions.size == 0:
             positions = positions.astype(np.int64)
     return _result(x, out, _core.rope(x, positions, _float(base, "base"), _float(scale, "scale"),
-                                      _opt_int(rotary_dim, "rotary_dim"), out))
+                                      _opt_int(rotary_dim, "rotary_dim"),
+                                      _opt_int(rotated_pairs, "rotated_pairs"), out))
 
 
 def gelu_tanh(x, *, out=None):

@@ -7,15 +7,18 @@ from util import DEVICES, assert_close, on_device, random, to_f64
 FLOATS = ["float32", "float16", "bfloat16"]
 
 
-def rope_ref(x, positions, base=10000.0, scale=1.0, rotary_dim=None):
-    """Rotate-half RoPE in float64: pair (x_i, x_{i+R/2}) turns by pos / scale * base^(-2i/R)."""
+def rope_ref(x, positions, base=10000.0, scale=1.0, rotary_dim=None, rotated_pairs=None):
+    """Rotate-half RoPE in float64: pair (x_i, x_{i+R/2}) turns by pos / scale * base^(-2i/R) for
+    i < rotated_pairs (default all R/2)."""
     x = to_f64(x)
     B, T, H, D = x.shape
     R = D if rotary_dim is None else rotary_dim
     half = R // 2
     pos = to_f64(positions) if hasattr(positions, "detach") else np.asarray(positions, np.float64)
     pos = np.broadcast_to(pos, (B, T))
-    angle = pos[..., None] / scale * base ** (-2.0 * np.arange(half) / R)  # [B, T, half]
+    freq = base ** (-2.0 * np.arange(half) / R)
+    freq[half if rotated_pairs is None else rotated_pairs:] = 0
+    angle = pos[..., None] / scale * freq  # [B, T, half]
     c, s = np.cos(angle)[:, :, None, :], np.sin(angle)[:, :, None, :]
     x1, x2 = x[..., :half], x[..., half:R]
     y = x.copy()
@@ -62,6 +65,32 @@ def test_partial_rotary_dim_passes_the_rest_through(rng, d, rotary_dim, device):
     y = gc.ops.rope(on_device(x, device), on_device(pos, device), rotary_dim=rotary_dim)
     assert_close(y, rope_ref(x, pos, rotary_dim=rotary_dim))
     assert np.array_equal(y[..., rotary_dim:], x[..., rotary_dim:])
+
+
+@pytest.mark.parametrize("d, pairs", [(512, 64), (32, 4), (16, 0), (18, 9), (10, 1)])
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("device", DEVICES)
+def test_rotated_pairs_turn_only_the_fast_frequencies(rng, d, pairs, dtype, device):
+    # Gemma 4's proportional RoPE: the angles keep the full head's spacing, the slow pairs stay put.
+    x = random(rng, (2, 5, 3, d), dtype)
+    pos = random_positions(rng, (2, 5), np.int64, high=30000)
+    y = gc.ops.rope(on_device(x, device), on_device(pos, device), base=1e6, rotated_pairs=pairs)
+    assert_close(y, rope_ref(x, pos, 1e6, rotated_pairs=pairs), dtype)
+    still = np.r_[pairs:d // 2, d // 2 + pairs:d]
+    assert np.array_equal(to_f64(y)[..., still], to_f64(x)[..., still])  # bit for bit
+
+
+def test_rotated_pairs_agree_with_the_transformers_proportional_formula(rng):
+    # modeling_rope_utils' proportional inv_freq: base^(-2i/D) for i < int(p D / 2), then zeros.
+    D, p = 64, 0.25
+    n = int(p * D // 2)
+    x = random(rng, (1, 6, 2, D))
+    pos = np.arange(6) * 997
+    inv_freq = np.concatenate([1e6 ** (-np.arange(0, 2 * n, 2) / D), np.zeros(D // 2 - n)])
+    emb = np.concatenate([np.outer(pos, inv_freq)] * 2, axis=-1)[None, :, None, :]
+    xd = x.astype(np.float64)
+    rotate_half = np.concatenate([-xd[..., D // 2:], xd[..., :D // 2]], axis=-1)
+    assert_close(gc.ops.rope(x, pos, base=1e6, rotated_pairs=n), xd * np.cos(emb) + rotate_half * np.sin(emb))
 
 
 def test_position_zero_is_identity(rng):
@@ -166,6 +195,9 @@ def test_bad_inputs():
     for r in [0, 3, 10, -2]:
         with pytest.raises(ValueError, match="rope: rotary_dim must be even"):
             gc.ops.rope(x, pos, rotary_dim=r)
+    for r in [-1, 5]:
+        with pytest.raises(ValueError, match=r"rope: rotated_pairs must be in \[0, rotary_dim / 2 = 4\]"):
+            gc.ops.rope(x, pos, rotated_pairs=r)
     with pytest.raises(ValueError, match=r"rope: rotary_dim must be even .*defaults to D"):
         gc.ops.rope(np.ones((1, 3, 1, 5), np.float32), pos)
     for bad in [0.0, -1.0, float("nan"), float("inf")]:

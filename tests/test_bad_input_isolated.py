@@ -27,6 +27,9 @@ CHILD = textwrap.dedent(r"""
         yield from [None, 3, 2.5, "text", [1.0, 2.0], [[1.0]], object()]
 
     pool = list(arrays())
+    from gemmacpp.quant import QuantizedTensor
+    experts = pool + [QuantizedTensor(np.zeros(4 * 34, np.uint8), "Q8_0", (2, 2, 32)),
+                      QuantizedTensor(np.zeros(7, np.uint8), "Q4_K", (1, 1, 256))]
     ops = {
         "attention": lambda a, b, c: gc.ops.attention(a, b, c, causal=pick.random() < 0.5,
                                                       window=pick.choice([None, 0, 1, 4, -3])),
@@ -37,6 +40,9 @@ CHILD = textwrap.dedent(r"""
         "geglu": lambda a, b, c: gc.ops.geglu(a, b),
         "linear": lambda a, b, c: gc.ops.linear(a, b, bias=c if pick.random() < 0.3 else None),
         "out": lambda a, b, c: gc.ops.softcap(a, 1.0, out=b),
+        "moe_route": lambda a, b, c: gc.ops.moe_route(
+            a, pick.choice([0, 1, 2, 5]), per_expert_scale=b if pick.random() < 0.3 else None),
+        "moe": lambda a, b, c: gc.ops.moe(a, b, c, pick.choice(experts), pick.choice(experts)),
     }
     calls = 0
     for name, op in ops.items():
@@ -55,4 +61,4 @@ def test_garbage_inputs_raise_python_errors_not_crashes():
     proc = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, f"child died ({proc.returncode}):\n{proc.stderr[-3000:]}"
-    assert "calls 3200" in proc.stdout
+    assert "calls 4000" in proc.stdout

@@ -10,6 +10,7 @@
 #include "csrc/cpu/embedding.h"
 #include "csrc/cpu/layer_norm.h"
 #include "csrc/cpu/linear.h"
+#include "csrc/cpu/moe.h"
 #include "csrc/cpu/patches.h"
 #include "csrc/cpu/pooling.h"
 #include "csrc/cpu/quant.h"
@@ -75,6 +76,23 @@ void embedding_rows_quantized(Device device, QType qt, const uint8_t* table, uin
                               const int64_t* ids, int64_t M, int64_t d, float scale, float* out) {
   if (!device.is_cpu()) no_cuda_kernel("embedding_rows_quantized", device);
   cpu::embedding_rows_quantized(qt, table, row_bytes, ids, M, d, scale, out);
+}
+
+void moe_route(Device device, const float* logits, int64_t M, int64_t E, int64_t k,
+               const float* per_expert_scale, int32_t* ids, float* weights) {
+  if (!device.is_cpu()) no_cuda_kernel("moe_route", device);
+  cpu::moe_route(logits, M, E, k, per_expert_scale, ids, weights);
+}
+
+int64_t moe_workspace_floats(int64_t M, int64_t k, int64_t D, int64_t F) {
+  return cpu::moe_workspace_floats(M, k, D, F);
+}
+
+void moe_experts(Device device, const float* x, int64_t ldx, int64_t M, const int32_t* ids,
+                 const float* weights, int64_t k, const ExpertStack& gate_up,
+                 const ExpertStack& down, float* out, int64_t ldo, float* workspace) {
+  if (!device.is_cpu()) no_cuda_kernel("moe", device);
+  cpu::moe_experts(x, ldx, M, ids, weights, k, gate_up, down, out, ldo, workspace);
 }
 
 void rms_norm(Device device, DType dt, const void* x, void* y, int64_t rows, int64_t d, DType wdt,

@@ -11,6 +11,7 @@
 #include "csrc/core/attention_args.h"
 #include "csrc/core/conv1d_temporal_args.h"
 #include "csrc/core/dtype.h"
+#include "csrc/core/expert_stack.h"
 #include "csrc/core/qtype.h"
 #include "csrc/core/rg_lru_args.h"
 #include "csrc/core/tensor.h"
@@ -32,6 +33,16 @@ void embedding_rows(Device device, DType dt, const void* table, const int64_t* i
                     int64_t d, float scale, float* out);
 void embedding_rows_quantized(Device device, QType qt, const uint8_t* table, uint64_t row_bytes,
                               const int64_t* ids, int64_t M, int64_t d, float scale, float* out);
+
+// Mixture of experts (csrc/cpu/moe.h): router logits [M, E] to ids and weights [M, k]; the experts'
+// gated MLPs on the rows routed to each, into out [M, D] (workspace: moe_workspace_floats(M, k, D,
+// F) floats, or null to allocate them per call).
+void moe_route(Device device, const float* logits, int64_t M, int64_t E, int64_t k,
+               const float* per_expert_scale, int32_t* ids, float* weights);
+int64_t moe_workspace_floats(int64_t M, int64_t k, int64_t D, int64_t F);
+void moe_experts(Device device, const float* x, int64_t ldx, int64_t M, const int32_t* ids,
+                 const float* weights, int64_t k, const ExpertStack& gate_up,
+                 const ExpertStack& down, float* out, int64_t ldo, float* workspace);
 
 void rms_norm(Device device, DType dt, const void* x, void* y, int64_t rows, int64_t d, DType wdt,
               const void* weight, float eps, bool unit_offset);

@@ -14,7 +14,7 @@ from ._arrays import result as _result
 from .quant import QuantizedTensor
 
 __all__ = ["attention", "softcap", "rms_norm", "layer_norm", "rope", "gelu_tanh", "geglu",
-           "linear", "dequantize", "rg_lru", "conv1d_temporal"]
+           "linear", "dequantize", "moe_route", "moe", "rg_lru", "conv1d_temporal"]
 
 
 def attention(q, k, v, *, causal=True, window=None, softcap=None, scale=None, q_start=None,
@@ -129,6 +129,48 @@ def linear(x, weight, *, bias=None, out=None):
         return _result(x, out, _core.linear_quantized(x, weight.data, weight.qtype, n, k, bias,
                                                       out))
     return _result(x, out, _core.linear(x, weight, bias, out))
+
+
+def moe_route(logits, k, *, per_expert_scale=None):
+    """Gemma 4's expert choice from router logits [..., E] (float32): returns (ids, weights), both
+    [..., k], int32 and float32.
+
+    As transformers' Gemma4TextRouter after its projection: p = softmax(logits) in float32; ids
+    the k experts of largest p, in descending order; weights their p divided by their sum, times
+    per_expert_scale[ids] ([E], any float dtype) when given. Equal probabilities are taken lower
+    expert index first (torch.topk leaves the order of ties unspecified, so on exact ties the two
+    may differ). 1 <= k <= E.
+    """
+    ids, weights = _core.moe_route(logits, _int(k, "k"), per_expert_scale)
+    return _like(logits, ids), _like(logits, weights)
+
+
+def moe(x, ids, weights, gate_up, down, *, out=None):
+    """The experts of a mixture-of-experts layer (Gemma 4): for each row u of x,
+    sum_j weights[j] * down[e] @ (gelu_tanh(gate[e] @ u) * (up[e] @ u)) with e = ids[j].
+
+    x: [..., D] float32; ids: [..., k] int32 or int64 in [0, E) and weights: [..., k] float32 (as
+    moe_route returns them; a repeated id counts twice); gate_up: [E, 2F, D] (each expert's gate
+    rows, then its up rows: transformers' experts.gate_up_proj, GGUF's ffn_gate_up_exps) and down:
+    [E, D, F] (experts.down_proj, ffn_down_exps), each float32, float16 or bfloat16, or a
+    QuantizedTensor of shape (E, N, K) holding the E matrices' GGML blocks back to back (D or F a
+    multiple of the block size); the two may differ in type. Weights are read in place. Each
+    expert runs once on the rows of the tokens routed to it; experts no token chose are not read.
+    Returns [..., D] float32. CPU only.
+    """
+    gu, gu_q, gu_s = _experts(gate_up, "moe: gate_up.shape")
+    dn, dn_q, dn_s = _experts(down, "moe: down.shape")
+    return _result(x, out, _core.moe(x, ids, weights, gu, gu_q, gu_s, dn, dn_q, dn_s, out))
+
+
+def _experts(w, name):
+    """(array, qtype, (E, N, K)) for the core: a float array goes as it is."""
+    if not isinstance(w, QuantizedTensor):
+        return w, None, None
+    shape = tuple(w.shape)
+    if len(shape) != 3:
+        raise ValueError(f"{name} must be (E, N, K), got {shape}")
+    return w.data, str(w.qtype), tuple(_int(d, name) for d in shape)
 
 
 def rg_lru(x, gate_x, gate_a, a_param, *, h0=None, reset=None, c=8.0):

@@ -59,6 +59,11 @@ py::dict config_to_py(const nn::ModelConfig& c) {
   out["per_layer_input"] = c.per_layer_input > 0 ? py::object(py::int_(c.per_layer_input)) : py::none();
   out["layer_scalar"] = c.layer_scalar;
   out["token_projection"] = c.token_projection > 0 ? py::object(py::int_(c.token_projection)) : py::none();
+  out["per_layer_vocab"] = c.per_layer_vocab > 0 ? py::object(py::int_(c.per_layer_vocab)) : py::none();
+  const bool moe = c.n_experts > 0;
+  out["num_experts"] = moe ? py::object(py::int_(c.n_experts)) : py::none();
+  out["top_k_experts"] = moe ? py::object(py::int_(c.top_k)) : py::none();
+  out["expert_intermediate_size"] = moe ? py::object(py::int_(c.expert_ffn)) : py::none();
   out["lru_width"] = recurrent ? py::object(py::int_(c.lru_width)) : py::none();
   out["conv1d_width"] = recurrent ? py::object(py::int_(c.conv1d_width)) : py::none();
   py::list layers;
@@ -71,6 +76,13 @@ py::dict config_to_py(const nn::ModelConfig& c) {
     ld["rope_scale"] = attention ? py::object(py::float_(l.rope_scale)) : py::none();
     ld["head_dim"] = attention ? py::object(py::int_(l.head_dim ? l.head_dim : c.head_dim)) : py::none();
     ld["num_kv_heads"] = attention ? py::object(py::int_(l.kv_heads ? l.kv_heads : c.n_kv_heads)) : py::none();
+    const int64_t hd = l.head_dim ? l.head_dim : c.head_dim;
+    const int64_t all_pairs = (c.rotary_dim > 0 ? c.rotary_dim : hd) / 2;
+    ld["rotated_pairs"] = attention ? py::object(py::int_(l.rotated_pairs >= 0 ? l.rotated_pairs : all_pairs))
+                                    : py::none();
+    ld["k_eq_v"] = l.k_eq_v;
+    ld["kv_source"] = l.kv_source >= 0 ? py::object(py::int_(l.kv_source)) : py::none();
+    ld["intermediate_size"] = l.ffn ? l.ffn : c.ffn;
     layers.append(ld);
   }
   out["layers"] = layers;

@@ -67,4 +67,12 @@ inline float load_f32(DType dt, const void* p, int64_t i) {
   return dt == DType::kBF16 ? bf16_to_f32(h) : f16_to_f32(h);
 }
 
+// x rounded to the nearest value of dt (float16 or bfloat16; other dtypes keep x): what a float
+// factor becomes when PyTorch multiplies a tensor of that dtype by it.
+inline float round_to(DType dt, float x) {
+  if (dt == DType::kBF16) return bf16_to_f32(f32_to_bf16(x));
+  if (dt == DType::kF16) return f16_to_f32(f32_to_f16(x));
+  return x;
+}
+
 }  // namespace gemmacpp

@@ -4,20 +4,20 @@
 #include <cstring>
 #include <vector>
 
+#include "csrc/core/error.h"
 #include "csrc/ops/dispatch.h"
 
 namespace gemmacpp::nn {
 namespace {
 
-// Causal float32 self-attention of sequence rows [r0, r0 + n) of packed q / out [M, H * D] and
-// k / v [M, K * D] over its own n keys; the caller adds the mask and a cache's keys.
-AttentionArgs packed_sequence(const float* q, float* out, const float* k, const float* v, int64_t r0,
-                              int64_t n, int64_t H, int64_t K, int64_t D) {
+// Causal float32 self-attention of sequence rows [r0, r0 + n) of packed q / out [M, H * D] (their
+// pointers are the reader's to set) and k / v [M, K * D] over its own n keys; the caller adds the
+// mask and a cache's keys.
+AttentionArgs packed_sequence(const float* k, const float* v, int64_t r0, int64_t n, int64_t H, int64_t K,
+                              int64_t D) {
   const int64_t R = K * D;
   AttentionArgs a;
   a.dtype = DType::kF32;
-  a.q = q + r0 * H * D;
-  a.out = out + r0 * H * D;
   a.k = k + r0 * R;
   a.v = v + r0 * R;
   a.B = 1, a.Tq = n, a.Tk = n, a.Hq = H, a.Hkv = K, a.D = D;
@@ -100,11 +100,12 @@ void radius_key_ranges(int64_t n, int64_t key_offset, int64_t radius, std::vecto
 
 }  // namespace
 
-AttentionSpec attention_spec(const ModelConfig& c, const LayerConfig& layer) {
+AttentionSpec attention_spec(const ModelConfig& c, int64_t i) {
+  const LayerConfig& layer = c.layers[size_t(i)];
   AttentionSpec a;
   a.d = c.d, a.heads = c.n_heads;
-  a.kv_heads = layer.kv_heads ? layer.kv_heads : c.n_kv_heads;
-  a.head_dim = layer.head_dim ? layer.head_dim : c.head_dim;
+  a.kv_heads = c.layer_kv_heads(i);
+  a.head_dim = c.layer_head_dim(i);
   a.qkv_bias = c.attn_bias;
   a.qk_norm = c.qk_norm;
   a.v_norm = c.v_norm;
@@ -117,31 +118,39 @@ AttentionSpec attention_spec(const ModelConfig& c, const LayerConfig& layer) {
   a.rope_base = layer.rope_base;
   a.rope_scale = layer.rope_scale;
   a.rotary_dim = c.rotary_dim;
+  a.rotated_pairs = layer.rotated_pairs;
+  a.k_eq_v = layer.k_eq_v;
+  a.kv_source = layer.kv_source;
+  for (const LayerConfig& later : c.layers) a.publishes_kv |= later.kv_source == i;
   return a;
 }
 
 Attention::Attention(const Scope& s, const AttentionSpec& spec, int64_t layer)
     : spec_(spec), layer_(layer) {
   const int64_t d = spec.d, qd = spec.heads * spec.head_dim, kvd = spec.kv_heads * spec.head_dim;
+  const bool own_kv = spec.kv_source < 0;
   auto bias = [&](const char* proj, bool has) { return has ? s.name(std::string(proj) + ".bias") : ""; };
   q_ = Linear(s.weights, s.name("q.weight"), qd, d, bias("q", spec.qkv_bias));
-  k_ = Linear(s.weights, s.name("k.weight"), kvd, d, bias("k", spec.qkv_bias));
-  v_ = Linear(s.weights, s.name("v.weight"), kvd, d, bias("v", spec.qkv_bias));
+  if (own_kv) k_ = Linear(s.weights, s.name("k.weight"), kvd, d, bias("k", spec.qkv_bias));
+  if (own_kv && !spec.k_eq_v) v_ = Linear(s.weights, s.name("v.weight"), kvd, d, bias("v", spec.qkv_bias));
   o_ = Linear(s.weights, s.name("o.weight"), d, qd, bias("o", spec.o_bias));
   if (spec.qk_norm) {
     q_norm_ = RMSNorm(s.weights, s.name("q_norm.weight"), spec.head_dim, spec.norm_eps, spec.norm_unit_offset);
-    k_norm_ = RMSNorm(s.weights, s.name("k_norm.weight"), spec.head_dim, spec.norm_eps, spec.norm_unit_offset);
+    if (own_kv) {
+      k_norm_ = RMSNorm(s.weights, s.name("k_norm.weight"), spec.head_dim, spec.norm_eps, spec.norm_unit_offset);
+    }
   }
-  if (spec.v_norm) v_norm_ = RMSNorm::weightless(spec.head_dim, spec.norm_eps);
+  if (spec.v_norm && own_kv) v_norm_ = RMSNorm::weightless(spec.head_dim, spec.norm_eps);
   q_site_ = s.site("hook_q");
-  k_site_ = s.site("hook_k");
-  v_site_ = s.site("hook_v");
+  k_site_ = own_kv ? s.site("hook_k") : -1;
+  v_site_ = own_kv ? s.site("hook_v") : -1;
   scores_site_ = s.site("hook_scores");
   pattern_site_ = s.site("hook_pattern");
   z_site_ = s.site("hook_z");
 }
 
 SlotSpec Attention::cache_slot(int64_t max_len) const {
+  if (spec_.kv_source >= 0) return std::monostate{};  // it reads its source's slot
   KvSpec kv;
   kv.row_elems = spec_.kv_heads * spec_.head_dim;
   kv.fixed = spec_.fixed_ring;
@@ -150,45 +159,52 @@ SlotSpec Attention::cache_slot(int64_t max_len) const {
   return kv;
 }
 
-void Attention::operator()(const Forward& f, const float* h, float* out) const {
+void Attention::rotate(const Forward& f, float* x, int64_t heads) const {
+  if (!spec_.rope) return;
+  // Packed rows as one sequence of M tokens, each with its own position.
+  const int64_t D = spec_.head_dim, rd = spec_.rotary_dim > 0 ? spec_.rotary_dim : D;
+  const int64_t pairs = spec_.rotated_pairs >= 0 ? spec_.rotated_pairs : rd / 2;
+  ops::dispatch::rope(f.device, DType::kF32, x, x, 1, f.rows(), heads, D, DType::kI64, f.positions.data(), false,
+                      spec_.rope_base, spec_.rope_scale, rd, pairs);
+}
+
+void Attention::make_keys(const Forward& f, const float* h, Workspace::Frame& ws, AttentionKeys& keys) const {
   const PackedBatch& p = f.batch;
   const int64_t M = p.M, B = p.B, H = spec_.heads, K = spec_.kv_heads, D = spec_.head_dim, R = K * D;
-  Workspace::Frame ws(*f.workspace);
-  float* const q = ws.take(M * H * D);
-  float* const k = ws.take(M * R);
-  float* const v = ws.take(M * R);
-  float* const o = ws.take(M * H * D);
-  q_(f.device, h, M, q);
-  k_(f.device, h, M, k);
-  v_(f.device, h, M, v);
-  if (spec_.qk_norm) {
-    q_norm_(f.device, q, q, M * H);
-    k_norm_(f.device, k, k, M * K);
+  // The new rows: in the caller's workspace frame, or, when later layers read them, in buffers
+  // that last the forward.
+  float *k, *v;
+  if (spec_.publishes_kv) {
+    k = keys.k_rows.emplace(M * R, f.device).data();
+    v = keys.v_rows.emplace(M * R, f.device).data();
+  } else {
+    k = ws.take(M * R);
+    v = ws.take(M * R);
   }
+  k_(f.device, h, M, k);
+  if (spec_.k_eq_v) {
+    std::memcpy(v, k, size_t(M * R) * sizeof(float));  // before the k norm and RoPE
+  } else {
+    v_(f.device, h, M, v);
+  }
+  if (spec_.qk_norm) k_norm_(f.device, k, k, M * K);
   if (spec_.v_norm) v_norm_(f.device, v, v, M * K);
-  f.offer(q_site_, q, {H, D});
   f.offer(k_site_, k, {K, D});
   f.offer(v_site_, v, {K, D});
-  if (spec_.rope) {
-    // Packed rows as one sequence of M tokens, each with its own position.
-    const int64_t rd = spec_.rotary_dim > 0 ? spec_.rotary_dim : D;
-    const int64_t pairs = spec_.rotated_pairs >= 0 ? spec_.rotated_pairs : rd / 2;
-    ops::dispatch::rope(f.device, DType::kF32, q, q, 1, M, H, D, DType::kI64, f.positions.data(), false,
-                        spec_.rope_base, spec_.rope_scale, rd, pairs);
-    ops::dispatch::rope(f.device, DType::kF32, k, k, 1, M, K, D, DType::kI64, f.positions.data(), false,
-                        spec_.rope_base, spec_.rope_scale, rd, pairs);
-  }
+  rotate(f, k, K);
 
   // One problem per sequence: each sees only its own keys, with a cache its past ones too. Their
-  // key windows and span ranges live until the one attention call over all of them.
+  // key windows and span ranges live as long as keys.
   KvSlot* kv = f.cache ? &f.cache->kv(layer_) : nullptr;
-  std::vector<AttentionArgs> seqs(static_cast<size_t>(B));
-  std::vector<std::vector<float>> k_win(kv && kv->spec.ring ? size_t(B) : 0), v_win(k_win.size());
-  std::vector<std::vector<int64_t>> key_lo(static_cast<size_t>(B)), key_hi(static_cast<size_t>(B));
+  keys.seqs.assign(size_t(B), AttentionArgs{});
+  keys.k_win.assign(kv && kv->spec.ring ? size_t(B) : 0, {});
+  keys.v_win.assign(keys.k_win.size(), {});
+  keys.key_lo.assign(size_t(B), {});
+  keys.key_hi.assign(size_t(B), {});
   for (int64_t b = 0; b < B; ++b) {
     const int64_t n = p.count[size_t(b)], r0 = p.offset[size_t(b)], pos0 = p.start[size_t(b)];
-    AttentionArgs& a = seqs[size_t(b)];
-    a = packed_sequence(q, o, k, v, r0, n, H, K, D);
+    AttentionArgs& a = keys.seqs[size_t(b)];
+    a = packed_sequence(k, v, r0, n, H, K, D);
     if (n == 0) continue;  // nothing to attend, nothing for the cache
     a.causal = spec_.causal;
     a.window = spec_.window;
@@ -216,20 +232,51 @@ void Attention::operator()(const Forward& f, const float* h, float* out) const {
         const int64_t rows = kv->spec.fixed ? W : std::min(W, pos0 + n);  // once the new keys are in
         ck.resize(size_t(rows * R));
         cv.resize(size_t(rows * R));
-        key_offset = ring_window(ck.data(), cv.data(), W, pos0, new_k, new_v, n, R, k_win[size_t(b)],
-                                 v_win[size_t(b)], a);
+        key_offset = ring_window(ck.data(), cv.data(), W, pos0, new_k, new_v, n, R, keys.k_win[size_t(b)],
+                                 keys.v_win[size_t(b)], a);
       }
     }
+    std::vector<int64_t>& lo = keys.key_lo[size_t(b)];
+    std::vector<int64_t>& hi = keys.key_hi[size_t(b)];
     if (f.spans && !(*f.spans)[size_t(b)].empty()) {
-      span_key_ranges((*f.spans)[size_t(b)], n, key_offset, a.window, f.span_in_window, &key_lo[size_t(b)],
-                      &key_hi[size_t(b)]);
+      span_key_ranges((*f.spans)[size_t(b)], n, key_offset, a.window, f.span_in_window, &lo, &hi);
     } else if (spec_.radius > 0) {
-      radius_key_ranges(n, key_offset, spec_.radius, &key_lo[size_t(b)], &key_hi[size_t(b)]);
+      radius_key_ranges(n, key_offset, spec_.radius, &lo, &hi);
     }
-    if (!key_lo[size_t(b)].empty()) {
-      a.key_lo = key_lo[size_t(b)].data();
-      a.key_hi = key_hi[size_t(b)].data();
+    if (!lo.empty()) {
+      a.key_lo = lo.data();
+      a.key_hi = hi.data();
     }
+  }
+}
+
+void Attention::operator()(const Forward& f, const float* h, float* out) const {
+  const PackedBatch& p = f.batch;
+  const int64_t M = p.M, B = p.B, H = spec_.heads, D = spec_.head_dim;
+  Workspace::Frame ws(*f.workspace);
+  float* const q = ws.take(M * H * D);
+  float* const o = ws.take(M * H * D);
+  q_(f.device, h, M, q);
+  if (spec_.qk_norm) q_norm_(f.device, q, q, M * H);
+  f.offer(q_site_, q, {H, D});
+  // Keys after the queries, so that hook_q comes before hook_k as the names are numbered.
+  AttentionKeys own;
+  const AttentionKeys* keys = &own;
+  GC_CHECK(f.shared_kv || (spec_.kv_source < 0 && !spec_.publishes_kv), ValueError, "attention of layer ", layer_,
+           ": shares keys and values, but the forward has no SharedKv");
+  if (spec_.kv_source >= 0) {
+    keys = &f.shared_kv->layers[size_t(spec_.kv_source)];
+  } else {
+    AttentionKeys& k = spec_.publishes_kv ? f.shared_kv->layers[size_t(layer_)] : own;
+    make_keys(f, h, ws, k);
+    keys = &k;
+  }
+  rotate(f, q, H);
+  std::vector<AttentionArgs> seqs = keys->seqs;
+  for (int64_t b = 0; b < B; ++b) {  // the keys' sequences with this layer's queries
+    AttentionArgs& a = seqs[size_t(b)];
+    a.q = q + p.offset[size_t(b)] * H * D;
+    a.out = o + p.offset[size_t(b)] * H * D;
   }
 
   if (f.offer.wants(scores_site_) || f.offer.wants(pattern_site_)) {

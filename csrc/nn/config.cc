@@ -36,6 +36,28 @@ void ModelConfig::validate() const {
              "; it must be even and >= 2");
     GC_CHECK(kv >= 1 && n_heads % kv == 0, ValueError, "model config: layer ", i, " has ", kv,
              " key/value heads for ", n_heads, " query heads");
+    GC_CHECK(l.rotated_pairs <= hd / 2, ValueError, "model config: layer ", i, " turns ", l.rotated_pairs,
+             " RoPE pairs of a head of ", hd);
+    GC_CHECK(layer_ffn(int64_t(i)) >= 1, ValueError, "model config: layer ", i, " has MLP size ",
+             layer_ffn(int64_t(i)));
+    if (l.kv_source >= 0) {
+      const int64_t s = l.kv_source;
+      GC_CHECK(s < int64_t(i) && layers[size_t(s)].kv_source < 0, ValueError, "model config: layer ", i,
+               " reads the keys and values of layer ", s, ", which is not an earlier layer with its own");
+      const LayerConfig& src = layers[size_t(s)];
+      GC_CHECK(src.local == l.local && src.window == l.window && layer_head_dim(s) == hd &&
+                   layer_kv_heads(s) == kv && src.rope_base == l.rope_base && src.rope_scale == l.rope_scale &&
+                   src.rotated_pairs == l.rotated_pairs,
+               ValueError, "model config: layer ", i, " reads the keys and values of layer ", s,
+               ", which is not of the same attention type (window, head shape, RoPE)");
+    }
+  }
+  GC_CHECK(per_layer_vocab >= 0, ValueError, "model config: vocab_size_per_layer_input must be >= 0");
+  if (n_experts > 0 || top_k > 0 || expert_ffn > 0) {
+    GC_CHECK(n_experts >= 1 && expert_ffn >= 1, ValueError, "model config: num_experts (", n_experts,
+             ") and moe_intermediate_size (", expert_ffn, ") must be >= 1 with experts");
+    GC_CHECK(top_k >= 1 && top_k <= n_experts, ValueError, "model config: top_k_experts (", top_k,
+             ") must be in [1, num_experts = ", n_experts, "]");
   }
 }
 

@@ -25,6 +25,16 @@ struct LayerConfig {
   // The layer's attention shape where it differs from the model's (EmbeddingGemma 2's and Gemma
   // 4's global layers); 0: the model's head_dim / n_kv_heads.
   int64_t head_dim = 0, kv_heads = 0;
+  // Of the head's head_dim / 2 RoPE frequency pairs, how many turn (Gemma 4's "proportional" RoPE
+  // on global layers); -1: all.
+  int64_t rotated_pairs = -1;
+  // Keys double as values (Gemma 4's attention_k_eq_v global layers): no v projection; v is the
+  // k projection's output before the k norm and RoPE, through the v norm.
+  bool k_eq_v = false;
+  // The earlier layer whose keys and values this one attends over instead of its own (Gemma 4's
+  // and Gemma 3n's KV sharing): it has no k/v projections and no cache slot; -1: its own.
+  int64_t kv_source = -1;
+  int64_t ffn = 0;  // the MLP's hidden size where it differs (Gemma 4 E2B's double-wide MLPs); 0: the model's
 };
 
 struct ModelConfig {
@@ -49,6 +59,13 @@ struct ModelConfig {
   int64_t per_layer_input = 0;     // P: width of the per-layer inputs (PLE) each layer is gated with; 0: none
   bool layer_scalar = false;       // each layer's output is scaled by its own stored scalar
   int64_t token_projection = 0;    // an encoder's per-token output projection to this width; 0: none
+  // Per-layer inputs also read a token table of this many rows (Gemma 4 E2B/E4B, Gemma 3n; ids
+  // past it read row 0); 0: the projection of the embedding alone (EmbeddingGemma 2).
+  int64_t per_layer_vocab = 0;
+  float per_layer_embed_scale = 1;  // sqrt(P) (in the table's dtype, as transformers rounds it)
+  // Mixture of experts beside each layer's dense MLP (Gemma 4 26B-A4B): n_experts gated MLPs of
+  // hidden size expert_ffn, top_k of them per token; 0: none.
+  int64_t n_experts = 0, top_k = 0, expert_ffn = 0;
   std::vector<LayerConfig> layers;
   // RecurrentGemma (Griffin) only; ffn above is the MLP's real hidden size there (half of HF's
   // intermediate_size), and every projection has a bias except q, k, v without attention_bias.
@@ -60,6 +77,11 @@ struct ModelConfig {
   float attn_scale() const;
   int64_t layer_head_dim(int64_t i) const { return layers[size_t(i)].head_dim ? layers[size_t(i)].head_dim : head_dim; }
   int64_t layer_kv_heads(int64_t i) const { return layers[size_t(i)].kv_heads ? layers[size_t(i)].kv_heads : n_kv_heads; }
+  bool shares_kv() const {
+    for (const LayerConfig& l : layers) if (l.kv_source >= 0) return true;
+    return false;
+  }
+  int64_t layer_ffn(int64_t i) const { return layers[size_t(i)].ffn ? layers[size_t(i)].ffn : ffn; }
   // ValueError naming the first inconsistent field.
   void validate() const;
 };

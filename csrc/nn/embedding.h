@@ -1,6 +1,6 @@
 // The token embedding: rows of the table (read in place, dense or GGML blocks) times a scale
 // (Gemma's sqrt(d)), with the rows of image soft tokens replaced by the caller's embeddings, which
-// are not scaled. Offers hook_embed.
+// are not scaled. Offers hook_embed (or the site it is given; none for "").
 #pragma once
 
 #include <cstdint>
@@ -16,8 +16,12 @@ namespace gemmacpp::nn {
 
 class TokenEmbedding {
  public:
-  TokenEmbedding(const Scope& s, const std::string& name, int64_t vocab, int64_t d, float scale);
+  TokenEmbedding(const Scope& s, const std::string& name, int64_t vocab, int64_t d, float scale,
+                 const std::string& site = "hook_embed");
   const WeightTensor& table() const { return *table_; }
+
+  // out [M, d] = the table's rows ids[0 .. M) times the scale.
+  void lookup(Device device, const int64_t* ids, int64_t M, float* out) const;
 
   // x [M, d] for the packed ids; rows where args.embed_mask is set come from args.embeds.
   void operator()(const Forward& f, const std::vector<int64_t>& ids, const ForwardArgs& args, float* x) const;

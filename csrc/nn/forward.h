@@ -12,6 +12,8 @@
 
 namespace gemmacpp::nn {
 
+struct SharedKv;  // nn/attention.h
+
 struct Forward {
   Device device;
   const PackedBatch& batch;
@@ -26,6 +28,9 @@ struct Forward {
   // Per-layer inputs (PLE, nn/per_layer.h), [M, L, P] row-major, or nullptr: layer l's are the
   // P floats at per_layer_input + (r * L + l) * P of packed row r.
   const float* per_layer_input = nullptr;
+  // Keys and values layers publish to later layers of the same forward (KV sharing), or nullptr
+  // when no layer shares.
+  SharedKv* shared_kv = nullptr;
 
   int64_t rows() const { return batch.M; }
   HookSet* hooks() const { return offer.hooks(); }

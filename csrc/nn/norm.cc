@@ -1,5 +1,7 @@
 #include "csrc/nn/norm.h"
 
+#include <utility>
+
 #include "csrc/core/error.h"
 #include "csrc/ops/dispatch.h"
 
@@ -8,9 +10,11 @@ namespace gemmacpp::nn {
 RMSNorm::RMSNorm(const WeightBinder& w, const std::string& name, int64_t d, double eps, bool unit_offset)
     : w_(&w.dense(name, {d})), eps_(float(eps)), unit_offset_(unit_offset) {}
 
-RMSNorm RMSNorm::weightless(int64_t d, double eps) {
+RMSNorm RMSNorm::weightless(int64_t d, double eps) { return with_weight(std::vector<float>(size_t(d), 1.0f), eps); }
+
+RMSNorm RMSNorm::with_weight(std::vector<float> w, double eps) {
   RMSNorm n;
-  n.ones_.assign(size_t(d), 1.0f);
+  n.own_ = std::move(w);
   n.eps_ = float(eps);
   n.unit_offset_ = false;
   return n;
@@ -18,7 +22,7 @@ RMSNorm RMSNorm::weightless(int64_t d, double eps) {
 
 void RMSNorm::operator()(Device device, const float* in, float* out, int64_t rows) const {
   if (w_ == nullptr) {
-    ops::dispatch::rms_norm(device, DType::kF32, in, out, rows, int64_t(ones_.size()), DType::kF32, ones_.data(),
+    ops::dispatch::rms_norm(device, DType::kF32, in, out, rows, int64_t(own_.size()), DType::kF32, own_.data(),
                             eps_, false);
     return;
   }

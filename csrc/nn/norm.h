@@ -19,13 +19,15 @@ class RMSNorm {
   RMSNorm(const WeightBinder& w, const std::string& name, int64_t d, double eps, bool unit_offset);
   // x / rms(x) alone (a norm "without scale": the newer families' v norm).
   static RMSNorm weightless(int64_t d, double eps);
-  bool bound() const { return w_ != nullptr || !ones_.empty(); }
+  // x / rms(x) * w with float32 weights of its own (w used as given, no 1 +).
+  static RMSNorm with_weight(std::vector<float> w, double eps);
+  bool bound() const { return w_ != nullptr || !own_.empty(); }
   // rows of d floats from in to out (may alias).
   void operator()(Device device, const float* in, float* out, int64_t rows) const;
 
  private:
   const WeightTensor* w_ = nullptr;
-  std::vector<float> ones_;  // the weightless norm's weight (multiplying by 1 changes no bit)
+  std::vector<float> own_;  // a weight of its own: ones for the weightless norm (x 1 changes no bit)
   float eps_ = 0;
   bool unit_offset_ = true;
 };

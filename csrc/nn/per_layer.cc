@@ -7,20 +7,34 @@
 
 namespace gemmacpp::nn {
 
-PerLayerInputs::PerLayerInputs(const Scope& s, int64_t d, int64_t layers, int64_t width, double eps,
-                               bool unit_offset)
-    : d_(d),
-      layers_(layers),
-      width_(width),
-      proj_(s.weights, s.name("per_layer_proj.weight"), layers * width, d),
-      norm_(s.weights, s.name("per_layer_proj_norm.weight"), width, eps, unit_offset),
+PerLayerInputs::PerLayerInputs(const Scope& s, const ModelConfig& c)
+    : d_(c.d),
+      layers_(c.n_layers),
+      width_(c.per_layer_input),
+      vocab_(c.per_layer_vocab),
+      tokens_(c.per_layer_vocab > 0 ? std::optional<TokenEmbedding>(
+                                          std::in_place, s, "per_layer_embed.weight", c.per_layer_vocab,
+                                          c.n_layers * c.per_layer_input, c.per_layer_embed_scale, "")
+                                    : std::nullopt),
+      proj_(s.weights, s.name("per_layer_proj.weight"), layers_ * width_, d_),
+      norm_(s.weights, s.name("per_layer_proj_norm.weight"), width_, c.norm_eps, c.norm_unit_offset),
       site_(s.site("hook_per_layer_input")) {}
 
-void PerLayerInputs::operator()(const Forward& f, const float* x, float* out) const {
+void PerLayerInputs::operator()(const Forward& f, const std::vector<int64_t>& ids, const float* x,
+                                float* out) const {
   const int64_t M = f.rows(), n = M * layers_ * width_;
   proj_(f.device, x, M, out);
   ops::dispatch::scale_into(f.device, out, float(1.0 / std::sqrt(double(d_))), n);
   norm_(f.device, out, out, M * layers_);  // one P-wide norm per (row, layer)
+  if (tokens_) {
+    std::vector<int64_t> rows(ids);
+    for (int64_t& id : rows) id = id < vocab_ ? id : 0;
+    Workspace::Frame ws(*f.workspace);
+    float* const table = ws.take(n);
+    tokens_->lookup(f.device, rows.data(), M, table);
+    ops::dispatch::add_into(f.device, out, table, n);
+    ops::dispatch::scale_into(f.device, out, float(1.0 / std::sqrt(2.0)), n);
+  }
   f.offer(site_, out, {layers_, width_});
 }
 

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "csrc/core/error.h"
+#include "csrc/nn/attention.h"
 
 namespace gemmacpp::nn {
 
@@ -26,7 +27,10 @@ void TextEncoder::encode(const EncodeArgs& args) const {
     return;
   }
   Workspace workspace(device_);
-  Forward f{device_, p, positions, nullptr, PackedHooks(args.hooks, p), nullptr, true, &workspace};
+  SharedKv shared_kv;
+  if (c.shares_kv()) shared_kv.layers.resize(size_t(c.n_layers));
+  Forward f{device_, p, positions, nullptr, PackedHooks(args.hooks, p), nullptr, true, &workspace, nullptr,
+            c.shares_kv() ? &shared_kv : nullptr};
   const int64_t d = c.d;
   Workspace::Frame ws(workspace);
   float* const x = ws.take(p.M * d);
@@ -36,7 +40,7 @@ void TextEncoder::encode(const EncodeArgs& args) const {
   (*embed_)(f, ids, tokens_only, x);
   if (per_layer_) {
     float* const ple = ws.take(p.M * per_layer_->floats_per_row());
-    (*per_layer_)(f, x, ple);
+    (*per_layer_)(f, ids, x, ple);
     f.per_layer_input = ple;
   }
   run_layers(f, Residual{x, h, out, d});

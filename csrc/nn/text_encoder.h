@@ -84,7 +84,7 @@ class SentenceEncoder final : public TextEncoder {
     const Scope root{binder, sites_, ""};
     embed_.emplace(root, "embed.weight", c.vocab, c.d, c.embed_scale);
     if (c.per_layer_input > 0) {
-      per_layer_.emplace(root, c.d, c.n_layers, c.per_layer_input, c.norm_eps, c.norm_unit_offset);
+      per_layer_.emplace(root, c);
     }
     layers_.emplace(c, c.n_layers, root);
     final_norm_.emplace(binder, "ln_final.weight", c.d, c.norm_eps, c.norm_unit_offset);

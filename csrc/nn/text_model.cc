@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "csrc/core/error.h"
+#include "csrc/nn/attention.h"
 
 namespace gemmacpp::nn {
 
@@ -42,14 +43,21 @@ void TextModel::forward(const ForwardArgs& args) const {
   }
   const std::vector<std::vector<int64_t>> spans = spans_by_row(args, p.count);
   Workspace workspace(device_);
-  const Forward f{device_, p, positions, cache, PackedHooks(args.hooks, p), &spans, args.span_in_window,
-                  &workspace};
+  SharedKv shared_kv;
+  if (c.shares_kv()) shared_kv.layers.resize(size_t(c.n_layers));
+  Forward f{device_, p, positions, cache, PackedHooks(args.hooks, p), &spans, args.span_in_window,
+            &workspace, nullptr, c.shares_kv() ? &shared_kv : nullptr};
   const int64_t d = c.d;
   Workspace::Frame ws(workspace);
   float* const x = ws.take(p.M * d);
   float* const h = ws.take(p.M * d);
   float* const out = ws.take(p.M * d);
   (*embed_)(f, ids, args, x);
+  if (per_layer_) {
+    float* const ple = ws.take(p.M * per_layer_->floats_per_row());
+    (*per_layer_)(f, ids, x, ple);
+    f.per_layer_input = ple;
+  }
   const Residual r{x, h, out, d};
   for (int64_t l = 0; l < c.n_layers; ++l) layer_forward(l, f, r);
   if (cache) {

@@ -15,6 +15,7 @@
 #include "csrc/nn/embedding.h"
 #include "csrc/nn/forward_args.h"
 #include "csrc/nn/hooks.h"
+#include "csrc/nn/per_layer.h"
 #include "csrc/nn/residual.h"
 #include "csrc/nn/tied_head.h"
 
@@ -49,6 +50,7 @@ class TextModel {
   HookSites sites_;
   Device device_;
   std::optional<TokenEmbedding> embed_;  // built before the layers, so that hook_embed comes first
+  std::optional<PerLayerInputs> per_layer_;  // config.per_layer_input > 0
   std::optional<TiedHead> head_;         // built after them
 };
 

@@ -1,7 +1,7 @@
-// One Gemma layer, the family's recipe over the shared blocks: the Gemma 1/2/3 decoder (gemma.cc)
-// and the EmbeddingGemma 1/2 encoders all run it; the config decides causal or bidirectional
-// attention, and whether the layer gates in per-layer inputs and scales its output (EmbeddingGemma
-// 2, like Gemma 3n and Gemma 4).
+// One Gemma layer, the family's recipe over the shared blocks: the Gemma 1/2/3 and Gemma 4
+// decoders (gemma.cc, gemma4.cc) and the EmbeddingGemma 1/2 encoders all run it; the config
+// decides causal or bidirectional attention, and whether the layer runs experts beside its MLP
+// (Gemma 4 26B-A4B), gates in per-layer inputs and scales its output (EmbeddingGemma 2, Gemma 4).
 #pragma once
 
 #include <cstdint>
@@ -11,6 +11,7 @@
 #include "csrc/nn/config.h"
 #include "csrc/nn/forward.h"
 #include "csrc/nn/mlp.h"
+#include "csrc/nn/moe.h"
 #include "csrc/nn/norm.h"
 #include "csrc/nn/per_layer.h"
 #include "csrc/nn/residual.h"
@@ -20,8 +21,9 @@
 namespace gemmacpp::gemma {
 
 // One Gemma layer. Gemma 2 and 3 wrap attention and MLP in "sandwich" norms (ln1_post, ln2_post),
-// which Gemma 1 does not have (they stay unbound). Members are declared in forward order: that is
-// the order their hook sites are numbered in.
+// which Gemma 1 does not have (they stay unbound). With experts, the dense MLP's output gets its
+// own norm (mlp.ln_post, site mlp.hook_out) and the experts' (moe) is added to it before ln2_post.
+// Members are declared in forward order: that is the order their hook sites are numbered in.
 struct GemmaLayer {
   int resid_pre;
   nn::RMSNorm ln1;
@@ -32,6 +34,9 @@ struct GemmaLayer {
   nn::RMSNorm ln2;
   int ln2_normalized;
   nn::GatedMlp mlp;
+  nn::RMSNorm mlp_ln_post;  // with experts
+  int mlp_out_dense;        // with experts: mlp.hook_out
+  std::optional<nn::Moe> moe;
   nn::RMSNorm ln2_post;
   int mlp_out;
   std::optional<nn::PerLayerGate> ple;  // config.per_layer_input > 0
@@ -42,7 +47,7 @@ struct GemmaLayer {
       : resid_pre(s.site("hook_resid_pre")),
         ln1(s.weights, s.name("ln1.weight"), c.d, c.norm_eps, c.norm_unit_offset),
         ln1_normalized(s.site("ln1.hook_normalized")),
-        attn(s.sub("attn"), nn::attention_spec(c, c.layers[size_t(i)]), i),
+        attn(s.sub("attn"), nn::attention_spec(c, i), i),
         ln1_post(c.sandwich_norms ? nn::RMSNorm(s.weights, s.name("ln1_post.weight"), c.d, c.norm_eps,
                                                 c.norm_unit_offset)
                                   : nn::RMSNorm()),
@@ -50,7 +55,12 @@ struct GemmaLayer {
         resid_mid(s.site("hook_resid_mid")),
         ln2(s.weights, s.name("ln2.weight"), c.d, c.norm_eps, c.norm_unit_offset),
         ln2_normalized(s.site("ln2.hook_normalized")),
-        mlp(s.sub("mlp"), c.d, c.ffn, /*bias=*/false),
+        mlp(s.sub("mlp"), c.d, c.layer_ffn(i), /*bias=*/false),
+        mlp_ln_post(c.n_experts ? nn::RMSNorm(s.weights, s.name("mlp.ln_post.weight"), c.d, c.norm_eps,
+                                              c.norm_unit_offset)
+                                : nn::RMSNorm()),
+        mlp_out_dense(c.n_experts ? s.site("mlp.hook_out") : -1),
+        moe(c.n_experts ? std::optional<nn::Moe>(std::in_place, s.sub("moe"), c) : std::nullopt),
         ln2_post(c.sandwich_norms ? nn::RMSNorm(s.weights, s.name("ln2_post.weight"), c.d, c.norm_eps,
                                                 c.norm_unit_offset)
                                   : nn::RMSNorm()),
@@ -76,6 +86,14 @@ struct GemmaLayer {
     ln2(f.device, r.x, r.h, M);
     f.offer(ln2_normalized, r.h, {r.d});
     mlp(f, r.h, r.out);
+    if (moe) {
+      mlp_ln_post(f.device, r.out, r.out, M);
+      f.offer(mlp_out_dense, r.out, {r.d});
+      nn::Workspace::Frame ws(*f.workspace);
+      float* const experts = ws.take(M * r.d);
+      (*moe)(f, r.x, experts);  // the router reads the stream itself
+      ops::dispatch::add_into(f.device, r.out, experts, M * r.d);
+    }
     if (ln2_post.bound()) ln2_post(f.device, r.out, r.out, M);
     f.offer(mlp_out, r.out, {r.d});
     if (!ple && scalar == 1.0f) return r.add_out(f, resid_post);

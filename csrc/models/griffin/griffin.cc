@@ -22,8 +22,8 @@ using nn::Scope;
 
 // Local multi-query attention over the window with partial RoPE, an o_proj bias, and a cache that
 // keeps a ring of exactly `window` rows whatever the cache's length (the reference's has one size).
-nn::AttentionSpec local_attention(const ModelConfig& c, const LayerConfig& l) {
-  nn::AttentionSpec a = nn::attention_spec(c, l);
+nn::AttentionSpec local_attention(const ModelConfig& c, int64_t i) {
+  nn::AttentionSpec a = nn::attention_spec(c, i);
   a.o_bias = true;
   a.fixed_ring = true;
   return a;
@@ -36,7 +36,7 @@ Mixer make_mixer(const ModelConfig& c, int64_t i, const Scope& s) {
   if (l.mixer == nn::Mixer::kRecurrent) {
     return nn::RecurrentBlock(s, c.d, c.lru_width, c.n_heads, c.conv1d_width, i);
   }
-  return nn::Attention(s.sub("attn"), local_attention(c, l), i);
+  return nn::Attention(s.sub("attn"), local_attention(c, i), i);
 }
 
 // One Griffin layer, members in forward order (the order their hook sites are numbered in). An

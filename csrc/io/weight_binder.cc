@@ -29,6 +29,14 @@ std::string with_layer(const std::string& pattern, const std::string& layer) {
 NameMap::NameMap(std::string prefix, std::vector<std::pair<std::string, std::string>> patterns)
     : prefix_(std::move(prefix)), patterns_(std::move(patterns)) {}
 
+std::string text_model_prefix(const WeightFile& f, const std::vector<std::string>& prefixes, const std::string& family) {
+  for (const std::string& p : prefixes) {
+    if (f.find(p + "embed_tokens.weight")) return p;
+  }
+  throw ValueError(str_cat("'", f.path, "' has no embedding tensor (", prefixes.front(),
+                           "embed_tokens.weight): not ", family, " checkpoint?"));
+}
+
 std::string NameMap::stored(const std::string& canonical) const {
   std::string layer;
   const std::string pattern = layer_pattern(canonical, &layer);

@@ -26,6 +26,11 @@ class NameMap {
   std::vector<std::pair<std::string, std::string>> patterns_;
 };
 
+// The first of `prefixes` under which f holds embed_tokens.weight: where a Hugging Face checkpoint
+// keeps its text model ("model.", "model.language_model.", ...). ValueError saying that f is not a
+// `family` checkpoint when none does.
+std::string text_model_prefix(const WeightFile& f, const std::vector<std::string>& prefixes, const std::string& family);
+
 class WeightBinder {
  public:
   WeightBinder(const WeightFile& file, NameMap names) : file_(file), names_(std::move(names)) {}

@@ -8,6 +8,8 @@
 #include "csrc/models/embedding_gemma2/embedding_gemma2.h"
 #include "csrc/models/gemma/config.h"
 #include "csrc/models/gemma/gemma.h"
+#include "csrc/models/gemma4/config.h"
+#include "csrc/models/gemma4/gemma4.h"
 #include "csrc/models/griffin/config.h"
 #include "csrc/models/griffin/griffin.h"
 #include "csrc/models/multimodal/multimodal.h"
@@ -44,6 +46,17 @@ Loaded load_gemma(const Source& s) {
   } else {
     nn::ModelConfig c = gemma::config_from_hf(*s.config, s.what);
     out.text = gemma::make_model(std::move(c), std::make_shared<const WeightFile>(open_weights(s.weights_path)));
+  }
+  return out;
+}
+
+Loaded load_gemma4(const Source& s) {
+  Loaded out;
+  if (s.gguf) {
+    out.text = gemma4::make_model(gemma4::config_from_gguf(*s.gguf), s.gguf);
+  } else {
+    nn::ModelConfig c = gemma4::config_from_hf(*s.config, s.what);
+    out.text = gemma4::make_model(std::move(c), std::make_shared<const WeightFile>(open_weights(s.weights_path)));
   }
   return out;
 }
@@ -93,6 +106,7 @@ const std::vector<Family>& table() {
       {"embedding_gemma", {"gemma3_text"}, {"gemma-embedding"}, is_bidirectional, load_embedding_gemma},
       {"embedding_gemma2", {"embedding_gemma2_text", "embedding_gemma2"}, {}, nullptr, load_embedding_gemma2},
       {"gemma", {"gemma", "gemma2", "gemma3_text", "gemma3"}, {"gemma", "gemma2", "gemma3"}, nullptr, load_gemma},
+      {"gemma4", {"gemma4_text", "gemma4"}, {"gemma4"}, nullptr, load_gemma4},
       {"recurrent_gemma", {"recurrent_gemma"}, {}, nullptr, load_griffin},
       {"siglip", {"siglip_vision_model"}, {}, nullptr, load_siglip},
   };

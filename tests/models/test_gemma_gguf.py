@@ -56,6 +56,28 @@ def random_k_blocks(qtype, shape, seed):
     return raw.reshape(rows, -1)
 
 
+def add_stored(w, name, data, qtype):
+    """Adds float32 `data` to the GGUF writer as qtype (K-quants: random blocks of its shape, as
+    gguf.quants cannot make them); returns the values the file holds."""
+    qt = getattr(gguf.GGMLQuantizationType, qtype)
+    if qtype == "F32":
+        w.add_tensor(name, data)
+        return data
+    if qtype == "F16":
+        stored = data.astype(np.float16)
+        w.add_tensor(name, stored)
+        return stored.astype(np.float32)
+    if qtype in K_QUANT_BLOCKS:
+        flat = random_k_blocks(qtype, (int(np.prod(data.shape[:-1])), data.shape[-1]), sum(map(ord, name)))
+        q = flat.reshape(*data.shape[:-1], -1)
+        back = gguf.quants.dequantize(flat, qt)
+    else:
+        q = gguf.quants.quantize(data, qt)
+        back = gguf.quants.dequantize(q, qt)
+    w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=qt)
+    return back.reshape(data.shape).astype(np.float32)
+
+
 def random_model(family, **sizes):
     config_cls, model_cls, _, extra = MODELS[family]
     kwargs = {**COMMON, **extra, **sizes}
@@ -111,23 +133,7 @@ def write_gguf(model, family, qtype, path):
             if name.endswith("norm.weight"):  # llama.cpp's converter stores Gemma norms as 1 + w
                 w.add_tensor(name, data + 1)
                 continue
-            qt = getattr(gguf.GGMLQuantizationType, qtype)
-            if qt == gguf.GGMLQuantizationType.F32:
-                w.add_tensor(name, data)
-                continue
-            if qt == gguf.GGMLQuantizationType.F16:
-                stored = data.astype(np.float16)
-                w.add_tensor(name, stored)
-                back = stored.astype(np.float32)
-            elif qtype in K_QUANT_BLOCKS:  # gguf.quants cannot quantize K-quants: random blocks
-                q = random_k_blocks(qtype, data.shape, sum(map(ord, name)))
-                w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=qt)
-                back = gguf.quants.dequantize(q, qt).reshape(data.shape)
-            else:
-                q = gguf.quants.quantize(data, qt)
-                w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=qt)
-                back = gguf.quants.dequantize(q, qt).reshape(data.shape)
-            p.copy_(torch.from_numpy(back))  # the reference runs on the stored values
+            p.copy_(torch.from_numpy(add_stored(w, name, data, qtype)))  # the reference runs on the stored values
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

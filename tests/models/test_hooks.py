@@ -106,6 +106,16 @@ def hf_activations(hf, toks):
     return acts
 
 
+def assert_cache_matches(cache, ref, what):
+    """Every recorded activation is float32 and within TOL of its transformers counterpart; the
+    scores, which eager attention never writes out, are checked through their softmax."""
+    for n, got in cache.items():
+        assert got.dtype == np.float32
+        if not n.endswith("hook_scores"):
+            assert n in ref, f"{what}: no transformers counterpart for {n}"
+            close(got, ref[n], f"{what} {n}")
+
+
 # ---- equality with transformers --------------------------------------------------------------
 
 def test_every_activation_matches_transformers(pair):
@@ -117,14 +127,7 @@ def test_every_activation_matches_transformers(pair):
     L = m.config["num_layers"]
     # the last block's resid_post is not among HF's hidden states: it is the final norm's input
     ref[f"blocks.{L - 1}.hook_resid_post"] = cache[f"blocks.{L - 1}.hook_resid_post"]
-    compared = 0
-    for n, got in cache.items():
-        assert got.dtype == np.float32
-        if n.endswith("hook_scores"):
-            continue  # checked below through its softmax
-        close(got, ref[n], f"{name} {n}")
-        compared += 1
-    assert compared == len(cache) - L
+    assert_cache_matches(cache, ref, name)
     np.testing.assert_array_equal(logits, cache["hook_logits"])
 
 

@@ -16,8 +16,7 @@ std::shared_ptr<nn::TextEncoder> load(const std::string& path, const json::Value
   // transformers scales the embedding by sqrt(d) in the table's dtype (bfloat16 rounds 22.627 to
   // 22.625 for d = 512).
   if (const WeightTensor* table = weights->find(names.stored("embed.weight"))) {
-    if (table->dtype == DType::kBF16) c.embed_scale = bf16_to_f32(f32_to_bf16(c.embed_scale));
-    if (table->dtype == DType::kF16) c.embed_scale = f16_to_f32(f32_to_f16(c.embed_scale));
+    c.embed_scale = round_to(table->dtype, c.embed_scale);
   }
   nn::SentenceHeadSpec head = embedding_gemma::head_from_folder(checkpoint::folder_of(path));
   return std::make_shared<nn::SentenceEncoder<gemma::GemmaLayer>>(std::move(c), std::move(weights), names,

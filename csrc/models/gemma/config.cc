@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "csrc/core/error.h"
+#include "csrc/io/gguf_keys.h"
 
 namespace gemmacpp::gemma {
 
@@ -144,28 +145,21 @@ ModelConfig config_from_gguf(const WeightFile& f) {
   const bool embedding = arch == "gemma-embedding";
   GC_CHECK(arch == "gemma" || arch == "gemma2" || arch == "gemma3" || embedding, NotImplementedError, what,
            ": architecture '", arch, "' is not a Gemma 1/2/3 text model");
-  auto meta = [&](const std::string& key) { return f.meta(arch + "." + key); };
-  auto integer = [&](const std::string& key) {
-    const MetaValue* v = meta(key);
-    GC_CHECK(v, ValueError, what, ": missing ", arch, ".", key);
-    return v->as_int();
-  };
-  auto integer_or = [&](const std::string& key, int64_t dflt) { return meta(key) ? meta(key)->as_int() : dflt; };
-  auto number_or = [&](const std::string& key, double dflt) { return meta(key) ? meta(key)->as_double() : dflt; };
+  const GgufKeys keys{f, arch};
 
   ModelConfig c;
   c.family = embedding ? "gemma3" : arch;
   const bool g1 = arch == "gemma", g3 = arch == "gemma3" || embedding;
   c.bidirectional = embedding;
-  c.d = integer("embedding_length");
-  c.n_layers = integer("block_count");
-  c.n_heads = integer("attention.head_count");
-  c.n_kv_heads = integer_or("attention.head_count_kv", c.n_heads);
-  c.head_dim = integer_or("attention.key_length", c.n_heads ? c.d / c.n_heads : 0);
-  c.ffn = integer("feed_forward_length");
-  c.norm_eps = number_or("attention.layer_norm_rms_epsilon", 1e-6);
-  c.attn_softcap = float(number_or("attn_logit_softcapping", 0));
-  c.final_softcap = float(number_or("final_logit_softcapping", 0));
+  c.d = keys.integer("embedding_length");
+  c.n_layers = keys.integer("block_count");
+  c.n_heads = keys.integer("attention.head_count");
+  c.n_kv_heads = keys.integer_or("attention.head_count_kv", c.n_heads);
+  c.head_dim = keys.integer_or("attention.key_length", c.n_heads ? c.d / c.n_heads : 0);
+  c.ffn = keys.integer("feed_forward_length");
+  c.norm_eps = keys.number_or("attention.layer_norm_rms_epsilon", 1e-6);
+  c.attn_softcap = float(keys.number_or("attn_logit_softcapping", 0));
+  c.final_softcap = float(keys.number_or("final_logit_softcapping", 0));
   // GGUF has no query_pre_attn_scalar: llama.cpp uses head_dim, except d / H for the 27B models
   // (Gemma 2 with 46 layers, Gemma 3 with 62), which is what their HF configs say.
   const bool is_27b = (arch == "gemma2" && c.n_layers == 46) || (g3 && c.n_layers == 62);
@@ -182,20 +176,20 @@ ModelConfig config_from_gguf(const WeightFile& f) {
   GC_CHECK(!f.find("output.weight"), NotImplementedError, what,
            ": untied output heads (output.weight) are not supported");
 
-  const double g_base = number_or("rope.freq_base", g3 ? 1e6 : 10000);
+  const double g_base = keys.number_or("rope.freq_base", g3 ? 1e6 : 10000);
   double g_scale = 1;
-  if (const MetaValue* t = meta("rope.scaling.type")) {
+  if (const MetaValue* t = keys.get("rope.scaling.type")) {
     const std::string type = t->as_string();
-    if (type == "linear") g_scale = number_or("rope.scaling.factor", 1);
+    if (type == "linear") g_scale = keys.number_or("rope.scaling.factor", 1);
     else GC_CHECK(type == "none", NotImplementedError, what, ": rope scaling '", type, "' is not supported");
   }
   // Gemma 3's local layers: base 10000 and no scaling unless the file says otherwise.
-  const double l_base = g3 ? number_or("rope.freq_base_swa", 10000) : g_base;
+  const double l_base = g3 ? keys.number_or("rope.freq_base_swa", 10000) : g_base;
   const double l_scale = g3 ? 1.0 : g_scale;
   // The converter writes EmbeddingGemma's window as its config states the width: a radius of half.
-  const int64_t window = g1 ? 0 : integer_or("attention.sliding_window", 4096) / (embedding ? 2 : 1);
+  const int64_t window = g1 ? 0 : keys.integer_or("attention.sliding_window", 4096) / (embedding ? 2 : 1);
   // The pattern is an integer (every pattern-th layer global) or one bool per layer (true: local).
-  const MetaValue* pat = meta("attention.sliding_window_pattern");
+  const MetaValue* pat = keys.get("attention.sliding_window_pattern");
   const bool per_layer = pat && pat->type == MetaValue::Type::kArray;
   GC_CHECK(!per_layer || int64_t(pat->count) == c.n_layers, ValueError, what, ": ", arch,
            ".attention.sliding_window_pattern has ", per_layer ? pat->count : 0, " entries for ",
@@ -215,9 +209,8 @@ ModelConfig config_from_gguf(const WeightFile& f) {
   return c;
 }
 
-NameMap name_map(const ModelConfig& c, const WeightFile& f) {
-  if (f.format == "gguf") {  // llama.cpp's names
-    return NameMap("", {
+std::vector<std::pair<std::string, std::string>> gguf_names() {
+  return {
         {"embed.weight", "token_embd.weight"},
         {"blocks.{i}.ln1.weight", "blk.{i}.attn_norm.weight"},
         {"blocks.{i}.attn.q.weight", "blk.{i}.attn_q.weight"},
@@ -233,19 +226,15 @@ NameMap name_map(const ModelConfig& c, const WeightFile& f) {
         {"blocks.{i}.mlp.up.weight", "blk.{i}.ffn_up.weight"},
         {"blocks.{i}.mlp.down.weight", "blk.{i}.ffn_down.weight"},
         {"ln_final.weight", "output_norm.weight"},
-    });
-  }
+  };
+}
+
+NameMap name_map(const ModelConfig& c, const WeightFile& f) {
+  if (f.format == "gguf") return NameMap("", gguf_names());  // llama.cpp's names
   // HF causal models save under "model."; multimodal Gemma 3 and PaliGemma under their language
   // model; a bare Gemma3TextModel (EmbeddingGemma's encoder) at the top.
-  const char* prefix = nullptr;
-  for (const char* p : {"model.", "model.language_model.", "language_model.model.", ""}) {
-    if (f.find(std::string(p) + "embed_tokens.weight")) {
-      prefix = p;
-      break;
-    }
-  }
-  GC_CHECK(prefix, ValueError, "'", f.path,
-           "' has no embedding tensor (model.embed_tokens.weight): not a Gemma checkpoint?");
+  const std::string prefix =
+      text_model_prefix(f, {"model.", "model.language_model.", "language_model.model.", ""}, "a Gemma");
   // Gemma 1 calls its pre-MLP norm post_attention_layernorm; Gemma 2/3 use that name for the
   // sandwich norm after attention and pre_feedforward_layernorm for the pre-MLP one.
   const bool g1 = c.family == "gemma";

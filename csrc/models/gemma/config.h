@@ -5,6 +5,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "csrc/io/json_reader.h"
 #include "csrc/io/weight_binder.h"
@@ -20,5 +22,9 @@ nn::ModelConfig config_from_gguf(const WeightFile& f);
 // The canonical weight names (embed.weight, blocks.{i}.attn.q.weight, ...) as `f` stores them:
 // HF names below the text model's prefix, or llama.cpp's GGUF names.
 NameMap name_map(const nn::ModelConfig& c, const WeightFile& f);
+
+// llama.cpp's names of the tensors every Gemma text model has (the embedding, a layer's norms,
+// attention and MLP, the final norm); the newer families add theirs.
+std::vector<std::pair<std::string, std::string>> gguf_names();
 
 }  // namespace gemmacpp::gemma

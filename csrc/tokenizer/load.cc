@@ -51,20 +51,44 @@ std::string string_pattern(const json::Value& v, const std::string& what) {
   return s->str;
 }
 
+// A merge spelled "left right": split at the first space after the first character (llama.cpp's
+// rule; pieces hold U+2581, not spaces, in the files that spell merges so).
+bool split_merge(const std::string& m, std::string* left, std::string* right) {
+  const size_t sp = m.find(' ', 1);
+  if (sp == std::string::npos || m.find(' ', sp + 1) != std::string::npos) return false;
+  *left = m.substr(0, sp);
+  *right = m.substr(sp + 1);
+  return true;
+}
+
 }  // namespace
+
+void Tokenizer::add_merge(const std::string& left, const std::string& right, uint64_t rank, const std::string& what) {
+  auto lookup = [&](const std::string& s) {
+    const int32_t i = piece_to_id(s);
+    GC_CHECK(i >= 0, ValueError, what, ": merge piece '", s, "' is not in the vocabulary");
+    return i;
+  };
+  const uint64_t key = uint64_t(uint32_t(lookup(left))) << 32 | uint32_t(lookup(right));
+  merges_.insert_or_assign(key, Merge{rank, lookup(left + right)});  // a repeat overrides
+}
 
 std::shared_ptr<const Tokenizer> Tokenizer::from_gguf(const WeightFile& f) {
   const std::string what = str_cat("tokenizer from '", f.path, "'");
   const MetaValue* model = f.meta("tokenizer.ggml.model");
   GC_CHECK(model, ValueError, what, ": no tokenizer.ggml.model in the metadata");
-  if (model->as_string() != "llama")
-    throw NotImplementedError(str_cat(what, ": tokenizer.ggml.model '", model->as_string(),
-                                      "' (only 'llama', SentencePiece BPE, is supported)"));
+  // "llama": Gemma 1/2/3's SentencePiece vocabulary, merges implied by the pieces' order. "gemma4":
+  // Gemma 4's BPE, the same spelling (U+2581 for spaces, byte fallback, no prefix space) with its
+  // merge list stored (tokenizer.ggml.merges), run over the whole text between added tokens.
+  const std::string kind = model->as_string();
+  if (kind != "llama" && kind != "gemma4")
+    throw NotImplementedError(str_cat(what, ": tokenizer.ggml.model '", kind,
+                                      "' (only 'llama', SentencePiece BPE, and 'gemma4' are supported)"));
   const MetaValue* arch = f.meta("general.architecture");
   const std::string a = arch ? arch->as_string() : "";
   // Only Gemma's merge order is known to match the reference (merges follow the file's order, not
   // the scores); other SentencePiece BPE vocabularies would need the score order.
-  if (a != "gemma" && a != "gemma2" && a != "gemma3")
+  if (kind == "llama" && a != "gemma" && a != "gemma2" && a != "gemma3" && a != "gemma-embedding")
     throw NotImplementedError(str_cat(what, ": architecture '", a, "' (only gemma, gemma2, gemma3)"));
   const MetaValue* tokens = f.meta("tokenizer.ggml.tokens");
   GC_CHECK(tokens && tokens->type == MetaValue::Type::kArray && tokens->elem_type == MetaValue::Type::kString,
@@ -75,8 +99,13 @@ std::shared_ptr<const Tokenizer> Tokenizer::from_gguf(const WeightFile& f) {
   GC_CHECK(!types || (types->type == MetaValue::Type::kArray && types->count == n), ValueError, what,
            ": tokenizer.ggml.token_type must be an array with one entry per token");
 
+  const MetaValue* merges = f.meta("tokenizer.ggml.merges");
+  GC_CHECK(kind != "gemma4" || (merges && merges->type == MetaValue::Type::kArray &&
+                                merges->elem_type == MetaValue::Type::kString),
+           ValueError, what, ": a gemma4 tokenizer needs tokenizer.ggml.merges, an array of strings");
+
   std::shared_ptr<Tokenizer> t(new Tokenizer());
-  t->order_ = MergeOrder::kVocabPosition;
+  t->order_ = kind == "gemma4" ? MergeOrder::kMergeList : MergeOrder::kVocabPosition;
   t->pieces_ = tokens->strings;
   std::vector<uint32_t> cps;
   std::vector<uint8_t> respelled(n, 0);
@@ -113,6 +142,15 @@ std::shared_ptr<const Tokenizer> Tokenizer::from_gguf(const WeightFile& f) {
   t->unk_id_ = id("tokenizer.ggml.unknown_token_id");
   t->pad_id_ = id("tokenizer.ggml.padding_token_id");
   t->build_tables();
+  if (kind == "gemma4") {
+    t->merges_.reserve(merges->strings.size() * 2);
+    std::string l, r;
+    for (size_t k = 0; k < merges->strings.size(); ++k) {
+      GC_CHECK(split_merge(merges->strings[k], &l, &r), ValueError, what, ": merge '", merges->strings[k],
+               "' is not two pieces");
+      t->add_merge(l, r, k, what);
+    }
+  }
   return t;
 }
 
@@ -174,29 +212,19 @@ std::shared_ptr<const Tokenizer> Tokenizer::from_hf_json(const std::string& path
     if (t->pieces_[size_t(a.id)].empty()) t->pieces_[size_t(a.id)] = a.content;
   t->build_tables();
 
-  auto lookup = [&](const std::string& s) {
-    const int32_t i = t->piece_to_id(s);
-    GC_CHECK(i >= 0, ValueError, what, ": merge piece '", s, "' is not in the vocabulary");
-    return i;
-  };
   t->merges_.reserve(merges->array.size() * 2);
   for (size_t r = 0; r < merges->array.size(); ++r) {
     const json::Value& m = merges->array[r];
     std::string l, rt;
     if (m.kind == K::kString) {  // "a b"
-      const size_t sp = m.str.find(' ');
-      GC_CHECK(sp != std::string::npos && m.str.find(' ', sp + 1) == std::string::npos, ValueError, what,
-               ": merge '", m.str, "' is not two pieces");
-      l = m.str.substr(0, sp);
-      rt = m.str.substr(sp + 1);
+      GC_CHECK(split_merge(m.str, &l, &rt), ValueError, what, ": merge '", m.str, "' is not two pieces");
     } else {
       GC_CHECK(m.kind == K::kArray && m.array.size() == 2 && m.array[0].kind == K::kString &&
                    m.array[1].kind == K::kString, ValueError, what, ": merge ", r, " is not two strings");
       l = m.array[0].str;
       rt = m.array[1].str;
     }
-    const uint64_t key = uint64_t(uint32_t(lookup(l))) << 32 | uint32_t(lookup(rt));
-    t->merges_.insert_or_assign(key, Merge{uint64_t(r), lookup(l + rt)});  // a repeat overrides
+    t->add_merge(l, rt, r, what);
   }
   const json::Value* bf = member(*model, "byte_fallback");
   t->byte_fallback_ = bf && bf->boolean;

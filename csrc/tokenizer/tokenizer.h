@@ -18,7 +18,8 @@ namespace gemmacpp {
 
 class Tokenizer {
  public:
-  // GGUF metadata: tokenizer.ggml.model "llama" with a Gemma architecture (gemma, gemma2, gemma3).
+  // GGUF metadata: tokenizer.ggml.model "llama" with a Gemma architecture (gemma, gemma2, gemma3),
+  // or "gemma4" (Gemma 4's BPE, its merges stored).
   static std::shared_ptr<const Tokenizer> from_gguf(const WeightFile& file);
   // A Hugging Face tokenizer.json (BPE model), or a folder holding one.
   static std::shared_ptr<const Tokenizer> from_hf_json(const std::string& path);
@@ -62,6 +63,9 @@ class Tokenizer {
   // added-token trie, per-id decode info).
   void build_tables();
   bool find_merge(int32_t left, int32_t right, Merge* m) const;
+  // kMergeList: left + right merge at this rank (ValueError naming `what` for pieces not in the
+  // vocabulary).
+  void add_merge(const std::string& left, const std::string& right, uint64_t rank, const std::string& what);
   void encode_segment(std::string_view text, std::vector<int32_t>* out) const;
   void bpe_word(std::string_view word, std::vector<int32_t>* out) const;
   // Longest added token starting at text[pos]; its index in added_, or -1.

@@ -273,3 +273,47 @@ def test_hf_json_merge_ranks_not_in_id_order(tmp_path):
         ids = ref.encode(s, add_special_tokens=False).ids
         assert tok.encode(s, add_bos=False) == ids, s
         assert tok.decode(ids) == ref.decode(ids, skip_special_tokens=False)
+
+
+def write_gemma4_tokenizer(reference, source_gguf, path):
+    """A GGUF holding the reference's vocabulary as llama.cpp writes Gemma 4's: tokenizer.ggml.model
+    "gemma4", its pieces as tokenizer.json spells them, token types (3 for special added tokens, 4
+    for the other added ones, 6 for byte pieces) and the merge list as "left right" strings."""
+    import gguf
+
+    doc = json.loads(reference.to_str())
+    vocab = doc["model"]["vocab"]
+    pieces = [None] * len(vocab)
+    for piece, i in vocab.items():
+        pieces[i] = piece
+    types = [6 if p.startswith("<0x") and len(p) == 6 else 1 for p in pieces]
+    for a in doc["added_tokens"]:
+        types[a["id"]] = 3 if a["special"] else 4
+    src = gguf.GGUFReader(source_gguf)
+    ids = {k: int(src.fields[f"tokenizer.ggml.{k}_token_id"].parts[-1][0]) for k in ("bos", "eos", "padding", "unknown")}
+    w = gguf.GGUFWriter(str(path), "gemma4")
+    w.add_tokenizer_model("gemma4")
+    w.add_token_list(pieces)
+    w.add_token_types(types)
+    w.add_token_merges([f"{a} {b}" for a, b in doc["model"]["merges"]])
+    w.add_bos_token_id(ids["bos"])
+    w.add_eos_token_id(ids["eos"])
+    w.add_pad_token_id(ids["padding"])
+    w.add_unk_token_id(ids["unknown"])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def test_gemma4_gguf_tokenizer_matches_reference(reference, gguf_path, tmp_path, strings):
+    # Gemma 4's GGUF tokenizer (model "gemma4": the merges stored, not implied by the pieces' order),
+    # here over Gemma 3's vocabulary and merges, must give the reference's ids and text.
+    path = tmp_path / "gemma4-tokenizer.gguf"
+    write_gemma4_tokenizer(reference, gguf_path, path)
+    tok = Tokenizer.from_gguf(path)
+    assert tok.vocab_size == reference.get_vocab_size() and tok.bos_id == 2
+    for s in strings[::3]:
+        ids = tok.encode(s, add_bos=False)
+        assert ids == reference.encode(s, add_special_tokens=False).ids, s
+        assert tok.decode(ids) == reference.decode(ids, skip_special_tokens=False)

@@ -11,6 +11,17 @@ and trailing whitespace. Gemma 1 and 2 have no system role; Gemma 3 puts a leadi
 in front of the first user turn, separated by a blank line, and writes an image item of a message's
 content list as <start_of_image> (the processor later expands it into the image's soft tokens).
 This is what the chat templates shipped with Google's checkpoints render, without needing Jinja.
+
+Gemma 4 writes turns between <|turn> and <turn|>, and the system message as a turn of its own:
+
+    <bos><|turn>system
+    {system text}<turn|>
+    <|turn>user
+    {user text}<turn|>
+    <|turn>model
+
+(text conversations only: no images, tool calls or thinking channel). No Gemma 4 checkpoint's
+template was at hand to check this against; the turn markers are those of Gemma 4's tokenizer.
 """
 from __future__ import annotations
 
@@ -32,6 +43,8 @@ def format_chat(messages: Sequence[Mapping], *, family: str = "gemma3",
         if not isinstance(m, Mapping) or "role" not in m or "content" not in m:
             raise TypeError(f"chat message {i} must be a dict with 'role' and 'content', got {m!r}")
     messages = list(messages)
+    if family == "gemma4":
+        return _format_gemma4(messages, add_generation_prompt, bos)
     prefix = ""
     if messages and messages[0]["role"] == "system":
         if family in ("gemma", "gemma2"):
@@ -50,6 +63,37 @@ def format_chat(messages: Sequence[Mapping], *, family: str = "gemma3",
     if add_generation_prompt:
         out.append("<start_of_turn>model\n")
     return "".join(out)
+
+
+def _format_gemma4(messages, add_generation_prompt: bool, bos: str) -> str:
+    out = [bos]
+    if messages and messages[0]["role"] == "system":
+        out.append(f"<|turn>system\n{_text_only(messages[0]['content'], 0)}<turn|>\n")
+        messages = messages[1:]
+    for i, m in enumerate(messages):
+        role = {"assistant": "model"}.get(m["role"], m["role"])
+        if role not in ("user", "model"):
+            raise ValueError(f"chat message {i}: unknown role {m['role']!r} (system, user, assistant)")
+        if (role == "user") != (i % 2 == 0):
+            raise ValueError("chat roles must alternate user/assistant/user/assistant/...")
+        out.append(f"<|turn>{role}\n{_text_only(m['content'], i)}<turn|>\n")
+    if add_generation_prompt:
+        out.append("<|turn>model\n")
+    return "".join(out)
+
+
+def _text_only(content, i: int) -> str:
+    """A Gemma 4 message's text, stripped: a str, or a list of text items."""
+    if isinstance(content, str):
+        return content.strip()
+    if isinstance(content, bytes) or not isinstance(content, Sequence):
+        raise TypeError(f"chat content must be a str or a list of items, got {type(content).__name__}")
+    parts = []
+    for item in content:
+        if not isinstance(item, Mapping) or item.get("type") != "text":
+            raise ValueError(f"chat message {i}: item {item!r}: gemma4 conversations take text items only")
+        parts.append(item["text"].strip())
+    return "".join(parts)
 
 
 def _content(content, family: str, *, strip: bool, first_text_only: bool = False) -> str:

@@ -111,11 +111,13 @@ def generate_ids(model, prompt_ids, *, max_new_tokens=64, sampler=None, stop_ids
 
 
 def default_stop_ids(tok) -> set[int]:
-    """EOS, and <end_of_turn> where the vocabulary has it (instruction-tuned models end on it)."""
+    """EOS, and the end of a turn where the vocabulary has it (instruction-tuned models end on it):
+    <end_of_turn> (Gemma 1/2/3), <turn|> (Gemma 4)."""
     stop_ids = {tok.eos_id}
-    end_of_turn = tok.piece_to_id("<end_of_turn>")
-    if end_of_turn is not None:
-        stop_ids.add(end_of_turn)
+    for piece in ("<end_of_turn>", "<turn|>"):
+        end_of_turn = tok.piece_to_id(piece)
+        if end_of_turn is not None:
+            stop_ids.add(end_of_turn)
     return stop_ids
 
 

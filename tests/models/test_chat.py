@@ -160,3 +160,18 @@ def test_default_model_encodes_the_turn_markers_as_single_tokens():
     # generate() takes the messages directly and stops at <end_of_turn>
     text = model.generate(msgs, max_new_tokens=8)
     assert isinstance(text, str) and "<end_of_turn>" not in text
+
+
+def test_gemma4_turns():
+    # Gemma 4's markers: <|turn>role ... <turn|>, the system message a turn of its own.
+    messages = [{"role": "system", "content": " Be brief. "}, {"role": "user", "content": "Hi\n"},
+                {"role": "assistant", "content": [{"type": "text", "text": "Hello!"}]},
+                {"role": "user", "content": "2+2?"}]
+    assert format_chat(messages, family="gemma4") == (
+        "<bos><|turn>system\nBe brief.<turn|>\n<|turn>user\nHi<turn|>\n<|turn>model\nHello!<turn|>\n"
+        "<|turn>user\n2+2?<turn|>\n<|turn>model\n")
+    assert format_chat(messages[1:2], family="gemma4", add_generation_prompt=False) == "<bos><|turn>user\nHi<turn|>\n"
+    with pytest.raises(ValueError, match="alternate"):
+        format_chat([{"role": "assistant", "content": "x"}], family="gemma4")
+    with pytest.raises(ValueError, match="text items only"):
+        format_chat([{"role": "user", "content": [{"type": "image"}]}], family="gemma4")

@@ -121,8 +121,8 @@ class Model(HookedMixin):
         """Continue `prompt` (a str, tokenized with BOS; a chat as a list of {"role", "content"}
         messages, formatted with apply_chat_template; or a list of token ids). Greedy at
         temperature 0, else sampled (top_k/top_p filtered; seed makes it reproducible). Ends at
-        EOS or the end of a turn (<end_of_turn>, Gemma 4's <turn|>), after max_new_tokens, or before the first `stop` string (not
-        included). Returns the generated text, or with stream=True an iterator of text pieces.
+        EOS or the end of a turn (<end_of_turn>, Gemma 4's <turn|>), after max_new_tokens, or
+        before the first `stop` string (not included). Returns the generated text, or with stream=True an iterator of text pieces.
         images (Gemma 3 / PaliGemma): a list of images for the prompt's image placeholders
         (<start_of_image> for Gemma 3); see gemmacpp.vision.ImageInputs.expand_prompt.
         pan_and_scan (Gemma 3): elongated images also go in as crops, as the processor does."""

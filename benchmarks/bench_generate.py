@@ -19,6 +19,12 @@ dequantizes every tensor to float32. That conversion is slow (minutes: it parses
 vocabulary in Python), so its result is saved once under ~/.cache/gemmacpp-bench and loaded from
 there (a pickled module). An engine that is not installed is skipped with a message.
 
+--gemma4-e2b runs a random-weight Gemma 4 E2B-shaped model cut to 4 layers instead (d 1536, 8 heads
+of 256 with 1 key/value head, global layers of 512, per-layer inputs of 256 with their 262144-row
+table, the last two layers sharing the first two's keys and values with double-wide MLPs), saved
+once as float32 safetensors under ~/.cache/gemmacpp-bench; random prompt ids; gemmacpp against
+transformers' Gemma4ForCausalLM on the same folder (llama.cpp has no writer here for it).
+
 The decode bound is the copy bandwidth (np.copyto, read + write, timing.py) over the bytes of
 weights one decode step reads (every tensor of the file once: the tied embedding is the output
 head; the KV cache adds under 1 % at these lengths); "of bound" is the decode rate over it.
@@ -46,8 +52,31 @@ TEXT = ("The history of the city begins with a small settlement on the river, wh
         "then a centre of learning with a university, libraries and a cathedral. ")
 
 
+GEMMA4_E2B = os.path.expanduser("~/.cache/gemmacpp-bench/gemma4-e2b-4-layers")
+
+
+def build_gemma4_e2b(folder):
+    """The E2B's shapes (google/gemma-4-E2B's config), 4 layers: sliding, global, then two layers
+    reading their keys and values."""
+    import torch
+    import transformers
+    S, F = "sliding_attention", "full_attention"
+    cfg = transformers.Gemma4TextConfig(
+        vocab_size=262144, vocab_size_per_layer_input=262144, hidden_size=1536, intermediate_size=6144,
+        num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=1, head_dim=256, global_head_dim=512,
+        hidden_size_per_layer_input=256, num_kv_shared_layers=2, use_double_wide_mlp=True, sliding_window=512,
+        layer_types=[S, F, S, F], final_logit_softcapping=30.0, initializer_range=0.02)
+    torch.manual_seed(0)
+    transformers.Gemma4ForCausalLM(cfg).eval().save_pretrained(folder + ".tmp")
+    os.replace(folder + ".tmp", folder)
+
+
 def prompt_ids(model_path, lengths):
-    """{length: ids}: BOS and the start of TEXT (repeated as needed), `length` ids in all."""
+    """{length: ids}: BOS and the start of TEXT (repeated as needed), `length` ids in all; random
+    ids for the random Gemma 4 model."""
+    if model_path == GEMMA4_E2B:
+        rng = np.random.default_rng(0)
+        return {n: [2] + [int(t) for t in rng.integers(3, 262144, n - 1)] for n in lengths}
     import gemmacpp as gc
     tok = gc.load(model_path).tokenizer
     base = tok.encode(TEXT, add_bos=False)
@@ -138,7 +167,11 @@ def convert_for_transformers(model_path):
 def engine_transformers(model_path, threads, max_len):
     import torch
     torch.set_num_threads(threads)
-    model = transformers_model()
+    if model_path == GEMMA4_E2B:
+        import transformers
+        model = transformers.Gemma4ForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
+    else:
+        model = transformers_model()
 
     def prefill(ids):
         with torch.inference_mode():
@@ -211,6 +244,8 @@ def available(engine):
 
 def weight_bytes(model_path):
     import gemmacpp as gc
+    if model_path == GEMMA4_E2B:
+        model_path = os.path.join(model_path, "model.safetensors")
     f = gc.weights.open(model_path)
     return sum(f.info(n).nbytes for n in f.names())
 
@@ -235,15 +270,23 @@ def main():
     ap.add_argument("--engines", nargs="+", default=ENGINES, choices=ENGINES)
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--rounds", type=int, default=2, help="runs of each engine (best kept)")
+    ap.add_argument("--gemma4-e2b", action="store_true",
+                    help="a random Gemma 4 E2B-shaped model cut to 4 layers, against transformers")
     ap.add_argument("--child", choices=ENGINES, help=argparse.SUPPRESS)
     ap.add_argument("--ids-file", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         return run_child(args)
+    if args.gemma4_e2b:
+        args.model = GEMMA4_E2B
+        args.engines = [e for e in args.engines if e != "llama.cpp"]
+        if not os.path.exists(GEMMA4_E2B):
+            print(f"building the random model once into {GEMMA4_E2B} ...", flush=True)
+            build_gemma4_e2b(GEMMA4_E2B)
 
     from timing import copy_bandwidth
     engines = [e for e in args.engines if available(e)]
-    if "transformers" in engines and not os.path.exists(os.path.join(TF_CACHE, "model.pt")):
+    if "transformers" in engines and not args.gemma4_e2b and not os.path.exists(os.path.join(TF_CACHE, "model.pt")):
         print(f"converting the GGUF for transformers once (slow) into {TF_CACHE} ...", flush=True)
         p = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, %r); "
                             "import bench_generate as b; b.convert_for_transformers(%r)"

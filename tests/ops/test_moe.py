@@ -148,7 +148,8 @@ SHAPES = [  # (M, E, k, D, F)
     (1, 8, 2, 37, 19),
     (3, 5, 5, 64, 33),       # k == E: every token goes to every expert
     (7, 3, 1, 129, 17),      # k = 1
-    (64, 16, 4, 71, 48),     # groups on both paths (<= 4 rows: matrix-vector; more: GEMM)
+    (64, 16, 4, 71, 48),     # about 16 rows an expert: both paths (<= 16 matrix-vector)
+    (200, 6, 2, 50, 30),     # GEMM for every expert
     (130, 128, 8, 40, 24),   # many experts, a few rows each, some with none
     (9, 64, 8, 300, 70),     # most experts get no token
 ]
@@ -270,7 +271,7 @@ def test_moe_thread_count_does_not_change_bits(rng, m):
 @pytest.mark.parametrize("qtype,d,f", [("Q8_0", 96, 64), ("Q4_K", 512, 256), ("Q4_0", 64, 96),
                                        ("Q5_0", 160, 32), ("Q6_K", 256, 256),
                                        ("Q5_K", 256, 512)])
-@pytest.mark.parametrize("m", [1, 3, 9, 40])
+@pytest.mark.parametrize("m", [1, 3, 9, 40, 100])  # up to 16 rows an expert: matrix-vector
 def test_moe_quantized_matches_reference(rng, qtype, d, f, m):
     e, k = 8, 3
     qgu, gu = quantized_experts(rng, qtype, e, 2 * f, d)

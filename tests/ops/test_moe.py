@@ -298,6 +298,38 @@ def test_moe_gguf_layout_q4_k_gate_up_q5_0_down(rng, m):
                      moe_ref(x, ids, w, gu.astype(DTYPES["bfloat16"]), dn))
 
 
+def test_moe_reads_gguf_expert_tensors(rng, tmp_path):
+    # The gguf package's own name map and writer: HF experts.gate_up_proj [E, 2F, D] and
+    # experts.down_proj [E, D, F] become blk.N.ffn_gate_up_exps / ffn_down_exps, which
+    # gc.weights.open returns as an [E, 2F, D] array and an (E, D, F) QuantizedTensor that the op
+    # reads as they are.
+    gguf = pytest.importorskip("gguf")
+    e, d, f = 6, 64, 32
+    gu, dn = experts(rng, e, d, f)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.GEMMA4, 1)
+    gu_name = names.get_name("model.layers.0.experts.gate_up_proj")
+    dn_name = names.get_name("model.layers.0.experts.down_proj")
+    assert (gu_name, dn_name) == ("blk.0.ffn_gate_up_exps", "blk.0.ffn_down_exps")
+    path = tmp_path / "experts.gguf"
+    w = gguf.GGUFWriter(str(path), "gemma4")
+    w.add_tensor(gu_name + ".weight", gu)
+    q8 = gguf.GGMLQuantizationType.Q8_0
+    qdn = gguf.quants.quantize(dn, q8)
+    w.add_tensor(dn_name + ".weight", qdn, raw_shape=qdn.shape, raw_dtype=q8)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    file = gc.weights.open(str(path))
+    sgu, sdn = file[gu_name + ".weight"], file[dn_name + ".weight"]
+    assert sgu.shape == (e, 2 * f, d) and isinstance(sdn, QuantizedTensor)
+    assert sdn.qtype == "Q8_0" and tuple(sdn.shape) == (e, d, f)
+    x = random(rng, (7, d))
+    ids, wt = routed(rng, 7, e, 2)
+    ref = moe_ref(x, ids, wt, gu, gguf.quants.dequantize(qdn, q8).reshape(e, d, f))
+    assert_moe_close(gc.ops.moe(x, ids, wt, sgu, sdn), ref)
+
+
 def test_moe_quantized_torch_blocks(rng):
     torch = pytest.importorskip("torch")
     qgu, gu = quantized_experts(rng, "Q8_0", 4, 64, 64)

@@ -21,14 +21,8 @@ int64_t leading_rows(const TensorView& t) {
 std::vector<float> floats(const TensorView& v) {
   Tensor keep;
   const TensorView& d = dense(v, keep);
-  std::vector<float> f(size_t(d.numel()));
-  for (int64_t i = 0; i < d.numel(); ++i) {
-    switch (d.dtype) {
-      case DType::kF32: f[i] = d.ptr<const float>()[i]; break;
-      case DType::kBF16: f[i] = bf16_to_f32(d.ptr<const uint16_t>()[i]); break;
-      default: f[i] = f16_to_f32(d.ptr<const uint16_t>()[i]); break;
-    }
-  }
+  std::vector<float> f(static_cast<size_t>(d.numel()));
+  for (int64_t i = 0; i < d.numel(); ++i) f[i] = load_f32(d.dtype, d.data, i);
   return f;
 }
 

@@ -148,7 +148,8 @@ SHAPES = [  # (M, E, k, D, F)
     (1, 8, 2, 37, 19),
     (3, 5, 5, 64, 33),       # k == E: every token goes to every expert
     (7, 3, 1, 129, 17),      # k = 1
-    (64, 16, 4, 71, 48),     # groups on both paths (<= 4 rows: matrix-vector; more: GEMM)
+    (64, 16, 4, 71, 48),     # about 16 rows an expert: both paths (<= 16 matrix-vector)
+    (200, 6, 2, 50, 30),     # GEMM for every expert
     (130, 128, 8, 40, 24),   # many experts, a few rows each, some with none
     (9, 64, 8, 300, 70),     # most experts get no token
 ]
@@ -270,7 +271,7 @@ def test_moe_thread_count_does_not_change_bits(rng, m):
 @pytest.mark.parametrize("qtype,d,f", [("Q8_0", 96, 64), ("Q4_K", 512, 256), ("Q4_0", 64, 96),
                                        ("Q5_0", 160, 32), ("Q6_K", 256, 256),
                                        ("Q5_K", 256, 512)])
-@pytest.mark.parametrize("m", [1, 3, 9, 40])
+@pytest.mark.parametrize("m", [1, 3, 9, 40, 100])  # up to 16 rows an expert: matrix-vector
 def test_moe_quantized_matches_reference(rng, qtype, d, f, m):
     e, k = 8, 3
     qgu, gu = quantized_experts(rng, qtype, e, 2 * f, d)
@@ -295,6 +296,38 @@ def test_moe_gguf_layout_q4_k_gate_up_q5_0_down(rng, m):
     assert_moe_close(gc.ops.moe(x, ids, w, qgu, dn), ref)
     assert_moe_close(gc.ops.moe(x, ids, w, gu.astype(DTYPES["bfloat16"]), qdn),
                      moe_ref(x, ids, w, gu.astype(DTYPES["bfloat16"]), dn))
+
+
+def test_moe_reads_gguf_expert_tensors(rng, tmp_path):
+    # The gguf package's own name map and writer: HF experts.gate_up_proj [E, 2F, D] and
+    # experts.down_proj [E, D, F] become blk.N.ffn_gate_up_exps / ffn_down_exps, which
+    # gc.weights.open returns as an [E, 2F, D] array and an (E, D, F) QuantizedTensor that the op
+    # reads as they are.
+    gguf = pytest.importorskip("gguf")
+    e, d, f = 6, 64, 32
+    gu, dn = experts(rng, e, d, f)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.GEMMA4, 1)
+    gu_name = names.get_name("model.layers.0.experts.gate_up_proj")
+    dn_name = names.get_name("model.layers.0.experts.down_proj")
+    assert (gu_name, dn_name) == ("blk.0.ffn_gate_up_exps", "blk.0.ffn_down_exps")
+    path = tmp_path / "experts.gguf"
+    w = gguf.GGUFWriter(str(path), "gemma4")
+    w.add_tensor(gu_name + ".weight", gu)
+    q8 = gguf.GGMLQuantizationType.Q8_0
+    qdn = gguf.quants.quantize(dn, q8)
+    w.add_tensor(dn_name + ".weight", qdn, raw_shape=qdn.shape, raw_dtype=q8)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    file = gc.weights.open(str(path))
+    sgu, sdn = file[gu_name + ".weight"], file[dn_name + ".weight"]
+    assert sgu.shape == (e, 2 * f, d) and isinstance(sdn, QuantizedTensor)
+    assert sdn.qtype == "Q8_0" and tuple(sdn.shape) == (e, d, f)
+    x = random(rng, (7, d))
+    ids, wt = routed(rng, 7, e, 2)
+    ref = moe_ref(x, ids, wt, gu, gguf.quants.dequantize(qdn, q8).reshape(e, d, f))
+    assert_moe_close(gc.ops.moe(x, ids, wt, sgu, sdn), ref)
 
 
 def test_moe_quantized_torch_blocks(rng):

@@ -12,6 +12,7 @@ Files: formats.py (loading, saving, hook names), autoencoder.py (the SAE object)
 from .autoencoder import SAE
 from .formats import (hook_from_hf, hook_from_transformer_lens, hook_to_hf, load,
                       save_gemma_scope_2)
+from .splice import SUFFIXES
 
 __all__ = ["SAE", "load", "save_gemma_scope_2", "hook_from_hf", "hook_to_hf",
-           "hook_from_transformer_lens"]
+           "hook_from_transformer_lens", "SUFFIXES"]

@@ -210,6 +210,17 @@ class SAE:
             raise IndexError(f"{self.name}: feature {feature} is not in [0, {self.d_sae})")
         return np.asarray(self.W_dec[int(feature)], dtype=np.float32)
 
+    def input_from(self, activation, eps: float = 1e-6) -> np.ndarray:
+        """The SAE's input, as its own float32 array [B, T, d_in], from the activation of its
+        hook_in point [B, T, ...] (attention heads flattened; divided by its RMS, with eps = the
+        model's norm eps, for input_norm="rms")."""
+        a = np.asarray(activation)
+        x = a.reshape(a.shape[0], a.shape[1], -1) if a.ndim > 2 else a
+        if self.input_norm == "rms":
+            return ops.rms_norm(np.ascontiguousarray(x, dtype=np.float32),
+                                np.zeros(x.shape[-1], np.float32), eps)
+        return np.array(x, dtype=np.float32)
+
     def _input(self, x):
         if not hasattr(x, "shape") or len(x.shape) < 1:
             raise ValueError(f"{self.name}: the input must be an array [..., d_in = {self.d_in}]")

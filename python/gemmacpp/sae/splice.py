@@ -62,23 +62,16 @@ class SaeSplice:
     def names_after(self, name):
         return self.names if name == self.hook_out else ()
 
-    def _sae_input(self, act):
-        """The SAE's input from an activation [B, T, ...]: its own float32 copy [B, T, d_in]."""
-        x = act.reshape(act.shape[0], act.shape[1], -1)
-        if self.sae.input_norm == "rms":
-            return ops.rms_norm(x, np.zeros(x.shape[-1], np.float32), self.eps)
-        return x.copy()
-
     def _forward(self, x):
         out = self.sae.decode(self.sae.encode(x))
         return out + self.sae.skip(x) if self.sae.W_skip is not None else out
 
     def run(self, d, name, act):
         if name != self.hook_out:  # a transcoder's input
-            self._captured = self._sae_input(act)
+            self._captured = self.sae.input_from(act, self.eps)
             return
         if self.hook_in == self.hook_out:
-            x0 = self._sae_input(act)
+            x0 = self.sae.input_from(act, self.eps)
         else:
             x0, self._captured = self._captured, None
             if x0 is None or x0.shape[:2] != act.shape[:2]:

@@ -13,8 +13,9 @@ from .autoencoder import SAE
 from .formats import (hook_from_hf, hook_from_transformer_lens, hook_to_hf, load,
                       save_gemma_scope_2)
 from .features import attribute, feature_activations, logit_diff, steer, top_activating
+from .harvest import harvest, read_manifest, shards, to_saelens
 from .splice import SUFFIXES
 
 __all__ = ["SAE", "load", "save_gemma_scope_2", "hook_from_hf", "hook_to_hf",
            "hook_from_transformer_lens", "SUFFIXES", "feature_activations", "top_activating",
-           "steer", "attribute", "logit_diff"]
+           "steer", "attribute", "logit_diff", "harvest", "read_manifest", "shards", "to_saelens"]

@@ -26,9 +26,11 @@ def capture(model, tokens, names, *, lengths=None) -> dict:
         if name == last:
             raise _StopForward
 
+    # every position of every point, except the two that last_only cuts to the last token
+    last_only = not any(n in ("ln_final.hook_normalized", "hook_logits") for n in names)
     try:
         with model.hooks({n: keep for n in names}):
-            model.forward(tokens, lengths=lengths, last_only=True)
+            model.forward(tokens, lengths=lengths, last_only=last_only)
     except _StopForward:
         pass
     missing = [n for n in names if n not in got]

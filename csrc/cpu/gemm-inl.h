@@ -184,6 +184,33 @@ HWY_INLINE void PackPanel(const T* HWY_RESTRICT w, size_t ldw, size_t ncols, siz
   }
 }
 
+// The same panel from a weight stored k-major (w[k * ldw + n], the W of x @ W, e.g. a sparse
+// autoencoder's W_enc [d_in, d_sae]): w points at row k0, column 0 of the slice; each k reads
+// ncols contiguous values. Columns ncols..strips*NR-1 of the last strip are zero.
+template <class T>
+HWY_INLINE void PackPanelKMajor(const T* HWY_RESTRICT w, size_t ldw, size_t ncols, size_t kb,
+                                float* HWY_RESTRICT panel) {
+  const hn::ScalableTag<float> df;
+  const size_t L = hn::Lanes(df), NR = 2 * L;
+  const size_t strips = (ncols + NR - 1) / NR;
+  for (size_t k = 0; k < kb; ++k) {
+    const T* HWY_RESTRICT row = w + k * ldw;
+    for (size_t s = 0; s < strips; ++s) {
+      float* HWY_RESTRICT dst = panel + s * kb * NR + k * NR;
+      for (size_t j = 0; j < NR; j += L) {
+        const size_t c = s * NR + j;
+        if (c + L <= ncols) {
+          hn::Store(LoadF32(df, row + c), df, dst + j);
+        } else if (c < ncols) {
+          hn::Store(LoadF32Partial(df, row + c, ncols - c), df, dst + j);
+        } else {
+          hn::Store(hn::Zero(df), df, dst + j);
+        }
+      }
+    }
+  }
+}
+
 // c[r][0..NR) += sum_{k < kb} x[r * ldx + k] * panel[k * NR + j] for rows r < R (R <= kGemmMR),
 // one strip. c rows are ldc floats apart and NR-aligned; panel is aligned. The k loop is the only
 // reduction, in increasing k, so each output's accumulation order is fixed by K alone.

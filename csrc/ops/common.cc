@@ -34,6 +34,13 @@ void check_shape(const char* op, const char* name, const TensorView& t,
                            t.shape_str()));
 }
 
+std::vector<float> float_vector(const TensorView& t) {
+  std::vector<float> v(size_t(t.size(0)));
+  const int64_t s = t.stride(0);
+  for (int64_t i = 0; i < t.size(0); ++i) v[size_t(i)] = load_f32(t.dtype, t.data, i * s);
+  return v;
+}
+
 const TensorView& dense(const TensorView& t, Tensor& keep) {
   if (t.is_contiguous()) return t;
   keep = contiguous_copy(t);

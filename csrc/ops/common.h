@@ -22,6 +22,10 @@ void check_same_device(const char* op, const char* name, const TensorView& t,
 void check_shape(const char* op, const char* name, const TensorView& t,
                  const std::vector<int64_t>& expected);
 
+// A 1-D float32, float16 or bfloat16 view of any stride as a float32 vector (a small copy: biases,
+// thresholds).
+std::vector<float> float_vector(const TensorView& t);
+
 // `t` itself when it is C-contiguous, else a contiguous copy kept alive in `keep`.
 const TensorView& dense(const TensorView& t, Tensor& keep);
 // `t` itself when its rows (last dimension) are contiguous, else a contiguous copy in `keep`.

@@ -31,20 +31,6 @@ int64_t uniform_row_stride(const TensorView& t, int64_t rows) {
   return stride >= 0 ? stride : -1;
 }
 
-// Bias as a float32 vector (a small copy: N elements of any float dtype, any stride).
-std::vector<float> bias_f32(const TensorView& b) {
-  std::vector<float> v(size_t(b.size(0)));
-  const int64_t s = b.stride(0);
-  for (int64_t i = 0; i < b.size(0); ++i) {
-    switch (b.dtype) {
-      case DType::kF32: v[i] = b.ptr<const float>()[i * s]; break;
-      case DType::kBF16: v[i] = bf16_to_f32(b.ptr<const uint16_t>()[i * s]); break;
-      default: v[i] = f16_to_f32(b.ptr<const uint16_t>()[i * s]); break;
-    }
-  }
-  return v;
-}
-
 // x as M rows ldx apart (a copy in keep only when its leading dimensions cannot be walked so).
 const TensorView& x_as_rows(const TensorView& x_in, Tensor& keep, int64_t* rows, int64_t* ldx) {
   const TensorView* x = &dense_rows(x_in, keep);
@@ -91,7 +77,7 @@ Tensor run_linear(const TensorView& x_in, int64_t N, const TensorView* bias, con
   int64_t rows = 1, ldx = K;
   const TensorView& x = x_as_rows(x_in, x_keep, &rows, &ldx);
   std::vector<float> b;
-  if (bias) b = bias_f32(*bias);
+  if (bias) b = float_vector(*bias);
   std::vector<int64_t> shape(x_in.shape.begin(), x_in.shape.end() - 1);
   shape.push_back(N);
   Output y("linear", out, DType::kF32, shape, x_in.device, /*need_contiguous=*/shape.size() > 2);

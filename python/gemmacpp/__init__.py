@@ -9,9 +9,11 @@ from .quant import QuantizedTensor
 from .loader import load
 from .model import Model
 from .embedding import EmbeddingModel, cosine_similarity
+from . import sae
+from .sae import harvest
 from ._runtime import devices, get_num_threads, set_num_threads, simd_target
 
 __version__ = _core.__version__
 
-__all__ = ["load", "Model", "EmbeddingModel", "cosine_similarity", "ops", "tokenizer", "weights", "QuantizedTensor", "devices",
+__all__ = ["load", "Model", "EmbeddingModel", "cosine_similarity", "ops", "tokenizer", "weights", "QuantizedTensor", "sae", "harvest", "devices",
            "set_num_threads", "get_num_threads", "simd_target", "__version__"]

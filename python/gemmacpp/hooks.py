@@ -88,15 +88,26 @@ def check_replacement(name: str, activation: np.ndarray, replacement) -> np.ndar
 class HookDispatch:
     """What the C++ forward calls: .names lists the hook points to offer, and dispatch(name,
     activation) runs that point's hooks in registration order, each seeing the previous ones'
-    edits, and writes a returned replacement into the forward's buffer."""
+    edits, and writes a returned replacement into the forward's buffer.
 
-    def __init__(self, all_names, registrations):
+    Stages (attached SAEs, gemmacpp.sae.splice) run at their host points before the hooks
+    registered there; they offer points of their own (stage.names, which the C++ forward does not
+    know) through offer()."""
+
+    def __init__(self, all_names, registrations, stages=()):
         self._all = list(all_names)
         self._fns: dict[str, list] = {}
         for names, fn in registrations:
             for n in select_names(self._all, names):
                 self._fns.setdefault(n, []).append(fn)
-        self.names = [n for n in self._all if n in self._fns]
+        self._stages: dict[str, list] = {}
+        virtual = set()
+        for stage in stages:
+            virtual.update(stage.names)
+            for host in stage.hosts:
+                self._stages.setdefault(host, []).append(stage)
+        self.names = [n for n in self._all
+                      if n not in virtual and (n in self._fns or n in self._stages)]
 
     def __call__(self, name, activation):
         try:
@@ -115,19 +126,33 @@ class HookDispatch:
             err = err.__cause__ or err.__context__
         raise error
 
+    def hooked(self, name) -> bool:
+        """Whether any hook is registered on `name`."""
+        return name in self._fns
+
+    def offer(self, name, array):
+        """Runs the hooks of a stage's own point on `array` (which the stage owns) and returns it,
+        edited in place or overwritten by a hook's replacement."""
+        for fn in self._fns.get(name, ()):
+            out = fn(array, name)
+            if out is not None and out is not array:
+                array[...] = check_replacement(name, array, out)
+        return array
+
     def _run(self, name, activation):
-        for fn in self._fns[name]:
-            out = fn(activation, name)
-            if out is not None and out is not activation:
-                activation[...] = check_replacement(name, activation, out)
+        for stage in self._stages.get(name, ()):
+            stage.run(self, name, activation)
+        self.offer(name, activation)
 
 
 class HookRegistry:
     """A model's active hooks: (names, fn) registrations in order, pushed and popped by the
-    model.hooks() context manager and run_with_cache."""
+    model.hooks() context manager and run_with_cache; and its stages (attached SAEs), pushed and
+    popped by model.saes()."""
 
     def __init__(self):
         self.registrations: list = []
+        self.stages: list = []
 
     @contextlib.contextmanager
     def added(self, registrations):
@@ -138,8 +163,19 @@ class HookRegistry:
         finally:
             del self.registrations[start:]
 
+    @contextlib.contextmanager
+    def added_stages(self, stages):
+        start = len(self.stages)
+        self.stages.extend(stages)
+        try:
+            yield
+        finally:
+            del self.stages[start:]
+
     def dispatch(self, all_names):
-        return HookDispatch(all_names, self.registrations) if self.registrations else None
+        if not self.registrations and not self.stages:
+            return None
+        return HookDispatch(all_names, self.registrations, self.stages)
 
 
 def registrations_from(hooks) -> list:
@@ -197,6 +233,20 @@ class HookedMixin:
 
     def _hook_dispatch(self):
         """What a forward hands the C++ model: None (no hooks, no cost) or a HookDispatch."""
-        if self._hook_registry is None or not self._hook_registry.registrations:
+        reg = self._hook_registry
+        if reg is None or (not reg.registrations and not reg.stages):
             return None
-        return self._hook_registry.dispatch(self.hook_names())
+        return reg.dispatch(self.hook_names())
+
+    def _with_stage_names(self, names: list) -> list:
+        """names with the points of attached stages (SAEs) inserted after the point each stage
+        offers them at."""
+        reg = self._hook_registry
+        if reg is None or not reg.stages:
+            return names
+        out = []
+        for n in names:
+            out.append(n)
+            for stage in reg.stages:
+                out.extend(stage.names_after(n))
+        return out

@@ -23,6 +23,7 @@ from ._defaults import DEFAULT_MAX_LEN
 from .chat import format_chat, is_chat
 from .eval import scoring
 from .hooks import HookedMixin
+from .sae.splice import attach as attach_saes
 from .tokenizer import Tokenizer
 from .tokens import token_batch
 from .vision import split_hooks
@@ -173,11 +174,21 @@ class Model(HookedMixin):
         blocks.{i}.hook_resid_pre, blocks.{i}.attn.hook_q ... blocks.{i}.hook_resid_post,
         ln_final.hook_normalized, hook_logits (TransformerLens names; table in docs/hooks.md);
         with a vision tower, its points come first (vision.blocks.{i}.hook_resid_post,
-        vision.hook_out)."""
+        vision.hook_out); inside model.saes(...), each SAE's points follow its output point."""
         if getattr(self, "_hook_name_list", None) is None:
             vision = list(self._images.vision.hook_names()) if self._images is not None else []
             self._hook_name_list = vision + list(self._m.hook_names())
-        return list(self._hook_name_list)
+        return self._with_stage_names(list(self._hook_name_list))
+
+    def saes(self, saes, *, splice: bool = True, error_term: bool = False):
+        """Context manager: while active, the given sparse autoencoders and transcoders
+        (gemmacpp.sae.SAE; a {hook: sae} dict, a list or one SAE) run inside every forward, each
+        offering hook points "<hook_out>.sae.hook_sae_input / _acts_pre / _acts_post / _recons /
+        _error / _output" (in hook_names(), for hooks() and run_with_cache). splice: the activation
+        at the SAE's output point becomes its output (its reconstruction; with error_term, plus
+        the error term, which leaves the forward bitwise unchanged until a hook edits the SAE's
+        points). splice=False only reads. See gemmacpp.sae.splice and docs/sae.md."""
+        return attach_saes(self, saes, splice=splice, error_term=error_term)
 
     def run_with_cache(self, tokens, *, names=None, cache=None, lengths=None, last_only: bool = False,
                        images=None):

@@ -6,6 +6,8 @@ of array as its first argument, on the same device and in its dtype. ``out=`` wr
 into a given array (same shape and dtype) and returns it. Strided inputs are read correctly.
 The GIL is released while a kernel runs.
 """
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import _core
@@ -14,7 +16,8 @@ from ._arrays import result as _result
 from .quant import QuantizedTensor
 
 __all__ = ["attention", "softcap", "rms_norm", "layer_norm", "rope", "gelu_tanh", "geglu",
-           "linear", "dequantize", "moe_route", "moe", "rg_lru", "conv1d_temporal"]
+           "linear", "dequantize", "moe_route", "moe", "rg_lru", "conv1d_temporal",
+           "sae_encode", "sae_decode", "SparseActs"]
 
 
 def attention(q, k, v, *, causal=True, window=None, softcap=None, scale=None, q_start=None,
@@ -211,6 +214,91 @@ def dequantize(qt):
         raise TypeError(f"dequantize: expected a QuantizedTensor, got {type(qt).__name__}")
     n, k = _shape2(qt.shape, "dequantize: qt.shape")
     return _result(qt.data, None, _core.dequantize(qt.data, qt.qtype, n, k))
+
+
+@dataclass(frozen=True)
+class SparseActs:
+    """Sparse activations of a sparse autoencoder, row by row (compressed sparse rows): row m of
+    the flattened leading dimensions has the nonzero values[j] at features indices[j] for
+    offsets[m] <= j < offsets[m + 1], features in increasing order. shape: the dense shape
+    (..., d_sae). Arrays are of the kind sae_encode's x was (NumPy: float32, int32, int64)."""
+
+    values: object
+    indices: object
+    offsets: object
+    shape: tuple
+
+    @property
+    def nnz(self) -> int:
+        return int(self.values.shape[0])
+
+    def l0(self) -> np.ndarray:
+        """The number of active features of each row, shape[:-1]."""
+        return np.diff(np.asarray(self.offsets)).reshape(self.shape[:-1])
+
+    def to_dense(self) -> np.ndarray:
+        """The dense float32 NumPy array of shape `shape`."""
+        offsets = np.asarray(self.offsets)
+        d = np.zeros((len(offsets) - 1, self.shape[-1]), np.float32)
+        rows = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+        d[rows, np.asarray(self.indices)] = np.asarray(self.values)
+        return d.reshape(self.shape)
+
+
+def sae_encode(x, W_enc, b_enc=None, *, threshold=None, k=None, activation=None, b_dec=None,
+               dense=False, return_pre=False):
+    """A sparse autoencoder's encoder, one fused pass: p = (x - b_dec) @ W_enc + b_enc, then the
+    activation, applied to each tile of p while it is in cache.
+
+    x: [..., d_in] float32; W_enc: [d_in, d_sae] (as SAELens and Gemma Scope store it), float32,
+    bfloat16 or float16, read in place; b_enc, threshold: [d_sae]; b_dec: [d_in] or None (SAELens'
+    apply_b_dec_to_input). activation: "relu" (max(p, 0)), "jumprelu" (p where p > threshold and
+    p > 0, else 0: SAELens' relu(p) * (p > threshold), so p == threshold is off), "topk" (the k
+    largest p of each row, ties to the lower feature index, then the ReLU), or "identity" (p);
+    by default "jumprelu" when threshold is given, "topk" when k is, else "relu". NaN
+    pre-activations are never active.
+
+    Returns SparseActs (the nonzero activations of each row, features in increasing order), or
+    with dense=True the float32 array [..., d_sae]; with return_pre=True, (acts, p) with p the
+    dense pre-activations [..., d_sae]. CPU only.
+    """
+    if activation is None:
+        activation = "jumprelu" if threshold is not None else "topk" if k is not None else "relu"
+    if not isinstance(activation, str):
+        raise TypeError(f"sae_encode: activation must be a str, got {type(activation).__name__}")
+    values, indices, offsets, d, pre = _core.sae_encode(
+        x, W_enc, b_enc, threshold, 0 if k is None else _int(k, "k"), activation, b_dec,
+        sparse=not dense, dense=bool(dense), pre=bool(return_pre))
+    if dense:
+        acts = _like(x, d)
+    else:
+        shape = tuple(x.shape[:-1]) + (int(W_enc.shape[1]),)
+        acts = SparseActs(_like(x, values), _like(x, indices), _like(x, offsets), shape)
+    return (acts, _like(x, pre)) if return_pre else acts
+
+
+def sae_decode(acts, W_dec, b_dec=None, *, out=None):
+    """A sparse autoencoder's decoder: acts @ W_dec (+ b_dec), reading only the rows of W_dec
+    of active features (each row's active features summed in increasing order, then b_dec).
+
+    acts: SparseActs (from sae_encode) or dense float32 [..., d_sae] (its nonzero entries are
+    used); W_dec: [d_sae, d_out] float32, bfloat16 or float16, read in place; b_dec: [d_out] or
+    None. Returns float32 [..., d_out].
+    """
+    if not isinstance(acts, SparseActs):
+        return _result(acts, out, _core.sae_decode_dense(acts, W_dec, b_dec, out))
+    shape = tuple(acts.shape[:-1]) + (int(W_dec.shape[1]),)
+    rows = (len(acts.offsets) - 1, shape[-1])
+    target = out
+    if out is not None and tuple(out.shape) != rows:
+        if tuple(out.shape) != shape or not (isinstance(out, np.ndarray) and out.flags.c_contiguous):
+            raise ValueError(f"sae_decode: out must be a C-contiguous NumPy array of shape {shape} "
+                             f"or an array of shape {rows}, got {tuple(out.shape)}")
+        target = out.reshape(rows)  # a view
+    y = _core.sae_decode(acts.values, acts.indices, acts.offsets, W_dec, b_dec, target)
+    if out is not None:
+        return out
+    return _like(acts.values, y).reshape(shape)
 
 
 def _opt_mask(value):

@@ -16,6 +16,9 @@ scaled_dot_product_attention per sequence (medians of interleaved blocks, timing
 
     python benchmarks/bench_attention.py [--quick] [--threads N] [--repeat N] [--no-numpy]
                                          [--varlen-only]
+
+Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
+(bench_env.py).
 """
 import argparse
 import os
@@ -24,8 +27,11 @@ import time
 import numpy as np
 import torch
 
-import gemmacpp as gc
-from timing import time_all
+import bench_env
+
+bench_env.select_gemmacpp()
+import gemmacpp as gc  # noqa: E402
+from timing import time_all  # noqa: E402
 
 B, HQ, HKV, D = 1, 8, 4, 256
 
@@ -178,6 +184,7 @@ def main():
     gc.set_num_threads(args.threads)
     repeat = args.repeat or (2 if args.quick else 5)
     rng = np.random.default_rng(0)
+    print(bench_env.gemmacpp_origin())
     print(f"threads={args.threads}, SIMD target {gc.simd_target()}")
     if args.varlen_only:
         return varlen_table(rng, 0.3 if args.quick else 1.0)

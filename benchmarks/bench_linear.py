@@ -9,16 +9,19 @@ for bfloat16 weights both its bfloat16 linear (x cast to bfloat16, as torch requ
 float32 linear on a float32 copy of the weights are timed. For the matrix-vector rows, GB/s counts
 the weight bytes read once, and "copy" compares it with the read+write traffic of a large
 np.copyto measured in this run (the memory bandwidth a streaming kernel can hope for).
+
+Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
+(bench_env.py).
 """
 import argparse
 import contextlib
-import os
-import sys
 
 import ml_dtypes
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
+import bench_env
+
+bench_env.select_gemmacpp()
 import gemmacpp as gc  # noqa: E402
 from timing import copy_bandwidth, time_all  # noqa: E402
 
@@ -95,6 +98,7 @@ def main():
     if args.threads:
         gc.set_num_threads(args.threads)
     threads = gc.get_num_threads()
+    print(bench_env.gemmacpp_origin())
     if torch is not None:
         torch.set_num_threads(threads)
     copy_gbs = copy_bandwidth(args.min_time)

@@ -10,15 +10,18 @@ on the same shape. GB/s counts the weight bytes read once (the quantized bytes f
 weights), and "copy" compares it with the read+write traffic of a large np.copyto measured in
 this run. Matrix-matrix (M = 512, prefill): GFLOP/s of the quantized path (it dequantizes panels
 of weight rows and runs the dense GEMM microkernel) beside the dense ones.
+
+Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
+(bench_env.py).
 """
 import argparse
-import os
-import sys
 
 import ml_dtypes
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
+import bench_env
+
+bench_env.select_gemmacpp()
 import gemmacpp as gc  # noqa: E402
 from gemmacpp.quant import QuantizedTensor  # noqa: E402
 from timing import copy_bandwidth, time_all  # noqa: E402
@@ -129,6 +132,7 @@ def main():
     if torch is not None:
         torch.set_num_threads(gc.get_num_threads())
     rng = np.random.default_rng(0)
+    print(bench_env.gemmacpp_origin())
     copy_gbs = copy_bandwidth(args.min_time)
     print(f"gemmacpp threads: {gc.get_num_threads()}; np.copyto bandwidth: {copy_gbs:.1f} GB/s\n")
     print("matrix-vector, M = 1 (GB/s over the weight bytes read once)")

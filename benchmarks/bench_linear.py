@@ -11,9 +11,10 @@ the weight bytes read once, and "copy" compares it with the read+write traffic o
 np.copyto measured in this run (the memory bandwidth a streaming kernel can hope for).
 
 --all-targets: instead, gemmacpp's linear alone (float32, bfloat16 and float16 weights;
-matrix-vector GB/s, matrix-matrix GFLOP/s) on each SIMD target this CPU supports, a column per
-target, and the kernels on which the dispatched target is more than 10% behind a lesser one
-(bench_env.py). With --quick the matrix-matrix rows take the two 270M shapes only.
+matrix-vector GB/s, matrix-matrix GFLOP/s for M = 8, a small batch, and M = 512) on each SIMD
+target this CPU supports, a column per target, and the kernels on which the dispatched target is
+more than 10% behind a lesser one (bench_env.py). With --quick the M = 512 rows take the two 270M
+shapes only.
 
 Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
 (bench_env.py).
@@ -101,12 +102,13 @@ def run_all_targets(args):
     def seconds(fn):
         return time_all({"gc": fn}, args.min_time / 2, rounds=1, pause=0.05)["gc"]
 
-    for m, shapes in ((1, MATVEC_SHAPES), (512, MATMUL_SHAPES)):
+    # M = 8: a small batch (batched decode), where packing the weights outweighs the FMAs.
+    for m, shapes in ((1, MATVEC_SHAPES), (8, MATMUL_SHAPES), (512, MATMUL_SHAPES)):
         matvec = m == 1
         print(f"\nmatrix-vector, M = 1" if matvec else f"\nmatrix-matrix, M = {m}")
         table = bench_env.TargetTable(f"{'shape N x K':>15} {'what':<22} {'w':<5}", 44,
                                       "GB/s" if matvec else "GFLOP/s")
-        if args.quick and not matvec:
+        if args.quick and m == 512:
             shapes = shapes[:2]
         for n, k, what in shapes:
             if n * k > 64 << 20:
@@ -116,7 +118,7 @@ def run_all_targets(args):
             for wname, dt in wdtypes.items():
                 w = w32.astype(dt)
                 t = bench_env.per_target_seconds(lambda: gc.ops.linear(x, w), seconds,
-                                                 rounds=2 if matvec else 1)
+                                                 rounds=1 if m == 512 else 2)
                 table.row(f"{f'{n} x {k}':>15} {what:<22} {wname:<5}",
                           {name: (w.nbytes if matvec else 2.0 * m * n * k) / s / 1e9
                            for name, s in t.items()})

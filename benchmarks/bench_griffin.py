@@ -16,16 +16,20 @@
    recurrent, attention group; memory and time allow no more on a small machine), float32
    weights, greedy, against transformers' RecurrentGemmaForCausalLM.generate with its cache.
 Times: median of blocks of calls, blocks of each contender interleaved (benchmarks/timing.py).
+
+Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
+(bench_env.py).
 """
 import argparse
 import os
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
+import bench_env
+
+bench_env.select_gemmacpp()
 import gemmacpp as gc  # noqa: E402
 from timing import copy_bandwidth, time_all  # noqa: E402
 

@@ -13,14 +13,18 @@ Target (issue 5): capturing every residual stream costs under 10% extra at 512 t
 The variants run in turn, one call each per round; the figure is each variant's fastest call
 (and the median beside it). On a shared machine the fastest call is the steadiest estimate of
 what the work itself costs; medians move with the other load.
+
+Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
+(bench_env.py).
 """
 import argparse
 import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
+import bench_env
+
+bench_env.select_gemmacpp()
 import gemmacpp as gc  # noqa: E402
 import time  # noqa: E402
 

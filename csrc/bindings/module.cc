@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -128,6 +129,19 @@ PYBIND11_MODULE(_core, m) {
   m.def("simd_target", &cpu::simd_target_name,
         "The Highway target the CPU kernels dispatch to on this machine");
   m.def("simd_targets_compiled", &cpu::compiled_target_names);
+  m.def("simd_targets_supported", &cpu::supported_target_names,
+        "The compiled Highway targets this CPU can run, best first");
+  m.def("set_simd_target",
+        [](std::optional<std::string> name) {
+          if (name) {
+            cpu::set_simd_target(*name);
+          } else {
+            cpu::reset_simd_target();
+          }
+        },
+        py::arg("name"),
+        "Dispatch every CPU kernel to the named target (one of simd_targets_supported()), or "
+        "back to the best one for None. For tests and benchmarks; not while an op runs.");
 #ifdef GEMMACPP_WITH_CUDA
   m.attr("cuda_compiled") = true;
 #else

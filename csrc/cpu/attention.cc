@@ -498,10 +498,22 @@ void PackTile(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t kvh
 
 // ---- decode: split-K partials and their combination ---------------------------------------------
 
+// The decode path's vectors. It reads each K and V row once per call, usually from memory;
+// there, on AVX-512 (an EPYC, Zen 4, one thread), 16-lane vectors streamed them markedly slower
+// than 8-lane ones (Tk = 4096, 32 MiB of K and V: 32 against 46 GB/s, the AVX2 target 44; after
+// the caches were flushed with writes, 26 against 28), though faster from the L3 (Tk = 1024: 65
+// against 57). Not explained by alignment, prefetch distance or dropped prefetches (tried);
+// decode takes 8 lanes there. bench_attention.py --all-targets compares the targets.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+using DFD = hn::CappedTag<float, 8>;
+#else
+using DFD = DF;
+#endif
+
 // Loads element d.. of a key or value row as float32; `tail` = D - d when fewer than a vector.
 template <class T>
-HWY_INLINE hn::Vec<DF> LoadRow(const T* p, size_t d, size_t tail) {
-  const DF df;
+HWY_INLINE hn::Vec<DFD> LoadRow(const T* p, size_t d, size_t tail) {
+  const DFD df;
   return tail ? LoadF32Partial(df, p + d, tail) : LoadF32(df, p + d);
 }
 
@@ -512,14 +524,14 @@ HWY_INLINE hn::Vec<DF> LoadRow(const T* p, size_t d, size_t tail) {
 template <int NQ, class T>
 HWY_INLINE void Dot4(const float* q, size_t ldq, const T* const* k, size_t D, float* out,
                      size_t lds, int64_t ahead) {
-  const DF df;
+  const DFD df;
   const size_t N = hn::Lanes(df);
-  hn::Vec<DF> acc[NQ][4];
+  hn::Vec<DFD> acc[NQ][4];
   for (int r = 0; r < NQ; ++r)
     for (int t = 0; t < 4; ++t) acc[r][t] = hn::Zero(df);
   for (size_t d = 0; d < D; d += N) {
     const size_t tail = d + N <= D ? 0 : D - d;
-    hn::Vec<DF> kv[4];
+    hn::Vec<DFD> kv[4];
     for (int t = 0; t < 4; ++t) {
       hwy::Prefetch(k[t] + ahead + d);
       kv[t] = LoadRow(k[t], d, tail);
@@ -538,14 +550,14 @@ HWY_INLINE void Dot4(const float* q, size_t ldq, const T* const* k, size_t D, fl
 template <int NQ, class T>
 HWY_INLINE void Axpy4(const float* p, size_t ldp, const T* const* v, size_t D, float* o,
                       size_t ldo, int64_t ahead) {
-  const DF df;
+  const DFD df;
   const size_t N = hn::Lanes(df);
-  hn::Vec<DF> pv[NQ][4];
+  hn::Vec<DFD> pv[NQ][4];
   for (int r = 0; r < NQ; ++r)
     for (int t = 0; t < 4; ++t) pv[r][t] = hn::Set(df, p[r * ldp + t]);
   for (size_t d = 0; d < D; d += N) {
     const size_t tail = d + N <= D ? 0 : D - d;
-    hn::Vec<DF> x[4];
+    hn::Vec<DFD> x[4];
     for (int t = 0; t < 4; ++t) {
       hwy::Prefetch(v[t] + ahead + d);
       x[t] = LoadRow(v[t], d, tail);

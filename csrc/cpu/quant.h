@@ -17,6 +17,11 @@ void dequantize(QType t, const uint8_t* data, int64_t n, int64_t k, float* out);
 // kMatvecMaxRows rows of x stream the blocks once with in-register dequantization; more rows
 // dequantize panels of weight rows for the blocked GEMM microkernel. Results do not depend on the
 // thread count.
+// Whether linear_quantized's matrix-vector path, on the target kernels dispatch to now, reads
+// qtype t's blocks in registers (false: it expands each weight row into a buffer first, a
+// generic path several times slower). Tests check it on every target.
+bool quantized_matvec_fused(QType t);
+
 void linear_quantized(const float* x, int64_t ldx, int64_t M, int64_t K, QType t, const uint8_t* w,
                       int64_t N, const float* bias, float* out, int64_t ldo);
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import gemmacpp as gc
-from util import DEVICES, DTYPES, assert_close, on_device, random, to_f64
+from util import DEVICES, DTYPES, FMA_TARGETS, assert_close, on_device, random, to_f64
 
 FLOATS = ["float32", "float16", "bfloat16"]
 SHAPES = [(1,), (3,), (17,), (4, 640), (2, 3, 2304), (40000,), (3, 5, 7, 9)]
@@ -50,13 +50,16 @@ def test_gelu_tanh_matches_reference(rng, dtype, shape, device):
     assert_close(y, in_dtype(gelu_tanh_ref(x), dtype), dtype)
 
 
-def test_gelu_tanh_tails_and_zero():
+def test_gelu_tanh_tails_and_zero(simd_target):
     x = np.array([-1e30, -1e4, -30.0, -5.0, -1e-3, 0.0, 1e-3, 5.0, 30.0, 1e4, 1e30], np.float32)
     y = gc.ops.gelu_tanh(x)
     ref = gelu_tanh_ref(x)
     assert_close(y, ref)
     # Elementwise, not only relative to the largest value: each entry near its own reference.
-    assert np.all(np.abs(to_f64(y) - ref) <= 1e-6 * np.abs(ref) + 1e-30)
+    # Without fused multiply-adds, the argument t = 17 of e^t at x = -5 is rounded about twice
+    # more, each time up to 2^-24 * 17 = 1e-6 relative in the result (measured 1.4e-6).
+    rel = 1e-6 if simd_target in FMA_TARGETS else 3e-6
+    assert np.all(np.abs(to_f64(y) - ref) <= rel * np.abs(ref) + 1e-30)
     assert y[5] == 0.0
 
 

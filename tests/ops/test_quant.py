@@ -170,7 +170,7 @@ def test_linear_torch_x_and_out(rng):
         assert_linear_close(out, xm, w)
 
 
-@pytest.mark.parametrize("qtype", ["Q4_K", "Q6_K", "Q8_0", "Q3_K"])
+@pytest.mark.parametrize("qtype", ["Q4_K", "Q6_K", "Q8_0", "Q3_K", "Q5_0", "Q4_1"])
 def test_linear_thread_count_does_not_change_results(rng, qtype):
     qt = random_blocks(rng, qtype, 301, 512)
     before = gc.get_num_threads()
@@ -184,6 +184,13 @@ def test_linear_thread_count_does_not_change_results(rng, qtype):
             np.testing.assert_array_equal(y1, y2)
     finally:
         gc.set_num_threads(before)
+
+
+@pytest.mark.parametrize("qtype", QTYPES)
+def test_matvec_reads_blocks_in_registers(qtype, simd_target):
+    # Every type has a fused matrix-vector kernel on every target: none may fall back to the
+    # generic expand-then-dot path (AVX-512 once did for Q4_0 to Q5_1, at a sixth of the speed).
+    assert gc._core.quant_matvec_fused(qtype), f"{qtype} on {simd_target}"
 
 
 # ---- bad inputs ---------------------------------------------------------------------------------
@@ -213,6 +220,8 @@ def test_bad_inputs(rng):
         gc.ops.dequantize(QuantizedTensor(qt.data, "Q4_K", (1024,)))
     with pytest.raises(TypeError, match=r"dequantize: expected a QuantizedTensor"):
         gc.ops.dequantize(np.zeros(4, np.uint8))
+    with pytest.raises(ValueError, match=r"quant_matvec_fused: qtype 'Q7_K' .*supported: Q8_0"):
+        gc._core.quant_matvec_fused("Q7_K")
 
 
 # ---- the default model's real blocks ------------------------------------------------------------

@@ -22,6 +22,10 @@ import time
 
 import numpy as np
 
+import bench_env
+
+bench_env.select_gemmacpp()
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.path.expanduser("~/.cache/gemmacpp-bench/embeddinggemma-300m-random")
 PROMPTS = {"query": "task: search result | query: ", "document": "title: none | text: "}

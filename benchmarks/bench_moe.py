@@ -28,7 +28,9 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
+import bench_env  # noqa: E402
+
+bench_env.select_gemmacpp()
 import gemmacpp as gc  # noqa: E402
 from gemmacpp.quant import QuantizedTensor  # noqa: E402
 from bench_quant import random_quantized  # noqa: E402

@@ -20,6 +20,7 @@
 #include "csrc/cpu/rms_norm.h"
 #include "csrc/cpu/rope.h"
 #include "csrc/cpu/softcap.h"
+#include "csrc/cpu/token_logprobs.h"
 #ifdef GEMMACPP_WITH_CUDA
 #include "csrc/cuda/activation.h"
 #include "csrc/cuda/attention.h"
@@ -216,6 +217,12 @@ void rg_lru_scan(Device device, const float* a, const float* x, const float* gat
                  int64_t n, int64_t W, const float* h0, float* y, float* h_last) {
   if (!device.is_cpu()) no_cuda_kernel("rg_lru_scan", device);
   cpu::reference::rg_lru_scan(a, x, gate_x, nb, n, W, h0, y, h_last);
+}
+
+void token_logprobs(Device device, const float* logits, int64_t ld, int64_t M, int64_t V,
+                    const int64_t* target, double* logp, int64_t* argmax) {
+  if (!device.is_cpu()) no_cuda_kernel("token_logprobs", device);
+  cpu::token_logprobs(logits, ld, M, V, target, logp, argmax);
 }
 
 }  // namespace gemmacpp::ops::dispatch

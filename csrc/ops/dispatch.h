@@ -44,6 +44,11 @@ void moe_experts(Device device, const float* x, int64_t ldx, int64_t M, const in
                  const float* weights, int64_t k, const ExpertStack& gate_up,
                  const ExpertStack& down, float* out, int64_t ldo, float* workspace);
 
+// logp[m] = logits[m, target[m]] - logsumexp(logits[m]) in float64 and argmax[m], for M rows of V
+// float32 logits, row stride ld (csrc/cpu/token_logprobs.h).
+void token_logprobs(Device device, const float* logits, int64_t ld, int64_t M, int64_t V,
+                    const int64_t* target, double* logp, int64_t* argmax);
+
 void rms_norm(Device device, DType dt, const void* x, void* y, int64_t rows, int64_t d, DType wdt,
               const void* weight, float eps, bool unit_offset);
 void layer_norm(Device device, DType dt, const void* x, void* y, int64_t rows, int64_t d, DType wdt,

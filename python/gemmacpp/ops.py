@@ -16,7 +16,7 @@ from ._arrays import result as _result
 from .quant import QuantizedTensor
 
 __all__ = ["attention", "softcap", "rms_norm", "layer_norm", "rope", "gelu_tanh", "geglu",
-           "linear", "dequantize", "moe_route", "moe", "rg_lru", "conv1d_temporal",
+           "linear", "dequantize", "token_logprobs", "moe_route", "moe", "rg_lru", "conv1d_temporal",
            "sae_encode", "sae_decode", "SparseActs"]
 
 
@@ -202,6 +202,18 @@ def conv1d_temporal(x, weight, bias=None, *, state=None, reset=None):
     """
     y, s = _core.conv1d_temporal(x, weight, bias, state, _opt_mask(reset))
     return _like(x, y), _like(x, s)
+
+
+def token_logprobs(logits, targets):
+    """Log-probabilities of given tokens: logits [..., V] float32 and targets [...] (int32 or int64
+    in [0, V)) give (logp, argmax), both [...]: logp = logits[..., target] - logsumexp(logits)
+    computed in float64 (float64 array), and argmax the first index of each row's largest logit
+    (int64; of its first NaN when it has one, as NumPy's argmax). What scoring needs from a
+    forward's logits, without a [..., V] log-softmax: NaN or infinite logits give NaN, as the
+    float64 formula does. CPU only.
+    """
+    logp, argmax = _core.token_logprobs(logits, targets)
+    return _like(logits, logp), _like(logits, argmax)
 
 
 def dequantize(qt):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import ops
 from .._defaults import DEFAULT_MAX_LEN
 
 # Logits of a batch's continuation pass are [rows, tokens, vocab] float32: long continuations run
@@ -86,13 +87,9 @@ def rolling_windows(tokens: list[int], prefix: int, max_length: int, context_len
 def _log_probs(logits: np.ndarray, targets) -> tuple[float, bool]:
     """Sum of log softmax(logits[i])[targets[i]] (in float64) and whether each target is the
     argmax of its row."""
-    z = logits.astype(np.float64)
-    m = z.max(axis=-1, keepdims=True)
-    lse = m[:, 0] + np.log(np.exp(z - m).sum(axis=-1))
-    idx = np.arange(len(targets))
-    logp = float((z[idx, targets] - lse).sum())
-    greedy = bool((logits.argmax(axis=-1) == np.asarray(targets)).all())
-    return logp, greedy
+    targets = np.asarray(targets, dtype=np.int64)
+    logp, argmax = ops.token_logprobs(logits, targets)
+    return float(logp.sum()), bool((argmax == targets).all())
 
 
 def _score_batch(model, items, share: bool = True) -> list[tuple[float, bool]]:

@@ -145,6 +145,109 @@ HWY_INLINE float DotQ4Q5(const float* HWY_RESTRICT x, const float* HWY_RESTRICT 
   return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1))) + offset_scale * hn::GetLane(offsets);
 }
 
+// Expansion into float32 rows for the GEMM path (quant.cc's tiles): the same values as
+// quant_blocks.h's scalar functions, bit for bit (each is a product float32 holds exactly, plus at
+// most a min added after it), with the block's integers decoded in vectors as the dot products
+// above decode them. The scalar loops, even compiled for this target, decode Q5_0's bit fields a
+// value at a time: a third of a 32-token prefill of the default model.
+template <class DF>
+HWY_INLINE void ExpandQ8_0(const uint8_t* HWY_RESTRICT blk, float* HWY_RESTRICT out) {
+  const DF df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const hn::Rebind<int8_t, decltype(di)> d8;
+  const auto vd = BroadcastHalf(df, blk);
+  const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
+  for (size_t i = 0; i < 32; i += hn::Lanes(df)) {
+    hn::StoreU(hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + i))), vd), df, out + i);
+  }
+}
+
+// Q4_0, Q4_1, Q5_0, Q5_1 (layouts as DotQ4Q5); DF of at most 8 lanes (the high-bit table's rows).
+template <class DF, bool kFiveBit, bool kMin>
+HWY_INLINE void ExpandQ4Q5(const uint8_t* HWY_RESTRICT blk, float* HWY_RESTRICT out) {
+  const DF df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const size_t L = hn::Lanes(df);
+  constexpr size_t kQh = kMin ? 4 : 2, kQ = kQh + (kFiveBit ? 4 : 0);
+  const auto mask = hn::Set(di, 0xF);
+  const auto offset = hn::Set(di, kMin ? 0 : (kFiveBit ? 16 : 8));
+  const auto vd = BroadcastHalf(df, blk);
+  const auto vm = kMin ? BroadcastHalf(df, blk + 2) : hn::Zero(df);
+  uint32_t qh = 0;
+  if (kFiveBit) std::memcpy(&qh, blk + kQh, 4);
+  const auto high = [&](size_t j) {
+    return hn::LoadU(di, kQ5HighBits.lanes[(qh >> (j & ~size_t(7))) & 0xFF] + (j & 7));
+  };
+  const auto value = [&](hn::Vec<decltype(di)> q) {
+    return kMin ? hn::Add(hn::Mul(vd, hn::ConvertTo(df, q)), vm)
+                : hn::Mul(vd, hn::ConvertTo(df, hn::Sub(q, offset)));
+  };
+  const uint8_t* q = blk + kQ;
+  for (size_t i = 0; i < 16; i += L) {
+    const auto v = LoadU8AsI32(di, q + i);
+    auto lo = hn::And(v, mask), hi = hn::ShiftRight<4>(v);
+    if (kFiveBit) {
+      lo = hn::Or(lo, high(i));
+      hi = hn::Or(hi, high(16 + i));
+    }
+    hn::StoreU(value(lo), df, out + i);
+    hn::StoreU(value(hi), df, out + 16 + i);
+  }
+}
+
+// Q4_K and Q5_K (layout as DotQ45_K): sub-block j's 32 values are dl_j * q - ml_j.
+template <class DF, bool kFiveBit>
+HWY_INLINE void ExpandQ45_K(const uint8_t* HWY_RESTRICT blk, float* HWY_RESTRICT out) {
+  const DF df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const size_t L = hn::Lanes(df);
+  const float d = quant::half_at(blk), dmin = quant::half_at(blk + 2);
+  const uint8_t* qh = blk + 16;
+  const uint8_t* q = blk + (kFiveBit ? 48 : 16);
+  const auto mask = hn::Set(di, 0xF), one = hn::Set(di, 1);
+  for (int j = 0; j < 8; ++j) {
+    uint8_t sc, m;
+    quant::kquant_scale_min(blk + 4, j, &sc, &m);
+    const auto dl = hn::Set(df, d * float(sc)), ml = hn::Set(df, dmin * float(m));
+    const uint8_t* qj = q + 32 * (j / 2);
+    for (size_t i = 0; i < 32; i += L) {
+      const auto v = LoadU8AsI32(di, qj + i);
+      auto n = (j & 1) ? hn::ShiftRight<4>(v) : hn::And(v, mask);
+      if (kFiveBit) n = hn::Or(n, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(LoadU8AsI32(di, qh + i), j), one)));
+      hn::StoreU(hn::Sub(hn::Mul(dl, hn::ConvertTo(df, n)), ml), df, out + 32 * j + i);
+    }
+  }
+}
+
+// Q6_K (layout as quant_blocks.h's dequantize_q6_k): 16 groups of 16 values, dl_g * (q - 32).
+template <class DF>
+HWY_INLINE void ExpandQ6_K(const uint8_t* HWY_RESTRICT blk, float* HWY_RESTRICT out) {
+  const DF df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const size_t L = hn::Lanes(df);
+  const uint8_t* ql = blk;
+  const uint8_t* qh = blk + 128;
+  const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
+  const float d = quant::half_at(blk + 208);
+  const auto mask4 = hn::Set(di, 0xF), mask2 = hn::Set(di, 3), offset = hn::Set(di, 32);
+  for (int h = 0; h < 2; ++h) {
+    for (int s = 0; s < 4; ++s) {
+      for (int g = 0; g < 2; ++g) {
+        const int grp = 8 * h + 2 * s + g;
+        const auto dl = hn::Set(df, d * float(sc[grp]));
+        const uint8_t* lg = ql + 64 * h + 32 * (s & 1) + 16 * g;
+        const uint8_t* hg = qh + 32 * h + 16 * g;
+        for (size_t i = 0; i < 16; i += L) {
+          const auto lo = hn::And(hn::ShiftRightSame(LoadU8AsI32(di, lg + i), 4 * (s >> 1)), mask4);
+          const auto hi = hn::And(hn::ShiftRightSame(LoadU8AsI32(di, hg + i), 2 * s), mask2);
+          const auto v = hn::Sub(hn::Or(lo, hn::ShiftLeft<4>(hi)), offset);
+          hn::StoreU(hn::Mul(dl, hn::ConvertTo(df, v)), df, out + 16 * grp + i);
+        }
+      }
+    }
+  }
+}
+
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 // The same on 16 lanes (AVX-512): one vector per half-block, and the 5-bit types' u32 of high
 // bits is itself two 16-lane masks (a mask-register load each, where the 8-lane kernel loads a

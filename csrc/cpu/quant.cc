@@ -27,12 +27,41 @@
 HWY_BEFORE_NAMESPACE();
 namespace gemmacpp::cpu::HWY_NAMESPACE {
 
-// Grows a per-thread float buffer to at least n elements.
-// Expands blocks [b0, b0 + count) of one row into out (count * block_values floats).
+// Expands blocks [b0, b0 + count) of one row into out (count * block_values floats): in vectors
+// (quant-inl.h) for all types but Q2_K and Q3_K, which take their scalar block functions inlined
+// here, in code compiled for this target. Bitwise the values dequantize_block gives.
+template <class Expand>
+HWY_INLINE void ExpandEach(const uint8_t* p, size_t bytes, size_t values, size_t count,
+                           float* out, const Expand& expand) {
+  for (size_t b = 0; b < count; ++b) expand(p + b * bytes, out + b * values);
+}
+
 HWY_INLINE void DequantizeBlocks(QType t, const uint8_t* row, size_t b0, size_t count, float* out) {
   const QTypeInfo info = qtype_info(t);
-  for (size_t b = 0; b < count; ++b) {
-    dequantize_block(t, row + (b0 + b) * info.block_bytes, out + b * info.block_values);
+  const uint8_t* p = row + b0 * info.block_bytes;
+  const size_t bytes = info.block_bytes, values = info.block_values;
+  using D16 = hn::CappedTag<float, 16>;
+  using D8 = hn::CappedTag<float, 8>;
+  switch (t) {
+    case QType::kQ8_0: return ExpandEach(p, bytes, values, count, out, ExpandQ8_0<D16>);
+    case QType::kQ4_0:
+      return ExpandEach(p, bytes, values, count, out, ExpandQ4Q5<D8, false, false>);
+    case QType::kQ4_1:
+      return ExpandEach(p, bytes, values, count, out, ExpandQ4Q5<D8, false, true>);
+    case QType::kQ5_0:
+      return ExpandEach(p, bytes, values, count, out, ExpandQ4Q5<D8, true, false>);
+    case QType::kQ5_1:
+      return ExpandEach(p, bytes, values, count, out, ExpandQ4Q5<D8, true, true>);
+    case QType::kQ4_K:
+      return ExpandEach(p, bytes, values, count, out, ExpandQ45_K<D16, false>);
+    case QType::kQ5_K:
+      return ExpandEach(p, bytes, values, count, out, ExpandQ45_K<D16, true>);
+    case QType::kQ6_K: return ExpandEach(p, bytes, values, count, out, ExpandQ6_K<D16>);
+    default:  // Q2_K, Q3_K
+      with_block_fn(t, [&](auto k) {
+        ExpandEach(p, bytes, values, count, out,
+                   [](const uint8_t* b, float* o) { decltype(k)::expand(b, o); });
+      });
   }
 }
 

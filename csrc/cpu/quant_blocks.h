@@ -94,140 +94,171 @@ constexpr Q5HighBitTable MakeQ5HighBitTable() {
 }
 inline constexpr Q5HighBitTable kQ5HighBits = MakeQ5HighBitTable();
 
-// Writes the block_values floats of the block at b into out.
-inline void dequantize_block(QType t, const uint8_t* b, float* out) {
-  using namespace quant;
-  switch (t) {
-    case QType::kQ8_0: {
-      const float d = half_at(b);
-      for (int i = 0; i < 32; ++i) out[i] = float(int8_t(b[2 + i])) * d;
-      return;
-    }
-    case QType::kQ4_0: {
-      const float d = half_at(b);
-      for (int i = 0; i < 16; ++i) {
-        out[i] = d * float((b[2 + i] & 0xF) - 8);
-        out[16 + i] = d * float((b[2 + i] >> 4) - 8);
+// One function per type, each writing the block_values floats of the block at b into out. They
+// are always inlined, so that code compiled for a SIMD target (quant.cc's tile expansion) gets
+// its loops vectorized for that target. Every value is a product that float32 holds exactly (a
+// half times a small integer), with at most one rounding after it (the min of Q4_1, Q5_1 and the
+// K-quants), so any compilation of these loops, fused multiply-add or not, gives the same bits.
+#define GC_BLOCK_FN __attribute__((always_inline)) inline
+
+GC_BLOCK_FN void dequantize_q8_0(const uint8_t* b, float* out) {
+  const float d = quant::half_at(b);
+  for (int i = 0; i < 32; ++i) out[i] = float(int8_t(b[2 + i])) * d;
+}
+
+GC_BLOCK_FN void dequantize_q4_0(const uint8_t* b, float* out) {
+  const float d = quant::half_at(b);
+  for (int i = 0; i < 16; ++i) {
+    out[i] = d * float((b[2 + i] & 0xF) - 8);
+    out[16 + i] = d * float((b[2 + i] >> 4) - 8);
+  }
+}
+
+GC_BLOCK_FN void dequantize_q4_1(const uint8_t* b, float* out) {
+  const float d = quant::half_at(b), m = quant::half_at(b + 2);
+  for (int i = 0; i < 16; ++i) {
+    out[i] = d * float(b[4 + i] & 0xF) + m;
+    out[16 + i] = d * float(b[4 + i] >> 4) + m;
+  }
+}
+
+template <bool kHasMin>
+GC_BLOCK_FN void dequantize_q5(const uint8_t* b, float* out) {
+  const float d = quant::half_at(b), m = kHasMin ? quant::half_at(b + 2) : 0.0f;
+  const uint8_t* p = b + (kHasMin ? 4 : 2);
+  uint32_t qh;
+  std::memcpy(&qh, p, 4);  // little-endian, as the file
+  const uint8_t* q = p + 4;
+  int v[32];
+  for (int i = 0; i < 16; ++i) {
+    v[i] = (q[i] & 0xF) | int((qh >> i) & 1) << 4;
+    v[16 + i] = (q[i] >> 4) | int((qh >> (16 + i)) & 1) << 4;
+  }
+  if (kHasMin) {
+    for (int i = 0; i < 32; ++i) out[i] = d * float(v[i]) + m;
+  } else {
+    for (int i = 0; i < 32; ++i) out[i] = d * float(v[i] - 16);
+  }
+}
+GC_BLOCK_FN void dequantize_q5_0(const uint8_t* b, float* out) { dequantize_q5<false>(b, out); }
+GC_BLOCK_FN void dequantize_q5_1(const uint8_t* b, float* out) { dequantize_q5<true>(b, out); }
+
+// The K-quants below walk each 16-value scale group with its scale fixed, in loops the compiler
+// vectorizes; the value order is v = 128h + 32s + 16g + i.
+GC_BLOCK_FN void dequantize_q2_k(const uint8_t* b, float* out) {
+  const uint8_t* sc = b;
+  const uint8_t* q = b + 16;
+  const float d = quant::half_at(b + 80), dmin = quant::half_at(b + 82);
+  for (int h = 0; h < 2; ++h) {
+    for (int s = 0; s < 4; ++s) {
+      for (int g = 0; g < 2; ++g) {
+        const int grp = 8 * h + 2 * s + g;
+        const float dl = d * float(sc[grp] & 0xF), ml = dmin * float(sc[grp] >> 4);
+        const uint8_t* qg = q + 32 * h + 16 * g;
+        float* o = out + 16 * grp;
+        for (int i = 0; i < 16; ++i) o[i] = dl * float((qg[i] >> (2 * s)) & 3) - ml;
       }
-      return;
-    }
-    case QType::kQ4_1: {
-      const float d = half_at(b), m = half_at(b + 2);
-      for (int i = 0; i < 16; ++i) {
-        out[i] = d * float(b[4 + i] & 0xF) + m;
-        out[16 + i] = d * float(b[4 + i] >> 4) + m;
-      }
-      return;
-    }
-    case QType::kQ5_0:
-    case QType::kQ5_1: {
-      const bool has_min = t == QType::kQ5_1;
-      const float d = half_at(b), m = has_min ? half_at(b + 2) : 0.0f;
-      const uint8_t* p = b + (has_min ? 4 : 2);
-      uint32_t qh;
-      std::memcpy(&qh, p, 4);  // little-endian, as the file
-      const uint8_t* q = p + 4;
-      int v[32];
-      for (int i = 0; i < 16; ++i) {
-        v[i] = (q[i] & 0xF) | int((qh >> i) & 1) << 4;
-        v[16 + i] = (q[i] >> 4) | int((qh >> (16 + i)) & 1) << 4;
-      }
-      if (has_min) {
-        for (int i = 0; i < 32; ++i) out[i] = d * float(v[i]) + m;
-      } else {
-        for (int i = 0; i < 32; ++i) out[i] = d * float(v[i] - 16);
-      }
-      return;
-    }
-    // The K-quants below walk each 16-value scale group with its scale fixed, in loops the
-    // compiler vectorizes; the value order is v = 128h + 32s + 16g + i.
-    case QType::kQ2_K: {
-      const uint8_t* sc = b;
-      const uint8_t* q = b + 16;
-      const float d = half_at(b + 80), dmin = half_at(b + 82);
-      for (int h = 0; h < 2; ++h) {
-        for (int s = 0; s < 4; ++s) {
-          for (int g = 0; g < 2; ++g) {
-            const int grp = 8 * h + 2 * s + g;
-            const float dl = d * float(sc[grp] & 0xF), ml = dmin * float(sc[grp] >> 4);
-            const uint8_t* qg = q + 32 * h + 16 * g;
-            float* o = out + 16 * grp;
-            for (int i = 0; i < 16; ++i) o[i] = dl * float((qg[i] >> (2 * s)) & 3) - ml;
-          }
-        }
-      }
-      return;
-    }
-    case QType::kQ3_K: {
-      const uint8_t* hm = b;
-      const uint8_t* q = b + 32;
-      const uint8_t* sc = b + 96;
-      const float d = half_at(b + 108);
-      for (int h = 0; h < 2; ++h) {
-        for (int s = 0; s < 4; ++s) {
-          const int bit = 4 * h + s;  // hmask bit of values 32 * bit ... + 31
-          for (int g = 0; g < 2; ++g) {
-            const int grp = 8 * h + 2 * s + g;
-            const float dl = d * float(q3k_scale(sc, grp));
-            const uint8_t* qg = q + 32 * h + 16 * g;
-            const uint8_t* hg = hm + 16 * g;
-            float* o = out + 16 * grp;
-            for (int i = 0; i < 16; ++i) {
-              // A clear hmask bit means "minus 4".
-              const int v = ((qg[i] >> (2 * s)) & 3) - (((hg[i] >> bit) & 1) ? 0 : 4);
-              o[i] = dl * float(v);
-            }
-          }
-        }
-      }
-      return;
-    }
-    case QType::kQ4_K:
-    case QType::kQ5_K: {
-      const bool five = t == QType::kQ5_K;
-      const float d = half_at(b), dmin = half_at(b + 2);
-      const uint8_t* sc = b + 4;
-      const uint8_t* qh = b + 16;
-      const uint8_t* q = b + (five ? 48 : 16);
-      for (int j = 0; j < 8; ++j) {
-        uint8_t s, m;
-        kquant_scale_min(sc, j, &s, &m);
-        const float dl = d * float(s), ml = dmin * float(m);
-        const uint8_t* qj = q + 32 * (j / 2);
-        for (int i = 0; i < 32; ++i) {
-          int v = (j & 1) ? (qj[i] >> 4) : (qj[i] & 0xF);
-          if (five) v |= ((qh[i] >> j) & 1) << 4;
-          out[32 * j + i] = dl * float(v) - ml;
-        }
-      }
-      return;
-    }
-    case QType::kQ6_K: {
-      const uint8_t* ql = b;
-      const uint8_t* qh = b + 128;
-      const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
-      const float d = half_at(b + 208);
-      for (int h = 0; h < 2; ++h) {
-        for (int s = 0; s < 4; ++s) {
-          for (int g = 0; g < 2; ++g) {
-            const int grp = 8 * h + 2 * s + g;
-            const float dl = d * float(sc[grp]);
-            // low 4 bits: a nibble of ql[64h + 32(s & 1) + i] (high nibble for s >= 2); top 2
-            // bits: bits 2s, 2s+1 of qh[32h + i].
-            const uint8_t* lg = ql + 64 * h + 32 * (s & 1) + 16 * g;
-            const uint8_t* hg = qh + 32 * h + 16 * g;
-            const int shift = 4 * (s >> 1);
-            float* o = out + 16 * grp;
-            for (int i = 0; i < 16; ++i) {
-              const int v = ((lg[i] >> shift) & 0xF) | (((hg[i] >> (2 * s)) & 3) << 4);
-              o[i] = dl * float(v - 32);
-            }
-          }
-        }
-      }
-      return;
     }
   }
+}
+
+GC_BLOCK_FN void dequantize_q3_k(const uint8_t* b, float* out) {
+  const uint8_t* hm = b;
+  const uint8_t* q = b + 32;
+  const uint8_t* sc = b + 96;
+  const float d = quant::half_at(b + 108);
+  for (int h = 0; h < 2; ++h) {
+    for (int s = 0; s < 4; ++s) {
+      const int bit = 4 * h + s;  // hmask bit of values 32 * bit ... + 31
+      for (int g = 0; g < 2; ++g) {
+        const int grp = 8 * h + 2 * s + g;
+        const float dl = d * float(quant::q3k_scale(sc, grp));
+        const uint8_t* qg = q + 32 * h + 16 * g;
+        const uint8_t* hg = hm + 16 * g;
+        float* o = out + 16 * grp;
+        for (int i = 0; i < 16; ++i) {
+          // A clear hmask bit means "minus 4".
+          const int v = ((qg[i] >> (2 * s)) & 3) - (((hg[i] >> bit) & 1) ? 0 : 4);
+          o[i] = dl * float(v);
+        }
+      }
+    }
+  }
+}
+
+template <bool kFive>
+GC_BLOCK_FN void dequantize_q45_k(const uint8_t* b, float* out) {
+  const float d = quant::half_at(b), dmin = quant::half_at(b + 2);
+  const uint8_t* sc = b + 4;
+  const uint8_t* qh = b + 16;
+  const uint8_t* q = b + (kFive ? 48 : 16);
+  for (int j = 0; j < 8; ++j) {
+    uint8_t s, m;
+    quant::kquant_scale_min(sc, j, &s, &m);
+    const float dl = d * float(s), ml = dmin * float(m);
+    const uint8_t* qj = q + 32 * (j / 2);
+    for (int i = 0; i < 32; ++i) {
+      int v = (j & 1) ? (qj[i] >> 4) : (qj[i] & 0xF);
+      if (kFive) v |= ((qh[i] >> j) & 1) << 4;
+      out[32 * j + i] = dl * float(v) - ml;
+    }
+  }
+}
+GC_BLOCK_FN void dequantize_q4_k(const uint8_t* b, float* out) { dequantize_q45_k<false>(b, out); }
+GC_BLOCK_FN void dequantize_q5_k(const uint8_t* b, float* out) { dequantize_q45_k<true>(b, out); }
+
+GC_BLOCK_FN void dequantize_q6_k(const uint8_t* b, float* out) {
+  const uint8_t* ql = b;
+  const uint8_t* qh = b + 128;
+  const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
+  const float d = quant::half_at(b + 208);
+  for (int h = 0; h < 2; ++h) {
+    for (int s = 0; s < 4; ++s) {
+      for (int g = 0; g < 2; ++g) {
+        const int grp = 8 * h + 2 * s + g;
+        const float dl = d * float(sc[grp]);
+        // low 4 bits: a nibble of ql[64h + 32(s & 1) + i] (high nibble for s >= 2); top 2 bits:
+        // bits 2s, 2s+1 of qh[32h + i].
+        const uint8_t* lg = ql + 64 * h + 32 * (s & 1) + 16 * g;
+        const uint8_t* hg = qh + 32 * h + 16 * g;
+        const int shift = 4 * (s >> 1);
+        float* o = out + 16 * grp;
+        for (int i = 0; i < 16; ++i) {
+          const int v = ((lg[i] >> shift) & 0xF) | (((hg[i] >> (2 * s)) & 3) << 4);
+          o[i] = dl * float(v - 32);
+        }
+      }
+    }
+  }
+}
+
+// Calls f(BlockFn<function of type t>{}): code that loops over many blocks switches once, outside
+// its loop, and calls decltype(k)::expand(block, out) inside it, a direct call the compiler
+// inlines (a function pointer would stay an indirect call).
+template <void (*Fn)(const uint8_t*, float*)>
+struct BlockFn {
+  GC_BLOCK_FN static void expand(const uint8_t* b, float* out) { Fn(b, out); }
+};
+
+template <class F>
+GC_BLOCK_FN void with_block_fn(QType t, const F& f) {
+  switch (t) {
+    case QType::kQ8_0: return f(BlockFn<dequantize_q8_0>{});
+    case QType::kQ4_0: return f(BlockFn<dequantize_q4_0>{});
+    case QType::kQ4_1: return f(BlockFn<dequantize_q4_1>{});
+    case QType::kQ5_0: return f(BlockFn<dequantize_q5_0>{});
+    case QType::kQ5_1: return f(BlockFn<dequantize_q5_1>{});
+    case QType::kQ2_K: return f(BlockFn<dequantize_q2_k>{});
+    case QType::kQ3_K: return f(BlockFn<dequantize_q3_k>{});
+    case QType::kQ4_K: return f(BlockFn<dequantize_q4_k>{});
+    case QType::kQ5_K: return f(BlockFn<dequantize_q5_k>{});
+    case QType::kQ6_K: return f(BlockFn<dequantize_q6_k>{});
+  }
+}
+
+// Writes the block_values floats of the block at b into out.
+inline void dequantize_block(QType t, const uint8_t* b, float* out) {
+  with_block_fn(t, [&](auto k) { decltype(k)::expand(b, out); });
 }
 
 }  // namespace gemmacpp::cpu

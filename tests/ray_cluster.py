@@ -1,0 +1,13 @@
+"""A local Ray cluster for the gemmacpp.distributed tests: started on 127.0.0.1 inside the test
+process (no other address), stopped after the module. Four logical CPUs, so that a pool of two
+1-thread workers and a second pool (the fault tests) can both be placed."""
+import pytest
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=4, include_dashboard=False, _node_ip_address="127.0.0.1",
+             log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()

@@ -118,3 +118,45 @@ def test_a_worker_that_cannot_load_the_model_fails_the_pool(cluster, tmp_path):
 def test_progress_bar(pool, capsys):
     pool.loglikelihood(REQUESTS[:4])
     assert "loglikelihood" in capsys.readouterr().err
+
+
+def test_cli_eval_on_ray_equals_one_process(cluster, tmp_path, monkeypatch):
+    import json
+    import os
+
+    from gemmacpp.__main__ import main
+    task = os.path.join(os.path.dirname(__file__), "data", "tasks", "tiny_mc.jsonl")
+    args = [task, "--limit", "4", "--batch-size", "3"]
+    assert main(["eval", *args, "--output", str(tmp_path / "one.json")]) == 0
+    assert main(["eval", *args, "--ray", "--workers", "2", "--threads", "1",
+                 "--output", str(tmp_path / "ray.json")]) == 0
+    one, on_ray = (json.loads((tmp_path / f).read_text()) for f in ("one.json", "ray.json"))
+    assert on_ray["samples"] == one["samples"] and on_ray["metrics"] == one["metrics"]
+    assert on_ray["model"] == one["model"]
+
+
+def test_lm_eval_backend_data_parallel_equals_one_process(cluster, monkeypatch):
+    lm_eval = pytest.importorskip("lm_eval")
+    import os
+
+    from lm_eval.tasks import TaskManager
+
+    from gemmacpp.eval.lm_eval_backend import GemmaCppLM
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def run(lm):
+        return lm_eval.simple_evaluate(
+            model=lm, tasks=["gemmacpp_tiny_mc", "gemmacpp_tiny_gen", "gemmacpp_tiny_docs"],
+            limit=3, task_manager=TaskManager(include_path="tests/data/tasks", include_defaults=False),
+            log_samples=True)
+    one = run(GemmaCppLM(max_length=64, max_gen_toks=8, batch_size=2))
+    lm = GemmaCppLM(max_length=64, max_gen_toks=8, batch_size=2, workers=2, threads=1)
+    try:
+        on_ray = run(lm)
+    finally:
+        lm.pool.close()
+    for task, samples in one["samples"].items():
+        assert [s["resps"] for s in on_ray["samples"][task]] == [s["resps"] for s in samples]
+    assert on_ray["results"] == one["results"]

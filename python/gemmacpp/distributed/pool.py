@@ -127,6 +127,11 @@ class Pool:
         return [x for part in out for x in part]
 
     @property
+    def path(self) -> str:
+        """The checkpoint the workers loaded (as the first of them names it)."""
+        return self.info["path"]
+
+    @property
     def tokenizer(self):
         """The model's tokenizer, read here (the local eval tasks tokenize generation prompts in
         the calling process): needs the checkpoint on this machine too."""
@@ -165,7 +170,14 @@ class Pool:
         for i, req in enumerate(requests):
             if not (isinstance(req, (tuple, list)) and len(req) == 2):
                 raise TypeError(f"request {i}: expected a (context, continuation) pair, got {req!r}")
-        pairs = self._map("encode_requests", requests)
+        return self.score_tokens(self._map("encode_requests", requests), batch_size=batch_size,
+                                 shared_prefix=shared_prefix, max_length=max_length,
+                                 progress=progress)
+
+    def score_tokens(self, pairs, *, batch_size: int = 16, shared_prefix: bool = True,
+                     max_length: int | None = None, progress=None) -> list[tuple[float, bool]]:
+        """gemmacpp.eval.score_tokens over the workers: (context_ids, continuation_ids) pairs
+        (the lm-evaluation-harness backend tokenizes itself)."""
         results, errors = self._score_pairs(pairs, batch_size=batch_size, shared_prefix=shared_prefix,
                                             max_length=max_length, progress=progress,
                                             desc="loglikelihood")

@@ -7,7 +7,11 @@ import pytest
 @pytest.fixture(scope="module")
 def cluster():
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=4, include_dashboard=False, _node_ip_address="127.0.0.1",
-             log_to_driver=False, configure_logging=False)
+    with pytest.MonkeyPatch.context() as mp:
+        # Ray's memory monitor kills workers when the machine is nearly full, whoever fills it:
+        # on a shared machine that is another process's doing, not a fault under test.
+        mp.setenv("RAY_memory_monitor_refresh_ms", "0")
+        ray.init(num_cpus=4, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()

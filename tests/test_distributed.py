@@ -3,6 +3,8 @@ with 2 threads, on the default model: scoring, rolling scoring and greedy genera
 same results bitwise, in input order; a worker killed mid-shard has its shard run elsewhere
 (nothing lost, nothing counted twice); a model path a worker cannot open fails the pool with the
 worker's error; empty request lists; a too-long request is named while the others are answered."""
+import os
+import signal
 import time
 
 import pytest
@@ -36,8 +38,8 @@ def pool(cluster, model):
 
 
 def test_workers_hold_the_model_with_one_thread(pool, model):
-    assert len(pool.worker_pids()) == 2 and len({i["pid"] for i in pool.worker_pids()}) == 2
-    assert all(i["threads"] == 1 and i["path"] == model.path for i in pool.worker_pids())
+    assert len(pool.worker_info()) == 2 and len({i["pid"] for i in pool.worker_info()}) == 2
+    assert all(i["threads"] == 1 and i["path"] == model.path for i in pool.worker_info())
     assert gc.get_num_threads() == 2
 
 
@@ -90,7 +92,7 @@ def test_a_too_long_request_is_named_and_the_others_answered(pool, model):
 
 
 def test_a_killed_worker_has_its_shard_run_elsewhere(pool, model):
-    before = {i["pid"] for i in pool.worker_pids()}
+    before = {i["pid"] for i in pool.worker_info()}
     pool._kill_first = {"score": {1}}  # the worker that takes shard 1 dies holding it
     seen = []
     try:
@@ -102,8 +104,25 @@ def test_a_killed_worker_has_its_shard_run_elsewhere(pool, model):
     assert len(pool._actors) == 1                               # the dead one is gone
     # the next call starts a replacement, which loads the model and answers
     assert pool.loglikelihood(REQUESTS[:3], progress=False) == model.loglikelihood(REQUESTS[:3])
-    after = {i["pid"] for i in pool.worker_pids()}
+    after = {i["pid"] for i in pool.worker_info()}
     assert len(after) == 2 and len(after & before) == 1
+
+
+def test_a_worker_killed_from_outside_between_calls(pool, model):
+    os.kill(pool.worker_info()[0]["pid"], signal.SIGKILL)
+    time.sleep(0.5)
+    assert pool.loglikelihood(REQUESTS, batch_size=2, progress=False) == \
+        model.loglikelihood(REQUESTS, batch_size=2)
+    assert len(pool.worker_info()) == 2  # replaced at the start of the next call
+
+
+def test_losing_every_worker_is_an_error_not_a_hang(cluster, model):
+    with gc.distributed.Pool(workers=1, threads=1) as one:
+        one._kill_first = {"score": {0}}
+        with pytest.raises(gc.distributed.AllWorkersLost, match="every worker died"):
+            one.loglikelihood(REQUESTS[:3], progress=False)
+        one._kill_first = {}
+        assert one.loglikelihood(REQUESTS[:3], progress=False) == model.loglikelihood(REQUESTS[:3])
 
 
 def test_a_worker_that_cannot_load_the_model_fails_the_pool(cluster, tmp_path):

@@ -1,6 +1,7 @@
 """gemmacpp.distributed.Pool.harvest on a local Ray cluster (2 workers x 1 thread) against
 gc.harvest in one process with 2 threads, on the default model: every shard file is the same,
-byte for byte, and so is the manifest, which the single-process reader reads; an interrupted run
+byte for byte, and so is the manifest, which the single-process reader reads (also when a worker
+dies holding a shard); an interrupted run
 resumes to the same bytes; a changed corpus is refused; a worker's error (a bad hook name) is
 raised as it was raised there."""
 import json
@@ -44,7 +45,11 @@ def files(out_dir):
 def test_shards_and_manifest_equal_one_process_bytewise(pool, reference, tmp_path):
     ref_dir, ref_manifest = reference
     seen = []
-    manifest = pool.harvest(TEXTS, NAMES, str(tmp_path), progress=seen.append, **SETTINGS)
+    pool._kill_first = {"harvest_shard": {1}}  # the worker writing shard 1 dies before it does
+    try:
+        manifest = pool.harvest(TEXTS, NAMES, str(tmp_path), progress=seen.append, **SETTINGS)
+    finally:
+        pool._kill_first = {}
     assert manifest == ref_manifest and len(manifest["shards"]) > 2
     assert files(str(tmp_path)) == files(ref_dir)  # shards and manifest, byte for byte
     assert sum(seen) == len(manifest["shards"])

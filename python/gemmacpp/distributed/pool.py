@@ -112,7 +112,8 @@ class Pool:
     def __exit__(self, *exc):
         self.close()
 
-    def worker_pids(self) -> list[int]:
+    def worker_info(self) -> list[dict]:
+        """What each live worker loaded: path, vocab_size, bos_id, threads, pid."""
         return ray.get([a.load.remote() for a in self._actors])
 
     def _run(self, method, shards, args=(), *, sizes=None, progress=None, on_result=None):

@@ -134,6 +134,12 @@ def test_a_worker_that_cannot_load_the_model_fails_the_pool(cluster, tmp_path):
         gc.distributed.Pool(workers=1, threads=64, start_timeout=2)
 
 
+def test_a_worker_error_is_raised_here_and_the_pool_goes_on(pool, model):
+    with pytest.raises(TypeError, match="not iterable"):  # raised by a worker's tokenization
+        pool.loglikelihood(REQUESTS * 2 + [("a", 5)], progress=False)
+    assert pool.loglikelihood(REQUESTS[:2], progress=False) == model.loglikelihood(REQUESTS[:2])
+
+
 def test_progress_bar(pool, capsys):
     pool.loglikelihood(REQUESTS[:4])
     assert "loglikelihood" in capsys.readouterr().err

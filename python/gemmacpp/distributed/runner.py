@@ -52,5 +52,8 @@ def run_shards(actors, method: str, shards, args=(), *, sizes=None, progress=Non
                 progress(sizes[k] if sizes is not None else 1)
     finally:
         for ref in inflight:  # an error ended the run: stop what the others are doing
-            ray.cancel(ref)
+            try:
+                ray.cancel(ref)
+            except Exception:  # noqa: BLE001  (best effort: the error being raised matters)
+                pass
     return results

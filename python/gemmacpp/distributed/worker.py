@@ -57,11 +57,13 @@ class Worker:
     def _encode_texts(self, texts, max_len):
         from ..sae.capture import text_batches
         out = []
-        for i, t in enumerate(texts):
+        for t in texts:
             try:
                 [(_, [ids])] = text_batches(self.model, [t], batch_size=1, max_len=max_len)
-            except ValueError:
-                ids = []  # the pool names the text
+            except ValueError as e:
+                if "has no tokens" not in str(e):
+                    raise
+                ids = []  # the pool names the text by its index in the whole corpus
             out.append(ids)
         return out
 

@@ -28,7 +28,9 @@ PROMPTS = ["The capital of France is", "Once upon a time", "1, 2, 3,", [2, 818, 
 
 @pytest.fixture(scope="module")
 def model():
-    return gc.load(threads=2)  # the kernels give the same bits at any thread count
+    before = gc.get_num_threads()
+    yield gc.load(threads=2)  # the kernels give the same bits at any thread count
+    gc.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

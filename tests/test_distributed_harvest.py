@@ -23,7 +23,9 @@ SETTINGS = dict(shard_tokens=13, batch_size=3, max_len=12)  # float32: batching 
 
 @pytest.fixture(scope="module")
 def model():
-    return gc.load(threads=2)
+    before = gc.get_num_threads()
+    yield gc.load(threads=2)
+    gc.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -72,7 +72,7 @@ def main():
         root = os.path.dirname(os.path.dirname(os.path.abspath(gc.__file__)))
         os.environ["PYTHONPATH"] = os.pathsep.join(
             p for p in [root, os.environ.get("PYTHONPATH")] if p)
-        ray.init(num_cpus=args.workers + 1, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=args.workers + 1, include_dashboard=False, log_to_driver=False)
     t_cluster = time.perf_counter() - start
 
     pairs, prompts = workload(args.repeat)

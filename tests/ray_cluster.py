@@ -11,7 +11,7 @@ def cluster():
         # Ray's memory monitor kills workers when the machine is nearly full, whoever fills it:
         # on a shared machine that is another process's doing, not a fault under test.
         mp.setenv("RAY_memory_monitor_refresh_ms", "0")
-        ray.init(num_cpus=4, include_dashboard=False, _node_ip_address="127.0.0.1",
+        ray.init(address="local", num_cpus=4,  # a new cluster, whatever `ray start` left include_dashboard=False, _node_ip_address="127.0.0.1",
                  log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()

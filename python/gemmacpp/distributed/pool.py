@@ -45,8 +45,9 @@ class Pool:
     """`workers` Ray actors, each holding the model loaded once (memory-mapped) with `threads`
     threads. model: a checkpoint path as gemmacpp.load takes it (None: the default model),
     opened by each worker on its own machine; load_kwargs: gemmacpp.load's other arguments.
-    address: a running Ray cluster ("auto", "ray://host:10001", "host:6379"); None joins the
-    one this process already started, or starts a local one. shards_per_worker: how finely
+    address: a running Ray cluster ("auto": the one `ray start` started on this machine;
+    "host:6379", "ray://host:10001"); None: the one this process already started, or a new
+    local one. shards_per_worker: how finely
     work is cut (more shards balance better and lose less to a dead worker; each costs a
     round trip). start_timeout: seconds to wait for the workers to be placed and load.
     Use as a context manager, or call close()."""
@@ -66,8 +67,8 @@ class Pool:
         self._kill_first = {}  # {method: shard indices}: the fault tests' lost workers
         self._tokenizer = None
         self._actors = []
-        if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False)
+        if not ray.is_initialized():  # None: a new local cluster, not one `ray start` left
+            ray.init(address=address or "local", include_dashboard=False)
         elif address is not None:
             raise RuntimeError("Ray is already initialised in this process; pass address=None "
                                "to use that cluster")

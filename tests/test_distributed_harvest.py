@@ -46,13 +46,25 @@ def files(out_dir):
 
 def test_shards_and_manifest_equal_one_process_bytewise(pool, reference, tmp_path):
     ref_dir, ref_manifest = reference
-    seen = []
+    seen, listed = [], []
+
+    def progress(n):  # the manifest on disk as each shard comes in: a prefix of complete shards
+        seen.append(n)
+        if not (tmp_path / "manifest.json").exists():  # shard 0 is not in yet
+            return listed.append(0)
+        on_disk = json.load(open(tmp_path / "manifest.json"))
+        assert not on_disk["complete"]
+        assert all(os.path.exists(tmp_path / s["file"]) for s in on_disk["shards"])
+        assert on_disk["shards"] == ref_manifest["shards"][:len(on_disk["shards"])]
+        listed.append(len(on_disk["shards"]))
+
     pool._kill_first = {"harvest_shard": {1}}  # the worker writing shard 1 dies before it does
     try:
-        manifest = pool.harvest(TEXTS, NAMES, str(tmp_path), progress=seen.append, **SETTINGS)
+        manifest = pool.harvest(TEXTS, NAMES, str(tmp_path), progress=progress, **SETTINGS)
     finally:
         pool._kill_first = {}
     assert manifest == ref_manifest and len(manifest["shards"]) > 2
+    assert listed[-1] == len(manifest["shards"])
     assert files(str(tmp_path)) == files(ref_dir)  # shards and manifest, byte for byte
     assert sum(seen) == len(manifest["shards"])
     assert [s["tokens"] for s in gc.sae.read_manifest(str(tmp_path))["shards"]][0] == 13

@@ -316,9 +316,9 @@ class Pool:
 
         update, close = _bar(progress, len(todo), "harvest shards")
         try:
-            entries = self._run("harvest_shard", shards,
-                                (out_dir, settings["names"], dtype, int(batch_size), bos),
-                                progress=update, on_result=shard_done)
+            self._run("harvest_shard", shards,
+                      (out_dir, settings["names"], dtype, int(batch_size), bos),
+                      progress=update, on_result=shard_done)
         finally:
             close()
         manifest.update(shards=done, tokens=sum(e["tokens"] for e in done), texts=len(texts),

@@ -15,5 +15,12 @@ from ._runtime import devices, get_num_threads, set_num_threads, simd_target
 
 __version__ = _core.__version__
 
+
+def __getattr__(name):
+    if name == "distributed":  # imported on first use: it needs Ray, the rest does not
+        import importlib
+        return importlib.import_module(".distributed", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = ["load", "Model", "EmbeddingModel", "cosine_similarity", "ops", "tokenizer", "weights", "QuantizedTensor", "sae", "harvest", "devices",
            "set_num_threads", "get_num_threads", "simd_target", "__version__"]

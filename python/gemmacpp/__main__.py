@@ -136,11 +136,21 @@ def cmd_eval(args) -> int:
     rows = tasks.read_jsonl(args.task)
     if args.limit:
         rows = rows[:args.limit]
-    model = gc.load(args.model, threads=args.threads)
+    if args.ray is not None:  # the requests run on Ray workers, each holding the model
+        from . import distributed
+        model = distributed.Pool(args.model, workers=args.workers, threads=args.threads or 1,
+                                 address=None if args.ray == "local" else args.ray)
+    else:
+        model = gc.load(args.model, threads=args.threads)
     bar = _progress(tasks.n_requests(rows), "eval")
     start = time.perf_counter()
-    res = tasks.evaluate(model, rows, max_new_tokens=args.max_new_tokens, until=args.until,
-                         max_length=args.max_length, batch_size=args.batch_size, progress=bar.update)
+    try:
+        res = tasks.evaluate(model, rows, max_new_tokens=args.max_new_tokens, until=args.until,
+                             max_length=args.max_length, batch_size=args.batch_size,
+                             progress=bar.update)
+    finally:
+        if args.ray is not None:
+            model.close()
     bar.close()
     elapsed = time.perf_counter() - start
     counts = res["counts"]
@@ -185,6 +195,11 @@ def main(argv=None) -> int:
     ev.add_argument("--until", action="append", default=None,
                     help="a stop string for generation examples (repeatable; default: newline)")
     ev.add_argument("--limit", type=int, default=None, help="only the first N examples")
+    ev.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                    help="run on Ray workers (gemmacpp[ray]): a cluster's address (e.g. auto, "
+                         "host:6379), or none to start one on this machine")
+    ev.add_argument("--workers", type=int, default=2,
+                    help="with --ray: how many workers (each with --threads threads, default 1)")
     for p in (score, ev):
         p.add_argument("--model", default=None, help="a .gguf file or HF checkpoint (default: the "
                                                      "gemmacpp[model] Gemma 3 270M Q4_K_M)")

@@ -136,6 +136,26 @@ def generate_until(model, prompts, *, max_new_tokens: int, stops=(), stop_ids=No
     <end_of_turn>), at max_new_tokens, or once its text (without special tokens) holds a stop
     string; the text is cut before the first stop string. progress: a callable given the number
     of prompts done after each batch."""
+    results = [""] * len(prompts)
+    for idx in until_batches(prompts, batch_size):
+        texts = generate_until_batch(model, [prompts[i] for i in idx], max_new_tokens=max_new_tokens,
+                                     stops=stops, stop_ids=stop_ids)
+        for i, text in zip(idx, texts):
+            results[i] = text
+        if progress is not None:
+            progress(len(idx))
+    return results
+
+
+def until_batches(prompts, batch_size: int) -> list[list[int]]:
+    """The batches generate_until runs, as lists of prompt indices: longest prompts first, so
+    that a batch's rows have similar lengths."""
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+
+
+def generate_until_batch(model, prompts, *, max_new_tokens: int, stops=(), stop_ids=None) -> list[str]:
+    """generate_until's texts of one batch of prompts, decoded together."""
     tok = model.tokenizer
     stops = [s for s in stops if s]
     stop_ids = default_stop_ids(tok) if stop_ids is None else set(stop_ids)
@@ -144,19 +164,11 @@ def generate_until(model, prompts, *, max_new_tokens: int, stops=(), stop_ids=No
         text = tok.decode(ids, skip_special_tokens=True)
         return any(s in text for s in stops)
 
-    results = [""] * len(prompts)
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # similar lengths together
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        out = [[] for _ in idx]
-        for b, t in decode_batch(model, [prompts[i] for i in idx], max_new_tokens=max_new_tokens,
-                                 stop_ids=stop_ids, row_done=holds_stop if stops else None):
-            out[b].append(t)
-        for b, i in enumerate(idx):
-            results[i] = cut_at_stops(tok.decode(out[b], skip_special_tokens=True), stops)
-        if progress is not None:
-            progress(len(idx))
-    return results
+    out = [[] for _ in prompts]
+    for b, t in decode_batch(model, prompts, max_new_tokens=max_new_tokens, stop_ids=stop_ids,
+                             row_done=holds_stop if stops else None):
+        out[b].append(t)
+    return [cut_at_stops(tok.decode(ids, skip_special_tokens=True), stops) for ids in out]
 
 
 def _stop_holdback(text: str, stops) -> int:

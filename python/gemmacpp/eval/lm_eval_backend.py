@@ -11,10 +11,14 @@ imported; running it as a script imports it and then hands the arguments to lm_e
 
 model_args: path (a .gguf file or HF checkpoint folder; default: the gemmacpp[model] Gemma 3
 270M), threads, max_length (the window for long requests, default 8192), max_gen_toks (default
-256), batch_size. Requests are tokenized as the harness's HF backend tokenizes them (BOS, the
-context/continuation split by token ids), so scores equal the `hf` backend's on the same model.
+256), batch_size; workers (and ray, a cluster address; default: a local cluster): data parallel
+on that many Ray workers of `threads` threads each (gemmacpp.distributed, the same results).
+Requests are tokenized as the harness's HF backend tokenizes them (BOS, the context/continuation
+split by token ids), so scores equal the `hf` backend's on the same model.
 """
 from __future__ import annotations
+
+import functools
 
 import lm_eval.models  # noqa: F401  (the built-in models first: lm_eval only adds them to an empty registry)
 from lm_eval.api.model import LM
@@ -32,22 +36,33 @@ from .scoring import encode_text, encode_pair, rolling_windows, score_tokens
 class GemmaCppLM(LM):
     def __init__(self, path: str | None = None, threads: int | None = None,
                  max_length: int | None = None, max_gen_toks: int = 256, batch_size=16,
-                 max_batch_size=None, device: str | None = None, **kwargs):
+                 max_batch_size=None, device: str | None = None, workers=None, ray=None, **kwargs):
         super().__init__()
         self.model = gc.load(path or None, threads=None if threads is None else int(threads))
+        # Data parallel on Ray (gemmacpp.distributed): `workers` workers of `threads` threads.
+        self.pool = None
+        if workers is not None or ray is not None:
+            from ..distributed import Pool
+            self.pool = Pool(path or None, workers=int(workers or 2), threads=int(threads or 1),
+                             address=None if ray in (None, "", "local") else ray)
         self.tok = self.model.tokenizer
         self.max_length = int(max_length or DEFAULT_MAX_LEN)
         self.max_gen_toks = int(max_gen_toks)
         # "auto" (the harness's adaptive size) has no meaning here: a fixed default is used.
         self.batch_size = 16 if str(batch_size).startswith("auto") else int(batch_size)
 
+    def _score(self, pairs, **kwargs):
+        if self.pool is not None:
+            return self.pool.score_tokens(pairs, **kwargs)
+        return score_tokens(self.model, pairs, **kwargs)
+
     # ---- the three request types ----
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         pairs = [encode_pair(self.tok, *req.args) for req in requests]
         with tqdm(total=len(pairs), disable=disable_tqdm, desc="gemmacpp loglikelihood") as bar:
-            scores = score_tokens(self.model, pairs, batch_size=self.batch_size,
-                                  max_length=self.max_length, progress=bar.update)
+            scores = self._score(pairs, batch_size=self.batch_size, max_length=self.max_length,
+                                 progress=bar.update)
         for req, score in zip(requests, scores):
             self.cache_hook.add_partial("loglikelihood", req.args, score)
         return scores
@@ -62,8 +77,8 @@ class GemmaCppLM(LM):
                 pairs.append(w)
                 owner.append(i)
         with tqdm(total=len(pairs), disable=disable_tqdm, desc="gemmacpp loglikelihood_rolling") as bar:
-            scores = score_tokens(self.model, pairs, batch_size=self.batch_size,
-                                  max_length=self.max_length, progress=bar.update)
+            scores = self._score(pairs, batch_size=self.batch_size, max_length=self.max_length,
+                                 progress=bar.update)
         totals = [0.0] * len(requests)
         for i, (logp, _) in zip(owner, scores):
             totals[i] += logp
@@ -94,9 +109,10 @@ class GemmaCppLM(LM):
                     raise ValueError(f"max_gen_toks={max_new} leaves no room in max_length={self.max_length}")
                 keep = self.max_length - max_new  # the harness keeps the prompt's latest tokens
                 prompts = [encode_text(self.tok, c)[-keep:] for _, c in items]
-                texts = generate.generate_until(self.model, prompts, max_new_tokens=max_new,
-                                                stops=list(until), batch_size=self.batch_size,
-                                                progress=bar.update)
+                run = self.pool.generate_until if self.pool else \
+                    functools.partial(generate.generate_until, self.model)
+                texts = run(prompts, max_new_tokens=max_new, stops=list(until),
+                            batch_size=self.batch_size, progress=bar.update)
                 for (i, _), text in zip(items, texts):
                     out[i] = text
         for req, text in zip(requests, out):

@@ -92,7 +92,7 @@ def _log_probs(logits: np.ndarray, targets) -> tuple[float, bool]:
     return float(logp.sum()), bool((argmax == targets).all())
 
 
-def _score_batch(model, items, share: bool = True) -> list[tuple[float, bool]]:
+def score_batch(model, items, share: bool = True) -> list[tuple[float, bool]]:
     """items: (context_ids, continuation_ids) with non-empty contexts and continuations, that fit
     the model's window. With share, identical contexts are run once."""
     ctx_index, contexts = {}, []
@@ -133,6 +133,43 @@ def _score_batch(model, items, share: bool = True) -> list[tuple[float, bool]]:
     return list(zip(totals, greedy))
 
 
+def plan_batches(pairs, vocab: int, *, batch_size: int = 16, max_length: int | None = None,
+                 errors: dict | None = None):
+    """(results, batches): how score_tokens runs `pairs`. results holds (0.0, True) for empty
+    continuations and None for the rest; batches are lists of (index, context_ids,
+    continuation_ids), contexts cut to fit max_length, sorted by context (longest first) so that
+    equal contexts sit together. A bad request raises ValueError, or with an `errors` dict is
+    left out and recorded there as {index: message} (gemmacpp.distributed answers the others)."""
+    max_length = int(max_length or DEFAULT_MAX_LEN)
+    results = [None] * len(pairs)
+    todo = []
+    for i, (ctx, cont) in enumerate(pairs):
+        if not cont:
+            results[i] = (0.0, True)
+            continue
+        problem = None
+        if not ctx:
+            problem = (f"request {i}: the context has no tokens (nothing predicts the first "
+                       "continuation token); start it with BOS")
+        elif any(not 0 <= t < vocab for t in (*ctx, *cont)):
+            bad = [t for t in (*ctx, *cont) if not 0 <= t < vocab]
+            problem = f"request {i}: token id {bad[0]} is out of range [0, {vocab})"
+        elif len(cont) > max_length:
+            problem = (f"request {i}: the continuation has {len(cont)} tokens, more than "
+                       f"max_length={max_length}")
+        if problem is not None:
+            if errors is None:
+                raise ValueError(problem)
+            errors[i] = problem
+            continue
+        if len(ctx) + len(cont) > max_length + 1:
+            ctx = ctx[-(max_length + 1 - len(cont)):]
+        todo.append((i, list(ctx), list(cont)))
+    todo.sort(key=lambda r: (-len(r[1]), r[1], -len(r[2])))
+    batch_size = max(1, int(batch_size))
+    return results, [todo[s:s + batch_size] for s in range(0, len(todo), batch_size)]
+
+
 def score_tokens(model, pairs, *, batch_size: int = 16, shared_prefix: bool = True,
                  max_length: int | None = None, progress=None) -> list[tuple[float, bool]]:
     """(sum log-prob, is-greedy) of each (context_ids, continuation_ids) pair, in input order.
@@ -140,32 +177,11 @@ def score_tokens(model, pairs, *, batch_size: int = 16, shared_prefix: bool = Tr
     harness. Pairs are sorted (by context, longest first) so that equal contexts sit together
     and rows of a batch have similar lengths; with shared_prefix, a batch runs each distinct
     context once. progress: a callable given the number of pairs done after each batch."""
-    max_length = int(max_length or DEFAULT_MAX_LEN)
-    vocab = model.config["vocab_size"]
-    results = [None] * len(pairs)
-    todo = []
-    for i, (ctx, cont) in enumerate(pairs):
-        if not cont:
-            results[i] = (0.0, True)
-            continue
-        if not ctx:
-            raise ValueError(f"request {i}: the context has no tokens (nothing predicts the first "
-                             "continuation token); start it with BOS")
-        bad = [t for t in (*ctx, *cont) if not 0 <= t < vocab]
-        if bad:
-            raise ValueError(f"request {i}: token id {bad[0]} is out of range [0, {vocab})")
-        if len(cont) > max_length:
-            raise ValueError(f"request {i}: the continuation has {len(cont)} tokens, more than "
-                             f"max_length={max_length}")
-        if len(ctx) + len(cont) > max_length + 1:
-            ctx = ctx[-(max_length + 1 - len(cont)):]
-        todo.append((i, list(ctx), list(cont)))
-    todo.sort(key=lambda r: (-len(r[1]), r[1], -len(r[2])))
-    batch_size = max(1, int(batch_size))
-    for start in range(0, len(todo), batch_size):
-        chunk = todo[start:start + batch_size]
+    results, batches = plan_batches(pairs, model.config["vocab_size"], batch_size=batch_size,
+                                    max_length=max_length)
+    for chunk in batches:
         # Without shared_prefix every request has its own context row (for checks and benchmarks).
-        scored = _score_batch(model, [(c, k) for _, c, k in chunk], share=shared_prefix)
+        scored = score_batch(model, [(c, k) for _, c, k in chunk], share=shared_prefix)
         for (i, _, _), r in zip(chunk, scored):
             results[i] = r
         if progress is not None:
@@ -177,6 +193,12 @@ def score_tokens(model, pairs, *, batch_size: int = 16, shared_prefix: bool = Tr
 
 def loglikelihood(model, requests, *, batch_size: int = 16, shared_prefix: bool = True,
                   max_length: int | None = None, progress=None) -> list[tuple[float, bool]]:
+    return score_tokens(model, encode_requests(model, requests), batch_size=batch_size,
+                        shared_prefix=shared_prefix, max_length=max_length, progress=progress)
+
+
+def encode_requests(model, requests) -> list[tuple[list[int], list[int]]]:
+    """The (context_ids, continuation_ids) pair of each (context, continuation) request."""
     tok = None
     pairs = []
     for i, req in enumerate(requests):
@@ -187,13 +209,20 @@ def loglikelihood(model, requests, *, batch_size: int = 16, shared_prefix: bool 
         if isinstance(context, str) or isinstance(continuation, str):
             tok = tok or model.tokenizer
         pairs.append(encode_pair(tok, context, continuation))
-    return score_tokens(model, pairs, batch_size=batch_size, shared_prefix=shared_prefix,
-                        max_length=max_length, progress=progress)
+    return pairs
 
 
 def loglikelihood_rolling(model, texts, *, max_length: int | None = None, context_len: int = 1,
                           batch_size: int = 16, progress=None) -> list[float]:
     max_length = int(max_length or DEFAULT_MAX_LEN)
+    pairs, owner = rolling_requests(model, texts, max_length=max_length, context_len=context_len)
+    scored = score_tokens(model, pairs, batch_size=batch_size, max_length=max_length, progress=progress)
+    return sum_by_owner(scored, owner, len(texts))
+
+
+def rolling_requests(model, texts, *, max_length: int, context_len: int = 1):
+    """(pairs, owner): the windows of each text (a str, or the token ids to predict) as
+    (context_ids, continuation_ids) pairs, and the index of the text each belongs to."""
     tok = None
     pairs, owner = [], []
     for i, text in enumerate(texts):
@@ -206,8 +235,12 @@ def loglikelihood_rolling(model, texts, *, max_length: int | None = None, contex
         for w in rolling_windows(ids, prefix, max_length, context_len):
             pairs.append(w)
             owner.append(i)
-    scored = score_tokens(model, pairs, batch_size=batch_size, max_length=max_length, progress=progress)
-    totals = [0.0] * len(texts)
+    return pairs, owner
+
+
+def sum_by_owner(scored, owner, n: int) -> list[float]:
+    """Each text's log-likelihood: the sum of its windows' (in window order)."""
+    totals = [0.0] * n
     for i, (logp, _) in zip(owner, scored):
         totals[i] += logp
     return totals

@@ -15,6 +15,7 @@ Scoring (`score`): {"text": ...} lines get their whole log-likelihood (loglikeli
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 
@@ -61,7 +62,7 @@ def _answer_index(row: dict, n: int) -> int:
 def evaluate(model, rows, *, max_new_tokens: int = 32, until=("\n",), max_length=None,
              batch_size: int = 16, progress=None) -> dict:
     """Metrics and per-example records of a task's rows (multiple choice and generation rows
-    may be mixed). progress: a callable given the number of requests done."""
+    may be mixed); model: a Model or a gemmacpp.distributed.Pool. progress: a callable given the number of requests done."""
     mc = [(n, r) for n, r in enumerate(rows) if "choices" in r]
     gen = [(n, r) for n, r in enumerate(rows) if "choices" not in r]
     samples = [None] * len(rows)
@@ -93,8 +94,10 @@ def evaluate(model, rows, *, max_new_tokens: int = 32, until=("\n",), max_length
     if gen:
         tok = model.tokenizer
         prompts = [encode_text(tok, _prompt(r, n)) for n, r in gen]  # with BOS, as is
-        texts = generate_until(model, prompts, max_new_tokens=max_new_tokens, stops=list(until),
-                             batch_size=batch_size, progress=progress)
+        # A gemmacpp.distributed.Pool runs the same batches on its workers.
+        run = getattr(model, "generate_until", None) or functools.partial(generate_until, model)
+        texts = run(prompts, max_new_tokens=max_new_tokens, stops=list(until), batch_size=batch_size,
+                    progress=progress)
         hits = 0
         for (n, row), text in zip(gen, texts):
             if "answer" not in row:

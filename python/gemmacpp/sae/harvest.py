@@ -78,19 +78,64 @@ class _Writer:
         ids, texts, pos = (np.concatenate([p[i] for p in self.parts]) for i in (1, 2, 3))
         rest = ({k: v[n:] for k, v in acts.items()}, ids[n:], texts[n:], pos[n:])
         shards = self.manifest["shards"]
-        file = f"shard_{len(shards):05d}.safetensors"
-        tensors = {k: acts[k][:n].astype(self.dtype) for k in self.names}
-        tensors.update(token_ids=ids[:n].astype(np.int32), text_index=texts[:n].astype(np.int64),
-                       position=pos[:n].astype(np.int32))
-        write_safetensors(os.path.join(self.out_dir, file), tensors, {"format": FORMAT})
+        entry = write_shard(self.out_dir, len(shards), self.dtype,
+                            {k: acts[k][:n] for k in self.names}, ids[:n], texts[:n], pos[:n])
         self.hash.update(ids[:n].astype(np.int64).tobytes())
-        shards.append({"file": file, "tokens": int(n), "first": [int(texts[0]), int(pos[0])],
-                       "last": [int(texts[n - 1]), int(pos[n - 1])],
-                       "tokens_sha256": self.hash.hexdigest()})
+        shards.append(dict(entry, tokens_sha256=self.hash.hexdigest()))
         self.manifest["tokens"] = sum(s["tokens"] for s in shards)
         write_json(os.path.join(self.out_dir, "manifest.json"), self.manifest)
         self.parts = [rest] if len(rest[1]) else []
         self.buffered = len(rest[1])
+
+
+def checked_settings(model, names, dtype, shard_tokens, max_len, skip_bos) -> dict:
+    """The manifest's settings of a harvest, after checking its arguments against the model."""
+    names = [names] if isinstance(names, str) else list(names)
+    if not names:
+        raise ValueError("harvest: no hook names given")
+    if dtype not in _DTYPES:
+        raise ValueError(f"harvest: dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    if int(shard_tokens) < 1:
+        raise ValueError(f"harvest: shard_tokens must be >= 1, got {shard_tokens}")
+    known = set(model.hook_names())
+    for n in names:
+        if n not in known:
+            raise ValueError(f"harvest: no hook point named {n!r} (see model.hook_names())")
+    from .splice import hook_width
+    widths = {n: hook_width(model.config, n) for n in names}
+    return _settings(model, names, dtype, shard_tokens, max_len, skip_bos, widths)
+
+
+def open_manifest(out_dir, settings) -> dict:
+    """The manifest of out_dir's run with these settings (a fresh one if there is none), after
+    removing the temporary files of an interrupted write; a run with other settings is refused."""
+    os.makedirs(out_dir, exist_ok=True)
+    for stale in glob.glob(os.path.join(out_dir, "*.tmp*")):
+        os.remove(stale)  # a write the interruption cut short
+    path = os.path.join(out_dir, "manifest.json")
+    if not os.path.exists(path):
+        return dict(settings, shards=[], tokens=0, texts=0, complete=False)
+    with open(path) as f:
+        manifest = json.load(f)
+    for key, value in settings.items():
+        if manifest.get(key) != value:
+            raise ValueError(f"harvest: {out_dir!r} holds a run with {key} = "
+                             f"{manifest.get(key)!r}, not {value!r}; use another out_dir")
+    return manifest
+
+
+def write_shard(out_dir, index: int, dtype: str, acts, ids, texts, pos) -> dict:
+    """Writes shard `index` (activations {name: [n, width]} stored as `dtype`, and the tokens'
+    ids, text indices and positions) and returns its manifest entry, less the running token
+    hash."""
+    file = f"shard_{index:05d}.safetensors"
+    tensors = {k: a.astype(_DTYPES[dtype]) for k, a in acts.items()}
+    tensors.update(token_ids=ids.astype(np.int32), text_index=texts.astype(np.int64),
+                   position=pos.astype(np.int32))
+    write_safetensors(os.path.join(out_dir, file), tensors, {"format": FORMAT})
+    n = len(ids)
+    return {"file": file, "tokens": int(n), "first": [int(texts[0]), int(pos[0])],
+            "last": [int(texts[n - 1]), int(pos[n - 1])]}
 
 
 def _resume_point(manifest):
@@ -113,37 +158,14 @@ def harvest(model, texts, names, out_dir, *, dtype: str = "float32", shard_token
     run continues after its last complete shard (the skipped texts are tokenized again and
     checked against the shards' token hash, so a different stream is an error, never a gap or a
     duplicate). A complete run is returned as it is."""
-    names = [names] if isinstance(names, str) else list(names)
-    if not names:
-        raise ValueError("harvest: no hook names given")
-    if dtype not in _DTYPES:
-        raise ValueError(f"harvest: dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-    if int(shard_tokens) < 1:
-        raise ValueError(f"harvest: shard_tokens must be >= 1, got {shard_tokens}")
-    known = set(model.hook_names())
-    for n in names:
-        if n not in known:
-            raise ValueError(f"harvest: no hook point named {n!r} (see model.hook_names())")
-    from .splice import hook_width
-    widths = {n: hook_width(model.config, n) for n in names}
-    settings = _settings(model, names, dtype, shard_tokens, max_len, skip_bos, widths)
-    os.makedirs(out_dir, exist_ok=True)
-    for stale in glob.glob(os.path.join(out_dir, "*.tmp*")):
-        os.remove(stale)  # a write the interruption cut short
+    settings = checked_settings(model, names, dtype, shard_tokens, max_len, skip_bos)
+    names = settings["names"]
+    manifest = open_manifest(out_dir, settings)
     path = os.path.join(out_dir, "manifest.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            manifest = json.load(f)
-        for key, value in settings.items():
-            if manifest.get(key) != value:
-                raise ValueError(f"harvest: {out_dir!r} holds a run with {key} = "
-                                 f"{manifest.get(key)!r}, not {value!r}; use another out_dir")
-        if manifest.get("complete"):
-            return manifest
-    else:
-        manifest = dict(settings, shards=[], tokens=0, texts=0, complete=False)
+    if manifest.get("complete"):
+        return manifest
     resume = _resume_point(manifest)
-    writer = _Writer(out_dir, manifest, _DTYPES[dtype])
+    writer = _Writer(out_dir, manifest, dtype)
     bar = _bar(progress, len(texts) if hasattr(texts, "__len__") else None)
     bos = None
     try:

@@ -8,6 +8,8 @@
 #include "csrc/models/embedding_gemma2/embedding_gemma2.h"
 #include "csrc/models/gemma/config.h"
 #include "csrc/models/gemma/gemma.h"
+#include "csrc/models/gemma3n/config.h"
+#include "csrc/models/gemma3n/gemma3n.h"
 #include "csrc/models/gemma4/config.h"
 #include "csrc/models/gemma4/gemma4.h"
 #include "csrc/models/griffin/config.h"
@@ -61,6 +63,17 @@ Loaded load_gemma4(const Source& s) {
   return out;
 }
 
+Loaded load_gemma3n(const Source& s) {
+  Loaded out;
+  if (s.gguf) {
+    out.text = gemma3n::make_model(gemma3n::config_from_gguf(*s.gguf), s.gguf);
+  } else {
+    nn::ModelConfig c = gemma3n::config_from_hf(*s.config, s.what);
+    out.text = gemma3n::make_model(std::move(c), std::make_shared<const WeightFile>(open_weights(s.weights_path)));
+  }
+  return out;
+}
+
 Loaded load_embedding_gemma2(const Source& s) {
   Loaded out;
   out.encoder = embedding_gemma2::load(s.path, *s.config, s.what);
@@ -106,6 +119,7 @@ const std::vector<Family>& table() {
       {"embedding_gemma", {"gemma3_text"}, {"gemma-embedding"}, is_bidirectional, load_embedding_gemma},
       {"embedding_gemma2", {"embedding_gemma2_text", "embedding_gemma2"}, {}, nullptr, load_embedding_gemma2},
       {"gemma", {"gemma", "gemma2", "gemma3_text", "gemma3"}, {"gemma", "gemma2", "gemma3"}, nullptr, load_gemma},
+      {"gemma3n", {"gemma3n_text", "gemma3n"}, {"gemma3n"}, nullptr, load_gemma3n},
       {"gemma4", {"gemma4_text", "gemma4"}, {"gemma4"}, nullptr, load_gemma4},
       {"recurrent_gemma", {"recurrent_gemma"}, {}, nullptr, load_griffin},
       {"siglip", {"siglip_vision_model"}, {}, nullptr, load_siglip},

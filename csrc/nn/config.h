@@ -35,6 +35,10 @@ struct LayerConfig {
   // and Gemma 3n's KV sharing): it has no k/v projections and no cache slot; -1: its own.
   int64_t kv_source = -1;
   int64_t ffn = 0;  // the MLP's hidden size where it differs (Gemma 4 E2B's double-wide MLPs); 0: the model's
+  // Gemma 3n's activation sparsity: the MLP's gate keeps only what exceeds its row's mean plus
+  // gate_cutoff_z standard deviations (z = the normal quantile of the configured sparsity).
+  bool sparse_gate = false;
+  float gate_cutoff_z = 0;
 };
 
 struct ModelConfig {
@@ -66,6 +70,12 @@ struct ModelConfig {
   // Mixture of experts beside each layer's dense MLP (Gemma 4 26B-A4B): n_experts gated MLPs of
   // hidden size expert_ffn, top_k of them per token; 0: none.
   int64_t n_experts = 0, top_k = 0, expert_ffn = 0;
+  // Gemma 3n: AltUp's parallel residual streams (altup_num_inputs; 0: one stream, no AltUp), the
+  // active one the layer's blocks run on, whether the corrected active stream is scaled before it
+  // gates the per-layer input; and LAuReL's low-rank residual beside attention (0: none).
+  int64_t altup_streams = 0, altup_active = 0;
+  bool altup_correct_scale = true;
+  int64_t laurel_rank = 0;
   std::vector<LayerConfig> layers;
   // RecurrentGemma (Griffin) only; ffn above is the MLP's real hidden size there (half of HF's
   // intermediate_size), and every projection has a bias except q, k, v without attention_bias.

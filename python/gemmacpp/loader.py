@@ -13,6 +13,7 @@ checkpoint), an encoder an EmbeddingModel (EmbeddingGemma). The checkpoint's oth
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -31,7 +32,8 @@ def load(source=None, *, device: str = "cpu", dtype=None,
     (Gemma 3 270M Q4_K_M, from the gemmacpp[model] extra). Gemma 3 checkpoints with a vision
     tower and PaliGemma give a Model that takes images; a bare SigLIP tower a VisionModel;
     EmbeddingGemma (a sentence-transformers folder, or a gemma-embedding GGUF file) an
-    EmbeddingModel.
+    EmbeddingModel. Gemma 3n (gemma3n_text, or the text part of a gemma3n checkpoint, with a
+    warning that its vision and audio towers are not loaded) and Gemma 4 give text Models.
     Activations are float32 (dtype None or float32). threads: sets the process-wide thread count
     (gemmacpp.set_num_threads)."""
     if source is None:
@@ -46,6 +48,8 @@ def load(source=None, *, device: str = "cpu", dtype=None,
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such checkpoint: {path!r}")
     parts = _core.load(path)
+    if parts.family == "gemma3n":
+        _note_unread_towers(path)
     if parts.encoder is not None:
         return EmbeddingModel(parts.encoder, path)
     if parts.text is None:
@@ -53,6 +57,15 @@ def load(source=None, *, device: str = "cpu", dtype=None,
     if parts.vision is None:
         return Model(parts.text)
     return Model(parts.text, ImageInputs(checkpoint.read_config(path), path, parts.vision, parts.projector))
+
+
+def _note_unread_towers(path: str) -> None:
+    """A multimodal Gemma 3n checkpoint runs as its text model: say that its towers are not read."""
+    cfg = checkpoint.read_config(path) or {}
+    towers = [k.removesuffix("_config") for k in ("vision_config", "audio_config") if cfg.get(k)]
+    if towers:
+        warnings.warn(f"{path}: Gemma 3n's {' and '.join(towers)} tower(s) are not loaded; "
+                      "the model reads and writes text only", stacklevel=3)
 
 
 def default_model_path() -> str:

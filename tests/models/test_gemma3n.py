@@ -118,6 +118,20 @@ def test_logits_match_transformers(pair):
     np.testing.assert_array_equal(m.forward(toks[1].tolist())[0], got[1])
 
 
+def test_results_do_not_depend_on_the_thread_count(pair):
+    _, m, _ = pair
+    toks = tokens(11)
+    before = gc.get_num_threads()
+    try:
+        gc.set_num_threads(1)
+        one = m.forward(toks)
+        gc.set_num_threads(2)
+        two = m.forward(toks)
+    finally:
+        gc.set_num_threads(before)
+    np.testing.assert_array_equal(one, two)
+
+
 def test_ragged_batch_rows_equal_their_own_forwards(pair):
     name, m, hf = pair
     toks = tokens(2, batch=3)

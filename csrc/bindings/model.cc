@@ -228,8 +228,12 @@ GEMMACPP_BINDING(model) {
       .def_readonly("vision", &models::Loaded::vision)
       .def_readonly("projector", &models::Loaded::projector);
 
-  m.def("load", [](const std::string& path) { return without_gil([&] { return models::load(path); }); },
-        py::arg("path"),
+  m.def("load",
+        [](const std::string& path, const std::vector<int64_t>& ffn, const std::vector<int64_t>& skip_layers) {
+          return without_gil([&] { return models::load(path, {ffn, skip_layers}); });
+        },
+        py::arg("path"), py::arg("matformer_ffn") = std::vector<int64_t>(),
+        py::arg("matformer_skip_layers") = std::vector<int64_t>(),
         "The model a checkpoint holds: a HF checkpoint folder, a .safetensors file next to its "
         "config.json, or a .gguf file");
   m.def("families", &models::families, "the model families gemmacpp reads, and from which formats");

@@ -26,6 +26,7 @@ struct Source {
   std::string what;
   const json::Value* config = nullptr;             // HF
   std::shared_ptr<const WeightFile> gguf;          // GGUF
+  gemma3n::MatFormer matformer;                    // a sub-model, where asked for
 };
 
 struct Family {
@@ -66,9 +67,12 @@ Loaded load_gemma4(const Source& s) {
 Loaded load_gemma3n(const Source& s) {
   Loaded out;
   if (s.gguf) {
-    out.text = gemma3n::make_model(gemma3n::config_from_gguf(*s.gguf), s.gguf);
+    nn::ModelConfig c = gemma3n::config_from_gguf(*s.gguf);
+    if (!s.matformer.empty()) c = gemma3n::slice(c, s.matformer);
+    out.text = gemma3n::make_model(std::move(c), s.gguf);
   } else {
     nn::ModelConfig c = gemma3n::config_from_hf(*s.config, s.what);
+    if (!s.matformer.empty()) c = gemma3n::slice(c, s.matformer);
     out.text = gemma3n::make_model(std::move(c), std::make_shared<const WeightFile>(open_weights(s.weights_path)));
   }
   return out;
@@ -145,9 +149,10 @@ std::string known(bool gguf) {
 
 }  // namespace
 
-Loaded load(const std::string& path) {
+Loaded load(const std::string& path, const gemma3n::MatFormer& matformer) {
   Source s;
   s.path = path;
+  s.matformer = matformer;
   s.weights_path = checkpoint::model_path(path);
   json::Value config;
   std::string key;
@@ -170,6 +175,8 @@ Loaded load(const std::string& path) {
   for (const Family& f : table()) {
     if (!contains(gguf ? f.gguf_architectures : f.hf_model_types, key)) continue;
     if (f.accepts && !f.accepts(s)) continue;
+    GC_CHECK(matformer.empty() || std::string(f.name) == "gemma3n", NotImplementedError, s.what,
+             ": matformer slices Gemma 3n models only; this is a ", f.name, " checkpoint");
     Loaded out = f.load(s);
     out.family = f.name;
     return out;

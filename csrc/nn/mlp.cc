@@ -1,5 +1,6 @@
 #include "csrc/nn/mlp.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "csrc/core/error.h"
@@ -29,17 +30,24 @@ void gaussian_topk(Device device, float* gate, int64_t M, int64_t F, float z) {
 
 }  // namespace
 
-GatedMlp::GatedMlp(const Scope& s, int64_t d, int64_t ffn, bool bias, bool sparse, float cutoff_z)
+GatedMlp::GatedMlp(const Scope& s, int64_t d, int64_t ffn, bool bias, bool sparse, float cutoff_z,
+                   int64_t stored_ffn)
     : ffn_(ffn),
-      gate_(s.weights, s.name("gate.weight"), ffn, d, bias ? s.name("gate.bias") : ""),
-      up_(s.weights, s.name("up.weight"), ffn, d, bias ? s.name("up.bias") : ""),
-      down_(s.weights, s.name("down.weight"), d, ffn, bias ? s.name("down.bias") : ""),
+      gate_(s.weights, s.name("gate.weight"), std::max(ffn, stored_ffn), d, bias ? s.name("gate.bias") : ""),
+      up_(s.weights, s.name("up.weight"), std::max(ffn, stored_ffn), d, bias ? s.name("up.bias") : ""),
+      down_(s.weights, s.name("down.weight"), d, std::max(ffn, stored_ffn), bias ? s.name("down.bias") : ""),
       sparse_(sparse),
       cutoff_z_(cutoff_z),
       pre_site_(s.site("hook_pre")),
       sparse_site_(sparse ? s.site("hook_sparse_gate") : -1),
       pre_linear_site_(s.site("hook_pre_linear")),
-      post_site_(s.site("hook_post")) {}
+      post_site_(s.site("hook_post")) {
+  if (stored_ffn > ffn) {
+    gate_ = gate_.prefix(ffn, d);
+    up_ = up_.prefix(ffn, d);
+    down_ = down_.prefix(d, ffn);
+  }
+}
 
 void GatedMlp::operator()(const Forward& f, const float* h, float* out) const {
   const int64_t M = f.rows(), F = ffn_;

@@ -18,7 +18,10 @@ class GatedMlp {
  public:
   // s: the block's scope ("blocks.3.mlp."); weights gate, up, down (.weight, and .bias with bias).
   // sparse: the gate cutoff at cutoff_z standard deviations.
-  GatedMlp(const Scope& s, int64_t d, int64_t ffn, bool bias, bool sparse = false, float cutoff_z = 0);
+  // stored_ffn > ffn: the stored matrices are that wide, and the block uses their first ffn
+  // rows / columns (a MatFormer slice, read in place).
+  GatedMlp(const Scope& s, int64_t d, int64_t ffn, bool bias, bool sparse = false, float cutoff_z = 0,
+           int64_t stored_ffn = 0);
   void operator()(const Forward& f, const float* h, float* out) const;  // h, out [M, d]
 
  private:

@@ -9,12 +9,12 @@ namespace gemmacpp::nn {
 
 PerLayerInputs::PerLayerInputs(const Scope& s, const ModelConfig& c)
     : d_(c.d),
-      layers_(c.n_layers),
+      layers_(c.layer_ple_slots()),
       width_(c.per_layer_input),
       vocab_(c.per_layer_vocab),
       tokens_(c.per_layer_vocab > 0 ? std::optional<TokenEmbedding>(
                                           std::in_place, s, "per_layer_embed.weight", c.per_layer_vocab,
-                                          c.n_layers * c.per_layer_input, c.per_layer_embed_scale, "")
+                                          c.layer_ple_slots() * c.per_layer_input, c.per_layer_embed_scale, "")
                                     : std::nullopt),
       proj_(s.weights, s.name("per_layer_proj.weight"), layers_ * width_, d_),
       norm_(s.weights, s.name("per_layer_proj_norm.weight"), width_, c.norm_eps, c.norm_unit_offset),

@@ -478,3 +478,88 @@ def test_gguf_logits_match_transformers(name, qtype, tmp_path):
     assert got == want | {"norm_eps": got["norm_eps"]}
     toks = tokens(8)
     close(m.forward(toks), reference(model, toks), f"{name} {qtype}")
+
+
+# ---- MatFormer ----------------------------------------------------------------------------------
+
+def sliced_reference(model, ffn, skip):
+    """transformers' Gemma 3n with the weights sliced in PyTorch: the kept layers renumbered, their
+    MLPs cut to the first ffn[j] rows (gate, up) / columns (down), the per-layer table and
+    projection cut to the kept layers' slices, the KV-sharing layers counted again."""
+    cfg = model.config
+    L, P = cfg.num_hidden_layers, cfg.hidden_size_per_layer_input
+    keep = [i for i in range(L) if i not in skip]
+    first_shared = L - cfg.num_kv_shared_layers
+    over = dict(num_hidden_layers=len(keep), intermediate_size=list(ffn),
+                layer_types=[cfg.layer_types[i] for i in keep],
+                activation_sparsity_pattern=[cfg.activation_sparsity_pattern[i] for i in keep],
+                num_kv_shared_layers=sum(i >= first_shared for i in keep))
+    kw = {k: v for k, v in cfg.to_dict().items() if k in transformers.Gemma3nTextConfig.__dataclass_fields__}
+    new = transformers.Gemma3nForCausalLM(transformers.Gemma3nTextConfig(**{**kw, **over},
+                                                                        attn_implementation="eager")).eval()
+    old = model.state_dict()
+    state = {}
+    cols = torch.cat([torch.arange(i * P, (i + 1) * P) for i in keep])
+    for k, v in old.items():
+        if ".layers." not in k:
+            if k.endswith("embed_tokens_per_layer.weight"):
+                v = v[:, cols]
+            elif k.endswith("per_layer_model_projection.weight"):
+                v = v[cols]
+            state[k] = v
+            continue
+        i = int(k.split(".layers.")[1].split(".")[0])
+        if i not in keep:
+            continue
+        j = keep.index(i)
+        name = k.replace(f".layers.{i}.", f".layers.{j}.")
+        if name.endswith(("mlp.gate_proj.weight", "mlp.up_proj.weight")):
+            v = v[:ffn[j]]
+        elif name.endswith("mlp.down_proj.weight"):
+            v = v[:, :ffn[j]]
+        state[name] = v
+    missing, unexpected = new.load_state_dict(state, strict=False)
+    assert not unexpected and set(missing) <= {"lm_head.weight"}, (missing, unexpected)
+    new.tie_weights()
+    return new
+
+
+@pytest.mark.parametrize("ffn,skip", [([32, 48, 16, 64, 40, 24], []), ([32, 16, 48, 24], [3, 4]), ([40], [1])])
+def test_matformer_slices_match_the_sliced_reference(ffn, skip, tmp_path):
+    model = hf_model("altup4")
+    model.save_pretrained(tmp_path)
+    m = gc.load(str(tmp_path), matformer={"ffn": ffn, "skip_layers": skip})
+    kept = 6 - len(skip)
+    widths = ffn * kept if len(ffn) == 1 else ffn
+    assert [l["intermediate_size"] for l in m.config["layers"]] == widths
+    ref = sliced_reference(model, widths, skip)
+    assert [l["kv_source"] is not None for l in m.config["layers"]] == \
+        [mode == "reuse" for mode in ref.config.kv_sharing_modes]
+    toks = tokens(12)
+    close(m.forward(toks), reference(ref, toks), f"matformer {ffn} skip {skip}")
+    cache = m.new_cache(batch=2)
+    got = np.concatenate([m.forward(toks[:, :5], cache=cache), m.forward(toks[:, 5:], cache=cache)], axis=1)
+    close(got, reference(ref, toks), f"matformer cached {ffn} skip {skip}")
+
+
+def test_matformer_bad_slices_raise_named_errors(tmp_path):
+    model = hf_model("altup4")
+    model.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"layer 2 \(kept as 2\) has an MLP of 64; ffn 65 must be in \[1, 64\]"):
+        gc.load(str(tmp_path), matformer={"ffn": [32, 32, 65, 32, 32, 32]})
+    with pytest.raises(ValueError, match="ffn must be one width or 5"):
+        gc.load(str(tmp_path), matformer={"ffn": [32, 32], "skip_layers": [0]})
+    with pytest.raises(ValueError, match="skip_layers holds 6"):
+        gc.load(str(tmp_path), matformer={"skip_layers": [6]})
+    with pytest.raises(ValueError, match="matformer must be a dict"):
+        gc.load(str(tmp_path), matformer={"width": 3})
+    with pytest.raises(ValueError, match="matformer: layer 4 shares the keys and values of an earlier full layer"):
+        gc.load(str(tmp_path), matformer={"skip_layers": [2]})  # the only full layer before the shared ones
+
+
+def test_matformer_is_refused_for_other_families(tmp_path):
+    cfg = transformers.Gemma3TextConfig(vocab_size=V, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=2, num_key_value_heads=1, head_dim=16)
+    transformers.Gemma3ForCausalLM(cfg).save_pretrained(tmp_path)
+    with pytest.raises(NotImplementedError, match="matformer slices Gemma 3n models only"):
+        gc.load(str(tmp_path), matformer={"ffn": 32})

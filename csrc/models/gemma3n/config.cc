@@ -178,6 +178,52 @@ ModelConfig config_from_hf(const Value& root, const std::string& what) {
   return c;
 }
 
+ModelConfig slice(const ModelConfig& c, const MatFormer& m) {
+  const int64_t L = c.n_layers;
+  std::vector<bool> skip(size_t(L), false);
+  for (int64_t i : m.skip_layers) {
+    GC_CHECK(i >= 0 && i < L, ValueError, "matformer: skip_layers holds ", i, ", not a layer of 0 .. ", L - 1);
+    GC_CHECK(!skip[size_t(i)], ValueError, "matformer: skip_layers names layer ", i, " twice");
+    skip[size_t(i)] = true;
+  }
+  int64_t first_shared = L;
+  for (int64_t i = 0; i < L; ++i) {
+    if (c.layers[size_t(i)].kv_source >= 0) {
+      first_shared = i;
+      break;
+    }
+  }
+  ModelConfig out = c;
+  out.layers.clear();
+  out.per_layer_slots = c.layer_ple_slots();
+  int64_t shared = 0;
+  for (int64_t i = 0; i < L; ++i) {
+    if (skip[size_t(i)]) continue;
+    LayerConfig l = c.layers[size_t(i)];
+    l.source = l.source >= 0 ? l.source : i;
+    l.per_layer_slot = c.layer_ple_slot(i);
+    l.kv_source = -1;
+    shared += i >= first_shared;
+    out.layers.push_back(l);
+  }
+  out.n_layers = int64_t(out.layers.size());
+  GC_CHECK(out.n_layers >= 1, ValueError, "matformer: skip_layers leaves no layer");
+  GC_CHECK(m.ffn.size() <= 1 || int64_t(m.ffn.size()) == out.n_layers, ValueError, "matformer: ffn must be one width or ",
+           out.n_layers, " (one per kept layer), got ", m.ffn.size());
+  for (int64_t j = 0; j < out.n_layers; ++j) {
+    LayerConfig& l = out.layers[size_t(j)];
+    const int64_t stored = l.ffn_stored ? l.ffn_stored : c.layer_ffn(l.source);
+    const int64_t want = m.ffn.empty() ? stored : m.ffn[m.ffn.size() == 1 ? 0 : size_t(j)];
+    GC_CHECK(want >= 1 && want <= stored, ValueError, "matformer: layer ", l.source, " (kept as ", j,
+             ") has an MLP of ", stored, "; ffn ", want, " must be in [1, ", stored, "]");
+    l.ffn_stored = stored;
+    l.ffn = want;
+  }
+  gemma4::share_kv(out, shared, "matformer");
+  out.validate();
+  return out;
+}
+
 ModelConfig config_from_gguf(const WeightFile& f) {
   const std::string what = "'" + f.path + "'";
   const std::string arch = "gemma3n";

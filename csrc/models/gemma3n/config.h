@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "csrc/io/json_reader.h"
 #include "csrc/io/weight_binder.h"
@@ -17,6 +18,19 @@ namespace gemmacpp::gemma3n {
 nn::ModelConfig config_from_hf(const json::Value& root, const std::string& what);
 nn::ModelConfig config_from_gguf(const WeightFile& f);
 NameMap name_map(const nn::ModelConfig& c, const WeightFile& f);
+
+// A MatFormer sub-model of a checkpoint (E4B holds E2B-like ones): layers to skip, and the MLP
+// width of each layer kept (one for all, or one per kept layer; empty: as stored).
+struct MatFormer {
+  std::vector<int64_t> ffn;
+  std::vector<int64_t> skip_layers;
+  bool empty() const { return ffn.empty() && skip_layers.empty(); }
+};
+// The config of that sub-model: the kept layers in order, each reading its stored layer's weights
+// (the first `ffn` rows / columns of its MLP) and per-layer input slice; the layers that shared
+// keys and values in the checkpoint and are kept share them again, from the last kept layer of
+// their type before them. ValueError naming a bad width or layer.
+nn::ModelConfig slice(const nn::ModelConfig& c, const MatFormer& m);
 
 // The standard normal quantile: what transformers' gaussian top-k turns a sparsity p into (and
 // what llama.cpp's GGUF files store as activation_sparsity_scale).

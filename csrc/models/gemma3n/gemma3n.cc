@@ -60,11 +60,12 @@ struct Gemma3nLayer {
         ln2(s.weights, s.name("ln2.weight"), c.d, c.norm_eps, c.norm_unit_offset),
         ln2_normalized(s.site("ln2.hook_normalized")),
         mlp(s.sub("mlp"), c.d, c.layer_ffn(i), /*bias=*/false, c.layers[size_t(i)].sparse_gate,
-            c.layers[size_t(i)].gate_cutoff_z),
+            c.layers[size_t(i)].gate_cutoff_z, c.layers[size_t(i)].ffn_stored),
         ln2_post(s.weights, s.name("ln2_post.weight"), c.d, c.norm_eps, c.norm_unit_offset),
         mlp_out(s.site("hook_mlp_out")),
         corrected(s.site("altup.hook_corrected")),
-        ple(s, c.d, c.n_layers, c.per_layer_input, i, c.norm_eps, c.norm_unit_offset, /*slice_site=*/true),
+        ple(s, c.d, c.layer_ple_slots(), c.per_layer_input, c.layer_ple_slot(i), c.norm_eps, c.norm_unit_offset,
+            /*slice_site=*/true),
         resid_post(s.site("hook_resid_post")) {}
 
   nn::SlotSpec cache_slot(int64_t max_len) const { return attn.cache_slot(max_len); }
@@ -138,7 +139,13 @@ std::shared_ptr<nn::TextModel> make_model(nn::ModelConfig config, std::shared_pt
   GC_CHECK(config.altup_streams >= 2 && config.per_layer_input > 0 && config.laurel_rank > 0, ValueError,
            "Gemma 3n: the config needs AltUp streams, per-layer inputs and a LAuReL rank");
   if (weights->format == "gguf") weights = with_altup_slices(std::move(weights), config.altup_streams, config.d);
-  const NameMap names = name_map(config, *weights);
+  NameMap names = name_map(config, *weights);
+  std::vector<int64_t> sources;
+  for (int64_t i = 0; i < config.n_layers; ++i) {
+    const int64_t s = config.layers[size_t(i)].source;
+    sources.push_back(s >= 0 ? s : i);
+  }
+  names.set_layer_sources(std::move(sources));
   // transformers scales an embedding by its factor in the table's dtype (bfloat16 rounds it);
   // llama.cpp scales GGUF tables in float32.
   if (weights->format != "gguf") {

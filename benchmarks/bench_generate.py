@@ -24,6 +24,11 @@ of 256 with 1 key/value head, global layers of 512, per-layer inputs of 256 with
 table, the last two layers sharing the first two's keys and values with double-wide MLPs), saved
 once as float32 safetensors under ~/.cache/gemmacpp-bench; random prompt ids; gemmacpp against
 transformers' Gemma4ForCausalLM on the same folder (llama.cpp has no writer here for it).
+--gemma3n-e2b does the same for a random Gemma 3n E2B-shaped model cut to 4 layers (d 2048, 8
+heads of 256 with 2 key/value heads, MLPs of 8192, 4 AltUp streams, LAuReL rank 64, per-layer
+inputs of 256 with their 262144-row table, a 262400-row vocabulary, activation sparsity 0.95 on the
+first two layers, the last two sharing the first two's keys and values), against
+Gemma3nForCausalLM.
 
 The decode bound is the copy bandwidth (np.copyto, read + write, timing.py) over the bytes of
 weights one decode step reads (every tensor of the file once: the tied embedding is the output
@@ -76,10 +81,33 @@ def build_gemma4_e2b(folder):
     os.replace(folder + ".tmp", folder)
 
 
+GEMMA3N_E2B = os.path.expanduser("~/.cache/gemmacpp-bench/gemma3n-e2b-4-layers")
+
+
+def build_gemma3n_e2b(folder):
+    """The E2B's shapes (google/gemma-3n-E2B's config), 4 layers: sliding and global layers with
+    sparse MLPs, then two dense layers reading their keys and values."""
+    import torch
+    import transformers
+    S, F = "sliding_attention", "full_attention"
+    cfg = transformers.Gemma3nTextConfig(
+        vocab_size=262400, vocab_size_per_layer_input=262144, hidden_size=2048, intermediate_size=8192,
+        num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2, head_dim=256,
+        hidden_size_per_layer_input=256, altup_num_inputs=4, laurel_rank=64, num_kv_shared_layers=2,
+        sliding_window=512, layer_types=[S, F, S, F], activation_sparsity_pattern=[0.95, 0.95, 0.0, 0.0],
+        final_logit_softcapping=30.0, initializer_range=0.02)
+    torch.manual_seed(0)
+    transformers.Gemma3nForCausalLM(cfg).eval().save_pretrained(folder + ".tmp")
+    os.replace(folder + ".tmp", folder)
+
+
+RANDOM_MODELS = {GEMMA4_E2B: "Gemma4ForCausalLM", GEMMA3N_E2B: "Gemma3nForCausalLM"}
+
+
 def prompt_ids(model_path, lengths):
     """{length: ids}: BOS and the start of TEXT (repeated as needed), `length` ids in all; random
     ids for the random Gemma 4 model."""
-    if model_path == GEMMA4_E2B:
+    if model_path in RANDOM_MODELS:
         rng = np.random.default_rng(0)
         return {n: [2] + [int(t) for t in rng.integers(3, 262144, n - 1)] for n in lengths}
     import gemmacpp as gc
@@ -172,9 +200,10 @@ def convert_for_transformers(model_path):
 def engine_transformers(model_path, threads, max_len):
     import torch
     torch.set_num_threads(threads)
-    if model_path == GEMMA4_E2B:
+    if model_path in RANDOM_MODELS:
         import transformers
-        model = transformers.Gemma4ForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
+        cls = getattr(transformers, RANDOM_MODELS[model_path])
+        model = cls.from_pretrained(model_path, dtype=torch.float32).eval()
     else:
         model = transformers_model()
 
@@ -249,7 +278,7 @@ def available(engine):
 
 def weight_bytes(model_path):
     import gemmacpp as gc
-    if model_path == GEMMA4_E2B:
+    if model_path in RANDOM_MODELS:
         model_path = os.path.join(model_path, "model.safetensors")
     f = gc.weights.open(model_path)
     return sum(f.info(n).nbytes for n in f.names())
@@ -277,6 +306,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=2, help="runs of each engine (best kept)")
     ap.add_argument("--gemma4-e2b", action="store_true",
                     help="a random Gemma 4 E2B-shaped model cut to 4 layers, against transformers")
+    ap.add_argument("--gemma3n-e2b", action="store_true",
+                    help="a random Gemma 3n E2B-shaped model cut to 4 layers, against transformers")
     ap.add_argument("--child", choices=ENGINES, help=argparse.SUPPRESS)
     ap.add_argument("--ids-file", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -288,10 +319,16 @@ def main():
         if not os.path.exists(GEMMA4_E2B):
             print(f"building the random model once into {GEMMA4_E2B} ...", flush=True)
             build_gemma4_e2b(GEMMA4_E2B)
+    if args.gemma3n_e2b:
+        args.model = GEMMA3N_E2B
+        args.engines = [e for e in args.engines if e != "llama.cpp"]
+        if not os.path.exists(GEMMA3N_E2B):
+            print(f"building the random model once into {GEMMA3N_E2B} ...", flush=True)
+            build_gemma3n_e2b(GEMMA3N_E2B)
 
     from timing import copy_bandwidth
     engines = [e for e in args.engines if available(e)]
-    if "transformers" in engines and not args.gemma4_e2b and not os.path.exists(os.path.join(TF_CACHE, "model.pt")):
+    if "transformers" in engines and args.model not in RANDOM_MODELS and not os.path.exists(os.path.join(TF_CACHE, "model.pt")):
         print(f"converting the GGUF for transformers once (slow) into {TF_CACHE} ...", flush=True)
         p = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, %r); "
                             "import bench_generate as b; b.convert_for_transformers(%r)"

@@ -4,7 +4,7 @@
     python scripts/bitwise_snapshot.py compare DIR   # run again on the same checkpoints, compare
 
 DIR keeps the checkpoints (small random Gemma 1/2/3 in safetensors and GGUF, RecurrentGemma,
-SigLIP, Gemma 3 with images, PaliGemma 1/2, written by the tests' own builders) and the recorded
+SigLIP, Gemma 3 with images, PaliGemma 1/2, Gemma 3n, written by the tests' own builders) and the recorded
 arrays, so that a comparison never depends on rebuilding the same random weights. Each family is
 run at 1 and 2 threads through the public API only: full and ragged forwards, last_only, every
 hook point (run_with_cache with all names, which takes the plain attention path that writes out
@@ -27,6 +27,7 @@ import gemmacpp as gc  # noqa: E402
 TEXT_HF = ["gemma1-mha", "gemma1-mqa", "gemma2-gqa", "gemma2-mqa", "gemma3-gqa", "gemma3-mqa"]
 TEXT_GGUF = [("gemma3", "Q4_K"), ("gemma2", "Q8_0"), ("gemma", "Q4_0"), ("gemma3", "F16")]
 GRIFFIN = ["griffin-mqa", "griffin-mha-bias"]
+GEMMA3N = ["altup4"]  # test_gemma3n's configs
 
 
 class _Factory:
@@ -65,6 +66,11 @@ def build_checkpoints(ckpt):
         if not (f.root / name).exists():
             test_griffin.build(name, str(f.mktemp(name)))
         out[name] = str(f.root / name)
+    for name in GEMMA3N:
+        if not (f.root / f"gemma3n-{name}").exists():
+            import test_gemma3n
+            test_gemma3n.hf_model(name).save_pretrained(f.mktemp(f"gemma3n-{name}"))
+        out[f"gemma3n-{name}"] = str(f.root / f"gemma3n-{name}")
     if not (f.root / "siglip").exists():
         vision_fixtures.build_siglip(f)
     out["siglip"] = str(f.root / "siglip")
@@ -221,7 +227,7 @@ def run_all(paths):
     for threads in (1, 2):
         gc.set_num_threads(threads)
         rec = Recorder()
-        for name in TEXT_HF + [f"{f}-{q}" for f, q in TEXT_GGUF] + GRIFFIN:
+        for name in TEXT_HF + [f"{f}-{q}" for f, q in TEXT_GGUF] + GRIFFIN + [f"gemma3n-{n}" for n in GEMMA3N]:
             text_cases(name, gc.load(paths[name]), rec)
         vision_cases(paths, rec)
         default_model_cases(rec)

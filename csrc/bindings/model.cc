@@ -64,6 +64,11 @@ py::dict config_to_py(const nn::ModelConfig& c) {
   out["num_experts"] = moe ? py::object(py::int_(c.n_experts)) : py::none();
   out["top_k_experts"] = moe ? py::object(py::int_(c.top_k)) : py::none();
   out["expert_intermediate_size"] = moe ? py::object(py::int_(c.expert_ffn)) : py::none();
+  const bool altup = c.altup_streams > 0;
+  out["altup_streams"] = altup ? py::object(py::int_(c.altup_streams)) : py::none();
+  out["altup_active"] = altup ? py::object(py::int_(c.altup_active)) : py::none();
+  out["altup_correct_scale"] = altup ? py::object(py::bool_(c.altup_correct_scale)) : py::none();
+  out["laurel_rank"] = c.laurel_rank > 0 ? py::object(py::int_(c.laurel_rank)) : py::none();
   out["lru_width"] = recurrent ? py::object(py::int_(c.lru_width)) : py::none();
   out["conv1d_width"] = recurrent ? py::object(py::int_(c.conv1d_width)) : py::none();
   py::list layers;
@@ -83,6 +88,7 @@ py::dict config_to_py(const nn::ModelConfig& c) {
     ld["k_eq_v"] = l.k_eq_v;
     ld["kv_source"] = l.kv_source >= 0 ? py::object(py::int_(l.kv_source)) : py::none();
     ld["intermediate_size"] = l.ffn ? l.ffn : c.ffn;
+    ld["gate_cutoff_z"] = l.sparse_gate ? py::object(py::float_(l.gate_cutoff_z)) : py::none();
     layers.append(ld);
   }
   out["layers"] = layers;
@@ -222,8 +228,12 @@ GEMMACPP_BINDING(model) {
       .def_readonly("vision", &models::Loaded::vision)
       .def_readonly("projector", &models::Loaded::projector);
 
-  m.def("load", [](const std::string& path) { return without_gil([&] { return models::load(path); }); },
-        py::arg("path"),
+  m.def("load",
+        [](const std::string& path, const std::vector<int64_t>& ffn, const std::vector<int64_t>& skip_layers) {
+          return without_gil([&] { return models::load(path, {ffn, skip_layers}); });
+        },
+        py::arg("path"), py::arg("matformer_ffn") = std::vector<int64_t>(),
+        py::arg("matformer_skip_layers") = std::vector<int64_t>(),
         "The model a checkpoint holds: a HF checkpoint folder, a .safetensors file next to its "
         "config.json, or a .gguf file");
   m.def("families", &models::families, "the model families gemmacpp reads, and from which formats");

@@ -40,6 +40,10 @@ std::string text_model_prefix(const WeightFile& f, const std::vector<std::string
 std::string NameMap::stored(const std::string& canonical) const {
   std::string layer;
   const std::string pattern = layer_pattern(canonical, &layer);
+  if (!layer_sources_.empty() && canonical.rfind("blocks.", 0) == 0) {
+    const size_t j = size_t(std::stoll(layer));
+    if (j < layer_sources_.size()) layer = std::to_string(layer_sources_[j]);
+  }
   for (const auto& [from, to] : patterns_) {
     if (from == pattern) return prefix_ + with_layer(to, layer);
   }

@@ -20,8 +20,12 @@ class NameMap {
   // without a pattern are stored under their own name. Every stored name gets `prefix` in front.
   NameMap(std::string prefix = "", std::vector<std::pair<std::string, std::string>> patterns = {});
   std::string stored(const std::string& canonical) const;
+  // Layer j of the block tree ("blocks.{j}.") reads the stored layer sources[j] (a model that runs
+  // a subset of a checkpoint's layers).
+  void set_layer_sources(std::vector<int64_t> sources) { layer_sources_ = std::move(sources); }
 
  private:
+  std::vector<int64_t> layer_sources_;
   std::string prefix_;
   std::vector<std::pair<std::string, std::string>> patterns_;
 };

@@ -8,6 +8,8 @@
 #include "csrc/models/embedding_gemma2/embedding_gemma2.h"
 #include "csrc/models/gemma/config.h"
 #include "csrc/models/gemma/gemma.h"
+#include "csrc/models/gemma3n/config.h"
+#include "csrc/models/gemma3n/gemma3n.h"
 #include "csrc/models/gemma4/config.h"
 #include "csrc/models/gemma4/gemma4.h"
 #include "csrc/models/griffin/config.h"
@@ -24,6 +26,7 @@ struct Source {
   std::string what;
   const json::Value* config = nullptr;             // HF
   std::shared_ptr<const WeightFile> gguf;          // GGUF
+  gemma3n::MatFormer matformer;                    // a sub-model, where asked for
 };
 
 struct Family {
@@ -57,6 +60,20 @@ Loaded load_gemma4(const Source& s) {
   } else {
     nn::ModelConfig c = gemma4::config_from_hf(*s.config, s.what);
     out.text = gemma4::make_model(std::move(c), std::make_shared<const WeightFile>(open_weights(s.weights_path)));
+  }
+  return out;
+}
+
+Loaded load_gemma3n(const Source& s) {
+  Loaded out;
+  if (s.gguf) {
+    nn::ModelConfig c = gemma3n::config_from_gguf(*s.gguf);
+    if (!s.matformer.empty()) c = gemma3n::slice(c, s.matformer);
+    out.text = gemma3n::make_model(std::move(c), s.gguf);
+  } else {
+    nn::ModelConfig c = gemma3n::config_from_hf(*s.config, s.what);
+    if (!s.matformer.empty()) c = gemma3n::slice(c, s.matformer);
+    out.text = gemma3n::make_model(std::move(c), std::make_shared<const WeightFile>(open_weights(s.weights_path)));
   }
   return out;
 }
@@ -106,6 +123,7 @@ const std::vector<Family>& table() {
       {"embedding_gemma", {"gemma3_text"}, {"gemma-embedding"}, is_bidirectional, load_embedding_gemma},
       {"embedding_gemma2", {"embedding_gemma2_text", "embedding_gemma2"}, {}, nullptr, load_embedding_gemma2},
       {"gemma", {"gemma", "gemma2", "gemma3_text", "gemma3"}, {"gemma", "gemma2", "gemma3"}, nullptr, load_gemma},
+      {"gemma3n", {"gemma3n_text", "gemma3n"}, {"gemma3n"}, nullptr, load_gemma3n},
       {"gemma4", {"gemma4_text", "gemma4"}, {"gemma4"}, nullptr, load_gemma4},
       {"recurrent_gemma", {"recurrent_gemma"}, {}, nullptr, load_griffin},
       {"siglip", {"siglip_vision_model"}, {}, nullptr, load_siglip},
@@ -131,9 +149,10 @@ std::string known(bool gguf) {
 
 }  // namespace
 
-Loaded load(const std::string& path) {
+Loaded load(const std::string& path, const gemma3n::MatFormer& matformer) {
   Source s;
   s.path = path;
+  s.matformer = matformer;
   s.weights_path = checkpoint::model_path(path);
   json::Value config;
   std::string key;
@@ -156,6 +175,8 @@ Loaded load(const std::string& path) {
   for (const Family& f : table()) {
     if (!contains(gguf ? f.gguf_architectures : f.hf_model_types, key)) continue;
     if (f.accepts && !f.accepts(s)) continue;
+    GC_CHECK(matformer.empty() || std::string(f.name) == "gemma3n", NotImplementedError, s.what,
+             ": matformer slices Gemma 3n models only; this is a ", f.name, " checkpoint");
     Loaded out = f.load(s);
     out.family = f.name;
     return out;

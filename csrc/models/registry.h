@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "csrc/models/gemma3n/config.h"
 #include "csrc/models/siglip/projector.h"
 #include "csrc/models/siglip/siglip.h"
 #include "csrc/nn/text_encoder.h"
@@ -29,7 +30,8 @@ struct Loaded {
 // A HF checkpoint folder (config.json + safetensors), a .safetensors file or index next to its
 // config.json, or a .gguf file (config from its metadata). ValueError for a missing config or a
 // broken file, NotImplementedError for a model_type or architecture no family reads.
-Loaded load(const std::string& path);
+// matformer: a Gemma 3n sub-model (models/gemma3n/config.h); NotImplementedError for other families.
+Loaded load(const std::string& path, const gemma3n::MatFormer& matformer = {});
 
 // "family: hf model_types / gguf architectures" per row, for docs and messages.
 std::vector<std::string> families();

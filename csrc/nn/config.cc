@@ -52,6 +52,10 @@ void ModelConfig::validate() const {
                ", which is not of the same attention type (window, head shape, RoPE)");
     }
   }
+  GC_CHECK(altup_streams == 0 || (altup_streams >= 2 && altup_active >= 0 && altup_active < altup_streams),
+           ValueError, "model config: altup_num_inputs (", altup_streams, ") must be >= 2 and altup_active_idx (",
+           altup_active, ") one of them");
+  GC_CHECK(laurel_rank >= 0, ValueError, "model config: laurel_rank must be >= 0, got ", laurel_rank);
   GC_CHECK(per_layer_vocab >= 0, ValueError, "model config: vocab_size_per_layer_input must be >= 0");
   if (n_experts > 0 || top_k > 0 || expert_ffn > 0) {
     GC_CHECK(n_experts >= 1 && expert_ffn >= 1, ValueError, "model config: num_experts (", n_experts,

@@ -35,6 +35,14 @@ struct LayerConfig {
   // and Gemma 3n's KV sharing): it has no k/v projections and no cache slot; -1: its own.
   int64_t kv_source = -1;
   int64_t ffn = 0;  // the MLP's hidden size where it differs (Gemma 4 E2B's double-wide MLPs); 0: the model's
+  // Gemma 3n's activation sparsity: the MLP's gate keeps only what exceeds its row's mean plus
+  // gate_cutoff_z standard deviations (z = the normal quantile of the configured sparsity).
+  bool sparse_gate = false;
+  float gate_cutoff_z = 0;
+  // A MatFormer slice (Gemma 3n): the stored layer whose weights this one runs (-1: its own
+  // index), the stored MLP width of which it uses the first `ffn` (0: as stored), and which of the
+  // stored per-layer input slices it reads (-1: its own index).
+  int64_t source = -1, ffn_stored = 0, per_layer_slot = -1;
 };
 
 struct ModelConfig {
@@ -63,9 +71,22 @@ struct ModelConfig {
   // past it read row 0); 0: the projection of the embedding alone (EmbeddingGemma 2).
   int64_t per_layer_vocab = 0;
   float per_layer_embed_scale = 1;  // sqrt(P) (in the table's dtype, as transformers rounds it)
+  // Slices in the per-layer inputs' table and projection where they differ from n_layers (a
+  // MatFormer slice that skips layers keeps the stored table); 0: n_layers.
+  int64_t per_layer_slots = 0;
+  int64_t layer_ple_slots() const { return per_layer_slots ? per_layer_slots : n_layers; }
+  int64_t layer_ple_slot(int64_t i) const {
+    return layers[size_t(i)].per_layer_slot >= 0 ? layers[size_t(i)].per_layer_slot : i;
+  }
   // Mixture of experts beside each layer's dense MLP (Gemma 4 26B-A4B): n_experts gated MLPs of
   // hidden size expert_ffn, top_k of them per token; 0: none.
   int64_t n_experts = 0, top_k = 0, expert_ffn = 0;
+  // Gemma 3n: AltUp's parallel residual streams (altup_num_inputs; 0: one stream, no AltUp), the
+  // active one the layer's blocks run on, whether the corrected active stream is scaled before it
+  // gates the per-layer input; and LAuReL's low-rank residual beside attention (0: none).
+  int64_t altup_streams = 0, altup_active = 0;
+  bool altup_correct_scale = true;
+  int64_t laurel_rank = 0;
   std::vector<LayerConfig> layers;
   // RecurrentGemma (Griffin) only; ffn above is the MLP's real hidden size there (half of HF's
   // intermediate_size), and every projection has a bias except q, k, v without attention_bias.

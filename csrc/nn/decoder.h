@@ -28,7 +28,8 @@ class Decoder final : public TextModel {
  public:
   // Binds every tensor the config needs through `names` (ValueError naming a missing or misshapen
   // one): the token table "embed.weight", the per-layer inputs (nn/per_layer.h) when
-  // config.per_layer_input, the layers below "blocks.{i}.", "ln_final.weight".
+  // config.per_layer_input, AltUp's stream projections (nn/altup.h) when config.altup_streams, the
+  // layers below "blocks.{i}.", "ln_final.weight".
   Decoder(ModelConfig config, std::shared_ptr<const WeightFile> weights, const NameMap& names)
       : TextModel(std::move(config), std::move(weights)) {
     const ModelConfig& c = config_;
@@ -36,8 +37,12 @@ class Decoder final : public TextModel {
     const Scope root{binder, sites_, ""};
     embed_.emplace(root, "embed.weight", c.vocab, c.d, c.embed_scale);
     if (c.per_layer_input > 0) per_layer_.emplace(root, c);
+    if (c.altup_streams > 0) altup_spread_.emplace(root, "altup_proj", c.d, c.altup_streams, "altup.hook_streams");
     layers_.reserve(size_t(c.n_layers));
     for (int64_t i = 0; i < c.n_layers; ++i) layers_.emplace_back(c, i, root.sub("blocks." + std::to_string(i)));
+    if (c.altup_streams > 0) {
+      altup_gather_.emplace(root, "altup_unembed", c.d, c.altup_streams, "altup.hook_unembedded");
+    }
     head_.emplace(root, "ln_final.weight", embed_->table(), c.norm_eps, c.norm_unit_offset, c.final_softcap);
   }
 

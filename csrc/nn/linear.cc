@@ -1,5 +1,6 @@
 #include "csrc/nn/linear.h"
 
+#include "csrc/core/error.h"
 #include "csrc/ops/dispatch.h"
 
 namespace gemmacpp::nn {
@@ -14,16 +15,29 @@ Linear::Linear(const WeightTensor& weight) : w_(&weight) {
   if (w_->quantized) parse_qtype(w_->type_name(), &qtype_);  // checked when it was bound
 }
 
+Linear Linear::prefix(int64_t out, int64_t in) const {
+  GC_CHECK(out >= 1 && out <= w_->shape[0] && in >= 1 && in <= w_->shape[1], ValueError, "'", w_->name,
+           "' of shape ", shape_string(w_->shape), " has no [", out, ", ", in, "] slice");
+  GC_CHECK(!w_->quantized || in == w_->shape[1], NotImplementedError, "'", w_->name, "' is stored as ",
+           w_->type_name(), ": a slice of its columns (", in, " of ", w_->shape[1],
+           ") needs a float matrix");
+  GC_CHECK(bias_.empty() || out == w_->shape[0], NotImplementedError, "'", w_->name, "': slices of biased projections");
+  Linear l = *this;
+  l.out_ = out;
+  l.in_ = in;
+  return l;
+}
+
 void Linear::operator()(Device device, const float* x, int64_t M, float* out, int64_t ldx,
                         int64_t ldo) const {
-  const int64_t N = w_->shape[0], K = w_->shape[1];
+  const int64_t N = out_features(), K = in_features(), ldw = w_->shape[1];
   const float* bias = bias_.empty() ? nullptr : bias_.data();
   if (ldx == 0) ldx = K;
   if (ldo == 0) ldo = N;
   if (w_->quantized) {
     ops::dispatch::linear_quantized(device, x, ldx, M, K, qtype_, w_->data, N, bias, out, ldo);
   } else {
-    ops::dispatch::linear(device, x, ldx, M, K, w_->dtype, w_->data, K, N, bias, out, ldo);
+    ops::dispatch::linear(device, x, ldx, M, K, w_->dtype, w_->data, ldw, N, bias, out, ldo);
   }
 }
 

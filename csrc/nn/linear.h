@@ -21,9 +21,13 @@ class Linear {
   // A weight bound elsewhere (the tied unembedding reads the embedding table).
   explicit Linear(const WeightTensor& weight);
 
+  // The first `out` rows and `in` columns of this weight, read in place (a MatFormer slice):
+  // quantized weights only by whole rows (NotImplementedError otherwise).
+  Linear prefix(int64_t out, int64_t in) const;
+
   bool bound() const { return w_ != nullptr; }
-  int64_t out_features() const { return w_->shape[0]; }
-  int64_t in_features() const { return w_->shape[1]; }
+  int64_t out_features() const { return out_ ? out_ : w_->shape[0]; }
+  int64_t in_features() const { return in_ ? in_ : w_->shape[1]; }
   const WeightTensor& weight() const { return *w_; }
 
   // out[M, N] = x[M, K] W^T (+ b); rows of x and out strided by ldx and ldo (0: dense).
@@ -34,6 +38,7 @@ class Linear {
   const WeightTensor* w_ = nullptr;
   QType qtype_ = QType::kQ8_0;  // when the weight is quantized
   std::vector<float> bias_;
+  int64_t out_ = 0, in_ = 0;  // a prefix of the stored rows / columns; 0: all
 };
 
 }  // namespace gemmacpp::nn

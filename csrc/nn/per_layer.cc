@@ -9,12 +9,12 @@ namespace gemmacpp::nn {
 
 PerLayerInputs::PerLayerInputs(const Scope& s, const ModelConfig& c)
     : d_(c.d),
-      layers_(c.n_layers),
+      layers_(c.layer_ple_slots()),
       width_(c.per_layer_input),
       vocab_(c.per_layer_vocab),
       tokens_(c.per_layer_vocab > 0 ? std::optional<TokenEmbedding>(
                                           std::in_place, s, "per_layer_embed.weight", c.per_layer_vocab,
-                                          c.n_layers * c.per_layer_input, c.per_layer_embed_scale, "")
+                                          c.layer_ple_slots() * c.per_layer_input, c.per_layer_embed_scale, "")
                                     : std::nullopt),
       proj_(s.weights, s.name("per_layer_proj.weight"), layers_ * width_, d_),
       norm_(s.weights, s.name("per_layer_proj_norm.weight"), width_, c.norm_eps, c.norm_unit_offset),
@@ -39,10 +39,12 @@ void PerLayerInputs::operator()(const Forward& f, const std::vector<int64_t>& id
 }
 
 PerLayerGate::PerLayerGate(const Scope& s, int64_t d, int64_t layers, int64_t width, int64_t layer, double eps,
-                           bool unit_offset)
-    : layers_(layers),
+                           bool unit_offset, bool slice_site)
+    : d_(d),
+      layers_(layers),
       width_(width),
       layer_(layer),
+      slice_site_(slice_site ? s.site("hook_per_layer_input") : -1),
       gate_(s.weights, s.name("ple.gate.weight"), width, d),
       proj_(s.weights, s.name("ple.proj.weight"), d, width),
       post_norm_(s.weights, s.name("ple.post_norm.weight"), d, eps, unit_offset),
@@ -50,6 +52,11 @@ PerLayerGate::PerLayerGate(const Scope& s, int64_t d, int64_t layers, int64_t wi
       out_site_(s.site("hook_ple_out")) {}
 
 void PerLayerGate::operator()(const Forward& f, const Residual& r) const {
+  gated(f, r.x, r.out);
+  ops::dispatch::add_into(f.device, r.x, r.out, f.rows() * r.d);
+}
+
+void PerLayerGate::gated(const Forward& f, const float* in, float* out) const {
   const int64_t M = f.rows(), P = width_;
   Workspace::Frame ws(*f.workspace);
   float* const gate = ws.take(M * P);
@@ -58,13 +65,13 @@ void PerLayerGate::operator()(const Forward& f, const Residual& r) const {
   for (int64_t row = 0; row < M; ++row) {
     std::memcpy(ple + row * P, f.per_layer_input + (row * layers_ + layer_) * P, size_t(P) * sizeof(float));
   }
-  gate_(f.device, r.x, M, gate);
+  f.offer(slice_site_, ple, {P});
+  gate_(f.device, in, M, gate);
   ops::dispatch::geglu(f.device, DType::kF32, gate, ple, gate, M * P);  // gelu_tanh(gate) * ple_l
   f.offer(gate_site_, gate, {P});
-  proj_(f.device, gate, M, r.out);
-  post_norm_(f.device, r.out, r.out, M);
-  f.offer(out_site_, r.out, {r.d});
-  ops::dispatch::add_into(f.device, r.x, r.out, M * r.d);
+  proj_(f.device, gate, M, out);
+  post_norm_(f.device, out, out, M);
+  f.offer(out_site_, out, {d_});
 }
 
 }  // namespace gemmacpp::nn

@@ -8,6 +8,8 @@
 //  PerLayerGate (each layer, after its MLP): x += post_norm(W_proj (gelu_tanh(W_gate x) * ple_l)),
 //    weights ple.gate.weight [P, D], ple.proj.weight [D, P], ple.post_norm.weight [D]; hook sites
 //    ple.hook_gate [B, T, P] (gelu(gate) * ple_l) and hook_ple_out [B, T, D] (what is added).
+//    Gemma 3n gates a scaled copy of its active AltUp stream and adds the result to the other
+//    streams (gated()); it also offers the layer's slice as hook_per_layer_input [B, T, P].
 #pragma once
 
 #include <cstdint>
@@ -42,12 +44,17 @@ class PerLayerInputs {
 class PerLayerGate {
  public:
   // s: the layer's scope ("blocks.3."); layer: which slice of the per-layer inputs it reads.
-  PerLayerGate(const Scope& s, int64_t d, int64_t layers, int64_t width, int64_t layer, double eps, bool unit_offset);
+  // slice_site: offer the layer's slice of the inputs as hook_per_layer_input.
+  PerLayerGate(const Scope& s, int64_t d, int64_t layers, int64_t width, int64_t layer, double eps, bool unit_offset,
+               bool slice_site = false);
   // r.x += the gated per-layer input (r.h, r.out are the layer's work buffers).
   void operator()(const Forward& f, const Residual& r) const;
+  // out [M, d] = post_norm(W_proj (gelu_tanh(W_gate in) * ple_l)) for in [M, d].
+  void gated(const Forward& f, const float* in, float* out) const;
 
  private:
-  int64_t layers_, width_, layer_;
+  int64_t d_, layers_, width_, layer_;
+  int slice_site_;
   Linear gate_, proj_;
   RMSNorm post_norm_;
   int gate_site_, out_site_;

@@ -1,5 +1,6 @@
 #include "csrc/nn/text_model.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -49,7 +50,7 @@ void TextModel::forward(const ForwardArgs& args) const {
             &workspace, nullptr, c.shares_kv() ? &shared_kv : nullptr};
   const int64_t d = c.d;
   Workspace::Frame ws(workspace);
-  float* const x = ws.take(p.M * d);
+  float* const x = ws.take(p.M * d * std::max<int64_t>(1, c.altup_streams));  // AltUp: N streams
   float* const h = ws.take(p.M * d);
   float* const out = ws.take(p.M * d);
   (*embed_)(f, ids, args, x);
@@ -58,8 +59,13 @@ void TextModel::forward(const ForwardArgs& args) const {
     (*per_layer_)(f, ids, x, ple);
     f.per_layer_input = ple;
   }
+  if (altup_spread_) (*altup_spread_)(f, x, /*spread=*/true);
   const Residual r{x, h, out, d};
   for (int64_t l = 0; l < c.n_layers; ++l) layer_forward(l, f, r);
+  if (altup_gather_) {
+    (*altup_gather_)(f, x, /*spread=*/false);
+    altup_gather_->mean(f, x, x);
+  }
   if (cache) {
     for (int64_t b = 0; b < p.B; ++b) cache->advance(b, p.count[size_t(b)]);
   }

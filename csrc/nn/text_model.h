@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "csrc/io/weights.h"
+#include "csrc/nn/altup.h"
 #include "csrc/nn/cache.h"
 #include "csrc/nn/config.h"
 #include "csrc/nn/embedding.h"
@@ -51,6 +52,9 @@ class TextModel {
   Device device_;
   std::optional<TokenEmbedding> embed_;  // built before the layers, so that hook_embed comes first
   std::optional<PerLayerInputs> per_layer_;  // config.per_layer_input > 0
+  // config.altup_streams: x is stream 0 of N, spread from the embedding before the layers and
+  // gathered (projected back and averaged) after them.
+  std::optional<AltUpStreams> altup_spread_, altup_gather_;
   std::optional<TiedHead> head_;         // built after them
 };
 

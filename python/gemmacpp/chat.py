@@ -107,6 +107,8 @@ def _content(content, family: str, *, strip: bool, first_text_only: bool = False
     parts = []
     for item in content:
         kind = item.get("type") if isinstance(item, Mapping) else None
+        if kind == "image" and family == "gemma3n":
+            raise ValueError(f"chat content item {item!r}: gemma3n models here read text only")
         if kind == "image":
             parts.append("<start_of_image>")
         elif kind == "text":

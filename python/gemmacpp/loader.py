@@ -13,6 +13,7 @@ checkpoint), an encoder an EmbeddingModel (EmbeddingGemma). The checkpoint's oth
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -23,17 +24,22 @@ from .model import Model
 from .vision import ImageInputs, VisionModel
 
 
-def load(source=None, *, device: str = "cpu", dtype=None,
-         threads: int | None = None) -> Model | VisionModel | EmbeddingModel:
+def load(source=None, *, device: str = "cpu", dtype=None, threads: int | None = None,
+         matformer: dict | None = None) -> Model | VisionModel | EmbeddingModel:
     """A Gemma 1/2/3 text model from a HF checkpoint folder (config.json and safetensors), a
     .safetensors file next to its config.json, or a .gguf file, or a RecurrentGemma model
     (config.json model_type recurrent_gemma, safetensors); with no source, the default model
     (Gemma 3 270M Q4_K_M, from the gemmacpp[model] extra). Gemma 3 checkpoints with a vision
     tower and PaliGemma give a Model that takes images; a bare SigLIP tower a VisionModel;
     EmbeddingGemma (a sentence-transformers folder, or a gemma-embedding GGUF file) an
-    EmbeddingModel.
+    EmbeddingModel. Gemma 3n (gemma3n_text, or the text part of a gemma3n checkpoint, with a
+    warning that its vision and audio towers are not loaded) and Gemma 4 give text Models.
     Activations are float32 (dtype None or float32). threads: sets the process-wide thread count
-    (gemmacpp.set_num_threads)."""
+    (gemmacpp.set_num_threads).
+    matformer: a Gemma 3n sub-model (MatFormer's mix-and-match), {"ffn": width or one width per
+    kept layer, "skip_layers": [stored layer indices]}: the kept layers run the first `ffn` rows /
+    columns of their stored MLP matrices, read in place; layers that shared keys and values share
+    them again from the last kept layer of their type."""
     if source is None:
         source = default_model_path()
     if device != "cpu":
@@ -45,7 +51,9 @@ def load(source=None, *, device: str = "cpu", dtype=None,
     path = os.fspath(source)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such checkpoint: {path!r}")
-    parts = _core.load(path)
+    parts = _core.load(path, *_matformer_args(matformer))
+    if parts.family == "gemma3n":
+        _note_unread_towers(path)
     if parts.encoder is not None:
         return EmbeddingModel(parts.encoder, path)
     if parts.text is None:
@@ -53,6 +61,29 @@ def load(source=None, *, device: str = "cpu", dtype=None,
     if parts.vision is None:
         return Model(parts.text)
     return Model(parts.text, ImageInputs(checkpoint.read_config(path), path, parts.vision, parts.projector))
+
+
+def _matformer_args(matformer) -> tuple[list[int], list[int]]:
+    if matformer is None:
+        return [], []
+    if not isinstance(matformer, dict) or not set(matformer) <= {"ffn", "skip_layers"} or not matformer:
+        raise ValueError(f"matformer must be a dict with 'ffn' and/or 'skip_layers', got {matformer!r}")
+    ffn = matformer.get("ffn", [])
+    ffn = [ffn] if isinstance(ffn, (int, np.integer)) else list(ffn)
+    skip = list(matformer.get("skip_layers", []))
+    for name, values in (("ffn", ffn), ("skip_layers", skip)):
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+            raise ValueError(f"matformer[{name!r}] must hold integers, got {values!r}")
+    return [int(v) for v in ffn], [int(v) for v in skip]
+
+
+def _note_unread_towers(path: str) -> None:
+    """A multimodal Gemma 3n checkpoint runs as its text model: say that its towers are not read."""
+    cfg = checkpoint.read_config(path) or {}
+    towers = [k.removesuffix("_config") for k in ("vision_config", "audio_config") if cfg.get(k)]
+    if towers:
+        warnings.warn(f"{path}: Gemma 3n's {' and '.join(towers)} tower(s) are not loaded; "
+                      "the model reads and writes text only", stacklevel=3)
 
 
 def default_model_path() -> str:

@@ -175,3 +175,13 @@ def test_gemma4_turns():
         format_chat([{"role": "assistant", "content": "x"}], family="gemma4")
     with pytest.raises(ValueError, match="text items only"):
         format_chat([{"role": "user", "content": [{"type": "image"}]}], family="gemma4")
+
+
+def test_gemma3n_turns_are_gemma3s_text_only():
+    """Gemma 3n's instruction-tuned checkpoints write Gemma 3's turns (their template was not at hand:
+    checked against Gemma 3's); images are refused, the model here reads text only."""
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+            {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Why?"}]
+    assert format_chat(msgs, family="gemma3n") == format_chat(msgs, family="gemma3")
+    with pytest.raises(ValueError, match="gemma3n models here read text only"):
+        format_chat([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "?"}]}], family="gemma3n")

@@ -39,6 +39,15 @@ Rope read_rope(const Value* block, Rope rope, const std::string& what) {
   return rope;
 }
 
+// Gemma 4's double-wide MLP: the KV-sharing layers' MLPs are twice as wide.
+void double_shared_mlps(ModelConfig& c) {
+  for (LayerConfig& l : c.layers) {
+    if (l.kv_source >= 0) l.ffn = 2 * c.ffn;
+  }
+}
+
+}  // namespace
+
 // Layers from first_shared on read the keys and values of the last earlier layer of their type.
 void share_kv(ModelConfig& c, int64_t n_shared, const std::string& what) {
   GC_CHECK(n_shared >= 0 && n_shared < c.n_layers, ValueError, what, ": num_kv_shared_layers (", n_shared,
@@ -53,15 +62,6 @@ void share_kv(ModelConfig& c, int64_t n_shared, const std::string& what) {
              l.local ? "sliding" : "full", " layer, but the first ", first_shared, " layers have none");
   }
 }
-
-// Gemma 4's double-wide MLP: the KV-sharing layers' MLPs are twice as wide.
-void double_shared_mlps(ModelConfig& c) {
-  for (LayerConfig& l : c.layers) {
-    if (l.kv_source >= 0) l.ffn = 2 * c.ffn;
-  }
-}
-
-}  // namespace
 
 void read_layer_table(const Reader& r, const LayerDefaults& defaults, int64_t window, ModelConfig& c) {
   const std::string& what = r.what;

@@ -35,5 +35,8 @@ struct LayerDefaults {
 // config has that flag, as transformers reads it). window: what sliding layers get in
 // LayerConfig::window. Needs c.n_layers and c.head_dim.
 void read_layer_table(const json::Reader& r, const LayerDefaults& defaults, int64_t window, nn::ModelConfig& c);
+// KV sharing (Gemma 4, Gemma 3n): the last n_shared layers read the keys and values of the last
+// earlier layer of their type (local or global); ValueError when there is none.
+void share_kv(nn::ModelConfig& c, int64_t n_shared, const std::string& what);
 
 }  // namespace gemmacpp::gemma4

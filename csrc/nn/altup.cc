@@ -1,0 +1,154 @@
+#include "csrc/nn/altup.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "csrc/core/error.h"
+#include "csrc/ops/dispatch.h"
+
+namespace gemmacpp::nn {
+namespace {
+
+void check_cpu(const Forward& f) {
+  GC_CHECK(f.device.is_cpu(), NotImplementedError, "AltUp's stream mixing runs on the CPU only");
+}
+
+double mean_square(const float* x, int64_t d) {
+  double s = 0;
+  for (int64_t j = 0; j < d; ++j) s += double(x[j]) * double(x[j]);
+  return s / double(d);
+}
+
+}  // namespace
+
+void offer_streams(const Forward& f, int site, float* streams, int64_t n, int64_t d) {
+  if (!f.offer.wants(site)) return;
+  const int64_t M = f.rows();
+  const size_t row = size_t(d) * sizeof(float);
+  std::vector<float> t(size_t(M * n * d));
+  for (int64_t k = 0; k < n; ++k) {
+    for (int64_t m = 0; m < M; ++m) std::memcpy(t.data() + (m * n + k) * d, streams + (k * M + m) * d, row);
+  }
+  f.offer(site, t.data(), {n, d});
+  for (int64_t k = 0; k < n; ++k) {
+    for (int64_t m = 0; m < M; ++m) std::memcpy(streams + (k * M + m) * d, t.data() + (m * n + k) * d, row);
+  }
+}
+
+AltUpStreams::AltUpStreams(const Scope& s, const std::string& name, int64_t d, int64_t n, const std::string& site)
+    : d_(d), n_(n) {
+  for (int64_t k = 0; k + 1 < n; ++k) {
+    proj_.emplace_back(s.weights, s.name(name + "." + std::to_string(k) + ".weight"), d, d);
+  }
+  site_ = s.site(site);
+}
+
+void AltUpStreams::operator()(const Forward& f, float* streams, bool spread) const {
+  check_cpu(f);
+  const int64_t M = f.rows(), d = d_;
+  Workspace::Frame ws(*f.workspace);
+  float* const in = spread ? nullptr : ws.take(M * d);  // a projection must not write its own input
+  for (int64_t k = 1; k < n_; ++k) {
+    float* const y = streams + k * M * d;
+    // Spreading reads stream 0 into every other stream; gathering maps each stream by its own.
+    if (!spread) std::memcpy(in, y, size_t(M * d) * sizeof(float));
+    proj_[size_t(k - 1)](f.device, spread ? streams : in, M, y);
+    for (int64_t m = 0; m < M; ++m) {
+      // As transformers: target sqrt(mean(x0^2)), the new magnitude's mean clamped at 1e-5.
+      const float target = float(std::sqrt(float(mean_square(streams + m * d, d))));
+      const float magnitude = std::sqrt(std::max(float(mean_square(y + m * d, d)), 1e-5f));
+      float* const row = y + m * d;
+      for (int64_t j = 0; j < d; ++j) row[j] = row[j] * target / magnitude;
+    }
+  }
+  offer_streams(f, site_, streams, n_, d);
+}
+
+void AltUpStreams::mean(const Forward& f, const float* streams, float* x) const {
+  check_cpu(f);
+  const int64_t Md = f.rows() * d_;
+  for (int64_t i = 0; i < Md; ++i) {
+    float s = streams[i];
+    for (int64_t k = 1; k < n_; ++k) s += streams[k * Md + i];
+    x[i] = s / float(n_);
+  }
+}
+
+AltUp::AltUp(const Scope& s, int64_t d, int64_t n, double eps, bool unit_offset, bool correct_scale)
+    : d_(d),
+      n_(n),
+      router_norm_(s.weights, s.name("altup.router_norm.weight"), d, eps, unit_offset),
+      router_(s.weights, s.name("altup.router.weight"), n, d),
+      pred_coefs_(s.weights.f32(s.name("altup.pred_coefs.weight"), {n * n, n})),
+      corr_coefs_(s.weights.f32(s.name("altup.corr_coefs.weight"), {n, n})),
+      out_scale_(correct_scale ? s.weights.f32(s.name("altup.out_scale"), {d}) : std::vector<float>()) {}
+
+void AltUp::modalities(const Forward& f, const float* x, float* m) const {
+  const int64_t M = f.rows();
+  Workspace::Frame ws(*f.workspace);
+  float* const normed = ws.take(M * d_);
+  router_norm_(f.device, x, normed, M);
+  ops::dispatch::scale_into(f.device, normed, float(1.0 / double(d_)), M * d_);
+  router_(f.device, normed, M, m);
+  for (int64_t i = 0; i < M * n_; ++i) m[i] = std::tanh(m[i]);
+}
+
+void AltUp::predict(const Forward& f, float* streams) const {
+  check_cpu(f);
+  const int64_t M = f.rows(), N = n_, d = d_;
+  Workspace::Frame ws(*f.workspace);
+  float* const m = ws.take(M * N);
+  modalities(f, streams, m);
+  std::vector<float> c(static_cast<size_t>(N * N)), h(static_cast<size_t>(N));
+  for (int64_t r = 0; r < M; ++r) {
+    // c[k * N + n]: how much of stream n goes into the prediction of stream k.
+    for (int64_t i = 0; i < N * N; ++i) {
+      float s = 0;
+      for (int64_t j = 0; j < N; ++j) s += pred_coefs_[size_t(i * N + j)] * m[r * N + j];
+      c[size_t(i)] = s;
+    }
+    for (int64_t j = 0; j < d; ++j) {
+      for (int64_t k = 0; k < N; ++k) h[size_t(k)] = streams[(k * M + r) * d + j];
+      for (int64_t k = 0; k < N; ++k) {
+        float s = 0;
+        for (int64_t n = 0; n < N; ++n) s += h[size_t(n)] * c[size_t(k * N + n)];
+        streams[(k * M + r) * d + j] = s + h[size_t(k)];
+      }
+    }
+  }
+}
+
+void AltUp::correct(const Forward& f, float* streams, const float* y) const {
+  check_cpu(f);
+  const int64_t M = f.rows(), N = n_, d = d_;
+  Workspace::Frame ws(*f.workspace);
+  float* const m = ws.take(M * N);
+  modalities(f, y, m);
+  std::vector<float> c(static_cast<size_t>(N));
+  for (int64_t r = 0; r < M; ++r) {
+    for (int64_t k = 0; k < N; ++k) {
+      float s = 0;
+      for (int64_t j = 0; j < N; ++j) s += corr_coefs_[size_t(k * N + j)] * m[r * N + j];
+      c[size_t(k)] = s + 1.0f;
+    }
+    for (int64_t j = 0; j < d; ++j) {
+      const float innovation = y[r * d + j] - streams[r * d + j];
+      for (int64_t k = 0; k < N; ++k) streams[(k * M + r) * d + j] += innovation * c[size_t(k)];
+    }
+  }
+}
+
+void AltUp::scaled_active(const Forward& f, const float* streams, float* out) const {
+  check_cpu(f);
+  const int64_t M = f.rows(), d = d_;
+  if (out_scale_.empty()) {
+    std::memcpy(out, streams, size_t(M * d) * sizeof(float));
+    return;
+  }
+  for (int64_t r = 0; r < M; ++r) {
+    for (int64_t j = 0; j < d; ++j) out[r * d + j] = streams[r * d + j] * out_scale_[size_t(j)];
+  }
+}
+
+}  // namespace gemmacpp::nn

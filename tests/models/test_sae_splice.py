@@ -337,3 +337,41 @@ def test_bad_attachments_raise_named_errors(pair):
     assert not any(".sae." in n for n in m.hook_names())  # detached on exit
     with pytest.raises(ValueError, match="no hook point matches"):
         m.hooks({"blocks.0.hook_resid_post.sae.hook_sae_acts_post": lambda a, n: None})
+
+
+def test_sae_files_that_do_not_fit_the_model_raise_named_errors(pair, tmp_path):
+    """Files that load fine but were made for another model: their d_in / d_out against the
+    width of the model's hook point (attn.hook_z flattened: heads x head_dim), a layer the model
+    lacks, and the same mismatches through the feature functions."""
+    from sae_reference import write_gemma_scope_2
+    name, m, hf = pair
+    rng = np.random.default_rng(3)
+    c = m.config
+    z = c["num_heads"] * c["head_dim"]
+    d = c["hidden_size"]
+    cases = [  # (folder, hf_in, hf_out, d_in, d_out, message)
+        ("resid", "model.layers.1.output", None, d + 8, d + 8,
+         rf"reads {d + 8} values per token \(d_in\) but 'blocks.1.hook_resid_post' of this model has {d}"),
+        ("attn_out", "model.layers.0.self_attn.o_proj.input", None, z - 4, z - 4,
+         rf"reads {z - 4} values per token \(d_in\) but 'blocks.0.attn.hook_z' of this model has {z}"),
+        ("transcoder", "model.layers.1.pre_feedforward_layernorm.output",
+         "model.layers.1.post_feedforward_layernorm.output", d, d + 3,
+         rf"writes {d + 3} values per token \(d_out\) but 'blocks.1.hook_mlp_out' of this model has {d}"),
+        ("late", "model.layers.9.output", None, d, d, "'blocks.9.hook_resid_post', which this model has no hook point"),
+    ]
+    for folder, hf_in, hf_out, d_in, d_out, message in cases:
+        w = random_weights(rng, d_in, 24, d_out, kind="sae" if hf_out is None else "transcoder")
+        sae = gc.sae.load(write_gemma_scope_2(tmp_path / folder, w, hf_in=hf_in, hf_out=hf_out))
+        with pytest.raises(ValueError, match=message):
+            m.saes([sae])
+    wide = gc.sae.load(tmp_path / "resid")
+    toks = tokens(5, batch=1)
+    with pytest.raises(ValueError, match=rf"the input has {d} values per token, but the SAE reads d_in = {d + 8}"):
+        gc.sae.feature_activations(m, wide, toks)
+    with pytest.raises(ValueError, match=rf"decoder rows have {d + 8} values but 'blocks.1.hook_resid_post' has {d}"):
+        gc.sae.steer(m, wide, 0)
+    # one bad SAE among good ones
+    good = gc.sae.SAE(*(random_weights(rng, d, 24)[k] for k in ("W_enc", "W_dec", "b_enc", "b_dec")),
+                      threshold=np.zeros(24, np.float32), hook_in="blocks.0.hook_resid_post")
+    with pytest.raises(ValueError, match="d_in"):
+        m.saes([good, wide])

@@ -163,6 +163,10 @@ def test_gemma_scope_2(tmp_path, rng, monkeypatch, folder, dtype, with_config):
         try:
             loaders = redirect_hub(monkeypatch, str(tmp_path))
             cfg, state, _ = loaders.gemma_3_sae_huggingface_loader("google/gemma-scope-2-270m-pt", folder)
+            # the hook points sae-lens names (TransformerLens names) are the ones gemmacpp reads
+            assert gc.sae.hook_from_transformer_lens(cfg["hook_name"]) == (sae.hook_in, None)
+            if "hook_name_out" in cfg:
+                assert gc.sae.hook_from_transformer_lens(cfg["hook_name_out"])[0] == sae.hook_out
             sl = saelens_from_state(cfg, state)
         except pytest.skip.Exception:
             pass

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import gemmacpp as gc
-from sae_reference import (SAELENS_ARCH, clear_of_boundaries, random_weights, reference, rel_err,
-                           saelens_call, saelens_from_state, saelens_module, write_gemma_scope_1,
-                           write_gemma_scope_2, write_saelens)
+from sae_reference import (SAELENS_ARCH, clear_of_boundaries, random_weights, redirect_hub, reference,
+                           rel_err, saelens_call, saelens_from_state, saelens_module,
+                           write_gemma_scope_1, write_gemma_scope_2, write_saelens)
 
 TOL = 1e-5
 
@@ -120,27 +120,6 @@ GS2 = {  # folder -> (hf_hook_point_in, hf_hook_point_out, gemmacpp in, gemmacpp
         "model.layers.3.post_feedforward_layernorm.output",
         "blocks.3.ln2.hook_normalized", "blocks.3.hook_mlp_out", "skip_transcoder"),
 }
-
-
-def redirect_hub(monkeypatch, root):
-    """sae-lens's Hugging Face loaders, reading `root` instead of downloading."""
-    saelens_module()
-    import sae_lens.loading.pretrained_sae_loaders as loaders
-
-    def download(repo_id=None, filename=None, subfolder=None, **kw):
-        path = os.path.join(root, subfolder or "", filename)
-        if not os.path.exists(path):
-            from huggingface_hub.utils import EntryNotFoundError
-            raise EntryNotFoundError(path)
-        return path
-
-    def shapes(repo_id, filename):
-        f = gc.weights.open(os.path.join(root, filename))
-        return {n: list(f.info(n).shape) for n in f.names()}
-
-    monkeypatch.setattr(loaders, "hf_hub_download", download)
-    monkeypatch.setattr(loaders, "get_safetensors_tensor_shapes", shapes)
-    return loaders
 
 
 @pytest.mark.parametrize("with_config", [True, False], ids=["config", "folder-name"])

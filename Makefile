@@ -15,6 +15,7 @@ bench: setup
 	.venv/bin/python benchmarks/bench_generate.py
 	.venv/bin/python benchmarks/bench_scoring.py
 	.venv/bin/python benchmarks/bench_hooks.py
+	.venv/bin/python benchmarks/bench_sae.py
 	.venv/bin/python benchmarks/bench_griffin.py
 	.venv/bin/python benchmarks/bench_vision.py
 	.venv/bin/python benchmarks/bench_tokenizer.py

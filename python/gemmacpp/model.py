@@ -23,14 +23,20 @@ from ._defaults import DEFAULT_MAX_LEN
 from .chat import format_chat, is_chat
 from .eval import scoring
 from .hooks import HookedMixin
+from .lens import LensMixin, legacy_qk_names
 from .sae.splice import attach as attach_saes
 from .tokenizer import Tokenizer
 from .tokens import token_batch
 from .vision import split_hooks
 
 
-class Model(HookedMixin):
-    """A loaded Gemma text model; see gemmacpp.load."""
+class Model(HookedMixin, LensMixin):
+    """A loaded Gemma text model; see gemmacpp.load. TransformerLens-style attributes and helpers
+    (cfg, W_E, run_with_hooks, to_tokens, ...) come from gemmacpp.lens.LensMixin."""
+
+    # Deprecated, for one release: True makes the exact names blocks.{i}.attn.hook_q / hook_k mean
+    # what they meant before 0.2 (after the QK-norm; now hook_q_normed / hook_k_normed).
+    legacy_qk_hook_names = False
 
     def __init__(self, core_model, images=None):
         self._m = core_model
@@ -190,16 +196,32 @@ class Model(HookedMixin):
         points). splice=False only reads. See gemmacpp.sae.splice and docs/sae.md."""
         return attach_saes(self, saes, splice=splice, error_term=error_term)
 
-    def run_with_cache(self, tokens, *, names=None, cache=None, lengths=None, last_only: bool = False,
-                       images=None):
+    def hooks(self, hooks):
+        """HookedMixin.hooks (see there), after the deprecated legacy_qk_hook_names renaming."""
+        return super().hooks(legacy_qk_names(self, hooks))
+
+    def run_with_cache(self, tokens, *, names=None, names_filter=None, cache=None, lengths=None,
+                       last_only: bool = False, images=None):
         """(logits, activations): forward(tokens, ...) that also records the activations at the
-        hook points selected by `names` (None: all of them; a name, a glob, a predicate or a list)
-        as an ActivationCache {name: float32 array}, after any active hooks have edited them.
-        Asking for attention scores or patterns makes those layers take a plain attention path
-        that materialises them (results equal to float32 rounding)."""
+        hook points selected by `names` (or TransformerLens' names_filter; None: all of them; a
+        name, a glob, a predicate or a list) as an ActivationCache {name: float32 array}, after
+        any active hooks have edited them. Asking for attention scores or patterns makes those
+        layers take a plain attention path that materialises them (results equal to float32
+        rounding)."""
+        if names is not None and names_filter is not None:
+            raise TypeError("run_with_cache: give names or names_filter, not both")
+        names = names if names_filter is None else names_filter
+        legacy = self.legacy_qk_hook_names
+        if legacy:
+            names, renamed = legacy_qk_names(self, names, mapping=True)
         with self._recording(names) as acts:
             logits = self.forward(tokens, cache=cache, lengths=lengths, last_only=last_only,
                                   images=images)
+        acts.model = self
+        if legacy:
+            for new, old in renamed.items():
+                if new in acts:
+                    acts[old] = acts.pop(new)
         return logits, acts
 
     def __repr__(self) -> str:

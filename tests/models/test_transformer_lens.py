@@ -1,12 +1,16 @@
 """TransformerLens compatibility: on tiny random Gemma 2 and Gemma 3 checkpoints, every hook name
-gemmacpp shares with a TransformerLens HookedTransformer (built from the same HF model with
-TransformerLens' own Gemma weight conversion) holds the same activation, and the logits agree.
-QK-norm: hook_q / hook_k are the projections in both; gemmacpp's hook_q_normed / hook_k_normed are
-TransformerLens 3's attn.q_norm.hook_normalized / k_norm.hook_normalized (TransformerLens 4:
-hook_q_normed / hook_k_normed). Also the TransformerLens-style API (run_with_hooks, names_filter,
-ActivationCache shorthand and methods, cfg, W_*, tokens) against TransformerLens' own results.
+gemmacpp shares with TransformerLens (3: a HookedTransformer built from the same HF model with its
+own Gemma weight conversion, unfolded; 4: a TransformerBridge around the HF model) holds the same
+activation, and the logits agree. QK-norm: hook_q / hook_k are the projections in all three;
+gemmacpp's hook_q_normed / hook_k_normed are TransformerLens 4's names (3 records them as
+attn.q_norm / k_norm.hook_normalized). Also the TransformerLens-style API (run_with_hooks,
+names_filter, ActivationCache shorthand and methods, cfg, W_*) against TransformerLens' results.
 
-Skipped without transformer-lens (the test extra installs it).
+Where TransformerLens differs by convention, the comparison converts (each noted at its place):
+its RMSNorm's hook_normalized is before the norm's weight (gemmacpp's is the norm's output: 3
+multiplies by the weight here, 4 has it as hook_out); 4's hook_q_normed is [B, H, T, D]; 4's W_E
+lacks the sqrt(d) scale and its W_K / W_V are not repeated over the query heads (gemmacpp keeps 3's
+shapes and scale). Skipped without transformer-lens (the test extra installs it).
 """
 import numpy as np
 import pytest
@@ -16,17 +20,27 @@ pytest.importorskip("transformers")
 tl = pytest.importorskip("transformer_lens")
 
 import gemmacpp as gc
-from transformer_lens import HookedTransformer, HookedTransformerConfig
-from transformer_lens.pretrained.weight_conversions import convert_gemma_weights
+
+try:  # TransformerLens 3
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+    from transformer_lens.pretrained.weight_conversions import convert_gemma_weights
+    TL4 = False
+except ImportError:  # TransformerLens 4 removed HookedTransformer
+    from transformer_lens.model_bridge import TransformerBridge
+    TL4 = True
 
 from test_gemma_forward import COMMON, build, rel_err
 
 TOL = 1e-4
 SEQ = 11
-# gemmacpp names whose TransformerLens 3 name differs (TransformerLens 4 uses gemmacpp's).
-TL3_NAMES = {"attn.hook_q_normed": "attn.q_norm.hook_normalized",
-             "attn.hook_k_normed": "attn.k_norm.hook_normalized",
-             "attn.hook_scores": "attn.hook_attn_scores"}
+# gemmacpp point -> TransformerLens point, where the names differ.
+TL_NAMES = {"attn.hook_scores": "attn.hook_attn_scores"}
+if TL4:
+    TL_NAMES.update({"ln1.hook_normalized": "ln1.hook_out", "ln2.hook_normalized": "ln2.hook_out",
+                     "ln_final.hook_normalized": "ln_final.hook_out"})
+else:
+    TL_NAMES.update({"attn.hook_q_normed": "attn.q_norm.hook_normalized",
+                     "attn.hook_k_normed": "attn.k_norm.hook_normalized"})
 
 
 def tl_config(name, hf):
@@ -53,15 +67,21 @@ def tl_config(name, hf):
                                    rotary_scaling_factor=rope["full_attention"].get("factor", 1.0))
 
 
-@pytest.fixture(scope="module", params=["gemma2-gqa", "gemma3-gqa"])
-def pair(request, tmp_path_factory):
-    folder, hf = build(request.param, tmp_path_factory)
-    cfg = tl_config(request.param, hf)
+def tl_model(name, folder, hf):
+    if TL4:
+        return TransformerBridge.boot_transformers(folder, hf_model=hf, device="cpu")
+    cfg = tl_config(name, hf)
     ht = HookedTransformer(cfg)
     ht.load_and_process_state_dict(convert_gemma_weights(hf, cfg), fold_ln=False,
                                    center_writing_weights=False, center_unembed=False,
                                    fold_value_biases=False, refactor_factored_attn_matrices=False)
-    return request.param, gc.load(folder), ht.eval()
+    return ht.eval()
+
+
+@pytest.fixture(scope="module", params=["gemma2-gqa", "gemma3-gqa"])
+def pair(request, tmp_path_factory):
+    folder, hf = build(request.param, tmp_path_factory)
+    return request.param, gc.load(folder), tl_model(request.param, folder, hf)
 
 
 def tokens(seed=0, batch=2):
@@ -69,23 +89,31 @@ def tokens(seed=0, batch=2):
 
 
 def tl_name(name, tl_names):
-    if name in tl_names:
-        return name
-    for ours, theirs in TL3_NAMES.items():
+    for ours, theirs in TL_NAMES.items():
         if name.endswith(ours) and name[: -len(ours)] + theirs in tl_names:
             return name[: -len(ours)] + theirs
-    return None
+    return name if name in tl_names else None
 
 
-def tl_activation(ht, ref, theirs):
-    """TransformerLens' activation under gemmacpp's meaning: HookedTransformer's RMSNorm records
-    hook_normalized before its weight (x / scale; with fold_ln the weight lives in the next
-    matrices), gemmacpp after it (the norm's output, as transformers and TransformerLens 4's
-    bridge have it): compared here with the weight applied."""
+def tl_activation(ht, ref, theirs, shape):
+    """TransformerLens' activation in gemmacpp's layout and meaning."""
     a = ref[theirs].detach().double()
-    if theirs.endswith("hook_normalized"):
+    if theirs.endswith("hook_normalized"):  # 3: before the norm's weight
         a = a * ht.get_submodule(theirs.removesuffix(".hook_normalized")).w.detach().double()
+    if theirs.endswith(("q_norm.hook_normalized", "k_norm.hook_normalized")):
+        a = a.reshape(shape)  # 3 norms [B*T*heads, D] rows
+    if TL4 and theirs.endswith(("hook_q_normed", "hook_k_normed")):
+        a = a.transpose(1, 2)  # 4: [B, heads, T, D]
     return a.numpy()
+
+
+def tl_weight(m, ht, attr):
+    w = getattr(ht, attr).detach().double().numpy()
+    if TL4 and attr == "W_E":  # 4: the embedding without Gemma's scale
+        w = w * m.config["embed_scale"]
+    if TL4 and attr in ("W_K", "W_V") and w.shape[1] != m.cfg.n_heads:  # 4: one per KV head
+        w = np.repeat(w, m.cfg.n_heads // w.shape[1], axis=1)
+    return w
 
 
 def test_every_shared_hook_name_holds_the_same_activation(pair):
@@ -97,9 +125,7 @@ def test_every_shared_hook_name_holds_the_same_activation(pair):
     assert rel_err(logits, ref_logits.double().numpy()) <= TOL
     shared = {n: tl_name(n, ref) for n in m.hook_names() if tl_name(n, ref)}
     for n, theirs in shared.items():
-        got, want = cache[n], tl_activation(ht, ref, theirs)
-        if theirs.endswith(("q_norm.hook_normalized", "k_norm.hook_normalized")):
-            want = want.reshape(got.shape)  # TransformerLens 3 norms [B*T*heads, D] rows
+        got, want = cache[n], tl_activation(ht, ref, theirs, cache[n].shape)
         if n.endswith("attn.hook_scores"):  # masked entries: gemmacpp -inf, TransformerLens -inf/huge
             keep = np.isfinite(got) & (np.abs(want) < 1e4)
             got, want = np.where(keep, got, 0), np.where(keep, want, 0)
@@ -187,13 +213,17 @@ def test_cache_shorthand_and_methods_match_transformer_lens(pair):
 def test_weights_and_config_as_transformer_lens_has_them(pair):
     name, m, ht = pair
     for attr in ["W_E", "W_U", "W_Q", "W_K", "W_V", "W_O"]:
-        got, want = getattr(m, attr), getattr(ht, attr).detach().double().numpy()
+        got, want = getattr(m, attr), tl_weight(m, ht, attr)
         assert got.dtype == np.float32 and got.shape == want.shape, (attr, got.shape, want.shape)
         assert rel_err(got, want) <= 1e-6, attr
-    for f in ["n_layers", "d_model", "n_heads", "d_head", "d_mlp", "d_vocab", "n_key_value_heads",
-              "window_size", "attn_types", "use_qk_norm", "normalization_type", "act_fn"]:
+    exact = ["n_layers", "d_model", "n_heads", "d_head", "d_mlp", "d_vocab", "n_key_value_heads"]
+    approx = ["eps"]
+    if not TL4:  # 4's bridge leaves the attention details at their defaults (the HF model has them)
+        exact += ["window_size", "attn_types", "use_qk_norm", "normalization_type", "act_fn"]
+        approx += ["attn_scale", "attn_scores_soft_cap", "output_logits_soft_cap"]
+    for f in exact:
         assert getattr(m.cfg, f) == getattr(ht.cfg, f), f
-    for f in ["eps", "attn_scale", "attn_scores_soft_cap", "output_logits_soft_cap"]:
+    for f in approx:
         assert getattr(m.cfg, f) == pytest.approx(getattr(ht.cfg, f), rel=1e-6), f
 
 

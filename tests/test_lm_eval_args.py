@@ -1,6 +1,7 @@
 """The lm-evaluation-harness backend's arguments: lm-eval's conventions (pretrained=), strictness
 (unknown keys, devices and dtypes it cannot honour, missing checkpoints are errors, never the
-default model), the "lm_eval.models" entry point, and the extra named when lm_eval is missing.
+default model) and the "lm_eval.models" entry point (tests/test_usability.py: the extra named
+when lm_eval is missing).
 Skipped when lm_eval is not installed (pip install "gemmacpp[eval]")."""
 import json
 import os
@@ -116,14 +117,3 @@ def test_lm_eval_cli_fails_on_a_missing_checkpoint_or_device(tmp_path, device, e
     assert proc.returncode != 0
     assert error in proc.stderr
     assert not list(out.rglob("results_*.json"))
-
-
-def test_missing_lm_eval_names_the_extra():
-    # A child where lm_eval cannot be imported.
-    code = ("import sys; sys.modules['lm_eval'] = None\n"
-            "try:\n    import gemmacpp.eval.lm_eval_backend\n"
-            "except ImportError as e:\n    print(e)\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=child_env(), timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert 'pip install "gemmacpp[eval]"' in proc.stdout, proc.stdout

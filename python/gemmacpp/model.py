@@ -115,11 +115,25 @@ class Model(HookedMixin, LensMixin):
         return self._images.soft_tokens(images, preprocess, split_hooks(self._hook_dispatch())[0])
 
     def apply_chat_template(self, messages, *, add_generation_prompt: bool = True,
-                            tokenize: bool = False):
-        """The prompt of a conversation in Gemma's chat format (see gemmacpp.chat): text starting
-        with <bos>, or its token ids with tokenize=True. generate() takes the messages directly."""
-        text = format_chat(messages, family=self.config["family"],
-                           add_generation_prompt=add_generation_prompt)
+                            tokenize: bool = False, chat_template: str | None = None):
+        """The prompt of a conversation: text starting with <bos>, or its token ids with
+        tokenize=True. Rendered with the checkpoint's own chat template (Jinja, as transformers
+        renders it; needs jinja2, the chat extra) where it has one, else with gemmacpp's built-in
+        Gemma format (gemmacpp.chat). chat_template: "builtin" for the built-in format, or a Jinja
+        template string. generate() takes the messages directly."""
+        from . import chat_template as templates
+        if chat_template is None:
+            if not hasattr(self, "_chat_template"):
+                self._chat_template = templates.checkpoint_template(self.path)
+            chat_template = self._chat_template
+        if chat_template is None or chat_template == "builtin":
+            text = format_chat(messages, family=self.config["family"],
+                               add_generation_prompt=add_generation_prompt)
+        else:
+            tok = self.tokenizer
+            text = templates.render(chat_template, messages, add_generation_prompt=add_generation_prompt,
+                                    bos_token=tok.id_to_piece(tok.bos_id),
+                                    eos_token=tok.id_to_piece(tok.eos_id))
         return self.tokenizer.encode(text, add_bos=False) if tokenize else text
 
     def generate(self, prompt, *, max_new_tokens: int = 64, temperature: float = 0.0,

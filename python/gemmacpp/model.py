@@ -14,6 +14,7 @@ the quantized kernels); activations are float32.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -22,7 +23,7 @@ from . import generate
 from ._defaults import DEFAULT_MAX_LEN
 from .chat import format_chat, is_chat
 from .eval import scoring
-from .hooks import HookedMixin
+from .hooks import ActivationCache, HookedMixin
 from .lens import LensMixin, legacy_qk_names
 from .sae.splice import attach as attach_saes
 from .tokenizer import Tokenizer
@@ -210,12 +211,12 @@ class Model(HookedMixin, LensMixin):
         points). splice=False only reads. See gemmacpp.sae.splice and docs/sae.md."""
         return attach_saes(self, saes, splice=splice, error_term=error_term)
 
-    def hooks(self, hooks):
+    def hooks(self, hooks) -> contextlib.AbstractContextManager:
         """HookedMixin.hooks (see there), after the deprecated legacy_qk_hook_names renaming."""
         return super().hooks(legacy_qk_names(self, hooks))
 
     def run_with_cache(self, tokens, *, names=None, names_filter=None, cache=None, lengths=None,
-                       last_only: bool = False, images=None):
+                       last_only: bool = False, images=None) -> tuple[np.ndarray, ActivationCache]:
         """(logits, activations): forward(tokens, ...) that also records the activations at the
         hook points selected by `names` (or TransformerLens' names_filter; None: all of them; a
         name, a glob, a predicate or a list) as an ActivationCache {name: float32 array}, after

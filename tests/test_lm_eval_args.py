@@ -2,7 +2,7 @@
 (unknown keys, devices and dtypes it cannot honour, missing checkpoints are errors, never the
 default model) and the "lm_eval.models" entry point (tests/test_usability.py: the extra named
 when lm_eval is missing).
-Skipped when lm_eval is not installed (pip install "gemmacpp[eval]")."""
+Skipped when lm_eval is not installed (the eval extra: pip install ".[eval]")."""
 import json
 import os
 import subprocess

@@ -123,4 +123,4 @@ def test_missing_optional_package_names_the_extra(module, code, extra):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env=child_env(), timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert f'pip install "gemmacpp[{extra}]"' in proc.stdout, proc.stdout
+    assert f'"{extra}" extra: pip install ".[{extra}]"' in proc.stdout, proc.stdout

@@ -17,8 +17,8 @@ _EXTRAS = {
 def missing(module: str, feature: str) -> ImportError:
     """The ImportError for a feature that needs `module`, naming the extra to install."""
     package, extra = _EXTRAS[module]
-    return ImportError(f'{feature} needs {package}, which is not installed: pip install '
-                       f'"gemmacpp[{extra}]" (or pip install {package})')
+    return ImportError(f"{feature} needs {package}, which is not installed: pip install {package} "
+                       f'(it is in gemmacpp\'s "{extra}" extra: pip install ".[{extra}]" in a checkout)')
 
 
 def require(module: str, feature: str):

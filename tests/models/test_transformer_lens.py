@@ -229,14 +229,25 @@ def test_weights_and_config_as_transformer_lens_has_them(pair):
 
 def test_legacy_qk_names_are_the_normed_ones_with_a_warning(pair):
     name, m, _ = pair
-    if not name.startswith("gemma3"):
-        pytest.skip("no QK-norm")
     toks = tokens(3)
-    _, new = m.run_with_cache(toks, names="blocks.0.attn.hook_q_normed")
+    qk_norm = name.startswith("gemma3")
+    _, new = m.run_with_cache(toks, names="blocks.0.attn.hook_q_normed" if qk_norm else "blocks.0.attn.hook_q")
+    seen = []
     m.legacy_qk_hook_names = True
     try:
-        with pytest.warns(DeprecationWarning, match="hook_q_normed"):
-            _, old = m.run_with_cache(toks, names="blocks.0.attn.hook_q")
+        if qk_norm:
+            with pytest.warns(DeprecationWarning, match="hook_q_normed"):
+                _, old = m.run_with_cache(toks, names="blocks.0.attn.hook_q")
+            with pytest.warns(DeprecationWarning):
+                with m.hooks({"blocks.0.attn.hook_q": lambda a, hook: seen.append(str(hook))}):
+                    m.forward(toks)
+        else:  # no QK-norm: nothing to rename, nothing to warn about
+            import warnings
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                _, old = m.run_with_cache(toks, names="blocks.0.attn.hook_q")
     finally:
         m.legacy_qk_hook_names = False
-    np.testing.assert_array_equal(old["blocks.0.attn.hook_q"], new["blocks.0.attn.hook_q_normed"])
+    want = new["blocks.0.attn.hook_q_normed" if qk_norm else "blocks.0.attn.hook_q"]
+    np.testing.assert_array_equal(old["blocks.0.attn.hook_q"], want)
+    assert seen == (["blocks.0.attn.hook_q_normed"] if qk_norm else [])

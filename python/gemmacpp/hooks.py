@@ -13,9 +13,9 @@ selected, a name may be exact, a glob ("blocks.*.attn.hook_pattern", fnmatch rul
 predicate (a callable taking a name and returning a bool); run_with_cache also takes a list.
 
 A hook is called as fn(activation, hook) (hook: the point's name, a str with TransformerLens'
-hook.name and hook.layer(), so fn(activation, name) code works too) with a float32 NumPy array that views the forward's own
-buffer: in-place edits change the forward, and a returned array (same shape, float32) replaces the
-activation. The view is only valid during the call; keep `activation.copy()` to use it later (a
+hook.name and hook.layer(), so fn(activation, name) code works too) with a float32 NumPy array
+that views the forward's own buffer: in-place edits change the forward, and a returned array
+(same shape, float32) replaces the activation. The view is only valid during the call; keep `activation.copy()` to use it later (a
 hook that keeps the array itself gets a ValueError). Hooks that are not registered cost nothing.
 
 HookedMixin gives a model class (Model, VisionModel) hooks() and the recording behind

@@ -98,6 +98,9 @@ def test_cache_repr_is_short(checkpoint):
     text = repr(cache)
     assert len(text) < 300 and str(cache) == text
     assert text.startswith(f"ActivationCache({len(cache)} activations")
+    import pickle  # a cache holding its model still pickles, as its arrays
+    back = pickle.loads(pickle.dumps(cache))
+    assert type(back) is type(cache) and list(back) == list(cache) and back.model is None
 
 
 def test_cli_errors_are_one_line_unless_debug(tmp_path):

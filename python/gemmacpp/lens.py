@@ -116,6 +116,9 @@ class CacheAnalysis:
 
     __str__ = __repr__
 
+    def __reduce__(self):  # pickles as the arrays alone (the model stays behind)
+        return (type(self), (dict(self),))
+
     def _repr_pretty_(self, p, cycle):  # IPython/Jupyter: the same short form
         p.text(repr(self))
 

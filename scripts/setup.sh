@@ -23,5 +23,5 @@ $pip install "torch==2.13.0"
 # CUDA kernels are compiled when nvcc is on PATH (GEMMACPP_CUDA=OFF skips them). The model
 # extra brings the default model file, which the tests also read; eval (lm-evaluation-harness)
 # and notebooks (nbclient, matplotlib) let the harness backend and notebook tests run; ray the
-# gemmacpp.distributed tests (a local cluster inside the test).
-$pip install ".[test,model,eval,notebooks,vision,ray]"
+# gemmacpp.distributed tests (a local cluster inside the test); chat the checkpoints' templates.
+$pip install ".[test,model,eval,notebooks,vision,ray,chat]"

@@ -4,7 +4,7 @@ Both run a small random Gemma 3 checkpoint (tests/tiny_lm.py, float32) on the lo
 tests/data/tasks (multiple choice, generation until stop strings, whole-document perplexity), with
 max_length 32 so that long requests are truncated and long documents windowed. Every metric and
 every per-sample response (log-likelihoods, is-greedy flags, generated text) must agree. Skipped
-when lm_eval is not installed (pip install "gemmacpp[eval]").
+when lm_eval is not installed (the eval extra: pip install ".[eval]").
 """
 import json
 import os

@@ -55,7 +55,9 @@ void* acquire(size_t bytes) {
     }
   }
   void* p = std::aligned_alloc(kAlign, n);
+#ifdef MADV_HUGEPAGE  // Linux only (macOS has no transparent huge pages)
   if (p != nullptr) ::madvise(p, n, MADV_HUGEPAGE);  // a hint only
+#endif
   return p;
 }
 

@@ -16,8 +16,10 @@ namespace gemmacpp {
 namespace {
 
 int available_cpus() {
+#if defined(__linux__)  // the CPUs this process may run on; macOS has no affinity masks
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
+#endif
   const unsigned n = std::thread::hardware_concurrency();
   return n ? int(n) : 1;
 }

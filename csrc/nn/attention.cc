@@ -141,8 +141,12 @@ Attention::Attention(const Scope& s, const AttentionSpec& spec, int64_t layer)
     }
   }
   if (spec.v_norm && own_kv) v_norm_ = RMSNorm::weightless(spec.head_dim, spec.norm_eps);
+  // TransformerLens' names: hook_q/hook_k are the projections, hook_q_normed/hook_k_normed the
+  // same after the QK-norm (only where there is one).
   q_site_ = s.site("hook_q");
+  q_normed_site_ = spec.qk_norm ? s.site("hook_q_normed") : -1;
   k_site_ = own_kv ? s.site("hook_k") : -1;
+  k_normed_site_ = own_kv && spec.qk_norm ? s.site("hook_k_normed") : -1;
   v_site_ = own_kv ? s.site("hook_v") : -1;
   scores_site_ = s.site("hook_scores");
   pattern_site_ = s.site("hook_pattern");
@@ -182,14 +186,17 @@ void Attention::make_keys(const Forward& f, const float* h, Workspace::Frame& ws
     v = ws.take(M * R);
   }
   k_(f.device, h, M, k);
+  f.offer(k_site_, k, {K, D});
   if (spec_.k_eq_v) {
-    std::memcpy(v, k, size_t(M * R) * sizeof(float));  // before the k norm and RoPE
+    std::memcpy(v, k, size_t(M * R) * sizeof(float));  // the projection: before the k norm and RoPE
   } else {
     v_(f.device, h, M, v);
   }
-  if (spec_.qk_norm) k_norm_(f.device, k, k, M * K);
+  if (spec_.qk_norm) {
+    k_norm_(f.device, k, k, M * K);
+    f.offer(k_normed_site_, k, {K, D});
+  }
   if (spec_.v_norm) v_norm_(f.device, v, v, M * K);
-  f.offer(k_site_, k, {K, D});
   f.offer(v_site_, v, {K, D});
   rotate(f, k, K);
 
@@ -257,8 +264,11 @@ void Attention::operator()(const Forward& f, const float* h, float* out) const {
   float* const q = ws.take(M * H * D);
   float* const o = ws.take(M * H * D);
   q_(f.device, h, M, q);
-  if (spec_.qk_norm) q_norm_(f.device, q, q, M * H);
   f.offer(q_site_, q, {H, D});
+  if (spec_.qk_norm) {
+    q_norm_(f.device, q, q, M * H);
+    f.offer(q_normed_site_, q, {H, D});
+  }
   // Keys after the queries, so that hook_q comes before hook_k as the names are numbered.
   AttentionKeys own;
   const AttentionKeys* keys = &own;

@@ -2,7 +2,9 @@
 // q and k (Gemma 3) and of v (weightless: EmbeddingGemma 2, Gemma 4), RoPE over the first
 // rotary_dim dimensions of each head (or its first pairs only), one call of the attention op over
 // all sequences of the batch (each sees only its own keys, and with a cache its past ones), the
-// output projection. Hook sites attn.hook_q, hook_k, hook_v (after the QK-norm, before RoPE),
+// output projection. Hook sites attn.hook_q, hook_k (the projections), hook_q_normed, hook_k_normed
+// (after the QK-norm, where there is one; TransformerLens' names), hook_v (after the v norm), all
+// before RoPE,
 // hook_scores and hook_pattern ([B, H, T, Tk]: asking for either moves this layer to the plain
 // path that writes them out, and edits of them drive the layer's output), hook_z.
 //
@@ -91,7 +93,7 @@ class Attention {
   int64_t layer_;
   Linear q_, k_, v_, o_;
   RMSNorm q_norm_, k_norm_, v_norm_;
-  int q_site_, k_site_, v_site_, scores_site_, pattern_site_, z_site_;
+  int q_site_, q_normed_site_, k_site_, k_normed_site_, v_site_, scores_site_, pattern_site_, z_site_;
 };
 
 }  // namespace gemmacpp::nn

@@ -166,6 +166,8 @@ def cmd_eval(args) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gemmacpp", description=__doc__)
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, print the full traceback (default: one line)")
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="what this build of gemmacpp found (devices, SIMD, threads); "
                                        "with PATH, a weight file's metadata and tensors")
@@ -210,8 +212,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "eval" and args.until is None:
         args.until = ["\n"]
-    return {"info": cmd_info, "demo": cmd_demo, "generate": cmd_generate, "score": cmd_score,
-            "eval": cmd_eval}[args.command](args)
+    command = {"info": cmd_info, "demo": cmd_demo, "generate": cmd_generate, "score": cmd_score,
+               "eval": cmd_eval}[args.command]
+    if args.debug:
+        return command(args)
+    try:
+        return command(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # one line for the user; --debug shows where
+        message = " ".join(str(e).split("\n"))
+        print(f"error: {type(e).__name__}: {message} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

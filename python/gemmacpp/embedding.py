@@ -257,7 +257,8 @@ def _progress(progress, n: int, batch_size: int):
         from tqdm import tqdm
     except ImportError:
         if progress:
-            raise ImportError('embed: a progress bar needs tqdm: pip install tqdm (or "gemmacpp[eval]")')
+            from ._extras import missing
+            raise missing("tqdm", "embed(progress=True)") from None
         return None
     return tqdm(total=n, desc="gemmacpp embed", unit="text")
 

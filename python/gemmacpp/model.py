@@ -14,6 +14,7 @@ the quantized kernels); activations are float32.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -22,15 +23,21 @@ from . import generate
 from ._defaults import DEFAULT_MAX_LEN
 from .chat import format_chat, is_chat
 from .eval import scoring
-from .hooks import HookedMixin
+from .hooks import ActivationCache, HookedMixin
+from .lens import LensMixin, legacy_qk_names
 from .sae.splice import attach as attach_saes
 from .tokenizer import Tokenizer
 from .tokens import token_batch
 from .vision import split_hooks
 
 
-class Model(HookedMixin):
-    """A loaded Gemma text model; see gemmacpp.load."""
+class Model(HookedMixin, LensMixin):
+    """A loaded Gemma text model; see gemmacpp.load. TransformerLens-style attributes and helpers
+    (cfg, W_E, run_with_hooks, to_tokens, ...) come from gemmacpp.lens.LensMixin."""
+
+    # Deprecated, for one release: True makes the exact names blocks.{i}.attn.hook_q / hook_k mean
+    # what they meant before 0.2 (after the QK-norm; now hook_q_normed / hook_k_normed).
+    legacy_qk_hook_names = False
 
     def __init__(self, core_model, images=None):
         self._m = core_model
@@ -109,11 +116,25 @@ class Model(HookedMixin):
         return self._images.soft_tokens(images, preprocess, split_hooks(self._hook_dispatch())[0])
 
     def apply_chat_template(self, messages, *, add_generation_prompt: bool = True,
-                            tokenize: bool = False):
-        """The prompt of a conversation in Gemma's chat format (see gemmacpp.chat): text starting
-        with <bos>, or its token ids with tokenize=True. generate() takes the messages directly."""
-        text = format_chat(messages, family=self.config["family"],
-                           add_generation_prompt=add_generation_prompt)
+                            tokenize: bool = False, chat_template: str | None = None):
+        """The prompt of a conversation: text starting with <bos>, or its token ids with
+        tokenize=True. Rendered with the checkpoint's own chat template (Jinja, as transformers
+        renders it; needs jinja2, the chat extra) where it has one, else with gemmacpp's built-in
+        Gemma format (gemmacpp.chat). chat_template: "builtin" for the built-in format, or a Jinja
+        template string. generate() takes the messages directly."""
+        from . import chat_template as templates
+        if chat_template is None:
+            if not hasattr(self, "_chat_template"):
+                self._chat_template = templates.checkpoint_template(self.path)
+            chat_template = self._chat_template
+        if chat_template is None or chat_template == "builtin":
+            text = format_chat(messages, family=self.config["family"],
+                               add_generation_prompt=add_generation_prompt)
+        else:
+            tok = self.tokenizer
+            text = templates.render(chat_template, messages, add_generation_prompt=add_generation_prompt,
+                                    bos_token=tok.id_to_piece(tok.bos_id),
+                                    eos_token=tok.id_to_piece(tok.eos_id))
         return self.tokenizer.encode(text, add_bos=False) if tokenize else text
 
     def generate(self, prompt, *, max_new_tokens: int = 64, temperature: float = 0.0,
@@ -190,16 +211,32 @@ class Model(HookedMixin):
         points). splice=False only reads. See gemmacpp.sae.splice and docs/sae.md."""
         return attach_saes(self, saes, splice=splice, error_term=error_term)
 
-    def run_with_cache(self, tokens, *, names=None, cache=None, lengths=None, last_only: bool = False,
-                       images=None):
+    def hooks(self, hooks) -> contextlib.AbstractContextManager:
+        """HookedMixin.hooks (see there), after the deprecated legacy_qk_hook_names renaming."""
+        return super().hooks(legacy_qk_names(self, hooks))
+
+    def run_with_cache(self, tokens, *, names=None, names_filter=None, cache=None, lengths=None,
+                       last_only: bool = False, images=None) -> tuple[np.ndarray, ActivationCache]:
         """(logits, activations): forward(tokens, ...) that also records the activations at the
-        hook points selected by `names` (None: all of them; a name, a glob, a predicate or a list)
-        as an ActivationCache {name: float32 array}, after any active hooks have edited them.
-        Asking for attention scores or patterns makes those layers take a plain attention path
-        that materialises them (results equal to float32 rounding)."""
+        hook points selected by `names` (or TransformerLens' names_filter; None: all of them; a
+        name, a glob, a predicate or a list) as an ActivationCache {name: float32 array}, after
+        any active hooks have edited them. Asking for attention scores or patterns makes those
+        layers take a plain attention path that materialises them (results equal to float32
+        rounding)."""
+        if names is not None and names_filter is not None:
+            raise TypeError("run_with_cache: give names or names_filter, not both")
+        names = names if names_filter is None else names_filter
+        legacy = self.legacy_qk_hook_names
+        if legacy:
+            names, renamed = legacy_qk_names(self, names, mapping=True)
         with self._recording(names) as acts:
             logits = self.forward(tokens, cache=cache, lengths=lengths, last_only=last_only,
                                   images=images)
+        acts.model = self
+        if legacy:
+            for new, old in renamed.items():
+                if new in acts:
+                    acts[old] = acts.pop(new)
         return logits, acts
 
     def __repr__(self) -> str:

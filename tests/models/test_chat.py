@@ -185,3 +185,77 @@ def test_gemma3n_turns_are_gemma3s_text_only():
     assert format_chat(msgs, family="gemma3n") == format_chat(msgs, family="gemma3")
     with pytest.raises(ValueError, match="gemma3n models here read text only"):
         format_chat([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "?"}]}], family="gemma3n")
+
+
+# ---- the checkpoint's own template (gemmacpp.chat_template) ---------------------------------
+
+CUSTOM = ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'tool' %}"
+          "{{ raise_exception('no tools here') }}{% endif %}[{{ m['role'] }}] {{ m['content'] | trim }}\n"
+          "{% endfor %}{% if add_generation_prompt %}[model] {% endif %}")
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    pytest.importorskip("transformers")
+    import tiny_lm
+    tiny_lm.build_checkpoint(str(tmp_path))
+    return str(tmp_path)
+
+
+def _set_template(folder, template):
+    import json
+    import os
+    path = os.path.join(folder, "tokenizer_config.json")
+    cfg = json.load(open(path)) if os.path.exists(path) else {}
+    cfg["chat_template"] = template
+    json.dump(cfg, open(path, "w"))
+
+
+MSGS = [{"role": "user", "content": " Hi "}, {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "Bye"}]
+
+
+def test_checkpoint_template_is_rendered_and_builtin_stays_the_fallback(tiny):
+    import gemmacpp as gc
+    assert gc.load(tiny).apply_chat_template(MSGS) == format_chat(MSGS, family="gemma3")  # no template
+    _set_template(tiny, CUSTOM)
+    m = gc.load(tiny)
+    want = "<bos>[user] Hi\n[assistant] Hello\n[user] Bye\n[model] "
+    assert m.apply_chat_template(MSGS) == want
+    assert m.apply_chat_template(MSGS, add_generation_prompt=False) == want.removesuffix("[model] ")
+    assert m.apply_chat_template(MSGS, chat_template="builtin") == format_chat(MSGS, family="gemma3")
+    assert m.apply_chat_template(MSGS, tokenize=True) == m.tokenizer.encode(want, add_bos=False)
+    with pytest.raises(ValueError, match="no tools here"):
+        m.apply_chat_template([{"role": "tool", "content": "x"}])
+
+
+def test_named_templates_and_the_jinja_file(tiny):
+    import gemmacpp as gc
+    _set_template(tiny, [{"name": "tool_use", "template": "nope"}, {"name": "default", "template": CUSTOM}])
+    assert gc.load(tiny).apply_chat_template(MSGS[:1]) == "<bos>[user] Hi\n[model] "
+    with open(f"{tiny}/chat_template.jinja", "w") as f:  # transformers' own file wins
+        f.write("{{ bos_token }}{{ messages | length }} messages")
+    assert gc.load(tiny).apply_chat_template(MSGS) == "<bos>3 messages"
+
+
+def test_gemma3_template_of_a_checkpoint_gives_the_builtin_format(tiny):
+    import gemmacpp as gc
+    _set_template(tiny, GEMMA3_TEMPLATE)
+    m = gc.load(tiny)
+    system = [{"role": "system", "content": "Be brief."}] + MSGS
+    for msgs in (MSGS, system):
+        assert m.apply_chat_template(msgs) == format_chat(msgs, family="gemma3")
+
+
+def test_gguf_chat_template_metadata(tmp_path):
+    gguf = pytest.importorskip("gguf")
+    from gemmacpp.chat_template import checkpoint_template
+    path = str(tmp_path / "t.gguf")
+    w = gguf.GGUFWriter(path, "gemma3")
+    w.add_string("tokenizer.chat_template", CUSTOM)
+    w.add_tensor("token_embd.weight", np.zeros((4, 8), np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    assert checkpoint_template(path) == CUSTOM

@@ -231,9 +231,11 @@ def hf_activations(hf, toks):
         wrap(layer.altup, "correct", p + "altup.hook_corrected", streams)
         on(layer.input_layernorm, p + "ln1.hook_normalized")
         on(layer.laurel, p + "laurel.hook_out")
-        on(a.q_norm, p + "attn.hook_q")
+        on(a.q_proj, p + "attn.hook_q", reshape=(H, a.head_dim))  # TransformerLens: before the norm
+        on(a.q_norm, p + "attn.hook_q_normed")
         if not a.is_kv_shared_layer:
-            on(a.k_norm, p + "attn.hook_k")
+            on(a.k_proj, p + "attn.hook_k", reshape=(-1, a.head_dim))
+            on(a.k_norm, p + "attn.hook_k_normed")
             on(a.v_norm, p + "attn.hook_v")
         on(a.o_proj, p + "attn.hook_z", output=False, reshape=(H, a.head_dim))
         on(layer.post_attention_layernorm, p + "hook_attn_out")

@@ -196,9 +196,11 @@ def hf_activations(hf, toks):
                 lambda mod, args, i=i: acts.setdefault("per_layer", {}).__setitem__(i, args[1].double().numpy())))
         on(layer, p + "hook_resid_post")
         on(layer.input_layernorm, p + "ln1.hook_normalized")
-        on(a.q_norm, p + "attn.hook_q")
+        on(a.q_proj, p + "attn.hook_q", reshape=(H, a.head_dim))  # TransformerLens: before the norm
+        on(a.q_norm, p + "attn.hook_q_normed")
         if not a.is_kv_shared_layer:
-            on(a.k_norm, p + "attn.hook_k")
+            on(a.k_proj, p + "attn.hook_k", reshape=(-1, a.head_dim))
+            on(a.k_norm, p + "attn.hook_k_normed")
             on(a.v_norm, p + "attn.hook_v")
         on(a.o_proj, p + "attn.hook_z", output=False, reshape=(H, a.head_dim))
         on(layer.post_attention_layernorm, p + "hook_attn_out")
@@ -244,7 +246,7 @@ def test_every_hook_point_matches_transformers(pair):
     assert_cache_matches(cache, ref, name)
     shared = [i for i, l in enumerate(m.config["layers"]) if l["kv_source"] is not None]
     for i in shared:  # a layer reading another's keys and values has no points of its own for them
-        assert f"blocks.{i}.attn.hook_k" not in cache and f"blocks.{i}.attn.hook_v" not in cache
+        assert not any(f"blocks.{i}.attn.hook_{p}" in cache for p in ("k", "k_normed", "v"))
     np.testing.assert_array_equal(logits, cache["hook_logits"])
 
 
@@ -259,7 +261,7 @@ def test_an_edit_of_the_shared_keys_reaches_the_layers_that_share_them(pair):
     def zero_head(k, n):
         k[:, :, 0] = 0
 
-    with m.hooks({f"blocks.{src}.attn.hook_k": zero_head}):
+    with m.hooks({f"blocks.{src}.attn.hook_k_normed": zero_head}):
         _, edited = m.run_with_cache(toks, names=f"blocks.{i}.attn.hook_z")
     # The same edit in transformers: zero the source's normed keys before RoPE.
     handle = hf.model.layers[src].self_attn.k_norm.register_forward_hook(

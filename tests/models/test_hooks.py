@@ -68,12 +68,11 @@ def hf_activations(hf, toks):
 
     for i, layer in enumerate(hf.model.layers):
         a, mlp, p = layer.self_attn, layer.mlp, f"blocks.{i}."
-        if qk_norm:
-            handles.append(a.q_norm.register_forward_hook(keep(p + "attn.hook_q", per_head_first=True)))
-            handles.append(a.k_norm.register_forward_hook(keep(p + "attn.hook_k", per_head_first=True)))
-        else:
-            handles.append(a.q_proj.register_forward_hook(keep(p + "attn.hook_q", (H, D))))
-            handles.append(a.k_proj.register_forward_hook(keep(p + "attn.hook_k", (K, D))))
+        handles.append(a.q_proj.register_forward_hook(keep(p + "attn.hook_q", (H, D))))
+        handles.append(a.k_proj.register_forward_hook(keep(p + "attn.hook_k", (K, D))))
+        if qk_norm:  # TransformerLens' names for the normed ones
+            handles.append(a.q_norm.register_forward_hook(keep(p + "attn.hook_q_normed", per_head_first=True)))
+            handles.append(a.k_norm.register_forward_hook(keep(p + "attn.hook_k_normed", per_head_first=True)))
         handles.append(a.v_proj.register_forward_hook(keep(p + "attn.hook_v", (K, D))))
         handles.append(a.o_proj.register_forward_hook(keep(p + "attn.hook_z", (H, D), use_input=True)))
         attn_out = a.o_proj if gemma1 else layer.post_attention_layernorm

@@ -1,49 +1,74 @@
 """An lm-evaluation-harness backend: the model class registered as "gemmacpp".
 
+    lm_eval --model gemmacpp --model_args pretrained=model.gguf --tasks hellaswag
+        # lm-eval versions that read the "lm_eval.models" entry point (see docs/evaluation.md)
+    python -m gemmacpp.eval.lm_eval_backend run --model gemmacpp --model_args pretrained=model.gguf \
+        --tasks hellaswag                          # any lm-eval 0.4.x: its CLI, backend registered
     import gemmacpp.eval.lm_eval_backend            # registers "gemmacpp" with lm_eval
-    lm_eval.simple_evaluate(model="gemmacpp", model_args="path=model.gguf", tasks=[...])
+    lm_eval.simple_evaluate(model="gemmacpp", model_args="pretrained=model.gguf", tasks=[...])
 
-    python -m gemmacpp.eval.lm_eval_backend run --model gemmacpp --model_args path=model.gguf \
-        --tasks hellaswag                          # lm_eval's own CLI, with the backend registered
+lm_eval 0.4.13 and earlier have no plugin discovery: there the registration happens when this
+module is imported, and running it as a script imports it and then hands the arguments to
+lm_eval's CLI. gemmacpp also declares the entry point (group "lm_eval.models") that later
+lm-eval versions load.
 
-lm_eval (0.4.x) has no plugin discovery, so the registration happens when this module is
-imported; running it as a script imports it and then hands the arguments to lm_eval's CLI.
-
-model_args: path (a .gguf file or HF checkpoint folder; default: the gemmacpp[model] Gemma 3
-270M), threads, max_length (the window for long requests, default 8192), max_gen_toks (default
-256), batch_size; workers (and ray, a cluster address; default: a local cluster): data parallel
-on that many Ray workers of `threads` threads each (gemmacpp.distributed, the same results).
-Requests are tokenized as the harness's HF backend tokenizes them (BOS, the context/continuation
-split by token ids), so scores equal the `hf` backend's on the same model.
+model_args (anything else is a TypeError that names it): pretrained or path (a .gguf file, an HF
+checkpoint folder or a hub id in the local HF cache; default: the gemmacpp[model] Gemma 3 270M),
+threads, max_length (the window for long requests, default 8192), max_gen_toks (default 256),
+batch_size, dtype (float32 or auto: activations are float32), device (cpu); workers (and ray, a
+cluster address; default: a local cluster): data parallel on that many Ray workers of `threads`
+threads each (gemmacpp.distributed, the same results). Requests are
+tokenized as the harness's HF backend tokenizes them (BOS, the context/continuation split by
+token ids), so scores equal the `hf` backend's on the same model.
 """
 from __future__ import annotations
 
 import functools
 
-import lm_eval.models  # noqa: F401  (the built-in models first: lm_eval only adds them to an empty registry)
-from lm_eval.api.model import LM
-from lm_eval.api.registry import register_model
-from tqdm import tqdm
+from .._extras import require
 
-import gemmacpp as gc
+require("lm_eval.models", "the lm-evaluation-harness backend")  # the built-ins first: lm_eval only adds them to an empty registry
+LM = require("lm_eval.api.model", "the lm-evaluation-harness backend").LM
+_registry = require("lm_eval.api.registry", "the lm-evaluation-harness backend")
+tqdm = require("tqdm", "the lm-evaluation-harness backend").tqdm
 
-from .._defaults import DEFAULT_MAX_LEN
-from .. import generate
+import gemmacpp as gc  # noqa: E402
+
+from .._defaults import DEFAULT_MAX_LEN  # noqa: E402
+from .. import generate  # noqa: E402
 from .scoring import encode_text, encode_pair, rolling_windows, score_tokens
 
 
-@register_model("gemmacpp")
 class GemmaCppLM(LM):
-    def __init__(self, path: str | None = None, threads: int | None = None,
-                 max_length: int | None = None, max_gen_toks: int = 256, batch_size=16,
-                 max_batch_size=None, device: str | None = None, workers=None, ray=None, **kwargs):
+    def __init__(self, pretrained: str | None = None, path: str | None = None,
+                 threads: int | None = None, max_length: int | None = None,
+                 max_gen_toks: int = 256, batch_size=16, max_batch_size=None,
+                 device: str | None = None, dtype=None, workers=None, ray=None, **unknown):
         super().__init__()
-        self.model = gc.load(path or None, threads=None if threads is None else int(threads))
+        if unknown:
+            raise TypeError(f"gemmacpp backend: unknown model_args {sorted(unknown)}; it takes "
+                            "pretrained (or path), threads, max_length, max_gen_toks, batch_size, "
+                            "dtype, device, workers, ray")
+        if pretrained is not None and path is not None and str(pretrained) != str(path):
+            raise ValueError(f"gemmacpp backend: pretrained={pretrained!r} and path={path!r} name "
+                             "two checkpoints; give one")
+        if device is not None and str(device) != "cpu":
+            # lm-eval's CLI passes cuda:0 when --device is not given: say what to pass instead.
+            raise NotImplementedError(f"gemmacpp backend: device {device!r}: gemmacpp runs models "
+                                      "on the CPU only so far; pass --device cpu (lm-eval's "
+                                      "command line asks for cuda:0 when --device is not given)")
+        source = pretrained if pretrained is not None else path
+        if source is not None and not str(source):
+            raise ValueError("gemmacpp backend: pretrained is empty")
+        self.model = gc.load(None if source is None else str(source),
+                             device="cpu" if device is None else str(device), dtype=dtype,
+                             threads=None if threads is None else int(threads))
         # Data parallel on Ray (gemmacpp.distributed): `workers` workers of `threads` threads.
         self.pool = None
         if workers is not None or ray is not None:
             from ..distributed import Pool
-            self.pool = Pool(path or None, workers=int(workers or 2), threads=int(threads or 1),
+            self.pool = Pool(None if source is None else str(source), workers=int(workers or 2),
+                             threads=int(threads or 1),
                              address=None if ray in (None, "", "local") else ray)
         self.tok = self.model.tokenizer
         self.max_length = int(max_length or DEFAULT_MAX_LEN)
@@ -120,6 +145,12 @@ class GemmaCppLM(LM):
         return out
 
 
+# Registered on import, unless lm-eval's plugin discovery already holds the name as a lazy entry
+# point (which loads this class; registering again would clash with it).
+if "gemmacpp" not in _registry.model_registry:
+    _registry.register_model("gemmacpp")(GemmaCppLM)
+
+
 def main(argv=None) -> None:
     """lm_eval's command line with the "gemmacpp" model registered."""
     import sys
@@ -128,6 +159,8 @@ def main(argv=None) -> None:
 
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
+    if not any(a == "--device" or a.startswith("--device=") for a in sys.argv[1:]):
+        sys.argv.extend(["--device", "cpu"])  # lm-eval's own default is cuda:0
     cli_evaluate()
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import ops
 from .._defaults import DEFAULT_MAX_LEN
+from .._extras import progress_bar
 
 # Logits of a batch's continuation pass are [rows, tokens, vocab] float32: long continuations run
 # in chunks of tokens through the cache so that these stay under 256 MiB.
@@ -176,7 +177,16 @@ def score_tokens(model, pairs, *, batch_size: int = 16, shared_prefix: bool = Tr
     Contexts longer than max_length - len(continuation) + 1 lose their oldest tokens, as in the
     harness. Pairs are sorted (by context, longest first) so that equal contexts sit together
     and rows of a batch have similar lengths; with shared_prefix, a batch runs each distinct
-    context once. progress: a callable given the number of pairs done after each batch."""
+    context once. progress: True (a tqdm bar), a callable given the number of pairs done after
+    each batch, or a tqdm-like bar; None/False: none."""
+    progress, close_bar = progress_bar(progress, len(pairs), "gemmacpp score", "req")
+    try:
+        return _score_tokens(model, pairs, batch_size, shared_prefix, max_length, progress)
+    finally:
+        close_bar()
+
+
+def _score_tokens(model, pairs, batch_size, shared_prefix, max_length, progress):
     results, batches = plan_batches(pairs, model.config["vocab_size"], batch_size=batch_size,
                                     max_length=max_length)
     for chunk in batches:

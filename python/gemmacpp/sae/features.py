@@ -42,7 +42,8 @@ def _progress(progress, total, desc):
         from tqdm.auto import tqdm
     except ImportError:
         if progress:
-            raise ImportError("progress=True needs the tqdm package") from None
+            from .._extras import missing
+            raise missing("tqdm", "progress=True") from None
         return None
     return tqdm(total=total, desc=desc, unit="tok", leave=False)
 

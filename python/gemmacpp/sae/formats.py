@@ -22,6 +22,10 @@ _HF_POINTS = [
     (r"layers\.(\d+)\.output", "blocks.{}.hook_resid_post"),
     (r"layers\.(\d+)\.input", "blocks.{}.hook_resid_pre"),
     (r"layers\.(\d+)\.input_layernorm\.output", "blocks.{}.ln1.hook_normalized"),
+    (r"layers\.(\d+)\.self_attn\.q_proj\.output", "blocks.{}.attn.hook_q"),
+    (r"layers\.(\d+)\.self_attn\.k_proj\.output", "blocks.{}.attn.hook_k"),
+    (r"layers\.(\d+)\.self_attn\.q_norm\.output", "blocks.{}.attn.hook_q_normed"),
+    (r"layers\.(\d+)\.self_attn\.k_norm\.output", "blocks.{}.attn.hook_k_normed"),
     (r"layers\.(\d+)\.self_attn\.o_proj\.input", "blocks.{}.attn.hook_z"),
     (r"layers\.(\d+)\.post_attention_layernorm\.output", "blocks.{}.hook_attn_out"),
     (r"layers\.(\d+)\.pre_feedforward_layernorm\.input", "blocks.{}.hook_resid_mid"),
@@ -40,7 +44,7 @@ def hook_from_hf(point: str) -> str:
         if hit:
             return name.format(hit.group(1))
     raise NotImplementedError(f"the Hugging Face hook point {point!r} has no gemmacpp counterpart "
-                              "here (known: decoder layer outputs/inputs, input_layernorm, "
+                              "here (known: decoder layer outputs/inputs, input_layernorm, q/k_proj and q/k_norm outputs, "
                               "o_proj input, post_attention_layernorm, pre/post_feedforward_layernorm, "
                               "down_proj input)")
 
@@ -71,6 +75,7 @@ def hook_from_transformer_lens(name: str):
             return f"blocks.{layer}.ln2.hook_normalized", None
         if point in ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out",
                      "hook_mlp_out", "attn.hook_z", "attn.hook_q", "attn.hook_k", "attn.hook_v",
+                     "attn.hook_q_normed", "attn.hook_k_normed",
                      "mlp.hook_pre", "mlp.hook_post"):
             return name, None
     if name == "hook_embed":

@@ -48,7 +48,8 @@ def _bar(progress, total):
         from tqdm.auto import tqdm
     except ImportError:
         if progress:
-            raise ImportError("progress=True needs the tqdm package") from None
+            from .._extras import missing
+            raise missing("tqdm", "progress=True") from None
         return None
     return tqdm(total=total, desc="harvest", unit="text")
 

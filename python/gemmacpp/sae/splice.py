@@ -40,9 +40,9 @@ def hook_width(config: dict, name: str):
     if point in ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out",
                  "hook_mlp_out", "ln1.hook_normalized", "ln2.hook_normalized"):
         return config["hidden_size"]
-    if point in ("attn.hook_q", "attn.hook_z"):
+    if point in ("attn.hook_q", "attn.hook_q_normed", "attn.hook_z"):
         return config["num_heads"] * head_dim
-    if point in ("attn.hook_k", "attn.hook_v"):
+    if point in ("attn.hook_k", "attn.hook_k_normed", "attn.hook_v"):
         return layer.get("num_kv_heads", config.get("num_kv_heads")) * head_dim
     if point in ("mlp.hook_pre", "mlp.hook_pre_linear", "mlp.hook_post"):
         return config["intermediate_size"]

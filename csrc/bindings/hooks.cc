@@ -3,6 +3,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
+
 #include "csrc/core/error.h"
 
 namespace gemmacpp::bindings {
@@ -21,22 +23,25 @@ PyHookSet::PyHookSet(py::object dispatch, const nn::HookSites& sites)
 void PyHookSet::call(int site, float* data, const std::vector<int64_t>& shape) {
   py::gil_scoped_acquire gil;
   const std::string& name = sites_.name(site);
-  std::vector<py::ssize_t> dims(shape.begin(), shape.end()), strides(shape.size());
-  py::ssize_t stride = sizeof(float);
-  for (size_t i = shape.size(); i-- > 0;) {
-    strides[i] = stride;
-    stride *= dims[i];
-  }
-  // A base object makes the array a view of `data` (pybind11 copies otherwise); the buffer
-  // belongs to the forward, so nothing is freed with the capsule.
-  py::capsule base(data, [](void*) {});
-  py::array_t<float> view(dims, strides, data, base);
+  // The hook gets an array that owns a copy of the activation, copied back after the call. A view
+  // of the forward's buffer would outlive that buffer wherever the hook kept it (in a list, in an
+  // exception it raised, in a slice), and reading or writing it later would touch freed memory.
+  // The two copies cost a few percent of a hooked forward (every hooked value took a GEMM or an
+  // attention row to make); forwards without hooks never come here.
+  py::array_t<float> view(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  const py::ssize_t nbytes = view.nbytes();
+  if (nbytes) std::memcpy(view.mutable_data(), data, size_t(nbytes));
   dispatch_(name, view);
-  // The view dies with the caller's buffers: a hook that kept it (or a slice of it) would read
-  // freed memory later. Refuse that loudly rather than let it happen silently.
+  // The hook may have edited it in place (the point of a hook), not resized or retyped it.
+  GC_CHECK(view.nbytes() == nbytes && view.ndim() == py::ssize_t(shape.size()) &&
+               (view.flags() & py::array::c_style),
+           ValueError, "the hook on '", name, "' resized or reshaped its activation array in place; "
+           "edit its values (activation[...] = ...) instead");
+  if (nbytes) std::memcpy(data, view.data(), size_t(nbytes));
+  // A kept array (or a slice of it) would no longer reach the model: edits made later are lost.
   GC_CHECK(view.ref_count() == 1, ValueError, "the hook on '", name,
-           "' kept a reference to its activation array, which is a view of a buffer that is only "
-           "valid during the call: keep a copy instead (activation.copy())");
+           "' kept a reference to its activation array, which is only read back into the model "
+           "during the call: keep a copy instead (activation.copy())");
 }
 
 }  // namespace gemmacpp::bindings

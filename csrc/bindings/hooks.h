@@ -1,6 +1,7 @@
 // The bridge from a forward's HookSet to Python: one Python callable, dispatch(name, array),
-// receives every activation whose name the caller asked for, as a NumPy view of the forward's own
-// buffer (no copy) that it may edit in place. The GIL is taken only around that call. One hook set
+// receives every activation whose name the caller asked for, as a NumPy array of its own (a copy,
+// copied back after the call, so that no array a hook keeps can point at the forward's buffers)
+// that it may edit in place. The GIL is taken only around that call. One hook set
 // type for every model: the text models' forwards and the vision tower's encode.
 #pragma once
 

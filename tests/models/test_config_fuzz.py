@@ -84,7 +84,7 @@ def make_gguf_cases(folder, n, seed=0):
             elif r < 0.95:
                 meta[f"{arch}.{key}"] = ("x", VT.STRING)
             else:
-                meta[f"{arch}.{key}"] = ([rnd.choice([0, 1, 5]) for _ in range(rnd.randint(0, 5))],
+                meta[f"{arch}.{key}"] = ([rnd.choice([0, 1, 5]) for _ in range(rnd.randint(1, 5))],
                                          VT.ARRAY, VT.INT32)
         for key in GGUF_FLOAT_KEYS:
             if rnd.random() < 0.4:

@@ -24,7 +24,7 @@ from .vision import ImageInputs, VisionModel
 
 
 def load(source=None, *, device: str = "cpu", dtype=None,
-         threads: int | None = None) -> Model | VisionModel | EmbeddingModel:
+         threads: int | None = None, mmap: bool = True) -> Model | VisionModel | EmbeddingModel:
     """A Gemma 1/2/3 text model from a HF checkpoint folder (config.json and safetensors), a
     .safetensors file next to its config.json, or a .gguf file, or a RecurrentGemma model
     (config.json model_type recurrent_gemma, safetensors); with no source, the default model
@@ -33,7 +33,10 @@ def load(source=None, *, device: str = "cpu", dtype=None,
     EmbeddingGemma (a sentence-transformers folder, or a gemma-embedding GGUF file) an
     EmbeddingModel.
     Activations are float32 (dtype None or float32). threads: sets the process-wide thread count
-    (gemmacpp.set_num_threads)."""
+    (gemmacpp.set_num_threads). mmap: weights are memory-mapped (shared with the page cache, loaded
+    lazily); truncating or overwriting a mapped file under a loaded model crashes it or changes its
+    weights, as with every loader that maps. mmap=False reads the weight files into memory instead
+    (a private copy: slower to load, immune to later changes to the files)."""
     if source is None:
         source = default_model_path()
     if device != "cpu":
@@ -42,10 +45,16 @@ def load(source=None, *, device: str = "cpu", dtype=None,
         raise NotImplementedError(f"dtype {dtype!r}: activations are float32 only so far")
     if threads is not None:
         set_num_threads(threads)
-    path = os.fspath(source)
+    if not isinstance(source, (str, bytes, os.PathLike)):
+        raise TypeError(f"load: source must be a path (str or os.PathLike), got {type(source).__name__}")
+    path = os.fsdecode(os.fspath(source))
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such checkpoint: {path!r}")
-    parts = _core.load(path)
+    if not (os.path.isdir(path) or os.path.isfile(path)):  # a FIFO would block the reader forever
+        raise ValueError(f"load: {path!r} is neither a regular file nor a folder")
+    if not isinstance(mmap, bool):
+        raise TypeError(f"load: mmap must be True or False, got {mmap!r}")
+    parts = _core.load(path, mmap)
     if parts.encoder is not None:
         return EmbeddingModel(parts.encoder, path)
     if parts.text is None:

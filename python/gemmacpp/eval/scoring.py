@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _checks
 from .._defaults import DEFAULT_MAX_LEN
 
 # Logits of a batch's continuation pass are [rows, tokens, vocab] float32: long continuations run
@@ -52,9 +53,9 @@ def encode_pair(tok, context, continuation) -> tuple[list[int], list[int]]:
         whole = encode_text(tok, context + continuation)
         ctx = encode_text(tok, context)
         return ctx, whole[len(ctx):]
-    ctx = encode_text(tok, context) if isinstance(context, str) else [int(t) for t in context]
+    ctx = encode_text(tok, context) if isinstance(context, str) else _checks.token_ids(context, "context")
     cont = tok.encode(continuation, add_bos=False) if isinstance(continuation, str) \
-        else [int(t) for t in continuation]
+        else _checks.token_ids(continuation, "continuation")
     return ctx, cont
 
 
@@ -143,7 +144,8 @@ def score_tokens(model, pairs, *, batch_size: int = 16, shared_prefix: bool = Tr
     harness. Pairs are sorted (by context, longest first) so that equal contexts sit together
     and rows of a batch have similar lengths; with shared_prefix, a batch runs each distinct
     context once. progress: a callable given the number of pairs done after each batch."""
-    max_length = int(max_length or DEFAULT_MAX_LEN)
+    max_length = _max_length(max_length)
+    batch_size = _checks.integer(batch_size, "batch_size", lo=1)
     vocab = model.config["vocab_size"]
     results = [None] * len(pairs)
     todo = []
@@ -164,7 +166,6 @@ def score_tokens(model, pairs, *, batch_size: int = 16, shared_prefix: bool = Tr
             ctx = ctx[-(max_length + 1 - len(cont)):]
         todo.append((i, list(ctx), list(cont)))
     todo.sort(key=lambda r: (-len(r[1]), r[1], -len(r[2])))
-    batch_size = max(1, int(batch_size))
     for start in range(0, len(todo), batch_size):
         chunk = todo[start:start + batch_size]
         # Without shared_prefix every request has its own context row (for checks and benchmarks).
@@ -187,6 +188,8 @@ def loglikelihood(model, requests, *, batch_size: int = 16, shared_prefix: bool 
             context, continuation = req
         except (TypeError, ValueError):
             raise TypeError(f"request {i}: expected a (context, continuation) pair, got {req!r}") from None
+        context = _checks.text_or_ids(context, f"request {i}: context")
+        continuation = _checks.text_or_ids(continuation, f"request {i}: continuation")
         if isinstance(context, str) or isinstance(continuation, str):
             tok = tok or model.tokenizer
         pairs.append(encode_pair(tok, context, continuation))
@@ -196,15 +199,20 @@ def loglikelihood(model, requests, *, batch_size: int = 16, shared_prefix: bool 
 
 def loglikelihood_rolling(model, texts, *, max_length: int | None = None, context_len: int = 1,
                           batch_size: int = 16, progress=None) -> list[float]:
-    max_length = int(max_length or DEFAULT_MAX_LEN)
+    max_length = _max_length(max_length)
+    context_len = _checks.integer(context_len, "context_len")
+    if isinstance(texts, (str, bytes)):  # would be scored character by character
+        raise TypeError(f"texts must be a list of texts (or of token-id lists), got one "
+                        f"{type(texts).__name__}: pass [text]")
     tok = None
     pairs, owner = [], []
     for i, text in enumerate(texts):
+        text = _checks.text_or_ids(text, f"texts[{i}]")
         if isinstance(text, str):
             tok = tok or model.tokenizer
             ids, prefix = tok.encode(text, add_bos=False), tok.bos_id
         else:
-            ids = [int(t) for t in text]  # the tokens to predict
+            ids = text  # the tokens to predict
             prefix = tok.bos_id if tok else _bos_id(model)
         for w in rolling_windows(ids, prefix, max_length, context_len):
             pairs.append(w)
@@ -214,6 +222,13 @@ def loglikelihood_rolling(model, texts, *, max_length: int | None = None, contex
     for i, (logp, _) in zip(owner, scored):
         totals[i] += logp
     return totals
+
+
+def _max_length(max_length) -> int:
+    """The scoring window: DEFAULT_MAX_LEN for None, else an integer >= 1 (0 is no window)."""
+    if max_length is None:
+        return DEFAULT_MAX_LEN
+    return _checks.integer(max_length, "max_length", lo=1)
 
 
 def _bos_id(model) -> int:

@@ -66,7 +66,8 @@ class EmbeddingModel(HookedMixin):
 
     @property
     def tokenizer(self) -> Tokenizer:
-        return self._tokenizer.get()
+        t = self._tokenizer  # a CheckpointTokenizer, or any tokenizer put in its place
+        return t.get() if isinstance(t, CheckpointTokenizer) else t
 
     # ---- text to token ids ----
 

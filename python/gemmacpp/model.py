@@ -51,7 +51,8 @@ class Model(HookedMixin):
     @property
     def tokenizer(self):
         """The model's tokenizer: from a GGUF file's metadata, or a HF folder's tokenizer.json."""
-        return self._tokenizer.get()
+        t = self._tokenizer  # a CheckpointTokenizer, or any tokenizer put in its place
+        return t.get() if isinstance(t, CheckpointTokenizer) else t
 
     def new_cache(self, batch: int = 1, max_len: int | None = None):
         """An empty KV cache for `batch` sequences of up to max_len positions (default 8192).

@@ -3,6 +3,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "csrc/core/error.h"
@@ -23,25 +24,40 @@ PyHookSet::PyHookSet(py::object dispatch, const nn::HookSites& sites)
 void PyHookSet::call(int site, float* data, const std::vector<int64_t>& shape) {
   py::gil_scoped_acquire gil;
   const std::string& name = sites_.name(site);
-  // The hook gets an array that owns a copy of the activation, copied back after the call. A view
-  // of the forward's buffer would outlive that buffer wherever the hook kept it (in a list, in an
-  // exception it raised, in a slice), and reading or writing it later would touch freed memory.
-  // The two copies cost a few percent of a hooked forward (every hooked value took a GEMM or an
-  // attention row to make); forwards without hooks never come here.
-  py::array_t<float> view(std::vector<py::ssize_t>(shape.begin(), shape.end()));
-  const py::ssize_t nbytes = view.nbytes();
-  if (nbytes) std::memcpy(view.mutable_data(), data, size_t(nbytes));
-  dispatch_(name, view);
-  // The hook may have edited it in place (the point of a hook), not resized or retyped it.
-  GC_CHECK(view.nbytes() == nbytes && view.ndim() == py::ssize_t(shape.size()) &&
-               (view.flags() & py::array::c_style),
-           ValueError, "the hook on '", name, "' resized or reshaped its activation array in place; "
-           "edit its values (activation[...] = ...) instead");
-  if (nbytes) std::memcpy(data, view.data(), size_t(nbytes));
-  // A kept array (or a slice of it) would no longer reach the model: edits made later are lost.
-  GC_CHECK(view.ref_count() == 1, ValueError, "the hook on '", name,
-           "' kept a reference to its activation array, which is only read back into the model "
-           "during the call: keep a copy instead (activation.copy())");
+  // The hook gets a view of a buffer that Python owns (spare_), holding a copy of the activation
+  // that is copied back after the call. A view of the forward's own buffer would outlive that
+  // buffer wherever the hook kept it (in a list, in an exception it raised, in a slice), and
+  // reading or writing it later would touch freed memory. spare_ is reused from call to call
+  // while nothing but this hook set holds it, so the cost is two copies, not fresh pages.
+  py::ssize_t n = 1;
+  for (int64_t d : shape) n *= py::ssize_t(d);
+  if (!spare_ || spare_.ref_count() > 1 || spare_.size() < n)
+    spare_ = py::array_t<float>(std::max<py::ssize_t>(n, 1));
+  const size_t bytes = size_t(n) * sizeof(float);
+  std::memcpy(spare_.mutable_data(), data, bytes);
+  std::vector<py::ssize_t> dims(shape.begin(), shape.end()), strides(shape.size());
+  py::ssize_t stride = sizeof(float);
+  for (size_t i = shape.size(); i-- > 0;) {
+    strides[i] = stride;
+    stride *= dims[i];
+  }
+  {
+    // Slices of the view take spare_ as their base (it owns the memory), so its reference count
+    // says whether anything of it was kept.
+    py::array_t<float> view(dims, strides, spare_.mutable_data(), spare_);
+    dispatch_(name, view);
+  }
+  GC_CHECK(spare_.size() >= n, ValueError, "the hook on '", name,
+           "' resized its activation's buffer; edit its values (activation[...] = ...) instead");
+  std::memcpy(data, spare_.data(), bytes);
+  // A kept array (or a slice of it) stays valid but no longer reaches the model: edits made to it
+  // later would be lost silently, so that is refused.
+  if (spare_.ref_count() > 1) {
+    spare_ = py::array_t<float>();
+    throw ValueError(str_cat("the hook on '", name, "' kept a reference to its activation array, "
+                             "which is only read back into the model during the call: keep a "
+                             "copy instead (activation.copy())"));
+  }
 }
 
 }  // namespace gemmacpp::bindings

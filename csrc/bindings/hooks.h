@@ -5,6 +5,7 @@
 // type for every model: the text models' forwards and the vision tower's encode.
 #pragma once
 
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <string>
@@ -28,6 +29,7 @@ class PyHookSet : public nn::HookSet {
   pybind11::object dispatch_;
   const nn::HookSites& sites_;
   std::vector<char> wanted_;  // per site
+  pybind11::array_t<float> spare_;  // the buffer hooks see (see call)
 };
 
 }  // namespace gemmacpp::bindings

@@ -31,6 +31,7 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGEMMAC
       -DCMAKE_MODULE_LINKER_FLAGS="-fsanitize=address,undefined" \
       -DGEMMACPP_PACKAGE_DIR="$pkg/gemmacpp"
 cmake --build "$build" -j"${JOBS:-2}"
+cp "$build"/_core*.so "$pkg/gemmacpp/"  # the build copies it only when it relinks
 
 cxx=$(grep -m1 '^CMAKE_CXX_COMPILER:' "$build/CMakeCache.txt" | cut -d= -f2)
 export LD_PRELOAD="$("$cxx" -print-file-name=libasan.so) $("$cxx" -print-file-name=libubsan.so)"

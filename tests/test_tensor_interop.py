@@ -135,3 +135,13 @@ def test_cuda_tensor_in_cuda_tensor_out(rng):
     y = gc.ops.softcap(x, 3.0)
     assert y.is_cuda and y.device == x.device
     assert_close(y.cpu(), ref(x.cpu().numpy()))
+
+
+@pytest.mark.parametrize("dtype", [">f4", ">f2", ">i4", ">i8"])
+def test_non_native_byte_order_is_refused(dtype):
+    """A byte-swapped array would be read as native words (1.0 as 4.6e-41): refused by name."""
+    a = np.ones(4, dtype)
+    with pytest.raises(TypeError, match="byte order"):
+        gc.ops.gelu_tanh(a) if a.dtype.kind == "f" else gc.ops.rope(np.ones((1, 4, 1, 8), np.float32), a)
+    # Native order, spelled explicitly, is accepted.
+    np.testing.assert_array_equal(gc.ops.softcap(np.ones(4, "<f4"), 1e30), np.ones(4, np.float32))

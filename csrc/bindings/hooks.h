@@ -1,9 +1,11 @@
 // The bridge from a forward's HookSet to Python: one Python callable, dispatch(name, array),
-// receives every activation whose name the caller asked for, as a NumPy view of the forward's own
-// buffer (no copy) that it may edit in place. The GIL is taken only around that call. One hook set
+// receives every activation whose name the caller asked for, as a NumPy array of its own (a copy,
+// copied back after the call, so that no array a hook keeps can point at the forward's buffers)
+// that it may edit in place. The GIL is taken only around that call. One hook set
 // type for every model: the text models' forwards and the vision tower's encode.
 #pragma once
 
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <string>
@@ -27,6 +29,7 @@ class PyHookSet : public nn::HookSet {
   pybind11::object dispatch_;
   const nn::HookSites& sites_;
   std::vector<char> wanted_;  // per site
+  pybind11::array_t<float> spare_;  // the buffer hooks see (see call)
 };
 
 }  // namespace gemmacpp::bindings

@@ -14,6 +14,7 @@
 #include "csrc/bindings/registry.h"
 #include "csrc/bindings/without_gil.h"
 #include "csrc/core/error.h"
+#include "csrc/core/mmap.h"
 #include "csrc/models/registry.h"
 #include "csrc/nn/text_encoder.h"
 #include "csrc/nn/text_model.h"
@@ -229,13 +230,18 @@ GEMMACPP_BINDING(model) {
       .def_readonly("projector", &models::Loaded::projector);
 
   m.def("load",
-        [](const std::string& path, const std::vector<int64_t>& ffn, const std::vector<int64_t>& skip_layers) {
-          return without_gil([&] { return models::load(path, {ffn, skip_layers}); });
+        [](const std::string& path, const std::vector<int64_t>& ffn,
+           const std::vector<int64_t>& skip_layers, bool mmap) {
+          return without_gil([&] {
+            std::optional<MappedFile::ReadIntoMemory> in_memory;
+            if (!mmap) in_memory.emplace();
+            return models::load(path, {ffn, skip_layers});
+          });
         },
         py::arg("path"), py::arg("matformer_ffn") = std::vector<int64_t>(),
-        py::arg("matformer_skip_layers") = std::vector<int64_t>(),
+        py::arg("matformer_skip_layers") = std::vector<int64_t>(), py::arg("mmap") = true,
         "The model a checkpoint holds: a HF checkpoint folder, a .safetensors file next to its "
-        "config.json, or a .gguf file");
+        "config.json, or a .gguf file; mmap=False reads the weight files into memory");
   m.def("families", &models::families, "the model families gemmacpp reads, and from which formats");
 }
 

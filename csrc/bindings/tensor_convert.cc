@@ -13,6 +13,12 @@ namespace {
 DType numpy_dtype(const py::dtype& dt, const char* what) {
   const char kind = dt.kind();
   const auto size = dt.itemsize();
+  // '>' or '<' only where it differs from the machine's order ('=' native, '|' not applicable):
+  // the kernels read native words, so a byte-swapped array would be silently misread.
+  const char order = dt.byteorder();
+  GC_CHECK(order != '>' && order != '<', TypeError, what, ": array of dtype ",
+           py::str(dt).cast<std::string>(), " is not in the machine's byte order; convert it "
+           "with a.astype(a.dtype.newbyteorder('='))");
   // ml_dtypes' bfloat16 is a user-defined dtype (kind 'V'): only those need the name look-up.
   if (kind == 'V' && size == 2 && py::str(dt.attr("name")).cast<std::string>() == "bfloat16")
     return DType::kBF16;
@@ -93,6 +99,11 @@ Imported import_dlpack(py::handle obj, const char* what, bool writable) {
 
 Imported import_tensor(py::handle obj, const char* what, bool writable) {
   GC_CHECK(!obj.is_none(), TypeError, what, " is None; expected an array");
+  // A torch tensor that requires grad refuses DLPack export; an input is read as torch's own ops
+  // read it (its data, no graph). An output (writable) keeps torch's refusal.
+  if (!writable && py::hasattr(obj, "requires_grad") && py::hasattr(obj, "detach") &&
+      py::bool_(obj.attr("requires_grad")))
+    return import_tensor(obj.attr("detach")(), what, writable);
   if (py::isinstance<py::array>(obj)) return import_numpy(py::reinterpret_borrow<py::array>(obj), what, writable);
   if (py::hasattr(obj, "__dlpack__") && py::hasattr(obj, "__dlpack_device__"))
     return import_dlpack(obj, what, writable);

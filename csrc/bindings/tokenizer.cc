@@ -11,6 +11,7 @@
 #include "csrc/core/error.h"
 #include "csrc/tokenizer/tokenizer.h"
 #include "csrc/io/weights.h"
+#include "csrc/nn/text_model.h"
 
 namespace gemmacpp::bindings {
 namespace {
@@ -75,6 +76,18 @@ GEMMACPP_BINDING(tokenizer) {
     }
     return t;
   }, py::arg("file"));
+  // A GGUF model's tokenizer from the model's own mapping of its file, so that it matches the
+  // loaded weights even if the file on disk was replaced since.
+  m.def("tokenizer_from_model", [](const nn::TextModel& model) {
+    GC_CHECK(model.weights().format == "gguf", ValueError, "tokenizer_from_model: '", model.weights().path,
+             "' is not a GGUF file");
+    T t;
+    {
+      py::gil_scoped_release nogil;
+      t = std::const_pointer_cast<Tokenizer>(Tokenizer::from_gguf(model.weights()));
+    }
+    return t;
+  }, py::arg("model"));
   m.def("tokenizer_from_hf_json", [](const std::string& path) {
     T t;
     {

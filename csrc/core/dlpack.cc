@@ -95,6 +95,7 @@ TensorView view_of(const DLTensor& t, bool read_only, const char* what) {
   }
   GC_CHECK(t.ndim >= 0 && t.ndim <= 16, ValueError, what, ": bad rank ", t.ndim);
   v.shape.assign(t.shape, t.shape + t.ndim);
+  checked_numel(v.shape, what);  // a producer's sizes: non-negative, their product countable
   if (t.strides) v.strides.assign(t.strides, t.strides + t.ndim);
   else v.strides = contiguous_strides(v.shape);
   v.data = static_cast<char*>(t.data) + t.byte_offset;

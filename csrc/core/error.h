@@ -10,6 +10,8 @@ namespace gemmacpp {
 struct ValueError : std::invalid_argument { using std::invalid_argument::invalid_argument; };
 struct TypeError : std::invalid_argument { using std::invalid_argument::invalid_argument; };
 struct NotImplementedError : std::logic_error { using std::logic_error::logic_error; };
+// Python's MemoryError, with a message that says how much was asked for (std::bad_alloc has none).
+struct MemoryError : std::runtime_error { using std::runtime_error::runtime_error; };
 
 template <class... Args>
 std::string str_cat(const Args&... args) {

@@ -11,8 +11,23 @@ namespace gemmacpp {
 
 class MappedFile {
  public:
-  // Maps `path` read-only; ValueError naming the file when it cannot be opened or mapped.
+  // Maps `path` read-only; ValueError naming the file when it cannot be opened or mapped (or is
+  // not a regular file). While a ReadIntoMemory lives on this thread, reads it into memory instead.
   static std::shared_ptr<const MappedFile> open(const std::string& path);
+
+  // A mapping shares the file's pages: truncating the file later makes reads of the lost pages
+  // fault (SIGBUS), and overwriting it changes the weights under a loaded model. gc.load(...,
+  // mmap=False) sets this for the duration of one load, so that every reader's open() (GGUF,
+  // safetensors shards, index files) takes a private copy without each growing a flag.
+  class ReadIntoMemory {
+   public:
+    ReadIntoMemory();
+    ~ReadIntoMemory();
+    ReadIntoMemory(const ReadIntoMemory&) = delete;
+    ReadIntoMemory& operator=(const ReadIntoMemory&) = delete;
+   private:
+    bool previous_;
+  };
 
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -26,6 +41,7 @@ class MappedFile {
   MappedFile() = default;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  bool in_memory_ = false;  // data_ is a heap copy (ReadIntoMemory), not a mapping
   std::string path_;
 };
 

@@ -1,5 +1,6 @@
 #include "csrc/core/tensor.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -46,7 +47,24 @@ std::string TensorView::shape_str() const {
   return os.str();
 }
 
+int64_t checked_mul(int64_t a, int64_t b, const char* what) {
+  int64_t r = 0;
+  GC_CHECK(a >= 0 && b >= 0 && !__builtin_mul_overflow(a, b, &r), ValueError, what, ": ", a,
+           " x ", b, " elements overflow a 64-bit size");
+  return r;
+}
+
+int64_t checked_numel(const std::vector<int64_t>& shape, const char* what) {
+  int64_t n = 1;
+  for (int64_t s : shape) {
+    GC_CHECK(s >= 0, ValueError, what, ": negative dimension ", s, " in shape");
+    n = checked_mul(n, s, what);
+  }
+  return n;
+}
+
 std::vector<int64_t> contiguous_strides(const std::vector<int64_t>& shape) {
+  checked_numel(shape, "contiguous_strides");
   std::vector<int64_t> strides(shape.size());
   int64_t s = 1;
   for (int i = int(shape.size()) - 1; i >= 0; --i) {
@@ -58,20 +76,26 @@ std::vector<int64_t> contiguous_strides(const std::vector<int64_t>& shape) {
 
 Tensor Tensor::empty(DType dtype, std::vector<int64_t> shape, Device device) {
   Tensor t;
-  for (int64_t s : shape) GC_CHECK(s >= 0, ValueError, "negative dimension in shape");
+  // Every size product checked: an overflowed count would allocate a small buffer that the
+  // kernels then write far past.
+  const int64_t numel = checked_numel(shape, "tensor allocation");
+  const int64_t nbytes = checked_mul(numel, dtype_size(dtype), "tensor allocation");
+  GC_CHECK(nbytes <= INT64_MAX - 128, ValueError, "tensor allocation: ", nbytes,
+           " bytes overflow a 64-bit size");
   t.view_.dtype = dtype;
   t.view_.device = device;
   t.view_.strides = contiguous_strides(shape);
   t.view_.shape = std::move(shape);
   // Round up so that kernels may over-read the last vector of the buffer harmlessly.
-  const size_t bytes = (t.nbytes() + 127) / 64 * 64;
+  const size_t bytes = (size_t(nbytes) + 127) / 64 * 64;
   if (device.is_cpu()) {
     // Large buffers go on 2 MiB boundaries with transparent huge pages (as NumPy does) and come
     // from a bounded cache of freed ones (host_blocks.h): a fresh 40 MB result otherwise costs
     // ten thousand page faults and the kernel's zero-fill, as much time as a streaming op.
     const bool large = bytes >= 2 * host_blocks::kAlign;
     void* p = large ? host_blocks::acquire(bytes) : std::aligned_alloc(64, bytes);
-    GC_CHECK(p != nullptr, ValueError, "out of memory allocating ", bytes, " bytes");
+    GC_CHECK(p != nullptr, MemoryError, "out of memory allocating ", bytes, " bytes for a ",
+             t.view_.shape_str(), " ", dtype_name(dtype), " tensor");
     t.storage_ = large ? std::shared_ptr<void>(p, [bytes](void* q) { host_blocks::release(q, bytes); })
                        : std::shared_ptr<void>(p, [](void* q) { std::free(q); });
   } else {

@@ -58,6 +58,12 @@ class Tensor {
 
 std::vector<int64_t> contiguous_strides(const std::vector<int64_t>& shape);
 
+// a * b, or a ValueError naming `what` when the product of these non-negative sizes does not fit
+// in int64 (a shape from user input or a file may ask for more elements than can be counted).
+int64_t checked_mul(int64_t a, int64_t b, const char* what);
+// The number of elements of a shape of non-negative sizes, checked like checked_mul.
+int64_t checked_numel(const std::vector<int64_t>& shape, const char* what);
+
 // A C-contiguous copy of a CPU view with any strides (used where a kernel needs dense rows).
 Tensor contiguous_copy(const TensorView& v);
 

@@ -258,12 +258,20 @@ HWY_INLINE void SoftcapRow(float* s, size_t n, float cap, float out_scale) {
     hn::StoreU(hn::Mul(c, hn::Tanh(df, hn::Mul(hn::LoadU(df, s + i), inv))), df, s + i);
 }
 
+// The row's maximum, or NaN when the row holds a NaN: hn::Max may drop a NaN operand (x86's max
+// returns its second one), which would silently mask that key where torch's softmax gives NaN.
 HWY_INLINE float MaxRow(const float* s, size_t n) {
   const DF df;
   const size_t N = hn::Lanes(df);
   auto m = hn::Set(df, kNegInf);
-  for (size_t i = 0; i < n; i += N) m = hn::Max(m, hn::LoadU(df, s + i));
-  return hn::GetLane(hn::MaxOfLanes(df, m));
+  auto nan = hn::FirstN(df, 0);
+  for (size_t i = 0; i < n; i += N) {
+    const auto x = hn::LoadU(df, s + i);
+    m = hn::Max(m, x);
+    nan = hn::Or(nan, hn::IsNaN(x));
+  }
+  return hn::AllFalse(df, nan) ? hn::GetLane(hn::MaxOfLanes(df, m))
+                               : std::numeric_limits<float>::quiet_NaN();
 }
 
 // 2^x for x <= 0 (a score minus its row's running maximum), with fast_math-inl.h's pieces:
@@ -306,7 +314,16 @@ HWY_INLINE float Exp2Row(float* s, size_t n, float m) {
 // rescales the previous output. A row that has seen no visible key keeps m = -inf and gets
 // p = 0, alpha = 1 (never computing -inf - -inf).
 HWY_INLINE float SoftmaxUpdate(float* s, size_t n, float& m, float& l) {
-  const float m_new = std::max(m, MaxRow(s, n));
+  const float row_max = MaxRow(s, n);
+  if (std::isnan(row_max) || row_max == std::numeric_limits<float>::infinity()) {
+    // A NaN or +inf score makes the whole row NaN, as in torch's softmax: l becomes NaN (and stays
+    // so through later updates and the merge of split-K partials, for which m must be finite).
+    std::fill(s, s + n, 0.0f);
+    l = std::numeric_limits<float>::quiet_NaN();
+    if (m == kNegInf) m = 0.0f;
+    return 1.0f;
+  }
+  const float m_new = std::max(m, row_max);
   if (m_new == kNegInf) {
     std::fill(s, s + n, 0.0f);
     return 1.0f;
@@ -469,7 +486,7 @@ void PrefillTask(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t 
   T* ob = static_cast<T*>(a.out) + b * a.out_stride[0];
   for (int64_t r = 0; r < R; ++r) {
     const int64_t i = i0 + r / G, h = kvh * G + r % G;
-    RowFromF32(O + r * Dp, D, L[r] > 0 ? 1.0f / L[r] : 0.0f,
+    RowFromF32(O + r * Dp, D, L[r] != 0 ? 1.0f / L[r] : 0.0f,  // NaN L: a NaN row
                ob + i * a.out_stride[1] + h * a.out_stride[2]);
   }
 }
@@ -687,7 +704,7 @@ void DecodeCombineTask(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t c
       }
     }
     const int64_t i = (r % R) / G, h = kvh * G + r % G;
-    RowFromF32(acc, D, l > 0 ? 1.0f / l : 0.0f, ob + i * a.out_stride[1] + h * a.out_stride[2]);
+    RowFromF32(acc, D, l != 0 ? 1.0f / l : 0.0f, ob + i * a.out_stride[1] + h * a.out_stride[2]);
   }
 }
 

@@ -209,6 +209,7 @@ float k2_of(float c, float p) {
 }  // namespace
 
 void rg_lru(const RgLruArgs& a) {
+  if (a.B == 0 || a.W == 0) return;  // nothing to scan (and no width to split)
   const bool stream = a.dtype == DType::kF32 && a.B * a.T * a.W * 4 >= kStreamBytes;
   const int64_t chunk = width_chunk(a.W), n_chunks = (a.W + chunk - 1) / chunk;
   const int64_t es = dtype_size(a.dtype);

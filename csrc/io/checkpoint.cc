@@ -63,6 +63,10 @@ std::string model_path(const std::string& path) {
 }
 
 std::string read_file(const std::string& path) {
+  // Opening a FIFO blocks until a writer comes: only regular files are read.
+  struct stat st;
+  GC_CHECK(::stat(path.c_str(), &st) != 0 || S_ISREG(st.st_mode), ValueError, "cannot read '", path,
+           "': not a regular file");
   std::ifstream in(path, std::ios::binary);
   GC_CHECK(in, ValueError, "cannot open '", path, "'");
   std::ostringstream ss;

@@ -16,12 +16,17 @@ struct GgufKeys {
 
   std::string what() const { return "'" + f.path + "'"; }
   const MetaValue* get(const std::string& key) const { return f.meta(arch + "." + key); }
+  // Sizes, counts and windows: non-negative and below 2^40, as the JSON reader's integers, so that
+  // what the readers derive from them (products, quotients) cannot overflow.
   int64_t integer(const std::string& key) const {
     const MetaValue* v = get(key);
     GC_CHECK(v, ValueError, what(), ": missing ", arch, ".", key);
-    return v->as_int();
+    const int64_t x = v->as_int();
+    GC_CHECK(x >= 0 && x < (int64_t(1) << 40), ValueError, what(), ": ", arch, ".", key, " is ", x,
+             "; it must be a non-negative integer below 2^40");
+    return x;
   }
-  int64_t integer_or(const std::string& key, int64_t dflt) const { return get(key) ? get(key)->as_int() : dflt; }
+  int64_t integer_or(const std::string& key, int64_t dflt) const { return get(key) ? integer(key) : dflt; }
   double number_or(const std::string& key, double dflt) const { return get(key) ? get(key)->as_double() : dflt; }
 };
 

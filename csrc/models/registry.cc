@@ -147,6 +147,37 @@ std::string known(bool gguf) {
   return out;
 }
 
+// Layer counts well beyond any Gemma's are checked against the tensors present before a family
+// builds per-layer structures: every layer has tensors of its own, so a count above the file's
+// tensor count is a corrupt or hostile config, and believing it costs gigabytes of bookkeeping.
+constexpr uint64_t kCheckedLayers = 256;
+
+void check_layer_count(uint64_t n_layers, const char* key, const Source& s) {
+  if (n_layers <= kCheckedLayers) return;
+  std::shared_ptr<const WeightFile> w = s.gguf;
+  if (!w) w = std::make_shared<const WeightFile>(open_weights(s.weights_path));
+  GC_CHECK(n_layers <= w->tensors.size(), ValueError, s.what, ": ", key, " is ", n_layers,
+           " but the checkpoint holds only ", w->tensors.size(), " tensors");
+}
+
+void check_layer_counts(const Source& s) {
+  if (s.gguf) {
+    const std::string suffix = ".block_count";
+    for (const auto& [key, value] : s.gguf->metadata) {
+      if (key.size() > suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+          value.is_integer() && value.as_int() > 0)
+        check_layer_count(uint64_t(value.as_int()), key.c_str(), s);
+    }
+    return;
+  }
+  // The model's own count, and its text and vision towers' in a multimodal config.
+  for (const json::Value* obj : {s.config, s.config->get("text_config"), s.config->get("vision_config")}) {
+    if (!obj || obj->kind != json::Value::Kind::kObject) continue;
+    const json::Value* n = obj->get("num_hidden_layers");
+    if (n && n->is_uint()) check_layer_count(n->magnitude, "num_hidden_layers", s);
+  }
+}
+
 }  // namespace
 
 Loaded load(const std::string& path, const gemma3n::MatFormer& matformer) {
@@ -172,6 +203,7 @@ Loaded load(const std::string& path, const gemma3n::MatFormer& matformer) {
     s.config = &config;
     key = json::Reader{config, s.what}.string_or("model_type", "");
   }
+  check_layer_counts(s);
   for (const Family& f : table()) {
     if (!contains(gguf ? f.gguf_architectures : f.hf_model_types, key)) continue;
     if (f.accepts && !f.accepts(s)) continue;

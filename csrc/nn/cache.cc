@@ -1,9 +1,15 @@
 #include "csrc/nn/cache.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <fstream>
+#include <string>
 #include <utility>
 
 #include "csrc/core/error.h"
+#include "csrc/core/tensor.h"
 
 namespace gemmacpp::nn {
 namespace {
@@ -28,12 +34,66 @@ Slot make_slot(const SlotSpec& spec, int64_t batch, bool allocate) {
   return std::monostate{};
 }
 
+// Bytes a new cache of `batch` sequences takes before any forward: the per-sequence bookkeeping
+// (a length, and two vector headers per attention layer), fixed rings and recurrent states.
+// Full slots and growing rings start empty. ValueError if the count itself overflows.
+int64_t upfront_bytes(const std::vector<SlotSpec>& layers, int64_t batch) {
+  const char* what = "new_cache";
+  int64_t per_seq = int64_t(sizeof(int64_t));
+  for (const SlotSpec& spec : layers) {
+    int64_t floats = 0;
+    if (const auto* kv = std::get_if<KvSpec>(&spec)) {
+      per_seq += 2 * int64_t(sizeof(std::vector<float>));
+      if (kv->fixed) floats = checked_mul(2, checked_mul(kv->capacity, kv->row_elems, what), what);
+    } else if (const auto* r = std::get_if<RecurrentSpec>(&spec)) {
+      floats = checked_mul(r->width, 1 + r->conv_rows, what);
+    }
+    GC_CHECK(!__builtin_add_overflow(per_seq, checked_mul(floats, int64_t(sizeof(float)), what),
+                                     &per_seq),
+             ValueError, what, ": the cache's size overflows a 64-bit count");
+  }
+  return checked_mul(per_seq, batch, what);
+}
+
+// What this process could still get: the system's available memory (MemAvailable: free pages
+// and reclaimable cache), else its physical memory, and no more than its address-space limit.
+int64_t available_memory_bytes() {
+  int64_t have = INT64_MAX;
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  while (meminfo >> key >> kib) {
+    if (key == "MemAvailable:") {
+      have = kib * 1024;
+      break;
+    }
+    meminfo.ignore(256, '\n');
+  }
+  if (have == INT64_MAX) {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0) have = int64_t(pages) * int64_t(page);
+  }
+  struct rlimit as;
+  if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY)
+    have = std::min(have, int64_t(std::min<rlim_t>(as.rlim_cur, rlim_t(INT64_MAX))));
+  return have;
+}
+
 }  // namespace
 
 Cache::Cache(const std::vector<SlotSpec>& layers, int64_t batch, int64_t max_len)
     : specs_(layers), max_len_(max_len) {
   GC_CHECK(batch >= 1, ValueError, "new_cache: batch must be >= 1, got ", batch);
   GC_CHECK(max_len >= 1, ValueError, "new_cache: max_len must be >= 1, got ", max_len);
+  // Refused before touching a page: growing until the kernel's OOM killer ends the process takes
+  // the Python session with it.
+  const int64_t need = upfront_bytes(layers, batch);
+  if (need > (int64_t(1) << 30)) {  // small caches need no look at the system
+    const int64_t have = available_memory_bytes();
+    GC_CHECK(need <= have, MemoryError, "new_cache: a cache for ", batch, " sequences needs ",
+             double(need) / (1 << 30), " GiB up front, more than the ", double(have) / (1 << 30),
+             " GiB of memory available");
+  }
   lengths_.assign(size_t(batch), 0);
   for (const SlotSpec& s : layers) slots_.push_back(make_slot(s, batch, /*allocate=*/true));
 }
@@ -49,6 +109,20 @@ bool Cache::bounded() const {
     return kv && !kv->ring;
   });
 }
+
+void Cache::check_idle(const char* what) const {
+  GC_CHECK(!busy_->load(), ValueError, what, ": the cache is in use by a forward (another thread, or "
+           "a hook calling forward with the same cache); use one cache per concurrent forward");
+}
+
+Cache::Use::Use(Cache& c, const char* what) : busy_(*c.busy_) {
+  bool idle = false;
+  GC_CHECK(busy_.compare_exchange_strong(idle, true), ValueError, what,
+           ": the cache is in use by another forward (another thread, or a hook calling forward "
+           "with the same cache); use one cache per concurrent forward");
+}
+
+Cache::Use::~Use() { busy_.store(false); }
 
 void Cache::check_layout(const std::vector<SlotSpec>& layers) const {
   GC_CHECK(layers.size() == specs_.size(), ValueError, "forward: the cache was made for a model with ",
@@ -78,6 +152,7 @@ int64_t Cache::nbytes() const {
 }
 
 void Cache::reset() {
+  check_idle("cache.reset");
   std::fill(lengths_.begin(), lengths_.end(), 0);
   for (Slot& slot : slots_) {
     if (auto* kv = std::get_if<KvSlot>(&slot)) {
@@ -98,6 +173,7 @@ void Cache::reset() {
 }
 
 Cache Cache::select(const std::vector<int64_t>& sequences) const {
+  check_idle("cache.select");
   GC_CHECK(!sequences.empty(), ValueError, "cache.select: no sequences given");
   std::vector<int64_t> lengths;
   for (int64_t s : sequences) {

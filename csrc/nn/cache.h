@@ -10,8 +10,10 @@
 // Layers made by a block that keeps nothing have an empty slot.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <variant>
 #include <vector>
 
@@ -46,7 +48,8 @@ using Slot = std::variant<std::monostate, KvSlot, RecurrentSlot>;
 class Cache {
  public:
   // batch empty sequences of up to max_len positions; ValueError naming new_cache unless
-  // batch, max_len >= 1.
+  // batch, max_len >= 1; MemoryError, before allocating, when what it takes up front (fixed rings,
+  // recurrent states, per-sequence bookkeeping) exceeds the machine's memory.
   Cache(const std::vector<SlotSpec>& layers, int64_t batch, int64_t max_len);
 
   int64_t batch() const { return int64_t(lengths_.size()); }
@@ -61,6 +64,19 @@ class Cache {
   void check_layout(const std::vector<SlotSpec>& layers) const;
   KvSlot& kv(int64_t layer) { return std::get<KvSlot>(slots_[size_t(layer)]); }
   RecurrentSlot& recurrent(int64_t layer) { return std::get<RecurrentSlot>(slots_[size_t(layer)]); }
+
+  // Held by a forward for its whole run: a second forward on the same cache at the same time
+  // (another thread, or a hook calling forward with it) would interleave their writes, so it is
+  // refused with a ValueError naming the conflict; so are reset and select meanwhile.
+  class Use {
+   public:
+    Use(Cache& c, const char* what);
+    ~Use();
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+   private:
+    std::atomic<bool>& busy_;
+  };
 
   std::vector<int64_t> layer_nbytes() const;
   int64_t nbytes() const;
@@ -77,6 +93,8 @@ class Cache {
   std::vector<Slot> slots_;
   std::vector<int64_t> lengths_;
   int64_t max_len_ = 0;
+  std::unique_ptr<std::atomic<bool>> busy_ = std::make_unique<std::atomic<bool>>(false);
+  void check_idle(const char* what) const;
 };
 
 }  // namespace gemmacpp::nn

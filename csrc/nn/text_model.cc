@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "csrc/core/error.h"
@@ -29,7 +30,9 @@ void TextModel::forward(const ForwardArgs& args) const {
   const ModelConfig& c = config_;
   Cache* cache = args.cache;
   CacheExtent extent;
+  std::optional<Cache::Use> in_use;
   if (cache) {
+    in_use.emplace(*cache, "forward");
     // A cache whose layers keep every position holds at most max_len of them: the packing checks
     // that this call's tokens fit.
     extent = {&cache->lengths(), cache->n_layers(), cache->bounded() ? cache->max_len() : -1};

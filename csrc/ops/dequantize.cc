@@ -19,7 +19,7 @@ cpu::QType check_quantized(const char* op, const TensorView& data, const std::st
   const cpu::QTypeInfo info = cpu::qtype_info(t);
   GC_CHECK(k % info.block_values == 0, ValueError, op, ": K = ", k, " is not a multiple of ",
            qtype, "'s block size ", info.block_values);
-  const int64_t expected = n * (k / info.block_values) * info.block_bytes;
+  const int64_t expected = checked_mul(checked_mul(n, k / info.block_values, op), info.block_bytes, op);
   GC_CHECK(data.numel() == expected, ValueError, op, ": data has ", data.numel(),
            " bytes but a [", n, ", ", k, "] ", qtype, " matrix needs ", expected, " (", n,
            " rows x ", k / info.block_values, " blocks x ", info.block_bytes, " bytes)");

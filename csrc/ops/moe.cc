@@ -49,7 +49,8 @@ ExpertStack expert_stack(const char* name, const ExpertWeights& w, const Device&
   const std::string what = std::string("moe: ") + name;
   const TensorView* data = nullptr;
   // E matrices of [N, K] back to back are E * N rows of K values.
-  const QType t = check_quantized(what.c_str(), *w.blocks, w.qtype, w.E * w.N, w.K, &data, keep);
+  const QType t = check_quantized(what.c_str(), *w.blocks, w.qtype,
+                                 checked_mul(w.E, w.N, what.c_str()), w.K, &data, keep);
   return ExpertStack::blocks(data->data, w.E, w.N, w.K, t);
 }
 

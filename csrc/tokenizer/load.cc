@@ -206,6 +206,11 @@ std::shared_ptr<const Tokenizer> Tokenizer::from_hf_json(const std::string& path
       t->added_.push_back({string_member(a, "content", what), int32_t(aid->magnitude), special});
     }
   }
+  // The tables are dense up to the largest id: ids may leave gaps, but a few pieces with an id in
+  // the millions would cost gigabytes, so the table may be at most about twice the pieces defined.
+  const uint64_t defined = vocab->object.size() + t->added_.size();
+  GC_CHECK(size <= 2 * defined + 1024, ValueError, what, ": token id ", size - 1, " is far beyond the ",
+           defined, " pieces defined (ids must be nearly dense)");
   t->pieces_.assign(size_t(size), std::string());
   for (const auto& [piece, v] : vocab->object) t->pieces_[size_t(v.magnitude)] = piece;
   for (const AddedToken& a : t->added_)

@@ -13,6 +13,19 @@ from .eval import tasks
 from .generate import Timings, generate
 
 
+def _count(lo: int):
+    """An argparse type: an integer >= lo."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {value}")
+        return value
+    return parse
+
+
 def cmd_info(args) -> int:
     if getattr(args, "path", None):  # `info PATH`: a weight file's metadata and tensor table
         print(weights.describe(weights.open(args.path)))
@@ -134,7 +147,7 @@ def cmd_score(args) -> int:
 def cmd_eval(args) -> int:
     """A local JSONL task: multiple choice by log-likelihood, generation by exact match."""
     rows = tasks.read_jsonl(args.task)
-    if args.limit:
+    if args.limit is not None:
         rows = rows[:args.limit]
     if args.ray is not None:  # the requests run on Ray workers, each holding the model
         from . import distributed
@@ -173,7 +186,7 @@ def main(argv=None) -> int:
                                        "with PATH, a weight file's metadata and tensors")
     info.add_argument("path", nargs="?", help="a .gguf/.safetensors file or checkpoint folder")
     demo = sub.add_parser("demo", help="run the kernels on Gemma shapes, check and time them")
-    demo.add_argument("--tokens", type=int, default=1024)
+    demo.add_argument("--tokens", type=_count(1), default=1024)
     gen = sub.add_parser("generate", help="continue a prompt with a model (default: Gemma 3 270M), "
                                           "streaming the text, then prefill/decode tokens/s")
     gen.add_argument("prompt")
@@ -181,34 +194,35 @@ def main(argv=None) -> int:
                                                    "gemmacpp[model] Gemma 3 270M Q4_K_M)")
     gen.add_argument("--chat", action="store_true", help="send the prompt as a user turn in Gemma's "
                      "chat format (for instruction-tuned checkpoints)")
-    gen.add_argument("--max-new-tokens", type=int, default=64)
+    gen.add_argument("--max-new-tokens", type=_count(0), default=64)
     gen.add_argument("--temperature", type=float, default=0.0)
     gen.add_argument("--top-k", type=int, default=None)
     gen.add_argument("--top-p", type=float, default=None)
     gen.add_argument("--seed", type=int, default=None)
-    gen.add_argument("--threads", type=int, default=None)
+    gen.add_argument("--threads", type=_count(0), default=None)
     score = sub.add_parser("score", help="log-likelihood of each line of a JSONL file: {\"text\": ...} "
                                          "(whole text) or {\"context\": ..., \"continuation\": ...}")
     score.add_argument("file")
     ev = sub.add_parser("eval", help="evaluate on a local JSONL task: multiple choice ({\"question\", "
                                      "\"choices\", \"answer\"}) or generation ({\"prompt\", \"answer\"})")
     ev.add_argument("task")
-    ev.add_argument("--max-new-tokens", type=int, default=32, help="generation examples (default 32)")
+    ev.add_argument("--max-new-tokens", type=_count(0), default=32, help="generation examples (default 32)")
     ev.add_argument("--until", action="append", default=None,
                     help="a stop string for generation examples (repeatable; default: newline)")
-    ev.add_argument("--limit", type=int, default=None, help="only the first N examples")
+    ev.add_argument("--limit", type=_count(0), default=None, help="only the first N examples")
     ev.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                     help="run on Ray workers (gemmacpp[ray]): a cluster's address (e.g. auto, "
                          "host:6379), or none to start one on this machine")
-    ev.add_argument("--workers", type=int, default=2,
+    ev.add_argument("--workers", type=_count(1), default=2,
                     help="with --ray: how many workers (each with --threads threads, default 1)")
     for p in (score, ev):
         p.add_argument("--model", default=None, help="a .gguf file or HF checkpoint (default: the "
                                                      "gemmacpp[model] Gemma 3 270M Q4_K_M)")
         p.add_argument("--output", default=None, help="write the results to this JSON file")
-        p.add_argument("--batch-size", type=int, default=16)
-        p.add_argument("--max-length", type=int, default=None, help="the scoring window (default 8192)")
-        p.add_argument("--threads", type=int, default=None)
+        p.add_argument("--batch-size", type=_count(1), default=16)
+        p.add_argument("--max-length", type=_count(1), default=None,
+                       help="the scoring window (default 8192)")
+        p.add_argument("--threads", type=_count(0), default=None)
     args = parser.parse_args(argv)
     if args.command == "eval" and args.until is None:
         args.until = ["\n"]

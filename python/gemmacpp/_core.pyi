@@ -7,7 +7,7 @@ import numpy
 import numpy.typing
 import typing
 import typing_extensions
-__all__: list[str] = ['Cache', 'Loaded', 'MappedBytes', 'Tensor', 'TextEncoder', 'TextModel', 'Tokenizer', 'VisionProjector', 'VisionTower', 'WeightFile', 'attention', 'conv1d_temporal', 'cuda_compiled', 'dequantize', 'devices', 'families', 'geglu', 'gelu_tanh', 'get_num_threads', 'layer_norm', 'linear', 'linear_quantized', 'load', 'moe', 'moe_route', 'open_weights', 'quant_matvec_fused', 'rg_lru', 'rms_norm', 'rope', 'sae_decode', 'sae_decode_dense', 'sae_encode', 'set_num_threads', 'set_simd_target', 'simd_target', 'simd_targets_compiled', 'simd_targets_supported', 'softcap', 'token_logprobs', 'tokenizer_from_gguf', 'tokenizer_from_hf_json', 'tokenizer_from_weights']
+__all__: list[str] = ['Cache', 'Loaded', 'MappedBytes', 'Tensor', 'TextEncoder', 'TextModel', 'Tokenizer', 'VisionProjector', 'VisionTower', 'WeightFile', 'attention', 'conv1d_temporal', 'cuda_compiled', 'dequantize', 'devices', 'families', 'geglu', 'gelu_tanh', 'get_num_threads', 'layer_norm', 'linear', 'linear_quantized', 'load', 'moe', 'moe_route', 'open_weights', 'quant_matvec_fused', 'rg_lru', 'rms_norm', 'rope', 'sae_decode', 'sae_decode_dense', 'sae_encode', 'set_num_threads', 'set_simd_target', 'simd_target', 'simd_targets_compiled', 'simd_targets_supported', 'softcap', 'token_logprobs', 'tokenizer_from_gguf', 'tokenizer_from_hf_json', 'tokenizer_from_model', 'tokenizer_from_weights']
 class Tensor:
     """
     A result owned by gemmacpp; speaks the buffer protocol and DLPack
@@ -236,9 +236,9 @@ def linear(x: typing.Any, weight: typing.Any, bias: typing.Any = None, out: typi
     ...
 def linear_quantized(x: typing.Any, data: typing.Any, qtype: str, n: typing.SupportsInt | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, bias: typing.Any = None, out: typing.Any = None) -> typing.Any:
     ...
-def load(path: str, matformer_ffn: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], matformer_skip_layers: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = []) -> Loaded:
+def load(path: str, matformer_ffn: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], matformer_skip_layers: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], mmap: bool = True) -> Loaded:
     """
-    The model a checkpoint holds: a HF checkpoint folder, a .safetensors file next to its config.json, or a .gguf file
+    The model a checkpoint holds: a HF checkpoint folder, a .safetensors file next to its config.json, or a .gguf file; mmap=False reads the weight files into memory
     """
 def moe(x: typing.Any, ids: typing.Any, weights: typing.Any, gate_up: typing.Any, gate_up_qtype: typing.Any, gate_up_shape: typing.Any, down: typing.Any, down_qtype: typing.Any, down_shape: typing.Any, out: typing.Any = None) -> typing.Any:
     ...
@@ -295,6 +295,8 @@ def token_logprobs(logits: typing.Any, targets: typing.Any) -> tuple[typing.Any,
 def tokenizer_from_gguf(path: str) -> Tokenizer:
     ...
 def tokenizer_from_hf_json(path: str) -> Tokenizer:
+    ...
+def tokenizer_from_model(model: ...) -> Tokenizer:
     ...
 def tokenizer_from_weights(file: WeightFile) -> Tokenizer:
     ...

@@ -21,13 +21,11 @@ models do; tokenize(texts, task=...) gives them for texts.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from . import checkpoint, weights
 from .hooks import HookedMixin
-from .tokenizer import Tokenizer
+from .tokenizer import CheckpointTokenizer, Tokenizer
 from .tokens import token_batch
 
 
@@ -38,7 +36,7 @@ class EmbeddingModel(HookedMixin):
         self._e = core_encoder
         self._path = path
         self._config = None
-        self._tokenizer = None
+        self._tokenizer = CheckpointTokenizer(path)  # fixed at load
         self._specials = None
         s = checkpoint.sentence_settings(path) if not path.endswith(".gguf") else \
             dict(prompts={}, default_prompt_name=None, similarity="cosine", max_seq_length=None)
@@ -68,15 +66,8 @@ class EmbeddingModel(HookedMixin):
 
     @property
     def tokenizer(self) -> Tokenizer:
-        if self._tokenizer is None:
-            if self._path.endswith(".gguf"):
-                self._tokenizer = Tokenizer.from_gguf(self._path)
-            else:
-                folder = self._path if os.path.isdir(self._path) else os.path.dirname(self._path) or "."
-                if not os.path.exists(os.path.join(folder, "tokenizer.json")):
-                    raise FileNotFoundError(f"no tokenizer.json next to the checkpoint {self._path!r}")
-                self._tokenizer = Tokenizer.from_hf(folder)
-        return self._tokenizer
+        t = self._tokenizer  # a CheckpointTokenizer, or any tokenizer put in its place
+        return t.get() if isinstance(t, CheckpointTokenizer) else t
 
     # ---- text to token ids ----
 

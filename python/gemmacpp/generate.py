@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from . import _checks
 from .chat import is_chat
 
 
@@ -24,12 +25,15 @@ class Sampler:
     smallest set whose probability reaches top_p, drawn from a seeded NumPy generator."""
 
     def __init__(self, temperature=0.0, top_k=None, top_p=None, seed=None):
+        temperature = _checks.number(temperature, "temperature")
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
-        if top_k is not None and top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
-        if top_p is not None and not 0 < top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        top_k = _checks.optional_integer(top_k, "top_k", lo=1)
+        if top_p is not None:
+            top_p = _checks.number(top_p, "top_p")
+            if not 0 < top_p <= 1:
+                raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        seed = _checks.optional_integer(seed, "seed", lo=0)
         self.temperature, self.top_k, self.top_p = float(temperature), top_k, top_p
         self.rng = np.random.default_rng(seed)
 
@@ -73,7 +77,7 @@ def decode_batch(model, prompts, *, max_new_tokens: int, sampler=None, stop_ids=
     timings = timings or Timings()
     if max_new_tokens <= 0 or not rows:
         return
-    cache = model.new_cache(len(rows), max(len(r) for r in rows) + max_new_tokens)
+    cache = model.new_cache(len(rows), min(max(len(r) for r in rows) + max_new_tokens, _checks.MAX_COUNT))
     start = time.perf_counter()
     logits = model.forward(rows, cache=cache, last_only=True, **(prefill_kwargs or {}))[:, 0]
     timings.prefill_s = time.perf_counter() - start
@@ -187,10 +191,14 @@ def generate(model, prompt, *, max_new_tokens=64, temperature=0.0, top_k=None, t
     """An iterator over the text pieces of model.generate (see there); arguments are checked now,
     not at the first piece. prefill_kwargs: extra keyword arguments of the prompt's forward only
     (images=...)."""
+    max_new_tokens = _checks.integer(max_new_tokens, "max_new_tokens", lo=0, hi=_checks.MAX_COUNT)
+    if stop is not None and not isinstance(stop, (str, list, tuple)):
+        raise TypeError(f"stop must be a str or a list of str, got {type(stop).__name__}")
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    stops = [_checks.text(s, f"stop[{i}]") for i, s in enumerate(stops)]
+    stops = [s for s in stops if s]
     tok = model.tokenizer
     ids = encode_prompt(model, prompt)
-    stops = [stop] if isinstance(stop, str) else list(stop or [])
-    stops = [s for s in stops if s]
     stop_ids = default_stop_ids(tok)
     sampler = Sampler(temperature, top_k, top_p, seed)
     if not ids:
@@ -204,10 +212,10 @@ def encode_prompt(model, prompt) -> list[int]:
     """Token ids of a prompt: a str (encoded with BOS), a chat (a list of {"role", "content"}
     messages, formatted with the model's chat template), or token ids as they are."""
     if isinstance(prompt, str):
-        return model.tokenizer.encode(prompt, add_bos=True)
+        return model.tokenizer.encode(_checks.text(prompt, "prompt"), add_bos=True)
     if is_chat(prompt):
         return model.apply_chat_template(prompt, tokenize=True)
-    return [int(t) for t in prompt]
+    return _checks.token_ids(prompt, "prompt")
 
 
 def _pieces(tok, id_stream, stops):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import threading
 import traceback
 
 import numpy as np
@@ -32,6 +33,8 @@ import numpy as np
 from .lens import CacheAnalysis, hook_point
 
 __all__ = ["ActivationCache", "HookedMixin", "select_names"]
+
+_REGISTRY_LOCK = threading.Lock()
 
 
 def select_names(all_names, names) -> list[str]:
@@ -41,6 +44,9 @@ def select_names(all_names, names) -> list[str]:
         return list(all_names)
     if callable(names):
         return [n for n in all_names if names(n)]
+    if not isinstance(names, (str, list, tuple)):
+        raise TypeError(f"hook names: expected a name, a glob, a predicate or a list of them, got "
+                        f"{type(names).__name__} {names!r}")
     specs = [names] if isinstance(names, str) else list(names)
     known = set(all_names)
     chosen = set()
@@ -152,11 +158,25 @@ class HookDispatch:
 class HookRegistry:
     """A model's active hooks: (names, fn) registrations in order, pushed and popped by the
     model.hooks() context manager and run_with_cache; and its stages (attached SAEs), pushed and
-    popped by model.saes()."""
+    popped by model.saes(). Both are per thread: a context entered in one thread applies to that
+    thread's forwards only, and run_with_cache in two threads records each its own."""
 
     def __init__(self):
-        self.registrations: list = []
-        self.stages: list = []
+        self._local = threading.local()
+
+    def _lists(self):
+        local = self._local
+        if not hasattr(local, "registrations"):
+            local.registrations, local.stages = [], []
+        return local
+
+    @property
+    def registrations(self) -> list:
+        return self._lists().registrations
+
+    @property
+    def stages(self) -> list:
+        return self._lists().stages
 
     @contextlib.contextmanager
     def added(self, registrations):
@@ -232,7 +252,9 @@ class HookedMixin:
 
     def _hooks(self) -> HookRegistry:
         if self._hook_registry is None:
-            self._hook_registry = HookRegistry()
+            with _REGISTRY_LOCK:  # two threads' first use must not make two registries
+                if self._hook_registry is None:
+                    self._hook_registry = HookRegistry()
         return self._hook_registry
 
     def _hook_dispatch(self):

@@ -25,7 +25,7 @@ from .vision import ImageInputs, VisionModel
 
 
 def load(source=None, *, device: str = "cpu", dtype=None, threads: int | None = None,
-         matformer: dict | None = None) -> Model | VisionModel | EmbeddingModel:
+         matformer: dict | None = None, mmap: bool = True) -> Model | VisionModel | EmbeddingModel:
     """A Gemma 1/2/3 text model from a HF checkpoint folder (config.json and safetensors), a
     .safetensors file next to its config.json, or a .gguf file, or a RecurrentGemma model
     (config.json model_type recurrent_gemma, safetensors); with no source, the default model
@@ -35,7 +35,10 @@ def load(source=None, *, device: str = "cpu", dtype=None, threads: int | None = 
     EmbeddingModel. Gemma 3n (gemma3n_text, or the text part of a gemma3n checkpoint, with a
     warning that its vision and audio towers are not loaded) and Gemma 4 give text Models.
     Activations are float32 (dtype None or float32). threads: sets the process-wide thread count
-    (gemmacpp.set_num_threads).
+    (gemmacpp.set_num_threads). mmap: weights are memory-mapped (shared with the page cache, loaded
+    lazily); truncating or overwriting a mapped file under a loaded model crashes it or changes its
+    weights, as with every loader that maps. mmap=False reads the weight files into memory instead
+    (a private copy: slower to load, immune to later changes to the files).
     matformer: a Gemma 3n sub-model (MatFormer's mix-and-match), {"ffn": width or one width per
     kept layer, "skip_layers": [stored layer indices]}: the kept layers run the first `ffn` rows /
     columns of their stored MLP matrices, read in place; layers that shared keys and values share
@@ -49,8 +52,14 @@ def load(source=None, *, device: str = "cpu", dtype=None, threads: int | None = 
                                   "(weights stay in their stored dtype)")
     if threads is not None:
         set_num_threads(threads)
-    path = resolve_checkpoint(os.fspath(source))
-    parts = _core.load(path, *_matformer_args(matformer))
+    if not isinstance(source, (str, bytes, os.PathLike)):
+        raise TypeError(f"load: source must be a path (str or os.PathLike), got {type(source).__name__}")
+    path = resolve_checkpoint(os.fsdecode(os.fspath(source)))
+    if not (os.path.isdir(path) or os.path.isfile(path)):  # a FIFO would block the reader forever
+        raise ValueError(f"load: {path!r} is neither a regular file nor a folder")
+    if not isinstance(mmap, bool):
+        raise TypeError(f"load: mmap must be True or False, got {mmap!r}")
+    parts = _core.load(path, *_matformer_args(matformer), mmap)
     if parts.family == "gemma3n":
         _note_unread_towers(path)
     if parts.encoder is not None:

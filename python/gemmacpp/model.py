@@ -15,18 +15,17 @@ the quantized kernels); activations are float32.
 from __future__ import annotations
 
 import contextlib
-import os
 
 import numpy as np
 
-from . import generate
+from . import _checks, generate
 from ._defaults import DEFAULT_MAX_LEN
 from .chat import format_chat, is_chat
 from .eval import scoring
 from .hooks import ActivationCache, HookedMixin
 from .lens import LensMixin, legacy_qk_names
 from .sae.splice import attach as attach_saes
-from .tokenizer import Tokenizer
+from .tokenizer import CheckpointTokenizer
 from .tokens import token_batch
 from .vision import split_hooks
 
@@ -42,7 +41,7 @@ class Model(HookedMixin, LensMixin):
     def __init__(self, core_model, images=None):
         self._m = core_model
         self._config = None
-        self._tokenizer = None
+        self._tokenizer = CheckpointTokenizer(core_model.path, core_model)  # fixed at load
         self._images = images  # vision.ImageInputs of Gemma 3 / PaliGemma checkpoints
 
     @property
@@ -60,16 +59,8 @@ class Model(HookedMixin, LensMixin):
     @property
     def tokenizer(self):
         """The model's tokenizer: from a GGUF file's metadata, or a HF folder's tokenizer.json."""
-        if self._tokenizer is None:
-            path = self.path
-            if path.endswith(".gguf"):
-                self._tokenizer = Tokenizer.from_gguf(path)
-            else:
-                folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
-                if not os.path.exists(os.path.join(folder, "tokenizer.json")):
-                    raise FileNotFoundError(f"no tokenizer.json next to the checkpoint {path!r}")
-                self._tokenizer = Tokenizer.from_hf(folder)
-        return self._tokenizer
+        t = self._tokenizer  # a CheckpointTokenizer, or any tokenizer put in its place
+        return t.get() if isinstance(t, CheckpointTokenizer) else t
 
     def new_cache(self, batch: int = 1, max_len: int | None = None):
         """An empty KV cache for `batch` sequences of up to max_len positions (default 8192).
@@ -77,7 +68,10 @@ class Model(HookedMixin, LensMixin):
         RecurrentGemma caches (RG-LRU and conv states, attention rings) have one size from the
         start, whatever the length; there max_len does not bound it. Pass it to
         forward(tokens, cache=...) to continue the sequences it holds."""
-        return self._m.new_cache(int(batch), int(DEFAULT_MAX_LEN if max_len is None else max_len))
+        batch = _checks.integer(batch, "new_cache: batch", lo=1, hi=_checks.MAX_COUNT)
+        max_len = _checks.integer(DEFAULT_MAX_LEN if max_len is None else max_len, "new_cache: max_len",
+                                  lo=1, hi=_checks.MAX_COUNT)
+        return self._m.new_cache(batch, max_len)
 
     def forward(self, tokens, *, cache=None, lengths=None, last_only: bool = False,
                 images=None) -> np.ndarray:

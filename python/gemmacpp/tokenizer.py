@@ -81,3 +81,37 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return f"Tokenizer(vocab_size={self.vocab_size}, bos_id={self.bos_id}, eos_id={self.eos_id})"
+
+
+class CheckpointTokenizer:
+    """The tokenizer of a loaded checkpoint, fixed at load: a HF checkpoint's tokenizer.json is read
+    then (a file replaced on disk later must not pair another tokenizer with the loaded weights),
+    and a GGUF model's tokenizer comes from the model's own mapping of its file (built at first
+    use). An error reading it is raised at first use, as loading the weights alone succeeds."""
+
+    def __init__(self, path: str, core_model=None):
+        self._value, self._error, self._core_model = None, None, None
+        if path.endswith(".gguf"):
+            if core_model is not None:
+                self._core_model = core_model
+            else:
+                self._read(lambda: Tokenizer.from_gguf(path))
+            return
+        folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
+        if os.path.exists(os.path.join(folder, "tokenizer.json")):
+            self._read(lambda: Tokenizer.from_hf(folder))
+        else:
+            self._error = FileNotFoundError(f"no tokenizer.json next to the checkpoint {path!r}")
+
+    def _read(self, make):
+        try:
+            self._value = make()
+        except (OSError, ValueError, NotImplementedError, MemoryError) as e:
+            self._error = e
+
+    def get(self) -> Tokenizer:
+        if self._value is None and self._core_model is not None:
+            self._value = Tokenizer(_core.tokenizer_from_model(self._core_model))
+        if self._value is None:
+            raise self._error
+        return self._value

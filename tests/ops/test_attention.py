@@ -802,3 +802,23 @@ def test_varlen_packed_tiles_beyond_the_kept_buffer(rng):
     # sequences run with the first.
     lens_q, lens_k = [6, 1, 6, 0, 6, 3], [8192, 600, 8192, 4, 8192, 300]
     check_varlen(*packed(rng, lens_q, lens_k, 4, 2, 256), softcap=30.0)
+
+
+@pytest.mark.parametrize("Tq, Tk, causal", [(1, 300, False), (3, 40, False), (64, 64, True),
+                                             (200, 200, True), (5, 700, False)])
+@pytest.mark.parametrize("poison", [np.nan, np.inf])
+def test_nan_and_inf_scores_propagate_as_in_torch(rng, Tq, Tk, causal, poison):
+    """A key whose score is NaN (or +inf: inf - inf in the softmax) makes the rows that see it
+    NaN, as torch's softmax does, instead of being dropped like a masked key. Rows that cannot
+    see it stay finite. Covers the prefill tiles, the decode split-K path and its merge."""
+    q, k, v = qkv(rng, 1, Tq, Tk, 4, 2, 32)
+    j = Tk - Tq + Tq // 2 if causal else Tk // 3  # the poisoned key
+    k[0, j, 1, 0] = poison
+    q[..., 0] = np.abs(q[..., 0]) + 0.5  # q . k = +inf for an inf key (not -inf, a masked score)
+    out = np.asarray(gc.ops.attention(q, k, v, causal=causal))
+    rows = np.arange(Tq) + (Tk - Tq)  # each query's position among the keys
+    sees = rows >= j if causal else np.ones(Tq, bool)
+    heads = [2, 3]  # query heads of KV head 1
+    assert np.isnan(out[0][sees][:, heads]).all()
+    assert np.isfinite(out[0][:, [0, 1]]).all()
+    assert np.isfinite(out[0][~sees]).all()

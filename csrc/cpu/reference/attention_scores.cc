@@ -60,7 +60,15 @@ void attention_pattern(const AttentionArgs* seqs, int64_t n, const int64_t* firs
         std::fill(row, held, 0.0f);
         std::fill(held + a.Tk, row + Tk, 0.0f);
         float m = kNegInf;
-        for (int64_t j = 0; j < a.Tk; ++j) m = std::max(m, held[j]);
+        bool nan = false;  // std::max drops a NaN; torch's softmax makes the row NaN
+        for (int64_t j = 0; j < a.Tk; ++j) {
+          m = std::max(m, held[j]);
+          nan = nan || std::isnan(held[j]);
+        }
+        if (nan) {
+          std::fill(held, held + a.Tk, std::numeric_limits<float>::quiet_NaN());
+          continue;
+        }
         if (m == kNegInf) {
           std::fill(held, held + a.Tk, 0.0f);
           continue;

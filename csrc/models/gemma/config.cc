@@ -163,7 +163,7 @@ ModelConfig config_from_gguf(const WeightFile& f) {
   // GGUF has no query_pre_attn_scalar: llama.cpp uses head_dim, except d / H for the 27B models
   // (Gemma 2 with 46 layers, Gemma 3 with 62), which is what their HF configs say.
   const bool is_27b = (arch == "gemma2" && c.n_layers == 46) || (g3 && c.n_layers == 62);
-  c.query_pre_attn_scalar = double(is_27b ? c.d / c.n_heads : c.head_dim);
+  c.query_pre_attn_scalar = double(is_27b ? (c.n_heads ? c.d / c.n_heads : 0) : c.head_dim);
   c.qk_norm = g3;
   c.sandwich_norms = !g1;
   c.embed_scale = float(std::sqrt(double(c.d)));

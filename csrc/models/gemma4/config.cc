@@ -182,6 +182,7 @@ ModelConfig config_from_gguf(const WeightFile& f) {
   c.family = "gemma4";
   c.d = keys.integer("embedding_length");
   c.n_layers = keys.integer("block_count");
+  GC_CHECK(c.n_layers >= 1, ValueError, what, ": ", arch, ".block_count must be >= 1");
   // Per-layer arrays (llama.cpp writes feed_forward_length and head_count_kv as one entry per
   // layer where they vary) or one value for all.
   auto per_layer = [&](const std::string& key, bool required, int64_t dflt) {

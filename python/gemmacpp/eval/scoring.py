@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ops
+from .. import _checks, ops
 from .._defaults import DEFAULT_MAX_LEN
 from .._extras import progress_bar
 
@@ -54,9 +54,9 @@ def encode_pair(tok, context, continuation) -> tuple[list[int], list[int]]:
         whole = encode_text(tok, context + continuation)
         ctx = encode_text(tok, context)
         return ctx, whole[len(ctx):]
-    ctx = encode_text(tok, context) if isinstance(context, str) else [int(t) for t in context]
+    ctx = encode_text(tok, context) if isinstance(context, str) else _checks.token_ids(context, "context")
     cont = tok.encode(continuation, add_bos=False) if isinstance(continuation, str) \
-        else [int(t) for t in continuation]
+        else _checks.token_ids(continuation, "continuation")
     return ctx, cont
 
 
@@ -141,7 +141,8 @@ def plan_batches(pairs, vocab: int, *, batch_size: int = 16, max_length: int | N
     continuation_ids), contexts cut to fit max_length, sorted by context (longest first) so that
     equal contexts sit together. A bad request raises ValueError, or with an `errors` dict is
     left out and recorded there as {index: message} (gemmacpp.distributed answers the others)."""
-    max_length = int(max_length or DEFAULT_MAX_LEN)
+    max_length = _max_length(max_length)
+    batch_size = _checks.integer(batch_size, "batch_size", lo=1)
     results = [None] * len(pairs)
     todo = []
     for i, (ctx, cont) in enumerate(pairs):
@@ -167,7 +168,6 @@ def plan_batches(pairs, vocab: int, *, batch_size: int = 16, max_length: int | N
             ctx = ctx[-(max_length + 1 - len(cont)):]
         todo.append((i, list(ctx), list(cont)))
     todo.sort(key=lambda r: (-len(r[1]), r[1], -len(r[2])))
-    batch_size = max(1, int(batch_size))
     return results, [todo[s:s + batch_size] for s in range(0, len(todo), batch_size)]
 
 
@@ -216,6 +216,8 @@ def encode_requests(model, requests) -> list[tuple[list[int], list[int]]]:
             context, continuation = req
         except (TypeError, ValueError):
             raise TypeError(f"request {i}: expected a (context, continuation) pair, got {req!r}") from None
+        context = _checks.text_or_ids(context, f"request {i}: context")
+        continuation = _checks.text_or_ids(continuation, f"request {i}: continuation")
         if isinstance(context, str) or isinstance(continuation, str):
             tok = tok or model.tokenizer
         pairs.append(encode_pair(tok, context, continuation))
@@ -224,7 +226,11 @@ def encode_requests(model, requests) -> list[tuple[list[int], list[int]]]:
 
 def loglikelihood_rolling(model, texts, *, max_length: int | None = None, context_len: int = 1,
                           batch_size: int = 16, progress=None) -> list[float]:
-    max_length = int(max_length or DEFAULT_MAX_LEN)
+    max_length = _max_length(max_length)
+    context_len = _checks.integer(context_len, "context_len")
+    if isinstance(texts, (str, bytes)):  # would be scored character by character
+        raise TypeError(f"texts must be a list of texts (or of token-id lists), got one "
+                        f"{type(texts).__name__}: pass [text]")
     pairs, owner = rolling_requests(model, texts, max_length=max_length, context_len=context_len)
     scored = score_tokens(model, pairs, batch_size=batch_size, max_length=max_length, progress=progress)
     return sum_by_owner(scored, owner, len(texts))
@@ -236,11 +242,12 @@ def rolling_requests(model, texts, *, max_length: int, context_len: int = 1):
     tok = None
     pairs, owner = [], []
     for i, text in enumerate(texts):
+        text = _checks.text_or_ids(text, f"texts[{i}]")
         if isinstance(text, str):
             tok = tok or model.tokenizer
             ids, prefix = tok.encode(text, add_bos=False), tok.bos_id
         else:
-            ids = [int(t) for t in text]  # the tokens to predict
+            ids = text  # the tokens to predict
             prefix = tok.bos_id if tok else _bos_id(model)
         for w in rolling_windows(ids, prefix, max_length, context_len):
             pairs.append(w)
@@ -254,6 +261,13 @@ def sum_by_owner(scored, owner, n: int) -> list[float]:
     for i, (logp, _) in zip(owner, scored):
         totals[i] += logp
     return totals
+
+
+def _max_length(max_length) -> int:
+    """The scoring window: DEFAULT_MAX_LEN for None, else an integer >= 1 (0 is no window)."""
+    if max_length is None:
+        return DEFAULT_MAX_LEN
+    return _checks.integer(max_length, "max_length", lo=1)
 
 
 def _bos_id(model) -> int:

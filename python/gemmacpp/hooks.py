@@ -3,7 +3,7 @@
     logits, cache = model.run_with_cache(tokens, names="blocks.*.hook_resid_post")
     cache["blocks.3.hook_resid_post"]                 # float32 [B, T, d]
 
-    def ablate_head_2(z, name):                       # z [B, T, H, D], a view of the model's buffer
+    def ablate_head_2(z, name):                       # z [B, T, H, D], the activation
         z[:, :, 2] = 0                                # edit in place, or return a replacement
     with model.hooks({"blocks.5.attn.hook_z": ablate_head_2}):
         logits = model.forward(tokens)
@@ -14,9 +14,10 @@ predicate (a callable taking a name and returning a bool); run_with_cache also t
 
 A hook is called as fn(activation, hook) (hook: the point's name, a str with TransformerLens'
 hook.name and hook.layer(), so fn(activation, name) code works too) with a float32 NumPy array
-that views the forward's own buffer: in-place edits change the forward, and a returned array
-(same shape, float32) replaces the activation. The view is only valid during the call; keep `activation.copy()` to use it later (a
-hook that keeps the array itself gets a ValueError). Hooks that are not registered cost nothing.
+that owns a copy of the activation, copied back into the forward after the call: in-place edits
+change the forward, and a returned array (same shape, float32) replaces the activation. Its
+buffer is reused by the next hook call; keep `activation.copy()` to use it later (a hook that
+keeps the array itself gets a ValueError). Hooks that are not registered cost nothing.
 
 HookedMixin gives a model class (Model, VisionModel) hooks() and the recording behind
 run_with_cache; the HookDispatch it builds from its HookRegistry is what the C++ forward calls.
@@ -126,8 +127,9 @@ class HookDispatch:
             error = e
         else:
             return
-        # The activation views a buffer freed when the forward unwinds: drop it from the frames
-        # the traceback keeps (their lines stay printable), so a debugger cannot read it later.
+        # The activation's buffer is reused by later hook calls: drop it from the frames the
+        # traceback keeps (their lines stay printable), so that what a debugger reads later is not
+        # another point's values.
         del activation
         seen, err = set(), error
         while err is not None and id(err) not in seen:
@@ -225,11 +227,11 @@ class HookedMixin:
     def hooks(self, hooks):
         """Context manager: while active, every forward (also inside generate, and encode_image
         for the vision tower's points) calls fn(activation, name) at the selected hook points.
-        hooks: {name | glob | predicate: fn or [fn, ...]}. fn gets a float32 NumPy view of the
+        hooks: {name | glob | predicate: fn or [fn, ...]}. fn gets a float32 NumPy copy of the
         activation (text points [B, T, ...], attention scores and patterns [B, H, T, Tk], vision
-        points [N, P, d]) that it may edit in place, or returns a replacement of the same shape
-        and dtype (None: keep the activation). Contexts nest; hooks on one point run in
-        registration order, each seeing the previous ones' edits."""
+        points [N, P, d]), copied back after the call, that it may edit in place, or returns a
+        replacement of the same shape and dtype (None: keep the activation). Contexts nest; hooks
+        on one point run in registration order, each seeing the previous ones' edits."""
         regs = registrations_from(hooks)
         names = self.hook_names()
         for spec, _ in regs:

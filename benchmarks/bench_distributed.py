@@ -25,6 +25,7 @@ import bench_env
 
 bench_env.select_gemmacpp()
 import gemmacpp as gc  # noqa: E402
+from timing import best_of  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TASK = os.path.join(HERE, "..", "tests", "data", "tasks", "tiny_mc.jsonl")
@@ -40,15 +41,6 @@ def workload(repeat):
             pairs += [(ctx, " " + c) for c in row["choices"]]
             prompts.append(ctx)
     return pairs, prompts
-
-
-def best_of(rounds, fn):
-    times, result = [], None
-    for _ in range(rounds):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def main():

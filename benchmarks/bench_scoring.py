@@ -36,6 +36,7 @@ import bench_env
 
 bench_env.select_gemmacpp()
 import gemmacpp as gc  # noqa: E402
+from timing import best_of  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TASK = os.path.join(HERE, "..", "tests", "data", "tasks", "tiny_mc.jsonl")
@@ -137,15 +138,6 @@ def llama_cpp_scores(reqs, threads):
             out.append(float(logp[np.arange(len(cont)), cont].sum()))
         return out
     return run
-
-
-def best_of(rounds, fn):
-    times, result = [], None
-    for _ in range(rounds):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def transformers_scores(reqs):

@@ -37,3 +37,14 @@ def copy_bandwidth(min_time):
     src = np.ones(64 << 20, np.float32)
     dst = np.empty_like(src)
     return 2 * src.nbytes / timeit(lambda: np.copyto(dst, src), min_time) / 1e9
+
+
+def best_of(rounds, fn):
+    """(fastest seconds of `rounds` calls of fn, the last call's result): for whole workloads that
+    run long enough to time once per round."""
+    times, result = [], None
+    for _ in range(rounds):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), result

@@ -12,18 +12,8 @@ using json::Value;
 using nn::ModelConfig;
 
 nn::ModelConfig config_from_hf(const Value& root, const std::string& what) {
-  GC_CHECK(root.kind == Value::Kind::kObject, ValueError, what, ": not a JSON object");
-  const Value* obj = &root;
-  if (Reader{root, what}.string_or("model_type", "") == "embedding_gemma2") {  // text_config nested
-    obj = Reader{root, what}.object("text_config");
-    GC_CHECK(obj, ValueError, what, ": model_type embedding_gemma2 without a text_config object");
-  }
-  const Reader r{*obj, what};
-  const std::string act = r.string_or("hidden_activation", "gelu_pytorch_tanh");
-  GC_CHECK(act == "gelu_pytorch_tanh", NotImplementedError, what, ": hidden_activation '", act,
-           "' is not supported (only gelu_pytorch_tanh)");
-  GC_CHECK(!r.flag_or("attention_bias", false) || !r.get("attention_bias"), NotImplementedError, what,
-           ": attention_bias is not supported");
+  const Reader r{gemma4::text_config(root, "embedding_gemma2", what), what};
+  gemma4::check_text_settings(r, /*with_head=*/false, what);  // an encoder: no output head
   ModelConfig c;  // defaults: transformers' EmbeddingGemma2TextConfig
   c.family = "embedding_gemma2";
   c.vocab = r.integer_or("vocab_size", 262144);

@@ -99,21 +99,9 @@ double normal_quantile(double p) {
 }
 
 ModelConfig config_from_hf(const Value& root, const std::string& what) {
-  GC_CHECK(root.kind == Value::Kind::kObject, ValueError, what, ": not a JSON object");
-  const Value* obj = &root;
-  if (Reader{root, what}.string_or("model_type", "") == "gemma3n") {
-    // The text part of the multimodal checkpoint; its vision and audio towers are not read.
-    obj = Reader{root, what}.object("text_config");
-    GC_CHECK(obj, ValueError, what, ": model_type gemma3n without a text_config object");
-  }
-  const Reader r{*obj, what};
-  const std::string act = r.string_or("hidden_activation", "gelu_pytorch_tanh");
-  GC_CHECK(act == "gelu_pytorch_tanh", NotImplementedError, what, ": hidden_activation '", act,
-           "' is not supported (only gelu_pytorch_tanh)");
-  GC_CHECK(!r.get("attention_bias") || !r.flag_or("attention_bias", false), NotImplementedError, what,
-           ": attention_bias is not supported");
-  GC_CHECK(r.flag_or("tie_word_embeddings", true), NotImplementedError, what,
-           ": untied output heads (tie_word_embeddings false) are not supported");
+  // gemma3n: the multimodal checkpoint, whose vision and audio towers are not read.
+  const Reader r{gemma4::text_config(root, "gemma3n", what), what};
+  gemma4::check_text_settings(r, /*with_head=*/true, what);
 
   ModelConfig c;  // defaults: transformers' Gemma3nTextConfig (E4B)
   c.vocab = r.integer_or("vocab_size", 262400);

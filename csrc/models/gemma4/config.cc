@@ -114,21 +114,29 @@ void read_layer_table(const Reader& r, const LayerDefaults& defaults, int64_t wi
   }
 }
 
-ModelConfig config_from_hf(const Value& root, const std::string& what) {
+const Value& text_config(const Value& root, const std::string& multimodal_type,
+                         const std::string& what) {
   GC_CHECK(root.kind == Value::Kind::kObject, ValueError, what, ": not a JSON object");
-  const Value* obj = &root;
-  if (Reader{root, what}.string_or("model_type", "") == "gemma4") {  // the text part of a multimodal checkpoint
-    obj = Reader{root, what}.object("text_config");
-    GC_CHECK(obj, ValueError, what, ": model_type gemma4 without a text_config object");
-  }
-  const Reader r{*obj, what};
+  const Reader top{root, what};
+  if (top.string_or("model_type", "") != multimodal_type) return root;
+  const Value* text = top.object("text_config");
+  GC_CHECK(text, ValueError, what, ": model_type ", multimodal_type, " without a text_config object");
+  return *text;
+}
+
+void check_text_settings(const Reader& r, bool with_head, const std::string& what) {
   const std::string act = r.string_or("hidden_activation", "gelu_pytorch_tanh");
   GC_CHECK(act == "gelu_pytorch_tanh", NotImplementedError, what, ": hidden_activation '", act,
            "' is not supported (only gelu_pytorch_tanh)");
   GC_CHECK(!r.get("attention_bias") || !r.flag_or("attention_bias", false), NotImplementedError, what,
            ": attention_bias is not supported");
-  GC_CHECK(r.flag_or("tie_word_embeddings", true), NotImplementedError, what,
+  GC_CHECK(!with_head || r.flag_or("tie_word_embeddings", true), NotImplementedError, what,
            ": untied output heads (tie_word_embeddings false) are not supported");
+}
+
+ModelConfig config_from_hf(const Value& root, const std::string& what) {
+  const Reader r{text_config(root, "gemma4", what), what};  // gemma4: the multimodal checkpoint
+  check_text_settings(r, /*with_head=*/true, what);
   const std::string bidir = r.string_or("use_bidirectional_attention", "");
   // "vision" only changes image tokens' masks; a text forward is causal either way.
   GC_CHECK(bidir.empty() || bidir == "vision", NotImplementedError, what, ": use_bidirectional_attention '",

@@ -35,6 +35,14 @@ struct LayerDefaults {
 // config has that flag, as transformers reads it). window: what sliding layers get in
 // LayerConfig::window. Needs c.n_layers and c.head_dim.
 void read_layer_table(const json::Reader& r, const LayerDefaults& defaults, int64_t window, nn::ModelConfig& c);
+// The text model's part of a newer family's config.json (Gemma 4, Gemma 3n, EmbeddingGemma 2):
+// the root, or its text_config object when model_type is `multimodal_type` (the checkpoint with
+// towers); ValueError when that object is missing.
+const json::Value& text_config(const json::Value& root, const std::string& multimodal_type,
+                               const std::string& what);
+// Refuses by name what these families' readers do not build: a hidden_activation other than
+// gelu_pytorch_tanh, attention biases, and (with_head: a decoder's tied head) untied heads.
+void check_text_settings(const json::Reader& r, bool with_head, const std::string& what);
 // KV sharing (Gemma 4, Gemma 3n): the last n_shared layers read the keys and values of the last
 // earlier layer of their type (local or global); ValueError when there is none.
 void share_kv(nn::ModelConfig& c, int64_t n_shared, const std::string& what);

@@ -23,11 +23,9 @@ if not hasattr(transformers, "Gemma4ForCausalLM"):
 import gemmacpp as gc
 from gemmacpp.generate import generate_ids
 
-from test_gemma_forward import rel_err
-from test_hooks import assert_cache_matches
+from test_hooks import assert_cache_matches, close
 
 SEQ = 13
-TOL = 1e-4
 V = 128
 S, F = "sliding_attention", "full_attention"
 COMMON = dict(vocab_size=V, hidden_size=32, num_hidden_layers=6, num_attention_heads=4, head_dim=16,
@@ -73,13 +71,6 @@ def tokens(seed, batch=2, seq=SEQ):
 def reference(model, toks):
     with torch.no_grad():
         return model(torch.from_numpy(np.asarray(toks))).logits.double().numpy()
-
-
-def close(got, ref, what, tol=TOL):
-    ref = np.asarray(ref, dtype=np.float64)
-    assert got.shape == ref.shape, (what, got.shape, ref.shape)
-    err = rel_err(got, ref)
-    assert err <= tol, f"{what}: max abs err / max |ref| = {err:.3g}"
 
 
 # ---- config --------------------------------------------------------------------------------

@@ -88,6 +88,13 @@ HWY_INLINE float DotQ8_0(const float* HWY_RESTRICT x, const float* /*xsum*/,
   return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1)));
 }
 
+// Bit 4 (as 16 or 0) of the 5-bit types' values j .. j + Lanes - 1 (Lanes <= 8, not crossing a
+// multiple of 8), from the table row of the byte of qh holding their high bits.
+template <class DI>
+HWY_INLINE hn::Vec<DI> Q5HighBits(DI di, uint32_t qh, size_t j) {
+  return hn::LoadU(di, kQ5HighBits.lanes[(qh >> (j & ~size_t(7))) & 0xFF] + (j & 7));
+}
+
 // Q4_0, Q4_1, Q5_0, Q5_1: blocks of 32 values; value i < 16 is the low nibble of q[i], value
 // 16 + i its high nibble; the 5-bit types add bit j of a little-endian u32 as bit 4 of value j.
 // w = d * q + off, with off = m (a min) or -8d / -16d (the offset of the signed types), so a block
@@ -105,10 +112,6 @@ HWY_INLINE float DotQ4Q5(const float* HWY_RESTRICT x, const float* HWY_RESTRICT 
   const auto mask = hn::Set(di, 0xF);
   auto a0 = hn::Zero(df), a1 = hn::Zero(df);
   auto offsets = hn::Zero(df);  // sum of off * xsum_b (d * xsum_b for the signed types), every lane
-  // Bit 4 of values j .. j + Lanes - 1, from the table row of the byte holding their high bits.
-  const auto high = [&](uint32_t qh, size_t j) {
-    return hn::LoadU(di, kQ5HighBits.lanes[(qh >> (j & ~size_t(7))) & 0xFF] + (j & 7));
-  };
   for (size_t b = 0; b < blocks; ++b) {
     const uint8_t* blk = w + b * kBytes;
     const float* xb = x + b * 32;
@@ -124,10 +127,10 @@ HWY_INLINE float DotQ4Q5(const float* HWY_RESTRICT x, const float* HWY_RESTRICT 
       auto n0 = hn::And(v0, mask), n1 = hn::And(v1, mask);
       auto h0 = hn::ShiftRight<4>(v0), h1 = hn::ShiftRight<4>(v1);
       if (kFiveBit) {
-        n0 = hn::Or(n0, high(qh, i));
-        n1 = hn::Or(n1, high(qh, i + L));
-        h0 = hn::Or(h0, high(qh, 16 + i));
-        h1 = hn::Or(h1, high(qh, 16 + i + L));
+        n0 = hn::Or(n0, Q5HighBits(di, qh, i));
+        n1 = hn::Or(n1, Q5HighBits(di, qh, i + L));
+        h0 = hn::Or(h0, Q5HighBits(di, qh, 16 + i));
+        h1 = hn::Or(h1, Q5HighBits(di, qh, 16 + i + L));
       }
       p0 = hn::MulAdd(hn::ConvertTo(df, n0), hn::LoadU(df, xb + i), p0);
       p1 = hn::MulAdd(hn::ConvertTo(df, n1), hn::LoadU(df, xb + i + L), p1);
@@ -175,9 +178,6 @@ HWY_INLINE void ExpandQ4Q5(const uint8_t* HWY_RESTRICT blk, float* HWY_RESTRICT 
   const auto vm = kMin ? BroadcastHalf(df, blk + 2) : hn::Zero(df);
   uint32_t qh = 0;
   if (kFiveBit) std::memcpy(&qh, blk + kQh, 4);
-  const auto high = [&](size_t j) {
-    return hn::LoadU(di, kQ5HighBits.lanes[(qh >> (j & ~size_t(7))) & 0xFF] + (j & 7));
-  };
   const auto value = [&](hn::Vec<decltype(di)> q) {
     return kMin ? hn::Add(hn::Mul(vd, hn::ConvertTo(df, q)), vm)
                 : hn::Mul(vd, hn::ConvertTo(df, hn::Sub(q, offset)));
@@ -187,8 +187,8 @@ HWY_INLINE void ExpandQ4Q5(const uint8_t* HWY_RESTRICT blk, float* HWY_RESTRICT 
     const auto v = LoadU8AsI32(di, q + i);
     auto lo = hn::And(v, mask), hi = hn::ShiftRight<4>(v);
     if (kFiveBit) {
-      lo = hn::Or(lo, high(i));
-      hi = hn::Or(hi, high(16 + i));
+      lo = hn::Or(lo, Q5HighBits(di, qh, i));
+      hi = hn::Or(hi, Q5HighBits(di, qh, 16 + i));
     }
     hn::StoreU(value(lo), df, out + i);
     hn::StoreU(value(hi), df, out + 16 + i);

@@ -117,3 +117,18 @@ def test_lm_eval_cli_fails_on_a_missing_checkpoint_or_device(tmp_path, device, e
     assert proc.returncode != 0
     assert error in proc.stderr
     assert not list(out.rglob("results_*.json"))
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(max_length=0), r"max_length=0 must be positive"),
+    (dict(max_length="-5"), r"max_length='-5' must be positive"),
+    (dict(max_gen_toks=0), r"max_gen_toks=0 must be positive"),
+    (dict(batch_size=0), r"batch_size=0 must be positive"),
+    (dict(batch_size=-2), r"batch_size=-2 must be positive"),
+    (dict(batch_size="2.5"), r"batch_size='2.5' is not a whole number"),
+])
+def test_sizes_must_be_positive_never_silently_the_default(checkpoint, kw, match):
+    with pytest.raises(ValueError, match=match):
+        GemmaCppLM(pretrained=checkpoint, **kw)
+    lm = GemmaCppLM(pretrained=checkpoint, max_length="64", batch_size="auto:4")
+    assert (lm.max_length, lm.batch_size) == (64, 16)

@@ -39,6 +39,17 @@ from .. import generate  # noqa: E402
 from .scoring import encode_text, encode_pair, rolling_windows, score_tokens
 
 
+def _positive(name: str, value) -> int:
+    """A model_arg that must be a positive whole number (lm-eval passes them as strings)."""
+    try:
+        n = int(str(value))
+    except ValueError:
+        raise ValueError(f"gemmacpp backend: {name}={value!r} is not a whole number") from None
+    if n <= 0:
+        raise ValueError(f"gemmacpp backend: {name}={value!r} must be positive")
+    return n
+
+
 class GemmaCppLM(LM):
     def __init__(self, pretrained: str | None = None, path: str | None = None,
                  threads: int | None = None, max_length: int | None = None,
@@ -58,6 +69,11 @@ class GemmaCppLM(LM):
                                       "on the CPU only so far; pass --device cpu (lm-eval's "
                                       "command line asks for cuda:0 when --device is not given)")
         source = pretrained if pretrained is not None else path
+        # Checked before loading; 0 or a negative number is a mistake, never "the default".
+        max_length = DEFAULT_MAX_LEN if max_length is None else _positive("max_length", max_length)
+        max_gen_toks = _positive("max_gen_toks", max_gen_toks)
+        # "auto" (the harness's adaptive size) has no meaning here: a fixed default is used.
+        batch_size = 16 if str(batch_size).startswith("auto") else _positive("batch_size", batch_size)
         if source is not None and not str(source):
             raise ValueError("gemmacpp backend: pretrained is empty")
         self.model = gc.load(None if source is None else str(source),
@@ -71,10 +87,7 @@ class GemmaCppLM(LM):
                              threads=int(threads or 1),
                              address=None if ray in (None, "", "local") else ray)
         self.tok = self.model.tokenizer
-        self.max_length = int(max_length or DEFAULT_MAX_LEN)
-        self.max_gen_toks = int(max_gen_toks)
-        # "auto" (the harness's adaptive size) has no meaning here: a fixed default is used.
-        self.batch_size = 16 if str(batch_size).startswith("auto") else int(batch_size)
+        self.max_length, self.max_gen_toks, self.batch_size = max_length, max_gen_toks, batch_size
 
     def _score(self, pairs, **kwargs):
         if self.pool is not None:

@@ -70,7 +70,7 @@ struct ModelConfig {
   // Per-layer inputs also read a token table of this many rows (Gemma 4 E2B/E4B, Gemma 3n; ids
   // past it read row 0); 0: the projection of the embedding alone (EmbeddingGemma 2).
   int64_t per_layer_vocab = 0;
-  float per_layer_embed_scale = 1;  // sqrt(P) (in the table's dtype, as transformers rounds it)
+  float per_layer_embed_scale = 1;  // sqrt(P), in float32 (transformers loaded in float32 does not round it)
   // Slices in the per-layer inputs' table and projection where they differ from n_layers (a
   // MatFormer slice that skips layers keeps the stored table); 0: n_layers.
   int64_t per_layer_slots = 0;

@@ -13,11 +13,6 @@ std::shared_ptr<nn::TextEncoder> load(const std::string& path, const json::Value
   nn::ModelConfig c = config_from_hf(config, what);
   auto weights = std::make_shared<const WeightFile>(open_weights(checkpoint::model_path(path)));
   const NameMap names = name_map(*weights);
-  // transformers scales the embedding by sqrt(d) in the table's dtype (bfloat16 rounds 22.627 to
-  // 22.625 for d = 512).
-  if (const WeightTensor* table = weights->find(names.stored("embed.weight"))) {
-    c.embed_scale = round_to(table->dtype, c.embed_scale);
-  }
   nn::SentenceHeadSpec head = embedding_gemma::head_from_folder(checkpoint::folder_of(path));
   return std::make_shared<nn::SentenceEncoder<gemma::GemmaLayer>>(std::move(c), std::move(weights), names,
                                                                   std::move(head));

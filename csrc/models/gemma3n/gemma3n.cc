@@ -5,7 +5,6 @@
 #include <string>
 #include <utility>
 
-#include "csrc/core/dtype.h"
 #include "csrc/core/error.h"
 #include "csrc/core/qtype.h"
 #include "csrc/models/gemma3n/config.h"
@@ -146,16 +145,6 @@ std::shared_ptr<nn::TextModel> make_model(nn::ModelConfig config, std::shared_pt
     sources.push_back(s >= 0 ? s : i);
   }
   names.set_layer_sources(std::move(sources));
-  // transformers scales an embedding by its factor in the table's dtype (bfloat16 rounds it);
-  // llama.cpp scales GGUF tables in float32.
-  if (weights->format != "gguf") {
-    if (const WeightTensor* t = weights->find(names.stored("embed.weight"))) {
-      config.embed_scale = round_to(t->dtype, config.embed_scale);
-    }
-    if (const WeightTensor* t = weights->find(names.stored("per_layer_embed.weight"))) {
-      config.per_layer_embed_scale = round_to(t->dtype, config.per_layer_embed_scale);
-    }
-  }
   return std::make_shared<nn::Decoder<Gemma3nLayer>>(std::move(config), std::move(weights), names);
 }
 

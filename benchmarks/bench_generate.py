@@ -29,6 +29,10 @@ heads of 256 with 2 key/value heads, MLPs of 8192, 4 AltUp streams, LAuReL rank 
 inputs of 256 with their 262144-row table, a 262400-row vocabulary, activation sparsity 0.95 on the
 first two layers, the last two sharing the first two's keys and values), against
 Gemma3nForCausalLM.
+--stored-dtype bfloat16 saves these random models in bfloat16, as Google's checkpoints are stored
+(a folder of its own, suffix -bf16): gemmacpp reads the bfloat16 weights in place with float32
+arithmetic, transformers loads them as float32 (its reference mode, dtype=float32) unless
+--transformers-dtype bfloat16 asks it to compute in bfloat16.
 
 The decode bound is the copy bandwidth (np.copyto, read + write, timing.py) over the bytes of
 weights one decode step reads (every tensor of the file once: the tied embedding is the output
@@ -65,7 +69,7 @@ TEXT = ("The history of the city begins with a small settlement on the river, wh
 GEMMA4_E2B = os.path.expanduser("~/.cache/gemmacpp-bench/gemma4-e2b-4-layers")
 
 
-def build_gemma4_e2b(folder):
+def build_gemma4_e2b(folder, dtype="float32"):
     """The E2B's shapes (google/gemma-4-E2B's config), 4 layers: sliding, global, then two layers
     reading their keys and values."""
     import torch
@@ -77,14 +81,14 @@ def build_gemma4_e2b(folder):
         hidden_size_per_layer_input=256, num_kv_shared_layers=2, use_double_wide_mlp=True, sliding_window=512,
         layer_types=[S, F, S, F], final_logit_softcapping=30.0, initializer_range=0.02)
     torch.manual_seed(0)
-    transformers.Gemma4ForCausalLM(cfg).eval().save_pretrained(folder + ".tmp")
+    transformers.Gemma4ForCausalLM(cfg).to(getattr(torch, dtype)).eval().save_pretrained(folder + ".tmp")
     os.replace(folder + ".tmp", folder)
 
 
 GEMMA3N_E2B = os.path.expanduser("~/.cache/gemmacpp-bench/gemma3n-e2b-4-layers")
 
 
-def build_gemma3n_e2b(folder):
+def build_gemma3n_e2b(folder, dtype="float32"):
     """The E2B's shapes (google/gemma-3n-E2B's config), 4 layers: sliding and global layers with
     sparse MLPs, then two dense layers reading their keys and values."""
     import torch
@@ -97,11 +101,12 @@ def build_gemma3n_e2b(folder):
         sliding_window=512, layer_types=[S, F, S, F], activation_sparsity_pattern=[0.95, 0.95, 0.0, 0.0],
         final_logit_softcapping=30.0, initializer_range=0.02)
     torch.manual_seed(0)
-    transformers.Gemma3nForCausalLM(cfg).eval().save_pretrained(folder + ".tmp")
+    transformers.Gemma3nForCausalLM(cfg).to(getattr(torch, dtype)).eval().save_pretrained(folder + ".tmp")
     os.replace(folder + ".tmp", folder)
 
 
 RANDOM_MODELS = {GEMMA4_E2B: "Gemma4ForCausalLM", GEMMA3N_E2B: "Gemma3nForCausalLM"}
+RANDOM_MODELS.update({k + "-bf16": v for k, v in RANDOM_MODELS.items()})
 
 
 def prompt_ids(model_path, lengths):
@@ -197,13 +202,13 @@ def convert_for_transformers(model_path):
     os.replace(os.path.join(TF_CACHE, "model.pt.tmp"), os.path.join(TF_CACHE, "model.pt"))
 
 
-def engine_transformers(model_path, threads, max_len):
+def engine_transformers(model_path, threads, max_len, dtype="float32"):
     import torch
     torch.set_num_threads(threads)
     if model_path in RANDOM_MODELS:
         import transformers
         cls = getattr(transformers, RANDOM_MODELS[model_path])
-        model = cls.from_pretrained(model_path, dtype=torch.float32).eval()
+        model = cls.from_pretrained(model_path, dtype=getattr(torch, dtype)).eval()
     else:
         model = transformers_model()
 
@@ -245,7 +250,8 @@ def run_child(args):
     make = {"gemmacpp": engine_gemmacpp, "llama.cpp": engine_llama_cpp,
             "transformers": engine_transformers}[args.child]
     max_len = max(prompts) + args.new_tokens + 8
-    prefill, decode = make(args.model, args.threads[0], max_len)
+    extra = {"dtype": args.transformers_dtype} if args.child == "transformers" else {}
+    prefill, decode = make(args.model, args.threads[0], max_len, **extra)
     result = {"prefill": {}}
     for n, ids in sorted(prompts.items()):
         prefill(ids)  # warm up: page the weights in, size the caches
@@ -286,7 +292,8 @@ def weight_bytes(model_path):
 
 def spawn(engine, threads, args, ids_file):
     cmd = [sys.executable, os.path.abspath(__file__), "--child", engine, "--threads", str(threads),
-           "--model", args.model, "--ids-file", ids_file, "--new-tokens", str(args.new_tokens)]
+           "--model", args.model, "--ids-file", ids_file, "--new-tokens", str(args.new_tokens),
+           "--transformers-dtype", args.transformers_dtype]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     for line in p.stdout.splitlines():
@@ -308,23 +315,24 @@ def main():
                     help="a random Gemma 4 E2B-shaped model cut to 4 layers, against transformers")
     ap.add_argument("--gemma3n-e2b", action="store_true",
                     help="a random Gemma 3n E2B-shaped model cut to 4 layers, against transformers")
+    ap.add_argument("--stored-dtype", choices=["float32", "bfloat16"], default="float32",
+                    help="the random models' stored weights (bfloat16: as Google's checkpoints)")
+    ap.add_argument("--transformers-dtype", choices=["float32", "bfloat16"], default="float32",
+                    help="transformers' compute dtype for the random models (float32: the reference)")
     ap.add_argument("--child", choices=ENGINES, help=argparse.SUPPRESS)
     ap.add_argument("--ids-file", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         return run_child(args)
-    if args.gemma4_e2b:
-        args.model = GEMMA4_E2B
-        args.engines = [e for e in args.engines if e != "llama.cpp"]
-        if not os.path.exists(GEMMA4_E2B):
-            print(f"building the random model once into {GEMMA4_E2B} ...", flush=True)
-            build_gemma4_e2b(GEMMA4_E2B)
-    if args.gemma3n_e2b:
-        args.model = GEMMA3N_E2B
-        args.engines = [e for e in args.engines if e != "llama.cpp"]
-        if not os.path.exists(GEMMA3N_E2B):
-            print(f"building the random model once into {GEMMA3N_E2B} ...", flush=True)
-            build_gemma3n_e2b(GEMMA3N_E2B)
+    suffix = "-bf16" if args.stored_dtype == "bfloat16" else ""
+    for wanted, folder, build in ((args.gemma4_e2b, GEMMA4_E2B, build_gemma4_e2b),
+                                  (args.gemma3n_e2b, GEMMA3N_E2B, build_gemma3n_e2b)):
+        if wanted:
+            args.model = folder + suffix
+            args.engines = [e for e in args.engines if e != "llama.cpp"]
+            if not os.path.exists(args.model):
+                print(f"building the random model once into {args.model} ...", flush=True)
+                build(args.model, args.stored_dtype)
 
     from timing import copy_bandwidth
     engines = [e for e in args.engines if available(e)]

@@ -84,59 +84,29 @@ AltUp::AltUp(const Scope& s, int64_t d, int64_t n, double eps, bool unit_offset,
       corr_coefs_(s.weights.f32(s.name("altup.corr_coefs.weight"), {n, n})),
       out_scale_(correct_scale ? s.weights.f32(s.name("altup.out_scale"), {d}) : std::vector<float>()) {}
 
-void AltUp::modalities(const Forward& f, const float* x, float* m) const {
+void AltUp::router_logits(const Forward& f, const float* x, float* logits) const {
   const int64_t M = f.rows();
   Workspace::Frame ws(*f.workspace);
   float* const normed = ws.take(M * d_);
   router_norm_(f.device, x, normed, M);
   ops::dispatch::scale_into(f.device, normed, float(1.0 / double(d_)), M * d_);
-  router_(f.device, normed, M, m);
-  for (int64_t i = 0; i < M * n_; ++i) m[i] = std::tanh(m[i]);
+  router_(f.device, normed, M, logits);
 }
 
 void AltUp::predict(const Forward& f, float* streams) const {
-  check_cpu(f);
-  const int64_t M = f.rows(), N = n_, d = d_;
+  const int64_t M = f.rows();
   Workspace::Frame ws(*f.workspace);
-  float* const m = ws.take(M * N);
-  modalities(f, streams, m);
-  std::vector<float> c(static_cast<size_t>(N * N)), h(static_cast<size_t>(N));
-  for (int64_t r = 0; r < M; ++r) {
-    // c[k * N + n]: how much of stream n goes into the prediction of stream k.
-    for (int64_t i = 0; i < N * N; ++i) {
-      float s = 0;
-      for (int64_t j = 0; j < N; ++j) s += pred_coefs_[size_t(i * N + j)] * m[r * N + j];
-      c[size_t(i)] = s;
-    }
-    for (int64_t j = 0; j < d; ++j) {
-      for (int64_t k = 0; k < N; ++k) h[size_t(k)] = streams[(k * M + r) * d + j];
-      for (int64_t k = 0; k < N; ++k) {
-        float s = 0;
-        for (int64_t n = 0; n < N; ++n) s += h[size_t(n)] * c[size_t(k * N + n)];
-        streams[(k * M + r) * d + j] = s + h[size_t(k)];
-      }
-    }
-  }
+  float* const logits = ws.take(M * n_);
+  router_logits(f, streams, logits);
+  ops::dispatch::altup_predict(f.device, streams, logits, pred_coefs_.data(), streams, n_, M, d_);
 }
 
 void AltUp::correct(const Forward& f, float* streams, const float* y) const {
-  check_cpu(f);
-  const int64_t M = f.rows(), N = n_, d = d_;
+  const int64_t M = f.rows();
   Workspace::Frame ws(*f.workspace);
-  float* const m = ws.take(M * N);
-  modalities(f, y, m);
-  std::vector<float> c(static_cast<size_t>(N));
-  for (int64_t r = 0; r < M; ++r) {
-    for (int64_t k = 0; k < N; ++k) {
-      float s = 0;
-      for (int64_t j = 0; j < N; ++j) s += corr_coefs_[size_t(k * N + j)] * m[r * N + j];
-      c[size_t(k)] = s + 1.0f;
-    }
-    for (int64_t j = 0; j < d; ++j) {
-      const float innovation = y[r * d + j] - streams[r * d + j];
-      for (int64_t k = 0; k < N; ++k) streams[(k * M + r) * d + j] += innovation * c[size_t(k)];
-    }
-  }
+  float* const logits = ws.take(M * n_);
+  router_logits(f, y, logits);
+  ops::dispatch::altup_correct(f.device, streams, y, logits, corr_coefs_.data(), streams, n_, M, d_);
 }
 
 void AltUp::scaled_active(const Forward& f, const float* streams, float* out) const {

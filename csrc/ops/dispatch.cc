@@ -4,10 +4,12 @@
 
 #include "csrc/core/error.h"
 #include "csrc/cpu/activation.h"
+#include "csrc/cpu/altup.h"
 #include "csrc/cpu/attention.h"
 #include "csrc/cpu/conv1d_temporal.h"
 #include "csrc/cpu/elementwise.h"
 #include "csrc/cpu/embedding.h"
+#include "csrc/cpu/gaussian_topk.h"
 #include "csrc/cpu/layer_norm.h"
 #include "csrc/cpu/linear.h"
 #include "csrc/cpu/moe.h"
@@ -151,6 +153,23 @@ void pool_patch_grid(Device device, const float* features, int64_t N, int64_t G,
                      float* out) {
   if (!device.is_cpu()) no_cuda_kernel("pool_patch_grid", device);
   cpu::pool_patch_grid(features, N, G, d, T, out);
+}
+
+void altup_predict(Device device, const float* streams, const float* router_logits, const float* coefs,
+                   float* out, int64_t N, int64_t M, int64_t d) {
+  if (!device.is_cpu()) no_cuda_kernel("altup_predict", device);
+  cpu::altup_predict(streams, router_logits, coefs, out, N, M, d);
+}
+
+void altup_correct(Device device, const float* predictions, const float* activated, const float* router_logits,
+                   const float* coefs, float* out, int64_t N, int64_t M, int64_t d) {
+  if (!device.is_cpu()) no_cuda_kernel("altup_correct", device);
+  cpu::altup_correct(predictions, activated, router_logits, coefs, out, N, M, d);
+}
+
+void gaussian_topk(Device device, DType dt, const void* x, void* y, int64_t rows, int64_t F, float z) {
+  if (!device.is_cpu()) no_cuda_kernel("gaussian_topk", device);
+  cpu::gaussian_topk(dt, x, y, rows, F, z);
 }
 
 void mean_rows(Device device, const float* x, int64_t d, const int64_t* offset, const int64_t* skip, int64_t B,

@@ -62,6 +62,14 @@ void softcap(Device device, DType dt, const void* x, void* y, int64_t n, float c
 void add_into(Device device, float* x, const float* y, int64_t n);  // x += y, float32
 void scale_into(Device device, float* x, float s, int64_t n);       // x *= s, float32
 
+// Gemma 3n (csrc/cpu/altup.h, gaussian_topk.h): AltUp's per-row stream mixing over streams [N, M, d]
+// (out may alias the streams), and the gate's activation sparsity over rows of F.
+void altup_predict(Device device, const float* streams, const float* router_logits, const float* coefs,
+                   float* out, int64_t N, int64_t M, int64_t d);
+void altup_correct(Device device, const float* predictions, const float* activated, const float* router_logits,
+                   const float* coefs, float* out, int64_t N, int64_t M, int64_t d);
+void gaussian_topk(Device device, DType dt, const void* x, void* y, int64_t rows, int64_t F, float z);
+
 // ViT patch layouts (csrc/cpu/patches.h): images to patch rows, patch grids average-pooled.
 void image_patches(Device device, const float* pixels, int64_t N, int64_t C, int64_t S, int64_t ps,
                    float* cols);

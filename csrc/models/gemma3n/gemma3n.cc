@@ -138,6 +138,8 @@ std::shared_ptr<nn::TextModel> make_model(nn::ModelConfig config, std::shared_pt
   config.validate();
   GC_CHECK(config.altup_streams >= 2 && config.per_layer_input > 0 && config.laurel_rank > 0, ValueError,
            "Gemma 3n: the config needs AltUp streams, per-layer inputs and a LAuReL rank");
+  GC_CHECK(config.altup_streams <= 16, NotImplementedError, "Gemma 3n: ", config.altup_streams,
+           " AltUp streams; the altup ops take at most 16");
   if (weights->format == "gguf") weights = with_altup_slices(std::move(weights), config.altup_streams, config.d);
   NameMap names = name_map(config, *weights);
   std::vector<int64_t> sources;

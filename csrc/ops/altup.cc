@@ -1,0 +1,74 @@
+#include "csrc/ops/altup.h"
+
+#include <vector>
+
+#include "csrc/cpu/altup.h"
+#include "csrc/ops/common.h"
+
+namespace gemmacpp::ops {
+namespace {
+
+void check_f32(const char* op, const char* name, const TensorView& t) {
+  GC_CHECK(t.dtype == DType::kF32, TypeError, op, ": ", name, " must be float32, got ", dtype_name(t.dtype));
+}
+
+// Checks the streams [N, ..., d] and the router logits [..., N]; returns {N, rows, d}.
+std::vector<int64_t> check_streams(const char* op, const char* name, const TensorView& s,
+                                   const TensorView& logits) {
+  check_f32(op, name, s);
+  check_f32(op, "router_logits", logits);
+  GC_CHECK(s.ndim() >= 2, ValueError, op, ": ", name, " must be [N, ..., d] (at least 2 dimensions), got shape ",
+           s.shape_str());
+  const int64_t N = s.size(0), d = s.size(-1);
+  GC_CHECK(N >= 1 && N <= cpu::kAltUpMaxStreams, ValueError, op, ": ", name, " has ", N,
+           " streams (its first dimension); 1 to ", cpu::kAltUpMaxStreams, " are supported");
+  std::vector<int64_t> expected(s.shape.begin() + 1, s.shape.end() - 1);
+  expected.push_back(N);
+  check_shape(op, "router_logits", logits, expected);
+  check_same_device(op, "router_logits", logits, name, s);
+  GC_CHECK(s.device.is_cpu(), ValueError, op, ": ", name, " is on ", s.device.str(), "; ", op,
+           " runs on the CPU only so far");
+  return {N, d == 0 ? 0 : s.numel() / (N * d), d};
+}
+
+}  // namespace
+
+Tensor altup_predict(const TensorView& s_in, const TensorView& l_in, const TensorView& c_in, const TensorView* out) {
+  const auto nmd = check_streams("altup_predict", "streams", s_in, l_in);
+  const int64_t N = nmd[0];
+  check_f32("altup_predict", "coefs", c_in);
+  check_shape("altup_predict", "coefs", c_in, {N * N, N});
+  check_same_device("altup_predict", "coefs", c_in, "streams", s_in);
+  Tensor keep_s, keep_l, keep_c;
+  const TensorView& s = dense(s_in, keep_s);
+  const TensorView& l = dense(l_in, keep_l);
+  const TensorView& c = dense(c_in, keep_c);
+  Output y("altup_predict", out, s.dtype, s.shape, s.device);
+  cpu::altup_predict(static_cast<const float*>(s.data), static_cast<const float*>(l.data),
+                     static_cast<const float*>(c.data), static_cast<float*>(y.view().data), N, nmd[1], nmd[2]);
+  return y.finish();
+}
+
+Tensor altup_correct(const TensorView& p_in, const TensorView& a_in, const TensorView& l_in, const TensorView& c_in,
+                     const TensorView* out) {
+  const auto nmd = check_streams("altup_correct", "predictions", p_in, l_in);
+  const int64_t N = nmd[0];
+  check_f32("altup_correct", "activated", a_in);
+  check_shape("altup_correct", "activated", a_in, std::vector<int64_t>(p_in.shape.begin() + 1, p_in.shape.end()));
+  check_same_device("altup_correct", "activated", a_in, "predictions", p_in);
+  check_f32("altup_correct", "coefs", c_in);
+  check_shape("altup_correct", "coefs", c_in, {N, N});
+  check_same_device("altup_correct", "coefs", c_in, "predictions", p_in);
+  Tensor keep_p, keep_a, keep_l, keep_c;
+  const TensorView& p = dense(p_in, keep_p);
+  const TensorView& a = dense(a_in, keep_a);
+  const TensorView& l = dense(l_in, keep_l);
+  const TensorView& c = dense(c_in, keep_c);
+  Output y("altup_correct", out, p.dtype, p.shape, p.device);
+  cpu::altup_correct(static_cast<const float*>(p.data), static_cast<const float*>(a.data),
+                     static_cast<const float*>(l.data), static_cast<const float*>(c.data),
+                     static_cast<float*>(y.view().data), N, nmd[1], nmd[2]);
+  return y.finish();
+}
+
+}  // namespace gemmacpp::ops

@@ -59,9 +59,10 @@ void linear(Device device, const float* x, int64_t ldx, int64_t M, int64_t K, DT
 }
 
 void linear_quantized(Device device, const float* x, int64_t ldx, int64_t M, int64_t K, QType t,
-                      const uint8_t* w, int64_t N, const float* bias, float* out, int64_t ldo) {
+                      const uint8_t* w, int64_t N, const float* bias, float* out, int64_t ldo,
+                      int64_t row_bytes) {
   if (!device.is_cpu()) no_cuda_kernel("linear_quantized", device);
-  cpu::linear_quantized(x, ldx, M, K, t, w, N, bias, out, ldo);
+  cpu::linear_quantized(x, ldx, M, K, t, w, N, bias, out, ldo, row_bytes);
 }
 
 void dequantize(Device device, QType t, const uint8_t* data, int64_t n, int64_t k, float* out) {

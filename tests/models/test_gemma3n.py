@@ -534,6 +534,36 @@ def test_matformer_slices_match_the_sliced_reference(ffn, skip, tmp_path):
     close(got, reference(ref, toks), f"matformer cached {ffn} skip {skip}")
 
 
+@pytest.mark.parametrize("qtype,sizes,ffn,skip", [
+    ("Q8_0", dict(intermediate_size=96), [32, 64, 96, 32, 64], [1]),
+    ("Q4_K", dict(K_QUANT_SIZES, intermediate_size=512), [256, 512, 256, 256, 512, 256], []),
+])
+def test_matformer_slices_of_quantized_gguf_match_the_sliced_reference(qtype, sizes, ffn, skip, tmp_path):
+    # The down matrices' column slices are whole blocks of each quantized row, read in place
+    # with the stored row stride; the reference slices the stored (dequantized) values.
+    model = hf_model("altup4", **sizes)
+    path = tmp_path / f"gemma3n-{qtype}.gguf"
+    write_gguf(model, qtype, path)
+    assert gc.weights.open(str(path)).info("blk.0.ffn_down.weight").type == qtype
+    m = gc.load(str(path), matformer={"ffn": ffn, "skip_layers": skip})
+    ref = sliced_reference(model, ffn, skip)
+    toks = tokens(13)
+    close(m.forward(toks), reference(ref, toks), f"matformer {qtype} {ffn}")
+    cache = m.new_cache(batch=2)
+    got = np.concatenate([m.forward(toks[:, :1], cache=cache), m.forward(toks[:, 1:], cache=cache)], axis=1)
+    close(got, reference(ref, toks), f"matformer {qtype} cached {ffn}")
+
+
+def test_matformer_slices_of_quantized_rows_must_be_whole_blocks(tmp_path):
+    model = hf_model("altup4", intermediate_size=96)
+    path = tmp_path / "gemma3n-Q8_0.gguf"
+    write_gguf(model, "Q8_0", path)
+    with pytest.raises(NotImplementedError, match=r"'blk.1.ffn_down.weight' is stored as Q8_0 \(blocks of 32 "
+                                                  r"values\): a slice of its columns \(48 of 96\) must be a "
+                                                  r"multiple of 32 values"):
+        gc.load(str(path), matformer={"ffn": [64, 48, 96, 32, 64, 96]})
+
+
 def test_matformer_bad_slices_raise_named_errors(tmp_path):
     model = hf_model("altup4")
     model.save_pretrained(tmp_path)

@@ -7,6 +7,7 @@
 
 #include "csrc/core/dtype.h"
 #include "csrc/core/error.h"
+#include "csrc/core/mmap.h"
 #include "csrc/core/qtype.h"
 #include "csrc/models/gemma3n/config.h"
 #include "csrc/nn/altup.h"
@@ -133,6 +134,14 @@ std::shared_ptr<const WeightFile> with_altup_slices(std::shared_ptr<const Weight
 }
 
 }  // namespace
+
+void read_sparsely(const WeightFile& weights) {
+  const MappedFile* last = nullptr;  // the tensors of one file (shard) are consecutive
+  for (const WeightTensor& t : weights.tensors) {
+    if (t.file && t.file.get() != last) t.file->advise_sparse();
+    last = t.file.get();
+  }
+}
 
 std::shared_ptr<nn::TextModel> make_model(nn::ModelConfig config, std::shared_ptr<const WeightFile> weights) {
   config.validate();

@@ -1,9 +1,12 @@
 #include "csrc/ops/altup.h"
 
+#include <initializer_list>
+#include <utility>
 #include <vector>
 
 #include "csrc/cpu/altup.h"
 #include "csrc/ops/common.h"
+#include "csrc/ops/dispatch.h"
 
 namespace gemmacpp::ops {
 namespace {
@@ -26,9 +29,18 @@ std::vector<int64_t> check_streams(const char* op, const char* name, const Tenso
   expected.push_back(N);
   check_shape(op, "router_logits", logits, expected);
   check_same_device(op, "router_logits", logits, name, s);
-  GC_CHECK(s.device.is_cpu(), ValueError, op, ": ", name, " is on ", s.device.str(), "; ", op,
-           " runs on the CPU only so far");
   return {N, d == 0 ? 0 : s.numel() / (N * d), d};
+}
+
+// The CUDA kernels take dense tensors only (no device-side copy of strided views yet).
+void check_cuda_dense(const char* op, std::initializer_list<std::pair<const char*, const TensorView*>> ts) {
+  for (const auto& [name, t] : ts) {
+    GC_CHECK(!t || t->is_contiguous(), ValueError, op, ": ", name, " on ", t->device.str(), " must be contiguous");
+  }
+#ifndef GEMMACPP_WITH_CUDA
+  throw ValueError(str_cat(op, ": the tensors are on ", ts.begin()->second->device.str(),
+                           " but this build has no CUDA support"));
+#endif
 }
 
 }  // namespace
@@ -39,6 +51,14 @@ Tensor altup_predict(const TensorView& s_in, const TensorView& l_in, const Tenso
   check_f32("altup_predict", "coefs", c_in);
   check_shape("altup_predict", "coefs", c_in, {N * N, N});
   check_same_device("altup_predict", "coefs", c_in, "streams", s_in);
+  if (!s_in.device.is_cpu()) {
+    check_cuda_dense("altup_predict", {{"streams", &s_in}, {"router_logits", &l_in}, {"coefs", &c_in}, {"out", out}});
+    Output y("altup_predict", out, s_in.dtype, s_in.shape, s_in.device);
+    ops::dispatch::altup_predict(s_in.device, static_cast<const float*>(s_in.data), static_cast<const float*>(l_in.data),
+                                 static_cast<const float*>(c_in.data), static_cast<float*>(y.view().data), N, nmd[1],
+                                 nmd[2]);
+    return y.finish();
+  }
   Tensor keep_s, keep_l, keep_c;
   const TensorView& s = dense(s_in, keep_s);
   const TensorView& l = dense(l_in, keep_l);
@@ -59,6 +79,15 @@ Tensor altup_correct(const TensorView& p_in, const TensorView& a_in, const Tenso
   check_f32("altup_correct", "coefs", c_in);
   check_shape("altup_correct", "coefs", c_in, {N, N});
   check_same_device("altup_correct", "coefs", c_in, "predictions", p_in);
+  if (!p_in.device.is_cpu()) {
+    check_cuda_dense("altup_correct", {{"predictions", &p_in}, {"activated", &a_in}, {"router_logits", &l_in},
+                                       {"coefs", &c_in}, {"out", out}});
+    Output y("altup_correct", out, p_in.dtype, p_in.shape, p_in.device);
+    ops::dispatch::altup_correct(p_in.device, static_cast<const float*>(p_in.data), static_cast<const float*>(a_in.data),
+                                 static_cast<const float*>(l_in.data), static_cast<const float*>(c_in.data),
+                                 static_cast<float*>(y.view().data), N, nmd[1], nmd[2]);
+    return y.finish();
+  }
   Tensor keep_p, keep_a, keep_l, keep_c;
   const TensorView& p = dense(p_in, keep_p);
   const TensorView& a = dense(a_in, keep_a);

@@ -25,7 +25,9 @@
 #include "csrc/cpu/token_logprobs.h"
 #ifdef GEMMACPP_WITH_CUDA
 #include "csrc/cuda/activation.h"
+#include "csrc/cuda/altup.h"
 #include "csrc/cuda/attention.h"
+#include "csrc/cuda/gaussian_topk.h"
 #include "csrc/cuda/linear.h"
 #include "csrc/cuda/rms_norm.h"
 #include "csrc/cuda/rope.h"
@@ -158,18 +160,19 @@ void pool_patch_grid(Device device, const float* features, int64_t N, int64_t G,
 
 void altup_predict(Device device, const float* streams, const float* router_logits, const float* coefs,
                    float* out, int64_t N, int64_t M, int64_t d) {
-  if (!device.is_cpu()) no_cuda_kernel("altup_predict", device);
+  GEMMACPP_ON_CUDA(device, cuda::altup_predict(streams, router_logits, coefs, out, N, M, d, device.index));
   cpu::altup_predict(streams, router_logits, coefs, out, N, M, d);
 }
 
 void altup_correct(Device device, const float* predictions, const float* activated, const float* router_logits,
                    const float* coefs, float* out, int64_t N, int64_t M, int64_t d) {
-  if (!device.is_cpu()) no_cuda_kernel("altup_correct", device);
+  GEMMACPP_ON_CUDA(device, cuda::altup_correct(predictions, activated, router_logits, coefs, out, N, M, d,
+                                                device.index));
   cpu::altup_correct(predictions, activated, router_logits, coefs, out, N, M, d);
 }
 
 void gaussian_topk(Device device, DType dt, const void* x, void* y, int64_t rows, int64_t F, float z) {
-  if (!device.is_cpu()) no_cuda_kernel("gaussian_topk", device);
+  GEMMACPP_ON_CUDA(device, cuda::gaussian_topk(dt, x, y, rows, F, z, device.index));
   cpu::gaussian_topk(dt, x, y, rows, F, z);
 }
 

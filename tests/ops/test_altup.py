@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import gemmacpp as gc
-from util import assert_close, random, to_f64
+from util import DEVICES, assert_close, on_device, random, to_f64
 
 
 def predict_ref(streams, logits, coefs):
@@ -49,6 +49,15 @@ def test_correct_matches_reference(rng, N, rows, d):
     y = gc.ops.altup_correct(pred, activated, logits, coefs)
     assert y.shape == pred.shape and y.dtype == np.float32
     assert_close(y, correct_ref(pred, activated, logits, coefs))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("N,rows,d", [(4, (3,), 2048), (3, (2, 5), 33), (16, (1,), 300)])
+def test_on_each_device(rng, device, N, rows, d):
+    streams, logits, pc, cc, activated = inputs(rng, N, rows, d)
+    s, lg, p, c, a = (on_device(t, device) for t in (streams, logits, pc, cc, activated))
+    assert_close(gc.ops.altup_predict(s, lg, p), predict_ref(streams, logits, pc))
+    assert_close(gc.ops.altup_correct(s, a, lg, c), correct_ref(streams, activated, logits, cc))
 
 
 def test_in_place_as_the_model_runs_them(rng):

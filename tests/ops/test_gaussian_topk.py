@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import gemmacpp as gc
-from util import DTYPES, assert_close, random, to_f64
+from util import DEVICES, DTYPES, assert_close, on_device, random, to_f64
 
 Z95 = 1.6448536  # Normal(0, 1).icdf(0.95), as Gemma 3n's sparse layers use
 
@@ -23,6 +23,15 @@ def test_matches_reference(rng, dtype, shape, z):
     y = gc.ops.gaussian_topk(x, z)
     assert y.dtype == x.dtype and y.shape == x.shape
     assert_close(y, topk_ref(x, z), dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("shape", [(3, 17), (4, 16384), (2, 1)])
+def test_on_each_device(rng, device, dtype, shape):
+    x = random(rng, shape, dtype, scale=2.0)
+    x[0] = x[0, :1]  # a row of equal values
+    assert_close(gc.ops.gaussian_topk(on_device(x, device), Z95), topk_ref(x, Z95), dtype)
 
 
 def test_keeps_about_the_top_fraction(rng):

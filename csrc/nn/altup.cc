@@ -94,6 +94,7 @@ void AltUp::router_logits(const Forward& f, const float* x, float* logits) const
 }
 
 void AltUp::predict(const Forward& f, float* streams) const {
+  check_cpu(f);  // the coefficient matrices are host vectors
   const int64_t M = f.rows();
   Workspace::Frame ws(*f.workspace);
   float* const logits = ws.take(M * n_);
@@ -102,6 +103,7 @@ void AltUp::predict(const Forward& f, float* streams) const {
 }
 
 void AltUp::correct(const Forward& f, float* streams, const float* y) const {
+  check_cpu(f);
   const int64_t M = f.rows();
   Workspace::Frame ws(*f.workspace);
   float* const logits = ws.take(M * n_);

@@ -14,6 +14,7 @@ import gc as gc_module
 import mmap
 import os
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -616,13 +617,19 @@ def mapped_kb(path):
     return out
 
 
-def drop_from_page_cache(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # clean pages that no process maps
-    finally:
-        os.close(fd)
+def drop_from_page_cache(path, keep_kb=1024):
+    """Drops the file's clean pages that no process maps; read-ahead still in flight is waited for
+    (pages under I/O stay), up to a second."""
+    for _ in range(50):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+        if cached_fraction(path) * os.path.getsize(path) / 1024 <= keep_kb:
+            return
+        time.sleep(0.02)
 
 
 def cached_fraction(path):
@@ -703,7 +710,7 @@ def test_matformer_slice_resident_after_a_cold_forward_is_the_slice(mem_checkpoi
     folder, path, used, budget = mem_checkpoint
     probe = folder / "probe.bin"
     probe.write_bytes(os.urandom(1 << 20))
-    drop_from_page_cache(str(probe))
+    drop_from_page_cache(str(probe), keep_kb=0)
     if cached_fraction(str(probe)) > 0:
         pytest.skip("this file system keeps a file's pages in memory (tmpfs?): no cold read to measure")
     gc_module.collect()  # no model of an earlier test maps the file any more

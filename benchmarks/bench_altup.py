@@ -1,11 +1,12 @@
-"""gemmacpp's AltUp stream mixing (altup_predict, altup_correct: Gemma 3n) side by side with
-transformers' Gemma3nTextAltUp arithmetic in PyTorch, on the CPU.
+"""gemmacpp's AltUp stream ops (altup_predict, altup_correct, altup_rescale: Gemma 3n) side by side
+with transformers' arithmetic in PyTorch, on the CPU.
 
     PYTHONPATH=python python benchmarks/bench_altup.py [--threads N] [--quick]
 
 Both get the router's logits [rows, N] and the coefficient weights; torch runs the module's own
 sequence (tanh, the coefficient linear, the permuted matmul over the streams, the add) on float32
-tensors, as Gemma3nTextAltUp.predict / .correct do after their router. Shapes are E2B's (4 streams,
+tensors, as Gemma3nTextAltUp.predict / .correct do after their router; altup_rescale against
+Gemma3nTextModel's magnitude matching of streams 1..N-1 to stream 0. Shapes are E2B's (4 streams,
 d 2048) and E4B's (d 2560), a decode step (1 row) and a prefill (512 rows). Times are the best
 block medians (timing.py); ratio = torch / gemmacpp (> 1: faster).
 
@@ -38,6 +39,16 @@ def torch_correct(pred, activated, logits, coefs):
     return innovation * c + pred
 
 
+def torch_rescale(streams):
+    target = torch.mean(streams[0] ** 2, dim=-1, keepdim=True) ** 0.5
+    eps = torch.tensor(1e-5)
+    out = [streams[0]]
+    for k in range(1, streams.shape[0]):
+        magnitude = torch.sqrt(torch.maximum(torch.mean(streams[k] ** 2, dim=-1, keepdim=True), eps))
+        out.append(streams[k] * target / magnitude)
+    return torch.stack(out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=0, help="0: as many as gemmacpp uses by default")
@@ -63,6 +74,8 @@ def main():
                                                       lambda: torch_predict(streams, logits, pc)),
                 f"altup_correct [{N}, {rows}, {d}]": (lambda: gc.ops.altup_correct(streams, activated, logits, cc),
                                                       lambda: torch_correct(streams, activated, logits, cc)),
+                f"altup_rescale [{N}, {rows}, {d}]": (lambda: gc.ops.altup_rescale(streams),
+                                                      lambda: torch_rescale(streams)),
             }
             for name, (ours, theirs) in cases.items():
                 t = time_all({"ours": ours, "torch": theirs}, min_time)

@@ -32,6 +32,16 @@ GEMMACPP_BINDING(altup) {
     return wrap(std::move(r));
   }, py::arg("predictions"), py::arg("activated"), py::arg("router_logits"), py::arg("coefs"),
      py::arg("out") = py::none());
+  m.def("altup_rescale", [](py::handle streams, float eps, py::handle out) {
+    auto sa = import_tensor(streams, "altup_rescale: streams");
+    auto oa = import_optional(out, "altup_rescale: out", /*writable=*/true);
+    Tensor r;
+    {
+      py::gil_scoped_release nogil;
+      r = ops::altup_rescale(sa.view, eps, view_or_null(oa));
+    }
+    return wrap(std::move(r));
+  }, py::arg("streams"), py::arg("eps"), py::arg("out") = py::none());
 }
 
 }  // namespace gemmacpp::bindings

@@ -66,6 +66,48 @@ void AltUpCorrectColumns(const float* pred, const float* y, const float* c, floa
   }
 }
 
+// Sum of x^2 over a row in float64 lanes (each float32 square is exact in float64).
+HWY_INLINE double SumSquares(const float* x, size_t d) {
+  const hn::ScalableTag<double> dd;
+  const hn::Rebind<float, decltype(dd)> df;  // as many float32 lanes as dd has float64 lanes
+  const size_t L = hn::Lanes(dd);
+  auto a0 = hn::Zero(dd), a1 = hn::Zero(dd);
+  size_t i = 0;
+  for (; i + 2 * L <= d; i += 2 * L) {
+    const auto v0 = hn::PromoteTo(dd, hn::LoadU(df, x + i)), v1 = hn::PromoteTo(dd, hn::LoadU(df, x + i + L));
+    a0 = hn::Add(a0, hn::Mul(v0, v0));
+    a1 = hn::Add(a1, hn::Mul(v1, v1));
+  }
+  for (; i + L <= d; i += L) {
+    const auto v = hn::PromoteTo(dd, hn::LoadU(df, x + i));
+    a0 = hn::Add(a0, hn::Mul(v, v));
+  }
+  if (i < d) {
+    const auto v = hn::PromoteTo(dd, LoadF32Partial(df, x + i, d - i));  // zeros past the end
+    a1 = hn::Add(a1, hn::Mul(v, v));
+  }
+  return hn::GetLane(hn::SumOfLanes(dd, hn::Add(a0, a1)));
+}
+
+// One row of every stream: the target magnitude from stream 0, then each other stream scaled to it
+// (y * target / magnitude: a product, then a quotient, as transformers writes it).
+void AltUpRescaleRow(const float* streams, float* out, int64_t N, int64_t stride, int64_t d_signed, float eps) {
+  const size_t d = size_t(d_signed);
+  const hn::ScalableTag<float> df;
+  const size_t L = hn::Lanes(df);
+  const float target = std::sqrt(float(SumSquares(streams, d) / double(d)));
+  if (out != streams) std::copy(streams, streams + d, out);
+  for (int64_t k = 1; k < N; ++k) {
+    const float* y = streams + k * stride;
+    float* o = out + k * stride;
+    const float magnitude = std::sqrt(std::max(float(SumSquares(y, d) / double(d)), eps));
+    const auto t = hn::Set(df, target), m = hn::Set(df, magnitude);
+    size_t j = 0;
+    for (; j + L <= d; j += L) hn::StoreU(hn::Div(hn::Mul(hn::LoadU(df, y + j), t), m), df, o + j);
+    if (j < d) StoreF32Partial(df, hn::Div(hn::Mul(LoadF32Partial(df, y + j, d - j), t), m), o + j, d - j);
+  }
+}
+
 }  // namespace gemmacpp::cpu::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
@@ -73,6 +115,7 @@ HWY_AFTER_NAMESPACE();
 namespace gemmacpp::cpu {
 HWY_EXPORT(AltUpPredictColumns);
 HWY_EXPORT(AltUpCorrectColumns);
+HWY_EXPORT(AltUpRescaleRow);
 
 namespace {
 
@@ -124,6 +167,17 @@ void altup_correct(const float* predictions, const float* activated, const float
     }
     HWY_DYNAMIC_DISPATCH(AltUpCorrectColumns)(predictions + r * d, activated + r * d, c, out + r * d,
                                               N, M * d, j0, n);
+  });
+}
+
+void altup_rescale(const float* streams, float* out, int64_t N, int64_t M, int64_t d, float eps) {
+  if (M <= 0 || d <= 0) return;
+  // Whole rows per task, about kElementwiseChunk stream elements each: depends on the shape only.
+  const int64_t rows_per_task = std::max<int64_t>(1, kElementwiseChunk / (N * d));
+  parallel_for((M + rows_per_task - 1) / rows_per_task, [&](int64_t t, int) {
+    for (int64_t r = t * rows_per_task; r < std::min(M, (t + 1) * rows_per_task); ++r) {
+      HWY_DYNAMIC_DISPATCH(AltUpRescaleRow)(streams + r * d, out + r * d, N, M * d, d, eps);
+    }
   });
 }
 

@@ -19,4 +19,8 @@ void altup_predict(const float* streams, const float* router_logits, const float
 void altup_correct(const float* predictions, const float* activated, const float* router_logits,
                    const float* coefs, float* out, int64_t N, int64_t M, int64_t d);
 
+// out[0] = streams[0]; out[k] = streams[k] * rms(streams[0]) / sqrt(max(mean(streams[k]^2), eps))
+// per row, for k >= 1 (rms: the root mean square, summed in float64). out may alias streams.
+void altup_rescale(const float* streams, float* out, int64_t N, int64_t M, int64_t d, float eps);
+
 }  // namespace gemmacpp::cpu

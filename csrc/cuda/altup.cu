@@ -61,6 +61,46 @@ __global__ void altup_correct_kernel(const float* pred, const float* activated, 
   }
 }
 
+// Sum over the block in float64; every thread gets the result. `shared` holds one value per warp.
+__device__ __forceinline__ double block_sum(double v, double* shared) {
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int warps = (blockDim.x + 31) / 32;
+  __syncthreads();  // a previous call's readers are done with `shared`
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  v = lane < warps ? shared[lane] : 0.0;
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+
+__device__ __forceinline__ double row_sum_of_squares(const float* x, int64_t d, double* shared) {
+  double s = 0.0;
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
+    const double v = double(x[j]);
+    s = __dadd_rn(s, __dmul_rn(v, v));
+  }
+  return block_sum(s, shared);
+}
+
+// One block per row: the target from stream 0, then every other stream scaled to it.
+__global__ void altup_rescale_kernel(const float* streams, float* out, int N, int64_t M, int64_t d, float eps) {
+  __shared__ double warp_sums[kThreads / 32];
+  const int64_t r = blockIdx.x, stride = M * d;
+  const float* x0 = streams + r * d;
+  const float target = sqrtf(float(row_sum_of_squares(x0, d, warp_sums) / double(d)));
+  if (out != streams) {
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) out[r * d + j] = x0[j];
+  }
+  for (int k = 1; k < N; ++k) {
+    const float* y = streams + k * stride + r * d;
+    const float magnitude = sqrtf(fmaxf(float(row_sum_of_squares(y, d, warp_sums) / double(d)), eps));
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
+      out[k * stride + r * d + j] = __fdiv_rn(__fmul_rn(y[j], target), magnitude);
+    }
+  }
+}
+
 // gridDim.x allows 2^31 - 1 blocks: rows in slices of that many.
 template <class Launch>
 void for_row_slices(int64_t M, const Launch& launch) {
@@ -91,6 +131,15 @@ void altup_correct(const float* predictions, const float* activated, const float
                                                     router_logits + r0 * N, coefs, out + r0 * d, int(N), M, d);
   });
   check_launch("altup_correct");
+}
+
+void altup_rescale(const float* streams, float* out, int64_t N, int64_t M, int64_t d, float eps, int device) {
+  if (M <= 0 || d <= 0) return;
+  cudaSetDevice(device);
+  for_row_slices(M, [&](int64_t r0, int64_t n) {
+    altup_rescale_kernel<<<unsigned(n), kThreads>>>(streams + r0 * d, out + r0 * d, int(N), M, d, eps);
+  });
+  check_launch("altup_rescale");
 }
 
 }  // namespace gemmacpp::cuda

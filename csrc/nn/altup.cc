@@ -14,12 +14,6 @@ void check_cpu(const Forward& f) {
   GC_CHECK(f.device.is_cpu(), NotImplementedError, "AltUp's stream mixing runs on the CPU only");
 }
 
-double mean_square(const float* x, int64_t d) {
-  double s = 0;
-  for (int64_t j = 0; j < d; ++j) s += double(x[j]) * double(x[j]);
-  return s / double(d);
-}
-
 }  // namespace
 
 void offer_streams(const Forward& f, int site, float* streams, int64_t n, int64_t d) {
@@ -54,25 +48,14 @@ void AltUpStreams::operator()(const Forward& f, float* streams, bool spread) con
     // Spreading reads stream 0 into every other stream; gathering maps each stream by its own.
     if (!spread) std::memcpy(in, y, size_t(M * d) * sizeof(float));
     proj_[size_t(k - 1)](f.device, spread ? streams : in, M, y);
-    for (int64_t m = 0; m < M; ++m) {
-      // As transformers: target sqrt(mean(x0^2)), the new magnitude's mean clamped at 1e-5.
-      const float target = float(std::sqrt(float(mean_square(streams + m * d, d))));
-      const float magnitude = std::sqrt(std::max(float(mean_square(y + m * d, d)), 1e-5f));
-      float* const row = y + m * d;
-      for (int64_t j = 0; j < d; ++j) row[j] = row[j] * target / magnitude;
-    }
   }
+  // As transformers: each to stream 0's root mean square, its own mean square clamped at 1e-5.
+  ops::dispatch::altup_rescale(f.device, streams, streams, n_, M, d, 1e-5f);
   offer_streams(f, site_, streams, n_, d);
 }
 
 void AltUpStreams::mean(const Forward& f, const float* streams, float* x) const {
-  check_cpu(f);
-  const int64_t Md = f.rows() * d_;
-  for (int64_t i = 0; i < Md; ++i) {
-    float s = streams[i];
-    for (int64_t k = 1; k < n_; ++k) s += streams[k * Md + i];
-    x[i] = s / float(n_);
-  }
+  ops::dispatch::mean_of_parts(f.device, streams, n_, f.rows() * d_, x);
 }
 
 AltUp::AltUp(const Scope& s, int64_t d, int64_t n, double eps, bool unit_offset, bool correct_scale)
@@ -112,15 +95,13 @@ void AltUp::correct(const Forward& f, float* streams, const float* y) const {
 }
 
 void AltUp::scaled_active(const Forward& f, const float* streams, float* out) const {
-  check_cpu(f);
+  check_cpu(f);  // out_scale_ is a host vector
   const int64_t M = f.rows(), d = d_;
   if (out_scale_.empty()) {
     std::memcpy(out, streams, size_t(M * d) * sizeof(float));
     return;
   }
-  for (int64_t r = 0; r < M; ++r) {
-    for (int64_t j = 0; j < d; ++j) out[r * d + j] = streams[r * d + j] * out_scale_[size_t(j)];
-  }
+  ops::dispatch::scale_columns(f.device, streams, out_scale_.data(), M, d, out);
 }
 
 }  // namespace gemmacpp::nn

@@ -11,8 +11,8 @@
 //    [N*N, N], altup.corr_coefs.weight [N, N], altup.out_scale [d] (scales the corrected active
 //    stream before it gates the per-layer inputs).
 // The mixing is per token and tiny next to the matrix products (16 multiply-adds per stream
-// element at N = 4): the altup_predict and altup_correct ops. The streams' spread, gather and
-// rescale (AltUpStreams) and the scaled active stream are host loops (the CPU only so far).
+// element at N = 4): the altup_predict, altup_correct and altup_rescale ops (CPU and CUDA); the
+// blocks themselves run on the CPU only so far (their coefficients are host vectors).
 #pragma once
 
 #include <cstdint>

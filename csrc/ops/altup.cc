@@ -1,5 +1,6 @@
 #include "csrc/ops/altup.h"
 
+#include <cmath>
 #include <initializer_list>
 #include <utility>
 #include <vector>
@@ -97,6 +98,26 @@ Tensor altup_correct(const TensorView& p_in, const TensorView& a_in, const Tenso
   cpu::altup_correct(static_cast<const float*>(p.data), static_cast<const float*>(a.data),
                      static_cast<const float*>(l.data), static_cast<const float*>(c.data),
                      static_cast<float*>(y.view().data), N, nmd[1], nmd[2]);
+  return y.finish();
+}
+
+Tensor altup_rescale(const TensorView& s_in, float eps, const TensorView* out) {
+  check_f32("altup_rescale", "streams", s_in);
+  GC_CHECK(s_in.ndim() >= 2, ValueError, "altup_rescale: streams must be [N, ..., d] (at least 2 dimensions), got shape ",
+           s_in.shape_str());
+  GC_CHECK(std::isfinite(eps) && eps > 0, ValueError, "altup_rescale: eps must be a positive number, got ", eps);
+  const int64_t N = s_in.size(0), d = s_in.size(-1), M = (N == 0 || d == 0) ? 0 : s_in.numel() / (N * d);
+  if (!s_in.device.is_cpu()) {
+    check_cuda_dense("altup_rescale", {{"streams", &s_in}, {"out", out}});
+    Output y("altup_rescale", out, s_in.dtype, s_in.shape, s_in.device);
+    ops::dispatch::altup_rescale(s_in.device, static_cast<const float*>(s_in.data), static_cast<float*>(y.view().data),
+                                 N, M, d, eps);
+    return y.finish();
+  }
+  Tensor keep;
+  const TensorView& s = dense(s_in, keep);
+  Output y("altup_rescale", out, s.dtype, s.shape, s.device);
+  cpu::altup_rescale(static_cast<const float*>(s.data), static_cast<float*>(y.view().data), N, M, d, eps);
   return y.finish();
 }
 

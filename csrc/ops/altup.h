@@ -12,4 +12,7 @@ Tensor altup_predict(const TensorView& streams, const TensorView& router_logits,
 // c[k] (activated - predictions[0]). Returns [N, ..., d].
 Tensor altup_correct(const TensorView& predictions, const TensorView& activated, const TensorView& router_logits,
                      const TensorView& coefs, const TensorView* out = nullptr);
+// AltUp's magnitude matching (Gemma 3n, around the layers): streams [N, ..., d] float32; out[0] =
+// streams[0], out[k] = streams[k] * rms(streams[0]) / sqrt(max(mean(streams[k]^2), eps)) per row.
+Tensor altup_rescale(const TensorView& streams, float eps, const TensorView* out = nullptr);
 }  // namespace gemmacpp::ops

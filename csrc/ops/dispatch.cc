@@ -171,6 +171,21 @@ void altup_correct(Device device, const float* predictions, const float* activat
   cpu::altup_correct(predictions, activated, router_logits, coefs, out, N, M, d);
 }
 
+void altup_rescale(Device device, const float* streams, float* out, int64_t N, int64_t M, int64_t d, float eps) {
+  GEMMACPP_ON_CUDA(device, cuda::altup_rescale(streams, out, N, M, d, eps, device.index));
+  cpu::altup_rescale(streams, out, N, M, d, eps);
+}
+
+void mean_of_parts(Device device, const float* x, int64_t parts, int64_t n, float* out) {
+  if (!device.is_cpu()) no_cuda_kernel("mean_of_parts", device);
+  cpu::mean_of_parts(x, parts, n, out);
+}
+
+void scale_columns(Device device, const float* x, const float* scale, int64_t rows, int64_t d, float* out) {
+  if (!device.is_cpu()) no_cuda_kernel("scale_columns", device);
+  cpu::scale_columns(x, scale, rows, d, out);
+}
+
 void gaussian_topk(Device device, DType dt, const void* x, void* y, int64_t rows, int64_t F, float z) {
   GEMMACPP_ON_CUDA(device, cuda::gaussian_topk(dt, x, y, rows, F, z, device.index));
   cpu::gaussian_topk(dt, x, y, rows, F, z);

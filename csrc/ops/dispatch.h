@@ -70,7 +70,12 @@ void altup_predict(Device device, const float* streams, const float* router_logi
                    float* out, int64_t N, int64_t M, int64_t d);
 void altup_correct(Device device, const float* predictions, const float* activated, const float* router_logits,
                    const float* coefs, float* out, int64_t N, int64_t M, int64_t d);
+void altup_rescale(Device device, const float* streams, float* out, int64_t N, int64_t M, int64_t d, float eps);
 void gaussian_topk(Device device, DType dt, const void* x, void* y, int64_t rows, int64_t F, float z);
+// out[i] = the mean of `parts` float32 arrays of n (part p at x + p * n), summed in order.
+void mean_of_parts(Device device, const float* x, int64_t parts, int64_t n, float* out);
+// out[r, j] = x[r, j] * scale[j], float32 rows of d (out may be x).
+void scale_columns(Device device, const float* x, const float* scale, int64_t rows, int64_t d, float* out);
 
 // ViT patch layouts (csrc/cpu/patches.h): images to patch rows, patch grids average-pooled.
 void image_patches(Device device, const float* pixels, int64_t N, int64_t C, int64_t S, int64_t ps,

@@ -17,7 +17,7 @@ from .quant import QuantizedTensor
 
 __all__ = ["attention", "softcap", "rms_norm", "layer_norm", "rope", "gelu_tanh", "geglu",
            "linear", "dequantize", "token_logprobs", "moe_route", "moe", "rg_lru", "conv1d_temporal",
-           "sae_encode", "sae_decode", "SparseActs", "altup_predict", "altup_correct", "gaussian_topk"]
+           "sae_encode", "sae_decode", "SparseActs", "altup_predict", "altup_correct", "altup_rescale", "gaussian_topk"]
 
 
 def attention(q, k, v, *, causal=True, window=None, softcap=None, scale=None, q_start=None,
@@ -147,6 +147,14 @@ def altup_correct(predictions, activated, router_logits, coefs, *, out=None):
     predictions[0]). float32; N <= 16.
     """
     return _result(predictions, out, _core.altup_correct(predictions, activated, router_logits, coefs, out))
+
+
+def altup_rescale(streams, *, eps=1e-5, out=None):
+    """AltUp's magnitude matching (Gemma 3n, after spreading the embedding into its N streams and
+    after gathering them back): streams [N, ..., d] float32; per row, out[0] = streams[0] and
+    out[k] = streams[k] * rms(streams[0]) / sqrt(max(mean(streams[k] ** 2), eps)) for k >= 1
+    (rms: the root mean square over d)."""
+    return _result(streams, out, _core.altup_rescale(streams, _float(eps, "eps"), out))
 
 
 def linear(x, weight, *, bias=None, out=None):

@@ -1,5 +1,6 @@
-"""altup_predict and altup_correct (Gemma 3n's AltUp stream mixing) against float64 references of
-transformers' Gemma3nTextAltUp.predict / .correct, given the router's logits."""
+"""altup_predict, altup_correct and altup_rescale (Gemma 3n's AltUp streams) against float64
+references of transformers' Gemma3nTextAltUp.predict / .correct, given the router's logits, and of
+Gemma3nTextModel's magnitude matching of the spread and gathered streams."""
 import numpy as np
 import pytest
 
@@ -19,6 +20,13 @@ def correct_ref(pred, activated, logits, coefs):
     c = m @ to_f64(coefs).T + 1.0  # [..., N]
     innovation = to_f64(activated) - p[0]
     return p + np.moveaxis(c, -1, 0)[..., None] * innovation[None]
+
+
+def rescale_ref(streams, eps=1e-5):
+    h = to_f64(streams)
+    target = np.sqrt((h[0] ** 2).mean(-1, keepdims=True))
+    magnitude = np.sqrt(np.maximum((h[1:] ** 2).mean(-1, keepdims=True), eps))
+    return np.concatenate([h[:1], h[1:] * target / magnitude])
 
 
 def inputs(rng, N, rows, d):
@@ -58,6 +66,27 @@ def test_on_each_device(rng, device, N, rows, d):
     s, lg, p, c, a = (on_device(t, device) for t in (streams, logits, pc, cc, activated))
     assert_close(gc.ops.altup_predict(s, lg, p), predict_ref(streams, logits, pc))
     assert_close(gc.ops.altup_correct(s, a, lg, c), correct_ref(streams, activated, logits, cc))
+    assert_close(gc.ops.altup_rescale(s), rescale_ref(streams))
+
+
+@pytest.mark.parametrize("N,rows,d", SHAPES)
+def test_rescale_matches_reference(rng, N, rows, d):
+    streams = inputs(rng, N, rows, d)[0] * np.float32(3.0)
+    streams[1:] *= rng.uniform(0.1, 10.0, size=(N - 1,) + (1,) * (streams.ndim - 1)).astype(np.float32)
+    y = gc.ops.altup_rescale(streams)
+    assert y.shape == streams.shape and y.dtype == np.float32
+    assert_close(y, rescale_ref(streams))
+    assert np.array_equal(y[0], streams[0])
+
+
+def test_rescale_clamps_small_magnitudes(rng):
+    # A stream of (nearly) zeros is divided by sqrt(eps), not by its own tiny magnitude.
+    streams = random(rng, (3, 4, 64))
+    streams[1] = 0.0
+    streams[2] *= np.float32(1e-4)
+    assert_close(gc.ops.altup_rescale(streams), rescale_ref(streams))
+    assert_close(gc.ops.altup_rescale(streams, eps=1e-2), rescale_ref(streams, 1e-2))
+    assert np.all(gc.ops.altup_rescale(streams)[1] == 0.0)
 
 
 def test_in_place_as_the_model_runs_them(rng):
@@ -68,6 +97,9 @@ def test_in_place_as_the_model_runs_them(rng):
     want_c = correct_ref(streams, activated, logits, cc)
     assert gc.ops.altup_correct(streams, activated, logits, cc, out=streams) is streams
     assert_close(streams, want_c)
+    want_r = rescale_ref(streams)
+    assert gc.ops.altup_rescale(streams, out=streams) is streams
+    assert_close(streams, want_r)
 
 
 def test_strided_inputs_and_out(rng):
@@ -80,6 +112,7 @@ def test_strided_inputs_and_out(rng):
     assert_close(buf[..., ::2], predict_ref(streams, logits, pc))
     assert np.all(buf[..., 1::2] == 0)
     assert_close(gc.ops.altup_correct(s, a, lg, cc.T.copy().T), correct_ref(streams, activated, logits, cc))
+    assert_close(gc.ops.altup_rescale(s), rescale_ref(streams))
 
 
 def test_torch_in_torch_out(rng):
@@ -105,12 +138,13 @@ def test_same_bits_for_any_thread_count_and_target(rng):
             for threads in (1, 2):
                 gc.set_num_threads(threads)
                 results.append((gc.ops.altup_predict(streams, logits, pc),
-                                gc.ops.altup_correct(streams, activated, logits, cc)))
+                                gc.ops.altup_correct(streams, activated, logits, cc),
+                                gc.ops.altup_rescale(streams)))
     finally:
         gc.set_num_threads(saved)
         gc._core.set_simd_target(target)
-    for p, c in results[1:]:
-        assert np.array_equal(p, results[0][0]) and np.array_equal(c, results[0][1])
+    for got in results[1:]:
+        assert all(np.array_equal(g, w) for g, w in zip(got, results[0]))
 
 
 def test_bad_input_names_the_problem(rng):
@@ -133,3 +167,10 @@ def test_bad_input_names_the_problem(rng):
         gc.ops.altup_predict(random(rng, (17, 2, 4)), random(rng, (2, 17)), random(rng, (289, 17)))
     with pytest.raises(ValueError, match="out"):
         gc.ops.altup_predict(streams, logits, pc, out=np.zeros((4, 3, 9), np.float32))
+    with pytest.raises(TypeError, match="altup_rescale: streams must be float32"):
+        gc.ops.altup_rescale(streams.astype(np.float64))
+    with pytest.raises(ValueError, match="altup_rescale: streams must be"):
+        gc.ops.altup_rescale(streams[:, 0, 0])
+    for eps in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="altup_rescale: eps"):
+            gc.ops.altup_rescale(streams, eps=eps)

@@ -67,6 +67,11 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
   return f;
 }
 
+void MappedFile::advise_sparse() const {
+  if (in_memory_ || !data_) return;
+  ::madvise(const_cast<uint8_t*>(data_), size_, MADV_RANDOM);  // a hint: failure is harmless
+}
+
 MappedFile::~MappedFile() {
   if (data_ && in_memory_) std::free(const_cast<uint8_t*>(data_));
   else if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);

@@ -37,6 +37,12 @@ class MappedFile {
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
+  // Tells the kernel that the mapping is read sparsely (a MatFormer slice: some layers, some
+  // columns): a page fault reads that page alone, not the pages around it (MADV_RANDOM; the
+  // kernel's read-around is read_ahead_kb, 8 MB on some machines). A hint: no effect on a copy
+  // read into memory, or when the kernel refuses.
+  void advise_sparse() const;
+
  private:
   MappedFile() = default;
   const uint8_t* data_ = nullptr;

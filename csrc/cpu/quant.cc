@@ -136,7 +136,7 @@ void QMatvecBlock(QType t, const float* x, size_t ldx, size_t M, size_t K, const
     // stream; ask for the row kPrefetchRows ahead explicitly (within this task's rows).
     if (r + kPrefetchRows < rows) {
       const uint8_t* ahead = wr + kPrefetchRows * row_bytes;
-      for (size_t off = 0; off < row_bytes; off += 64) hwy::Prefetch(ahead + off);
+      for (size_t off = 0; off < blocks * info.block_bytes; off += 64) hwy::Prefetch(ahead + off);
     }
     if (!dot) DequantizeBlocks(t, wr, 0, blocks, wf);
     for (size_t m = 0; m < M; ++m) {
@@ -205,10 +205,10 @@ void dequantize(QType t, const uint8_t* data, int64_t n, int64_t k, float* out) 
 bool quantized_matvec_fused(QType t) { return HWY_DYNAMIC_DISPATCH(MatvecFused)(t); }
 
 void linear_quantized(const float* x, int64_t ldx, int64_t M, int64_t K, QType t, const uint8_t* w,
-                      int64_t N, const float* bias, float* out, int64_t ldo) {
+                      int64_t N, const float* bias, float* out, int64_t ldo, int64_t stride_bytes) {
   if (M <= 0 || N <= 0 || K <= 0) return;
   const QTypeInfo info = qtype_info(t);
-  const int64_t row_bytes = K / info.block_values * info.block_bytes;
+  const int64_t row_bytes = stride_bytes ? stride_bytes : K / info.block_values * info.block_bytes;
   if (M <= kMatvecMaxRows) {
     for_each_matvec_block(N, row_bytes, [&](int64_t n0, int64_t nb) {
       HWY_DYNAMIC_DISPATCH(QMatvecBlock)(t, x, ldx, M, K, w + n0 * row_bytes, row_bytes, nb,

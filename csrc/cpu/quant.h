@@ -22,7 +22,9 @@ void dequantize(QType t, const uint8_t* data, int64_t n, int64_t k, float* out);
 // generic path several times slower). Tests check it on every target.
 bool quantized_matvec_fused(QType t);
 
+// stride_bytes: the distance between W's rows (0: K's blocks back to back); a longer one reads the
+// first K values (whole blocks) of longer stored rows, a column slice of a bigger matrix.
 void linear_quantized(const float* x, int64_t ldx, int64_t M, int64_t K, QType t, const uint8_t* w,
-                      int64_t N, const float* bias, float* out, int64_t ldo);
+                      int64_t N, const float* bias, float* out, int64_t ldo, int64_t stride_bytes = 0);
 
 }  // namespace gemmacpp::cpu

@@ -68,12 +68,17 @@ Loaded load_gemma3n(const Source& s) {
   Loaded out;
   if (s.gguf) {
     nn::ModelConfig c = gemma3n::config_from_gguf(*s.gguf);
-    if (!s.matformer.empty()) c = gemma3n::slice(c, s.matformer);
+    if (!s.matformer.empty()) {
+      c = gemma3n::slice(c, s.matformer);
+      gemma3n::read_sparsely(*s.gguf);
+    }
     out.text = gemma3n::make_model(std::move(c), s.gguf);
   } else {
     nn::ModelConfig c = gemma3n::config_from_hf(*s.config, s.what);
     if (!s.matformer.empty()) c = gemma3n::slice(c, s.matformer);
-    out.text = gemma3n::make_model(std::move(c), std::make_shared<const WeightFile>(open_weights(s.weights_path)));
+    auto weights = std::make_shared<const WeightFile>(open_weights(s.weights_path));
+    if (!s.matformer.empty()) gemma3n::read_sparsely(*weights);
+    out.text = gemma3n::make_model(std::move(c), std::move(weights));
   }
   return out;
 }

@@ -14,12 +14,6 @@ void check_cpu(const Forward& f) {
   GC_CHECK(f.device.is_cpu(), NotImplementedError, "AltUp's stream mixing runs on the CPU only");
 }
 
-double mean_square(const float* x, int64_t d) {
-  double s = 0;
-  for (int64_t j = 0; j < d; ++j) s += double(x[j]) * double(x[j]);
-  return s / double(d);
-}
-
 }  // namespace
 
 void offer_streams(const Forward& f, int site, float* streams, int64_t n, int64_t d) {
@@ -54,25 +48,14 @@ void AltUpStreams::operator()(const Forward& f, float* streams, bool spread) con
     // Spreading reads stream 0 into every other stream; gathering maps each stream by its own.
     if (!spread) std::memcpy(in, y, size_t(M * d) * sizeof(float));
     proj_[size_t(k - 1)](f.device, spread ? streams : in, M, y);
-    for (int64_t m = 0; m < M; ++m) {
-      // As transformers: target sqrt(mean(x0^2)), the new magnitude's mean clamped at 1e-5.
-      const float target = float(std::sqrt(float(mean_square(streams + m * d, d))));
-      const float magnitude = std::sqrt(std::max(float(mean_square(y + m * d, d)), 1e-5f));
-      float* const row = y + m * d;
-      for (int64_t j = 0; j < d; ++j) row[j] = row[j] * target / magnitude;
-    }
   }
+  // As transformers: each to stream 0's root mean square, its own mean square clamped at 1e-5.
+  ops::dispatch::altup_rescale(f.device, streams, streams, n_, M, d, 1e-5f);
   offer_streams(f, site_, streams, n_, d);
 }
 
 void AltUpStreams::mean(const Forward& f, const float* streams, float* x) const {
-  check_cpu(f);
-  const int64_t Md = f.rows() * d_;
-  for (int64_t i = 0; i < Md; ++i) {
-    float s = streams[i];
-    for (int64_t k = 1; k < n_; ++k) s += streams[k * Md + i];
-    x[i] = s / float(n_);
-  }
+  ops::dispatch::mean_of_parts(f.device, streams, n_, f.rows() * d_, x);
 }
 
 AltUp::AltUp(const Scope& s, int64_t d, int64_t n, double eps, bool unit_offset, bool correct_scale)
@@ -84,71 +67,41 @@ AltUp::AltUp(const Scope& s, int64_t d, int64_t n, double eps, bool unit_offset,
       corr_coefs_(s.weights.f32(s.name("altup.corr_coefs.weight"), {n, n})),
       out_scale_(correct_scale ? s.weights.f32(s.name("altup.out_scale"), {d}) : std::vector<float>()) {}
 
-void AltUp::modalities(const Forward& f, const float* x, float* m) const {
+void AltUp::router_logits(const Forward& f, const float* x, float* logits) const {
   const int64_t M = f.rows();
   Workspace::Frame ws(*f.workspace);
   float* const normed = ws.take(M * d_);
   router_norm_(f.device, x, normed, M);
   ops::dispatch::scale_into(f.device, normed, float(1.0 / double(d_)), M * d_);
-  router_(f.device, normed, M, m);
-  for (int64_t i = 0; i < M * n_; ++i) m[i] = std::tanh(m[i]);
+  router_(f.device, normed, M, logits);
 }
 
 void AltUp::predict(const Forward& f, float* streams) const {
-  check_cpu(f);
-  const int64_t M = f.rows(), N = n_, d = d_;
+  check_cpu(f);  // the coefficient matrices are host vectors
+  const int64_t M = f.rows();
   Workspace::Frame ws(*f.workspace);
-  float* const m = ws.take(M * N);
-  modalities(f, streams, m);
-  std::vector<float> c(static_cast<size_t>(N * N)), h(static_cast<size_t>(N));
-  for (int64_t r = 0; r < M; ++r) {
-    // c[k * N + n]: how much of stream n goes into the prediction of stream k.
-    for (int64_t i = 0; i < N * N; ++i) {
-      float s = 0;
-      for (int64_t j = 0; j < N; ++j) s += pred_coefs_[size_t(i * N + j)] * m[r * N + j];
-      c[size_t(i)] = s;
-    }
-    for (int64_t j = 0; j < d; ++j) {
-      for (int64_t k = 0; k < N; ++k) h[size_t(k)] = streams[(k * M + r) * d + j];
-      for (int64_t k = 0; k < N; ++k) {
-        float s = 0;
-        for (int64_t n = 0; n < N; ++n) s += h[size_t(n)] * c[size_t(k * N + n)];
-        streams[(k * M + r) * d + j] = s + h[size_t(k)];
-      }
-    }
-  }
+  float* const logits = ws.take(M * n_);
+  router_logits(f, streams, logits);
+  ops::dispatch::altup_predict(f.device, streams, logits, pred_coefs_.data(), streams, n_, M, d_);
 }
 
 void AltUp::correct(const Forward& f, float* streams, const float* y) const {
   check_cpu(f);
-  const int64_t M = f.rows(), N = n_, d = d_;
+  const int64_t M = f.rows();
   Workspace::Frame ws(*f.workspace);
-  float* const m = ws.take(M * N);
-  modalities(f, y, m);
-  std::vector<float> c(static_cast<size_t>(N));
-  for (int64_t r = 0; r < M; ++r) {
-    for (int64_t k = 0; k < N; ++k) {
-      float s = 0;
-      for (int64_t j = 0; j < N; ++j) s += corr_coefs_[size_t(k * N + j)] * m[r * N + j];
-      c[size_t(k)] = s + 1.0f;
-    }
-    for (int64_t j = 0; j < d; ++j) {
-      const float innovation = y[r * d + j] - streams[r * d + j];
-      for (int64_t k = 0; k < N; ++k) streams[(k * M + r) * d + j] += innovation * c[size_t(k)];
-    }
-  }
+  float* const logits = ws.take(M * n_);
+  router_logits(f, y, logits);
+  ops::dispatch::altup_correct(f.device, streams, y, logits, corr_coefs_.data(), streams, n_, M, d_);
 }
 
 void AltUp::scaled_active(const Forward& f, const float* streams, float* out) const {
-  check_cpu(f);
+  check_cpu(f);  // out_scale_ is a host vector
   const int64_t M = f.rows(), d = d_;
   if (out_scale_.empty()) {
     std::memcpy(out, streams, size_t(M * d) * sizeof(float));
     return;
   }
-  for (int64_t r = 0; r < M; ++r) {
-    for (int64_t j = 0; j < d; ++j) out[r * d + j] = streams[r * d + j] * out_scale_[size_t(j)];
-  }
+  ops::dispatch::scale_columns(f.device, streams, out_scale_.data(), M, d, out);
 }
 
 }  // namespace gemmacpp::nn

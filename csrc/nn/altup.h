@@ -11,7 +11,8 @@
 //    [N*N, N], altup.corr_coefs.weight [N, N], altup.out_scale [d] (scales the corrected active
 //    stream before it gates the per-layer inputs).
 // The mixing is per token and tiny next to the matrix products (16 multiply-adds per stream
-// element at N = 4); it runs as plain loops on the host (the CPU only so far).
+// element at N = 4): the altup_predict, altup_correct and altup_rescale ops (CPU and CUDA); the
+// blocks themselves run on the CPU only so far (their coefficients are host vectors).
 #pragma once
 
 #include <cstdint>
@@ -55,8 +56,8 @@ class AltUp {
   void scaled_active(const Forward& f, const float* streams, float* out) const;
 
  private:
-  // m [M, N] = tanh(router(router_norm(x) / d)).
-  void modalities(const Forward& f, const float* x, float* m) const;
+  // logits [M, N] = router(router_norm(x) / d); the mixing ops take their tanh (the modalities).
+  void router_logits(const Forward& f, const float* x, float* logits) const;
 
   int64_t d_, n_;
   RMSNorm router_norm_;

@@ -18,9 +18,11 @@ Linear::Linear(const WeightTensor& weight) : w_(&weight) {
 Linear Linear::prefix(int64_t out, int64_t in) const {
   GC_CHECK(out >= 1 && out <= w_->shape[0] && in >= 1 && in <= w_->shape[1], ValueError, "'", w_->name,
            "' of shape ", shape_string(w_->shape), " has no [", out, ", ", in, "] slice");
-  GC_CHECK(!w_->quantized || in == w_->shape[1], NotImplementedError, "'", w_->name, "' is stored as ",
-           w_->type_name(), ": a slice of its columns (", in, " of ", w_->shape[1],
-           ") needs a float matrix");
+  // A quantized row is read by whole blocks: a column slice keeps the stored row stride.
+  const int64_t block = w_->quantized ? qtype_info(qtype_).block_values : 1;
+  GC_CHECK(in % block == 0, NotImplementedError, "'", w_->name, "' is stored as ", w_->type_name(),
+           " (blocks of ", block, " values): a slice of its columns (", in, " of ", w_->shape[1],
+           ") must be a multiple of ", block, " values");
   GC_CHECK(bias_.empty() || out == w_->shape[0], NotImplementedError, "'", w_->name, "': slices of biased projections");
   Linear l = *this;
   l.out_ = out;
@@ -35,7 +37,9 @@ void Linear::operator()(Device device, const float* x, int64_t M, float* out, in
   if (ldx == 0) ldx = K;
   if (ldo == 0) ldo = N;
   if (w_->quantized) {
-    ops::dispatch::linear_quantized(device, x, ldx, M, K, qtype_, w_->data, N, bias, out, ldo);
+    const QTypeInfo q = qtype_info(qtype_);
+    ops::dispatch::linear_quantized(device, x, ldx, M, K, qtype_, w_->data, N, bias, out, ldo,
+                                    ldw / q.block_values * q.block_bytes);
   } else {
     ops::dispatch::linear(device, x, ldx, M, K, w_->dtype, w_->data, ldw, N, bias, out, ldo);
   }

@@ -22,7 +22,7 @@ class Linear {
   explicit Linear(const WeightTensor& weight);
 
   // The first `out` rows and `in` columns of this weight, read in place (a MatFormer slice):
-  // quantized weights only by whole rows (NotImplementedError otherwise).
+  // of a quantized weight, whole blocks of columns (NotImplementedError otherwise).
   Linear prefix(int64_t out, int64_t in) const;
 
   bool bound() const { return w_ != nullptr; }

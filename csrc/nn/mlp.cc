@@ -1,34 +1,11 @@
 #include "csrc/nn/mlp.h"
 
 #include <algorithm>
-#include <cmath>
 
 #include "csrc/core/error.h"
 #include "csrc/ops/dispatch.h"
 
 namespace gemmacpp::nn {
-namespace {
-
-// Gemma 3n's gaussian top-k: each row of gate [M, F] keeps what exceeds mean + z * std (population
-// std), shifted down by that cutoff (relu(g - cutoff)). Float32 statistics as transformers takes
-// them (torch.mean, torch.std(unbiased=False): the mean first, then the squared deviations).
-void gaussian_topk(Device device, float* gate, int64_t M, int64_t F, float z) {
-  GC_CHECK(device.is_cpu(), NotImplementedError,
-           "the MLP's activation sparsity (gaussian top-k) runs on the CPU only");
-  for (int64_t r = 0; r < M; ++r) {
-    float* g = gate + r * F;
-    double sum = 0;
-    for (int64_t j = 0; j < F; ++j) sum += g[j];
-    const float mean = float(sum / double(F));
-    double sq = 0;
-    for (int64_t j = 0; j < F; ++j) sq += double(g[j] - mean) * double(g[j] - mean);
-    const float std_dev = float(std::sqrt(sq / double(F)));
-    const float cutoff = mean + std_dev * z;
-    for (int64_t j = 0; j < F; ++j) g[j] = g[j] > cutoff ? g[j] - cutoff : 0.0f;
-  }
-}
-
-}  // namespace
 
 GatedMlp::GatedMlp(const Scope& s, int64_t d, int64_t ffn, bool bias, bool sparse, float cutoff_z,
                    int64_t stored_ffn)
@@ -58,7 +35,7 @@ void GatedMlp::operator()(const Forward& f, const float* h, float* out) const {
   up_(f.device, h, M, up);
   f.offer(pre_site_, gate, {F});
   if (sparse_) {
-    gaussian_topk(f.device, gate, M, F, cutoff_z_);
+    ops::dispatch::gaussian_topk(f.device, DType::kF32, gate, gate, M, F, cutoff_z_);
     f.offer(sparse_site_, gate, {F});
   }
   f.offer(pre_linear_site_, up, {F});

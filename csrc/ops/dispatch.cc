@@ -4,10 +4,12 @@
 
 #include "csrc/core/error.h"
 #include "csrc/cpu/activation.h"
+#include "csrc/cpu/altup.h"
 #include "csrc/cpu/attention.h"
 #include "csrc/cpu/conv1d_temporal.h"
 #include "csrc/cpu/elementwise.h"
 #include "csrc/cpu/embedding.h"
+#include "csrc/cpu/gaussian_topk.h"
 #include "csrc/cpu/layer_norm.h"
 #include "csrc/cpu/linear.h"
 #include "csrc/cpu/moe.h"
@@ -23,7 +25,9 @@
 #include "csrc/cpu/token_logprobs.h"
 #ifdef GEMMACPP_WITH_CUDA
 #include "csrc/cuda/activation.h"
+#include "csrc/cuda/altup.h"
 #include "csrc/cuda/attention.h"
+#include "csrc/cuda/gaussian_topk.h"
 #include "csrc/cuda/linear.h"
 #include "csrc/cuda/rms_norm.h"
 #include "csrc/cuda/rope.h"
@@ -57,9 +61,10 @@ void linear(Device device, const float* x, int64_t ldx, int64_t M, int64_t K, DT
 }
 
 void linear_quantized(Device device, const float* x, int64_t ldx, int64_t M, int64_t K, QType t,
-                      const uint8_t* w, int64_t N, const float* bias, float* out, int64_t ldo) {
+                      const uint8_t* w, int64_t N, const float* bias, float* out, int64_t ldo,
+                      int64_t row_bytes) {
   if (!device.is_cpu()) no_cuda_kernel("linear_quantized", device);
-  cpu::linear_quantized(x, ldx, M, K, t, w, N, bias, out, ldo);
+  cpu::linear_quantized(x, ldx, M, K, t, w, N, bias, out, ldo, row_bytes);
 }
 
 void dequantize(Device device, QType t, const uint8_t* data, int64_t n, int64_t k, float* out) {
@@ -151,6 +156,39 @@ void pool_patch_grid(Device device, const float* features, int64_t N, int64_t G,
                      float* out) {
   if (!device.is_cpu()) no_cuda_kernel("pool_patch_grid", device);
   cpu::pool_patch_grid(features, N, G, d, T, out);
+}
+
+void altup_predict(Device device, const float* streams, const float* router_logits, const float* coefs,
+                   float* out, int64_t N, int64_t M, int64_t d) {
+  GEMMACPP_ON_CUDA(device, cuda::altup_predict(streams, router_logits, coefs, out, N, M, d, device.index));
+  cpu::altup_predict(streams, router_logits, coefs, out, N, M, d);
+}
+
+void altup_correct(Device device, const float* predictions, const float* activated, const float* router_logits,
+                   const float* coefs, float* out, int64_t N, int64_t M, int64_t d) {
+  GEMMACPP_ON_CUDA(device, cuda::altup_correct(predictions, activated, router_logits, coefs, out, N, M, d,
+                                                device.index));
+  cpu::altup_correct(predictions, activated, router_logits, coefs, out, N, M, d);
+}
+
+void altup_rescale(Device device, const float* streams, float* out, int64_t N, int64_t M, int64_t d, float eps) {
+  GEMMACPP_ON_CUDA(device, cuda::altup_rescale(streams, out, N, M, d, eps, device.index));
+  cpu::altup_rescale(streams, out, N, M, d, eps);
+}
+
+void mean_of_parts(Device device, const float* x, int64_t parts, int64_t n, float* out) {
+  if (!device.is_cpu()) no_cuda_kernel("mean_of_parts", device);
+  cpu::mean_of_parts(x, parts, n, out);
+}
+
+void scale_columns(Device device, const float* x, const float* scale, int64_t rows, int64_t d, float* out) {
+  if (!device.is_cpu()) no_cuda_kernel("scale_columns", device);
+  cpu::scale_columns(x, scale, rows, d, out);
+}
+
+void gaussian_topk(Device device, DType dt, const void* x, void* y, int64_t rows, int64_t F, float z) {
+  GEMMACPP_ON_CUDA(device, cuda::gaussian_topk(dt, x, y, rows, F, z, device.index));
+  cpu::gaussian_topk(dt, x, y, rows, F, z);
 }
 
 void mean_rows(Device device, const float* x, int64_t d, const int64_t* offset, const int64_t* skip, int64_t B,

@@ -22,9 +22,11 @@ namespace gemmacpp::ops::dispatch {
 // float32, float16 or bfloat16 (wdt).
 void linear(Device device, const float* x, int64_t ldx, int64_t M, int64_t K, DType wdt, const void* w,
             int64_t ldw, int64_t N, const float* bias, float* out, int64_t ldo);
-// The same with w the [N, K] matrix of GGML blocks of type t, rows back to back.
+// The same with w the [N, K] matrix of GGML blocks of type t, rows row_bytes apart (0: back to
+// back; longer: the first K values of each stored row, K a multiple of the block size).
 void linear_quantized(Device device, const float* x, int64_t ldx, int64_t M, int64_t K, QType t,
-                      const uint8_t* w, int64_t N, const float* bias, float* out, int64_t ldo);
+                      const uint8_t* w, int64_t N, const float* bias, float* out, int64_t ldo,
+                      int64_t row_bytes = 0);
 // n rows of k values of type t to float32.
 void dequantize(Device device, QType t, const uint8_t* data, int64_t n, int64_t k, float* out);
 // out[m, :] = table[ids[m], :] * scale: a [V, d] table of dtype dt, or (quantized) of GGML blocks
@@ -61,6 +63,19 @@ void geglu(Device device, DType dt, const void* gate, const void* up, void* y, i
 void softcap(Device device, DType dt, const void* x, void* y, int64_t n, float cap);
 void add_into(Device device, float* x, const float* y, int64_t n);  // x += y, float32
 void scale_into(Device device, float* x, float s, int64_t n);       // x *= s, float32
+
+// Gemma 3n (csrc/cpu/altup.h, gaussian_topk.h): AltUp's per-row stream mixing over streams [N, M, d]
+// (out may alias the streams), and the gate's activation sparsity over rows of F.
+void altup_predict(Device device, const float* streams, const float* router_logits, const float* coefs,
+                   float* out, int64_t N, int64_t M, int64_t d);
+void altup_correct(Device device, const float* predictions, const float* activated, const float* router_logits,
+                   const float* coefs, float* out, int64_t N, int64_t M, int64_t d);
+void altup_rescale(Device device, const float* streams, float* out, int64_t N, int64_t M, int64_t d, float eps);
+void gaussian_topk(Device device, DType dt, const void* x, void* y, int64_t rows, int64_t F, float z);
+// out[i] = the mean of `parts` float32 arrays of n (part p at x + p * n), summed in order.
+void mean_of_parts(Device device, const float* x, int64_t parts, int64_t n, float* out);
+// out[r, j] = x[r, j] * scale[j], float32 rows of d (out may be x).
+void scale_columns(Device device, const float* x, const float* scale, int64_t rows, int64_t d, float* out);
 
 // ViT patch layouts (csrc/cpu/patches.h): images to patch rows, patch grids average-pooled.
 void image_patches(Device device, const float* pixels, int64_t N, int64_t C, int64_t S, int64_t ps,

@@ -7,7 +7,7 @@ import numpy
 import numpy.typing
 import typing
 import typing_extensions
-__all__: list[str] = ['Cache', 'Loaded', 'MappedBytes', 'Tensor', 'TextEncoder', 'TextModel', 'Tokenizer', 'VisionProjector', 'VisionTower', 'WeightFile', 'attention', 'conv1d_temporal', 'cuda_compiled', 'dequantize', 'devices', 'families', 'geglu', 'gelu_tanh', 'get_num_threads', 'layer_norm', 'linear', 'linear_quantized', 'load', 'moe', 'moe_route', 'open_weights', 'quant_matvec_fused', 'rg_lru', 'rms_norm', 'rope', 'sae_decode', 'sae_decode_dense', 'sae_encode', 'set_num_threads', 'set_simd_target', 'simd_target', 'simd_targets_compiled', 'simd_targets_supported', 'softcap', 'token_logprobs', 'tokenizer_from_gguf', 'tokenizer_from_hf_json', 'tokenizer_from_model', 'tokenizer_from_weights']
+__all__: list[str] = ['Cache', 'Loaded', 'MappedBytes', 'Tensor', 'TextEncoder', 'TextModel', 'Tokenizer', 'VisionProjector', 'VisionTower', 'WeightFile', 'altup_correct', 'altup_predict', 'altup_rescale', 'attention', 'conv1d_temporal', 'cuda_compiled', 'dequantize', 'devices', 'families', 'gaussian_topk', 'geglu', 'gelu_tanh', 'get_num_threads', 'layer_norm', 'linear', 'linear_quantized', 'load', 'moe', 'moe_route', 'open_weights', 'quant_matvec_fused', 'rg_lru', 'rms_norm', 'rope', 'sae_decode', 'sae_decode_dense', 'sae_encode', 'set_num_threads', 'set_simd_target', 'simd_target', 'simd_targets_compiled', 'simd_targets_supported', 'softcap', 'token_logprobs', 'tokenizer_from_gguf', 'tokenizer_from_hf_json', 'tokenizer_from_model', 'tokenizer_from_weights']
 class Tensor:
     """
     A result owned by gemmacpp; speaks the buffer protocol and DLPack
@@ -210,6 +210,12 @@ class Loaded:
     @property
     def vision(self) -> VisionTower:
         ...
+def altup_correct(predictions: typing.Any, activated: typing.Any, router_logits: typing.Any, coefs: typing.Any, out: typing.Any = None) -> typing.Any:
+    ...
+def altup_predict(streams: typing.Any, router_logits: typing.Any, coefs: typing.Any, out: typing.Any = None) -> typing.Any:
+    ...
+def altup_rescale(streams: typing.Any, eps: typing.SupportsFloat | typing.SupportsIndex, out: typing.Any = None) -> typing.Any:
+    ...
 def attention(q: typing.Any, k: typing.Any, v: typing.Any, *, causal: bool = True, window: typing.SupportsInt | typing.SupportsIndex | None = None, softcap: typing.SupportsFloat | typing.SupportsIndex | None = None, scale: typing.SupportsFloat | typing.SupportsIndex | None = None, q_start: typing.SupportsInt | typing.SupportsIndex | None = None, prefix_len: typing.SupportsInt | typing.SupportsIndex = 0, key_range: typing.Any = None, cu_seqlens_q: typing.Any = None, cu_seqlens_k: typing.Any = None, out: typing.Any = None) -> typing.Any:
     ...
 def conv1d_temporal(x: typing.Any, weight: typing.Any, bias: typing.Any = None, state: typing.Any = None, reset: typing.Any = None) -> tuple[typing.Any, typing.Any]:
@@ -224,6 +230,8 @@ def families() -> list[str]:
     """
     the model families gemmacpp reads, and from which formats
     """
+def gaussian_topk(x: typing.Any, z: typing.SupportsFloat | typing.SupportsIndex, out: typing.Any = None) -> typing.Any:
+    ...
 def geglu(gate: typing.Any, up: typing.Any, out: typing.Any = None) -> typing.Any:
     ...
 def gelu_tanh(x: typing.Any, out: typing.Any = None) -> typing.Any:

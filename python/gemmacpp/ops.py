@@ -17,7 +17,7 @@ from .quant import QuantizedTensor
 
 __all__ = ["attention", "softcap", "rms_norm", "layer_norm", "rope", "gelu_tanh", "geglu",
            "linear", "dequantize", "token_logprobs", "moe_route", "moe", "rg_lru", "conv1d_temporal",
-           "sae_encode", "sae_decode", "SparseActs"]
+           "sae_encode", "sae_decode", "SparseActs", "altup_predict", "altup_correct", "altup_rescale", "gaussian_topk"]
 
 
 def attention(q, k, v, *, causal=True, window=None, softcap=None, scale=None, q_start=None,
@@ -116,6 +116,45 @@ def gelu_tanh(x, *, out=None):
 def geglu(gate, up, *, out=None):
     """gelu_tanh(gate) * up, elementwise (the Gemma MLP's gating); gate and up share a shape."""
     return _result(gate, out, _core.geglu(gate, up, out))
+
+
+def gaussian_topk(x, z, *, out=None):
+    """max(x - (mean + z * std), 0) per row of x [..., F]: Gemma 3n's activation sparsity.
+
+    mean and std (the population std, as torch.std(unbiased=False)) are the row's, accumulated in
+    float64; z is the standard normal quantile of the sparsity p (transformers'
+    Normal(0, 1).icdf(p): z = 1.645 keeps about the top 5%). A row of equal values gives zeros.
+    """
+    return _result(x, out, _core.gaussian_topk(x, _float(z, "z"), out))
+
+
+def altup_predict(streams, router_logits, coefs, *, out=None):
+    """AltUp's prediction of its N streams (Gemma 3n), per row.
+
+    streams: [N, ..., d]; router_logits: [..., N] (the modality router's output, before its tanh);
+    coefs: [N * N, N] (prediction_coefs.weight). With C = reshape(coefs @ tanh(router_logits),
+    [N, N]): out[k] = streams[k] + sum_n C[k, n] streams[n]. float32; N <= 16.
+    """
+    return _result(streams, out, _core.altup_predict(streams, router_logits, coefs, out))
+
+
+def altup_correct(predictions, activated, router_logits, coefs, *, out=None):
+    """AltUp's correction of its N predicted streams (Gemma 3n) by the active stream's new value.
+
+    predictions: [N, ..., d]; activated: [..., d] (stream 0 after the layer); router_logits:
+    [..., N] (the router on activated, before its tanh); coefs: [N, N] (correction_coefs.weight).
+    With c = coefs @ tanh(router_logits) + 1: out[k] = predictions[k] + c[k] (activated -
+    predictions[0]). float32; N <= 16.
+    """
+    return _result(predictions, out, _core.altup_correct(predictions, activated, router_logits, coefs, out))
+
+
+def altup_rescale(streams, *, eps=1e-5, out=None):
+    """AltUp's magnitude matching (Gemma 3n, after spreading the embedding into its N streams and
+    after gathering them back): streams [N, ..., d] float32; per row, out[0] = streams[0] and
+    out[k] = streams[k] * rms(streams[0]) / sqrt(max(mean(streams[k] ** 2), eps)) for k >= 1
+    (rms: the root mean square over d)."""
+    return _result(streams, out, _core.altup_rescale(streams, _float(eps, "eps"), out))
 
 
 def linear(x, weight, *, bias=None, out=None):

@@ -9,6 +9,12 @@ cache holds the non-shared layers only; GGUF files written as llama.cpp's conver
 (F32, F16, Q8_0, Q4_K) give the same logits.
 """
 import copy
+import ctypes
+import gc as gc_module
+import mmap
+import os
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -534,6 +540,36 @@ def test_matformer_slices_match_the_sliced_reference(ffn, skip, tmp_path):
     close(got, reference(ref, toks), f"matformer cached {ffn} skip {skip}")
 
 
+@pytest.mark.parametrize("qtype,sizes,ffn,skip", [
+    ("Q8_0", dict(intermediate_size=96), [32, 64, 96, 32, 64], [1]),
+    ("Q4_K", dict(K_QUANT_SIZES, intermediate_size=512), [256, 512, 256, 256, 512, 256], []),
+])
+def test_matformer_slices_of_quantized_gguf_match_the_sliced_reference(qtype, sizes, ffn, skip, tmp_path):
+    # The down matrices' column slices are whole blocks of each quantized row, read in place
+    # with the stored row stride; the reference slices the stored (dequantized) values.
+    model = hf_model("altup4", **sizes)
+    path = tmp_path / f"gemma3n-{qtype}.gguf"
+    write_gguf(model, qtype, path)
+    assert gc.weights.open(str(path)).info("blk.0.ffn_down.weight").type == qtype
+    m = gc.load(str(path), matformer={"ffn": ffn, "skip_layers": skip})
+    ref = sliced_reference(model, ffn, skip)
+    toks = tokens(13)
+    close(m.forward(toks), reference(ref, toks), f"matformer {qtype} {ffn}")
+    cache = m.new_cache(batch=2)
+    got = np.concatenate([m.forward(toks[:, :1], cache=cache), m.forward(toks[:, 1:], cache=cache)], axis=1)
+    close(got, reference(ref, toks), f"matformer {qtype} cached {ffn}")
+
+
+def test_matformer_slices_of_quantized_rows_must_be_whole_blocks(tmp_path):
+    model = hf_model("altup4", intermediate_size=96)
+    path = tmp_path / "gemma3n-Q8_0.gguf"
+    write_gguf(model, "Q8_0", path)
+    with pytest.raises(NotImplementedError, match=r"'blk.1.ffn_down.weight' is stored as Q8_0 \(blocks of 32 "
+                                                  r"values\): a slice of its columns \(48 of 96\) must be a "
+                                                  r"multiple of 32 values"):
+        gc.load(str(path), matformer={"ffn": [64, 48, 96, 32, 64, 96]})
+
+
 def test_matformer_bad_slices_raise_named_errors(tmp_path):
     model = hf_model("altup4")
     model.save_pretrained(tmp_path)
@@ -555,3 +591,133 @@ def test_matformer_is_refused_for_other_families(tmp_path):
     transformers.Gemma3ForCausalLM(cfg).save_pretrained(tmp_path)
     with pytest.raises(NotImplementedError, match="matformer slices Gemma 3n models only"):
         gc.load(str(tmp_path), matformer={"ffn": 32})
+
+
+# ---- MatFormer memory ---------------------------------------------------------------------------
+# A slice's resident memory is its own bytes: measured as the weight file's pages mapped into this
+# process (/proc/self/smaps) after a forward from a cold page cache, and as the pages a forward
+# references. Rows are long (an 8192-wide MLP in bfloat16: 16 KB a down row) so that page
+# granularity does not hide what is read; the file is 25 MB.
+MEM_CONFIG = dict(hidden_size=128, intermediate_size=8192, num_hidden_layers=4, head_dim=64, num_attention_heads=2,
+                  num_key_value_heads=1, layer_types=[S, S, S, F], num_kv_shared_layers=0,
+                  activation_sparsity_pattern=[0.95, 0.0, 0.0, 0.0])
+MEM_SLICE = {"ffn": 2048, "skip_layers": [1]}
+
+
+def mapped_kb(path):
+    """Rss and Referenced (KB) of this process's mappings of `path`."""
+    out, current = {"Rss": 0, "Referenced": 0}, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and ":" not in head[0]:  # a mapping's first line: range, perms, ..., path
+                current = line.rstrip("\n").endswith(" " + path)
+            elif current and head[0][:-1] in out:
+                out[head[0][:-1]] += int(head[1])
+    return out
+
+
+def drop_from_page_cache(path, keep_kb=1024):
+    """Drops the file's clean pages that no process maps; read-ahead still in flight is waited for
+    (pages under I/O stay), up to a second."""
+    for _ in range(50):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+        if cached_fraction(path) * os.path.getsize(path) / 1024 <= keep_kb:
+            return
+        time.sleep(0.02)
+
+
+def cached_fraction(path):
+    """The fraction of the file's pages in the page cache (mincore on a mapping of it)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    size = os.path.getsize(path)
+    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        assert addr not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+        vec = (ctypes.c_ubyte * pages)()
+        try:
+            assert libc.mincore(addr, size, vec) == 0, os.strerror(ctypes.get_errno())
+        finally:
+            libc.munmap(addr, size)
+    finally:
+        os.close(fd)
+    return sum(v & 1 for v in vec) / pages
+
+
+def slice_budget_kb(path, ffn, skip, stored_ffn):
+    """The slice's bytes (the kept layers' tensors, their MLP matrices cut to ffn of stored_ffn,
+    the rest whole), plus what page granularity adds: a page per down-matrix row (its used part
+    may straddle one more page) and two per tensor (its first and last pages), in KB."""
+    info = gc.weights.open(path)
+    page = mmap.PAGESIZE
+    total = extra = 0
+    for name in info.names():
+        t = info.info(name)
+        if ".layers." in name:
+            layer = int(name.split(".layers.")[1].split(".")[0])
+            if layer in skip:
+                continue
+            if ".mlp." in name:
+                total += t.nbytes * ffn // stored_ffn
+                extra += t.shape[0] * page if "down_proj" in name else 0
+                extra += 2 * page
+                continue
+        total += t.nbytes
+        extra += 2 * page
+    return total / 1024, (total + extra) / 1024
+
+
+@pytest.fixture(scope="module")
+def mem_checkpoint(tmp_path_factory):
+    if not sys.platform.startswith("linux"):
+        pytest.skip("resident pages are read from Linux's /proc/self/smaps")
+    folder = tmp_path_factory.mktemp("gemma3n_mem")
+    hf_model("altup4", **MEM_CONFIG).to(torch.bfloat16).save_pretrained(folder)
+    path = str(folder / "model.safetensors")
+    used, budget = slice_budget_kb(path, MEM_SLICE["ffn"], MEM_SLICE["skip_layers"], MEM_CONFIG["intermediate_size"])
+    return folder, path, used, budget
+
+
+def test_matformer_slice_forward_reads_only_the_slice(mem_checkpoint):
+    folder, path, used, budget = mem_checkpoint
+    m = gc.load(str(folder), matformer=MEM_SLICE)
+    toks = tokens(21, batch=1, seq=16)
+    m.forward(toks)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("1")  # clear the pages' referenced bits: the next forward sets those it reads
+    m.forward(toks)
+    referenced = mapped_kb(path)["Referenced"]
+    file_kb = os.path.getsize(path) / 1024
+    assert used < budget < 0.45 * file_kb  # the bound is far below the file
+    assert used * 0.9 < referenced <= budget, (referenced, used, budget, file_kb)
+
+
+def test_matformer_slice_resident_after_a_cold_forward_is_the_slice(mem_checkpoint):
+    # Cold: the file's pages are dropped from the page cache before the forward; the kernel's
+    # read-around (read_ahead_kb, up to megabytes) would otherwise bring in, and map, the skipped
+    # layer and the down matrices' unused columns around every page the slice faults in.
+    folder, path, used, budget = mem_checkpoint
+    probe = folder / "probe.bin"
+    probe.write_bytes(os.urandom(1 << 20))
+    drop_from_page_cache(str(probe), keep_kb=0)
+    if cached_fraction(str(probe)) > 0:
+        pytest.skip("this file system keeps a file's pages in memory (tmpfs?): no cold read to measure")
+    gc_module.collect()  # no model of an earlier test maps the file any more
+    m = gc.load(str(folder), matformer=MEM_SLICE)
+    drop_from_page_cache(path)  # what the load read (the header, the norms) apart from what it maps
+    assert cached_fraction(path) * os.path.getsize(path) / 1024 < 1024
+    m.forward(tokens(22, batch=1, seq=16))
+    resident = mapped_kb(path)["Rss"]
+    assert resident <= budget, (resident, used, budget)
+    assert cached_fraction(path) * os.path.getsize(path) / 1024 <= budget

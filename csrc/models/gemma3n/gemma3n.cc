@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "csrc/core/error.h"
+#include "csrc/core/mmap.h"
 #include "csrc/core/qtype.h"
 #include "csrc/models/gemma3n/config.h"
 #include "csrc/nn/altup.h"
@@ -133,10 +134,20 @@ std::shared_ptr<const WeightFile> with_altup_slices(std::shared_ptr<const Weight
 
 }  // namespace
 
+void read_sparsely(const WeightFile& weights) {
+  const MappedFile* last = nullptr;  // the tensors of one file (shard) are consecutive
+  for (const WeightTensor& t : weights.tensors) {
+    if (t.file && t.file.get() != last) t.file->advise_sparse();
+    last = t.file.get();
+  }
+}
+
 std::shared_ptr<nn::TextModel> make_model(nn::ModelConfig config, std::shared_ptr<const WeightFile> weights) {
   config.validate();
   GC_CHECK(config.altup_streams >= 2 && config.per_layer_input > 0 && config.laurel_rank > 0, ValueError,
            "Gemma 3n: the config needs AltUp streams, per-layer inputs and a LAuReL rank");
+  GC_CHECK(config.altup_streams <= 16, NotImplementedError, "Gemma 3n: ", config.altup_streams,
+           " AltUp streams; the altup ops take at most 16");
   if (weights->format == "gguf") weights = with_altup_slices(std::move(weights), config.altup_streams, config.d);
   NameMap names = name_map(config, *weights);
   std::vector<int64_t> sources;

@@ -16,4 +16,10 @@ namespace gemmacpp::gemma3n {
 // file's stacked AltUp projections are read as slices of the stacked tensor, in place.
 std::shared_ptr<nn::TextModel> make_model(nn::ModelConfig config, std::shared_ptr<const WeightFile> weights);
 
+// For a MatFormer slice, before the model binds its weights: the file mappings are read page by
+// page (no kernel read-around), so that the resident pages are the slice's (the skipped layers and
+// the unused columns of the down matrices stay on disk). The price: a cold first forward reads
+// its pages one fault at a time instead of in read-ahead batches.
+void read_sparsely(const WeightFile& weights);
+
 }  // namespace gemmacpp::gemma3n

@@ -1,0 +1,537 @@
+// linear_quantized_int8 (arithmetic in quant_int8.h). Every weight block becomes integers: its
+// values in unsigned form u (or int8 for Q8_0), a scale per group of 16 or 32 values, and a
+// multiplier per group of the group's sum of q_x (the mins of Q4_1/Q5_1/Q2_K/Q4_K/Q5_K; the
+// offsets 8, 16, 4 * scale, 32 * scale of the types stored with one). The sums of u * q_x are
+// products of an unsigned and a signed byte, which is what x86 multiplies natively: maddubs (AVX2,
+// AVX-512 without VNNI) and vpdpbusd (AVX-512 VNNI, the AVX3_DL target). No product overflows:
+// u <= 63 except Q8_0, whose signed values take the |w| * sign(x, w) form, and |q_x| <= 127.
+// - x86 (AVX2, AVX3, AVX3_DL): Q8_0, Q4_0, Q5_0, Q4_K and Q6_K (the types of Gemma 3 270M
+//   Q4_K_M) are decoded in registers; the other types are expanded to a 256-byte integer block
+//   first and meet x through the same byte products.
+// - other targets: every type through that integer block, with plain loops (auto-vectorized).
+// A block is decoded once and applied to up to four rows of x with the same operations per row;
+// its integer sums are exact, so row m's float32 terms are the same numbers whatever M.
+#include "csrc/cpu/quant_int8.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "csrc/core/threads.h"
+#include "csrc/cpu/gemm_tiling.h"
+
+#ifndef GEMMACPP_CPU_QUANT_INT8_ROW_
+#define GEMMACPP_CPU_QUANT_INT8_ROW_
+namespace gemmacpp::cpu::int8 {
+// One row of x rounded to int8: K values, one scale per activation block, one sum per 16 values.
+struct XRow {
+  const int8_t* q;
+  const float* d;
+  const int16_t* s16;
+};
+// Rows of x handled per pass over a weight block.
+constexpr size_t kRowsPerPass = 4;
+}  // namespace gemmacpp::cpu::int8
+#endif
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "csrc/cpu/quant_int8.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace gemmacpp::cpu::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using int8::kRowsPerPass;
+using int8::XRow;
+
+#undef GC_I8_X86
+#undef GC_I8_VNNI
+#undef GC_I8_ATTR
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#define GC_I8_X86 1
+#else
+#define GC_I8_X86 0
+#endif
+// Highway 1.0.3 compiles AVX3_DL with the VEX AVX-VNNI extension, which Ice Lake and Zen 4 lack;
+// its run-time check asks for AVX512-VNNI, whose EVEX vpdpbusd these functions use, so they add
+// that extension to the target's own list.
+#if HWY_TARGET == HWY_AVX3_DL
+#define GC_I8_VNNI 1
+#define GC_I8_ATTR __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
+#else
+#define GC_I8_VNNI 0
+#define GC_I8_ATTR
+#endif
+
+// ---- x to int8 ----------------------------------------------------------------------------------
+
+// K values of x into q, d (one per bs values) and s16 (one per 16). Any NaN or infinity in a block
+// makes its scale NaN, so that the outputs it feeds are NaN as on the exact path.
+GC_I8_ATTR void QuantizeRow(const float* HWY_RESTRICT x, size_t K, size_t bs,
+                            int8_t* HWY_RESTRICT q, float* HWY_RESTRICT d,
+                            int16_t* HWY_RESTRICT s16) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const size_t L = hn::Lanes(df);
+  HWY_ALIGN int32_t v[256 + 64];
+  for (size_t b0 = 0; b0 < K; b0 += bs) {
+    auto vmax = hn::Zero(df), probe = hn::Zero(df);
+    for (size_t i = 0; i < bs; i += L) {
+      const auto xi = hn::LoadU(df, x + b0 + i);
+      vmax = hn::Max(vmax, hn::Abs(xi));
+      probe = hn::Add(probe, hn::Mul(xi, hn::Zero(df)));  // NaN iff a value is not finite
+    }
+    const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
+    const bool finite = hn::GetLane(hn::SumOfLanes(df, probe)) == 0.0f;
+    const float id = finite && amax > 0.0f ? 127.0f / amax : 0.0f;
+    d[b0 / bs] = finite ? amax / 127.0f : std::numeric_limits<float>::quiet_NaN();
+    const auto vid = hn::Set(df, id);
+    for (size_t i = 0; i < bs; i += L) {
+      const auto r = hn::Round(hn::Mul(hn::LoadU(df, x + b0 + i), vid));
+      hn::Store(hn::ConvertTo(di, r), di, v + i);
+    }
+    for (size_t g = 0; g < bs; g += 16) {
+      int32_t s = 0;
+      for (size_t i = g; i < g + 16; ++i) {
+        const int32_t c = std::clamp(v[i], -127, 127);
+        q[b0 + i] = int8_t(c);
+        s += c;
+      }
+      s16[(b0 + g) / 16] = int16_t(s);
+    }
+  }
+}
+
+// ---- weight blocks as integers (every target) ----------------------------------------------------
+
+// One weight block: u (unsigned values; Q8_0's int8 bits), per group a scale sc and a multiplier
+// mn of the group's sum of q_x. The block contributes d * d_x * isum + m * d_x * aux, where
+// isum = sum_g sc_g * sum(u q_x) (minus aux for the types with an offset, whose m is 0) and
+// aux = sum_g mn_g * xsum_g.
+struct IntBlock {
+  alignas(32) uint8_t u[256];
+  int32_t sc[16];
+  int32_t mn[16];
+  float d, m;
+};
+
+constexpr bool IsKQuant(QType t) {
+  return t == QType::kQ2_K || t == QType::kQ3_K || t == QType::kQ4_K || t == QType::kQ5_K ||
+         t == QType::kQ6_K;
+}
+constexpr int BlockValues(QType t) { return IsKQuant(t) ? 256 : 32; }
+constexpr int BlockBytes(QType t) {  // as qtype_info (csrc/core/qtype.h), at compile time
+  switch (t) {
+    case QType::kQ8_0: return 34;
+    case QType::kQ4_0: return 18;
+    case QType::kQ4_1: return 20;
+    case QType::kQ5_0: return 22;
+    case QType::kQ5_1: return 24;
+    case QType::kQ2_K: return 84;
+    case QType::kQ3_K: return 110;
+    case QType::kQ4_K: return 144;
+    case QType::kQ5_K: return 176;
+    case QType::kQ6_K: return 210;
+  }
+  return 1;
+}
+
+// Group length (16 or 32) and whether aux is folded into isum, per type.
+constexpr int GroupLen(QType t) {
+  return t == QType::kQ2_K || t == QType::kQ3_K || t == QType::kQ6_K ? 16 : 32;
+}
+constexpr bool HasMin(QType t) {
+  return t == QType::kQ4_1 || t == QType::kQ5_1 || t == QType::kQ2_K || t == QType::kQ4_K ||
+         t == QType::kQ5_K;
+}
+
+template <QType T>
+HWY_INLINE void DecodeBlock(const uint8_t* HWY_RESTRICT b, IntBlock& o) {
+  if constexpr (T == QType::kQ8_0) {
+    o.d = quant::half_at(b);
+    o.m = 0.0f;
+    std::memcpy(o.u, b + 2, 32);
+    o.sc[0] = 1;
+    o.mn[0] = 0;
+  } else if constexpr (T == QType::kQ4_0 || T == QType::kQ4_1 || T == QType::kQ5_0 ||
+                       T == QType::kQ5_1) {
+    constexpr bool kMin = T == QType::kQ4_1 || T == QType::kQ5_1;
+    constexpr bool kFive = T == QType::kQ5_0 || T == QType::kQ5_1;
+    o.d = quant::half_at(b);
+    o.m = kMin ? quant::half_at(b + 2) : 0.0f;
+    const uint8_t* p = b + (kMin ? 4 : 2);
+    uint32_t qh = 0;
+    if (kFive) std::memcpy(&qh, p, 4);
+    const uint8_t* q = p + (kFive ? 4 : 0);
+    for (int i = 0; i < 16; ++i) {
+      o.u[i] = uint8_t((q[i] & 0xF) | (kFive ? ((qh >> i) & 1) << 4 : 0));
+      o.u[16 + i] = uint8_t((q[i] >> 4) | (kFive ? ((qh >> (16 + i)) & 1) << 4 : 0));
+    }
+    o.sc[0] = 1;
+    o.mn[0] = kMin ? 1 : (kFive ? 16 : 8);
+  } else if constexpr (T == QType::kQ2_K) {
+    const uint8_t* s = b;
+    const uint8_t* q = b + 16;
+    o.d = quant::half_at(b + 80);
+    o.m = -quant::half_at(b + 82);
+    for (int h = 0; h < 2; ++h)
+      for (int sh = 0; sh < 4; ++sh)
+        for (int g = 0; g < 2; ++g) {
+          const int grp = 8 * h + 2 * sh + g;
+          for (int i = 0; i < 16; ++i) o.u[16 * grp + i] = (q[32 * h + 16 * g + i] >> (2 * sh)) & 3;
+          o.sc[grp] = s[grp] & 0xF;
+          o.mn[grp] = s[grp] >> 4;
+        }
+  } else if constexpr (T == QType::kQ3_K) {
+    const uint8_t* hm = b;
+    const uint8_t* q = b + 32;
+    o.d = quant::half_at(b + 108);
+    o.m = 0.0f;
+    for (int h = 0; h < 2; ++h)
+      for (int sh = 0; sh < 4; ++sh)
+        for (int g = 0; g < 2; ++g) {
+          const int grp = 8 * h + 2 * sh + g, bit = 4 * h + sh;
+          // value + 4: the low two bits, plus 4 where the hmask bit is set
+          for (int i = 0; i < 16; ++i)
+            o.u[16 * grp + i] = uint8_t(((q[32 * h + 16 * g + i] >> (2 * sh)) & 3) |
+                                        (((hm[16 * g + i] >> bit) & 1) << 2));
+          o.sc[grp] = quant::q3k_scale(b + 96, grp);
+          o.mn[grp] = 4 * o.sc[grp];
+        }
+  } else if constexpr (T == QType::kQ4_K || T == QType::kQ5_K) {
+    constexpr bool kFive = T == QType::kQ5_K;
+    o.d = quant::half_at(b);
+    o.m = -quant::half_at(b + 2);
+    const uint8_t* qh = b + 16;
+    const uint8_t* q = b + (kFive ? 48 : 16);
+    for (int j = 0; j < 8; ++j) {
+      uint8_t s, mn;
+      quant::kquant_scale_min(b + 4, j, &s, &mn);
+      o.sc[j] = s;
+      o.mn[j] = mn;
+      const uint8_t* qj = q + 32 * (j / 2);
+      for (int i = 0; i < 32; ++i) {
+        int v = (j & 1) ? (qj[i] >> 4) : (qj[i] & 0xF);
+        if (kFive) v |= ((qh[i] >> j) & 1) << 4;
+        o.u[32 * j + i] = uint8_t(v);
+      }
+    }
+  } else {  // Q6_K
+    const uint8_t* ql = b;
+    const uint8_t* qh = b + 128;
+    const int8_t* s = reinterpret_cast<const int8_t*>(b + 192);
+    o.d = quant::half_at(b + 208);
+    o.m = 0.0f;
+    for (int h = 0; h < 2; ++h)
+      for (int sh = 0; sh < 4; ++sh)
+        for (int g = 0; g < 2; ++g) {
+          const int grp = 8 * h + 2 * sh + g;
+          const uint8_t* lg = ql + 64 * h + 32 * (sh & 1) + 16 * g;
+          const uint8_t* hg = qh + 32 * h + 16 * g;
+          for (int i = 0; i < 16; ++i)
+            o.u[16 * grp + i] = uint8_t(((lg[i] >> (4 * (sh >> 1))) & 0xF) |
+                                        (((hg[i] >> (2 * sh)) & 3) << 4));
+          o.sc[grp] = s[grp];
+          o.mn[grp] = 32 * s[grp];
+        }
+  }
+}
+
+#if GC_I8_X86
+GC_I8_ATTR HWY_INLINE int32_t HSum(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// Lane sums of u * x (u unsigned, x signed bytes), four products per 32-bit lane.
+GC_I8_ATTR HWY_INLINE __m256i DotBytes(__m256i u, __m256i x) {
+#if GC_I8_VNNI
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, x);
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
+#endif
+}
+
+#endif
+
+// sum_g sc_g * sum_{i in g} u_i q_i over bv values in groups of glen (Q8_0: signed u).
+template <QType T>
+GC_I8_ATTR HWY_INLINE int32_t ScaledDot(const IntBlock& o, const int8_t* HWY_RESTRICT xq) {
+  constexpr int bv = BlockValues(T), glen = GroupLen(T);
+#if GC_I8_X86
+  if constexpr (T == QType::kQ8_0) {
+    const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(o.u));
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
+    return HSum(DotBytes(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)));
+  } else {
+    __m256i acc = _mm256_setzero_si256();
+    for (int o0 = 0; o0 < bv; o0 += 32) {
+      const __m256i u = _mm256_load_si256(reinterpret_cast<const __m256i*>(o.u + o0));
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + o0));
+      const __m256i sc =
+          glen == 32 ? _mm256_set1_epi16(int16_t(o.sc[o0 / 32]))
+                     : _mm256_set_m128i(_mm_set1_epi16(int16_t(o.sc[o0 / 16 + 1])),
+                                        _mm_set1_epi16(int16_t(o.sc[o0 / 16])));
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), sc));
+    }
+    return HSum(acc);
+  }
+#else
+  int32_t total = 0;
+  for (int g = 0; g < bv / glen; ++g) {
+    int32_t s = 0;
+    if constexpr (T == QType::kQ8_0) {
+      for (int i = 0; i < glen; ++i) s += int32_t(int8_t(o.u[i])) * int32_t(xq[i]);
+    } else {
+      for (int i = g * glen; i < (g + 1) * glen; ++i) s += int32_t(o.u[i]) * int32_t(xq[i]);
+    }
+    total += o.sc[g] * s;
+  }
+  return total;
+#endif
+}
+
+// The sums of q_x over block b's groups (glen 16 or 32), weighted by mn.
+template <QType T>
+HWY_INLINE int32_t Aux(const int32_t* mn, const int16_t* HWY_RESTRICT s16) {
+  constexpr int bv = BlockValues(T), glen = GroupLen(T);
+  int32_t aux = 0;
+  for (int g = 0; g < bv / glen; ++g) {
+    const int32_t xs = glen == 16 ? s16[g] : s16[2 * g] + s16[2 * g + 1];
+    aux += mn[g] * xs;
+  }
+  return aux;
+}
+
+// The float32 terms of one block for one row, in a fixed order.
+template <QType T>
+HWY_INLINE void AddBlock(float& acc, float d, float m, float dx, int32_t isum, int32_t aux) {
+  if constexpr (HasMin(T)) {
+    acc += (d * dx) * float(isum);
+    acc += (m * dx) * float(aux);
+  } else {
+    acc += (d * dx) * float(isum - aux);
+  }
+}
+
+// Block b of a weight row against rows xr[0 .. R), through the integer block.
+template <QType T>
+GC_I8_ATTR HWY_INLINE void BlockGeneric(const uint8_t* HWY_RESTRICT blk, size_t b,
+                                        const XRow* xr, size_t R, float* acc) {
+  constexpr size_t bv = BlockValues(T);
+  IntBlock o;
+  DecodeBlock<T>(blk, o);
+  for (size_t r = 0; r < R; ++r) {
+    const int32_t isum = ScaledDot<T>(o, xr[r].q + b * bv);
+    const int32_t aux = T == QType::kQ8_0 ? 0 : Aux<T>(o.mn, xr[r].s16 + b * bv / 16);
+    AddBlock<T>(acc[r], o.d, o.m, xr[r].d[b], isum, aux);
+  }
+}
+
+#if GC_I8_X86
+// ---- x86: the default model's types decoded in registers ---------------------------------------
+
+// Byte j = 16 where bit j of qh is set, else 0 (the 5-bit types' fifth bit): each byte gets the
+// qh byte holding its bit, ORed with a mask that has every bit but that one set.
+GC_I8_ATTR HWY_INLINE __m256i FifthBits(uint32_t qh) {
+  const __m256i which = _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL,
+                                           0x0303030303030303LL);
+  __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(int32_t(qh)), which);
+  v = _mm256_or_si256(v, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfeLL));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi64x(-1)), _mm256_set1_epi8(16));
+}
+
+GC_I8_ATTR HWY_INLINE int32_t XSum32(const int16_t* s16, size_t b) {
+  return int32_t(s16[2 * b]) + s16[2 * b + 1];
+}
+
+GC_I8_ATTR HWY_INLINE void BlockQ8_0(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
+                                     size_t R, float* acc) {
+  const float d = quant::half_at(blk);
+  const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+  const __m256i aw = _mm256_sign_epi8(w, w);
+  for (size_t r = 0; r < R; ++r) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[r].q + b * 32));
+    const int32_t isum = HSum(DotBytes(aw, _mm256_sign_epi8(x, w)));
+    AddBlock<QType::kQ8_0>(acc[r], d, 0.0f, xr[r].d[b], isum, 0);
+  }
+}
+
+template <bool kFive>
+GC_I8_ATTR HWY_INLINE void BlockQ4Q5_0(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
+                                       size_t R, float* acc) {
+  const float d = quant::half_at(blk);
+  const uint8_t* q = blk + (kFive ? 6 : 2);
+  const __m128i q16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+  const __m128i lo = _mm_and_si128(q16, _mm_set1_epi8(0xF));
+  const __m128i hi = _mm_and_si128(_mm_srli_epi16(q16, 4), _mm_set1_epi8(0xF));
+  __m256i u = _mm256_set_m128i(hi, lo);
+  if (kFive) {
+    uint32_t qh;
+    std::memcpy(&qh, blk + 2, 4);
+    u = _mm256_or_si256(u, FifthBits(qh));
+  }
+  constexpr int32_t kOffset = kFive ? 16 : 8;
+  for (size_t r = 0; r < R; ++r) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[r].q + b * 32));
+    const int32_t isum = HSum(DotBytes(u, x));
+    AddBlock<QType::kQ4_0>(acc[r], d, 0.0f, xr[r].d[b], isum, kOffset * XSum32(xr[r].s16, b));
+  }
+}
+
+GC_I8_ATTR HWY_INLINE void BlockQ4_K(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
+                                     size_t R, float* acc) {
+  const float d = quant::half_at(blk), dmin = quant::half_at(blk + 2);
+  uint64_t scales, mins;
+  quant::kquant_scales_mins(blk + 4, &scales, &mins);
+  const uint8_t* q = blk + 16;
+  const __m256i nib = _mm256_set1_epi8(0xF);
+  __m256i u[8], sc[8];
+  for (int p = 0; p < 4; ++p) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * p));
+    u[2 * p] = _mm256_and_si256(v, nib);
+    u[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
+  }
+  for (int j = 0; j < 8; ++j) sc[j] = _mm256_set1_epi16(int16_t((scales >> (8 * j)) & 0xFF));
+  for (size_t r = 0; r < R; ++r) {
+    const int8_t* x = xr[r].q + b * 256;
+    const int16_t* s16 = xr[r].s16 + b * 16;
+    __m256i a = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * j));
+      a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(u[j], xv), sc[j]));
+    }
+    int32_t aux = 0;
+    for (int j = 0; j < 8; ++j)
+      aux += int32_t((mins >> (8 * j)) & 0xFF) * (int32_t(s16[2 * j]) + s16[2 * j + 1]);
+    AddBlock<QType::kQ4_K>(acc[r], d, -dmin, xr[r].d[b], HSum(a), aux);
+  }
+}
+
+GC_I8_ATTR HWY_INLINE void BlockQ6_K(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
+                                     size_t R, float* acc) {
+  const uint8_t* ql = blk;
+  const uint8_t* qh = blk + 128;
+  const int8_t* s = reinterpret_cast<const int8_t*>(blk + 192);
+  const float d = quant::half_at(blk + 208);
+  const __m256i nib = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3);
+  __m256i u[8], sc[8];
+  for (int h = 0; h < 2; ++h) {
+    const __m256i la = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 64 * h));
+    const __m256i lb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 64 * h + 32));
+    const __m256i hv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh + 32 * h));
+    const __m256i low[4] = {_mm256_and_si256(la, nib), _mm256_and_si256(lb, nib),
+                            _mm256_and_si256(_mm256_srli_epi16(la, 4), nib),
+                            _mm256_and_si256(_mm256_srli_epi16(lb, 4), nib)};
+    for (int sh = 0; sh < 4; ++sh) {
+      const __m256i top = _mm256_and_si256(_mm256_srli_epi16(hv, 2 * sh), two);
+      u[4 * h + sh] = _mm256_or_si256(low[sh], _mm256_slli_epi16(top, 4));
+      const int grp = 8 * h + 2 * sh;
+      sc[4 * h + sh] = _mm256_set_m128i(_mm_set1_epi16(s[grp + 1]), _mm_set1_epi16(s[grp]));
+    }
+  }
+  for (size_t r = 0; r < R; ++r) {
+    const int8_t* x = xr[r].q + b * 256;
+    const int16_t* s16 = xr[r].s16 + b * 16;
+    __m256i a = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * j));
+      a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(u[j], xv), sc[j]));
+    }
+    int32_t aux = 0;
+    for (int g = 0; g < 16; ++g) aux += 32 * int32_t(s[g]) * s16[g];
+    AddBlock<QType::kQ6_K>(acc[r], d, 0.0f, xr[r].d[b], HSum(a), aux);
+  }
+}
+#endif  // GC_I8_X86
+
+template <QType T>
+GC_I8_ATTR HWY_INLINE void Block(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
+                                 size_t R, float* acc) {
+#if GC_I8_X86
+  if constexpr (T == QType::kQ8_0) return BlockQ8_0(blk, b, xr, R, acc);
+  if constexpr (T == QType::kQ4_0) return BlockQ4Q5_0<false>(blk, b, xr, R, acc);
+  if constexpr (T == QType::kQ5_0) return BlockQ4Q5_0<true>(blk, b, xr, R, acc);
+  if constexpr (T == QType::kQ4_K) return BlockQ4_K(blk, b, xr, R, acc);
+  if constexpr (T == QType::kQ6_K) return BlockQ6_K(blk, b, xr, R, acc);
+#endif
+  BlockGeneric<T>(blk, b, xr, R, acc);
+}
+
+// n weight rows (w: the first, row_bytes apart) against the M rows of x, kRowsPerPass at a time.
+template <QType T>
+GC_I8_ATTR HWY_INLINE void RowsOf(const uint8_t* HWY_RESTRICT w, size_t row_bytes, size_t n,
+                                  size_t blocks, const XRow* xr, size_t M, const float* bias,
+                                  float* out, size_t ldo) {
+  constexpr size_t bb = BlockBytes(T);
+  for (size_t m0 = 0; m0 < M; m0 += kRowsPerPass) {
+    const size_t R = std::min(kRowsPerPass, M - m0);
+    for (size_t i = 0; i < n; ++i) {
+      const uint8_t* row = w + i * row_bytes;
+      float acc[kRowsPerPass] = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (size_t b = 0; b < blocks; ++b) Block<T>(row + b * bb, b, xr + m0, R, acc);
+      for (size_t r = 0; r < R; ++r) out[(m0 + r) * ldo + i] = bias ? acc[r] + bias[i] : acc[r];
+    }
+  }
+}
+
+GC_I8_ATTR void LinearRows(QType t, const uint8_t* w, size_t row_bytes, size_t n, size_t blocks,
+                           const XRow* xr, size_t M, const float* bias, float* out, size_t ldo) {
+  switch (t) {
+#define GC_I8_CASE(T) \
+  case T: return RowsOf<T>(w, row_bytes, n, blocks, xr, M, bias, out, ldo);
+    GC_I8_CASE(QType::kQ8_0)
+    GC_I8_CASE(QType::kQ4_0)
+    GC_I8_CASE(QType::kQ4_1)
+    GC_I8_CASE(QType::kQ5_0)
+    GC_I8_CASE(QType::kQ5_1)
+    GC_I8_CASE(QType::kQ2_K)
+    GC_I8_CASE(QType::kQ3_K)
+    GC_I8_CASE(QType::kQ4_K)
+    GC_I8_CASE(QType::kQ5_K)
+    GC_I8_CASE(QType::kQ6_K)
+#undef GC_I8_CASE
+  }
+}
+
+}  // namespace gemmacpp::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace gemmacpp::cpu {
+HWY_EXPORT(QuantizeRow);
+HWY_EXPORT(LinearRows);
+
+int int8_activation_block(QType t) { return qtype_info(t).block_values == 256 ? 256 : 32; }
+
+void linear_quantized_int8(const float* x, int64_t ldx, int64_t M, int64_t K, QType t,
+                           const uint8_t* w, int64_t N, const float* bias, float* out,
+                           int64_t ldo) {
+  if (M <= 0 || N <= 0) return;
+  const QTypeInfo info = qtype_info(t);
+  const int64_t bs = int8_activation_block(t), blocks = K / info.block_values;
+  const int64_t row_bytes = blocks * info.block_bytes;
+  std::vector<int8_t> q(size_t(M * K));
+  std::vector<float> d(size_t(M * (K / bs)));
+  std::vector<int16_t> s16(size_t(M * (K / 16)));
+  std::vector<int8::XRow> rows(static_cast<size_t>(M));
+  parallel_chunks(M, 8, [&](int64_t m0, int64_t len) {
+    for (int64_t m = m0; m < m0 + len; ++m) {
+      HWY_DYNAMIC_DISPATCH(QuantizeRow)(x + m * ldx, size_t(K), size_t(bs), q.data() + m * K,
+                                        d.data() + m * (K / bs), s16.data() + m * (K / 16));
+      rows[size_t(m)] = {q.data() + m * K, d.data() + m * (K / bs), s16.data() + m * (K / 16)};
+    }
+  });
+  gemm::for_each_matvec_block(N, row_bytes, [&](int64_t n0, int64_t nb) {
+    HWY_DYNAMIC_DISPATCH(LinearRows)(t, w + n0 * row_bytes, size_t(row_bytes), size_t(nb),
+                                     size_t(blocks), rows.data(), size_t(M),
+                                     bias ? bias + n0 : nullptr, out + n0, size_t(ldo));
+  });
+}
+
+}  // namespace gemmacpp::cpu
+#endif

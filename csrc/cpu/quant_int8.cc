@@ -29,6 +29,7 @@ struct XRow {
   const int8_t* q;
   const float* d;
   const int16_t* s16;
+  const float* ds;  // 32-value blocks: d * (the block's sum of q), for the mins and offsets
 };
 // Rows of x handled per pass over a weight block.
 constexpr size_t kRowsPerPass = 4;
@@ -71,7 +72,7 @@ using int8::XRow;
 // makes its scale NaN, so that the outputs it feeds are NaN as on the exact path.
 GC_I8_ATTR void QuantizeRow(const float* HWY_RESTRICT x, size_t K, size_t bs,
                             int8_t* HWY_RESTRICT q, float* HWY_RESTRICT d,
-                            int16_t* HWY_RESTRICT s16) {
+                            int16_t* HWY_RESTRICT s16, float* HWY_RESTRICT ds) {
   const hn::ScalableTag<float> df;
   const hn::RebindToSigned<decltype(df)> di;
   const size_t L = hn::Lanes(df);
@@ -101,6 +102,7 @@ GC_I8_ATTR void QuantizeRow(const float* HWY_RESTRICT x, size_t K, size_t bs,
       }
       s16[(b0 + g) / 16] = int16_t(s);
     }
+    if (bs == 32) ds[b0 / 32] = d[b0 / 32] * float(int32_t(s16[b0 / 16]) + s16[b0 / 16 + 1]);
   }
 }
 
@@ -318,17 +320,27 @@ HWY_INLINE void AddBlock(float& acc, float d, float m, float dx, int32_t isum, i
   }
 }
 
+// A row's running sums: float32 lanes (x86) and a scalar, each twice (even and odd blocks: two
+// independent chains of additions, half the latency per block), added in one fixed order at the
+// end.
+struct Acc {
+#if GC_I8_X86
+  __m256 v[2];
+#endif
+  float s[2];
+};
+
 // Block b of a weight row against rows xr[0 .. R), through the integer block.
 template <QType T>
 GC_I8_ATTR HWY_INLINE void BlockGeneric(const uint8_t* HWY_RESTRICT blk, size_t b,
-                                        const XRow* xr, size_t R, float* acc) {
+                                        const XRow* xr, size_t R, Acc* acc) {
   constexpr size_t bv = BlockValues(T);
   IntBlock o;
   DecodeBlock<T>(blk, o);
   for (size_t r = 0; r < R; ++r) {
     const int32_t isum = ScaledDot<T>(o, xr[r].q + b * bv);
     const int32_t aux = T == QType::kQ8_0 ? 0 : Aux<T>(o.mn, xr[r].s16 + b * bv / 16);
-    AddBlock<T>(acc[r], o.d, o.m, xr[r].d[b], isum, aux);
+    AddBlock<T>(acc[r].s[b & 1], o.d, o.m, xr[r].d[b], isum, aux);
   }
 }
 
@@ -345,26 +357,40 @@ GC_I8_ATTR HWY_INLINE __m256i FifthBits(uint32_t qh) {
   return _mm256_and_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi64x(-1)), _mm256_set1_epi8(16));
 }
 
-GC_I8_ATTR HWY_INLINE int32_t XSum32(const int16_t* s16, size_t b) {
-  return int32_t(s16[2 * b]) + s16[2 * b + 1];
+GC_I8_ATTR HWY_INLINE float HalfAt(const uint8_t* p) {  // F16C: one instruction
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+GC_I8_ATTR HWY_INLINE float HSumF(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// a.v += float(p) * (d_w * d_x): the block's integer lanes scaled, no horizontal sum per block.
+GC_I8_ATTR HWY_INLINE void AddLanes(__m256& v, __m256i p, __m256 vd, const float* dx) {
+  v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(vd, _mm256_broadcast_ss(dx)), v);
 }
 
 GC_I8_ATTR HWY_INLINE void BlockQ8_0(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
-                                     size_t R, float* acc) {
-  const float d = quant::half_at(blk);
+                                     size_t R, Acc* acc) {
+  const __m256 vd = _mm256_set1_ps(HalfAt(blk));
   const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
   const __m256i aw = _mm256_sign_epi8(w, w);
   for (size_t r = 0; r < R; ++r) {
     const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[r].q + b * 32));
-    const int32_t isum = HSum(DotBytes(aw, _mm256_sign_epi8(x, w)));
-    AddBlock<QType::kQ8_0>(acc[r], d, 0.0f, xr[r].d[b], isum, 0);
+    AddLanes(acc[r].v[b & 1], DotBytes(aw, _mm256_sign_epi8(x, w)), vd, xr[r].d + b);
   }
 }
 
 template <bool kFive>
 GC_I8_ATTR HWY_INLINE void BlockQ4Q5_0(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
-                                       size_t R, float* acc) {
-  const float d = quant::half_at(blk);
+                                       size_t R, Acc* acc) {
+  const float d = HalfAt(blk);
+  const __m256 vd = _mm256_set1_ps(d);
   const uint8_t* q = blk + (kFive ? 6 : 2);
   const __m128i q16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
   const __m128i lo = _mm_and_si128(q16, _mm_set1_epi8(0xF));
@@ -375,51 +401,55 @@ GC_I8_ATTR HWY_INLINE void BlockQ4Q5_0(const uint8_t* HWY_RESTRICT blk, size_t b
     std::memcpy(&qh, blk + 2, 4);
     u = _mm256_or_si256(u, FifthBits(qh));
   }
-  constexpr int32_t kOffset = kFive ? 16 : 8;
+  // The offset -8 or -16 times d (a power of two: exact) against d_x * sum(q_x).
+  const float off = (kFive ? -16.0f : -8.0f) * d;
   for (size_t r = 0; r < R; ++r) {
     const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[r].q + b * 32));
-    const int32_t isum = HSum(DotBytes(u, x));
-    AddBlock<QType::kQ4_0>(acc[r], d, 0.0f, xr[r].d[b], isum, kOffset * XSum32(xr[r].s16, b));
+    AddLanes(acc[r].v[b & 1], DotBytes(u, x), vd, xr[r].d + b);
+    acc[r].s[b & 1] += off * xr[r].ds[b];
   }
 }
 
 GC_I8_ATTR HWY_INLINE void BlockQ4_K(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
-                                     size_t R, float* acc) {
-  const float d = quant::half_at(blk), dmin = quant::half_at(blk + 2);
+                                     size_t R, Acc* acc) {
+  const float d = HalfAt(blk), dmin = HalfAt(blk + 2);
+  const __m256 vd = _mm256_set1_ps(d);
   uint64_t scales, mins;
   quant::kquant_scales_mins(blk + 4, &scales, &mins);
   const uint8_t* q = blk + 16;
   const __m256i nib = _mm256_set1_epi8(0xF);
-  __m256i u[8], sc[8];
+  __m256i u[8];
   for (int p = 0; p < 4; ++p) {
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * p));
     u[2 * p] = _mm256_and_si256(v, nib);
     u[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
   }
-  for (int j = 0; j < 8; ++j) sc[j] = _mm256_set1_epi16(int16_t((scales >> (8 * j)) & 0xFF));
   for (size_t r = 0; r < R; ++r) {
     const int8_t* x = xr[r].q + b * 256;
     const int16_t* s16 = xr[r].s16 + b * 16;
     __m256i a = _mm256_setzero_si256();
     for (int j = 0; j < 8; ++j) {
       const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * j));
-      a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(u[j], xv), sc[j]));
+      const __m256i sc = _mm256_set1_epi16(int16_t((scales >> (8 * j)) & 0xFF));
+      a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(u[j], xv), sc));
     }
     int32_t aux = 0;
     for (int j = 0; j < 8; ++j)
       aux += int32_t((mins >> (8 * j)) & 0xFF) * (int32_t(s16[2 * j]) + s16[2 * j + 1]);
-    AddBlock<QType::kQ4_K>(acc[r], d, -dmin, xr[r].d[b], HSum(a), aux);
+    AddLanes(acc[r].v[b & 1], a, vd, xr[r].d + b);
+    acc[r].s[b & 1] += (-dmin * xr[r].d[b]) * float(aux);
   }
 }
 
 GC_I8_ATTR HWY_INLINE void BlockQ6_K(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
-                                     size_t R, float* acc) {
+                                     size_t R, Acc* acc) {
   const uint8_t* ql = blk;
   const uint8_t* qh = blk + 128;
   const int8_t* s = reinterpret_cast<const int8_t*>(blk + 192);
-  const float d = quant::half_at(blk + 208);
+  const float d = HalfAt(blk + 208);
+  const __m256 vd = _mm256_set1_ps(d);
   const __m256i nib = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3);
-  __m256i u[8], sc[8];
+  __m256i u[8];
   for (int h = 0; h < 2; ++h) {
     const __m256i la = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 64 * h));
     const __m256i lb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 64 * h + 32));
@@ -430,8 +460,6 @@ GC_I8_ATTR HWY_INLINE void BlockQ6_K(const uint8_t* HWY_RESTRICT blk, size_t b, 
     for (int sh = 0; sh < 4; ++sh) {
       const __m256i top = _mm256_and_si256(_mm256_srli_epi16(hv, 2 * sh), two);
       u[4 * h + sh] = _mm256_or_si256(low[sh], _mm256_slli_epi16(top, 4));
-      const int grp = 8 * h + 2 * sh;
-      sc[4 * h + sh] = _mm256_set_m128i(_mm_set1_epi16(s[grp + 1]), _mm_set1_epi16(s[grp]));
     }
   }
   for (size_t r = 0; r < R; ++r) {
@@ -440,18 +468,20 @@ GC_I8_ATTR HWY_INLINE void BlockQ6_K(const uint8_t* HWY_RESTRICT blk, size_t b, 
     __m256i a = _mm256_setzero_si256();
     for (int j = 0; j < 8; ++j) {
       const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * j));
-      a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(u[j], xv), sc[j]));
+      const __m256i sc = _mm256_set_m128i(_mm_set1_epi16(s[2 * j + 1]), _mm_set1_epi16(s[2 * j]));
+      a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(u[j], xv), sc));
     }
-    int32_t aux = 0;
-    for (int g = 0; g < 16; ++g) aux += 32 * int32_t(s[g]) * s16[g];
-    AddBlock<QType::kQ6_K>(acc[r], d, 0.0f, xr[r].d[b], HSum(a), aux);
+    int32_t aux = 0;  // the offset 32 of every value, through the sums of q_x
+    for (int g = 0; g < 16; ++g) aux += int32_t(s[g]) * s16[g];
+    AddLanes(acc[r].v[b & 1], a, vd, xr[r].d + b);
+    acc[r].s[b & 1] += (d * xr[r].d[b]) * float(-32 * aux);
   }
 }
 #endif  // GC_I8_X86
 
 template <QType T>
 GC_I8_ATTR HWY_INLINE void Block(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
-                                 size_t R, float* acc) {
+                                 size_t R, Acc* acc) {
 #if GC_I8_X86
   if constexpr (T == QType::kQ8_0) return BlockQ8_0(blk, b, xr, R, acc);
   if constexpr (T == QType::kQ4_0) return BlockQ4Q5_0<false>(blk, b, xr, R, acc);
@@ -472,9 +502,23 @@ GC_I8_ATTR HWY_INLINE void RowsOf(const uint8_t* HWY_RESTRICT w, size_t row_byte
     const size_t R = std::min(kRowsPerPass, M - m0);
     for (size_t i = 0; i < n; ++i) {
       const uint8_t* row = w + i * row_bytes;
-      float acc[kRowsPerPass] = {0.0f, 0.0f, 0.0f, 0.0f};
+      Acc acc[kRowsPerPass];
+      for (Acc& a : acc) {
+#if GC_I8_X86
+        a.v[0] = a.v[1] = _mm256_setzero_ps();
+#endif
+        a.s[0] = a.s[1] = 0.0f;
+      }
       for (size_t b = 0; b < blocks; ++b) Block<T>(row + b * bb, b, xr + m0, R, acc);
-      for (size_t r = 0; r < R; ++r) out[(m0 + r) * ldo + i] = bias ? acc[r] + bias[i] : acc[r];
+      for (size_t r = 0; r < R; ++r) {
+#if GC_I8_X86
+        const float sum =
+            HSumF(_mm256_add_ps(acc[r].v[0], acc[r].v[1])) + (acc[r].s[0] + acc[r].s[1]);
+#else
+        const float sum = acc[r].s[0] + acc[r].s[1];
+#endif
+        out[(m0 + r) * ldo + i] = bias ? sum + bias[i] : sum;
+      }
     }
   }
 }
@@ -515,17 +559,38 @@ void linear_quantized_int8(const float* x, int64_t ldx, int64_t M, int64_t K, QT
   const QTypeInfo info = qtype_info(t);
   const int64_t bs = int8_activation_block(t), blocks = K / info.block_values;
   const int64_t row_bytes = blocks * info.block_bytes;
-  std::vector<int8_t> q(size_t(M * K));
-  std::vector<float> d(size_t(M * (K / bs)));
-  std::vector<int16_t> s16(size_t(M * (K / 16)));
-  std::vector<int8::XRow> rows(static_cast<size_t>(M));
-  parallel_chunks(M, 8, [&](int64_t m0, int64_t len) {
+  // Per-thread buffers, kept between calls (a decode step makes hundreds of these calls).
+  // The lambdas below run on other threads: they must see this thread's buffers through these
+  // references, never name a thread_local themselves.
+  static thread_local std::vector<int8_t> q_tl;
+  static thread_local std::vector<float> d_tl, ds_tl;
+  static thread_local std::vector<int16_t> s16_tl;
+  static thread_local std::vector<int8::XRow> rows_tl;
+  std::vector<int8_t>& q = q_tl;
+  std::vector<float>& d = d_tl;
+  std::vector<float>& ds = ds_tl;
+  std::vector<int16_t>& s16 = s16_tl;
+  std::vector<int8::XRow>& rows = rows_tl;
+  q.resize(size_t(M * K));
+  d.resize(size_t(M * (K / bs)));
+  ds.resize(size_t(M * (K / 32)));
+  s16.resize(size_t(M * (K / 16)));
+  rows.resize(size_t(M));
+  const auto quantize = [&](int64_t m0, int64_t len) {
     for (int64_t m = m0; m < m0 + len; ++m) {
-      HWY_DYNAMIC_DISPATCH(QuantizeRow)(x + m * ldx, size_t(K), size_t(bs), q.data() + m * K,
-                                        d.data() + m * (K / bs), s16.data() + m * (K / 16));
-      rows[size_t(m)] = {q.data() + m * K, d.data() + m * (K / bs), s16.data() + m * (K / 16)};
+      int8::XRow& r = rows[size_t(m)];
+      r = {q.data() + m * K, d.data() + m * (K / bs), s16.data() + m * (K / 16),
+           ds.data() + m * (K / 32)};
+      HWY_DYNAMIC_DISPATCH(QuantizeRow)(x + m * ldx, size_t(K), size_t(bs),
+                                        const_cast<int8_t*>(r.q), const_cast<float*>(r.d),
+                                        const_cast<int16_t*>(r.s16), const_cast<float*>(r.ds));
     }
-  });
+  };
+  if (M < 16) {
+    quantize(0, M);  // a parallel region costs more than these few rows
+  } else {
+    parallel_chunks(M, 8, quantize);
+  }
   gemm::for_each_matvec_block(N, row_bytes, [&](int64_t n0, int64_t nb) {
     HWY_DYNAMIC_DISPATCH(LinearRows)(t, w + n0 * row_bytes, size_t(row_bytes), size_t(nb),
                                      size_t(blocks), rows.data(), size_t(M),

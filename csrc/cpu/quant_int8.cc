@@ -30,6 +30,7 @@ struct XRow {
   const float* d;
   const int16_t* s16;
   const float* ds;  // 32-value blocks: d * (the block's sum of q), for the mins and offsets
+  const float* d8;  // 32-value blocks: d eight times (a vector load of two blocks' scales)
 };
 // Rows of x handled per pass over a weight block.
 constexpr size_t kRowsPerPass = 4;
@@ -72,7 +73,8 @@ using int8::XRow;
 // makes its scale NaN, so that the outputs it feeds are NaN as on the exact path.
 GC_I8_ATTR void QuantizeRow(const float* HWY_RESTRICT x, size_t K, size_t bs,
                             int8_t* HWY_RESTRICT q, float* HWY_RESTRICT d,
-                            int16_t* HWY_RESTRICT s16, float* HWY_RESTRICT ds) {
+                            int16_t* HWY_RESTRICT s16, float* HWY_RESTRICT ds,
+                            float* HWY_RESTRICT d8) {
   const hn::ScalableTag<float> df;
   const hn::RebindToSigned<decltype(df)> di;
   const size_t L = hn::Lanes(df);
@@ -102,7 +104,10 @@ GC_I8_ATTR void QuantizeRow(const float* HWY_RESTRICT x, size_t K, size_t bs,
       }
       s16[(b0 + g) / 16] = int16_t(s);
     }
-    if (bs == 32) ds[b0 / 32] = d[b0 / 32] * float(int32_t(s16[b0 / 16]) + s16[b0 / 16 + 1]);
+    if (bs == 32) {
+      ds[b0 / 32] = d[b0 / 32] * float(int32_t(s16[b0 / 16]) + s16[b0 / 16 + 1]);
+      for (size_t i = 0; i < 8; ++i) d8[b0 / 4 + i] = d[b0 / 32];
+    }
   }
 }
 
@@ -327,6 +332,9 @@ struct Acc {
 #if GC_I8_X86
   __m256 v[2];
 #endif
+#if GC_I8_VNNI
+  __m512 pairs;  // the two-block kernels' lanes
+#endif
   float s[2];
 };
 
@@ -424,6 +432,9 @@ GC_I8_ATTR HWY_INLINE void BlockQ4_K(const uint8_t* HWY_RESTRICT blk, size_t b, 
     u[2 * p] = _mm256_and_si256(v, nib);
     u[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
   }
+  const __m256 vmin = _mm256_set1_ps(-dmin);
+  const __m128i m8 = _mm_cvtsi64_si128(int64_t(mins));
+  const __m256i mv = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));  // m0 m0 m1 m1 ... m7 m7
   for (size_t r = 0; r < R; ++r) {
     const int8_t* x = xr[r].q + b * 256;
     const int16_t* s16 = xr[r].s16 + b * 16;
@@ -433,11 +444,11 @@ GC_I8_ATTR HWY_INLINE void BlockQ4_K(const uint8_t* HWY_RESTRICT blk, size_t b, 
       const __m256i sc = _mm256_set1_epi16(int16_t((scales >> (8 * j)) & 0xFF));
       a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(u[j], xv), sc));
     }
-    int32_t aux = 0;
-    for (int j = 0; j < 8; ++j)
-      aux += int32_t((mins >> (8 * j)) & 0xFF) * (int32_t(s16[2 * j]) + s16[2 * j + 1]);
+    // The mins against the sums of q_x, as lanes: m_j * (xsum_2j + xsum_2j+1) in lane j.
+    const __m256i aux = _mm256_madd_epi16(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s16)), mv);
     AddLanes(acc[r].v[b & 1], a, vd, xr[r].d + b);
-    acc[r].s[b & 1] += (-dmin * xr[r].d[b]) * float(aux);
+    AddLanes(acc[r].v[b & 1], aux, vmin, xr[r].d + b);
   }
 }
 
@@ -462,6 +473,7 @@ GC_I8_ATTR HWY_INLINE void BlockQ6_K(const uint8_t* HWY_RESTRICT blk, size_t b, 
       u[4 * h + sh] = _mm256_or_si256(low[sh], _mm256_slli_epi16(top, 4));
     }
   }
+  const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
   for (size_t r = 0; r < R; ++r) {
     const int8_t* x = xr[r].q + b * 256;
     const int16_t* s16 = xr[r].s16 + b * 16;
@@ -471,12 +483,81 @@ GC_I8_ATTR HWY_INLINE void BlockQ6_K(const uint8_t* HWY_RESTRICT blk, size_t b, 
       const __m256i sc = _mm256_set_m128i(_mm_set1_epi16(s[2 * j + 1]), _mm_set1_epi16(s[2 * j]));
       a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(u[j], xv), sc));
     }
-    int32_t aux = 0;  // the offset 32 of every value, through the sums of q_x
-    for (int g = 0; g < 16; ++g) aux += int32_t(s[g]) * s16[g];
-    AddLanes(acc[r].v[b & 1], a, vd, xr[r].d + b);
-    acc[r].s[b & 1] += (d * xr[r].d[b]) * float(-32 * aux);
+    // The offset 32 of every value, through the sums of q_x: 32 * sc_g * xsum_g, in lanes.
+    const __m256i aux = _mm256_madd_epi16(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s16)), sc16);
+    AddLanes(acc[r].v[b & 1], _mm256_sub_epi32(a, _mm256_slli_epi32(aux, 5)), vd, xr[r].d + b);
   }
 }
+
+#if GC_I8_VNNI
+// AVX-512 VNNI: two 32-value blocks (b, b + 1) per 512-bit vector, values in order. vpdpbusd has
+// no 512-bit sign trick, so Q8_0 multiplies x + 128 (unsigned) with the signed weights, starting
+// from -128 * (the lanes' sums of w), which one more vpdpbusd per weight block gives.
+
+// [d_A x 8, d_B x 8] * [d_xA x 8, d_xB x 8]
+GC_I8_ATTR HWY_INLINE __m512 PairScale(__m512 vdw, const XRow& x, size_t b) {
+  return _mm512_mul_ps(vdw, _mm512_loadu_ps(x.d8 + 8 * b));
+}
+
+GC_I8_ATTR HWY_INLINE __m512 PairHalves(const uint8_t* a, const uint8_t* b) {
+  return _mm512_insertf32x8(_mm512_set1_ps(HalfAt(a)), _mm256_set1_ps(HalfAt(b)), 1);
+}
+
+GC_I8_ATTR HWY_INLINE void PairQ8_0(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
+                                    size_t R, Acc* acc) {
+  const uint8_t* blk2 = blk + 34;
+  const __m512 vdw = PairHalves(blk, blk2);
+  const __m512i w = _mm512_inserti64x4(
+      _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2))),
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk2 + 2)), 1);
+  const __m512i wsum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), w);
+  const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(wsum, 7));
+  const __m512i flip = _mm512_set1_epi8(char(0x80));
+  for (size_t r = 0; r < R; ++r) {
+    const __m512i xu = _mm512_xor_si512(_mm512_loadu_si512(xr[r].q + b * 32), flip);  // x + 128
+    const __m512i p = _mm512_dpbusd_epi32(start, xu, w);
+    acc[r].pairs = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), PairScale(vdw, xr[r], b), acc[r].pairs);
+  }
+}
+
+template <bool kFive>
+GC_I8_ATTR HWY_INLINE void PairQ4Q5_0(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
+                                      size_t R, Acc* acc) {
+  constexpr size_t kBytes = kFive ? 22 : 18, kQ = kFive ? 6 : 2;
+  const uint8_t* blk2 = blk + kBytes;
+  const __m512 vdw = PairHalves(blk, blk2);
+  const float offA = (kFive ? -16.0f : -8.0f) * HalfAt(blk);
+  const float offB = (kFive ? -16.0f : -8.0f) * HalfAt(blk2);
+  const __m256i qq =
+      _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk2 + kQ)),
+                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kQ)));
+  const __m256i nib = _mm256_set1_epi8(0xF);
+  const __m256i lo = _mm256_and_si256(qq, nib), hi = _mm256_and_si256(_mm256_srli_epi16(qq, 4), nib);
+  __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);  // loA loB hiA hiB
+  u = _mm512_shuffle_i64x2(u, u, _MM_SHUFFLE(3, 1, 2, 0));            // loA hiA loB hiB
+  if (kFive) {
+    uint32_t qa, qb;
+    std::memcpy(&qa, blk + 2, 4);
+    std::memcpy(&qb, blk2 + 2, 4);
+    // byte j: the byte of (qa | qb << 32) holding bit j, tested against bit j % 8
+    const __m512i bytes = _mm512_shuffle_epi8(
+        _mm512_set1_epi64(int64_t(uint64_t(qa) | uint64_t(qb) << 32)),
+        _mm512_set_epi64(0x0707070707070707LL, 0x0606060606060606LL, 0x0505050505050505LL,
+                         0x0404040404040404LL, 0x0303030303030303LL, 0x0202020202020202LL,
+                         0x0101010101010101LL, 0));
+    const __mmask64 set = _mm512_test_epi8_mask(bytes, _mm512_set1_epi64(0x8040201008040201LL));
+    u = _mm512_or_si512(u, _mm512_maskz_mov_epi8(set, _mm512_set1_epi8(16)));
+  }
+  for (size_t r = 0; r < R; ++r) {
+    const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u,
+                                          _mm512_loadu_si512(xr[r].q + b * 32));
+    acc[r].pairs = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), PairScale(vdw, xr[r], b), acc[r].pairs);
+    acc[r].s[0] += offA * xr[r].ds[b];
+    acc[r].s[1] += offB * xr[r].ds[b + 1];
+  }
+}
+#endif  // GC_I8_VNNI
 #endif  // GC_I8_X86
 
 template <QType T>
@@ -492,32 +573,65 @@ GC_I8_ATTR HWY_INLINE void Block(const uint8_t* HWY_RESTRICT blk, size_t b, cons
   BlockGeneric<T>(blk, b, xr, R, acc);
 }
 
+// One weight row against R rows of x (R a compile-time constant, so that the inlined kernels'
+// per-row loops unroll and every row's sums stay in registers).
+template <QType T, size_t R>
+GC_I8_ATTR HWY_INLINE void RowGroup(const uint8_t* HWY_RESTRICT row, size_t blocks,
+                                    const XRow* xr, float bias, float* out, size_t ldo) {
+  constexpr size_t bb = BlockBytes(T);
+  Acc acc[R];
+  for (Acc& a : acc) {
+#if GC_I8_X86
+    a.v[0] = a.v[1] = _mm256_setzero_ps();
+#endif
+#if GC_I8_VNNI
+    a.pairs = _mm512_setzero_ps();
+#endif
+    a.s[0] = a.s[1] = 0.0f;
+  }
+  size_t b = 0;
+#if GC_I8_VNNI
+  if constexpr (T == QType::kQ8_0 || T == QType::kQ4_0 || T == QType::kQ5_0) {
+    for (; b + 2 <= blocks; b += 2) {
+      if constexpr (T == QType::kQ8_0) PairQ8_0(row + b * bb, b, xr, R, acc);
+      if constexpr (T == QType::kQ4_0) PairQ4Q5_0<false>(row + b * bb, b, xr, R, acc);
+      if constexpr (T == QType::kQ5_0) PairQ4Q5_0<true>(row + b * bb, b, xr, R, acc);
+    }
+  }
+#endif
+  for (; b < blocks; ++b) Block<T>(row + b * bb, b, xr, R, acc);
+  for (size_t r = 0; r < R; ++r) {
+#if GC_I8_VNNI
+    const __m256 lanes = _mm256_add_ps(
+        _mm256_add_ps(acc[r].v[0], acc[r].v[1]),
+        _mm256_add_ps(_mm512_castps512_ps256(acc[r].pairs),
+                      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r].pairs), 1))));
+    const float sum = HSumF(lanes) + (acc[r].s[0] + acc[r].s[1]);
+#elif GC_I8_X86
+    const float sum = HSumF(_mm256_add_ps(acc[r].v[0], acc[r].v[1])) + (acc[r].s[0] + acc[r].s[1]);
+#else
+    const float sum = acc[r].s[0] + acc[r].s[1];
+#endif
+    out[r * ldo] = sum + bias;
+  }
+}
+
 // n weight rows (w: the first, row_bytes apart) against the M rows of x, kRowsPerPass at a time.
 template <QType T>
 GC_I8_ATTR HWY_INLINE void RowsOf(const uint8_t* HWY_RESTRICT w, size_t row_bytes, size_t n,
                                   size_t blocks, const XRow* xr, size_t M, const float* bias,
                                   float* out, size_t ldo) {
-  constexpr size_t bb = BlockBytes(T);
   for (size_t m0 = 0; m0 < M; m0 += kRowsPerPass) {
     const size_t R = std::min(kRowsPerPass, M - m0);
     for (size_t i = 0; i < n; ++i) {
       const uint8_t* row = w + i * row_bytes;
-      Acc acc[kRowsPerPass];
-      for (Acc& a : acc) {
-#if GC_I8_X86
-        a.v[0] = a.v[1] = _mm256_setzero_ps();
-#endif
-        a.s[0] = a.s[1] = 0.0f;
-      }
-      for (size_t b = 0; b < blocks; ++b) Block<T>(row + b * bb, b, xr + m0, R, acc);
-      for (size_t r = 0; r < R; ++r) {
-#if GC_I8_X86
-        const float sum =
-            HSumF(_mm256_add_ps(acc[r].v[0], acc[r].v[1])) + (acc[r].s[0] + acc[r].s[1]);
-#else
-        const float sum = acc[r].s[0] + acc[r].s[1];
-#endif
-        out[(m0 + r) * ldo + i] = bias ? sum + bias[i] : sum;
+      const float bi = bias ? bias[i] : 0.0f;  // + 0: the same bits as no addition
+      float* o = out + m0 * ldo + i;
+      switch (R) {
+        case 1: RowGroup<T, 1>(row, blocks, xr + m0, bi, o, ldo); break;
+        case 2: RowGroup<T, 2>(row, blocks, xr + m0, bi, o, ldo); break;
+        case 3: RowGroup<T, 3>(row, blocks, xr + m0, bi, o, ldo); break;
+        default: RowGroup<T, 4>(row, blocks, xr + m0, bi, o, ldo); break;
       }
     }
   }
@@ -563,27 +677,30 @@ void linear_quantized_int8(const float* x, int64_t ldx, int64_t M, int64_t K, QT
   // The lambdas below run on other threads: they must see this thread's buffers through these
   // references, never name a thread_local themselves.
   static thread_local std::vector<int8_t> q_tl;
-  static thread_local std::vector<float> d_tl, ds_tl;
+  static thread_local std::vector<float> d_tl, ds_tl, d8_tl;
   static thread_local std::vector<int16_t> s16_tl;
   static thread_local std::vector<int8::XRow> rows_tl;
   std::vector<int8_t>& q = q_tl;
   std::vector<float>& d = d_tl;
   std::vector<float>& ds = ds_tl;
+  std::vector<float>& d8 = d8_tl;
   std::vector<int16_t>& s16 = s16_tl;
   std::vector<int8::XRow>& rows = rows_tl;
   q.resize(size_t(M * K));
   d.resize(size_t(M * (K / bs)));
   ds.resize(size_t(M * (K / 32)));
+  d8.resize(size_t(M * (K / 4)));
   s16.resize(size_t(M * (K / 16)));
   rows.resize(size_t(M));
   const auto quantize = [&](int64_t m0, int64_t len) {
     for (int64_t m = m0; m < m0 + len; ++m) {
       int8::XRow& r = rows[size_t(m)];
       r = {q.data() + m * K, d.data() + m * (K / bs), s16.data() + m * (K / 16),
-           ds.data() + m * (K / 32)};
+           ds.data() + m * (K / 32), d8.data() + m * (K / 4)};
       HWY_DYNAMIC_DISPATCH(QuantizeRow)(x + m * ldx, size_t(K), size_t(bs),
                                         const_cast<int8_t*>(r.q), const_cast<float*>(r.d),
-                                        const_cast<int16_t*>(r.s16), const_cast<float*>(r.ds));
+                                        const_cast<int16_t*>(r.s16), const_cast<float*>(r.ds),
+                                        const_cast<float*>(r.d8));
     }
   };
   if (M < 16) {

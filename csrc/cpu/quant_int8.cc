@@ -31,6 +31,7 @@ struct XRow {
   const int16_t* s16;
   const float* ds;  // 32-value blocks: d * (the block's sum of q), for the mins and offsets
   const float* d8;  // 32-value blocks: d eight times (a vector load of two blocks' scales)
+  const int32_t* nsum8;  // 32-value blocks: -(the block's sum of q), then seven zeros
 };
 // Rows of x handled per pass over a weight block.
 constexpr size_t kRowsPerPass = 4;
@@ -74,7 +75,7 @@ using int8::XRow;
 GC_I8_ATTR void QuantizeRow(const float* HWY_RESTRICT x, size_t K, size_t bs,
                             int8_t* HWY_RESTRICT q, float* HWY_RESTRICT d,
                             int16_t* HWY_RESTRICT s16, float* HWY_RESTRICT ds,
-                            float* HWY_RESTRICT d8) {
+                            float* HWY_RESTRICT d8, int32_t* HWY_RESTRICT nsum8) {
   const hn::ScalableTag<float> df;
   const hn::RebindToSigned<decltype(df)> di;
   const size_t L = hn::Lanes(df);
@@ -107,6 +108,8 @@ GC_I8_ATTR void QuantizeRow(const float* HWY_RESTRICT x, size_t K, size_t bs,
     if (bs == 32) {
       ds[b0 / 32] = d[b0 / 32] * float(int32_t(s16[b0 / 16]) + s16[b0 / 16 + 1]);
       for (size_t i = 0; i < 8; ++i) d8[b0 / 4 + i] = d[b0 / 32];
+      nsum8[b0 / 4] = -(int32_t(s16[b0 / 16]) + s16[b0 / 16 + 1]);
+      for (size_t i = 1; i < 8; ++i) nsum8[b0 / 4 + i] = 0;
     }
   }
 }
@@ -409,12 +412,13 @@ GC_I8_ATTR HWY_INLINE void BlockQ4Q5_0(const uint8_t* HWY_RESTRICT blk, size_t b
     std::memcpy(&qh, blk + 2, 4);
     u = _mm256_or_si256(u, FifthBits(qh));
   }
-  // The offset -8 or -16 times d (a power of two: exact) against d_x * sum(q_x).
-  const float off = (kFive ? -16.0f : -8.0f) * d;
+  // The offset -8 or -16 of every value: -(sum of q_x) * 8 or 16 added to the first lane.
+  constexpr int kShift = kFive ? 4 : 3;
   for (size_t r = 0; r < R; ++r) {
     const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[r].q + b * 32));
-    AddLanes(acc[r].v[b & 1], DotBytes(u, x), vd, xr[r].d + b);
-    acc[r].s[b & 1] += off * xr[r].ds[b];
+    const __m256i off = _mm256_slli_epi32(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[r].nsum8 + 8 * b)), kShift);
+    AddLanes(acc[r].v[b & 1], _mm256_add_epi32(DotBytes(u, x), off), vd, xr[r].d + b);
   }
 }
 
@@ -527,8 +531,6 @@ GC_I8_ATTR HWY_INLINE void PairQ4Q5_0(const uint8_t* HWY_RESTRICT blk, size_t b,
   constexpr size_t kBytes = kFive ? 22 : 18, kQ = kFive ? 6 : 2;
   const uint8_t* blk2 = blk + kBytes;
   const __m512 vdw = PairHalves(blk, blk2);
-  const float offA = (kFive ? -16.0f : -8.0f) * HalfAt(blk);
-  const float offB = (kFive ? -16.0f : -8.0f) * HalfAt(blk2);
   const __m256i qq =
       _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk2 + kQ)),
                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kQ)));
@@ -549,12 +551,12 @@ GC_I8_ATTR HWY_INLINE void PairQ4Q5_0(const uint8_t* HWY_RESTRICT blk, size_t b,
     const __mmask64 set = _mm512_test_epi8_mask(bytes, _mm512_set1_epi64(0x8040201008040201LL));
     u = _mm512_or_si512(u, _mm512_maskz_mov_epi8(set, _mm512_set1_epi8(16)));
   }
+  // The offset -8 or -16 of every value: the sums start from -(sum of q_x) * 8 or 16.
+  constexpr int kShift = kFive ? 4 : 3;
   for (size_t r = 0; r < R; ++r) {
-    const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u,
-                                          _mm512_loadu_si512(xr[r].q + b * 32));
+    const __m512i start = _mm512_slli_epi32(_mm512_loadu_si512(xr[r].nsum8 + 8 * b), kShift);
+    const __m512i p = _mm512_dpbusd_epi32(start, u, _mm512_loadu_si512(xr[r].q + b * 32));
     acc[r].pairs = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), PairScale(vdw, xr[r], b), acc[r].pairs);
-    acc[r].s[0] += offA * xr[r].ds[b];
-    acc[r].s[1] += offB * xr[r].ds[b + 1];
   }
 }
 #endif  // GC_I8_VNNI
@@ -679,28 +681,32 @@ void linear_quantized_int8(const float* x, int64_t ldx, int64_t M, int64_t K, QT
   static thread_local std::vector<int8_t> q_tl;
   static thread_local std::vector<float> d_tl, ds_tl, d8_tl;
   static thread_local std::vector<int16_t> s16_tl;
+  static thread_local std::vector<int32_t> nsum8_tl;
   static thread_local std::vector<int8::XRow> rows_tl;
   std::vector<int8_t>& q = q_tl;
   std::vector<float>& d = d_tl;
   std::vector<float>& ds = ds_tl;
   std::vector<float>& d8 = d8_tl;
   std::vector<int16_t>& s16 = s16_tl;
+  std::vector<int32_t>& nsum8 = nsum8_tl;
   std::vector<int8::XRow>& rows = rows_tl;
   q.resize(size_t(M * K));
   d.resize(size_t(M * (K / bs)));
   ds.resize(size_t(M * (K / 32)));
   d8.resize(size_t(M * (K / 4)));
+  nsum8.resize(size_t(M * (K / 4)));
   s16.resize(size_t(M * (K / 16)));
   rows.resize(size_t(M));
   const auto quantize = [&](int64_t m0, int64_t len) {
     for (int64_t m = m0; m < m0 + len; ++m) {
       int8::XRow& r = rows[size_t(m)];
       r = {q.data() + m * K, d.data() + m * (K / bs), s16.data() + m * (K / 16),
-           ds.data() + m * (K / 32), d8.data() + m * (K / 4)};
+           ds.data() + m * (K / 32), d8.data() + m * (K / 4), nsum8.data() + m * (K / 4)};
       HWY_DYNAMIC_DISPATCH(QuantizeRow)(x + m * ldx, size_t(K), size_t(bs),
                                         const_cast<int8_t*>(r.q), const_cast<float*>(r.d),
                                         const_cast<int16_t*>(r.s16), const_cast<float*>(r.ds),
-                                        const_cast<float*>(r.d8));
+                                        const_cast<float*>(r.d8),
+                                        const_cast<int32_t*>(r.nsum8));
     }
   };
   if (M < 16) {

@@ -31,7 +31,10 @@ def round_x(x, bs):
 
 def reference(x, qt, bias=None):
     """float64 sum over blocks of d_x * sum(q_x * w) (w: gguf's dequantized weights); also the
-    scale the error is measured against (the largest sum of |terms| of an output)."""
+    scale the error is measured against: the largest sum of |d_x q_x w| over an output's values
+    (the kernels convert partial integer sums of a block, lanes of up to 8 products with the
+    block's offset or min, to float32: their rounding follows those magnitudes, not the block's
+    total after cancellation)."""
     n, k = qt.shape
     x2 = np.asarray(x, np.float32).reshape(-1, k)
     bs = x_block(qt.qtype)
@@ -41,7 +44,8 @@ def reference(x, qt, bias=None):
     ref = terms.sum(-1)
     if bias is not None:
         ref = ref + np.asarray(bias, np.float64)
-    return ref.reshape(*np.shape(x)[:-1], n), np.abs(terms).sum(-1).max()
+    absum = np.einsum("mbi,nbi->mn", np.abs(q) * d[..., None].astype(np.float64), np.abs(w))
+    return ref.reshape(*np.shape(x)[:-1], n), absum.max()
 
 
 def assert_int8_close(y, x, qt, bias=None):

@@ -33,8 +33,6 @@ struct XRow {
   const float* d8;  // 32-value blocks: d eight times (a vector load of two blocks' scales)
   const int32_t* nsum8;  // 32-value blocks: -(the block's sum of q), then seven zeros
 };
-// Rows of x handled per pass over a weight block.
-constexpr size_t kRowsPerPass = 4;
 }  // namespace gemmacpp::cpu::int8
 #endif
 
@@ -46,7 +44,6 @@ constexpr size_t kRowsPerPass = 4;
 HWY_BEFORE_NAMESPACE();
 namespace gemmacpp::cpu::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
-using int8::kRowsPerPass;
 using int8::XRow;
 
 #undef GC_I8_X86
@@ -327,6 +324,9 @@ HWY_INLINE void AddBlock(float& acc, float d, float m, float dx, int32_t isum, i
     acc += (d * dx) * float(isum - aux);
   }
 }
+
+// Rows of x per pass over a weight block: 8 where AVX-512's 32 registers hold their sums, else 4.
+constexpr size_t kRowsPerPass = GC_I8_VNNI ? 8 : 4;
 
 // A row's running sums: float32 lanes (x86) and a scalar, each twice (even and odd blocks: two
 // independent chains of additions, half the latency per block), added in one fixed order at the
@@ -633,7 +633,15 @@ GC_I8_ATTR HWY_INLINE void RowsOf(const uint8_t* HWY_RESTRICT w, size_t row_byte
         case 1: RowGroup<T, 1>(row, blocks, xr + m0, bi, o, ldo); break;
         case 2: RowGroup<T, 2>(row, blocks, xr + m0, bi, o, ldo); break;
         case 3: RowGroup<T, 3>(row, blocks, xr + m0, bi, o, ldo); break;
+#if GC_I8_VNNI
+        case 4: RowGroup<T, 4>(row, blocks, xr + m0, bi, o, ldo); break;
+        case 5: RowGroup<T, 5>(row, blocks, xr + m0, bi, o, ldo); break;
+        case 6: RowGroup<T, 6>(row, blocks, xr + m0, bi, o, ldo); break;
+        case 7: RowGroup<T, 7>(row, blocks, xr + m0, bi, o, ldo); break;
+        default: RowGroup<T, 8>(row, blocks, xr + m0, bi, o, ldo); break;
+#else
         default: RowGroup<T, 4>(row, blocks, xr + m0, bi, o, ldo); break;
+#endif
       }
     }
   }

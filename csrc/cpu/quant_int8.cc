@@ -31,7 +31,9 @@ struct XRow {
   const int16_t* s16;
   const float* ds;  // 32-value blocks: d * (the block's sum of q), for the mins and offsets
   const float* d8;  // 32-value blocks: d eight times (a vector load of two blocks' scales)
-  const int32_t* nsum8;  // 32-value blocks: -(the block's sum of q), then seven zeros
+  // 32-value blocks: -offset * (the block's sum of q), then seven zeros, where offset is what the
+  // weight type subtracts from its stored values (8 for Q4_0, 16 for Q5_0, else 0: unused).
+  const int32_t* nsum8;
 };
 }  // namespace gemmacpp::cpu::int8
 #endif
@@ -72,7 +74,8 @@ using int8::XRow;
 GC_I8_ATTR void QuantizeRow(const float* HWY_RESTRICT x, size_t K, size_t bs,
                             int8_t* HWY_RESTRICT q, float* HWY_RESTRICT d,
                             int16_t* HWY_RESTRICT s16, float* HWY_RESTRICT ds,
-                            float* HWY_RESTRICT d8, int32_t* HWY_RESTRICT nsum8) {
+                            float* HWY_RESTRICT d8, int32_t* HWY_RESTRICT nsum8,
+                            int32_t offset) {
   const hn::ScalableTag<float> df;
   const hn::RebindToSigned<decltype(df)> di;
   const size_t L = hn::Lanes(df);
@@ -105,7 +108,7 @@ GC_I8_ATTR void QuantizeRow(const float* HWY_RESTRICT x, size_t K, size_t bs,
     if (bs == 32) {
       ds[b0 / 32] = d[b0 / 32] * float(int32_t(s16[b0 / 16]) + s16[b0 / 16 + 1]);
       for (size_t i = 0; i < 8; ++i) d8[b0 / 4 + i] = d[b0 / 32];
-      nsum8[b0 / 4] = -(int32_t(s16[b0 / 16]) + s16[b0 / 16 + 1]);
+      nsum8[b0 / 4] = -offset * (int32_t(s16[b0 / 16]) + s16[b0 / 16 + 1]);
       for (size_t i = 1; i < 8; ++i) nsum8[b0 / 4 + i] = 0;
     }
   }
@@ -413,11 +416,9 @@ GC_I8_ATTR HWY_INLINE void BlockQ4Q5_0(const uint8_t* HWY_RESTRICT blk, size_t b
     u = _mm256_or_si256(u, FifthBits(qh));
   }
   // The offset -8 or -16 of every value: -(sum of q_x) * 8 or 16 added to the first lane.
-  constexpr int kShift = kFive ? 4 : 3;
   for (size_t r = 0; r < R; ++r) {
     const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[r].q + b * 32));
-    const __m256i off = _mm256_slli_epi32(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[r].nsum8 + 8 * b)), kShift);
+    const __m256i off = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[r].nsum8 + 8 * b));
     AddLanes(acc[r].v[b & 1], _mm256_add_epi32(DotBytes(u, x), off), vd, xr[r].d + b);
   }
 }
@@ -552,9 +553,8 @@ GC_I8_ATTR HWY_INLINE void PairQ4Q5_0(const uint8_t* HWY_RESTRICT blk, size_t b,
     u = _mm512_or_si512(u, _mm512_maskz_mov_epi8(set, _mm512_set1_epi8(16)));
   }
   // The offset -8 or -16 of every value: the sums start from -(sum of q_x) * 8 or 16.
-  constexpr int kShift = kFive ? 4 : 3;
   for (size_t r = 0; r < R; ++r) {
-    const __m512i start = _mm512_slli_epi32(_mm512_loadu_si512(xr[r].nsum8 + 8 * b), kShift);
+    const __m512i start = _mm512_loadu_si512(xr[r].nsum8 + 8 * b);
     const __m512i p = _mm512_dpbusd_epi32(start, u, _mm512_loadu_si512(xr[r].q + b * 32));
     acc[r].pairs = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), PairScale(vdw, xr[r], b), acc[r].pairs);
   }
@@ -705,6 +705,7 @@ void linear_quantized_int8(const float* x, int64_t ldx, int64_t M, int64_t K, QT
   nsum8.resize(size_t(M * (K / 4)));
   s16.resize(size_t(M * (K / 16)));
   rows.resize(size_t(M));
+  const int32_t offset = t == QType::kQ4_0 ? 8 : t == QType::kQ5_0 ? 16 : 0;
   const auto quantize = [&](int64_t m0, int64_t len) {
     for (int64_t m = m0; m < m0 + len; ++m) {
       int8::XRow& r = rows[size_t(m)];
@@ -714,7 +715,7 @@ void linear_quantized_int8(const float* x, int64_t ldx, int64_t M, int64_t K, QT
                                         const_cast<int8_t*>(r.q), const_cast<float*>(r.d),
                                         const_cast<int16_t*>(r.s16), const_cast<float*>(r.ds),
                                         const_cast<float*>(r.d8),
-                                        const_cast<int32_t*>(r.nsum8));
+                                        const_cast<int32_t*>(r.nsum8), offset);
     }
   };
   if (M < 16) {

@@ -328,8 +328,10 @@ HWY_INLINE void AddBlock(float& acc, float d, float m, float dx, int32_t isum, i
   }
 }
 
-// Rows of x per pass over a weight block: 8 where AVX-512's 32 registers hold their sums, else 4.
-constexpr size_t kRowsPerPass = GC_I8_VNNI ? 8 : 4;
+// Rows of x per pass over a weight block: 8 where AVX-512's 32 registers hold their sums, else 4
+// (16 on AVX3_DL measured slower for the two-block kernels too, Q5_0 and Q8_0 at M = 32, on a
+// busy machine: presumably their sums spilled).
+constexpr size_t RowsPerPass(QType) { return GC_I8_VNNI ? 8 : 4; }
 
 // A row's running sums: float32 lanes (x86) and a scalar, each twice (even and odd blocks: two
 // independent chains of additions, half the latency per block), added in one fixed order at the
@@ -618,31 +620,28 @@ GC_I8_ATTR HWY_INLINE void RowGroup(const uint8_t* HWY_RESTRICT row, size_t bloc
   }
 }
 
-// n weight rows (w: the first, row_bytes apart) against the M rows of x, kRowsPerPass at a time.
+// RowGroup<T, R> for the R (1 .. kMax) given at run time.
+template <QType T, size_t kMax>
+GC_I8_ATTR HWY_INLINE void RowGroupUpTo(size_t R, const uint8_t* HWY_RESTRICT row, size_t blocks,
+                                        const XRow* xr, float bias, float* out, size_t ldo) {
+  if constexpr (kMax > 1) {
+    if (R < kMax) return RowGroupUpTo<T, kMax - 1>(R, row, blocks, xr, bias, out, ldo);
+  }
+  RowGroup<T, kMax>(row, blocks, xr, bias, out, ldo);
+}
+
+// n weight rows (w: the first, row_bytes apart) against the M rows of x, RowsPerPass(T) at a time.
 template <QType T>
 GC_I8_ATTR HWY_INLINE void RowsOf(const uint8_t* HWY_RESTRICT w, size_t row_bytes, size_t n,
                                   size_t blocks, const XRow* xr, size_t M, const float* bias,
                                   float* out, size_t ldo) {
-  for (size_t m0 = 0; m0 < M; m0 += kRowsPerPass) {
-    const size_t R = std::min(kRowsPerPass, M - m0);
+  constexpr size_t kRows = RowsPerPass(T);
+  for (size_t m0 = 0; m0 < M; m0 += kRows) {
+    const size_t R = std::min(kRows, M - m0);
     for (size_t i = 0; i < n; ++i) {
-      const uint8_t* row = w + i * row_bytes;
-      const float bi = bias ? bias[i] : 0.0f;  // + 0: the same bits as no addition
-      float* o = out + m0 * ldo + i;
-      switch (R) {
-        case 1: RowGroup<T, 1>(row, blocks, xr + m0, bi, o, ldo); break;
-        case 2: RowGroup<T, 2>(row, blocks, xr + m0, bi, o, ldo); break;
-        case 3: RowGroup<T, 3>(row, blocks, xr + m0, bi, o, ldo); break;
-#if GC_I8_VNNI
-        case 4: RowGroup<T, 4>(row, blocks, xr + m0, bi, o, ldo); break;
-        case 5: RowGroup<T, 5>(row, blocks, xr + m0, bi, o, ldo); break;
-        case 6: RowGroup<T, 6>(row, blocks, xr + m0, bi, o, ldo); break;
-        case 7: RowGroup<T, 7>(row, blocks, xr + m0, bi, o, ldo); break;
-        default: RowGroup<T, 8>(row, blocks, xr + m0, bi, o, ldo); break;
-#else
-        default: RowGroup<T, 4>(row, blocks, xr + m0, bi, o, ldo); break;
-#endif
-      }
+      // + 0.0f when there is no bias changes nothing but a -0 sum into +0.
+      const float bi = bias ? bias[i] : 0.0f;
+      RowGroupUpTo<T, kRows>(R, w + i * row_bytes, blocks, xr + m0, bi, out + m0 * ldo + i, ldo);
     }
   }
 }

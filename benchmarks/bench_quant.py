@@ -1,6 +1,6 @@
 """linear with GGML block-quantized weights on Gemma shapes, against dense linear.
 
-    python benchmarks/bench_quant.py [--quick] [--threads N] [--all-targets]
+    python benchmarks/bench_quant.py [--quick] [--threads N] [--all-targets] [--activations int8]
 
 Matrix-vector (M = 1, decode) on the projections of Gemma 3 270M (d_model 640, ffn 2048, vocab
 262144) and Gemma 2 2B (d_model 2304, ffn 9216) for Q4_K, Q6_K, Q8_0 and Q5_0 weights (the
@@ -16,6 +16,10 @@ GFLOP/s for M = 8, a small batch, and M = 512) on each SIMD target this CPU supp
 dispatched target is more than 10% behind a lesser one (bench_env.py). The head is a 32768-row
 slice there, and with --quick the 2B M = 512 shape is left out (a second or so per call on the
 SCALAR target).
+
+--activations int8: the quantized kernels run in the int8-activation mode (x rounded to int8 per
+block, integer block products: gc.ops.linear(..., activations="int8")), in every table above;
+the dense columns stay float32.
 
 Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
 (bench_env.py).
@@ -89,7 +93,7 @@ def run_matvec(args, copy_gbs, rng):
             if k % LAYOUT[qtype][0]:
                 continue
             qt = random_quantized(rng, qtype, n, k)
-            t = time_all({"q": lambda: gc.ops.linear(x, qt)}, args.min_time, pause=0.1)["q"]
+            t = time_all({"q": lambda: gc.ops.linear(x, qt, activations=args.activations)}, args.min_time, pause=0.1)["q"]
             gbs = qt.data.nbytes / t / 1e9
             print(f"{f'{n} x {k}':>13} {what:<20} {qtype:<6} {ms(t)} {gbs:6.1f}"
                   f" {gbs / copy_gbs:5.2f} {ms(td['f32']):>9} {ms(td['bf16']):>10}"
@@ -117,7 +121,7 @@ def run_matmul(args, rng, m=512):
             if k % LAYOUT[qtype][0]:
                 continue
             qt = random_quantized(rng, qtype, n, k)
-            t = time_all({"q": lambda: gc.ops.linear(x, qt)}, args.min_time, rounds=1, pause=0.1)["q"]
+            t = time_all({"q": lambda: gc.ops.linear(x, qt, activations=args.activations)}, args.min_time, rounds=1, pause=0.1)["q"]
             print(f"{f'{n} x {k}':>13} {what:<20} {qtype:<6} {ms(t)} {flop / t / 1e9:8.1f}"
                   f" {gf['f32']:8.1f} {gf['bf16']:8.1f} {gf.get('torch', float('nan')):9.1f}",
                   flush=True)
@@ -140,7 +144,7 @@ def run_all_targets(args, rng):
             if k % ALL_LAYOUTS[qtype][0]:
                 continue
             qt = random_quantized(rng, qtype, n, k)
-            t = bench_env.per_target_seconds(lambda: gc.ops.linear(x, qt), seconds)
+            t = bench_env.per_target_seconds(lambda: gc.ops.linear(x, qt, activations=args.activations), seconds)
             table.row(f"{f'{n} x {k}':>13} {what:<20} {qtype:<6}",
                       {name: qt.data.nbytes / s / 1e9 for name, s in t.items()})
     table.summary()
@@ -156,7 +160,7 @@ def run_all_targets(args, rng):
                 if k % ALL_LAYOUTS[qtype][0]:
                     continue
                 qt = random_quantized(rng, qtype, n, k)
-                t = bench_env.per_target_seconds(lambda: gc.ops.linear(x, qt), seconds,
+                t = bench_env.per_target_seconds(lambda: gc.ops.linear(x, qt, activations=args.activations), seconds,
                                                  rounds=2 if m == 8 else 1)
                 table.row(f"{f'{n} x {k}':>13} {what:<20} {qtype:<6}",
                           {name: 2.0 * m * n * k / s / 1e9 for name, s in t.items()})
@@ -176,6 +180,8 @@ def main():
     p.add_argument("--quick", action="store_true", help="shorter timings, a slice of the head")
     p.add_argument("--threads", type=int, default=0, help="threads (0: all this process may use)")
     p.add_argument("--min-time", type=float, default=None)
+    p.add_argument("--activations", choices=["float32", "int8"], default="float32",
+                   help="the quantized kernels' activation mode (gc.ops.linear's activations)")
     bench_env.add_all_targets_argument(p)
     args = p.parse_args()
     args.min_time = args.min_time or (0.4 if args.quick else 1.5)
@@ -184,6 +190,7 @@ def main():
         torch.set_num_threads(gc.get_num_threads())
     rng = np.random.default_rng(0)
     print(bench_env.gemmacpp_origin())
+    print(f"quantized kernels: activations={args.activations}")
     if args.all_targets:
         print(f"gemmacpp threads: {gc.get_num_threads()}\n")
         return run_all_targets(args, rng)

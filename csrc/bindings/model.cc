@@ -16,8 +16,10 @@
 #include "csrc/core/error.h"
 #include "csrc/core/mmap.h"
 #include "csrc/models/registry.h"
+#include "csrc/nn/linear.h"
 #include "csrc/nn/text_encoder.h"
 #include "csrc/nn/text_model.h"
+#include "csrc/ops/linear.h"
 
 namespace gemmacpp::bindings {
 namespace {
@@ -231,15 +233,18 @@ GEMMACPP_BINDING(model) {
 
   m.def("load",
         [](const std::string& path, const std::vector<int64_t>& ffn,
-           const std::vector<int64_t>& skip_layers, bool mmap) {
+           const std::vector<int64_t>& skip_layers, bool mmap, const std::string& activations) {
+          const Activations act = ops::activations_mode(activations, "load");
           return without_gil([&] {
             std::optional<MappedFile::ReadIntoMemory> in_memory;
             if (!mmap) in_memory.emplace();
+            nn::LinearActivationsScope linear_activations(act);
             return models::load(path, {ffn, skip_layers});
           });
         },
         py::arg("path"), py::arg("matformer_ffn") = std::vector<int64_t>(),
         py::arg("matformer_skip_layers") = std::vector<int64_t>(), py::arg("mmap") = true,
+        py::arg("activations") = "float32",
         "The model a checkpoint holds: a HF checkpoint folder, a .safetensors file next to its "
         "config.json, or a .gguf file; mmap=False reads the weight files into memory");
   m.def("families", &models::families, "the model families gemmacpp reads, and from which formats");

@@ -4,6 +4,14 @@
 #include "csrc/ops/dispatch.h"
 
 namespace gemmacpp::nn {
+namespace {
+thread_local Activations construction_activations = Activations::kFloat32;
+}  // namespace
+
+LinearActivationsScope::LinearActivationsScope(Activations a) : previous_(construction_activations) {
+  construction_activations = a;
+}
+LinearActivationsScope::~LinearActivationsScope() { construction_activations = previous_; }
 
 Linear::Linear(const WeightBinder& w, const std::string& name, int64_t out, int64_t in,
                const std::string& bias_name)
@@ -11,7 +19,7 @@ Linear::Linear(const WeightBinder& w, const std::string& name, int64_t out, int6
   if (!bias_name.empty()) bias_ = w.f32(bias_name, {out});
 }
 
-Linear::Linear(const WeightTensor& weight) : w_(&weight) {
+Linear::Linear(const WeightTensor& weight) : w_(&weight), activations_(construction_activations) {
   if (w_->quantized) parse_qtype(w_->type_name(), &qtype_);  // checked when it was bound
 }
 
@@ -39,7 +47,7 @@ void Linear::operator()(Device device, const float* x, int64_t M, float* out, in
   if (w_->quantized) {
     const QTypeInfo q = qtype_info(qtype_);
     ops::dispatch::linear_quantized(device, x, ldx, M, K, qtype_, w_->data, N, bias, out, ldo,
-                                    ldw / q.block_values * q.block_bytes);
+                                    ldw / q.block_values * q.block_bytes, activations_);
   } else {
     ops::dispatch::linear(device, x, ldx, M, K, w_->dtype, w_->data, ldw, N, bias, out, ldo);
   }

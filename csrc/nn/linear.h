@@ -6,11 +6,26 @@
 #include <string>
 #include <vector>
 
+#include "csrc/core/activations.h"
 #include "csrc/core/qtype.h"
 #include "csrc/core/tensor.h"
 #include "csrc/io/weight_binder.h"
 
 namespace gemmacpp::nn {
+
+// While one lives on this thread, the Linears constructed with quantized weights round their
+// input to int8 per block before the products (gc.load's activations="int8"): an option of the
+// model's construction, fixed in each Linear, like MappedFile::ReadIntoMemory for the weights.
+class LinearActivationsScope {
+ public:
+  explicit LinearActivationsScope(Activations a);
+  ~LinearActivationsScope();
+  LinearActivationsScope(const LinearActivationsScope&) = delete;
+  LinearActivationsScope& operator=(const LinearActivationsScope&) = delete;
+
+ private:
+  Activations previous_;
+};
 
 class Linear {
  public:
@@ -37,6 +52,7 @@ class Linear {
  private:
   const WeightTensor* w_ = nullptr;
   QType qtype_ = QType::kQ8_0;  // when the weight is quantized
+  Activations activations_ = Activations::kFloat32;  // of quantized products
   std::vector<float> bias_;
   int64_t out_ = 0, in_ = 0;  // a prefix of the stored rows / columns; 0: all
 };

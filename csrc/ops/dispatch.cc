@@ -16,6 +16,7 @@
 #include "csrc/cpu/patches.h"
 #include "csrc/cpu/pooling.h"
 #include "csrc/cpu/quant.h"
+#include "csrc/cpu/quant_int8.h"
 #include "csrc/cpu/reference/attention_scores.h"
 #include "csrc/cpu/reference/rg_lru_scan.h"
 #include "csrc/cpu/rg_lru.h"
@@ -62,8 +63,11 @@ void linear(Device device, const float* x, int64_t ldx, int64_t M, int64_t K, DT
 
 void linear_quantized(Device device, const float* x, int64_t ldx, int64_t M, int64_t K, QType t,
                       const uint8_t* w, int64_t N, const float* bias, float* out, int64_t ldo,
-                      int64_t row_bytes) {
+                      int64_t row_bytes, Activations act) {
   if (!device.is_cpu()) no_cuda_kernel("linear_quantized", device);
+  if (act == Activations::kInt8) {
+    return cpu::linear_quantized_int8(x, ldx, M, K, t, w, N, bias, out, ldo, row_bytes);
+  }
   cpu::linear_quantized(x, ldx, M, K, t, w, N, bias, out, ldo, row_bytes);
 }
 

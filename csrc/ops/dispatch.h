@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "csrc/core/activations.h"
 #include "csrc/core/attention_args.h"
 #include "csrc/core/conv1d_temporal_args.h"
 #include "csrc/core/dtype.h"
@@ -23,10 +24,11 @@ namespace gemmacpp::ops::dispatch {
 void linear(Device device, const float* x, int64_t ldx, int64_t M, int64_t K, DType wdt, const void* w,
             int64_t ldw, int64_t N, const float* bias, float* out, int64_t ldo);
 // The same with w the [N, K] matrix of GGML blocks of type t, rows row_bytes apart (0: back to
-// back; longer: the first K values of each stored row, K a multiple of the block size).
+// back; longer: the first K values of each stored row, K a multiple of the block size); with
+// Activations::kInt8, x is rounded to int8 per block first (csrc/cpu/quant_int8.h).
 void linear_quantized(Device device, const float* x, int64_t ldx, int64_t M, int64_t K, QType t,
                       const uint8_t* w, int64_t N, const float* bias, float* out, int64_t ldo,
-                      int64_t row_bytes = 0);
+                      int64_t row_bytes = 0, Activations act = Activations::kFloat32);
 // n rows of k values of type t to float32.
 void dequantize(Device device, QType t, const uint8_t* data, int64_t n, int64_t k, float* out);
 // out[m, :] = table[ids[m], :] * scale: a [V, d] table of dtype dt, or (quantized) of GGML blocks

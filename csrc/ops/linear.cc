@@ -4,6 +4,7 @@
 
 #include "csrc/cpu/linear.h"
 #include "csrc/cpu/quant.h"
+#include "csrc/cpu/quant_int8.h"
 #include "csrc/ops/common.h"
 #include "csrc/ops/dequantize.h"
 #ifdef GEMMACPP_WITH_CUDA
@@ -151,7 +152,8 @@ Tensor linear(const TensorView& x_in, const TensorView& w_in, const TensorView* 
 }
 
 Tensor linear_quantized(const TensorView& x_in, const TensorView& data, const std::string& qtype,
-                        int64_t n, int64_t k, const TensorView* bias, const TensorView* out) {
+                        int64_t n, int64_t k, const TensorView* bias, const TensorView* out,
+                        Activations activations) {
   check_x(x_in);
   Tensor w_keep;
   const TensorView* w = nullptr;
@@ -163,9 +165,21 @@ Tensor linear_quantized(const TensorView& x_in, const TensorView& data, const st
   return run_linear(x_in, N, bias, out,
                     [&](const float* x, int64_t ldx, int64_t rows, int64_t kk, const float* b,
                         float* y, int64_t ldo) {
-                      cpu::linear_quantized(x, ldx, rows, kk, t, w->ptr<const uint8_t>(), N, b,
-                                            y, ldo);
+                      if (activations == Activations::kInt8) {
+                        cpu::linear_quantized_int8(x, ldx, rows, kk, t, w->ptr<const uint8_t>(),
+                                                   N, b, y, ldo);
+                      } else {
+                        cpu::linear_quantized(x, ldx, rows, kk, t, w->ptr<const uint8_t>(), N, b,
+                                              y, ldo);
+                      }
                     });
+}
+
+Activations activations_mode(const std::string& name, const char* who) {
+  Activations a;
+  GC_CHECK(parse_activations(name, &a), ValueError, who, ": activations must be 'float32' (exact) "
+           "or 'int8' (rounded per block before quantized products), got '", name, "'");
+  return a;
 }
 
 }  // namespace gemmacpp::ops

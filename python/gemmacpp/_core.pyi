@@ -240,11 +240,11 @@ def get_num_threads() -> int:
     ...
 def layer_norm(x: typing.Any, weight: typing.Any, bias: typing.Any, eps: typing.SupportsFloat | typing.SupportsIndex, out: typing.Any = None) -> typing.Any:
     ...
-def linear(x: typing.Any, weight: typing.Any, bias: typing.Any = None, out: typing.Any = None) -> typing.Any:
+def linear(x: typing.Any, weight: typing.Any, bias: typing.Any = None, out: typing.Any = None, activations: str = 'float32') -> typing.Any:
     ...
-def linear_quantized(x: typing.Any, data: typing.Any, qtype: str, n: typing.SupportsInt | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, bias: typing.Any = None, out: typing.Any = None) -> typing.Any:
+def linear_quantized(x: typing.Any, data: typing.Any, qtype: str, n: typing.SupportsInt | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, bias: typing.Any = None, out: typing.Any = None, activations: str = 'float32') -> typing.Any:
     ...
-def load(path: str, matformer_ffn: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], matformer_skip_layers: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], mmap: bool = True) -> Loaded:
+def load(path: str, matformer_ffn: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], matformer_skip_layers: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] = [], mmap: bool = True, activations: str = 'float32') -> Loaded:
     """
     The model a checkpoint holds: a HF checkpoint folder, a .safetensors file next to its config.json, or a .gguf file; mmap=False reads the weight files into memory
     """

@@ -25,7 +25,8 @@ from .vision import ImageInputs, VisionModel
 
 
 def load(source=None, *, device: str = "cpu", dtype=None, threads: int | None = None,
-         matformer: dict | None = None, mmap: bool = True) -> Model | VisionModel | EmbeddingModel:
+         matformer: dict | None = None, mmap: bool = True,
+         activations: str = "float32") -> Model | VisionModel | EmbeddingModel:
     """A Gemma 1/2/3 text model from a HF checkpoint folder (config.json and safetensors), a
     .safetensors file next to its config.json, or a .gguf file, or a RecurrentGemma model
     (config.json model_type recurrent_gemma, safetensors); with no source, the default model
@@ -42,7 +43,12 @@ def load(source=None, *, device: str = "cpu", dtype=None, threads: int | None = 
     matformer: a Gemma 3n sub-model (MatFormer's mix-and-match), {"ffn": width or one width per
     kept layer, "skip_layers": [stored layer indices]}: the kept layers run the first `ffn` rows /
     columns of their stored MLP matrices, read in place; layers that shared keys and values share
-    them again from the last kept layer of their type."""
+    them again from the last kept layer of their type.
+    activations: "float32" (default) multiplies quantized (GGUF) weights with the exact float32
+    activations, equal to transformers on the dequantized weights; "int8" rounds each activation
+    row to int8 per block before every quantized projection, as llama.cpp does (faster, and close
+    but not equal: docs/models.md, "int8 activations"). Float weights, attention, norms and MoE
+    experts run in float32 either way. Recorded as model.activations."""
     if source is None:
         source = default_model_path()
     if device != "cpu":
@@ -59,9 +65,17 @@ def load(source=None, *, device: str = "cpu", dtype=None, threads: int | None = 
         raise ValueError(f"load: {path!r} is neither a regular file nor a folder")
     if not isinstance(mmap, bool):
         raise TypeError(f"load: mmap must be True or False, got {mmap!r}")
-    parts = _core.load(path, *_matformer_args(matformer), mmap)
+    if not isinstance(activations, str):
+        raise TypeError(f"load: activations must be 'float32' or 'int8', got {activations!r}")
+    parts = _core.load(path, *_matformer_args(matformer), mmap, activations)
     if parts.family == "gemma3n":
         _note_unread_towers(path)
+    model = _wrap(parts, path)
+    model.activations = activations
+    return model
+
+
+def _wrap(parts, path):
     if parts.encoder is not None:
         return EmbeddingModel(parts.encoder, path)
     if parts.text is None:

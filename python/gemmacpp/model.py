@@ -37,6 +37,9 @@ class Model(HookedMixin, LensMixin):
     # Deprecated, for one release: True makes the exact names blocks.{i}.attn.hook_q / hook_k mean
     # what they meant before 0.2 (after the QK-norm; now hook_q_normed / hook_k_normed).
     legacy_qk_hook_names = False
+    # "float32" or "int8": how quantized projections treat their inputs (gemmacpp.load's
+    # activations; set there).
+    activations = "float32"
 
     def __init__(self, core_model, images=None):
         self._m = core_model

@@ -157,7 +157,7 @@ def altup_rescale(streams, *, eps=1e-5, out=None):
     return _result(streams, out, _core.altup_rescale(streams, _float(eps, "eps"), out))
 
 
-def linear(x, weight, *, bias=None, out=None):
+def linear(x, weight, *, bias=None, out=None, activations="float32"):
     """x @ weight.T (+ bias), as torch.nn.functional.linear.
 
     x: [..., K] float32; weight: [N, K] float32, bfloat16 or float16, read in place (as a model
@@ -165,12 +165,20 @@ def linear(x, weight, *, bias=None, out=None):
     dequantized on the fly (y = x @ dequantize(weight).T); bias: [N] or None. Returns [..., N]
     float32. Up to 4 rows of x (decoding) take the matrix-vector path, which streams the weights
     once; more take the blocked matrix-matrix path.
+
+    activations: "float32" (default: the exact products above) or "int8": with a QuantizedTensor,
+    each row of x is first rounded to int8 per block, as llama.cpp does (blocks of 32 values for
+    Q8_0/Q4_0/Q4_1/Q5_0/Q5_1, of 256 for the K-quants; scale max|x|/127, round to nearest even),
+    and the blocks meet in integer dot products (docs/models.md, "int8 activations"). Float
+    weights take the float32 path in either mode.
     """
+    if not isinstance(activations, str):
+        raise TypeError(f"linear: activations must be 'float32' or 'int8', got {activations!r}")
     if isinstance(weight, QuantizedTensor):
         n, k = _shape2(weight.shape, "linear: weight.shape")
         return _result(x, out, _core.linear_quantized(x, weight.data, weight.qtype, n, k, bias,
-                                                      out))
-    return _result(x, out, _core.linear(x, weight, bias, out))
+                                                      out, activations))
+    return _result(x, out, _core.linear(x, weight, bias, out, activations))
 
 
 def moe_route(logits, k, *, per_expert_scale=None):

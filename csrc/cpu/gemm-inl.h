@@ -1,5 +1,6 @@
-// Per-target inner kernels of linear (x @ weight.T): a multi-row dot product for the
-// matrix-vector path, and the packing plus register-blocked microkernel of the blocked GEMM.
+// Per-target inner kernels of x @ weight.T: the tiles of row-by-row dot products that linear runs
+// for any number of rows, and the packing plus register-blocked microkernel of a blocked GEMM
+// (sae.cc's encoder).
 // Weights are float32, float16 or bfloat16 and are promoted to float32 as they are loaded; all
 // arithmetic is float32 FMA. Every kernel accumulates over k in one fixed order that depends only
 // on K, never on how the caller splits the output into tasks.
@@ -21,70 +22,64 @@ HWY_BEFORE_NAMESPACE();
 namespace gemmacpp::cpu::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// ---- matrix-vector ------------------------------------------------------------------------------
+// ---- row-by-row dot products (linear's only path) ----------------------------------------------
 
-// dot[i] = sum_k x[k] * w_i[k] for four weight rows at once: the x vector is loaded once per four
-// rows, and two k-steps are in flight (8 independent accumulators) to hide the FMA latency.
-// Vectors are kept in named variables, not arrays, so that this also builds for sizeless targets.
-template <class T>
-HWY_INLINE void Dot4(const float* HWY_RESTRICT x, const T* HWY_RESTRICT w0,
-                     const T* HWY_RESTRICT w1, const T* HWY_RESTRICT w2,
-                     const T* HWY_RESTRICT w3, size_t K, float* HWY_RESTRICT dot) {
+// out[r * ldo + c] = sum_k x_r[k] * w_c[k] for R rows of x (ldx apart) and the first `cols` of C
+// weight rows (ldw apart; a short group repeats its last row, whose duplicate results are not
+// stored). Every (row, weight row) pair has its own two accumulators, a (even L-chunks of k, and a
+// lone last whole chunk) and b (odd chunks, and the zero-filled tail), reduced as
+// SumOfLanes(a + b): the same operations for any R, C and position in the tile, so a row's result
+// does not depend on the other rows of x, on M, or on how the caller groups weight rows. R x C
+// trades register pressure (2RC accumulators, 2R x vectors) against reuse of each loaded vector.
+// Vectors are kept in arrays (no sizeless targets are compiled; see CMakeLists.txt).
+template <size_t R, size_t C, class T>
+HWY_INLINE void DotTile(const float* HWY_RESTRICT x, size_t ldx, const T* HWY_RESTRICT w,
+                        size_t ldw, size_t cols, size_t K, float* HWY_RESTRICT out, size_t ldo) {
   const hn::ScalableTag<float> df;
+  using V = hn::Vec<decltype(df)>;
   const size_t L = hn::Lanes(df);
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-  auto b0 = hn::Zero(df), b1 = hn::Zero(df), b2 = hn::Zero(df), b3 = hn::Zero(df);
+  const T* wc[C];
+  for (size_t c = 0; c < C; ++c) wc[c] = w + (c < cols ? c : cols - 1) * ldw;
+  V a[R][C], b[R][C];
+  for (size_t r = 0; r < R; ++r) {
+    for (size_t c = 0; c < C; ++c) a[r][c] = b[r][c] = hn::Zero(df);
+  }
   size_t k = 0;
   for (; k + 2 * L <= K; k += 2 * L) {
-    const auto xa = hn::LoadU(df, x + k);
-    const auto xb = hn::LoadU(df, x + k + L);
-    a0 = hn::MulAdd(LoadF32(df, w0 + k), xa, a0);
-    a1 = hn::MulAdd(LoadF32(df, w1 + k), xa, a1);
-    a2 = hn::MulAdd(LoadF32(df, w2 + k), xa, a2);
-    a3 = hn::MulAdd(LoadF32(df, w3 + k), xa, a3);
-    b0 = hn::MulAdd(LoadF32(df, w0 + k + L), xb, b0);
-    b1 = hn::MulAdd(LoadF32(df, w1 + k + L), xb, b1);
-    b2 = hn::MulAdd(LoadF32(df, w2 + k + L), xb, b2);
-    b3 = hn::MulAdd(LoadF32(df, w3 + k + L), xb, b3);
+    V xa[R], xb[R];
+    for (size_t r = 0; r < R; ++r) {
+      xa[r] = hn::LoadU(df, x + r * ldx + k);
+      xb[r] = hn::LoadU(df, x + r * ldx + k + L);
+    }
+    for (size_t c = 0; c < C; ++c) {
+      const V wa = LoadF32(df, wc[c] + k), wb = LoadF32(df, wc[c] + k + L);
+      for (size_t r = 0; r < R; ++r) {
+        a[r][c] = hn::MulAdd(wa, xa[r], a[r][c]);
+        b[r][c] = hn::MulAdd(wb, xb[r], b[r][c]);
+      }
+    }
   }
   if (k + L <= K) {
-    const auto xa = hn::LoadU(df, x + k);
-    a0 = hn::MulAdd(LoadF32(df, w0 + k), xa, a0);
-    a1 = hn::MulAdd(LoadF32(df, w1 + k), xa, a1);
-    a2 = hn::MulAdd(LoadF32(df, w2 + k), xa, a2);
-    a3 = hn::MulAdd(LoadF32(df, w3 + k), xa, a3);
+    for (size_t c = 0; c < C; ++c) {
+      const V wa = LoadF32(df, wc[c] + k);
+      for (size_t r = 0; r < R; ++r) a[r][c] = hn::MulAdd(wa, hn::LoadU(df, x + r * ldx + k), a[r][c]);
+    }
     k += L;
   }
   if (k < K) {  // zero-filled tail: the padding lanes add exact zeros
     const size_t n = K - k;
-    const auto xt = LoadF32Partial(df, x + k, n);
-    b0 = hn::MulAdd(LoadF32Partial(df, w0 + k, n), xt, b0);
-    b1 = hn::MulAdd(LoadF32Partial(df, w1 + k, n), xt, b1);
-    b2 = hn::MulAdd(LoadF32Partial(df, w2 + k, n), xt, b2);
-    b3 = hn::MulAdd(LoadF32Partial(df, w3 + k, n), xt, b3);
+    for (size_t c = 0; c < C; ++c) {
+      const V wt = LoadF32Partial(df, wc[c] + k, n);
+      for (size_t r = 0; r < R; ++r) {
+        b[r][c] = hn::MulAdd(wt, LoadF32Partial(df, x + r * ldx + k, n), b[r][c]);
+      }
+    }
   }
-  dot[0] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, b0)));
-  dot[1] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a1, b1)));
-  dot[2] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a2, b2)));
-  dot[3] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a3, b3)));
-}
-
-// sum_k x[k] * w[k] for one weight row: four k-steps (independent accumulators) in flight.
-template <class T>
-HWY_INLINE float Dot1(const float* HWY_RESTRICT x, const T* HWY_RESTRICT w, size_t K) {
-  const hn::ScalableTag<float> df;
-  const size_t L = hn::Lanes(df);
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-  size_t k = 0;
-  for (; k + 4 * L <= K; k += 4 * L) {
-    a0 = hn::MulAdd(LoadF32(df, w + k), hn::LoadU(df, x + k), a0);
-    a1 = hn::MulAdd(LoadF32(df, w + k + L), hn::LoadU(df, x + k + L), a1);
-    a2 = hn::MulAdd(LoadF32(df, w + k + 2 * L), hn::LoadU(df, x + k + 2 * L), a2);
-    a3 = hn::MulAdd(LoadF32(df, w + k + 3 * L), hn::LoadU(df, x + k + 3 * L), a3);
+  for (size_t r = 0; r < R; ++r) {
+    for (size_t c = 0; c < cols && c < C; ++c) {
+      out[r * ldo + c] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a[r][c], b[r][c])));
+    }
   }
-  for (; k + L <= K; k += L) a0 = hn::MulAdd(LoadF32(df, w + k), hn::LoadU(df, x + k), a0);
-  if (k < K) a1 = hn::MulAdd(LoadF32Partial(df, w + k, K - k), LoadF32Partial(df, x + k, K - k), a1);
-  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
 }
 
 // ---- blocked GEMM ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-// How linear layers (dense and quantized) split their work into tasks. Target-independent; the
+// How linear layers (dense and quantized) and the SAE encoder's GEMM split their work into tasks. Target-independent; the
 // splits depend on the shapes only, so results do not depend on the thread count.
 #pragma once
 
@@ -22,14 +22,22 @@ constexpr int64_t kMatvecTaskBytes = 64 << 10;
 // more rows (measured +5% for 512 over 256 rows on an EPYC with 512 KiB L2 per core).
 constexpr int64_t kMaxRows = 512, kRowGroup = 6, kCols = 64, kK = 256;
 
-// Calls fn(n0, nb) for blocks of weight rows of about kMatvecTaskBytes, in parallel.
+// Rows of x per linear task: enough to share each block of weight rows (from L2) between many
+// rows, few enough that prefill splits into tasks for every thread.
+constexpr int64_t kRowTileRows = 64;
+
+// Calls fn(m0, mb, n0, nb) for the tiles of linear's M x N output, in parallel: blocks of up to
+// kRowTileRows rows of x times blocks of weight rows of about kMatvecTaskBytes (a multiple of 4
+// rows). With M <= kRowTileRows (all of decode) the tasks are blocks of weight rows, each streamed
+// from memory once.
 template <class Fn>
-void for_each_matvec_block(int64_t N, int64_t row_bytes, const Fn& fn) {
+void for_each_row_tile(int64_t M, int64_t N, int64_t row_bytes, const Fn& fn) {
   const int64_t rows =
       std::max<int64_t>(4, ceil_div(kMatvecTaskBytes / std::max<int64_t>(row_bytes, 1), 4) * 4);
-  parallel_for(ceil_div(N, rows), [&](int64_t t, int) {
-    const int64_t n0 = t * rows;
-    fn(n0, std::min(rows, N - n0));
+  const int64_t n_blocks = ceil_div(N, rows);
+  parallel_for(ceil_div(M, kRowTileRows) * n_blocks, [&](int64_t t, int) {
+    const int64_t m0 = (t / n_blocks) * kRowTileRows, n0 = (t % n_blocks) * rows;
+    fn(m0, std::min(kRowTileRows, M - m0), n0, std::min(rows, N - n0));
   });
 }
 

@@ -124,8 +124,9 @@ def linear(x, weight, *, bias=None, out=None):
     x: [..., K] float32; weight: [N, K] float32, bfloat16 or float16, read in place (as a model
     stores it), or a QuantizedTensor of shape (N, K), whose GGML blocks are read in place and
     dequantized on the fly (y = x @ dequantize(weight).T); bias: [N] or None. Returns [..., N]
-    float32. Up to 4 rows of x (decoding) take the matrix-vector path, which streams the weights
-    once; more take the blocked matrix-matrix path.
+    float32. A row of the result is bitwise the same whatever the other rows of x, their number
+    and the thread count (on a given SIMD target): decoding one row, prefilling many or scoring a
+    ragged batch give each row the same bits.
     """
     if isinstance(weight, QuantizedTensor):
         n, k = _shape2(weight.shape, "linear: weight.shape")

@@ -26,11 +26,11 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 // out[r * ldo + c] = sum_k x_r[k] * w_c[k] for R rows of x (ldx apart) and the first `cols` of C
 // weight rows (ldw apart; a short group repeats its last row, whose duplicate results are not
-// stored). Every (row, weight row) pair has its own two accumulators, a (even L-chunks of k, and a
-// lone last whole chunk) and b (odd chunks, and the zero-filled tail), reduced as
-// SumOfLanes(a + b): the same operations for any R, C and position in the tile, so a row's result
-// does not depend on the other rows of x, on M, or on how the caller groups weight rows. R x C
-// trades register pressure (2RC accumulators, 2R x vectors) against reuse of each loaded vector.
+// stored). Every (row, weight row) pair has one accumulator vector, lane l summing k = l mod Lanes
+// in increasing k (the last, partial vector zero-filled), reduced by SumOfLanes: the same
+// operations for any R, C and position in the tile, so a row's result does not depend on the
+// other rows of x, on M, or on how the caller groups weight rows. An R x C tile loads R + C
+// vectors per R * C FMAs; R * C chains in flight hide the FMA latency.
 // Vectors are kept in arrays (no sizeless targets are compiled; see CMakeLists.txt).
 template <size_t R, size_t C, class T>
 HWY_INLINE void DotTile(const float* HWY_RESTRICT x, size_t ldx, const T* HWY_RESTRICT w,
@@ -40,44 +40,31 @@ HWY_INLINE void DotTile(const float* HWY_RESTRICT x, size_t ldx, const T* HWY_RE
   const size_t L = hn::Lanes(df);
   const T* wc[C];
   for (size_t c = 0; c < C; ++c) wc[c] = w + (c < cols ? c : cols - 1) * ldw;
-  V a[R][C], b[R][C];
+  V a[R][C];
   for (size_t r = 0; r < R; ++r) {
-    for (size_t c = 0; c < C; ++c) a[r][c] = b[r][c] = hn::Zero(df);
+    for (size_t c = 0; c < C; ++c) a[r][c] = hn::Zero(df);
   }
   size_t k = 0;
-  for (; k + 2 * L <= K; k += 2 * L) {
-    V xa[R], xb[R];
-    for (size_t r = 0; r < R; ++r) {
-      xa[r] = hn::LoadU(df, x + r * ldx + k);
-      xb[r] = hn::LoadU(df, x + r * ldx + k + L);
-    }
+  for (; k + L <= K; k += L) {
+    V xv[R];
+    for (size_t r = 0; r < R; ++r) xv[r] = hn::LoadU(df, x + r * ldx + k);
     for (size_t c = 0; c < C; ++c) {
-      const V wa = LoadF32(df, wc[c] + k), wb = LoadF32(df, wc[c] + k + L);
-      for (size_t r = 0; r < R; ++r) {
-        a[r][c] = hn::MulAdd(wa, xa[r], a[r][c]);
-        b[r][c] = hn::MulAdd(wb, xb[r], b[r][c]);
-      }
+      const V wv = LoadF32(df, wc[c] + k);
+      for (size_t r = 0; r < R; ++r) a[r][c] = hn::MulAdd(wv, xv[r], a[r][c]);
     }
-  }
-  if (k + L <= K) {
-    for (size_t c = 0; c < C; ++c) {
-      const V wa = LoadF32(df, wc[c] + k);
-      for (size_t r = 0; r < R; ++r) a[r][c] = hn::MulAdd(wa, hn::LoadU(df, x + r * ldx + k), a[r][c]);
-    }
-    k += L;
   }
   if (k < K) {  // zero-filled tail: the padding lanes add exact zeros
     const size_t n = K - k;
+    V xv[R];
+    for (size_t r = 0; r < R; ++r) xv[r] = LoadF32Partial(df, x + r * ldx + k, n);
     for (size_t c = 0; c < C; ++c) {
-      const V wt = LoadF32Partial(df, wc[c] + k, n);
-      for (size_t r = 0; r < R; ++r) {
-        b[r][c] = hn::MulAdd(wt, LoadF32Partial(df, x + r * ldx + k, n), b[r][c]);
-      }
+      const V wv = LoadF32Partial(df, wc[c] + k, n);
+      for (size_t r = 0; r < R; ++r) a[r][c] = hn::MulAdd(wv, xv[r], a[r][c]);
     }
   }
   for (size_t r = 0; r < R; ++r) {
     for (size_t c = 0; c < cols && c < C; ++c) {
-      out[r * ldo + c] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a[r][c], b[r][c])));
+      out[r * ldo + c] = hn::GetLane(hn::SumOfLanes(df, a[r][c]));
     }
   }
 }

@@ -27,20 +27,20 @@ namespace gemmacpp::cpu::HWY_NAMESPACE {
 
 constexpr size_t kMatvecLongRowBytes = 4096;
 
-// Rows of x per tile: AVX-512's 32 registers hold a 4 x 2 tile of accumulator pairs (16) and its
-// 8 x vectors; 16-register targets take 2 x 2.
+// Tiles of kTileRows rows of x times kTileCols weight rows: AVX-512's 32 registers hold 4 x 4
+// accumulators beside 4 x and 4 weight vectors; 16-register targets take 2 x 4.
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 constexpr size_t kTileRows = 4;
 #else
 constexpr size_t kTileRows = 2;
 #endif
+constexpr size_t kTileCols = 4;
 
-// R rows of x times `rows` weight rows, C at a time (4 for a single row of x: the four weight
-// rows' streams and 8 accumulators).
+// R rows of x times `rows` weight rows, kTileCols at a time.
 template <size_t R, class T>
 HWY_INLINE void RowsTimesBlock(const float* x, size_t ldx, size_t K, const T* w, size_t ldw,
                                size_t rows, const float* bias, float* out, size_t ldo) {
-  constexpr size_t C = R == 1 ? 4 : 2;
+  constexpr size_t C = kTileCols;
   for (size_t c0 = 0; c0 < rows; c0 += C) {
     const size_t cols = std::min(C, rows - c0);
     float dot[R * C];

@@ -1,15 +1,15 @@
-// Per-target dot products of R rows of float32 x with one row of block-quantized weights, for
-// linear_quantized (its only path, any M): each weight block is read once, its integers widened
-// to 32-bit lanes and converted to float32 in registers, then multiplied with each of the R rows
-// of x into that row's own float32 accumulators; the expanded weights are never stored (Q2_K,
-// Q3_K and Q6_K stage their small integers as int8 in a 256-byte L1 buffer). Scales are applied
-// once per block or group to the sum of q * x, and mins/offsets through sums of x. Every row of x
-// goes through exactly the operations it would go through alone (R = 1, decode): the decoded
-// block is shared, the arithmetic is not, so a row's result does not depend on R or on the other
-// rows. Accumulation order depends only on K. Every kernel takes
-// (x, ldx, xsum, ldxs, w, blocks, out, ldo): R rows of x ldx apart, their sums over each 32 values
-// (ldxs apart), and writes out[r * ldo]. Vectors are kept in arrays (no sizeless targets are
-// compiled; see CMakeLists.txt).
+// Per-target dot products of R rows of float32 x with C rows of block-quantized weights, for
+// linear_quantized (its only path, any M). Each weight block is decoded in registers, a chunk of
+// 32 values at a time, into its float32 values w (bitwise quant_blocks.h's dequantized values:
+// d * q, and d * q + m or dl * q - ml, are formed with one rounding, the products being exact),
+// and each (row of x, weight row) pair accumulates w * x in two accumulator vectors (even and
+// odd vectors of k), summed by one SumOfLanes at the end. The decoded chunk is shared by the R
+// rows and each x vector by the C weight rows, but every pair gets exactly the operations it
+// would get alone (R = C = 1, decode): a row's result does not depend on R, C, the other rows or
+// M. It is also bitwise linear's float32 DotTile-like sum over gc.ops.dequantize's matrix with
+// two accumulators. Q2_K, Q3_K and Q6_K stage their small integers as int8 in a 256-byte L1
+// buffer per row first (the bit fiddling on whole byte vectors). Vectors are kept in arrays (no
+// sizeless targets are compiled; see CMakeLists.txt).
 // Include after hwy/highway.h inside a foreach_target translation unit.
 
 #if defined(GEMMACPP_CPU_QUANT_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -63,39 +63,6 @@ HWY_INLINE hn::Vec<DF> BroadcastHalf(DF df, const uint8_t* p) {
 #endif
 }
 
-// Q8_0: w = d * q, q int8. Each block's sum of q * x is formed first (its own short chain, which
-// the next block's does not wait for), then scaled by d into accumulator a0 (even blocks) or a1.
-template <size_t R>
-HWY_INLINE void DotQ8_0(const float* HWY_RESTRICT x, size_t ldx, const float* /*xsum*/,
-                        size_t /*ldxs*/, const uint8_t* HWY_RESTRICT w, size_t blocks,
-                        float* HWY_RESTRICT out, size_t ldo) {
-  const hn::ScalableTag<float> df;
-  const hn::RebindToSigned<decltype(df)> di;
-  const hn::Rebind<int8_t, decltype(di)> d8;
-  using V = hn::Vec<decltype(df)>;
-  constexpr size_t kL = hn::MaxLanes(df), kV = 32 / kL;
-  V a0[R], a1[R];
-  for (size_t r = 0; r < R; ++r) a0[r] = a1[r] = hn::Zero(df);
-  const auto block = [&](const uint8_t* blk, size_t x0, V* acc) {
-    const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
-    V qf[kV];
-    for (size_t v = 0; v < kV; ++v) qf[v] = hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + v * kL)));
-    const V vd = BroadcastHalf(df, blk);
-    for (size_t r = 0; r < R; ++r) {
-      const float* xb = x + r * ldx + x0;
-      V p = hn::Mul(qf[0], hn::LoadU(df, xb));
-      for (size_t v = 1; v < kV; ++v) p = hn::MulAdd(qf[v], hn::LoadU(df, xb + v * kL), p);
-      acc[r] = hn::MulAdd(p, vd, acc[r]);
-    }
-  };
-  size_t b = 0;
-  for (; b + 2 <= blocks; b += 2) {
-    block(w + b * 34, b * 32, a0);
-    block(w + b * 34 + 34, b * 32 + 32, a1);
-  }
-  if (b < blocks) block(w + b * 34, b * 32, a0);
-  for (size_t r = 0; r < R; ++r) out[r * ldo] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a0[r], a1[r])));
-}
 
 // Bit 4 (as 16 or 0) of the 5-bit types' values j .. j + Lanes - 1 (Lanes <= 8, not crossing a
 // multiple of 8), from the table row of the byte of qh holding their high bits.
@@ -104,294 +71,163 @@ HWY_INLINE hn::Vec<DI> Q5HighBits(DI di, uint32_t qh, size_t j) {
   return hn::LoadU(di, kQ5HighBits.lanes[(qh >> (j & ~size_t(7))) & 0xFF] + (j & 7));
 }
 
+// ---- block decoders: Begin(blk) once per block, Chunk(s, w) the values 32s .. 32s + 31 -----------
+// (kV = 32 / Lanes vectors, in value order).
+
+template <class DF>
+constexpr size_t ChunkVectors() {
+  return 32 / hn::MaxLanes(DF());
+}
+
+// Q8_0: w = d * q, q int8.
+template <class DF>
+struct DecodeQ8_0 {
+  static constexpr size_t kValues = 32, kBytes = 34;
+  const uint8_t* blk;
+  HWY_INLINE void Begin(const uint8_t* b) { blk = b; }
+  template <class V>
+  HWY_INLINE void Chunk(size_t /*s*/, V* w) const {
+    const DF df;
+    const hn::RebindToSigned<DF> di;
+    const hn::Rebind<int8_t, decltype(di)> d8;
+    constexpr size_t kL = hn::MaxLanes(df);
+    const V vd = BroadcastHalf(df, blk);
+    const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
+    for (size_t v = 0; v < ChunkVectors<DF>(); ++v) {
+      w[v] = hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + v * kL))), vd);
+    }
+  }
+};
+
 // Q4_0, Q4_1, Q5_0, Q5_1: blocks of 32 values; value i < 16 is the low nibble of q[i], value
 // 16 + i its high nibble; the 5-bit types add bit j of a little-endian u32 as bit 4 of value j.
-// w = d * (q - 8) or d * (q - 16) for the signed types, d * q + m for Q4_1 and Q5_1. The products
-// d * q are exact in float32 (11 + 5 bits): they are formed once per block and shared by the R
-// rows, each of which spends one FMA per vector of them (four accumulators: block parity, and
-// vector parity or half-block); the mins go in once per block as m * xsum_b. DotQ4Q5 takes
-// vectors of up to 8 lanes (DF, a CappedTag on wider targets): each half-block is walked in
-// chunks of Lanes.
-template <class DF, bool kFiveBit, bool kMin, size_t R>
-HWY_INLINE void DotQ4Q5(const float* HWY_RESTRICT x, size_t ldx, const float* HWY_RESTRICT xsum,
-                        size_t ldxs, const uint8_t* HWY_RESTRICT w, size_t blocks,
-                        float* HWY_RESTRICT out, size_t ldo) {
-  const DF df;
-  const hn::RebindToSigned<decltype(df)> di;
-  using V = hn::Vec<decltype(df)>;
-  constexpr size_t kL = hn::MaxLanes(df), kV = 16 / kL;
-  constexpr size_t kQh = kMin ? 4 : 2, kQ = kQh + (kFiveBit ? 4 : 0);
-  constexpr size_t kBytes = kQ + 16;
-  const auto mask = hn::Set(di, 0xF);
-  const auto offset = hn::Set(di, kMin ? 0 : (kFiveBit ? 16 : 8));
-  V a[4][R];
-  V mins[R];  // sum of m * xsum_b (Q4_1, Q5_1), every lane
-  for (size_t r = 0; r < R; ++r) a[0][r] = a[1][r] = a[2][r] = a[3][r] = mins[r] = hn::Zero(df);
-  // Block b into the accumulators of its parity (kOdd, a compile-time index: the accumulators
-  // stay in registers).
-  const auto block = [&](size_t b, auto odd) {
-    constexpr size_t kOdd = decltype(odd)::value;
-    const uint8_t* blk = w + b * kBytes;
+// w = d * (q - 8) or d * (q - 16) for the signed types, d * q + m for Q4_1 and Q5_1. On 16 lanes
+// (AVX-512) the high bits of a half-block are one mask-register load; narrower vectors take a row
+// of the Q5HighBits table per 8 values.
+template <class DF, bool kFiveBit, bool kMin>
+struct DecodeQ4Q5 {
+  static constexpr size_t kQh = kMin ? 4 : 2, kQ = kQh + (kFiveBit ? 4 : 0);
+  static constexpr size_t kValues = 32, kBytes = kQ + 16;
+  const uint8_t* blk;
+  HWY_INLINE void Begin(const uint8_t* b) { blk = b; }
+  template <class V>
+  HWY_INLINE void Chunk(size_t /*s*/, V* w) const {
+    const DF df;
+    const hn::RebindToSigned<DF> di;
+    constexpr size_t kL = hn::MaxLanes(df), kHalf = 16 / kL > 0 ? 16 / kL : 1;
     const V vd = BroadcastHalf(df, blk);
+    const V vm = kMin ? BroadcastHalf(df, blk + 2) : vd;
+    const auto mask = hn::Set(di, 0xF), offset = hn::Set(di, kFiveBit ? 16 : 8);
     uint32_t qh = 0;
     if (kFiveBit) std::memcpy(&qh, blk + kQh, 4);
     const uint8_t* q = blk + kQ;
-    V lo[kV], hi[kV];  // the weights d * q (d * (q - offset)) of values v * kL.. and 16 + v * kL..
-    for (size_t v = 0; v < kV; ++v) {
+    for (size_t v = 0; v < kHalf; ++v) {
       const auto u = LoadU8AsI32(di, q + v * kL);
-      auto n = hn::And(u, mask), h = hn::ShiftRight<4>(u);
+      auto lo = hn::And(u, mask), hi = hn::ShiftRight<4>(u);
       if (kFiveBit) {
-        n = hn::Or(n, Q5HighBits(di, qh, v * kL));
-        h = hn::Or(h, Q5HighBits(di, qh, 16 + v * kL));
+        if constexpr (kL == 16) {
+          const auto bit4 = hn::Set(di, 16);
+          lo = hn::IfThenElse(hn::LoadMaskBits(di, blk + kQh), hn::Or(lo, bit4), lo);
+          hi = hn::IfThenElse(hn::LoadMaskBits(di, blk + kQh + 2), hn::Or(hi, bit4), hi);
+        } else {
+          lo = hn::Or(lo, Q5HighBits(di, qh, v * kL));
+          hi = hn::Or(hi, Q5HighBits(di, qh, 16 + v * kL));
+        }
       }
-      if (!kMin) {
-        n = hn::Sub(n, offset);
-        h = hn::Sub(h, offset);
-      }
-      lo[v] = hn::Mul(hn::ConvertTo(df, n), vd);
-      hi[v] = hn::Mul(hn::ConvertTo(df, h), vd);
-    }
-    const V vm = kMin ? BroadcastHalf(df, blk + 2) : vd;
-    for (size_t r = 0; r < R; ++r) {
-      const float* xb = x + r * ldx + b * 32;
-      for (size_t v = 0; v < kV; ++v) {
-        V& al = a[2 * kOdd + (v & 1)][r];
-        al = hn::MulAdd(lo[v], hn::LoadU(df, xb + v * kL), al);
-        al = hn::MulAdd(hi[v], hn::LoadU(df, xb + 16 + v * kL), al);
-      }
-      if (kMin) mins[r] = hn::MulAdd(vm, hn::Set(df, xsum[r * ldxs + b]), mins[r]);
-    }
-  };
-  size_t b = 0;
-  for (; b + 2 <= blocks; b += 2) {
-    block(b, std::integral_constant<size_t, 0>());
-    block(b + 1, std::integral_constant<size_t, 1>());
-  }
-  if (b < blocks) block(b, std::integral_constant<size_t, 0>());
-  for (size_t r = 0; r < R; ++r) {
-    const float dots = hn::GetLane(
-        hn::SumOfLanes(df, hn::Add(hn::Add(a[0][r], a[1][r]), hn::Add(a[2][r], a[3][r]))));
-    out[r * ldo] = kMin ? dots + hn::GetLane(mins[r]) : dots;
-  }
-}
-
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-// The same on 16 lanes (AVX-512): one vector per half-block, and the 5-bit types' u32 of high
-// bits is itself two 16-lane masks (a mask-register load each, where the 8-lane kernel loads a
-// table row per 8 values).
-template <bool kFiveBit, bool kMin, size_t R>
-HWY_INLINE void DotQ4Q5x16(const float* HWY_RESTRICT x, size_t ldx,
-                           const float* HWY_RESTRICT xsum, size_t ldxs,
-                           const uint8_t* HWY_RESTRICT w, size_t blocks, float* HWY_RESTRICT out,
-                           size_t ldo) {
-  const hn::Full512<float> df;
-  const hn::RebindToSigned<decltype(df)> di;
-  using V = hn::Vec<decltype(df)>;
-  constexpr size_t kQh = kMin ? 4 : 2, kQ = kQh + (kFiveBit ? 4 : 0);
-  constexpr size_t kBytes = kQ + 16;
-  const auto mask = hn::Set(di, 0xF), bit4 = hn::Set(di, 16);
-  const auto offset = hn::Set(di, kMin ? 0 : (kFiveBit ? 16 : 8));
-  V a[4][R];
-  V m0[R], m1[R];  // as `mins` above, even and odd blocks
-  for (size_t r = 0; r < R; ++r) {
-    a[0][r] = a[1][r] = a[2][r] = a[3][r] = m0[r] = m1[r] = hn::Zero(df);
-  }
-  const auto block = [&](size_t b, auto odd) {
-    constexpr size_t kOdd = decltype(odd)::value;
-    const uint8_t* blk = w + b * kBytes;
-    const V vd = BroadcastHalf(df, blk);
-    const auto v = LoadU8AsI32(di, blk + kQ);
-    auto lo = hn::And(v, mask), hi = hn::ShiftRight<4>(v);
-    if (kFiveBit) {
-      lo = hn::IfThenElse(hn::LoadMaskBits(di, blk + kQh), hn::Or(lo, bit4), lo);
-      hi = hn::IfThenElse(hn::LoadMaskBits(di, blk + kQh + 2), hn::Or(hi, bit4), hi);
-    }
-    if (!kMin) {
-      lo = hn::Sub(lo, offset);
-      hi = hn::Sub(hi, offset);
-    }
-    const V wlo = hn::Mul(hn::ConvertTo(df, lo), vd), whi = hn::Mul(hn::ConvertTo(df, hi), vd);
-    const V vm = kMin ? BroadcastHalf(df, blk + 2) : vd;
-    for (size_t r = 0; r < R; ++r) {
-      const float* xb = x + r * ldx + b * 32;
-      a[2 * kOdd][r] = hn::MulAdd(wlo, hn::LoadU(df, xb), a[2 * kOdd][r]);
-      a[2 * kOdd + 1][r] = hn::MulAdd(whi, hn::LoadU(df, xb + 16), a[2 * kOdd + 1][r]);
       if (kMin) {
-        V& m = kOdd ? m1[r] : m0[r];
-        m = hn::MulAdd(vm, hn::Set(df, xsum[r * ldxs + b]), m);
+        w[v] = hn::MulAdd(hn::ConvertTo(df, lo), vd, vm);
+        w[kHalf + v] = hn::MulAdd(hn::ConvertTo(df, hi), vd, vm);
+      } else {
+        w[v] = hn::Mul(hn::ConvertTo(df, hn::Sub(lo, offset)), vd);
+        w[kHalf + v] = hn::Mul(hn::ConvertTo(df, hn::Sub(hi, offset)), vd);
       }
     }
-  };
-  size_t b = 0;
-  for (; b + 2 <= blocks; b += 2) {
-    block(b, std::integral_constant<size_t, 0>());
-    block(b + 1, std::integral_constant<size_t, 1>());
   }
-  if (b < blocks) block(b, std::integral_constant<size_t, 0>());
-  for (size_t r = 0; r < R; ++r) {
-    const float dots = hn::GetLane(
-        hn::SumOfLanes(df, hn::Add(hn::Add(a[0][r], a[1][r]), hn::Add(a[2][r], a[3][r]))));
-    out[r * ldo] = kMin ? dots + hn::GetLane(hn::Add(m0[r], m1[r])) : dots;
-  }
-}
-#endif
+};
 
 // Q4_K and Q5_K: super-blocks of 256 values in 8 sub-blocks of 32, w = (d * sc_j) * q - dmin * m_j
 // with q 4-bit (Q4_K) or 5-bit (Q5_K: bit 4 of value 32j + i is bit j of qh[i]). Sub-blocks 2p
-// and 2p+1 share the 32 bytes q[32p..]: low nibbles for 2p, high for 2p+1. The dot product is
-// taken as sum_i ((d sc_j) q_i) x_i - sum_j (dmin m_j) xsum_j, with xsum_j the sum of x over
-// sub-block j (precomputed, K / 32 values): (d sc_j) q_i is exact in float32 (11 + 6 + 5 bits),
-// formed once per block and shared by the R rows, each of which then spends one FMA per vector
-// (four accumulators: low/high sub-block, even/odd vector). The mins meet xsum in one vector
-// product per super-block.
-template <bool kFiveBit, size_t R>
-HWY_INLINE void DotQ45_K(const float* HWY_RESTRICT x, size_t ldx, const float* HWY_RESTRICT xsum,
-                         size_t ldxs, const uint8_t* HWY_RESTRICT w, size_t blocks,
-                         float* HWY_RESTRICT out, size_t ldo) {
-  const hn::ScalableTag<float> df;
-  const hn::RebindToSigned<decltype(df)> di;
-  const hn::CappedTag<float, 8> d8;  // the eight sub-block scales, in as many vectors as it takes
-  const hn::RebindToSigned<decltype(d8)> di8;
-  using V = hn::Vec<decltype(df)>;
-  using V8 = hn::Vec<decltype(d8)>;
-  constexpr size_t kL = hn::MaxLanes(df), kL8 = hn::MaxLanes(d8), kV = 32 / kL;
-  constexpr size_t kBytes = kFiveBit ? 176 : 144, kQ = kFiveBit ? 48 : 16;
-  const auto mask = hn::Set(di, 0xF), bit4 = hn::Set(di, 16);
-  V a[4][R];
-  V8 mins[R];
-  for (size_t r = 0; r < R; ++r) {
-    a[0][r] = a[1][r] = a[2][r] = a[3][r] = hn::Zero(df);
-    mins[r] = hn::Zero(d8);
-  }
+// and 2p+1 share the 32 bytes q[32p..]: low nibbles for 2p, high for 2p+1. The eight scales and
+// mins are unpacked together and turned into floats as vectors once per block.
+template <class DF, bool kFiveBit>
+struct DecodeQ45_K {
+  static constexpr size_t kValues = 256, kBytes = kFiveBit ? 176 : 144;
+  const uint8_t* blk;
   HWY_ALIGN float scale[8];
-  HWY_ALIGN uint8_t packed[16];  // bytes 0-7: the scales, 8-15: the mins
-  for (size_t b = 0; b < blocks; ++b) {
-    const uint8_t* blk = w + b * kBytes;
+  HWY_ALIGN float minv[8];
+  HWY_INLINE void Begin(const uint8_t* b) {
+    blk = b;
+    const hn::CappedTag<float, 8> d8;
+    const hn::RebindToSigned<decltype(d8)> di8;
+    HWY_ALIGN uint8_t packed[16];  // bytes 0-7: the scales, 8-15: the mins
     uint64_t sc8, m8;
-    quant::kquant_scales_mins(blk + 4, &sc8, &m8);
+    quant::kquant_scales_mins(b + 4, &sc8, &m8);
     std::memcpy(packed, &sc8, 8);
     std::memcpy(packed + 8, &m8, 8);
-    const auto d = BroadcastHalf(d8, blk), dmin = BroadcastHalf(d8, blk + 2);
-    V8 ml[8 / kL8];  // dmin * m_j
-    for (size_t j = 0; j < 8; j += kL8) {
+    const auto d = BroadcastHalf(d8, b), dmin = BroadcastHalf(d8, b + 2);
+    for (size_t j = 0; j < 8; j += hn::Lanes(d8)) {
       hn::Store(hn::Mul(hn::ConvertTo(d8, LoadU8AsI32(di8, packed + j)), d), d8, scale + j);
-      ml[j / kL8] = hn::Mul(hn::ConvertTo(d8, LoadU8AsI32(di8, packed + 8 + j)), dmin);
+      hn::Store(hn::Mul(hn::ConvertTo(d8, LoadU8AsI32(di8, packed + 8 + j)), dmin), d8, minv + j);
     }
-    for (size_t r = 0; r < R; ++r) {
-      for (size_t j = 0; j < 8; j += kL8) {
-        mins[r] = hn::MulAdd(ml[j / kL8], hn::LoadU(d8, xsum + r * ldxs + 8 * b + j), mins[r]);
-      }
-    }
+  }
+  template <class V>
+  HWY_INLINE void Chunk(size_t j, V* w) const {
+    const DF df;
+    const hn::RebindToSigned<DF> di;
+    constexpr size_t kL = hn::MaxLanes(df);
+    const auto mask = hn::Set(di, 0xF), one = hn::Set(di, 1);
+    const V dl = hn::Set(df, scale[j]), ml = hn::Set(df, minv[j]);
+    const uint8_t* qj = blk + (kFiveBit ? 48 : 16) + 32 * (j / 2);
     const uint8_t* qh = blk + 16;
-    const uint8_t* q = blk + kQ;
-    for (int p = 0; p < 4; ++p) {
-      const uint8_t* qp = q + 32 * p;
-      // Sub-block 2p (low nibbles, kHalf 0), then 2p + 1 (a compile-time index: the
-      // accumulators stay in registers).
-      const auto sub_block = [&](auto half) {
-        constexpr size_t kHalf = decltype(half)::value;
-        const V dl = hn::Set(df, scale[2 * p + kHalf]);
-        V wv[kV];
-        for (size_t v = 0; v < kV; ++v) {
-          const auto u = LoadU8AsI32(di, qp + v * kL);
-          auto n = kHalf ? hn::ShiftRight<4>(u) : hn::And(u, mask);
-          if (kFiveBit) {  // bit 2p + kHalf of qh[i] to bit 4
-            const auto g = hn::ShiftRightSame(LoadU8AsI32(di, qh + v * kL), int(2 * p + kHalf));
-            n = hn::Or(n, hn::And(hn::ShiftLeft<4>(g), bit4));
-          }
-          wv[v] = hn::Mul(hn::ConvertTo(df, n), dl);
-        }
-        for (size_t r = 0; r < R; ++r) {
-          const float* xs = x + r * ldx + b * 256 + 64 * p + 32 * kHalf;
-          for (size_t v = 0; v < kV; ++v) {
-            V& acc = a[2 * kHalf + (v & 1)][r];
-            acc = hn::MulAdd(wv[v], hn::LoadU(df, xs + v * kL), acc);
-          }
-        }
-      };
-      sub_block(std::integral_constant<size_t, 0>());
-      sub_block(std::integral_constant<size_t, 1>());
+    for (size_t v = 0; v < ChunkVectors<DF>(); ++v) {
+      const auto u = LoadU8AsI32(di, qj + v * kL);
+      auto n = (j & 1) ? hn::ShiftRight<4>(u) : hn::And(u, mask);
+      if (kFiveBit) {
+        const auto hb = hn::And(hn::ShiftRightSame(LoadU8AsI32(di, qh + v * kL), int(j)), one);
+        n = hn::Or(n, hn::ShiftLeft<4>(hb));
+      }
+      w[v] = hn::MulSub(hn::ConvertTo(df, n), dl, ml);
     }
   }
-  for (size_t r = 0; r < R; ++r) {
-    out[r * ldo] = hn::GetLane(hn::SumOfLanes(
-                       df, hn::Add(hn::Add(a[0][r], a[1][r]), hn::Add(a[2][r], a[3][r])))) -
-                   hn::GetLane(hn::SumOfLanes(d8, mins[r]));
-  }
-}
+};
 
-// The K-quants staged as int8 (Q2_K, Q3_K, Q6_K): for each super-block of kBlockBytes,
-// stage(blk, scale, mscale, qb) writes its 16 group scales (and with kMins the 16 group mins,
-// dmin * m_G) and its 256 values as int8 to L1 buffers (the bit fiddling runs on whole byte
-// vectors, 32 values an instruction on AVX2). Then each 16-value group G's weights scale[G] * q
-// are formed once in registers and shared by the R rows, each adding them times x into its
-// accumulator G % 4 (one FMA per vector); with kMins, each row also sums mscale[G] * x in its own
-// accumulator, subtracted at the end.
-template <size_t R, size_t kBlockBytes, bool kMins, class Stage>
-HWY_INLINE void DotStagedK(const float* HWY_RESTRICT x, size_t ldx, const uint8_t* HWY_RESTRICT w,
-                           size_t blocks, float* HWY_RESTRICT out, size_t ldo,
-                           const Stage& stage) {
-  const hn::ScalableTag<float> df;
-  const hn::RebindToSigned<decltype(df)> di;
-  const hn::Rebind<int8_t, decltype(di)> d8;
-  using V = hn::Vec<decltype(df)>;
-  constexpr size_t kL = hn::MaxLanes(df), kV = kL >= 16 ? 1 : 16 / kL;  // vectors per group
-  V a[4][R], am[R];
-  for (size_t r = 0; r < R; ++r) a[0][r] = a[1][r] = a[2][r] = a[3][r] = am[r] = hn::Zero(df);
+// The K-quants staged as int8 (Q2_K, Q3_K, Q6_K): Begin writes the block's 16 group scales (and
+// for Q2_K the 16 group mins) as floats and its 256 values as int8 to L1 buffers; Chunk converts
+// them: w = scale_G * q (- min_G).
+template <class DF, bool kMins>
+struct DecodeStaged {
   HWY_ALIGN float scale[16];
   HWY_ALIGN float mscale[16];
   HWY_ALIGN int8_t qv[256];
-  for (size_t b = 0; b < blocks; ++b) {
-    stage(w + b * kBlockBytes, scale, mscale, reinterpret_cast<uint8_t*>(qv));
-    // Group g into accumulator kAcc = g % 4 (a compile-time index: they stay in registers).
-    const auto group = [&](size_t g, auto acc) {
-      constexpr size_t kAcc = decltype(acc)::value;
-      const V sg = hn::Set(df, scale[g]);
-      V wv[kV];
-      for (size_t v = 0; v < kV; ++v) {
-        wv[v] = hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, qv + 16 * g + v * kL))), sg);
+  template <class V>
+  HWY_INLINE void Chunk(size_t s, V* w) const {
+    const DF df;
+    const hn::RebindToSigned<DF> di;
+    const hn::Rebind<int8_t, decltype(di)> d8;
+    constexpr size_t kL = hn::MaxLanes(df);
+    for (size_t v = 0; v < ChunkVectors<DF>(); ++v) {
+      const size_t i = 32 * s + v * kL;
+      const V qf = hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, qv + i)));
+      if (kMins) {
+        w[v] = hn::MulSub(qf, hn::Set(df, scale[i / 16]), hn::Set(df, mscale[i / 16]));
+      } else {
+        w[v] = hn::Mul(qf, hn::Set(df, scale[i / 16]));
       }
-      for (size_t r = 0; r < R; ++r) {
-        const float* xg = x + r * ldx + b * 256 + 16 * g;
-        for (size_t v = 0; v < kV; ++v) {
-          a[kAcc][r] = hn::MulAdd(wv[v], hn::LoadU(df, xg + v * kL), a[kAcc][r]);
-        }
-        if (kMins) {
-          const V ml = hn::Set(df, mscale[g]);
-          for (size_t v = 0; v < kV; ++v) am[r] = hn::MulAdd(hn::LoadU(df, xg + v * kL), ml, am[r]);
-        }
-      }
-    };
-    for (size_t g = 0; g < 16; g += 4) {
-      group(g, std::integral_constant<size_t, 0>());
-      group(g + 1, std::integral_constant<size_t, 1>());
-      group(g + 2, std::integral_constant<size_t, 2>());
-      group(g + 3, std::integral_constant<size_t, 3>());
     }
   }
-  for (size_t r = 0; r < R; ++r) {
-    const float dots = hn::GetLane(
-        hn::SumOfLanes(df, hn::Add(hn::Add(a[0][r], a[1][r]), hn::Add(a[2][r], a[3][r]))));
-    out[r * ldo] = kMins ? dots - hn::GetLane(hn::SumOfLanes(df, am[r])) : dots;
-  }
-}
+};
 
 // Q2_K: super-blocks of 256 values, w = (d * (sc[G] & 15)) * q - dmin * (sc[G] >> 4) for 16-value
-// group G, q 2-bit: value v = 128h + 32s + i is bits 2s, 2s+1 of q[32h + i]. The mins go in as
-// dmin * m_G times x, summed in their own accumulator.
-template <size_t R>
-HWY_INLINE void DotQ2_K(const float* HWY_RESTRICT x, size_t ldx, const float* /*xsum*/,
-                        size_t /*ldxs*/, const uint8_t* HWY_RESTRICT w, size_t blocks,
-                        float* HWY_RESTRICT out, size_t ldo) {
-  const hn::ScalableTag<float> df;
-  const hn::CappedTag<uint8_t, 32> du8;
-  const size_t L8 = hn::Lanes(du8);
-  const auto mask2 = hn::Set(du8, 3);
-  const auto stage = [&](const uint8_t* blk, float* scale, float* mscale, uint8_t* qb) {
-    const float d = hn::GetLane(BroadcastHalf(df, blk + 80));
-    const float dmin = hn::GetLane(BroadcastHalf(df, blk + 82));
+// group G, q 2-bit: value v = 128h + 32s + i is bits 2s, 2s+1 of q[32h + i].
+template <class DF>
+struct DecodeQ2_K : DecodeStaged<DF, true> {
+  static constexpr size_t kValues = 256, kBytes = 84;
+  HWY_INLINE void Begin(const uint8_t* blk) {
+    const hn::CappedTag<uint8_t, 32> du8;
+    const auto mask2 = hn::Set(du8, 3);
+    uint8_t* qb = reinterpret_cast<uint8_t*>(this->qv);
     for (size_t h = 0; h < 2; ++h) {
-      for (size_t i = 0; i < 32; i += L8) {
+      for (size_t i = 0; i < 32; i += hn::Lanes(du8)) {
         const auto Q = hn::LoadU(du8, blk + 16 + 32 * h + i);
         uint8_t* o = qb + 128 * h + i;
         hn::StoreU(hn::And(Q, mask2), du8, o);
@@ -400,29 +236,27 @@ HWY_INLINE void DotQ2_K(const float* HWY_RESTRICT x, size_t ldx, const float* /*
         hn::StoreU(hn::ShiftRight<6>(Q), du8, o + 96);
       }
     }
+    const float d = quant::half_at(blk + 80), dmin = quant::half_at(blk + 82);
     for (size_t g = 0; g < 16; ++g) {
-      scale[g] = d * float(blk[g] & 0xF);
-      mscale[g] = dmin * float(blk[g] >> 4);
+      this->scale[g] = d * float(blk[g] & 0xF);
+      this->mscale[g] = dmin * float(blk[g] >> 4);
     }
-  };
-  DotStagedK<R, 84, true>(x, ldx, w, blocks, out, ldo, stage);
-}
+  }
+};
 
 // Q3_K: super-blocks of 256 values, w = (d * scale_G) * q with 6-bit signed scales (see
 // quant_blocks.h) and q = (bits 2s, 2s+1 of q[32h + i]) - (bit 4h + s of hmask[i] ? 0 : 4) for
 // v = 128h + 32s + i.
-template <size_t R>
-HWY_INLINE void DotQ3_K(const float* HWY_RESTRICT x, size_t ldx, const float* /*xsum*/,
-                        size_t /*ldxs*/, const uint8_t* HWY_RESTRICT w, size_t blocks,
-                        float* HWY_RESTRICT out, size_t ldo) {
-  const hn::ScalableTag<float> df;
-  const hn::CappedTag<uint8_t, 32> du8;
-  const size_t L8 = hn::Lanes(du8);
-  const auto mask2 = hn::Set(du8, 3), one = hn::Set(du8, 1), four = hn::Set(du8, 4);
-  const auto stage = [&](const uint8_t* blk, float* scale, float* /*mscale*/, uint8_t* qb) {
-    const float d = hn::GetLane(BroadcastHalf(df, blk + 108));
-    for (int g = 0; g < 16; ++g) scale[g] = d * float(quant::q3k_scale(blk + 96, g));
-    for (size_t i = 0; i < 32; i += L8) {
+template <class DF>
+struct DecodeQ3_K : DecodeStaged<DF, false> {
+  static constexpr size_t kValues = 256, kBytes = 110;
+  HWY_INLINE void Begin(const uint8_t* blk) {
+    const hn::CappedTag<uint8_t, 32> du8;
+    const auto mask2 = hn::Set(du8, 3), one = hn::Set(du8, 1), four = hn::Set(du8, 4);
+    uint8_t* qb = reinterpret_cast<uint8_t*>(this->qv);
+    const float d = quant::half_at(blk + 108);
+    for (int g = 0; g < 16; ++g) this->scale[g] = d * float(quant::q3k_scale(blk + 96, g));
+    for (size_t i = 0; i < 32; i += hn::Lanes(du8)) {
       const auto HM = hn::LoadU(du8, blk + i);
       for (int h = 0; h < 2; ++h) {
         const auto Q = hn::LoadU(du8, blk + 32 + 32 * h + i);
@@ -435,37 +269,27 @@ HWY_INLINE void DotQ3_K(const float* HWY_RESTRICT x, size_t ldx, const float* /*
         }
       }
     }
-  };
-  DotStagedK<R, 110, false>(x, ldx, w, blocks, out, ldo, stage);
-}
+  }
+};
 
 // Q6_K: super-blocks of 256 values, w = (d * sc[v / 16]) * (q - 32) with q 6-bit: for value
 // v = 128h + 32s + i, the low 4 bits are a nibble of ql[64h + 32(s & 1) + i] (high nibble when
-// s >= 2) and the top 2 bits are bits 2s, 2s+1 of qh[32h + i]; q - 32 is staged as int8 and each
-// 16-value group's sum of (q - 32) x scaled once, as for Q8_0.
-template <size_t R>
-HWY_INLINE void DotQ6_K(const float* HWY_RESTRICT x, size_t ldx, const float* /*xsum*/,
-                        size_t /*ldxs*/, const uint8_t* HWY_RESTRICT w, size_t blocks,
-                        float* HWY_RESTRICT out, size_t ldo) {
-  const hn::ScalableTag<float> df;
-  const hn::RebindToSigned<decltype(df)> di;
-  const hn::Rebind<int8_t, decltype(di)> d8;
-  const size_t L = hn::Lanes(df);
-  const hn::CappedTag<uint8_t, 32> du8;
-  const size_t L8 = hn::Lanes(du8);
-  const auto mask4 = hn::Set(du8, 0x0F), mask30 = hn::Set(du8, 0x30), off = hn::Set(du8, 32);
-  const auto stage = [&](const uint8_t* blk, float* scale, float* /*mscale*/, uint8_t* qb) {
+// s >= 2) and the top 2 bits are bits 2s, 2s+1 of qh[32h + i]; q - 32 is staged as int8.
+template <class DF>
+struct DecodeQ6_K : DecodeStaged<DF, false> {
+  static constexpr size_t kValues = 256, kBytes = 210;
+  HWY_INLINE void Begin(const uint8_t* blk) {
+    const hn::CappedTag<uint8_t, 32> du8;
+    const auto mask4 = hn::Set(du8, 0x0F), mask30 = hn::Set(du8, 0x30), off = hn::Set(du8, 32);
     const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
-    const auto vd = BroadcastHalf(df, blk + 208);
-    for (size_t g = 0; g < 16; g += L) {
-      hn::Store(hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, sc + g))), vd), df,
-                scale + g);
-    }
+    const float d = quant::half_at(blk + 208);
+    for (size_t g = 0; g < 16; ++g) this->scale[g] = d * float(sc[g]);
+    uint8_t* qb = reinterpret_cast<uint8_t*>(this->qv);
     for (size_t h = 0; h < 2; ++h) {
       const uint8_t* ql = blk + 64 * h;
       const uint8_t* qh = blk + 128 + 32 * h;
       uint8_t* o = qb + 128 * h;
-      for (size_t i = 0; i < 32; i += L8) {
+      for (size_t i = 0; i < 32; i += hn::Lanes(du8)) {
         const auto A = hn::LoadU(du8, ql + i), B = hn::LoadU(du8, ql + 32 + i);
         const auto H = hn::LoadU(du8, qh + i);
         // The top 2 bits moved straight to bit positions 4-5, masked once; q - 32 wraps to the
@@ -480,8 +304,89 @@ HWY_INLINE void DotQ6_K(const float* HWY_RESTRICT x, size_t ldx, const float* /*
         hn::StoreU(hn::Sub(q3, off), du8, o + 96 + i);
       }
     }
-  };
-  DotStagedK<R, 210, false>(x, ldx, w, blocks, out, ldo, stage);
+  }
+};
+
+// Rows already decoded into float32 (DecodeRows below): 32-value "blocks" of 128 bytes, read
+// back as they were stored, so that a tile over them does exactly what it does over the blocks.
+template <class DF>
+struct DecodeFloats {
+  static constexpr size_t kValues = 32, kBytes = 32 * sizeof(float);
+  const float* p;
+  HWY_INLINE void Begin(const uint8_t* b) { p = reinterpret_cast<const float*>(b); }
+  template <class V>
+  HWY_INLINE void Chunk(size_t /*s*/, V* w) const {
+    const DF df;
+    for (size_t v = 0; v < ChunkVectors<DF>(); ++v) w[v] = hn::Load(df, p + v * hn::MaxLanes(df));
+  }
+};
+
+// Decodes `blocks` blocks of one weight row into out (aligned): the values the tile's Chunk gives.
+template <template <class> class Decode>
+HWY_INLINE void DecodeRow(const uint8_t* HWY_RESTRICT row, size_t blocks, float* HWY_RESTRICT out) {
+  using DF = hn::ScalableTag<float>;
+  using Dec = Decode<DF>;
+  const DF df;
+  constexpr size_t kL = hn::MaxLanes(df), kV = ChunkVectors<DF>();
+  Dec dec;
+  for (size_t b = 0; b < blocks; ++b) {
+    dec.Begin(row + b * Dec::kBytes);
+    for (size_t s = 0; s < Dec::kValues / 32; ++s) {
+      hn::Vec<DF> wv[kV];
+      dec.Chunk(s, wv);
+      float* o = out + b * Dec::kValues + 32 * s;
+      for (size_t v = 0; v < kV; ++v) hn::Store(wv[v], df, o + v * kL);
+    }
+  }
+}
+
+// ---- the tile ------------------------------------------------------------------------------------
+
+// out[r * ldo + c] = sum_k x_r[k] * W_c[k] for R rows of x (ldx apart) and the first `cols` of C
+// weight rows of `blocks` blocks each (w at the first, row_bytes apart; a short group repeats its
+// last row, whose duplicate results are not stored). Accumulators a[r][c] (even vectors of k)
+// and b[r][c] (odd), reduced as SumOfLanes(a + b).
+template <size_t R, size_t C, template <class> class Decode>
+HWY_INLINE void QuantDotTile(const float* HWY_RESTRICT x, size_t ldx, const uint8_t* HWY_RESTRICT w,
+                             size_t row_bytes, size_t cols, size_t blocks, float* HWY_RESTRICT out,
+                             size_t ldo) {
+  using DF = hn::ScalableTag<float>;
+  using Dec = Decode<DF>;
+  const DF df;
+  using V = hn::Vec<DF>;
+  constexpr size_t kL = hn::MaxLanes(df), kV = ChunkVectors<DF>();
+  static_assert(kV % 2 == 0, "chunks of an even number of vectors");
+  constexpr size_t kChunks = Dec::kValues / 32;
+  const uint8_t* wc[C];
+  for (size_t c = 0; c < C; ++c) wc[c] = w + (c < cols ? c : cols - 1) * row_bytes;
+  Dec dec[C];
+  V a[R][C], b[R][C];
+  for (size_t r = 0; r < R; ++r) {
+    for (size_t c = 0; c < C; ++c) a[r][c] = b[r][c] = hn::Zero(df);
+  }
+  for (size_t blk = 0; blk < blocks; ++blk) {
+    for (size_t c = 0; c < C; ++c) dec[c].Begin(wc[c] + blk * Dec::kBytes);
+    for (size_t s = 0; s < kChunks; ++s) {
+      V wv[C][kV];
+      for (size_t c = 0; c < C; ++c) dec[c].Chunk(s, wv[c]);
+      const float* xs = x + blk * Dec::kValues + 32 * s;
+      for (size_t v = 0; v < kV; v += 2) {
+        for (size_t r = 0; r < R; ++r) {
+          const V xa = hn::LoadU(df, xs + r * ldx + v * kL);
+          const V xb = hn::LoadU(df, xs + r * ldx + (v + 1) * kL);
+          for (size_t c = 0; c < C; ++c) {
+            a[r][c] = hn::MulAdd(wv[c][v], xa, a[r][c]);
+            b[r][c] = hn::MulAdd(wv[c][v + 1], xb, b[r][c]);
+          }
+        }
+      }
+    }
+  }
+  for (size_t r = 0; r < R; ++r) {
+    for (size_t c = 0; c < cols && c < C; ++c) {
+      out[r * ldo + c] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a[r][c], b[r][c])));
+    }
+  }
 }
 
 }  // namespace gemmacpp::cpu::HWY_NAMESPACE

@@ -1,13 +1,13 @@
 // Quantized weights: dequantization and linear. See quant.h; per-target pieces in quant-inl.h
-// (fused block dot products over R rows of x). linear_quantized has one path for any M, so that a
-// row of the output is bitwise the same computed alone (decode), in a batch of any size (prefill,
-// ragged batches, last_only heads, MoE expert groups) and on any thread count: tasks
-// (gemm_tiling.h's for_each_row_tile) own up to 64 rows of x times ~64 KiB of weight rows; each
-// weight row's blocks are decoded in registers once per group of R rows of x and applied to each
-// row with exactly the operations that row gets alone (quant-inl.h). Decode streams every weight
-// row from memory once; with more rows the task's weight rows are re-read from L2 per group.
-// Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the K-quants have fused kernels on every x86 target (a vector
-// wider than 16 lanes would fall back to expanding each row into an L1 buffer).
+// (block decoders and the R x C tile of dot products). linear_quantized has one path for any M,
+// so that a row of the output is bitwise the same computed alone (decode), in a batch of any size
+// (prefill, ragged batches, last_only heads, MoE expert groups) and on any thread count: tasks
+// (gemm_tiling.h's for_each_row_tile) own up to 64 rows of x times ~64 KiB of weight rows and run
+// tiles of R rows of x times C weight rows over them, each (row, weight row) pair getting the
+// operations it gets alone (quant-inl.h). Decode streams every weight row from memory once; with
+// more rows the task's weight rows are re-read from L2 per group of R rows. Every type decodes
+// its blocks in registers on every target compiled today (a vector wider than 16 lanes would
+// fall back to expanding each row into an L1 buffer).
 #include "csrc/cpu/quant.h"
 
 #include <algorithm>
@@ -42,50 +42,102 @@ HWY_INLINE void DequantizeRow(QType t, const uint8_t* row, size_t blocks, float*
 
 constexpr size_t kPrefetchRows = 4;
 
-// Rows of x per kernel call: AVX-512's 32 registers hold four rows' accumulators beside the
-// decoded block; 16-register targets take 2.
+// Tiles of R rows of x (up to kQuantRows) times C weight rows: on AVX-512 (32 registers, two
+// vectors a 32-value chunk) 1-2 x 4 or 3-4 x 2, i.e. up to 16 accumulators beside the decoded
+// chunks; on 16-register targets 1 x 2 or 2 x 1 (AVX2's chunks are 4 vectors a row), and 1 x 1
+// where a chunk takes 8 vectors or more.
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 constexpr size_t kQuantRows = 4;
+constexpr size_t QuantCols(size_t R) { return R <= 2 ? 4 : 2; }
 #else
 constexpr size_t kQuantRows = 2;
+constexpr size_t QuantCols(size_t R) {
+  return R == 1 && hn::MaxLanes(hn::ScalableTag<float>()) >= 8 ? 2 : 1;
+}
 #endif
 
-// A row's dot products with R rows of x, read straight from the blocks:
-// (x, ldx, xsum, ldxs, w, blocks, out, ldo).
-using DotFn = void (*)(const float*, size_t, const float*, size_t, const uint8_t*, size_t, float*,
-                       size_t);
+template <class DF> using DecodeQ4_0 = DecodeQ4Q5<DF, false, false>;
+template <class DF> using DecodeQ4_1 = DecodeQ4Q5<DF, false, true>;
+template <class DF> using DecodeQ5_0 = DecodeQ4Q5<DF, true, false>;
+template <class DF> using DecodeQ5_1 = DecodeQ4Q5<DF, true, true>;
+template <class DF> using DecodeQ4_K = DecodeQ45_K<DF, false>;
+template <class DF> using DecodeQ5_K = DecodeQ45_K<DF, true>;
 
-// The fused kernel for type t and R rows on this target, or null: none for this type and vector
-// width, and each row is expanded into an L1 buffer instead (several times slower).
-template <size_t R>
-DotFn SelectDot(QType t) {
-  if (QuantKernelsFit()) {
-    if (t == QType::kQ4_K) return DotQ45_K<false, R>;
-    if (t == QType::kQ5_K) return DotQ45_K<true, R>;
-    if (t == QType::kQ6_K) return DotQ6_K<R>;
-    if (t == QType::kQ2_K) return DotQ2_K<R>;
-    if (t == QType::kQ3_K) return DotQ3_K<R>;
-    if (t == QType::kQ8_0) return DotQ8_0<R>;
+// Whether type t has register-decoding kernels on this target (all types, for vectors of up to
+// 16 lanes: every target compiled today).
+bool MatvecFused(QType t) { return QuantKernelsFit(); }
+
+// R rows of x times `rows` weight rows (w at the first, row_bytes apart), C at a time; out and
+// bias point at the first of these output columns.
+template <size_t R, template <class> class Decode>
+HWY_INLINE void RowsTimesBlock(const float* x, size_t ldx, const uint8_t* w, size_t row_bytes,
+                               size_t rows, size_t blocks, const float* bias, float* out,
+                               size_t ldo) {
+  constexpr size_t C = QuantCols(R);
+  for (size_t c0 = 0; c0 < rows; c0 += C) {
+    // The kernels spend long enough on each row that the hardware prefetchers fall behind the
+    // stream; ask for the rows kPrefetchRows ahead explicitly (within this task's rows).
+    for (size_t c = c0 + kPrefetchRows; c < std::min(rows, c0 + kPrefetchRows + C); ++c) {
+      const uint8_t* ahead = w + c * row_bytes;
+      for (size_t off = 0; off < row_bytes; off += 64) hwy::Prefetch(ahead + off);
+    }
+    const size_t cols = std::min(C, rows - c0);
+    float dot[R * C];
+    QuantDotTile<R, C, Decode>(x, ldx, w + c0 * row_bytes, row_bytes, cols, blocks, dot, C);
+    for (size_t r = 0; r < R; ++r) {
+      float* o = out + r * ldo + c0;
+      for (size_t c = 0; c < cols; ++c) o[c] = bias ? dot[r * C + c] + bias[c0 + c] : dot[r * C + c];
+    }
   }
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-  // Whole 16-lane half-blocks: faster than the 8-lane kernel run on AVX-512's 256-bit halves
-  // (measured on an EPYC, one thread, Q5_0: 14-15 against 11.3-11.7 GB/s; AVX2 11-11.5).
-  if (t == QType::kQ4_0) return DotQ4Q5x16<false, false, R>;
-  if (t == QType::kQ4_1) return DotQ4Q5x16<false, true, R>;
-  if (t == QType::kQ5_0) return DotQ4Q5x16<true, false, R>;
-  if (t == QType::kQ5_1) return DotQ4Q5x16<true, true, R>;
-#else
-  // Vectors of up to 8 lanes; a wider target (other than AVX-512) takes 8 of them.
-  using D8 = hn::CappedTag<float, 8>;
-  if (t == QType::kQ4_0) return DotQ4Q5<D8, false, false, R>;
-  if (t == QType::kQ4_1) return DotQ4Q5<D8, false, true, R>;
-  if (t == QType::kQ5_0) return DotQ4Q5<D8, true, false, R>;
-  if (t == QType::kQ5_1) return DotQ4Q5<D8, true, true, R>;
-#endif
-  return nullptr;
 }
 
-bool MatvecFused(QType t) { return SelectDot<1>(t) != nullptr; }
+// More rows than one tile's: each group of kBufferCols weight rows is decoded once into float32
+// rows (L1), then every group of kBufferRows rows of x runs the same tile over them as
+// DecodeFloats blocks: the same values and the same operations as the register path, with the
+// decoding shared by all M rows instead of R.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr size_t kBufferRows = 2, kBufferCols = 4;
+#else
+constexpr size_t kBufferRows = 2, kBufferCols = 1;
+#endif
+
+template <template <class> class Decode>
+HWY_INLINE void QuantRows(const float* x, size_t ldx, size_t M, const uint8_t* w,
+                          size_t row_bytes, size_t rows, size_t blocks, const float* bias,
+                          float* out, size_t ldo) {
+  if (M > kQuantRows) {
+    constexpr size_t R = kBufferRows, C = kBufferCols;
+    const size_t K = blocks * Decode<hn::ScalableTag<float>>::kValues;
+    static thread_local hwy::AlignedFreeUniquePtr<float[]> buf_owner;
+    static thread_local size_t buf_cap = 0;
+    float* buf = ScratchFloats(buf_owner, buf_cap, C * K);
+    const uint8_t* bufb = reinterpret_cast<const uint8_t*>(buf);
+    for (size_t c0 = 0; c0 < rows; c0 += C) {
+      const size_t cols = std::min(C, rows - c0);
+      for (size_t c = 0; c < cols; ++c) DecodeRow<Decode>(w + (c0 + c) * row_bytes, blocks, buf + c * K);
+      size_t m0 = 0;
+      const auto tile = [&](auto rows_tag) {
+        constexpr size_t kR = decltype(rows_tag)::value;
+        float dot[kR * C];
+        QuantDotTile<kR, C, DecodeFloats>(x + m0 * ldx, ldx, bufb, K * sizeof(float), cols, K / 32,
+                                          dot, C);
+        for (size_t r = 0; r < kR; ++r) {
+          float* o = out + (m0 + r) * ldo + c0;
+          for (size_t c = 0; c < cols; ++c) o[c] = bias ? dot[r * C + c] + bias[c0 + c] : dot[r * C + c];
+        }
+      };
+      for (; m0 + R <= M; m0 += R) tile(std::integral_constant<size_t, R>());
+      for (; m0 < M; ++m0) tile(std::integral_constant<size_t, 1>());
+    }
+    return;
+  }
+  switch (M) {
+    case 1: return RowsTimesBlock<1, Decode>(x, ldx, w, row_bytes, rows, blocks, bias, out, ldo);
+    case 2: return RowsTimesBlock<2, Decode>(x, ldx, w, row_bytes, rows, blocks, bias, out, ldo);
+    case 3: return RowsTimesBlock<3, Decode>(x, ldx, w, row_bytes, rows, blocks, bias, out, ldo);
+    default: return RowsTimesBlock<4, Decode>(x, ldx, w, row_bytes, rows, blocks, bias, out, ldo);
+  }
+}
 
 // M rows of x times `rows` weight rows (w at the first, row_bytes apart); out and bias point at
 // the first of these output columns.
@@ -93,58 +145,31 @@ void QuantTile(QType t, const float* x, size_t ldx, size_t M, size_t K, const ui
                size_t row_bytes, size_t rows, const float* bias, float* out, size_t ldo) {
   const QTypeInfo info = qtype_info(t);
   const size_t blocks = K / info.block_values;
-  const DotFn dots[4] = {SelectDot<1>(t), SelectDot<2>(t), SelectDot<3>(t), SelectDot<4>(t)};
-  // Sums of each x row over every 32 values (for the mins and offsets): M * K / 32 floats,
-  // each formed in a fixed order.
-  static thread_local hwy::AlignedFreeUniquePtr<float[]> xsum_buf;
-  static thread_local size_t xsum_cap = 0;
-  const size_t groups = K / 32;
-  float* xsum = ScratchFloats(xsum_buf, xsum_cap, M * groups + 1);
-  // Only the types with mins read them (not Q8_0, the head's type: its tasks are many and short,
-  // and summing x in each was a few percent of a decode step).
-  const bool needs_xsum = t == QType::kQ4_1 || t == QType::kQ5_1 || t == QType::kQ4_K ||
-                          t == QType::kQ5_K;
-  if (dots[0] && needs_xsum) {
-    for (size_t m = 0; m < M; ++m) {
-      for (size_t g = 0; g < groups; ++g) {
-        const float* xg = x + m * ldx + 32 * g;
-        float acc = 0.0f;
-        for (size_t i = 0; i < 32; ++i) acc += xg[i];
-        xsum[m * groups + g] = acc;
-      }
-    }
-  }
-  const auto add_bias = [&](float* o, size_t R, size_t r) {
-    if (bias) {
-      for (size_t i = 0; i < R; ++i) o[i * ldo] = o[i * ldo] + bias[r];
-    }
-  };
-  if (!dots[0]) {  // no fused kernel: expand each weight row, then a float dot per row of x
+  if (!QuantKernelsFit()) {  // no fused kernels: expand each weight row, then a float dot per row
     static thread_local hwy::AlignedFreeUniquePtr<float[]> row_buf;
     static thread_local size_t row_cap = 0;
     float* wf = ScratchFloats(row_buf, row_cap, K);
     for (size_t r = 0; r < rows; ++r) {
       DequantizeRow(t, w + r * row_bytes, blocks, wf);
-      for (size_t m = 0; m < M; ++m) DotTile<1, 1>(x + m * ldx, ldx, static_cast<const float*>(wf), K, 1, K, out + m * ldo + r, 1);
-      add_bias(out + r, M, r);
+      for (size_t m = 0; m < M; ++m) {
+        float d;
+        DotTile<1, 1>(x + m * ldx, ldx, static_cast<const float*>(wf), K, 1, K, &d, 1);
+        out[m * ldo + r] = bias ? d + bias[r] : d;
+      }
     }
     return;
   }
-  for (size_t m0 = 0; m0 < M; m0 += kQuantRows) {
-    const size_t R = std::min(kQuantRows, M - m0);
-    const DotFn dot = dots[R - 1];
-    for (size_t r = 0; r < rows; ++r) {
-      const uint8_t* wr = w + r * row_bytes;
-      // The kernels spend long enough on each row that the hardware prefetchers fall behind the
-      // stream; ask for the row kPrefetchRows ahead explicitly (within this task's rows).
-      if (r + kPrefetchRows < rows) {
-        const uint8_t* ahead = wr + kPrefetchRows * row_bytes;
-        for (size_t off = 0; off < row_bytes; off += 64) hwy::Prefetch(ahead + off);
-      }
-      float* o = out + m0 * ldo + r;
-      dot(x + m0 * ldx, ldx, xsum + m0 * groups, groups, wr, blocks, o, ldo);
-      add_bias(o, R, r);
-    }
+  switch (t) {
+    case QType::kQ8_0: return QuantRows<DecodeQ8_0>(x, ldx, M, w, row_bytes, rows, blocks, bias, out, ldo);
+    case QType::kQ4_0: return QuantRows<DecodeQ4_0>(x, ldx, M, w, row_bytes, rows, blocks, bias, out, ldo);
+    case QType::kQ4_1: return QuantRows<DecodeQ4_1>(x, ldx, M, w, row_bytes, rows, blocks, bias, out, ldo);
+    case QType::kQ5_0: return QuantRows<DecodeQ5_0>(x, ldx, M, w, row_bytes, rows, blocks, bias, out, ldo);
+    case QType::kQ5_1: return QuantRows<DecodeQ5_1>(x, ldx, M, w, row_bytes, rows, blocks, bias, out, ldo);
+    case QType::kQ2_K: return QuantRows<DecodeQ2_K>(x, ldx, M, w, row_bytes, rows, blocks, bias, out, ldo);
+    case QType::kQ3_K: return QuantRows<DecodeQ3_K>(x, ldx, M, w, row_bytes, rows, blocks, bias, out, ldo);
+    case QType::kQ4_K: return QuantRows<DecodeQ4_K>(x, ldx, M, w, row_bytes, rows, blocks, bias, out, ldo);
+    case QType::kQ5_K: return QuantRows<DecodeQ5_K>(x, ldx, M, w, row_bytes, rows, blocks, bias, out, ldo);
+    case QType::kQ6_K: return QuantRows<DecodeQ6_K>(x, ldx, M, w, row_bytes, rows, blocks, bias, out, ldo);
   }
 }
 

@@ -307,19 +307,46 @@ struct DecodeQ6_K : DecodeStaged<DF, false> {
   }
 };
 
-// Rows already decoded into float32 (DecodeRows below): 32-value "blocks" of 128 bytes, read
-// back as they were stored, so that a tile over them does exactly what it does over the blocks.
-template <class DF>
-struct DecodeFloats {
-  static constexpr size_t kValues = 32, kBytes = 32 * sizeof(float);
-  const float* p;
-  HWY_INLINE void Begin(const uint8_t* b) { p = reinterpret_cast<const float*>(b); }
-  template <class V>
-  HWY_INLINE void Chunk(size_t /*s*/, V* w) const {
-    const DF df;
-    for (size_t v = 0; v < ChunkVectors<DF>(); ++v) w[v] = hn::Load(df, p + v * hn::MaxLanes(df));
+// QuantDotTile's sums over rows already decoded into float32 (DecodeRow: K floats each, ldw
+// apart, aligned; K a multiple of 2 * Lanes). Its two accumulators a (even vectors of k) and b
+// (odd) are independent chains, so they run one after the other, each as a one-accumulator
+// R x C tile (R * C registers where the two at once take 2 R C: 4 x 4 on AVX-512, with R + C
+// loads per R * C FMAs); a is parked in L1 while b runs, then SumOfLanes(a + b) as there.
+template <size_t R, size_t C>
+HWY_INLINE void DecodedDotTile(const float* HWY_RESTRICT x, size_t ldx, const float* HWY_RESTRICT w,
+                               size_t ldw, size_t cols, size_t K, float* HWY_RESTRICT out,
+                               size_t ldo) {
+  const hn::ScalableTag<float> df;
+  using V = hn::Vec<decltype(df)>;
+  constexpr size_t kL = hn::MaxLanes(df);
+  const float* wc[C];
+  for (size_t c = 0; c < C; ++c) wc[c] = w + (c < cols ? c : cols - 1) * ldw;
+  HWY_ALIGN float parked[R * C * kL];
+  for (size_t pass = 0; pass < 2; ++pass) {
+    V acc[R][C];
+    for (size_t r = 0; r < R; ++r) {
+      for (size_t c = 0; c < C; ++c) acc[r][c] = hn::Zero(df);
+    }
+    for (size_t k = pass * kL; k < K; k += 2 * kL) {
+      V xv[R];
+      for (size_t r = 0; r < R; ++r) xv[r] = hn::LoadU(df, x + r * ldx + k);
+      for (size_t c = 0; c < C; ++c) {
+        const V wv = hn::Load(df, wc[c] + k);
+        for (size_t r = 0; r < R; ++r) acc[r][c] = hn::MulAdd(wv, xv[r], acc[r][c]);
+      }
+    }
+    for (size_t r = 0; r < R; ++r) {
+      for (size_t c = 0; c < C; ++c) {
+        float* pk = parked + (r * C + c) * kL;
+        if (pass == 0) {
+          hn::Store(acc[r][c], df, pk);
+        } else if (c < cols) {
+          out[r * ldo + c] = hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Load(df, pk), acc[r][c])));
+        }
+      }
+    }
   }
-};
+}
 
 // Decodes `blocks` blocks of one weight row into out (aligned): the values the tile's Chunk gives.
 template <template <class> class Decode>

@@ -92,13 +92,13 @@ HWY_INLINE void RowsTimesBlock(const float* x, size_t ldx, const uint8_t* w, siz
 }
 
 // More rows than one tile's: each group of kBufferCols weight rows is decoded once into float32
-// rows (L1), then every group of kBufferRows rows of x runs the same tile over them as
-// DecodeFloats blocks: the same values and the same operations as the register path, with the
-// decoding shared by all M rows instead of R.
+// rows (L1), then every group of kBufferRows rows of x runs DecodedDotTile over them: the same
+// values and the same operations as the register path, with the decoding shared by all M rows
+// instead of R.
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-constexpr size_t kBufferRows = 2, kBufferCols = 4;
+constexpr size_t kBufferRows = 4, kBufferCols = 4;
 #else
-constexpr size_t kBufferRows = 2, kBufferCols = 1;
+constexpr size_t kBufferRows = 2, kBufferCols = 4;
 #endif
 
 template <template <class> class Decode>
@@ -111,7 +111,6 @@ HWY_INLINE void QuantRows(const float* x, size_t ldx, size_t M, const uint8_t* w
     static thread_local hwy::AlignedFreeUniquePtr<float[]> buf_owner;
     static thread_local size_t buf_cap = 0;
     float* buf = ScratchFloats(buf_owner, buf_cap, C * K);
-    const uint8_t* bufb = reinterpret_cast<const uint8_t*>(buf);
     for (size_t c0 = 0; c0 < rows; c0 += C) {
       const size_t cols = std::min(C, rows - c0);
       for (size_t c = 0; c < cols; ++c) DecodeRow<Decode>(w + (c0 + c) * row_bytes, blocks, buf + c * K);
@@ -119,8 +118,7 @@ HWY_INLINE void QuantRows(const float* x, size_t ldx, size_t M, const uint8_t* w
       const auto tile = [&](auto rows_tag) {
         constexpr size_t kR = decltype(rows_tag)::value;
         float dot[kR * C];
-        QuantDotTile<kR, C, DecodeFloats>(x + m0 * ldx, ldx, bufb, K * sizeof(float), cols, K / 32,
-                                          dot, C);
+        DecodedDotTile<kR, C>(x + m0 * ldx, ldx, buf, K, cols, K, dot, C);
         for (size_t r = 0; r < kR; ++r) {
           float* o = out + (m0 + r) * ldo + c0;
           for (size_t c = 0; c < cols; ++c) o[c] = bias ? dot[r * C + c] + bias[c0 + c] : dot[r * C + c];

@@ -78,101 +78,11 @@ constexpr size_t kGemmMR = 6;
 // Strip width in floats: two vectors.
 HWY_INLINE size_t GemmNR() { return 2 * hn::Lanes(hn::ScalableTag<float>()); }
 
-#if HWY_TARGET != HWY_SCALAR  // (no InterleaveLower there; it never uses the transpose)
-// Writes the transpose of an 8 x 8 block: out + i * stride receives element i of rows r0..r7.
-// Only for 8-lane float vectors (AVX2, or a CappedTag on wider targets): unpack 32-bit pairs,
-// then 64-bit pairs within 128-bit blocks, then swap 128-bit halves.
-template <class DF, class V>
-HWY_INLINE void Transpose8x8Store(DF df, V r0, V r1, V r2, V r3, V r4, V r5, V r6, V r7,
-                                  float* HWY_RESTRICT out, size_t stride) {
-  const hn::Repartition<double, DF> dd;
-  const auto t0 = hn::BitCast(dd, hn::InterleaveLower(df, r0, r1));  // r0[0] r1[0] r0[1] r1[1]
-  const auto t1 = hn::BitCast(dd, hn::InterleaveUpper(df, r0, r1));  // r0[2] r1[2] r0[3] r1[3]
-  const auto t2 = hn::BitCast(dd, hn::InterleaveLower(df, r2, r3));
-  const auto t3 = hn::BitCast(dd, hn::InterleaveUpper(df, r2, r3));
-  const auto t4 = hn::BitCast(dd, hn::InterleaveLower(df, r4, r5));
-  const auto t5 = hn::BitCast(dd, hn::InterleaveUpper(df, r4, r5));
-  const auto t6 = hn::BitCast(dd, hn::InterleaveLower(df, r6, r7));
-  const auto t7 = hn::BitCast(dd, hn::InterleaveUpper(df, r6, r7));
-  const V u0 = hn::BitCast(df, hn::InterleaveLower(dd, t0, t2));  // rows 0-3 of col 0 | col 4
-  const V u1 = hn::BitCast(df, hn::InterleaveUpper(dd, t0, t2));  // col 1 | col 5
-  const V u2 = hn::BitCast(df, hn::InterleaveLower(dd, t1, t3));  // col 2 | col 6
-  const V u3 = hn::BitCast(df, hn::InterleaveUpper(dd, t1, t3));  // col 3 | col 7
-  const V u4 = hn::BitCast(df, hn::InterleaveLower(dd, t4, t6));  // rows 4-7 likewise
-  const V u5 = hn::BitCast(df, hn::InterleaveUpper(dd, t4, t6));
-  const V u6 = hn::BitCast(df, hn::InterleaveLower(dd, t5, t7));
-  const V u7 = hn::BitCast(df, hn::InterleaveUpper(dd, t5, t7));
-  hn::Store(hn::ConcatLowerLower(df, u4, u0), df, out + 0 * stride);
-  hn::Store(hn::ConcatLowerLower(df, u5, u1), df, out + 1 * stride);
-  hn::Store(hn::ConcatLowerLower(df, u6, u2), df, out + 2 * stride);
-  hn::Store(hn::ConcatLowerLower(df, u7, u3), df, out + 3 * stride);
-  hn::Store(hn::ConcatUpperUpper(df, u4, u0), df, out + 4 * stride);
-  hn::Store(hn::ConcatUpperUpper(df, u5, u1), df, out + 5 * stride);
-  hn::Store(hn::ConcatUpperUpper(df, u6, u2), df, out + 6 * stride);
-  hn::Store(hn::ConcatUpperUpper(df, u7, u3), df, out + 7 * stride);
-}
-#endif
-
-// Packs columns [0, ncols) of a kb-long slice of weight rows into strips of NR outputs, each strip
-// laid out [kb][NR] (k-major) so that the microkernel reads one contiguous NR-wide row per k.
-// w points at weight row 0, column k0; rows are ldw elements apart. Columns ncols..strips*NR-1 of
-// the last strip are zero. panel (aligned) holds ceil(ncols / NR) * kb * NR floats.
-template <class T>
-HWY_INLINE void PackPanel(const T* HWY_RESTRICT w, size_t ldw, size_t ncols, size_t kb,
-                          float* HWY_RESTRICT panel) {
-  const hn::ScalableTag<float> df;
-  const size_t L = hn::Lanes(df), NR = 2 * L;
-  HWY_ALIGN float tmp[hn::MaxLanes(df)];
-  const size_t strips = (ncols + NR - 1) / NR;
-  for (size_t s = 0; s < strips; ++s) {
-    float* HWY_RESTRICT dst = panel + s * kb * NR;
-    size_t k_done = 0;
-#if HWY_TARGET != HWY_SCALAR
-    if constexpr (hn::MaxLanes(df) >= 8) {
-      // 8 columns x 8 k at a time through a register transpose of 8-lane vectors (columns past
-      // ncols are zero); on 16-lane targets too, where the scatter below made packing the
-      // bottleneck of small-M products (one thread on an EPYC, M = 8, K = 1024: AVX-512 47
-      // GFLOP/s for float32 weights against AVX2's 70; with this, 100).
-      const hn::CappedTag<float, 8> d8;
-      const size_t k_vec = kb / 8 * 8;
-      for (size_t j0 = 0; j0 < NR; j0 += 8) {
-        const size_t c0 = s * NR + j0;
-        const auto row = [&](size_t i, size_t k) {
-          return c0 + i < ncols ? LoadF32(d8, w + (c0 + i) * ldw + k) : hn::Zero(d8);
-        };
-        for (size_t k = 0; k < k_vec; k += 8) {
-          Transpose8x8Store(d8, row(0, k), row(1, k), row(2, k), row(3, k), row(4, k), row(5, k),
-                            row(6, k), row(7, k), dst + k * NR + j0, NR);
-        }
-      }
-      k_done = k_vec;
-    }
-#endif
-    if (k_done == kb) continue;
-    // Any other vector width, and the k tail: convert a vector, then scatter it down the column.
-    for (size_t j = 0; j < NR; ++j) {
-      const size_t col = s * NR + j;
-      if (col >= ncols) {
-        for (size_t k = k_done; k < kb; ++k) dst[k * NR + j] = 0.0f;
-        continue;
-      }
-      const T* HWY_RESTRICT row = w + col * ldw;
-      size_t k = k_done;
-      for (; k + L <= kb; k += L) {
-        hn::Store(LoadF32(df, row + k), df, tmp);
-        for (size_t i = 0; i < L; ++i) dst[(k + i) * NR + j] = tmp[i];
-      }
-      if (k < kb) {
-        hn::Store(LoadF32Partial(df, row + k, kb - k), df, tmp);
-        for (size_t i = 0; k + i < kb; ++i) dst[(k + i) * NR + j] = tmp[i];
-      }
-    }
-  }
-}
-
-// The same panel from a weight stored k-major (w[k * ldw + n], the W of x @ W, e.g. a sparse
-// autoencoder's W_enc [d_in, d_sae]): w points at row k0, column 0 of the slice; each k reads
-// ncols contiguous values. Columns ncols..strips*NR-1 of the last strip are zero.
+// Packs a kb-long slice of a weight stored k-major (w[k * ldw + n], the W of x @ W, e.g. a sparse
+// autoencoder's W_enc [d_in, d_sae]) into strips of NR outputs, each strip laid out [kb][NR] so
+// that the microkernel reads one contiguous NR-wide row per k: w points at row k0, column 0 of the
+// slice; each k reads ncols contiguous values. Columns ncols..strips*NR-1 of the last strip are
+// zero; panel (aligned) holds ceil(ncols / NR) * kb * NR floats.
 template <class T>
 HWY_INLINE void PackPanelKMajor(const T* HWY_RESTRICT w, size_t ldw, size_t ncols, size_t kb,
                                 float* HWY_RESTRICT panel) {

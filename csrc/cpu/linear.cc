@@ -1,7 +1,7 @@
 // linear: out = x @ w.T (+ bias). One arithmetic for every output element, whatever M: a row of
 // the output is bitwise the same computed alone (decode), in a batch of any size (prefill, ragged
 // batches, last_only heads) and on any thread count. Each element is a dot product over k with
-// two lane-parallel accumulators and one horizontal sum (gemm-inl.h's DotTile); tiles of R rows
+// one lane-parallel accumulator and one horizontal sum (gemm-inl.h's DotTile); tiles of R rows
 // of x times C weight rows only share the loads between elements, never their sums. Tasks
 // (gemm_tiling.h's for_each_row_tile) own blocks of up to 64 rows of x times ~64 KiB of weight
 // rows and never split K. Decode streams each weight row from memory once; with more rows, each

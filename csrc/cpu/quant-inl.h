@@ -1,14 +1,15 @@
 // Per-target dot products of R rows of float32 x with C rows of block-quantized weights, for
 // linear_quantized (its only path, any M). Each weight block is decoded in registers, a chunk of
 // 32 values at a time, into its float32 values w (bitwise quant_blocks.h's dequantized values:
-// d * q, and d * q + m or dl * q - ml, are formed with one rounding, the products being exact),
+// d * q, d * q + m and dl * q - ml are formed with the scalar code's single rounding),
 // and each (row of x, weight row) pair accumulates w * x in two accumulator vectors (even and
 // odd vectors of k), summed by one SumOfLanes at the end. The decoded chunk is shared by the R
 // rows and each x vector by the C weight rows, but every pair gets exactly the operations it
 // would get alone (R = C = 1, decode): a row's result does not depend on R, C, the other rows or
-// M. It is also bitwise linear's float32 DotTile-like sum over gc.ops.dequantize's matrix with
-// two accumulators. Q2_K, Q3_K and Q6_K stage their small integers as int8 in a 256-byte L1
-// buffer per row first (the bit fiddling on whole byte vectors). Vectors are kept in arrays (no
+// M. With more rows than one tile (quant.cc), the weight rows are decoded once into float32 rows
+// and DecodedDotTile runs the same two accumulators over them as two passes. Q2_K, Q3_K and Q6_K
+// stage their small integers as int8 in a 256-byte L1 buffer per row first (the bit fiddling on
+// whole byte vectors). Vectors are kept in arrays (no
 // sizeless targets are compiled; see CMakeLists.txt).
 // Include after hwy/highway.h inside a foreach_target translation unit.
 

@@ -8,8 +8,9 @@ default Q4_K_M file stores its K = 640 matrices as Q5_0 and Q8_0: the K-quants n
 so they are left out there), beside gemmacpp's dense bf16 and f32 linear and torch's f32 linear
 on the same shape. GB/s counts the weight bytes read once (the quantized bytes for quantized
 weights), and "copy" compares it with the read+write traffic of a large np.copyto measured in
-this run. Matrix-matrix (M = 512, prefill): GFLOP/s of the quantized path (it dequantizes panels
-of weight rows and runs the dense GEMM microkernel) beside the dense ones.
+this run. Matrix-matrix (M = 512, prefill): GFLOP/s of the quantized path (each task decodes its
+weight rows once into float32 rows and runs the same dot-product tiles as decode over them, so
+that a row's result does not depend on M) beside the dense ones.
 
 --all-targets: instead, every GGML type's quantized linear (matrix-vector GB/s, matrix-matrix
 GFLOP/s for M = 8, a small batch, and M = 512) on each SIMD target this CPU supports, a column per target, and the kernels on which the

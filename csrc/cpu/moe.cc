@@ -38,33 +38,24 @@ constexpr int64_t kCopyFloatsPerTask = 16 << 10;
 
 int64_t round_up_16(int64_t n) { return (n + 15) / 16 * 16; }
 
-// Up to this many token rows of an expert take the matrix-vector kernel, kMatvecMaxRows rows at a
-// time over the same block of weight rows: the first call streams the block from memory, the
-// next find it in cache. The GEMM path packs (and for GGML blocks, dequantizes) every weight row
-// it reads, which at a few rows costs more than the products: measured on this EPYC (AVX3) for a
-// 1408 x 2816 matrix, 4 rows took 0.42 ms (f32) / 0.62 ms (Q4_K) and 5 rows on the GEMM path
-// 1.2 / 2.8 ms; the quantized matrix-vector kernels cost about the same per row at any count,
-// the GEMM path about the same per call up to ~32 rows, and they cross near 16-20 rows.
+// Up to this many token rows of an expert share a task's block of weight rows (about
+// kMatvecTaskBytes, as linear's own tasks); bigger groups split into kCols-row blocks.
 constexpr int64_t kSmallGroupRows = 16;
 
 // Rows [n0, n0 + rows) of expert e's matrix in s against the m rows of x (ldx apart), into the
-// first `rows` columns of out (ldo apart).
+// first `rows` columns of out (ldo apart). A token's row does not depend on m or on the other
+// rows (linear's invariance), so a token's output does not depend on who else was routed there.
 void expert_rows(const ExpertStack& s, int64_t e, int64_t n0, int64_t rows, const float* x,
                  int64_t ldx, int64_t m, float* out, int64_t ldo) {
   const uint8_t* w = s.row(e, n0);
-  const int64_t step = m <= kSmallGroupRows ? kMatvecMaxRows : m;
-  for (int64_t r = 0; r < m; r += step) {
-    const int64_t mr = std::min(step, m - r);
-    if (s.quantized) {
-      linear_quantized(x + r * ldx, ldx, mr, s.K, s.qtype, w, rows, nullptr, out + r * ldo, ldo);
-    } else {
-      linear(x + r * ldx, ldx, mr, s.K, s.dtype, w, s.K, rows, nullptr, out + r * ldo, ldo);
-    }
+  if (s.quantized) {
+    linear_quantized(x, ldx, m, s.K, s.qtype, w, rows, nullptr, out, ldo);
+  } else {
+    linear(x, ldx, m, s.K, s.dtype, w, s.K, rows, nullptr, out, ldo);
   }
 }
 
-// Weight rows per task for an expert with m token rows: as the linear kernels split their own
-// work (about kMatvecTaskBytes of weights per matrix-vector task, kCols rows per GEMM tile).
+// Weight rows per task for an expert with m token rows.
 int64_t rows_per_task(int64_t m, int64_t row_bytes) {
   if (m > kSmallGroupRows) return gemm::kCols;
   const int64_t rows = gemm::kMatvecTaskBytes / std::max<int64_t>(row_bytes, 1);

@@ -1,10 +1,16 @@
-// Per-target dot products of a float32 vector with one row of block-quantized weights, for the
-// matrix-vector path of linear: each weight block is read once, its integers widened to 32-bit
-// lanes, converted to float32 in registers and multiplied with x into float32 accumulators; the
-// expanded weights are never stored (Q2_K, Q3_K and Q6_K stage their small integers as int8 in a
-// 256-byte L1 buffer). Scales are applied once per block or group to the sum of q * x, and
-// mins/offsets through sums of x. Accumulation order depends only on K. Every kernel takes
-// (x, xsum, w, blocks): xsum holds the sums of x over each 32 values.
+// Per-target dot products of R rows of float32 x with C rows of block-quantized weights, for
+// linear_quantized (its only path, any M). Each weight block is decoded in registers, a chunk of
+// 32 values at a time, into its float32 values w (bitwise quant_blocks.h's dequantized values:
+// d * q, d * q + m and dl * q - ml are formed with the scalar code's single rounding),
+// and each (row of x, weight row) pair accumulates w * x in two accumulator vectors (even and
+// odd vectors of k), summed by one SumOfLanes at the end. The decoded chunk is shared by the R
+// rows and each x vector by the C weight rows, but every pair gets exactly the operations it
+// would get alone (R = C = 1, decode): a row's result does not depend on R, C, the other rows or
+// M. With more rows than one tile (quant.cc), the weight rows are decoded once into float32 rows
+// and DecodedDotTile runs the same two accumulators over them as two passes. Q2_K, Q3_K and Q6_K
+// stage their small integers as int8 in a 256-byte L1 buffer per row first (the bit fiddling on
+// whole byte vectors). Vectors are kept in arrays (no
+// sizeless targets are compiled; see CMakeLists.txt).
 // Include after hwy/highway.h inside a foreach_target translation unit.
 
 #if defined(GEMMACPP_CPU_QUANT_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -17,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "hwy/highway.h"
 #include "csrc/cpu/quant_blocks.h"
@@ -57,36 +64,6 @@ HWY_INLINE hn::Vec<DF> BroadcastHalf(DF df, const uint8_t* p) {
 #endif
 }
 
-// Q8_0: w = d * q, q int8. Each block's sum of q * x is formed first (its own short chain, which
-// the next block's does not wait for), then scaled by d into accumulator a0 (even blocks) or a1.
-HWY_INLINE float DotQ8_0(const float* HWY_RESTRICT x, const float* /*xsum*/,
-                         const uint8_t* HWY_RESTRICT w, size_t blocks) {
-  const hn::ScalableTag<float> df;
-  const hn::RebindToSigned<decltype(df)> di;
-  const hn::Rebind<int8_t, decltype(di)> d8;
-  const size_t L = hn::Lanes(df);
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df);
-  const auto block_sum = [&](const uint8_t* b, const float* xb) {
-    const int8_t* q = reinterpret_cast<const int8_t*>(b + 2);
-    auto p = hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q))), hn::LoadU(df, xb));
-    for (size_t i = L; i < 32; i += L) {
-      p = hn::MulAdd(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + i))),
-                     hn::LoadU(df, xb + i), p);
-    }
-    return p;
-  };
-  size_t b = 0;
-  for (; b + 2 <= blocks; b += 2) {
-    const uint8_t* b0 = w + b * 34;
-    const uint8_t* b1 = b0 + 34;
-    a0 = hn::MulAdd(block_sum(b0, x + b * 32), BroadcastHalf(df, b0), a0);
-    a1 = hn::MulAdd(block_sum(b1, x + b * 32 + 32), BroadcastHalf(df, b1), a1);
-  }
-  if (b < blocks) {
-    a0 = hn::MulAdd(block_sum(w + b * 34, x + b * 32), BroadcastHalf(df, w + b * 34), a0);
-  }
-  return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1)));
-}
 
 // Bit 4 (as 16 or 0) of the 5-bit types' values j .. j + Lanes - 1 (Lanes <= 8, not crossing a
 // multiple of 8), from the table row of the byte of qh holding their high bits.
@@ -95,324 +72,163 @@ HWY_INLINE hn::Vec<DI> Q5HighBits(DI di, uint32_t qh, size_t j) {
   return hn::LoadU(di, kQ5HighBits.lanes[(qh >> (j & ~size_t(7))) & 0xFF] + (j & 7));
 }
 
+// ---- block decoders: Begin(blk) once per block, Chunk(s, w) the values 32s .. 32s + 31 -----------
+// (kV = 32 / Lanes vectors, in value order).
+
+template <class DF>
+constexpr size_t ChunkVectors() {
+  return 32 / hn::MaxLanes(DF());
+}
+
+// Q8_0: w = d * q, q int8.
+template <class DF>
+struct DecodeQ8_0 {
+  static constexpr size_t kValues = 32, kBytes = 34;
+  const uint8_t* blk;
+  HWY_INLINE void Begin(const uint8_t* b) { blk = b; }
+  template <class V>
+  HWY_INLINE void Chunk(size_t /*s*/, V* w) const {
+    const DF df;
+    const hn::RebindToSigned<DF> di;
+    const hn::Rebind<int8_t, decltype(di)> d8;
+    constexpr size_t kL = hn::MaxLanes(df);
+    const V vd = BroadcastHalf(df, blk);
+    const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
+    for (size_t v = 0; v < ChunkVectors<DF>(); ++v) {
+      w[v] = hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + v * kL))), vd);
+    }
+  }
+};
+
 // Q4_0, Q4_1, Q5_0, Q5_1: blocks of 32 values; value i < 16 is the low nibble of q[i], value
 // 16 + i its high nibble; the 5-bit types add bit j of a little-endian u32 as bit 4 of value j.
-// w = d * q + off, with off = m (a min) or -8d / -16d (the offset of the signed types), so a block
-// contributes d * sum(q x) + off * xsum_b: one scale per block instead of one per value.
-// DotQ4Q5 takes vectors of up to 8 lanes (DF, a CappedTag on wider targets): each half-block is
-// walked in chunks of Lanes.
+// w = d * (q - 8) or d * (q - 16) for the signed types, d * q + m for Q4_1 and Q5_1. On 16 lanes
+// (AVX-512) the high bits of a half-block are one mask-register load; narrower vectors take a row
+// of the Q5HighBits table per 8 values.
 template <class DF, bool kFiveBit, bool kMin>
-HWY_INLINE float DotQ4Q5(const float* HWY_RESTRICT x, const float* HWY_RESTRICT xsum,
-                         const uint8_t* HWY_RESTRICT w, size_t blocks) {
-  const DF df;
-  const hn::RebindToSigned<decltype(df)> di;
-  const size_t L = hn::Lanes(df);
-  constexpr size_t kQh = kMin ? 4 : 2, kQ = kQh + (kFiveBit ? 4 : 0);
-  constexpr size_t kBytes = kQ + 16;
-  const auto mask = hn::Set(di, 0xF);
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df);
-  auto offsets = hn::Zero(df);  // sum of off * xsum_b (d * xsum_b for the signed types), every lane
-  for (size_t b = 0; b < blocks; ++b) {
-    const uint8_t* blk = w + b * kBytes;
-    const float* xb = x + b * 32;
-    const auto vd = BroadcastHalf(df, blk);
-    // The signed types' offset -8d or -16d is applied once at the end (a power of two: exact).
-    const auto off = kMin ? BroadcastHalf(df, blk + 2) : vd;
+struct DecodeQ4Q5 {
+  static constexpr size_t kQh = kMin ? 4 : 2, kQ = kQh + (kFiveBit ? 4 : 0);
+  static constexpr size_t kValues = 32, kBytes = kQ + 16;
+  const uint8_t* blk;
+  HWY_INLINE void Begin(const uint8_t* b) { blk = b; }
+  template <class V>
+  HWY_INLINE void Chunk(size_t /*s*/, V* w) const {
+    const DF df;
+    const hn::RebindToSigned<DF> di;
+    constexpr size_t kL = hn::MaxLanes(df), kHalf = 16 / kL > 0 ? 16 / kL : 1;
+    const V vd = BroadcastHalf(df, blk);
+    const V vm = kMin ? BroadcastHalf(df, blk + 2) : vd;
+    const auto mask = hn::Set(di, 0xF), offset = hn::Set(di, kFiveBit ? 16 : 8);
     uint32_t qh = 0;
     if (kFiveBit) std::memcpy(&qh, blk + kQh, 4);
     const uint8_t* q = blk + kQ;
-    auto p0 = hn::Zero(df), p1 = hn::Zero(df);
-    for (size_t i = 0; i < 16; i += 2 * L) {
-      const auto v0 = LoadU8AsI32(di, q + i), v1 = LoadU8AsI32(di, q + i + L);
-      auto n0 = hn::And(v0, mask), n1 = hn::And(v1, mask);
-      auto h0 = hn::ShiftRight<4>(v0), h1 = hn::ShiftRight<4>(v1);
+    for (size_t v = 0; v < kHalf; ++v) {
+      const auto u = LoadU8AsI32(di, q + v * kL);
+      auto lo = hn::And(u, mask), hi = hn::ShiftRight<4>(u);
       if (kFiveBit) {
-        n0 = hn::Or(n0, Q5HighBits(di, qh, i));
-        n1 = hn::Or(n1, Q5HighBits(di, qh, i + L));
-        h0 = hn::Or(h0, Q5HighBits(di, qh, 16 + i));
-        h1 = hn::Or(h1, Q5HighBits(di, qh, 16 + i + L));
-      }
-      p0 = hn::MulAdd(hn::ConvertTo(df, n0), hn::LoadU(df, xb + i), p0);
-      p1 = hn::MulAdd(hn::ConvertTo(df, n1), hn::LoadU(df, xb + i + L), p1);
-      p0 = hn::MulAdd(hn::ConvertTo(df, h0), hn::LoadU(df, xb + 16 + i), p0);
-      p1 = hn::MulAdd(hn::ConvertTo(df, h1), hn::LoadU(df, xb + 16 + i + L), p1);
-    }
-    if (b & 1) {
-      a1 = hn::MulAdd(hn::Add(p0, p1), vd, a1);
-    } else {
-      a0 = hn::MulAdd(hn::Add(p0, p1), vd, a0);
-    }
-    offsets = hn::MulAdd(off, hn::Set(df, xsum[b]), offsets);
-  }
-  const float offset_scale = kMin ? 1.0f : (kFiveBit ? -16.0f : -8.0f);
-  return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1))) + offset_scale * hn::GetLane(offsets);
-}
-
-// Expansion into float32 rows for the GEMM path (quant.cc's tiles): the same values as
-// quant_blocks.h's scalar functions, bit for bit (each is a product float32 holds exactly, plus at
-// most a min added after it), with the block's integers decoded in vectors as the dot products
-// above decode them. The scalar loops, even compiled for this target, decode Q5_0's bit fields a
-// value at a time: a third of a 32-token prefill of the default model.
-template <class DF>
-HWY_INLINE void ExpandQ8_0(const uint8_t* HWY_RESTRICT blk, float* HWY_RESTRICT out) {
-  const DF df;
-  const hn::RebindToSigned<decltype(df)> di;
-  const hn::Rebind<int8_t, decltype(di)> d8;
-  const auto vd = BroadcastHalf(df, blk);
-  const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
-  for (size_t i = 0; i < 32; i += hn::Lanes(df)) {
-    hn::StoreU(hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, q + i))), vd), df, out + i);
-  }
-}
-
-// Q4_0, Q4_1, Q5_0, Q5_1 (layouts as DotQ4Q5); DF of at most 8 lanes (the high-bit table's rows).
-template <class DF, bool kFiveBit, bool kMin>
-HWY_INLINE void ExpandQ4Q5(const uint8_t* HWY_RESTRICT blk, float* HWY_RESTRICT out) {
-  const DF df;
-  const hn::RebindToSigned<decltype(df)> di;
-  const size_t L = hn::Lanes(df);
-  constexpr size_t kQh = kMin ? 4 : 2, kQ = kQh + (kFiveBit ? 4 : 0);
-  const auto mask = hn::Set(di, 0xF);
-  const auto offset = hn::Set(di, kMin ? 0 : (kFiveBit ? 16 : 8));
-  const auto vd = BroadcastHalf(df, blk);
-  const auto vm = kMin ? BroadcastHalf(df, blk + 2) : hn::Zero(df);
-  uint32_t qh = 0;
-  if (kFiveBit) std::memcpy(&qh, blk + kQh, 4);
-  const auto value = [&](hn::Vec<decltype(di)> q) {
-    return kMin ? hn::Add(hn::Mul(vd, hn::ConvertTo(df, q)), vm)
-                : hn::Mul(vd, hn::ConvertTo(df, hn::Sub(q, offset)));
-  };
-  const uint8_t* q = blk + kQ;
-  for (size_t i = 0; i < 16; i += L) {
-    const auto v = LoadU8AsI32(di, q + i);
-    auto lo = hn::And(v, mask), hi = hn::ShiftRight<4>(v);
-    if (kFiveBit) {
-      lo = hn::Or(lo, Q5HighBits(di, qh, i));
-      hi = hn::Or(hi, Q5HighBits(di, qh, 16 + i));
-    }
-    hn::StoreU(value(lo), df, out + i);
-    hn::StoreU(value(hi), df, out + 16 + i);
-  }
-}
-
-// Q4_K and Q5_K (layout as DotQ45_K): sub-block j's 32 values are dl_j * q - ml_j.
-template <class DF, bool kFiveBit>
-HWY_INLINE void ExpandQ45_K(const uint8_t* HWY_RESTRICT blk, float* HWY_RESTRICT out) {
-  const DF df;
-  const hn::RebindToSigned<decltype(df)> di;
-  const size_t L = hn::Lanes(df);
-  const float d = quant::half_at(blk), dmin = quant::half_at(blk + 2);
-  const uint8_t* qh = blk + 16;
-  const uint8_t* q = blk + (kFiveBit ? 48 : 16);
-  const auto mask = hn::Set(di, 0xF), one = hn::Set(di, 1);
-  for (int j = 0; j < 8; ++j) {
-    uint8_t sc, m;
-    quant::kquant_scale_min(blk + 4, j, &sc, &m);
-    const auto dl = hn::Set(df, d * float(sc)), ml = hn::Set(df, dmin * float(m));
-    const uint8_t* qj = q + 32 * (j / 2);
-    for (size_t i = 0; i < 32; i += L) {
-      const auto v = LoadU8AsI32(di, qj + i);
-      auto n = (j & 1) ? hn::ShiftRight<4>(v) : hn::And(v, mask);
-      if (kFiveBit) n = hn::Or(n, hn::ShiftLeft<4>(hn::And(hn::ShiftRightSame(LoadU8AsI32(di, qh + i), j), one)));
-      hn::StoreU(hn::Sub(hn::Mul(dl, hn::ConvertTo(df, n)), ml), df, out + 32 * j + i);
-    }
-  }
-}
-
-// Q6_K (layout as quant_blocks.h's dequantize_q6_k): 16 groups of 16 values, dl_g * (q - 32).
-template <class DF>
-HWY_INLINE void ExpandQ6_K(const uint8_t* HWY_RESTRICT blk, float* HWY_RESTRICT out) {
-  const DF df;
-  const hn::RebindToSigned<decltype(df)> di;
-  const size_t L = hn::Lanes(df);
-  const uint8_t* ql = blk;
-  const uint8_t* qh = blk + 128;
-  const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
-  const float d = quant::half_at(blk + 208);
-  const auto mask4 = hn::Set(di, 0xF), mask2 = hn::Set(di, 3), offset = hn::Set(di, 32);
-  for (int h = 0; h < 2; ++h) {
-    for (int s = 0; s < 4; ++s) {
-      for (int g = 0; g < 2; ++g) {
-        const int grp = 8 * h + 2 * s + g;
-        const auto dl = hn::Set(df, d * float(sc[grp]));
-        const uint8_t* lg = ql + 64 * h + 32 * (s & 1) + 16 * g;
-        const uint8_t* hg = qh + 32 * h + 16 * g;
-        for (size_t i = 0; i < 16; i += L) {
-          const auto lo = hn::And(hn::ShiftRightSame(LoadU8AsI32(di, lg + i), 4 * (s >> 1)), mask4);
-          const auto hi = hn::And(hn::ShiftRightSame(LoadU8AsI32(di, hg + i), 2 * s), mask2);
-          const auto v = hn::Sub(hn::Or(lo, hn::ShiftLeft<4>(hi)), offset);
-          hn::StoreU(hn::Mul(dl, hn::ConvertTo(df, v)), df, out + 16 * grp + i);
+        if constexpr (kL == 16) {
+          const auto bit4 = hn::Set(di, 16);
+          lo = hn::IfThenElse(hn::LoadMaskBits(di, blk + kQh), hn::Or(lo, bit4), lo);
+          hi = hn::IfThenElse(hn::LoadMaskBits(di, blk + kQh + 2), hn::Or(hi, bit4), hi);
+        } else {
+          lo = hn::Or(lo, Q5HighBits(di, qh, v * kL));
+          hi = hn::Or(hi, Q5HighBits(di, qh, 16 + v * kL));
         }
       }
+      if (kMin) {
+        w[v] = hn::MulAdd(hn::ConvertTo(df, lo), vd, vm);
+        w[kHalf + v] = hn::MulAdd(hn::ConvertTo(df, hi), vd, vm);
+      } else {
+        w[v] = hn::Mul(hn::ConvertTo(df, hn::Sub(lo, offset)), vd);
+        w[kHalf + v] = hn::Mul(hn::ConvertTo(df, hn::Sub(hi, offset)), vd);
+      }
     }
   }
-}
-
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-// The same on 16 lanes (AVX-512): one vector per half-block, and the 5-bit types' u32 of high
-// bits is itself two 16-lane masks (a mask-register load each, where the 8-lane kernel loads a
-// table row per 8 values).
-template <bool kFiveBit, bool kMin>
-HWY_INLINE float DotQ4Q5x16(const float* HWY_RESTRICT x, const float* HWY_RESTRICT xsum,
-                            const uint8_t* HWY_RESTRICT w, size_t blocks) {
-  const hn::Full512<float> df;
-  const hn::RebindToSigned<decltype(df)> di;
-  constexpr size_t kQh = kMin ? 4 : 2, kQ = kQh + (kFiveBit ? 4 : 0);
-  constexpr size_t kBytes = kQ + 16;
-  const auto mask = hn::Set(di, 0xF), bit4 = hn::Set(di, 16);
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df);
-  auto o0 = hn::Zero(df), o1 = hn::Zero(df);  // as `offsets` above, even and odd blocks
-  for (size_t b = 0; b < blocks; ++b) {
-    const uint8_t* blk = w + b * kBytes;
-    const float* xb = x + b * 32;
-    const auto vd = BroadcastHalf(df, blk);
-    const auto off = kMin ? BroadcastHalf(df, blk + 2) : vd;
-    const auto v = LoadU8AsI32(di, blk + kQ);
-    auto lo = hn::And(v, mask), hi = hn::ShiftRight<4>(v);
-    if (kFiveBit) {
-      lo = hn::IfThenElse(hn::LoadMaskBits(di, blk + kQh), hn::Or(lo, bit4), lo);
-      hi = hn::IfThenElse(hn::LoadMaskBits(di, blk + kQh + 2), hn::Or(hi, bit4), hi);
-    }
-    const auto p = hn::MulAdd(hn::ConvertTo(df, hi), hn::LoadU(df, xb + 16),
-                              hn::Mul(hn::ConvertTo(df, lo), hn::LoadU(df, xb)));
-    if (b & 1) {
-      a1 = hn::MulAdd(p, vd, a1);
-      o1 = hn::MulAdd(off, hn::Set(df, xsum[b]), o1);
-    } else {
-      a0 = hn::MulAdd(p, vd, a0);
-      o0 = hn::MulAdd(off, hn::Set(df, xsum[b]), o0);
-    }
-  }
-  const float offset_scale = kMin ? 1.0f : (kFiveBit ? -16.0f : -8.0f);
-  return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1))) +
-         offset_scale * hn::GetLane(hn::Add(o0, o1));
-}
-#endif
+};
 
 // Q4_K and Q5_K: super-blocks of 256 values in 8 sub-blocks of 32, w = (d * sc_j) * q - dmin * m_j
 // with q 4-bit (Q4_K) or 5-bit (Q5_K: bit 4 of value 32j + i is bit j of qh[i]). Sub-blocks 2p
-// and 2p+1 share the 32 bytes q[32p..]: low nibbles for 2p, high for 2p+1. The dot product is
-// taken as sum_j (d sc_j) (sum_i q_i x_i) - sum_j (dmin m_j) xsum_j, with xsum_j the sum of x
-// over sub-block j (precomputed, K / 32 values): no per-value min. The eight scales and mins are
-// unpacked together and turned into floats as vectors; the mins meet xsum in one vector product
-// per super-block (scalar code here was a third of the kernel's floating-point instructions).
-template <bool kFiveBit>
-HWY_INLINE float DotQ45_K(const float* HWY_RESTRICT x, const float* HWY_RESTRICT xsum,
-                          const uint8_t* HWY_RESTRICT w, size_t blocks) {
-  const hn::ScalableTag<float> df;
-  const hn::RebindToSigned<decltype(df)> di;
-  const hn::CappedTag<float, 8> d8;  // the eight sub-block scales, in as many vectors as it takes
-  const hn::RebindToSigned<decltype(d8)> di8;
-  const size_t L = hn::Lanes(df), L8 = hn::Lanes(d8);
-  constexpr size_t kBytes = kFiveBit ? 176 : 144, kQ = kFiveBit ? 48 : 16;
-  const auto mask = hn::Set(di, 0xF), bit4 = hn::Set(di, 16);
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df);
-  auto mins = hn::Zero(d8);
+// and 2p+1 share the 32 bytes q[32p..]: low nibbles for 2p, high for 2p+1. The eight scales and
+// mins are unpacked together and turned into floats as vectors once per block.
+template <class DF, bool kFiveBit>
+struct DecodeQ45_K {
+  static constexpr size_t kValues = 256, kBytes = kFiveBit ? 176 : 144;
+  const uint8_t* blk;
   HWY_ALIGN float scale[8];
-  HWY_ALIGN uint8_t packed[16];  // bytes 0-7: the scales, 8-15: the mins
-  for (size_t b = 0; b < blocks; ++b) {
-    const uint8_t* blk = w + b * kBytes;
-    const float* xb = x + b * 256;
+  HWY_ALIGN float minv[8];
+  HWY_INLINE void Begin(const uint8_t* b) {
+    blk = b;
+    const hn::CappedTag<float, 8> d8;
+    const hn::RebindToSigned<decltype(d8)> di8;
+    HWY_ALIGN uint8_t packed[16];  // bytes 0-7: the scales, 8-15: the mins
     uint64_t sc8, m8;
-    quant::kquant_scales_mins(blk + 4, &sc8, &m8);
+    quant::kquant_scales_mins(b + 4, &sc8, &m8);
     std::memcpy(packed, &sc8, 8);
     std::memcpy(packed + 8, &m8, 8);
-    const auto d = BroadcastHalf(d8, blk), dmin = BroadcastHalf(d8, blk + 2);
-    for (size_t j = 0; j < 8; j += L8) {
+    const auto d = BroadcastHalf(d8, b), dmin = BroadcastHalf(d8, b + 2);
+    for (size_t j = 0; j < 8; j += hn::Lanes(d8)) {
       hn::Store(hn::Mul(hn::ConvertTo(d8, LoadU8AsI32(di8, packed + j)), d), d8, scale + j);
-      mins = hn::MulAdd(hn::Mul(hn::ConvertTo(d8, LoadU8AsI32(di8, packed + 8 + j)), dmin),
-                        hn::LoadU(d8, xsum + 8 * b + j), mins);
+      hn::Store(hn::Mul(hn::ConvertTo(d8, LoadU8AsI32(di8, packed + 8 + j)), dmin), d8, minv + j);
     }
+  }
+  template <class V>
+  HWY_INLINE void Chunk(size_t j, V* w) const {
+    const DF df;
+    const hn::RebindToSigned<DF> di;
+    constexpr size_t kL = hn::MaxLanes(df);
+    const auto mask = hn::Set(di, 0xF), one = hn::Set(di, 1);
+    const V dl = hn::Set(df, scale[j]), ml = hn::Set(df, minv[j]);
+    const uint8_t* qj = blk + (kFiveBit ? 48 : 16) + 32 * (j / 2);
     const uint8_t* qh = blk + 16;
-    const uint8_t* q = blk + kQ;
-    for (int p = 0; p < 4; ++p) {
-      const uint8_t* qp = q + 32 * p;
-      const float* xlo = xb + 64 * p;
-      const float* xhi = xlo + 32;
-      auto l0 = hn::Zero(df), l1 = hn::Zero(df), h0 = hn::Zero(df), h1 = hn::Zero(df);
-      for (size_t i = 0; i < 32; i += 2 * L) {
-        const auto v0 = LoadU8AsI32(di, qp + i), v1 = LoadU8AsI32(di, qp + i + L);
-        auto n0 = hn::And(v0, mask), n1 = hn::And(v1, mask);
-        auto u0 = hn::ShiftRight<4>(v0), u1 = hn::ShiftRight<4>(v1);
-        if (kFiveBit) {  // bits 2p (low sub-block) and 2p + 1 (high) of qh[i] to bit 4
-          const auto g0 = hn::ShiftRightSame(LoadU8AsI32(di, qh + i), 2 * p);
-          const auto g1 = hn::ShiftRightSame(LoadU8AsI32(di, qh + i + L), 2 * p);
-          n0 = hn::Or(n0, hn::And(hn::ShiftLeft<4>(g0), bit4));
-          n1 = hn::Or(n1, hn::And(hn::ShiftLeft<4>(g1), bit4));
-          u0 = hn::Or(u0, hn::And(hn::ShiftLeft<3>(g0), bit4));
-          u1 = hn::Or(u1, hn::And(hn::ShiftLeft<3>(g1), bit4));
-        }
-        l0 = hn::MulAdd(hn::ConvertTo(df, n0), hn::LoadU(df, xlo + i), l0);
-        l1 = hn::MulAdd(hn::ConvertTo(df, n1), hn::LoadU(df, xlo + i + L), l1);
-        h0 = hn::MulAdd(hn::ConvertTo(df, u0), hn::LoadU(df, xhi + i), h0);
-        h1 = hn::MulAdd(hn::ConvertTo(df, u1), hn::LoadU(df, xhi + i + L), h1);
+    for (size_t v = 0; v < ChunkVectors<DF>(); ++v) {
+      const auto u = LoadU8AsI32(di, qj + v * kL);
+      auto n = (j & 1) ? hn::ShiftRight<4>(u) : hn::And(u, mask);
+      if (kFiveBit) {
+        const auto hb = hn::And(hn::ShiftRightSame(LoadU8AsI32(di, qh + v * kL), int(j)), one);
+        n = hn::Or(n, hn::ShiftLeft<4>(hb));
       }
-      a0 = hn::MulAdd(hn::Add(l0, l1), hn::Set(df, scale[2 * p]), a0);
-      a1 = hn::MulAdd(hn::Add(h0, h1), hn::Set(df, scale[2 * p + 1]), a1);
+      w[v] = hn::MulSub(hn::ConvertTo(df, n), dl, ml);
     }
   }
-  return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1))) -
-         hn::GetLane(hn::SumOfLanes(d8, mins));
-}
+};
 
-// The second pass of the K-quants staged as int8 (Q2_K, Q3_K, Q6_K): adds, for each 16-value
-// group G of a 256-value super-block, scale[G] * sum_{i in G} qv[i] * x[i] into accumulator G % 4.
-template <class V>
-HWY_INLINE void GroupDots16(const int8_t* HWY_RESTRICT qv, const float* HWY_RESTRICT xb,
-                            const float* HWY_RESTRICT scale, V& a0, V& a1, V& a2, V& a3) {
-  const hn::ScalableTag<float> df;
-  const hn::RebindToSigned<decltype(df)> di;
-  const hn::Rebind<int8_t, decltype(di)> d8;
-  const size_t L = hn::Lanes(df);
-  const auto group = [&](size_t g) {
-    auto p = hn::Zero(df);
-    for (size_t i = 16 * g; i < 16 * g + 16; i += L) {
-      p = hn::MulAdd(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, qv + i))),
-                     hn::LoadU(df, xb + i), p);
-    }
-    return p;
-  };
-  for (size_t g = 0; g < 16; g += 4) {
-    a0 = hn::MulAdd(group(g), hn::Set(df, scale[g]), a0);
-    a1 = hn::MulAdd(group(g + 1), hn::Set(df, scale[g + 1]), a1);
-    a2 = hn::MulAdd(group(g + 2), hn::Set(df, scale[g + 2]), a2);
-    a3 = hn::MulAdd(group(g + 3), hn::Set(df, scale[g + 3]), a3);
-  }
-}
-
-// The K-quants staged as int8 (Q2_K, Q3_K, Q6_K): for each super-block of kBlockBytes,
-// stage(blk, xb, scale, qb) writes its 16 group scales and its 256 values as int8 to L1 buffers
-// (the bit fiddling runs on whole byte vectors, 32 values an instruction on AVX2), then
-// GroupDots16 reads them back against x.
-template <size_t kBlockBytes, class Stage>
-HWY_INLINE float DotStagedK(const float* HWY_RESTRICT x, const uint8_t* HWY_RESTRICT w,
-                            size_t blocks, const Stage& stage) {
-  const hn::ScalableTag<float> df;
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+// The K-quants staged as int8 (Q2_K, Q3_K, Q6_K): Begin writes the block's 16 group scales (and
+// for Q2_K the 16 group mins) as floats and its 256 values as int8 to L1 buffers; Chunk converts
+// them: w = scale_G * q (- min_G).
+template <class DF, bool kMins>
+struct DecodeStaged {
   HWY_ALIGN float scale[16];
+  HWY_ALIGN float mscale[16];
   HWY_ALIGN int8_t qv[256];
-  for (size_t b = 0; b < blocks; ++b) {
-    stage(w + b * kBlockBytes, x + b * 256, scale, reinterpret_cast<uint8_t*>(qv));
-    GroupDots16(qv, x + b * 256, scale, a0, a1, a2, a3);
+  template <class V>
+  HWY_INLINE void Chunk(size_t s, V* w) const {
+    const DF df;
+    const hn::RebindToSigned<DF> di;
+    const hn::Rebind<int8_t, decltype(di)> d8;
+    constexpr size_t kL = hn::MaxLanes(df);
+    for (size_t v = 0; v < ChunkVectors<DF>(); ++v) {
+      const size_t i = 32 * s + v * kL;
+      const V qf = hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, qv + i)));
+      if (kMins) {
+        w[v] = hn::MulSub(qf, hn::Set(df, scale[i / 16]), hn::Set(df, mscale[i / 16]));
+      } else {
+        w[v] = hn::Mul(qf, hn::Set(df, scale[i / 16]));
+      }
+    }
   }
-  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
-}
+};
 
 // Q2_K: super-blocks of 256 values, w = (d * (sc[G] & 15)) * q - dmin * (sc[G] >> 4) for 16-value
-// group G, q 2-bit: value v = 128h + 32s + i is bits 2s, 2s+1 of q[32h + i]. The mins go in as
-// dmin * m_G times x, summed in their own accumulator.
-HWY_INLINE float DotQ2_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
-                         const uint8_t* HWY_RESTRICT w, size_t blocks) {
-  const hn::ScalableTag<float> df;
-  const hn::CappedTag<uint8_t, 32> du8;
-  const size_t L = hn::Lanes(df), L8 = hn::Lanes(du8);
-  const auto mask2 = hn::Set(du8, 3);
-  auto am = hn::Zero(df);
-  const auto stage = [&](const uint8_t* blk, const float* xb, float* scale, uint8_t* qb) {
-    const float d = hn::GetLane(BroadcastHalf(df, blk + 80));
-    const float dmin = hn::GetLane(BroadcastHalf(df, blk + 82));
+// group G, q 2-bit: value v = 128h + 32s + i is bits 2s, 2s+1 of q[32h + i].
+template <class DF>
+struct DecodeQ2_K : DecodeStaged<DF, true> {
+  static constexpr size_t kValues = 256, kBytes = 84;
+  HWY_INLINE void Begin(const uint8_t* blk) {
+    const hn::CappedTag<uint8_t, 32> du8;
+    const auto mask2 = hn::Set(du8, 3);
+    uint8_t* qb = reinterpret_cast<uint8_t*>(this->qv);
     for (size_t h = 0; h < 2; ++h) {
-      for (size_t i = 0; i < 32; i += L8) {
+      for (size_t i = 0; i < 32; i += hn::Lanes(du8)) {
         const auto Q = hn::LoadU(du8, blk + 16 + 32 * h + i);
         uint8_t* o = qb + 128 * h + i;
         hn::StoreU(hn::And(Q, mask2), du8, o);
@@ -421,31 +237,27 @@ HWY_INLINE float DotQ2_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
         hn::StoreU(hn::ShiftRight<6>(Q), du8, o + 96);
       }
     }
+    const float d = quant::half_at(blk + 80), dmin = quant::half_at(blk + 82);
     for (size_t g = 0; g < 16; ++g) {
-      scale[g] = d * float(blk[g] & 0xF);
-      const auto ml = hn::Set(df, dmin * float(blk[g] >> 4));
-      for (size_t i = 16 * g; i < 16 * g + 16; i += L) {
-        am = hn::MulAdd(hn::LoadU(df, xb + i), ml, am);
-      }
+      this->scale[g] = d * float(blk[g] & 0xF);
+      this->mscale[g] = dmin * float(blk[g] >> 4);
     }
-  };
-  const float dots = DotStagedK<84>(x, w, blocks, stage);
-  return dots - hn::GetLane(hn::SumOfLanes(df, am));
-}
+  }
+};
 
 // Q3_K: super-blocks of 256 values, w = (d * scale_G) * q with 6-bit signed scales (see
 // quant_blocks.h) and q = (bits 2s, 2s+1 of q[32h + i]) - (bit 4h + s of hmask[i] ? 0 : 4) for
 // v = 128h + 32s + i.
-HWY_INLINE float DotQ3_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
-                         const uint8_t* HWY_RESTRICT w, size_t blocks) {
-  const hn::ScalableTag<float> df;
-  const hn::CappedTag<uint8_t, 32> du8;
-  const size_t L8 = hn::Lanes(du8);
-  const auto mask2 = hn::Set(du8, 3), one = hn::Set(du8, 1), four = hn::Set(du8, 4);
-  const auto stage = [&](const uint8_t* blk, const float* /*xb*/, float* scale, uint8_t* qb) {
-    const float d = hn::GetLane(BroadcastHalf(df, blk + 108));
-    for (int g = 0; g < 16; ++g) scale[g] = d * float(quant::q3k_scale(blk + 96, g));
-    for (size_t i = 0; i < 32; i += L8) {
+template <class DF>
+struct DecodeQ3_K : DecodeStaged<DF, false> {
+  static constexpr size_t kValues = 256, kBytes = 110;
+  HWY_INLINE void Begin(const uint8_t* blk) {
+    const hn::CappedTag<uint8_t, 32> du8;
+    const auto mask2 = hn::Set(du8, 3), one = hn::Set(du8, 1), four = hn::Set(du8, 4);
+    uint8_t* qb = reinterpret_cast<uint8_t*>(this->qv);
+    const float d = quant::half_at(blk + 108);
+    for (int g = 0; g < 16; ++g) this->scale[g] = d * float(quant::q3k_scale(blk + 96, g));
+    for (size_t i = 0; i < 32; i += hn::Lanes(du8)) {
       const auto HM = hn::LoadU(du8, blk + i);
       for (int h = 0; h < 2; ++h) {
         const auto Q = hn::LoadU(du8, blk + 32 + 32 * h + i);
@@ -458,35 +270,27 @@ HWY_INLINE float DotQ3_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
         }
       }
     }
-  };
-  return DotStagedK<110>(x, w, blocks, stage);
-}
+  }
+};
 
 // Q6_K: super-blocks of 256 values, w = (d * sc[v / 16]) * (q - 32) with q 6-bit: for value
 // v = 128h + 32s + i, the low 4 bits are a nibble of ql[64h + 32(s & 1) + i] (high nibble when
-// s >= 2) and the top 2 bits are bits 2s, 2s+1 of qh[32h + i]; q - 32 is staged as int8 and each
-// 16-value group's sum of (q - 32) x scaled once, as for Q8_0.
-HWY_INLINE float DotQ6_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
-                         const uint8_t* HWY_RESTRICT w, size_t blocks) {
-  const hn::ScalableTag<float> df;
-  const hn::RebindToSigned<decltype(df)> di;
-  const hn::Rebind<int8_t, decltype(di)> d8;
-  const size_t L = hn::Lanes(df);
-  const hn::CappedTag<uint8_t, 32> du8;
-  const size_t L8 = hn::Lanes(du8);
-  const auto mask4 = hn::Set(du8, 0x0F), mask30 = hn::Set(du8, 0x30), off = hn::Set(du8, 32);
-  const auto stage = [&](const uint8_t* blk, const float* /*xb*/, float* scale, uint8_t* qb) {
+// s >= 2) and the top 2 bits are bits 2s, 2s+1 of qh[32h + i]; q - 32 is staged as int8.
+template <class DF>
+struct DecodeQ6_K : DecodeStaged<DF, false> {
+  static constexpr size_t kValues = 256, kBytes = 210;
+  HWY_INLINE void Begin(const uint8_t* blk) {
+    const hn::CappedTag<uint8_t, 32> du8;
+    const auto mask4 = hn::Set(du8, 0x0F), mask30 = hn::Set(du8, 0x30), off = hn::Set(du8, 32);
     const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
-    const auto vd = BroadcastHalf(df, blk + 208);
-    for (size_t g = 0; g < 16; g += L) {
-      hn::Store(hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, sc + g))), vd), df,
-                scale + g);
-    }
+    const float d = quant::half_at(blk + 208);
+    for (size_t g = 0; g < 16; ++g) this->scale[g] = d * float(sc[g]);
+    uint8_t* qb = reinterpret_cast<uint8_t*>(this->qv);
     for (size_t h = 0; h < 2; ++h) {
       const uint8_t* ql = blk + 64 * h;
       const uint8_t* qh = blk + 128 + 32 * h;
       uint8_t* o = qb + 128 * h;
-      for (size_t i = 0; i < 32; i += L8) {
+      for (size_t i = 0; i < 32; i += hn::Lanes(du8)) {
         const auto A = hn::LoadU(du8, ql + i), B = hn::LoadU(du8, ql + 32 + i);
         const auto H = hn::LoadU(du8, qh + i);
         // The top 2 bits moved straight to bit positions 4-5, masked once; q - 32 wraps to the
@@ -501,8 +305,116 @@ HWY_INLINE float DotQ6_K(const float* HWY_RESTRICT x, const float* /*xsum*/,
         hn::StoreU(hn::Sub(q3, off), du8, o + 96 + i);
       }
     }
-  };
-  return DotStagedK<210>(x, w, blocks, stage);
+  }
+};
+
+// QuantDotTile's sums over rows already decoded into float32 (DecodeRow: K floats each, ldw
+// apart, aligned; K a multiple of 2 * Lanes). Its two accumulators a (even vectors of k) and b
+// (odd) are independent chains, so they run one after the other, each as a one-accumulator
+// R x C tile (R * C registers where the two at once take 2 R C: 4 x 4 on AVX-512, with R + C
+// loads per R * C FMAs); a is parked in L1 while b runs, then SumOfLanes(a + b) as there.
+template <size_t R, size_t C>
+HWY_INLINE void DecodedDotTile(const float* HWY_RESTRICT x, size_t ldx, const float* HWY_RESTRICT w,
+                               size_t ldw, size_t cols, size_t K, float* HWY_RESTRICT out,
+                               size_t ldo) {
+  const hn::ScalableTag<float> df;
+  using V = hn::Vec<decltype(df)>;
+  constexpr size_t kL = hn::MaxLanes(df);
+  const float* wc[C];
+  for (size_t c = 0; c < C; ++c) wc[c] = w + (c < cols ? c : cols - 1) * ldw;
+  HWY_ALIGN float parked[R * C * kL];
+  for (size_t pass = 0; pass < 2; ++pass) {
+    V acc[R][C];
+    for (size_t r = 0; r < R; ++r) {
+      for (size_t c = 0; c < C; ++c) acc[r][c] = hn::Zero(df);
+    }
+    for (size_t k = pass * kL; k < K; k += 2 * kL) {
+      V xv[R];
+      for (size_t r = 0; r < R; ++r) xv[r] = hn::LoadU(df, x + r * ldx + k);
+      for (size_t c = 0; c < C; ++c) {
+        const V wv = hn::Load(df, wc[c] + k);
+        for (size_t r = 0; r < R; ++r) acc[r][c] = hn::MulAdd(wv, xv[r], acc[r][c]);
+      }
+    }
+    for (size_t r = 0; r < R; ++r) {
+      for (size_t c = 0; c < C; ++c) {
+        float* pk = parked + (r * C + c) * kL;
+        if (pass == 0) {
+          hn::Store(acc[r][c], df, pk);
+        } else if (c < cols) {
+          out[r * ldo + c] = hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Load(df, pk), acc[r][c])));
+        }
+      }
+    }
+  }
+}
+
+// Decodes `blocks` blocks of one weight row into out (aligned): the values the tile's Chunk gives.
+template <template <class> class Decode>
+HWY_INLINE void DecodeRow(const uint8_t* HWY_RESTRICT row, size_t blocks, float* HWY_RESTRICT out) {
+  using DF = hn::ScalableTag<float>;
+  using Dec = Decode<DF>;
+  const DF df;
+  constexpr size_t kL = hn::MaxLanes(df), kV = ChunkVectors<DF>();
+  Dec dec;
+  for (size_t b = 0; b < blocks; ++b) {
+    dec.Begin(row + b * Dec::kBytes);
+    for (size_t s = 0; s < Dec::kValues / 32; ++s) {
+      hn::Vec<DF> wv[kV];
+      dec.Chunk(s, wv);
+      float* o = out + b * Dec::kValues + 32 * s;
+      for (size_t v = 0; v < kV; ++v) hn::Store(wv[v], df, o + v * kL);
+    }
+  }
+}
+
+// ---- the tile ------------------------------------------------------------------------------------
+
+// out[r * ldo + c] = sum_k x_r[k] * W_c[k] for R rows of x (ldx apart) and the first `cols` of C
+// weight rows of `blocks` blocks each (w at the first, row_bytes apart; a short group repeats its
+// last row, whose duplicate results are not stored). Accumulators a[r][c] (even vectors of k)
+// and b[r][c] (odd), reduced as SumOfLanes(a + b).
+template <size_t R, size_t C, template <class> class Decode>
+HWY_INLINE void QuantDotTile(const float* HWY_RESTRICT x, size_t ldx, const uint8_t* HWY_RESTRICT w,
+                             size_t row_bytes, size_t cols, size_t blocks, float* HWY_RESTRICT out,
+                             size_t ldo) {
+  using DF = hn::ScalableTag<float>;
+  using Dec = Decode<DF>;
+  const DF df;
+  using V = hn::Vec<DF>;
+  constexpr size_t kL = hn::MaxLanes(df), kV = ChunkVectors<DF>();
+  static_assert(kV % 2 == 0, "chunks of an even number of vectors");
+  constexpr size_t kChunks = Dec::kValues / 32;
+  const uint8_t* wc[C];
+  for (size_t c = 0; c < C; ++c) wc[c] = w + (c < cols ? c : cols - 1) * row_bytes;
+  Dec dec[C];
+  V a[R][C], b[R][C];
+  for (size_t r = 0; r < R; ++r) {
+    for (size_t c = 0; c < C; ++c) a[r][c] = b[r][c] = hn::Zero(df);
+  }
+  for (size_t blk = 0; blk < blocks; ++blk) {
+    for (size_t c = 0; c < C; ++c) dec[c].Begin(wc[c] + blk * Dec::kBytes);
+    for (size_t s = 0; s < kChunks; ++s) {
+      V wv[C][kV];
+      for (size_t c = 0; c < C; ++c) dec[c].Chunk(s, wv[c]);
+      const float* xs = x + blk * Dec::kValues + 32 * s;
+      for (size_t v = 0; v < kV; v += 2) {
+        for (size_t r = 0; r < R; ++r) {
+          const V xa = hn::LoadU(df, xs + r * ldx + v * kL);
+          const V xb = hn::LoadU(df, xs + r * ldx + (v + 1) * kL);
+          for (size_t c = 0; c < C; ++c) {
+            a[r][c] = hn::MulAdd(wv[c][v], xa, a[r][c]);
+            b[r][c] = hn::MulAdd(wv[c][v + 1], xb, b[r][c]);
+          }
+        }
+      }
+    }
+  }
+  for (size_t r = 0; r < R; ++r) {
+    for (size_t c = 0; c < cols && c < C; ++c) {
+      out[r * ldo + c] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a[r][c], b[r][c])));
+    }
+  }
 }
 
 }  // namespace gemmacpp::cpu::HWY_NAMESPACE

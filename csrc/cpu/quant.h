@@ -13,11 +13,10 @@ namespace gemmacpp::cpu {
 void dequantize(QType t, const uint8_t* data, int64_t n, int64_t k, float* out);
 
 // out[m * ldo + n] = sum_j x[m * ldx + j] * W[n][j] (+ bias[n]) for m < M, n < N, j < K, where W
-// is the [N, K] matrix of qtype t at w (rows back to back, never expanded as a whole). Up to
-// kMatvecMaxRows rows of x stream the blocks once with in-register dequantization; more rows
-// dequantize panels of weight rows for the blocked GEMM microkernel. Results do not depend on the
-// thread count.
-// Whether linear_quantized's matrix-vector path, on the target kernels dispatch to now, reads
+// is the [N, K] matrix of qtype t at w (rows back to back, never expanded as a whole), its blocks
+// dequantized in registers. Row m of out is bitwise the same whatever M, the other rows of x and
+// the thread count (on a given SIMD target).
+// Whether linear_quantized, on the target kernels dispatch to now, reads
 // qtype t's blocks in registers (false: it expands each weight row into a buffer first, a
 // generic path several times slower). Tests check it on every target.
 bool quantized_matvec_fused(QType t);

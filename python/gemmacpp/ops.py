@@ -163,8 +163,9 @@ def linear(x, weight, *, bias=None, out=None, activations="float32"):
     x: [..., K] float32; weight: [N, K] float32, bfloat16 or float16, read in place (as a model
     stores it), or a QuantizedTensor of shape (N, K), whose GGML blocks are read in place and
     dequantized on the fly (y = x @ dequantize(weight).T); bias: [N] or None. Returns [..., N]
-    float32. Up to 4 rows of x (decoding) take the matrix-vector path, which streams the weights
-    once; more take the blocked matrix-matrix path.
+    float32. A row of the result is bitwise the same whatever the other rows of x, their number
+    and the thread count (on a given SIMD target): decoding one row, prefilling many or scoring a
+    ragged batch give each row the same bits.
 
     activations: "float32" (default: the exact products above) or "int8": with a QuantizedTensor,
     each row of x is first rounded to int8 per block, as llama.cpp does (blocks of 32 values for

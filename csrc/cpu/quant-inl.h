@@ -26,6 +26,7 @@
 #include <type_traits>
 
 #include "hwy/highway.h"
+#include "csrc/cpu/gemm-inl.h"  // StoreSumsOfLanes
 #include "csrc/cpu/quant_blocks.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -337,13 +338,14 @@ HWY_INLINE void DecodedDotTile(const float* HWY_RESTRICT x, size_t ldx, const fl
       }
     }
     for (size_t r = 0; r < R; ++r) {
-      for (size_t c = 0; c < C; ++c) {
-        float* pk = parked + (r * C + c) * kL;
-        if (pass == 0) {
-          hn::Store(acc[r][c], df, pk);
-        } else if (c < cols) {
-          out[r * ldo + c] = hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Load(df, pk), acc[r][c])));
+      if (pass == 0) {
+        for (size_t c = 0; c < C; ++c) hn::Store(acc[r][c], df, parked + (r * C + c) * kL);
+      } else {
+        V sum[C];
+        for (size_t c = 0; c < C; ++c) {
+          sum[c] = hn::Add(hn::Load(df, parked + (r * C + c) * kL), acc[r][c]);
         }
+        StoreSumsOfLanes<C>(df, sum, cols, out + r * ldo);
       }
     }
   }
@@ -411,9 +413,8 @@ HWY_INLINE void QuantDotTile(const float* HWY_RESTRICT x, size_t ldx, const uint
     }
   }
   for (size_t r = 0; r < R; ++r) {
-    for (size_t c = 0; c < cols && c < C; ++c) {
-      out[r * ldo + c] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a[r][c], b[r][c])));
-    }
+    for (size_t c = 0; c < C; ++c) a[r][c] = hn::Add(a[r][c], b[r][c]);
+    StoreSumsOfLanes<C>(df, a[r], cols, out + r * ldo);
   }
 }
 

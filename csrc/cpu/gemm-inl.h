@@ -29,8 +29,8 @@ namespace hn = hwy::HWY_NAMESPACE;
 // then the 128-bit halves of that, then lanes j and j + 2, then lanes 0 and 1; here the four
 // vectors run that same tree together, two or four of them per shuffle and add (IEEE addition is
 // commutative, so only the pairing matters): 8 shuffles and 5 adds instead of 4 x 7 operations.
-// AVX2 does the same with Highway's own 8-lane tree (x86_256-inl.h: halves, then lanes j and
-// j ^ 2, then 0 and 1). Other targets reduce each vector as SumOfLanes does.
+// Other targets reduce each vector as SumOfLanes does (the same transposition of Highway's 8-lane
+// tree on AVX2 measured 0.97x, contended: there K / 8 FMAs per pair dwarf the reduction).
 template <class DF>
 HWY_INLINE void SumOfLanes4(DF df, const hn::Vec<DF>* v, float* HWY_RESTRICT sums) {
 #if (HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL) && HWY_COMPILER_GCC_ACTUAL
@@ -49,22 +49,6 @@ HWY_INLINE void SumOfLanes4(DF df, const hn::Vec<DF>* v, float* HWY_RESTRICT sum
     HWY_ALIGN float lanes[16];
     _mm512_store_ps(lanes, s);
     for (size_t i = 0; i < 4; ++i) sums[i] = lanes[4 * i];
-    return;
-  }
-#elif HWY_TARGET == HWY_AVX2
-  if constexpr (hn::MaxLanes(DF()) == 8) {
-    // Highway's tree here: lanes i + (i + 4), then j + (j ^ 2), then 0 + 1.
-    const __m256 ab = _mm256_add_ps(_mm256_permute2f128_ps(v[0].raw, v[1].raw, 0x20),
-                                    _mm256_permute2f128_ps(v[0].raw, v[1].raw, 0x31));
-    const __m256 cd = _mm256_add_ps(_mm256_permute2f128_ps(v[2].raw, v[3].raw, 0x20),
-                                    _mm256_permute2f128_ps(v[2].raw, v[3].raw, 0x31));
-    // [A0+A2, A1+A3, C0+C2, C1+C3 | the same for B, D], then lanes 0 + 1 and 2 + 3.
-    const __m256 q = _mm256_add_ps(_mm256_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
-                                   _mm256_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
-    const __m256 s = _mm256_add_ps(q, _mm256_permute_ps(q, _MM_SHUFFLE(2, 3, 0, 1)));
-    HWY_ALIGN float lanes[8];
-    _mm256_store_ps(lanes, s);
-    sums[0] = lanes[0], sums[1] = lanes[4], sums[2] = lanes[2], sums[3] = lanes[6];
     return;
   }
 #endif

@@ -70,7 +70,8 @@ HWY_INLINE void StoreSumsOfLanes(DF df, const hn::Vec<DF>* acc, size_t cols, flo
 // out[r * ldo + c] = sum_k x_r[k] * w_c[k] for R rows of x (ldx apart) and the first `cols` of C
 // weight rows (ldw apart; a short group repeats its last row, whose duplicate results are not
 // stored). Every (row, weight row) pair has one accumulator vector, lane l summing k = l mod Lanes
-// in increasing k (the last, partial vector zero-filled), reduced by SumOfLanes: the same
+// in increasing k (the last, partial vector zero-filled), reduced by SumOfLanes (on AVX-512 four
+// pairs at a time, SumOfLanes4, with the same additions): the same
 // operations for any R, C and position in the tile, so a row's result does not depend on the
 // other rows of x, on M, or on how the caller groups weight rows. An R x C tile loads R + C
 // vectors per R * C FMAs; R * C chains in flight hide the FMA latency.

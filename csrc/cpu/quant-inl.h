@@ -3,7 +3,8 @@
 // 32 values at a time, into its float32 values w (bitwise quant_blocks.h's dequantized values:
 // d * q, d * q + m and dl * q - ml are formed with the scalar code's single rounding),
 // and each (row of x, weight row) pair accumulates w * x in two accumulator vectors (even and
-// odd vectors of k), summed by one SumOfLanes at the end. The decoded chunk is shared by the R
+// odd vectors of k), summed by one SumOfLanes at the end (gemm-inl.h's StoreSumsOfLanes: on
+// AVX-512 four pairs' sums at a time, bitwise the same). The decoded chunk is shared by the R
 // rows and each x vector by the C weight rows, but every pair gets exactly the operations it
 // would get alone (R = C = 1, decode): a row's result does not depend on R, C, the other rows or
 // M. With more rows than one tile (quant.cc), the weight rows are decoded once into float32 rows

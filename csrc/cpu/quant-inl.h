@@ -3,7 +3,8 @@
 // 32 values at a time, into its float32 values w (bitwise quant_blocks.h's dequantized values:
 // d * q, d * q + m and dl * q - ml are formed with the scalar code's single rounding),
 // and each (row of x, weight row) pair accumulates w * x in two accumulator vectors (even and
-// odd vectors of k), summed by one SumOfLanes at the end. The decoded chunk is shared by the R
+// odd vectors of k), summed by one SumOfLanes at the end (gemm-inl.h's StoreSumsOfLanes: on
+// AVX-512 four pairs' sums at a time, bitwise the same). The decoded chunk is shared by the R
 // rows and each x vector by the C weight rows, but every pair gets exactly the operations it
 // would get alone (R = C = 1, decode): a row's result does not depend on R, C, the other rows or
 // M. With more rows than one tile (quant.cc), the weight rows are decoded once into float32 rows
@@ -26,6 +27,7 @@
 #include <type_traits>
 
 #include "hwy/highway.h"
+#include "csrc/cpu/gemm-inl.h"  // StoreSumsOfLanes
 #include "csrc/cpu/quant_blocks.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -337,13 +339,14 @@ HWY_INLINE void DecodedDotTile(const float* HWY_RESTRICT x, size_t ldx, const fl
       }
     }
     for (size_t r = 0; r < R; ++r) {
-      for (size_t c = 0; c < C; ++c) {
-        float* pk = parked + (r * C + c) * kL;
-        if (pass == 0) {
-          hn::Store(acc[r][c], df, pk);
-        } else if (c < cols) {
-          out[r * ldo + c] = hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Load(df, pk), acc[r][c])));
+      if (pass == 0) {
+        for (size_t c = 0; c < C; ++c) hn::Store(acc[r][c], df, parked + (r * C + c) * kL);
+      } else {
+        V sum[C];
+        for (size_t c = 0; c < C; ++c) {
+          sum[c] = hn::Add(hn::Load(df, parked + (r * C + c) * kL), acc[r][c]);
         }
+        StoreSumsOfLanes<C>(df, sum, cols, out + r * ldo);
       }
     }
   }
@@ -411,9 +414,8 @@ HWY_INLINE void QuantDotTile(const float* HWY_RESTRICT x, size_t ldx, const uint
     }
   }
   for (size_t r = 0; r < R; ++r) {
-    for (size_t c = 0; c < cols && c < C; ++c) {
-      out[r * ldo + c] = hn::GetLane(hn::SumOfLanes(df, hn::Add(a[r][c], b[r][c])));
-    }
+    for (size_t c = 0; c < C; ++c) a[r][c] = hn::Add(a[r][c], b[r][c]);
+    StoreSumsOfLanes<C>(df, a[r], cols, out + r * ldo);
   }
 }
 

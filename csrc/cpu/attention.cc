@@ -43,6 +43,7 @@
 #include "csrc/core/threads.h"
 #include "csrc/cpu/dtype_dispatch.h"
 #include "hwy/aligned_allocator.h"
+#include "hwy/cache_control.h"
 
 // Target-independent pieces: tiling constants and the key bounds of blocks of queries.
 #ifndef GEMMACPP_CPU_ATTENTION_SHARED_
@@ -480,29 +481,83 @@ void TileUpdate(const AttentionArgs& a, int64_t pos0, int64_t G, int64_t R, cons
   }
 }
 
-// Converts one tile of tk keys and values to float32 panels (layout at PanelWidth).
+// The packing reads K and V rows kPrefetchRows ahead of their use: the rows of one KV head are D
+// elements of every Hkv * D ([T, H, D] layout), which the hardware prefetchers miss when one head
+// is read at a time (1 KiB of every 4 KiB for 4 heads of 256 floats), and a decode step's packing
+// stalled on its loads even with every head in one pass. Prefetching past the end of the data is
+// harmless (a hint, never a fault).
+constexpr size_t kPrefetchRows = 8;
 template <class T>
-void PackTileT(const T* k, int64_t k_stride, const T* v, int64_t v_stride, size_t tk, size_t D,
-               size_t W, float* HWY_RESTRICT kt, float* HWY_RESTRICT vt) {
+HWY_INLINE void Prefetch(const T* row, size_t n) {
+  const char* p = reinterpret_cast<const char*>(row);
+  for (size_t off = 0; off < n * sizeof(T); off += 64) hwy::Prefetch(p + off);
+}
+
+// Converts one tile of tk keys and values of `heads` KV heads to float32 panels (layout at
+// PanelWidth). k, v: head 0 of the tile's first key; rows k_stride apart, heads k_head apart. Head
+// h's tiles go to kt + h * kKeyTile * D and vt + h * kKeyTile * RoundUp(D, N).
+template <class T>
+void PackTileT(const T* k, int64_t k_stride, int64_t k_head, const T* v, int64_t v_stride,
+               int64_t v_head, int64_t heads, size_t tk, size_t D, size_t W,
+               float* HWY_RESTRICT kt, float* HWY_RESTRICT vt) {
   const size_t N = hn::Lanes(DF());
   const size_t TK = size_t(kKeyTile), DV = RoundUp(D, N), wide = DV / W * W;
+  const size_t DW = RoundUp(D, W);
   static thread_local std::vector<float> row_buf;
-  float* row = Scratch(row_buf, RoundUp(D, W));
-  std::fill(row, row + RoundUp(D, W), 0.0f);
-  for (size_t jj = 0; jj < TK; ++jj) {
+  float* rows = Scratch(row_buf, 4 * DW);
+  // Rows of keys past the last one are zero: zero scores for the columns past the tile's end.
+  auto load_key = [&](int64_t h, size_t jj, float* row) {
     if (jj < tk) {
-      RowToF32(k + int64_t(jj) * k_stride, D, 1.0f, row);
+      const T* src = k + h * k_head + int64_t(jj) * k_stride;
+      Prefetch(src + int64_t(kPrefetchRows) * k_stride, D);
+      RowToF32(src, D, 1.0f, row);
     } else {
-      std::fill(row, row + D, 0.0f);  // zero scores for the columns past the last key
+      std::fill(row, row + D, 0.0f);
     }
-    float* col = kt + (jj / W) * D * W + jj % W;
-    for (size_t d = 0; d < D; ++d) col[d * W] = row[d];
+  };
+  for (size_t jj0 = 0; jj0 < TK; jj0 += 4) {
+    for (int64_t h = 0; h < heads; ++h) {
+#if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+      float* col = kt + size_t(h) * TK * D + (jj0 / W) * D * W + jj0 % W;  // W: a multiple of 8
+      // Four keys at a time, transposed in 4 x 4 blocks of 128-bit vectors: scattered stores of
+      // one float each were most of the packing time, and packing most of a decode step's. Pure
+      // data movement: the same panels as the one-at-a-time loop below.
+      const hn::Full128<float> d4;
+      for (size_t t = 0; t < 4; ++t) load_key(h, jj0 + t, rows + t * DW);
+      size_t d = 0;
+      for (; d + 4 <= D; d += 4) {
+        const auto r0 = hn::LoadU(d4, rows + d), r1 = hn::LoadU(d4, rows + DW + d);
+        const auto r2 = hn::LoadU(d4, rows + 2 * DW + d), r3 = hn::LoadU(d4, rows + 3 * DW + d);
+        const auto t0 = hn::InterleaveLower(d4, r0, r1), t1 = hn::InterleaveLower(d4, r2, r3);
+        const auto t2 = hn::InterleaveUpper(d4, r0, r1), t3 = hn::InterleaveUpper(d4, r2, r3);
+        hn::StoreU(hn::ConcatLowerLower(d4, t1, t0), d4, col + d * W);
+        hn::StoreU(hn::ConcatUpperUpper(d4, t1, t0), d4, col + (d + 1) * W);
+        hn::StoreU(hn::ConcatLowerLower(d4, t3, t2), d4, col + (d + 2) * W);
+        hn::StoreU(hn::ConcatUpperUpper(d4, t3, t2), d4, col + (d + 3) * W);
+      }
+      for (; d < D; ++d)
+        for (size_t t = 0; t < 4; ++t) col[d * W + t] = rows[t * DW + d];
+#else
+      for (size_t jj = jj0; jj < jj0 + 4; ++jj) {  // W may be 2 here (one-lane vectors)
+        load_key(h, jj, rows);
+        float* c = kt + size_t(h) * TK * D + (jj / W) * D * W + jj % W;
+        for (size_t d = 0; d < D; ++d) c[d * W] = rows[d];
+      }
+#endif
+    }
   }
+  float* row = rows;
+  std::fill(row, row + DW, 0.0f);
   for (size_t jj = 0; jj < tk; ++jj) {
-    RowToF32(v + int64_t(jj) * v_stride, D, 1.0f, row);
-    for (size_t pd = 0; pd < wide / W; ++pd)
-      std::memcpy(vt + (pd * TK + jj) * W, row + pd * W, W * sizeof(float));
-    if (wide < DV) std::memcpy(vt + wide * TK + jj * N, row + wide, N * sizeof(float));
+    for (int64_t h = 0; h < heads; ++h) {
+      const T* src = v + h * v_head + int64_t(jj) * v_stride;
+      Prefetch(src + int64_t(kPrefetchRows) * v_stride, D);
+      RowToF32(src, D, 1.0f, row);
+      float* vh = vt + size_t(h) * TK * DV;
+      for (size_t pd = 0; pd < wide / W; ++pd)
+        std::memcpy(vh + (pd * TK + jj) * W, row + pd * W, W * sizeof(float));
+      if (wide < DV) std::memcpy(vh + wide * TK + jj * N, row + wide, N * sizeof(float));
+    }
   }
 }
 
@@ -581,8 +636,8 @@ void PackTile(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t kvh
                  t0 * a.k_stride[1];
     const T* v = static_cast<const T*>(a.v) + b * a.v_stride[0] + kvh * a.v_stride[2] +
                  t0 * a.v_stride[1];
-    PackTileT(k, a.k_stride[1], v, a.v_stride[1], size_t(tk), D, W, kv.kt + ti * TK * D,
-              kv.vt + ti * TK * RoundUp(D, N));
+    PackTileT(k, a.k_stride[1], 0, v, a.v_stride[1], 0, 1, size_t(tk), D, W,
+              kv.kt + ti * TK * D, kv.vt + ti * TK * RoundUp(D, N));
   });
 }
 
@@ -620,16 +675,16 @@ void DecodeChunkTask(const AttentionArgs& a, int64_t b, int64_t c, float* part) 
       Q = Scratch(sc.q, RT * Dp);
       for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) LoadQueries<T>(a, b, kvh, 0, a.Tq, Dp, Q + kvh * R * Dp);
     }
-    float* Kt = Scratch(sc.kt, TK * D);
-    float* Vt = Scratch(sc.vt, TK * Dp);
+    // Every head's K and V of the tile in one pass (the heads of a key are adjacent in memory).
+    float* Kt = Scratch(sc.kt, size_t(a.Hkv) * TK * D);
+    float* Vt = Scratch(sc.vt, size_t(a.Hkv) * TK * Dp);
+    const T* k = static_cast<const T*>(a.k) + b * a.k_stride[0] + t0 * a.k_stride[1];
+    const T* v = static_cast<const T*>(a.v) + b * a.v_stride[0] + t0 * a.v_stride[1];
+    PackTileT(k, a.k_stride[1], a.k_stride[2], v, a.v_stride[1], a.v_stride[2], a.Hkv,
+              size_t(t1 - t0), D, PanelWidth(N), Kt, Vt);
     for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) {
-      const T* k = static_cast<const T*>(a.k) + b * a.k_stride[0] + kvh * a.k_stride[2] +
-                   t0 * a.k_stride[1];
-      const T* v = static_cast<const T*>(a.v) + b * a.v_stride[0] + kvh * a.v_stride[2] +
-                   t0 * a.v_stride[1];
-      PackTileT(k, a.k_stride[1], v, a.v_stride[1], size_t(t1 - t0), D, PanelWidth(N), Kt, Vt);
-      TileUpdate(a, a.q_start, G, R, Q + kvh * R * Dp, Kt, Vt, t0, t1, sc.tile, M + kvh * R,
-                 L + kvh * R, O + kvh * R * Dp);
+      TileUpdate(a, a.q_start, G, R, Q + kvh * R * Dp, Kt + kvh * TK * D, Vt + kvh * TK * Dp,
+                 t0, t1, sc.tile, M + kvh * R, L + kvh * R, O + kvh * R * Dp);
     }
   }
 }

@@ -18,6 +18,7 @@ pytest.importorskip("transformers")
 
 import gemmacpp as gc  # noqa: E402
 
+import test_embedding_gemma  # noqa: E402
 import test_gemma3n  # noqa: E402
 import test_gemma4  # noqa: E402
 import test_gemma_forward  # noqa: E402
@@ -129,6 +130,38 @@ def test_rows_are_batch_invariant_any_rows(model):
     vocab = vocab_of(m)
     check_rows(m, vocab, lengths=[1, 2, 4, 9], other_lengths=[3, 30, 1],
                last_only=True, token_by_token=True)
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory):
+    pytest.importorskip("sentence_transformers")
+    folder, _ = test_embedding_gemma.build("eg", str(tmp_path_factory.mktemp("embeddinggemma")))
+    return gc.load(folder)
+
+
+def texts_of(m, batch):
+    texts = test_embedding_gemma.texts(batch, seed=3, lengths=(40, 200))  # >= 5 tokens each
+    return [m.tokenizer.encode(t) for t in texts]
+
+
+def test_text_encoder_pooled_states_are_batch_invariant_long_rows(encoder):
+    """Each text's mean-pooled hidden states (bidirectional attention) alone and among others.
+    The dense layers after the pooling see one row per text: their matrix-vector path is the
+    any-rows case below."""
+    toks = texts_of(encoder, 3)
+    _, together = encoder.run_with_cache(toks, names=["hook_pooled"])
+    for i, t in enumerate(toks):
+        _, alone = encoder.run_with_cache([t], names=["hook_pooled"])
+        assert same(together["hook_pooled"][i], alone["hook_pooled"][0]), i
+
+
+@any_rows
+def test_text_encoder_embeddings_are_batch_invariant_any_rows(encoder):
+    m = encoder
+    texts = test_embedding_gemma.texts(7, seed=3, lengths=(1, 200))
+    together = m.embed(texts)
+    for i, t in enumerate(texts):
+        assert same(together[i], m.embed([t])[0]), i
 
 
 @pytest.fixture(scope="module")

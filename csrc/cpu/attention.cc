@@ -37,6 +37,7 @@
 #include <mutex>
 #include <numeric>
 #include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -388,11 +389,23 @@ struct TileScratch {
   std::vector<size_t> c0, c1;
 };
 
-// Merges the key tile [t0, t1) (packed: Kt, Vt, layout at PanelWidth) into the running state of R
+// The values of a key tile as ValueBlock reads them: head dims [dc, dc + W) of key j at
+// v + dc * panel_step + j * ld_wide (ld_narrow for the last, one-vector panel). Packed tiles
+// (layout at PanelWidth) or float32 rows read in place; either way the same floats.
+struct ValueTile {
+  const float* v;
+  size_t panel_step, ld_wide, ld_narrow;
+  static ValueTile Packed(const float* vt, size_t N) {
+    return {vt, size_t(kKeyTile), PanelWidth(N), N};
+  }
+  static ValueTile Rows(const float* v, size_t ld) { return {v, 1, ld, ld}; }
+};
+
+// Merges the key tile [t0, t1) (packed: Kt, layout at PanelWidth; values: V) into the running state of R
 // rows: M, L [R] and O [R][Dp]. Rows are query-major, head-minor (G heads of one KV group): row r
 // is the query at position pos0 + r / G; Q [R][Dp] holds the rows' scaled queries.
 void TileUpdate(const AttentionArgs& a, int64_t pos0, int64_t G, int64_t R, const float* Q,
-                const float* Kt, const float* Vt, int64_t t0, int64_t t1, TileScratch& sc,
+                const float* Kt, const ValueTile& V, int64_t t0, int64_t t1, TileScratch& sc,
                 float* M, float* L, float* O) {
   const DF df;
   const size_t N = hn::Lanes(df);
@@ -471,10 +484,12 @@ void TileUpdate(const AttentionArgs& a, int64_t pos0, int64_t G, int64_t R, cons
       const int64_t r0 = blk * kMR;
       const int mr = int(std::min<int64_t>(kMR, R - r0));
       if (dc < wide) {
-        ValueRows<kNR>(mr, S + r0 * TK, TK, j0, j1, Vt + dc * TK, colb, O + r0 * Dp + dc, Dp,
+        ValueRows<kNR>(mr, S + r0 * TK, TK, j0, j1, V.v + dc * V.panel_step, V.ld_wide,
+                       O + r0 * Dp + dc, Dp,
                        A + r0, Bt + r0);
       } else {
-        ValueRows<1>(mr, S + r0 * TK, TK, j0, j1, Vt + wide * TK, N, O + r0 * Dp + wide, Dp,
+        ValueRows<1>(mr, S + r0 * TK, TK, j0, j1, V.v + wide * V.panel_step, V.ld_narrow,
+                     O + r0 * Dp + wide, Dp,
                      A + r0, Bt + r0);
       }
     }
@@ -499,7 +514,7 @@ HWY_INLINE void Prefetch(const T* row, size_t n) {
 template <class T>
 void PackTileT(const T* k, int64_t k_stride, int64_t k_head, const T* v, int64_t v_stride,
                int64_t v_head, int64_t heads, size_t tk, size_t D, size_t W,
-               float* HWY_RESTRICT kt, float* HWY_RESTRICT vt) {
+               float* HWY_RESTRICT kt, float* HWY_RESTRICT vt) {  // vt null: K only
   const size_t N = hn::Lanes(DF());
   const size_t TK = size_t(kKeyTile), DV = RoundUp(D, N), wide = DV / W * W;
   const size_t DW = RoundUp(D, W);
@@ -546,6 +561,7 @@ void PackTileT(const T* k, int64_t k_stride, int64_t k_head, const T* v, int64_t
 #endif
     }
   }
+  if (!vt) return;
   float* row = rows;
   std::fill(row, row + DW, 0.0f);
   for (size_t jj = 0; jj < tk; ++jj) {
@@ -607,8 +623,8 @@ void PrefillTask(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t 
     const AttentionKeyRange tile = bounding_range(a, p0, p1, t0, t1);
     if (tile.lo >= tile.hi) continue;  // no query of this task sees this tile
     const int64_t ti = kv_tiles + t0 / kKeyTile - kv.first_tile;
-    TileUpdate(a, p0, G, R, Q, kv.kt + ti * D * TK, kv.vt + ti * TK * Dp, t0, t1, sc.tile, M, L,
-               O);
+    TileUpdate(a, p0, G, R, Q, kv.kt + ti * D * TK, ValueTile::Packed(kv.vt + ti * TK * Dp, N),
+               t0, t1, sc.tile, M, L, O);
   }
 
   T* ob = static_cast<T*>(a.out) + b * a.out_stride[0];
@@ -675,16 +691,24 @@ void DecodeChunkTask(const AttentionArgs& a, int64_t b, int64_t c, float* part) 
       Q = Scratch(sc.q, RT * Dp);
       for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) LoadQueries<T>(a, b, kvh, 0, a.Tq, Dp, Q + kvh * R * Dp);
     }
-    // Every head's K and V of the tile in one pass (the heads of a key are adjacent in memory).
+    // Every head's K (and V) of the tile in one pass (the heads of a key are adjacent in
+    // memory). Float32 values whose rows are whole vectors are read in place.
+    constexpr bool kFloat = std::is_same_v<T, float>;
+    const bool v_rows = kFloat && D % N == 0;
     float* Kt = Scratch(sc.kt, size_t(a.Hkv) * TK * D);
-    float* Vt = Scratch(sc.vt, size_t(a.Hkv) * TK * Dp);
+    float* Vt = v_rows ? nullptr : Scratch(sc.vt, size_t(a.Hkv) * TK * Dp);
     const T* k = static_cast<const T*>(a.k) + b * a.k_stride[0] + t0 * a.k_stride[1];
     const T* v = static_cast<const T*>(a.v) + b * a.v_stride[0] + t0 * a.v_stride[1];
     PackTileT(k, a.k_stride[1], a.k_stride[2], v, a.v_stride[1], a.v_stride[2], a.Hkv,
               size_t(t1 - t0), D, PanelWidth(N), Kt, Vt);
     for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) {
-      TileUpdate(a, a.q_start, G, R, Q + kvh * R * Dp, Kt + kvh * TK * D, Vt + kvh * TK * Dp,
-                 t0, t1, sc.tile, M + kvh * R, L + kvh * R, O + kvh * R * Dp);
+      ValueTile V{};
+      if constexpr (kFloat) {
+        if (v_rows) V = ValueTile::Rows(v + kvh * a.v_stride[2], size_t(a.v_stride[1]));
+      }
+      if (!v_rows) V = ValueTile::Packed(Vt + kvh * TK * Dp, N);
+      TileUpdate(a, a.q_start, G, R, Q + kvh * R * Dp, Kt + kvh * TK * D, V, t0, t1, sc.tile,
+                 M + kvh * R, L + kvh * R, O + kvh * R * Dp);
     }
   }
 }

@@ -9,6 +9,9 @@ neighbours, batches) with the linear layers on their GEMM path. `test_*_any_rows
 goal: short rows, last_only and token-by-token decoding also take the linear layers' matrix-vector
 path, invariant only once those kernels are (issue 19); it is marked xfail(strict) until then, so
 that the day it passes it fails as XPASS and the marker must go.
+
+The default model's tests (a few seconds) run where its package is installed, as in CI;
+`-k "not default_model"` leaves them out.
 """
 import numpy as np
 import pytest
@@ -172,12 +175,13 @@ def default_model():
 
 def test_default_model_rows_are_batch_invariant_long_rows(default_model):
     m = default_model
-    check_rows(m, vocab_of(m), lengths=[6, 40], other_lengths=[9, 70, 17],
+    # Few tokens: the head (262144 x 640) on every row is most of the time.
+    check_rows(m, vocab_of(m), lengths=[6, 13], other_lengths=[9, 20, 7],
                last_only=False, token_by_token=False)
 
 
 @any_rows
 def test_default_model_rows_are_batch_invariant_any_rows(default_model):
     m = default_model
-    check_rows(m, vocab_of(m), lengths=[1, 3, 12], other_lengths=[2, 70, 1],
+    check_rows(m, vocab_of(m), lengths=[1, 3, 12], other_lengths=[2, 20, 1],
                last_only=True, token_by_token=True)

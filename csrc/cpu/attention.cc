@@ -1,19 +1,30 @@
-// CPU attention. Two kernels share one masking model and one online-softmax update:
+// CPU attention. Two kernels share one masking model and one per-tile computation (TileUpdate):
 //  * prefill: K and V tiles (kKeyTile keys) that some query sees are first converted to float32
 //    once per call, K transposed, both in panels (see PanelWidth), which also handles f16/bf16
 //    in one place. Then one task = (batch, KV head, block of queries) holds ALL query heads of
 //    that KV group as rows, so each tile is read once per group. Per key tile, S = Q K^T runs
 //    one key panel at a time through every block of kMR rows (a broadcast-FMA microkernel of kMR
-//    rows x kNR vectors of keys; the panel stays in L1 while the Q rows stream past), then the
-//    online softmax updates each row, then P V runs one panel of head dims at a time the same
-//    way. Tiles no query of a task sees are skipped, each block of rows only computes the key
-//    columns it can see, element masks are applied only on boundary tiles, and the full score
-//    matrix never exists.
-//  * decode (few queries): split-K (flash-decoding). Keys are cut into fixed chunks; one task =
-//    (batch, chunk) computes, for every query row of every head, a partial (max, sum,
-//    unnormalised output), and the partials are merged in chunk order.
+//    rows x kNR vectors of keys; the panel stays in L1 while the Q rows stream past), then each
+//    row's tile softmax and merge, then P V runs one panel of head dims at a time the same way.
+//    Tiles no query of a task sees are skipped, each block of rows only computes the key columns
+//    it can see, element masks are applied only on boundary tiles, and the full score matrix
+//    never exists.
+//  * decode (few queries): split-K (flash-decoding). One task = (batch, chunk of kDecodeTiles key
+//    tiles) packs its tiles (every KV head in one pass; float32 V rows are read in place) and
+//    computes, for every query row of every head, each tile's partial with the same TileUpdate;
+//    the partials are merged in key order. The packing of K is what decode pays for invariance
+//    (docs/benchmarks.md): the old kernel took dot products straight from the cache rows, in an
+//    order that the prefill microkernel does not share.
+// Batch invariance: a row's output is a function of its own query and keys only. Tiles sit at
+// absolute key positions, every score is the same FMA chain over d, and each tile's partial
+// (max, sum, P V relative to the tile's max) is merged into the row's running state in key order
+// by one formula, as it goes (prefill) or afterwards (decode); masked keys and unseen tiles add
+// exact zeros or are skipped. So a row is bitwise the same whichever kernel runs it (any Tq),
+// whichever rows share its block or call, in a ragged or padded batch. (Non-finite V at keys the
+// row does not see but a neighbour in its block does is the exception: 0 * inf is NaN.)
 // Task boundaries depend only on the shape, each task writes its own outputs, and reductions run
-// in a fixed order, so results are bitwise identical for any thread count.
+// in a fixed order, so results are bitwise identical for any thread count (bitwise within one
+// SIMD target; targets differ in their last bits).
 // attention_varlen runs the tasks of many such problems (the sequences of a ragged batch) in two
 // shared parallel regions (every K/V tile packing, then every prefill block and decode chunk;
 // batches whose packed tiles outgrow the kept buffer take more) instead of two small regions per
@@ -29,6 +40,7 @@
 #include <mutex>
 #include <numeric>
 #include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -46,6 +58,8 @@ constexpr int64_t kKeyTile = 128;  // keys per prefill tile (fewer per-row softm
 constexpr int64_t kRowBlock = 6;          // prefill rows per microkernel call
 constexpr int64_t kRowsPerTask = 128;     // prefill rows (queries x heads of a group) per task
 constexpr int64_t kDecodeChunk = 256;     // keys per split-K chunk
+constexpr int64_t kDecodeTiles = kDecodeChunk / kKeyTile;  // key tiles per split-K chunk
+static_assert(kDecodeChunk % kKeyTile == 0, "a split-K chunk is whole key tiles");
 constexpr int64_t kDecodeMaxQueries = 4;  // Tq up to this takes the split-K path
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
@@ -165,18 +179,16 @@ HWY_INLINE void ScoreBlock(const float* HWY_RESTRICT q, size_t ldq, const float*
 
 // ValueBlock for one vector of head dims (the narrow last V panel): MR accumulators alone are too
 // few independent FMA chains to hide the FMA latency, so even and odd keys go to two sets that
-// are added at the end.
+// are added at the end (parity of the absolute key index within the tile: j0 is even).
 template <int MR>
 HWY_INLINE void ValueBlockOneVector(const float* HWY_RESTRICT p, size_t ldp, size_t j0, size_t j1,
                                     const float* HWY_RESTRICT v, size_t ldv,
                                     float* HWY_RESTRICT o, size_t ldo,
-                                    const float* HWY_RESTRICT alpha) {
+                                    const float* HWY_RESTRICT alpha,
+                                    const float* HWY_RESTRICT beta) {
   const DF df;
   hn::Vec<DF> even[MR], odd[MR];
-  for (int r = 0; r < MR; ++r) {
-    even[r] = hn::Mul(hn::LoadU(df, o + r * ldo), hn::Set(df, alpha[r]));
-    odd[r] = hn::Zero(df);
-  }
+  for (int r = 0; r < MR; ++r) even[r] = odd[r] = hn::Zero(df);
   size_t j = j0;
   for (; j + 2 <= j1; j += 2) {
     const auto v0 = hn::LoadU(df, v + j * ldv), v1 = hn::LoadU(df, v + (j + 1) * ldv);
@@ -189,22 +201,28 @@ HWY_INLINE void ValueBlockOneVector(const float* HWY_RESTRICT p, size_t ldp, siz
     const auto v0 = hn::LoadU(df, v + j * ldv);
     for (int r = 0; r < MR; ++r) even[r] = hn::MulAdd(hn::Set(df, p[r * ldp + j]), v0, even[r]);
   }
-  for (int r = 0; r < MR; ++r) hn::StoreU(hn::Add(even[r], odd[r]), df, o + r * ldo);
+  for (int r = 0; r < MR; ++r) {
+    const auto old = hn::Mul(hn::LoadU(df, o + r * ldo), hn::Set(df, alpha[r]));
+    hn::StoreU(hn::MulAdd(hn::Add(even[r], odd[r]), hn::Set(df, beta[r]), old), df, o + r * ldo);
+  }
 }
 
-// o[r][0 .. NV*N) = alpha[r] * o[r][..] + sum_j p[r][j] * v[j][0 .. NV*N), j in [j0, j1).
+// o[r][0 .. NV*N) = alpha[r] * o[r][..] + beta[r] * sum_j p[r][j] * v[j][0 .. NV*N), j in
+// [j0, j1): the tile's P V (summed in key order from zero) merged into the running output the way
+// MergeTile merges a stored tile partial, so that both give the same bits.
 template <int MR, int NV>
 HWY_INLINE void ValueBlock(const float* HWY_RESTRICT p, size_t ldp, size_t j0, size_t j1,
                            const float* HWY_RESTRICT v, size_t ldv, float* HWY_RESTRICT o,
-                           size_t ldo, const float* HWY_RESTRICT alpha) {
-  if constexpr (NV == 1) return ValueBlockOneVector<MR>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
+                           size_t ldo, const float* HWY_RESTRICT alpha,
+                           const float* HWY_RESTRICT beta) {
+  if constexpr (NV == 1) {
+    return ValueBlockOneVector<MR>(p, ldp, j0, j1, v, ldv, o, ldo, alpha, beta);
+  }
   const DF df;
   const size_t N = hn::Lanes(df);
   hn::Vec<DF> acc[MR][NV];
-  for (int r = 0; r < MR; ++r) {
-    const auto a = hn::Set(df, alpha[r]);
-    for (int c = 0; c < NV; ++c) acc[r][c] = hn::Mul(hn::LoadU(df, o + r * ldo + c * N), a);
-  }
+  for (int r = 0; r < MR; ++r)
+    for (int c = 0; c < NV; ++c) acc[r][c] = hn::Zero(df);
   for (size_t j = j0; j < j1; ++j) {
     hn::Vec<DF> vv[NV];
     for (int c = 0; c < NV; ++c) vv[c] = hn::LoadU(df, v + j * ldv + c * N);
@@ -213,8 +231,13 @@ HWY_INLINE void ValueBlock(const float* HWY_RESTRICT p, size_t ldp, size_t j0, s
       for (int c = 0; c < NV; ++c) acc[r][c] = hn::MulAdd(pv, vv[c], acc[r][c]);
     }
   }
-  for (int r = 0; r < MR; ++r)
-    for (int c = 0; c < NV; ++c) hn::StoreU(acc[r][c], df, o + r * ldo + c * N);
+  for (int r = 0; r < MR; ++r) {
+    const auto a = hn::Set(df, alpha[r]), b = hn::Set(df, beta[r]);
+    for (int c = 0; c < NV; ++c) {
+      const auto old = hn::Mul(hn::LoadU(df, o + r * ldo + c * N), a);
+      hn::StoreU(hn::MulAdd(acc[r][c], b, old), df, o + r * ldo + c * N);
+    }
+  }
 }
 
 // The microkernel for mr (1..kMR) rows. Kept out of line: called once per block of rows and
@@ -235,14 +258,14 @@ HWY_NOINLINE void ScoreRows(int mr, const float* q, size_t ldq, const float* kt,
 template <int NV>
 HWY_NOINLINE void ValueRows(int mr, const float* p, size_t ldp, size_t j0, size_t j1,
                             const float* v, size_t ldv, float* o, size_t ldo,
-                            const float* alpha) {
+                            const float* alpha, const float* beta) {
   switch (mr) {
-    case 1: return ValueBlock<1, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
-    case 2: return ValueBlock<2, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
-    case 3: return ValueBlock<3, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
-    case 4: return ValueBlock<4, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
-    case 5: return ValueBlock<5, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
-    default: return ValueBlock<kMR, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha);
+    case 1: return ValueBlock<1, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha, beta);
+    case 2: return ValueBlock<2, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha, beta);
+    case 3: return ValueBlock<3, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha, beta);
+    case 4: return ValueBlock<4, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha, beta);
+    case 5: return ValueBlock<5, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha, beta);
+    default: return ValueBlock<kMR, NV>(p, ldp, j0, j1, v, ldv, o, ldo, alpha, beta);
   }
 }
 
@@ -308,185 +331,309 @@ HWY_INLINE float Exp2Row(float* s, size_t n, float m) {
   return hn::GetLane(hn::SumOfLanes(df, hn::Add(sum0, sum1)));
 }
 
-// Online-softmax update of one row with the scores s[0..n) (n whole vectors, masked entries
-// -inf), in log2 units (q carries the factor log2(e), so that the weights are powers of 2):
-// s becomes the probabilities relative to the new running max; returns the factor that
-// rescales the previous output. A row that has seen no visible key keeps m = -inf and gets
-// p = 0, alpha = 1 (never computing -inf - -inf).
-HWY_INLINE float SoftmaxUpdate(float* s, size_t n, float& m, float& l) {
-  const float row_max = MaxRow(s, n);
-  if (std::isnan(row_max) || row_max == std::numeric_limits<float>::infinity()) {
-    // A NaN or +inf score makes the whole row NaN, as in torch's softmax: l becomes NaN (and stays
-    // so through later updates and the merge of split-K partials, for which m must be finite).
+// ---- one key tile: its partials and their merge ------------------------------------------------
+// A query row's output is built the same way whichever kernel computes it (prefill or decode) and
+// whatever other rows share its task, so that it does not depend on how many queries a call has or
+// on the other sequences of a batch. Keys come in tiles of kKeyTile at absolute key positions; per
+// (row, tile): the scores (ScoreBlock: one FMA chain over d per score), the tile's max m_t,
+// p = 2^(s - m_t) and its sum l_t (Exp2Row), and the tile's P V summed in key order (ValueBlock).
+// The tile partials are merged into the row's running (m, l, o) in key order by MergeTile's
+// formula: prefill merges each tile as it goes, decode computes the tiles of its chunks in
+// parallel, stores the partials and merges them in order afterwards (DecodeCombineTask). A tile
+// that the row does not see is an exact identity of the merge.
+
+// The tile partial (m_t, l_t) of one row from its scores s[0..n) (n whole vectors, masked entries
+// -inf, in log2 units); s becomes p = 2^(s - m_t). A NaN or +inf score makes the row NaN, as in
+// torch's softmax: l_t = NaN (kept by every later merge), m_t = 0 (finite, so that later maxima
+// stay meaningful), p = 0.
+HWY_INLINE void TileSoftmax(float* s, size_t n, float& m_t, float& l_t) {
+  m_t = MaxRow(s, n);
+  if (std::isnan(m_t) || m_t == std::numeric_limits<float>::infinity()) {
     std::fill(s, s + n, 0.0f);
-    l = std::numeric_limits<float>::quiet_NaN();
-    if (m == kNegInf) m = 0.0f;
-    return 1.0f;
+    m_t = 0.0f;
+    l_t = std::numeric_limits<float>::quiet_NaN();
+    return;
   }
-  const float m_new = std::max(m, row_max);
-  if (m_new == kNegInf) {
+  if (m_t == kNegInf) {  // no visible key in the tile, or only -inf scores
     std::fill(s, s + n, 0.0f);
-    return 1.0f;
+    l_t = 0.0f;
+    return;
   }
-  const float alpha = std::exp2(m - m_new);  // exp2(-inf) = 0 on the first visible key
-  l = l * alpha + Exp2Row(s, n, m_new);
+  l_t = Exp2Row(s, n, m_t);
+}
+
+// Merges a tile partial (m_t, l_t) into the running (m, l) and gives the factors of the outputs'
+// merge, o = alpha * o + beta * o_t (ValueBlock, DecodeCombineTask). A tile without visible keys
+// (m_t = -inf) is the identity: alpha 1, beta 0, and never -inf - -inf.
+HWY_INLINE void MergeTile(float& m, float& l, float m_t, float l_t, float& alpha, float& beta) {
+  if (m_t == kNegInf) {
+    alpha = 1.0f;
+    beta = 0.0f;
+    return;
+  }
+  const float m_new = std::max(m, m_t);
+  alpha = std::exp2(m - m_new);  // 0 on the first visible tile (m = -inf)
+  beta = std::exp2(m_t - m_new);
+  l = std::fma(l_t, beta, l * alpha);  // explicit, so that no contraction differs between callers
   m = m_new;
-  return alpha;
+}
+
+// The factor of a finished row's output, 1 / l; where l = 0: 0 for a row without visible keys
+// (its output is 0), NaN for a row whose visible scores are all -inf (torch's softmax of -infs).
+HWY_INLINE float OutputScale(const AttentionArgs& a, int64_t pos, float l) {
+  if (l != 0.0f) return 1.0f / l;  // a NaN l (a NaN score) gives NaN
+  const AttentionKeyRange r = attention_main_range(a, pos);
+  const bool sees_keys = r.lo < r.hi || std::min(a.prefix_len, a.Tk) > 0;
+  return sees_keys ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
+}
+
+struct TileScratch {
+  std::vector<float> s, alpha, beta;
+  std::vector<size_t> c0, c1;
+};
+
+// The values of a key tile as ValueBlock reads them: head dims [dc, dc + W) of key j at
+// v + dc * panel_step + j * ld_wide (ld_narrow for the last, one-vector panel). Packed tiles
+// (layout at PanelWidth) or float32 rows read in place; either way the same floats.
+struct ValueTile {
+  const float* v;
+  size_t panel_step, ld_wide, ld_narrow;
+  static ValueTile Packed(const float* vt, size_t N) {
+    return {vt, size_t(kKeyTile), PanelWidth(N), N};
+  }
+  static ValueTile Rows(const float* v, size_t ld) { return {v, 1, ld, ld}; }
+};
+
+// Merges the key tile [t0, t1) (packed: Kt, layout at PanelWidth; values: V) into the running state of R
+// rows: M, L [R] and O [R][Dp]. Rows are query-major, head-minor (G heads of one KV group): row r
+// is the query at position pos0 + r / G; Q [R][Dp] holds the rows' scaled queries.
+void TileUpdate(const AttentionArgs& a, int64_t pos0, int64_t G, int64_t R, const float* Q,
+                const float* Kt, const ValueTile& V, int64_t t0, int64_t t1, TileScratch& sc,
+                float* M, float* L, float* O) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  const size_t colb = PanelWidth(N);  // key columns (or head dims) per microkernel call
+  const size_t D = size_t(a.D), Dp = RoundUp(D, N), TK = size_t(kKeyTile);
+  const size_t wide = Dp / colb * colb;  // head dims in full-width V panels; then one vector
+  const int64_t nblk = (R + kMR - 1) / kMR;  // row blocks
+  float* S = Scratch(sc.s, R * TK);  // the scores of the tile, rows TK apart
+  float* A = Scratch(sc.alpha, R);
+  float* Bt = Scratch(sc.beta, R);
+  if (sc.c0.size() < size_t(nblk)) sc.c0.resize(nblk), sc.c1.resize(nblk);
+  size_t* C0 = sc.c0.data();
+  size_t* C1 = sc.c1.data();
+
+  const size_t tk = size_t(t1 - t0);
+  const bool full = attention_keys_all_visible(a, pos0, pos0 + (R - 1) / G, t0, t1);
+  // The key columns [c0, c1) (whole panels) that some row of each block can see: a block
+  // computes, masks and multiplies no others. The other rows' columns add exact zeros (in the
+  // same lanes, panels start at multiples of colb), so a row's sums do not depend on its block.
+  size_t lo_all = TK, hi_all = 0;
+  for (int64_t blk = 0; blk < nblk; ++blk) {
+    const int64_t r0 = blk * kMR, r1 = std::min<int64_t>(R, r0 + kMR);
+    const AttentionKeyRange vis =
+        bounding_range(a, pos0 + r0 / G, pos0 + (r1 - 1) / G, t0, t1);
+    C0[blk] = C1[blk] = 0;
+    if (vis.lo < vis.hi) {
+      C0[blk] = size_t(vis.lo - t0) / colb * colb;
+      C1[blk] = RoundUp(size_t(vis.hi - t0), colb);
+      lo_all = std::min(lo_all, C0[blk]);
+      hi_all = std::max(hi_all, C1[blk]);
+    }
+  }
+
+  // S = Q K^T one key panel at a time, through every row block: the panel (D x W floats)
+  // stays in L1 while the Q rows stream past it.
+  for (size_t c = lo_all; c < hi_all; c += colb) {
+    for (int64_t blk = 0; blk < nblk; ++blk) {
+      if (c < C0[blk] || c >= C1[blk]) continue;
+      const int64_t r0 = blk * kMR;
+      ScoreRows<kNR>(int(std::min<int64_t>(kMR, R - r0)), Q + r0 * Dp, Dp, Kt + c * D, colb, D,
+                     S + r0 * TK + c, TK);
+    }
+  }
+
+  // Softcap, masks, the tile's softmax and the merge factors, row by row; a block whose rows all
+  // see every key of the tile needs no element mask.
+  for (int64_t blk = 0; blk < nblk; ++blk) {
+    const size_t c0 = C0[blk], c1 = C1[blk];
+    const int64_t r0 = blk * kMR, r1 = std::min<int64_t>(R, r0 + kMR);
+    const bool masked = c0 < c1 && !full &&
+                        !attention_keys_all_visible(a, pos0 + r0 / G, pos0 + (r1 - 1) / G, t0, t1);
+    for (int64_t r = r0; r < r1; ++r) {
+      float* s = S + r * TK;
+      if (c0 < c1) {
+        if (a.softcap > 0) SoftcapRow(s + c0, c1 - c0, a.softcap, a.softcap * kLog2e);
+        if (masked) {
+          const AttentionKeyRange rr = attention_main_range(a, pos0 + r / G);
+          for (size_t jj = c0; jj < std::min(c1, tk); ++jj)
+            if (!attention_key_visible(a, rr, t0 + int64_t(jj))) s[jj] = kNegInf;
+        }
+        if (tk < c1) std::fill(s + std::max(tk, c0), s + c1, kNegInf);  // padding past Tk
+      }
+      float m_t, l_t;
+      TileSoftmax(s + c0, c1 - c0, m_t, l_t);
+      MergeTile(M[r], L[r], m_t, l_t, A[r], Bt[r]);
+    }
+  }
+
+  // O = alpha * O + beta * P V one panel of head dims at a time (W, then a last one of N),
+  // through every row block. A block that sees no key of this tile is left as it is (its rows'
+  // merge is the identity).
+  for (size_t dc = 0; dc < Dp; dc += colb) {
+    for (int64_t blk = 0; blk < nblk; ++blk) {
+      const size_t j0 = C0[blk], j1 = std::min(C1[blk], tk);
+      if (j0 >= j1) continue;
+      const int64_t r0 = blk * kMR;
+      const int mr = int(std::min<int64_t>(kMR, R - r0));
+      if (dc < wide) {
+        ValueRows<kNR>(mr, S + r0 * TK, TK, j0, j1, V.v + dc * V.panel_step, V.ld_wide,
+                       O + r0 * Dp + dc, Dp,
+                       A + r0, Bt + r0);
+      } else {
+        ValueRows<1>(mr, S + r0 * TK, TK, j0, j1, V.v + wide * V.panel_step, V.ld_narrow,
+                     O + r0 * Dp + wide, Dp,
+                     A + r0, Bt + r0);
+      }
+    }
+  }
+}
+
+// The packing reads K and V rows kPrefetchRows ahead of their use: the rows of one KV head are D
+// elements of every Hkv * D ([T, H, D] layout), which the hardware prefetchers miss when one head
+// is read at a time (1 KiB of every 4 KiB for 4 heads of 256 floats), and a decode step's packing
+// stalled on its loads even with every head in one pass. Prefetching past the end of the data is
+// harmless (a hint, never a fault).
+constexpr size_t kPrefetchRows = 8;
+template <class T>
+HWY_INLINE void Prefetch(const T* row, size_t n) {
+  const char* p = reinterpret_cast<const char*>(row);
+  for (size_t off = 0; off < n * sizeof(T); off += 64) hwy::Prefetch(p + off);
+}
+
+// Converts one tile of tk keys and values of `heads` KV heads to float32 panels (layout at
+// PanelWidth). k, v: head 0 of the tile's first key; rows k_stride apart, heads k_head apart. Head
+// h's tiles go to kt + h * kKeyTile * D and vt + h * kKeyTile * RoundUp(D, N).
+template <class T>
+void PackTileT(const T* k, int64_t k_stride, int64_t k_head, const T* v, int64_t v_stride,
+               int64_t v_head, int64_t heads, size_t tk, size_t D, size_t W,
+               float* HWY_RESTRICT kt, float* HWY_RESTRICT vt) {  // vt null: K only
+  const size_t N = hn::Lanes(DF());
+  const size_t TK = size_t(kKeyTile), DV = RoundUp(D, N), wide = DV / W * W;
+  const size_t DW = RoundUp(D, W);
+  static thread_local std::vector<float> row_buf;
+  float* rows = Scratch(row_buf, 4 * DW);
+  // Rows of keys past the last one are zero: zero scores for the columns past the tile's end.
+  auto load_key = [&](int64_t h, size_t jj, float* row) {
+    if (jj < tk) {
+      const T* src = k + h * k_head + int64_t(jj) * k_stride;
+      Prefetch(src + int64_t(kPrefetchRows) * k_stride, D);
+      RowToF32(src, D, 1.0f, row);
+    } else {
+      std::fill(row, row + D, 0.0f);
+    }
+  };
+  for (size_t jj0 = 0; jj0 < TK; jj0 += 4) {
+    for (int64_t h = 0; h < heads; ++h) {
+#if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+      float* col = kt + size_t(h) * TK * D + (jj0 / W) * D * W + jj0 % W;  // W: a multiple of 8
+      // Four keys at a time, transposed in 4 x 4 blocks of 128-bit vectors: scattered stores of
+      // one float each were most of the packing time, and packing most of a decode step's. Pure
+      // data movement: the same panels as the one-at-a-time loop below.
+      const hn::Full128<float> d4;
+      for (size_t t = 0; t < 4; ++t) load_key(h, jj0 + t, rows + t * DW);
+      size_t d = 0;
+      for (; d + 4 <= D; d += 4) {
+        const auto r0 = hn::LoadU(d4, rows + d), r1 = hn::LoadU(d4, rows + DW + d);
+        const auto r2 = hn::LoadU(d4, rows + 2 * DW + d), r3 = hn::LoadU(d4, rows + 3 * DW + d);
+        const auto t0 = hn::InterleaveLower(d4, r0, r1), t1 = hn::InterleaveLower(d4, r2, r3);
+        const auto t2 = hn::InterleaveUpper(d4, r0, r1), t3 = hn::InterleaveUpper(d4, r2, r3);
+        hn::StoreU(hn::ConcatLowerLower(d4, t1, t0), d4, col + d * W);
+        hn::StoreU(hn::ConcatUpperUpper(d4, t1, t0), d4, col + (d + 1) * W);
+        hn::StoreU(hn::ConcatLowerLower(d4, t3, t2), d4, col + (d + 2) * W);
+        hn::StoreU(hn::ConcatUpperUpper(d4, t3, t2), d4, col + (d + 3) * W);
+      }
+      for (; d < D; ++d)
+        for (size_t t = 0; t < 4; ++t) col[d * W + t] = rows[t * DW + d];
+#else
+      for (size_t jj = jj0; jj < jj0 + 4; ++jj) {  // W may be 2 here (one-lane vectors)
+        load_key(h, jj, rows);
+        float* c = kt + size_t(h) * TK * D + (jj / W) * D * W + jj % W;
+        for (size_t d = 0; d < D; ++d) c[d * W] = rows[d];
+      }
+#endif
+    }
+  }
+  if (!vt) return;
+  float* row = rows;
+  std::fill(row, row + DW, 0.0f);
+  for (size_t jj = 0; jj < tk; ++jj) {
+    for (int64_t h = 0; h < heads; ++h) {
+      const T* src = v + h * v_head + int64_t(jj) * v_stride;
+      Prefetch(src + int64_t(kPrefetchRows) * v_stride, D);
+      RowToF32(src, D, 1.0f, row);
+      float* vh = vt + size_t(h) * TK * DV;
+      for (size_t pd = 0; pd < wide / W; ++pd)
+        std::memcpy(vh + (pd * TK + jj) * W, row + pd * W, W * sizeof(float));
+      if (wide < DV) std::memcpy(vh + wide * TK + jj * N, row + wide, N * sizeof(float));
+    }
+  }
+}
+
+// The R = Tq * G rows of KV head kvh's group (query-major, head-minor), converted to float32 and
+// scaled (QueryScale), Dp floats apart.
+template <class T>
+void LoadQueries(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t i0, int64_t i1,
+                 size_t Dp, float* Q) {
+  const int64_t G = a.Hq / a.Hkv;
+  const T* qb = static_cast<const T*>(a.q) + b * a.q_stride[0];
+  for (int64_t r = 0; r < (i1 - i0) * G; ++r) {
+    const int64_t i = i0 + r / G, h = kvh * G + r % G;
+    RowToF32(qb + i * a.q_stride[1] + h * a.q_stride[2], size_t(a.D), QueryScale(a), Q + r * Dp);
+  }
 }
 
 // ---- prefill: tiled online softmax -------------------------------------------------------------
 
 struct PrefillScratch {
-  std::vector<float> q, o, s, m, l, alpha;
-  std::vector<size_t> c0, c1;
+  std::vector<float> q, o, m, l;
+  TileScratch tile;
 };
-
-// Converts one tile of tk keys and values to float32 panels (layout at PanelWidth).
-template <class T>
-void PackTileT(const T* k, int64_t k_stride, const T* v, int64_t v_stride, size_t tk, size_t D,
-               size_t W, float* HWY_RESTRICT kt, float* HWY_RESTRICT vt) {
-  const size_t N = hn::Lanes(DF());
-  const size_t TK = size_t(kKeyTile), DV = RoundUp(D, N), wide = DV / W * W;
-  static thread_local std::vector<float> row_buf;
-  float* row = Scratch(row_buf, RoundUp(D, W));
-  std::fill(row, row + RoundUp(D, W), 0.0f);
-  for (size_t jj = 0; jj < TK; ++jj) {
-    if (jj < tk) {
-      RowToF32(k + int64_t(jj) * k_stride, D, 1.0f, row);
-    } else {
-      std::fill(row, row + D, 0.0f);  // zero scores for the columns past the last key
-    }
-    float* col = kt + (jj / W) * D * W + jj % W;
-    for (size_t d = 0; d < D; ++d) col[d * W] = row[d];
-  }
-  for (size_t jj = 0; jj < tk; ++jj) {
-    RowToF32(v + int64_t(jj) * v_stride, D, 1.0f, row);
-    for (size_t pd = 0; pd < wide / W; ++pd)
-      std::memcpy(vt + (pd * TK + jj) * W, row + pd * W, W * sizeof(float));
-    if (wide < DV) std::memcpy(vt + wide * TK + jj * N, row + wide, N * sizeof(float));
-  }
-}
 
 template <class T>
 void PrefillTask(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t kvh, int64_t i0,
                  int64_t i1) {
   static thread_local PrefillScratch sc;
-  const DF df;
-  const size_t N = hn::Lanes(df);
+  const size_t N = hn::Lanes(DF());
   const int64_t G = a.Hq / a.Hkv;
-  const size_t colb = PanelWidth(N);  // key columns (or head dims) per microkernel call
   const size_t D = size_t(a.D), Dp = RoundUp(D, N), TK = size_t(kKeyTile);
-  const size_t wide = Dp / colb * colb;  // head dims in full-width V panels; then one vector
   const int64_t R = (i1 - i0) * G;  // rows: query-major, head-minor
-  const int64_t nblk = (R + kMR - 1) / kMR;  // row blocks
 
   float* Q = Scratch(sc.q, R * Dp);
   float* O = Scratch(sc.o, R * Dp);
-  float* S = Scratch(sc.s, R * TK);  // the scores of one key tile, rows TK apart
   float* M = Scratch(sc.m, R);
   float* L = Scratch(sc.l, R);
-  float* A = Scratch(sc.alpha, R);
-  if (sc.c0.size() < size_t(nblk)) sc.c0.resize(nblk), sc.c1.resize(nblk);
-  size_t* C0 = sc.c0.data();
-  size_t* C1 = sc.c1.data();
+  LoadQueries<T>(a, b, kvh, i0, i1, Dp, Q);
+  std::fill(O, O + R * Dp, 0.0f);
+  std::fill(M, M + R, kNegInf);
+  std::fill(L, L + R, 0.0f);
 
-  const T* qb = static_cast<const T*>(a.q) + b * a.q_stride[0];
   const int64_t kv_tiles = (b * a.Hkv + kvh) * kv.tiles;
-  for (int64_t r = 0; r < R; ++r) {
-    const int64_t i = i0 + r / G, h = kvh * G + r % G;
-    RowToF32(qb + i * a.q_stride[1] + h * a.q_stride[2], D, QueryScale(a), Q + r * Dp);
-    std::fill(O + r * Dp, O + (r + 1) * Dp, 0.0f);
-    M[r] = kNegInf;
-    L[r] = 0.0f;
-  }
-
   const int64_t p0 = a.q_start + i0, p1 = a.q_start + i1 - 1;
   const AttentionKeyRange span = bounding_range(a, p0, p1, 0, a.Tk);
   for (int64_t t0 = span.lo / kKeyTile * kKeyTile; t0 < span.hi; t0 += kKeyTile) {
     const int64_t t1 = std::min(t0 + kKeyTile, a.Tk);
     const AttentionKeyRange tile = bounding_range(a, p0, p1, t0, t1);
     if (tile.lo >= tile.hi) continue;  // no query of this task sees this tile
-    const size_t tk = size_t(t1 - t0);
-    const bool full = attention_keys_all_visible(a, p0, p1, t0, t1);
-
     const int64_t ti = kv_tiles + t0 / kKeyTile - kv.first_tile;
-    const float* Kt = kv.kt + ti * D * TK;
-    const float* Vt = kv.vt + ti * TK * Dp;
-
-    // The key columns [c0, c1) (whole panels) that some row of each block can see: a block
-    // computes, masks and multiplies no others.
-    size_t lo_all = TK, hi_all = 0;
-    for (int64_t blk = 0; blk < nblk; ++blk) {
-      const int64_t r0 = blk * kMR, r1 = std::min<int64_t>(R, r0 + kMR);
-      const int64_t bp0 = a.q_start + i0 + r0 / G, bp1 = a.q_start + i0 + (r1 - 1) / G;
-      const AttentionKeyRange vis = bounding_range(a, bp0, bp1, t0, t1);
-      C0[blk] = C1[blk] = 0;
-      if (vis.lo < vis.hi) {
-        C0[blk] = size_t(vis.lo - t0) / colb * colb;
-        C1[blk] = RoundUp(size_t(vis.hi - t0), colb);
-        lo_all = std::min(lo_all, C0[blk]);
-        hi_all = std::max(hi_all, C1[blk]);
-      }
-    }
-
-    // S = Q K^T one key panel at a time, through every row block: the panel (D x W floats)
-    // stays in L1 while the Q rows stream past it.
-    for (size_t c = lo_all; c < hi_all; c += colb) {
-      for (int64_t blk = 0; blk < nblk; ++blk) {
-        if (c < C0[blk] || c >= C1[blk]) continue;
-        const int64_t r0 = blk * kMR;
-        ScoreRows<kNR>(int(std::min<int64_t>(kMR, R - r0)), Q + r0 * Dp, Dp, Kt + c * D, colb, D,
-                       S + r0 * TK + c, TK);
-      }
-    }
-
-    // Softcap, masks and the online-softmax update, row by row; a block whose rows all see every
-    // key of the tile needs no element mask.
-    for (int64_t blk = 0; blk < nblk; ++blk) {
-      const size_t c0 = C0[blk], c1 = C1[blk];
-      const int64_t r0 = blk * kMR, r1 = std::min<int64_t>(R, r0 + kMR);
-      const int64_t bp0 = a.q_start + i0 + r0 / G, bp1 = a.q_start + i0 + (r1 - 1) / G;
-      const bool masked =
-          c0 < c1 && !full && !attention_keys_all_visible(a, bp0, bp1, t0, t1);
-      for (int64_t r = r0; r < r1; ++r) {
-        float* s = S + r * TK;
-        if (c0 < c1) {
-          if (a.softcap > 0) SoftcapRow(s + c0, c1 - c0, a.softcap, a.softcap * kLog2e);
-          if (masked) {
-            const AttentionKeyRange rr = attention_main_range(a, a.q_start + i0 + r / G);
-            for (size_t jj = c0; jj < std::min(c1, tk); ++jj)
-              if (!attention_key_visible(a, rr, t0 + int64_t(jj))) s[jj] = kNegInf;
-          }
-          if (tk < c1) std::fill(s + std::max(tk, c0), s + c1, kNegInf);  // padding past Tk
-        }
-        A[r] = SoftmaxUpdate(s + c0, c1 - c0, M[r], L[r]);
-      }
-    }
-
-    // O = alpha * O + P V one panel of head dims at a time (W, then a last one of N), through
-    // every row block. A block that sees no key of this tile kept its max, so alpha = 1 and O is
-    // unchanged.
-    for (size_t dc = 0; dc < Dp; dc += colb) {
-      for (int64_t blk = 0; blk < nblk; ++blk) {
-        const size_t j0 = C0[blk], j1 = std::min(C1[blk], tk);
-        if (j0 >= j1) continue;
-        const int64_t r0 = blk * kMR;
-        const int mr = int(std::min<int64_t>(kMR, R - r0));
-        if (dc < wide) {
-          ValueRows<kNR>(mr, S + r0 * TK, TK, j0, j1, Vt + dc * TK, colb, O + r0 * Dp + dc, Dp,
-                         A + r0);
-        } else {
-          ValueRows<1>(mr, S + r0 * TK, TK, j0, j1, Vt + wide * TK, N, O + r0 * Dp + wide, Dp,
-                       A + r0);
-        }
-      }
-    }
+    TileUpdate(a, p0, G, R, Q, kv.kt + ti * D * TK, ValueTile::Packed(kv.vt + ti * TK * Dp, N),
+               t0, t1, sc.tile, M, L, O);
   }
 
   T* ob = static_cast<T*>(a.out) + b * a.out_stride[0];
   for (int64_t r = 0; r < R; ++r) {
     const int64_t i = i0 + r / G, h = kvh * G + r % G;
-    RowFromF32(O + r * Dp, D, L[r] != 0 ? 1.0f / L[r] : 0.0f,  // NaN L: a NaN row
+    RowFromF32(O + r * Dp, D, OutputScale(a, a.q_start + i, L[r]),
                ob + i * a.out_stride[1] + h * a.out_stride[2]);
   }
 }
@@ -508,164 +655,63 @@ void PackTile(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t kvh
                  t0 * a.k_stride[1];
     const T* v = static_cast<const T*>(a.v) + b * a.v_stride[0] + kvh * a.v_stride[2] +
                  t0 * a.v_stride[1];
-    PackTileT(k, a.k_stride[1], v, a.v_stride[1], size_t(tk), D, W, kv.kt + ti * TK * D,
-              kv.vt + ti * TK * RoundUp(D, N));
+    PackTileT(k, a.k_stride[1], 0, v, a.v_stride[1], 0, 1, size_t(tk), D, W,
+              kv.kt + ti * TK * D, kv.vt + ti * TK * RoundUp(D, N));
   });
 }
 
-// ---- decode: split-K partials and their combination ---------------------------------------------
+// ---- decode: split-K tile partials and their merge ---------------------------------------------
 
-// The decode path's vectors. It reads each K and V row once per call, usually from memory;
-// there, on AVX-512 (an EPYC, Zen 4, one thread), 16-lane vectors streamed them markedly slower
-// than 8-lane ones (Tk = 4096, 32 MiB of K and V: 32 against 46 GB/s, the AVX2 target 44; after
-// the caches were flushed with writes, 26 against 28), though faster from the L3 (Tk = 1024: 65
-// against 57). Not explained by alignment, prefetch distance or dropped prefetches (tried);
-// decode takes 8 lanes there. bench_attention.py --all-targets compares the targets.
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-using DFD = hn::CappedTag<float, 8>;
-#else
-using DFD = DF;
-#endif
-
-// Loads element d.. of a key or value row as float32; `tail` = D - d when fewer than a vector.
-template <class T>
-HWY_INLINE hn::Vec<DFD> LoadRow(const T* p, size_t d, size_t tail) {
-  const DFD df;
-  return tail ? LoadF32Partial(df, p + d, tail) : LoadF32(df, p + d);
-}
-
-// Scores of NQ (1 or 2) query rows against 4 keys: out[r * lds + t] = sum_d q_r[d] * k_t[d].
-// q rows are float32 padded to whole vectors (stride ldq); each key vector is loaded once for
-// both rows.
-// `ahead` (elements) is where the rows of a later key group lie, to prefetch them.
-template <int NQ, class T>
-HWY_INLINE void Dot4(const float* q, size_t ldq, const T* const* k, size_t D, float* out,
-                     size_t lds, int64_t ahead) {
-  const DFD df;
-  const size_t N = hn::Lanes(df);
-  hn::Vec<DFD> acc[NQ][4];
-  for (int r = 0; r < NQ; ++r)
-    for (int t = 0; t < 4; ++t) acc[r][t] = hn::Zero(df);
-  for (size_t d = 0; d < D; d += N) {
-    const size_t tail = d + N <= D ? 0 : D - d;
-    hn::Vec<DFD> kv[4];
-    for (int t = 0; t < 4; ++t) {
-      hwy::Prefetch(k[t] + ahead + d);
-      kv[t] = LoadRow(k[t], d, tail);
-    }
-    for (int r = 0; r < NQ; ++r) {
-      const auto qv = hn::LoadU(df, q + r * ldq + d);
-      for (int t = 0; t < 4; ++t) acc[r][t] = hn::MulAdd(qv, kv[t], acc[r][t]);
-    }
-  }
-  for (int r = 0; r < NQ; ++r)
-    for (int t = 0; t < 4; ++t) out[r * lds + t] = hn::GetLane(hn::SumOfLanes(df, acc[r][t]));
-}
-
-// o_r[..] += sum_t p_r[t] * v_t[..] for NQ (1 or 2) output rows (stride ldo) and 4 value rows;
-// the 4 * NQ probabilities stay in registers across the head dimension.
-template <int NQ, class T>
-HWY_INLINE void Axpy4(const float* p, size_t ldp, const T* const* v, size_t D, float* o,
-                      size_t ldo, int64_t ahead) {
-  const DFD df;
-  const size_t N = hn::Lanes(df);
-  hn::Vec<DFD> pv[NQ][4];
-  for (int r = 0; r < NQ; ++r)
-    for (int t = 0; t < 4; ++t) pv[r][t] = hn::Set(df, p[r * ldp + t]);
-  for (size_t d = 0; d < D; d += N) {
-    const size_t tail = d + N <= D ? 0 : D - d;
-    hn::Vec<DFD> x[4];
-    for (int t = 0; t < 4; ++t) {
-      hwy::Prefetch(v[t] + ahead + d);
-      x[t] = LoadRow(v[t], d, tail);
-    }
-    for (int r = 0; r < NQ; ++r) {
-      auto acc = hn::LoadU(df, o + r * ldo + d);
-      for (int t = 0; t < 4; ++t) acc = hn::MulAdd(pv[r][t], x[t], acc);
-      hn::StoreU(acc, df, o + r * ldo + d);
-    }
-  }
-}
-
-struct DecodeScratch {
-  std::vector<float> q, s;
-};
-
-// Partial attention of every query row of batch b over the keys of chunk c, all KV heads in one
-// pass so that the chunk's K and V are read front to back (the [T, H, D] layout interleaves the
-// heads; reading one head at a time would touch 1 KiB of every 4 KiB page and defeat the
-// prefetchers). Rows: KV head major, then query, then head of the group (RT = Tq * Hq).
-// part: O [RT][Dp] (not normalised), then m [RT], then l [RT].
+// One partial per (batch row, chunk of kDecodeTiles key tiles), computed by the same TileUpdate
+// as prefill, each tile from a fresh state: m_t, l_t and o_t exactly as prefill would merge them.
+// Layout of a chunk's partial: per tile, O [RT][Dp] (not normalised), then m [RT], then l [RT];
+// rows KV head major, then query, then head of the group (RT = Tq * Hq).
 template <class T>
 void DecodeChunkTask(const AttentionArgs& a, int64_t b, int64_t c, float* part) {
-  static thread_local DecodeScratch sc;
-  const DF df;
-  const size_t N = hn::Lanes(df);
-  const int64_t G = a.Hq / a.Hkv, R = a.Tq * G, RT = a.Tq * a.Hq;
-  const size_t D = size_t(a.D), Dp = RoundUp(D, N);
-  float* O = part;
-  float* M = part + RT * Dp;
-  float* L = M + RT;
-  std::fill(O, O + RT * Dp, 0.0f);
-  std::fill(M, M + RT, kNegInf);
-  std::fill(L, L + RT, 0.0f);
-
-  const int64_t t0 = c * kDecodeChunk, t1 = std::min(t0 + kDecodeChunk, a.Tk);
-  const AttentionKeyRange vis = bounding_range(a, a.q_start, a.q_start + a.Tq - 1, t0, t1);
-  if (vis.lo >= vis.hi) return;  // chunk invisible to every query
-  // Whole groups of 4 keys from the first visible one; the tail repeats the last key.
-  const int64_t j0 = vis.lo, n = vis.hi - vis.lo, n4 = (n + 3) / 4 * 4;
-  const size_t lds = RoundUp(size_t(n4), N);
-
-  float* Q = Scratch(sc.q, RT * Dp);
-  float* S = Scratch(sc.s, RT * lds);
-  const T* qb = static_cast<const T*>(a.q) + b * a.q_stride[0];
-  const T* kb = static_cast<const T*>(a.k) + b * a.k_stride[0];
-  const T* vb = static_cast<const T*>(a.v) + b * a.v_stride[0];
-  for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) {
-    for (int64_t r = 0; r < R; ++r) {
-      const int64_t i = r / G, h = kvh * G + r % G;
-      RowToF32(qb + i * a.q_stride[1] + h * a.q_stride[2], D, QueryScale(a),
-               Q + (kvh * R + r) * Dp);
-    }
-  }
-  // The 4 rows of key group j of head kvh; past the visible range the last key repeats.
-  auto rows4 = [&](const T* base, const int64_t* stride, int64_t j, int64_t kvh, const T** out) {
-    for (int t = 0; t < 4; ++t)
-      out[t] = base + std::min(j0 + j + t, vis.hi - 1) * stride[1] + kvh * stride[2];
+  struct DecodeScratch {
+    std::vector<float> q, kt, vt;
+    TileScratch tile;
   };
+  static thread_local DecodeScratch sc;
+  const size_t N = hn::Lanes(DF());
+  const int64_t G = a.Hq / a.Hkv, R = a.Tq * G, RT = a.Tq * a.Hq;
+  const size_t D = size_t(a.D), Dp = RoundUp(D, N), TK = size_t(kKeyTile);
+  const size_t tile_size = size_t(RT) * (Dp + 2);
 
-  // Prefetch distance: the key group kPrefetchGroups ahead (prefetching past the end is harmless).
-  constexpr int64_t kPrefetchGroups = 2;
-  const int64_t k_ahead = 4 * kPrefetchGroups * a.k_stride[1];
-  const int64_t v_ahead = 4 * kPrefetchGroups * a.v_stride[1];
-  for (int64_t j = 0; j < n4; j += 4) {
-    for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) {
-      const T* k4[4];
-      rows4(kb, a.k_stride, j, kvh, k4);
-      int64_t r = kvh * R;
-      for (; r + 2 <= (kvh + 1) * R; r += 2)
-        Dot4<2>(Q + r * Dp, Dp, k4, D, S + r * lds + j, lds, k_ahead);
-      if (r < (kvh + 1) * R) Dot4<1>(Q + r * Dp, Dp, k4, D, S + r * lds + j, lds, k_ahead);
+  float* Q = nullptr;
+  for (int64_t t = 0; t < kDecodeTiles; ++t) {
+    float* O = part + t * tile_size;
+    float* M = O + RT * Dp;
+    float* L = M + RT;
+    std::fill(O, O + RT * Dp, 0.0f);
+    std::fill(M, M + RT, kNegInf);
+    std::fill(L, L + RT, 0.0f);
+    const int64_t t0 = (c * kDecodeTiles + t) * kKeyTile, t1 = std::min(t0 + kKeyTile, a.Tk);
+    if (t0 >= t1) continue;
+    const AttentionKeyRange vis = bounding_range(a, a.q_start, a.q_start + a.Tq - 1, t0, t1);
+    if (vis.lo >= vis.hi) continue;  // tile invisible to every query
+    if (!Q) {
+      Q = Scratch(sc.q, RT * Dp);
+      for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) LoadQueries<T>(a, b, kvh, 0, a.Tq, Dp, Q + kvh * R * Dp);
     }
-  }
-  for (int64_t r = 0; r < RT; ++r) {
-    float* s = S + r * lds;
-    if (a.softcap > 0) SoftcapRow(s, lds, a.softcap, a.softcap * kLog2e);
-    const AttentionKeyRange rr = attention_main_range(a, a.q_start + (r % R) / G);
-    for (int64_t j = 0; j < n; ++j)
-      if (!attention_key_visible(a, rr, j0 + j)) s[j] = kNegInf;
-    std::fill(s + n, s + lds, kNegInf);
-    SoftmaxUpdate(s, lds, M[r], L[r]);
-  }
-  for (int64_t j = 0; j < n4; j += 4) {
+    // Every head's K (and V) of the tile in one pass (the heads of a key are adjacent in
+    // memory). Float32 values whose rows are whole vectors are read in place.
+    constexpr bool kFloat = std::is_same_v<T, float>;
+    const bool v_rows = kFloat && D % N == 0;
+    float* Kt = Scratch(sc.kt, size_t(a.Hkv) * TK * D);
+    float* Vt = v_rows ? nullptr : Scratch(sc.vt, size_t(a.Hkv) * TK * Dp);
+    const T* k = static_cast<const T*>(a.k) + b * a.k_stride[0] + t0 * a.k_stride[1];
+    const T* v = static_cast<const T*>(a.v) + b * a.v_stride[0] + t0 * a.v_stride[1];
+    PackTileT(k, a.k_stride[1], a.k_stride[2], v, a.v_stride[1], a.v_stride[2], a.Hkv,
+              size_t(t1 - t0), D, PanelWidth(N), Kt, Vt);
     for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) {
-      const T* v4[4];
-      rows4(vb, a.v_stride, j, kvh, v4);
-      int64_t r = kvh * R;
-      for (; r + 2 <= (kvh + 1) * R; r += 2)
-        Axpy4<2>(S + r * lds + j, lds, v4, D, O + r * Dp, Dp, v_ahead);
-      if (r < (kvh + 1) * R) Axpy4<1>(S + r * lds + j, lds, v4, D, O + r * Dp, Dp, v_ahead);
+      ValueTile V{};
+      if constexpr (kFloat) {
+        if (v_rows) V = ValueTile::Rows(v + kvh * a.v_stride[2], size_t(a.v_stride[1]));
+      }
+      if (!v_rows) V = ValueTile::Packed(Vt + kvh * TK * Dp, N);
+      TileUpdate(a, a.q_start, G, R, Q + kvh * R * Dp, Kt + kvh * TK * D, V, t0, t1, sc.tile,
+                 M + kvh * R, L + kvh * R, O + kvh * R * Dp);
     }
   }
 }
@@ -674,7 +720,8 @@ void DecodeChunk(const AttentionArgs& a, int64_t b, int64_t c, float* part) {
   visit_float(a.dtype, [&](auto tag) { DecodeChunkTask<decltype(tag)>(a, b, c, part); });
 }
 
-// The output rows of (b, kvh): the partials of batch b's chunks merged in chunk order.
+// The output rows of (b, kvh): the tile partials of batch b's chunks merged in key order, with
+// the formula that prefill merges its tiles by (MergeTile, and ValueBlock's last step).
 template <class T>
 void DecodeCombineTask(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t chunks,
                        const float* parts, size_t part_size) {
@@ -682,29 +729,28 @@ void DecodeCombineTask(const AttentionArgs& a, int64_t b, int64_t kvh, int64_t c
   const size_t N = hn::Lanes(df);
   const int64_t G = a.Hq / a.Hkv, R = a.Tq * G, RT = a.Tq * a.Hq;
   const size_t D = size_t(a.D), Dp = RoundUp(D, N);
+  const size_t tile_size = part_size / kDecodeTiles;
   static thread_local std::vector<float> acc_buf;
   float* acc = Scratch(acc_buf, Dp);
   T* ob = static_cast<T*>(a.out) + b * a.out_stride[0];
   for (int64_t r = kvh * R; r < (kvh + 1) * R; ++r) {
-    float m = kNegInf;
-    for (int64_t c = 0; c < chunks; ++c) m = std::max(m, parts[c * part_size + RT * Dp + r]);
+    float m = kNegInf, l = 0.0f;
     std::fill(acc, acc + Dp, 0.0f);
-    float l = 0.0f;
-    if (m != kNegInf) {
-      for (int64_t c = 0; c < chunks; ++c) {
-        const float* p = parts + c * part_size;
-        const float mc = p[RT * Dp + r];
-        if (mc == kNegInf) continue;
-        const float w = std::exp2(mc - m);  // m, mc in log2 units
-        l += w * p[RT * Dp + RT + r];
-        const auto vw = hn::Set(df, w);
-        for (size_t d = 0; d < Dp; d += N)
-          hn::StoreU(hn::MulAdd(vw, hn::LoadU(df, p + r * Dp + d), hn::LoadU(df, acc + d)), df,
-                     acc + d);
+    for (int64_t t = 0; t < chunks * kDecodeTiles; ++t) {
+      const float* p = parts + t * tile_size;
+      const float m_t = p[RT * Dp + r];
+      float alpha, beta;
+      MergeTile(m, l, m_t, p[RT * Dp + RT + r], alpha, beta);
+      if (m_t == kNegInf) continue;
+      const auto va = hn::Set(df, alpha), vb = hn::Set(df, beta);
+      for (size_t d = 0; d < Dp; d += N) {
+        const auto old = hn::Mul(hn::LoadU(df, acc + d), va);
+        hn::StoreU(hn::MulAdd(hn::LoadU(df, p + r * Dp + d), vb, old), df, acc + d);
       }
     }
     const int64_t i = (r % R) / G, h = kvh * G + r % G;
-    RowFromF32(acc, D, l != 0 ? 1.0f / l : 0.0f, ob + i * a.out_stride[1] + h * a.out_stride[2]);
+    RowFromF32(acc, D, OutputScale(a, a.q_start + i, l),
+               ob + i * a.out_stride[1] + h * a.out_stride[2]);
   }
 }
 
@@ -841,7 +887,7 @@ DecodeEntry plan_decode(const AttentionArgs& a) {
   e.a = &a;
   const size_t N = HWY_DYNAMIC_DISPATCH(Lanes)();
   const size_t Dp = (size_t(a.D) + N - 1) / N * N;
-  e.part_size = size_t(a.Tq * a.Hq) * (Dp + 2);
+  e.part_size = size_t(attn::kDecodeTiles) * size_t(a.Tq * a.Hq) * (Dp + 2);
   e.chunks = (a.Tk + attn::kDecodeChunk - 1) / attn::kDecodeChunk;
   return e;
 }

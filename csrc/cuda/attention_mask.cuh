@@ -21,7 +21,26 @@ struct AttentionMask {
                                                        int64_t p_hi) const {
     return attention_keys_all_visible(args, p_lo, p_hi, j0, j1);
   }
+  // Whether the query at position p sees any key at all.
+  __host__ __device__ __forceinline__ bool sees_keys(int64_t p) const {
+    const AttentionKeyRange r = attention_main_range(args, p);
+    return r.lo < r.hi || (args.prefix_len > 0 && args.Tk > 0);
+  }
 };
+
+// A visible score that makes its row NaN, as in torch's softmax: NaN, or +inf (inf - inf).
+__device__ __forceinline__ bool poisons_row(float score) {
+  return isnan(score) || score == INFINITY;
+}
+
+// The factor of a finished row's unnormalised output (sum l of its weights): 1 / l; NaN for a
+// row that saw a NaN or +inf score (`poisoned`) or whose visible scores are all -inf (torch's
+// softmax of -infs), 0 for a row that sees no key.
+__device__ __forceinline__ float output_scale(float l, bool poisoned, bool sees_keys) {
+  if (poisoned) return NAN;
+  if (l > 0.0f) return 1.0f / l;
+  return sees_keys ? NAN : 0.0f;
+}
 
 // The keys that any query at positions [p_lo, p_hi] can see, as two disjoint ordered ranges
 // [0, first_end) and [second_begin, second_end) of [0, Tk): the prefix, then the rest of the

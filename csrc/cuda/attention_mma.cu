@@ -146,6 +146,7 @@ __global__ void __launch_bounds__(kThreads) mma_kernel(MmaParams<T> P) {
 #pragma unroll
   for (int t = 0; t < kDT; ++t) o[t][0] = o[t][1] = o[t][2] = o[t][3] = 0.0f;
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
+  int poisoned[2] = {0, 0};  // the row saw a NaN or +inf score (output_scale)
 
   const KeyRanges kr = key_ranges(P.mask, p_lo, p_hi);
   // Two passes: the prefix range, then the band; each tile stays inside its range so that no key
@@ -191,6 +192,10 @@ __global__ void __launch_bounds__(kThreads) mma_kernel(MmaParams<T> P) {
           if (!full) {
             const int64_t jj = t * 8 + tig * 2 + (e & 1);
             if (jj >= n_k || !P.mask.visible(j0 + jj, pos[e / 2])) x = -INFINITY;
+          }
+          if (poisons_row(x)) {  // the row's output becomes NaN; keep its softmax state finite
+            poisoned[e / 2] = 1;
+            x = -INFINITY;
           }
           s[t][e] = x;
           mx[e / 2] = fmaxf(mx[e / 2], x);
@@ -244,17 +249,19 @@ __global__ void __launch_bounds__(kThreads) mma_kernel(MmaParams<T> P) {
     }
   }
 
-  // Normalise and store; rows with no visible key (l = 0) get zeros.
+  // Normalise and store (output_scale: rows with no visible key get zeros, poisoned rows NaN).
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 1);
     l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 2);
+    poisoned[h] |= __shfl_xor_sync(0xffffffffu, poisoned[h], 1);
+    poisoned[h] |= __shfl_xor_sync(0xffffffffu, poisoned[h], 2);
   }
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int64_t i = i0 + ra + 8 * h;
     if (i >= P.Tq) continue;
-    const float inv = l_run[h] > 0.0f ? 1.0f / l_run[h] : 0.0f;
+    const float inv = output_scale(l_run[h], poisoned[h] != 0, P.mask.sees_keys(pos[h]));
     T* orow = P.out + b * P.os[0] + i * P.os[1] + hq * P.os[2];
 #pragma unroll
     for (int t = 0; t < kDT; ++t) {

@@ -96,6 +96,7 @@ __global__ void __launch_bounds__(kThreads) split_kernel(SplitParams<T> P) {
   }
   // Warp w owns the softmax state of rows w and w + 4 (every lane holds the same values).
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
+  bool poisoned[2] = {false, false};  // the row saw a NaN or +inf score (output_scale)
   float acc[kAccPerThread];
 #pragma unroll
   for (int t = 0; t < kAccPerThread; ++t) acc[t] = 0.0f;
@@ -133,7 +134,10 @@ __global__ void __launch_bounds__(kThreads) split_kernel(SplitParams<T> P) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int r = warp + 4 * h;
-      const float s = s_s[r * kKeys + lane];
+      float s = s_s[r * kKeys + lane];
+      // A NaN or +inf score makes the row's output NaN; its softmax state stays finite.
+      poisoned[h] = poisoned[h] || __any_sync(0xffffffffu, poisons_row(s));
+      if (poisons_row(s)) s = -INFINITY;
       const float m_new = fmaxf(m_run[h], warp_max(s));
       const float base = m_new == -INFINITY ? 0.0f : m_new;  // a row with nothing visible yet
       const float p = __expf(s - base);                       // exp(-inf) = 0 for masked keys
@@ -179,29 +183,35 @@ __global__ void __launch_bounds__(kThreads) split_kernel(SplitParams<T> P) {
       if (r < nrows) {
         float* ml = P.part_ml + (split * NR + global_row(r)) * 2;
         ml[0] = m_run[h];
-        ml[1] = l_run[h];
+        ml[1] = poisoned[h] ? NAN : l_run[h];  // a NaN sum marks a poisoned row
       }
     }
   }
 }
 
-// One block per (b, hq, i) row: out = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s, or zeros
-// when no split saw a visible key.
+// One block per (b, hq, i) row: out = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s; zeros
+// when no split saw a visible key, NaN when one saw a NaN or +inf score (a NaN l_s) or all the
+// row's visible scores are -inf (output_scale).
 template <class T>
 __global__ void combine_kernel(const float* part_o, const float* part_ml, int64_t splits,
                                int64_t NR, int64_t Tq, int64_t Hq, int64_t D, T* out,
-                               int64_t os0, int64_t os1, int64_t os2) {
+                               int64_t os0, int64_t os1, int64_t os2, AttentionMask mask) {
   const int64_t row = blockIdx.x;
   float M = -INFINITY;
-  for (int64_t s = 0; s < splits; ++s) M = fmaxf(M, part_ml[(s * NR + row) * 2]);
+  bool poisoned = false;
+  for (int64_t s = 0; s < splits; ++s) {
+    M = fmaxf(M, part_ml[(s * NR + row) * 2]);
+    poisoned = poisoned || isnan(part_ml[(s * NR + row) * 2 + 1]);
+  }
   float L = 0.0f;
-  if (M != -INFINITY) {
+  if (M != -INFINITY && !poisoned) {
     for (int64_t s = 0; s < splits; ++s) {
       const float* ml = part_ml + (s * NR + row) * 2;
       L += ml[1] * __expf(ml[0] - M);
     }
   }
   const int64_t i = row % Tq, hq = (row / Tq) % Hq, b = row / (Tq * Hq);
+  const float scale = output_scale(L, poisoned, mask.sees_keys(mask.args.q_start + i));
   T* o = out + b * os0 + i * os1 + hq * os2;
   for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
     float acc = 0.0f;
@@ -210,9 +220,8 @@ __global__ void combine_kernel(const float* part_o, const float* part_ml, int64_
         const float m = part_ml[(s * NR + row) * 2];
         acc += part_o[(s * NR + row) * D + d] * __expf(m - M);
       }
-      acc /= L;
     }
-    o[d] = from_f32<T>(acc);
+    o[d] = from_f32<T>(L > 0.0f ? acc / L : scale);  // 0 or NaN without a sum
   }
 }
 
@@ -285,7 +294,7 @@ void attention_split(const AttentionArgs& a, int device) {
     const int threads = int(std::min<int64_t>(256, (a.D + 31) / 32 * 32));
     combine_kernel<T><<<unsigned(NR), threads, 0, cudaStreamLegacy>>>(
         part_o, part_ml, splits, NR, a.Tq, a.Hq, a.D, static_cast<T*>(a.out), a.out_stride[0],
-        a.out_stride[1], a.out_stride[2]);
+        a.out_stride[1], a.out_stride[2], mask);
   });
   check_launch("attention (split combine)");
 }

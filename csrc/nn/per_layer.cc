@@ -65,7 +65,7 @@ void PerLayerGate::gated(const Forward& f, const float* in, float* out) const {
   for (int64_t row = 0; row < M; ++row) {
     std::memcpy(ple + row * P, f.per_layer_input + (row * layers_ + layer_) * P, size_t(P) * sizeof(float));
   }
-  f.offer(slice_site_, ple, {P});
+  if (slice_site_ >= 0) f.offer(slice_site_, ple, {P});  // -1: the point is the model's, not the layer's
   gate_(f.device, in, M, gate);
   ops::dispatch::geglu(f.device, DType::kF32, gate, ple, gate, M * P);  // gelu_tanh(gate) * ple_l
   f.offer(gate_site_, gate, {P});

@@ -234,7 +234,10 @@ def test_every_hook_point_matches_transformers(pair):
     ref = hf_activations(hf, toks)
     logits, cache = m.run_with_cache(toks)
     assert list(cache) == m.hook_names()
-    assert_cache_matches(cache, ref, name)
+    # e2b's last layer sees float32 rounding of 6 layers with per-layer inputs and scores up to 23
+    # (softmax amplifies them): against a float64 run, transformers' own float32 is 3e-5 off and
+    # the SIMD targets without FMA (SSE4, SCALAR: the sanitizer build's) 1.4e-4 at its pattern.
+    assert_cache_matches(cache, ref, name, tol=2e-4 if name == "e2b" else 1e-4)
     shared = [i for i, l in enumerate(m.config["layers"]) if l["kv_source"] is not None]
     for i in shared:  # a layer reading another's keys and values has no points of its own for them
         assert not any(f"blocks.{i}.attn.hook_{p}" in cache for p in ("k", "k_normed", "v"))

@@ -105,14 +105,14 @@ def hf_activations(hf, toks):
     return acts
 
 
-def assert_cache_matches(cache, ref, what):
-    """Every recorded activation is float32 and within TOL of its transformers counterpart; the
+def assert_cache_matches(cache, ref, what, tol=TOL):
+    """Every recorded activation is float32 and within tol of its transformers counterpart; the
     scores, which eager attention never writes out, are checked through their softmax."""
     for n, got in cache.items():
         assert got.dtype == np.float32
         if not n.endswith("hook_scores"):
             assert n in ref, f"{what}: no transformers counterpart for {n}"
-            close(got, ref[n], f"{what} {n}")
+            close(got, ref[n], f"{what} {n}", tol)
 
 
 # ---- equality with transformers --------------------------------------------------------------

@@ -807,7 +807,8 @@ def test_varlen_packed_tiles_beyond_the_kept_buffer(rng):
 @pytest.mark.parametrize("Tq, Tk, causal", [(1, 300, False), (3, 40, False), (64, 64, True),
                                              (200, 200, True), (5, 700, False)])
 @pytest.mark.parametrize("poison", [np.nan, np.inf])
-def test_nan_and_inf_scores_propagate_as_in_torch(rng, Tq, Tk, causal, poison):
+@pytest.mark.parametrize("device", DEVICES)
+def test_nan_and_inf_scores_propagate_as_in_torch(rng, Tq, Tk, causal, poison, device):
     """A key whose score is NaN (or +inf: inf - inf in the softmax) makes the rows that see it
     NaN, as torch's softmax does, instead of being dropped like a masked key. Rows that cannot
     see it stay finite. Covers the prefill tiles, the decode split-K path and its merge."""
@@ -815,10 +816,25 @@ def test_nan_and_inf_scores_propagate_as_in_torch(rng, Tq, Tk, causal, poison):
     j = Tk - Tq + Tq // 2 if causal else Tk // 3  # the poisoned key
     k[0, j, 1, 0] = poison
     q[..., 0] = np.abs(q[..., 0]) + 0.5  # q . k = +inf for an inf key (not -inf, a masked score)
-    out = np.asarray(gc.ops.attention(q, k, v, causal=causal))
+    out = to_f64(gc.ops.attention(*(on_device(a, device) for a in (q, k, v)), causal=causal))
     rows = np.arange(Tq) + (Tk - Tq)  # each query's position among the keys
     sees = rows >= j if causal else np.ones(Tq, bool)
     heads = [2, 3]  # query heads of KV head 1
     assert np.isnan(out[0][sees][:, heads]).all()
     assert np.isfinite(out[0][:, [0, 1]]).all()
     assert np.isfinite(out[0][~sees]).all()
+
+
+@pytest.mark.parametrize("Tq, Tk", [(1, 1), (1, 300), (3, 40), (5, 34), (130, 420)])
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_row_whose_visible_scores_are_all_minus_inf_is_nan(rng, Tq, Tk, device):
+    """Window 1: each query sees only its own key. Where that key's score is -inf, torch's softmax
+    of the row (all -inf) is NaN; the kernels give NaN too, not the zeros of a row that sees no
+    key. The other rows are untouched."""
+    q, k, v = qkv(rng, 1, Tq, Tk, 4, 2, 16)
+    q[..., 0] = np.abs(q[..., 0]) + 0.5
+    i = Tq // 2  # the query whose key scores -inf
+    k[0, Tk - Tq + i, 1, 0] = -np.inf
+    out = to_f64(gc.ops.attention(*(on_device(a, device) for a in (q, k, v)), window=1))
+    assert np.isnan(out[0, i, 2:]).all()  # query heads 2, 3 read KV head 1
+    assert np.isfinite(np.delete(out[0], i, axis=0)).all() and np.isfinite(out[0, i, :2]).all()

@@ -70,7 +70,10 @@ void attention_pattern(const AttentionArgs* seqs, int64_t n, const int64_t* firs
           continue;
         }
         if (m == kNegInf) {
-          std::fill(held, held + a.Tk, 0.0f);
+          // No visible key: zeros; visible keys whose scores are all -inf: NaN, as torch's softmax.
+          const AttentionKeyRange r = attention_main_range(a, a.q_start + t);
+          const bool sees_keys = r.lo < r.hi || std::min(a.prefix_len, a.Tk) > 0;
+          std::fill(held, held + a.Tk, sees_keys ? std::numeric_limits<float>::quiet_NaN() : 0.0f);
           continue;
         }
         double sum = 0.0;

@@ -2,6 +2,7 @@
 cpu | cuda -> core, with models and nn reading files through io. Each folder may include only the
 folders listed for it, so that, for one, no model or block calls a CPU kernel directly (they call
 ops, which pick the device) and the core knows no backend."""
+import os
 import pathlib
 import re
 
@@ -48,3 +49,15 @@ def test_rule_catches_a_model_calling_a_cpu_kernel(tmp_path):
     fake = tmp_path / "gemma.cc"
     fake.write_text('#include "csrc/nn/attention.h"\n#include "csrc/cpu/attention.h"\n')
     assert [t for t in includes(fake) if t not in ALLOWED["models"]] == ["cpu"]
+
+
+def test_test_file_names_are_unique():
+    """pytest imports test files by basename (rootdir-relative packages are not used here): two
+    tests/**/test_X.py of the same name stop the whole run at collection."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    seen = {}
+    for folder, _, files in os.walk(root):
+        for f in files:
+            if f.startswith("test_") and f.endswith(".py"):
+                assert f not in seen, f"{f} is in both {seen[f]} and {folder}"
+                seen[f] = folder

@@ -2,6 +2,7 @@
 
 #include <cuda_runtime.h>
 
+#include "csrc/cuda/common.cuh"
 #include "csrc/cuda/runtime.h"
 
 namespace gemmacpp::cuda {
@@ -59,19 +60,6 @@ __global__ void altup_correct_kernel(const float* pred, const float* activated, 
       out[at] = __fadd_rn(pred[at], __fmul_rn(innovation, c[k]));
     }
   }
-}
-
-// Sum over the block in float64; every thread gets the result. `shared` holds one value per warp.
-__device__ __forceinline__ double block_sum(double v, double* shared) {
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int warps = (blockDim.x + 31) / 32;
-  __syncthreads();  // a previous call's readers are done with `shared`
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  v = lane < warps ? shared[lane] : 0.0;
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
 }
 
 __device__ __forceinline__ double row_sum_of_squares(const float* x, int64_t d, double* shared) {

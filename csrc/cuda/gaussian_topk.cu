@@ -11,19 +11,6 @@ namespace {
 
 constexpr int kMaxThreads = 256;
 
-// Sum over the block in float64; every thread gets the result. `shared` holds one value per warp.
-__device__ __forceinline__ double block_sum(double v, double* shared) {
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int warps = (blockDim.x + 31) / 32;
-  __syncthreads();  // a previous call's readers are done with `shared`
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  v = lane < warps ? shared[lane] : 0.0;
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
-
 // One block per row: the mean and the population std in float64 (the difference from the mean
 // rounded to float32 first, as on the CPU), then relu(x - (mean + z * std)).
 template <class T>

@@ -11,18 +11,6 @@ namespace {
 
 constexpr int kMaxThreads = 256;
 
-// Sum over the block; every thread gets the result. `shared` holds one float per warp.
-__device__ __forceinline__ float block_sum(float v, float* shared) {
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int warps = (blockDim.x + 31) / 32;
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  v = lane < warps ? shared[lane] : 0.0f;
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
-
 // One block per row; each thread first sums the squares of its strided share of the row, then
 // scales that same share. The reduction order depends only on d and the block size.
 template <class T, class W>

@@ -22,13 +22,17 @@ constexpr int64_t kMatvecTaskBytes = 64 << 10;
 // more rows (measured +5% for 512 over 256 rows on an EPYC with 512 KiB L2 per core).
 constexpr int64_t kMaxRows = 512, kRowGroup = 6, kCols = 64, kK = 256;
 
+// Weight rows per task: about kMatvecTaskBytes of them, a multiple of 4 rows.
+inline int64_t weight_rows_per_task(int64_t row_bytes) {
+  return std::max<int64_t>(4, ceil_div(kMatvecTaskBytes / std::max<int64_t>(row_bytes, 1), 4) * 4);
+}
+
 // Calls fn(n0, nb) for blocks of weight rows of about kMatvecTaskBytes (a multiple of 4 rows), in
 // parallel: every task takes all rows of x (the int8-activation kernels, quant_int8.cc, whose x
 // is rounded once per call).
 template <class Fn>
 void for_each_matvec_block(int64_t N, int64_t row_bytes, const Fn& fn) {
-  const int64_t rows =
-      std::max<int64_t>(4, ceil_div(kMatvecTaskBytes / std::max<int64_t>(row_bytes, 1), 4) * 4);
+  const int64_t rows = weight_rows_per_task(row_bytes);
   parallel_for(ceil_div(N, rows), [&](int64_t t, int) {
     const int64_t n0 = t * rows;
     fn(n0, std::min(rows, N - n0));
@@ -45,8 +49,7 @@ constexpr int64_t kRowTileRows = 64;
 // from memory once.
 template <class Fn>
 void for_each_row_tile(int64_t M, int64_t N, int64_t row_bytes, const Fn& fn) {
-  const int64_t rows =
-      std::max<int64_t>(4, ceil_div(kMatvecTaskBytes / std::max<int64_t>(row_bytes, 1), 4) * 4);
+  const int64_t rows = weight_rows_per_task(row_bytes);
   const int64_t n_blocks = ceil_div(N, rows);
   parallel_for(ceil_div(M, kRowTileRows) * n_blocks, [&](int64_t t, int) {
     const int64_t m0 = (t / n_blocks) * kRowTileRows, n0 = (t % n_blocks) * rows;

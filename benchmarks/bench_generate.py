@@ -3,7 +3,8 @@
     python benchmarks/bench_generate.py [--threads 1 2] [--prompt-lens 32 512] [--new-tokens 128]
                                         [--engines gemmacpp gemmacpp-int8 llama.cpp transformers]
                                         [--model PATH]
-                                        [--rounds 2]
+                                        [--rounds 2] [--simd-target AVX2]
+                                        [--llama-python /path/to/venv/bin/python]
 
 The same token ids go to every engine (tokenized once by gemmacpp, BOS first), greedy decoding.
 Per engine and thread count: prefill tokens/s for each prompt length (a fresh cache each time, the
@@ -40,6 +41,15 @@ arithmetic, transformers loads them as float32 (its reference mode, dtype=float3
 The decode bound is the copy bandwidth (np.copyto, read + write, timing.py) over the bytes of
 weights one decode step reads (every tensor of the file once: the tied embedding is the output
 head; the KV cache adds under 1 % at these lengths); "of bound" is the decode rate over it.
+
+--simd-target NAME dispatches the gemmacpp engines' kernels to that SIMD target (one of
+gc._core.simd_targets_supported(), e.g. AVX2 on an AVX-512 machine) instead of the best one, so
+that one machine measures what an AVX2-only CPU would get. --llama-python PATH runs the llama.cpp
+engine's child under that interpreter instead of this one: a separate venv holding a
+llama-cpp-python built for another instruction set (docs/benchmarks.md builds an AVX2-only one);
+it needs only llama_cpp and numpy there. The table's simd column says what each engine ran:
+gemmacpp's dispatched target, llama.cpp's best compiled-in x86 feature
+(llama_print_system_info()).
 
 Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
 (bench_env.py).
@@ -134,9 +144,11 @@ def prompt_ids(model_path, lengths):
 # ---- engines (each run in a child process) -------------------------------------------------------
 # Each engine is (prefill(ids) -> seconds, decode(ids, n) -> (seconds for n - 1 steps, n ids)).
 
-def engine_gemmacpp(model_path, threads, max_len, activations="float32"):
+def engine_gemmacpp(model_path, threads, max_len, activations="float32", simd_target=None):
     import gemmacpp as gc
     from gemmacpp.generate import Timings, generate_ids
+    if simd_target:
+        gc._core.set_simd_target(simd_target)  # before the load: every kernel runs on it
     model = gc.load(model_path, threads=threads, activations=activations)
 
     def prefill(ids):
@@ -183,6 +195,29 @@ def engine_llama_cpp(model_path, threads, max_len):
         return time.perf_counter() - t, out
 
     return prefill, decode
+
+
+# llama.cpp's x86 features, best first: the first one llama_print_system_info() lists as on names
+# the build (a GGML_NATIVE build on an AVX-512 machine has them all, an AVX2-only build stops at
+# AVX2).
+LLAMA_FEATURES = ["AVX512_BF16", "AVX512_VNNI", "AVX512", "AVX_VNNI", "AVX2", "AVX", "SSE3"]
+
+
+def simd_of(engine):
+    """What the engine in this process runs: gemmacpp's dispatched target, llama.cpp's best
+    compiled-in x86 feature, torch's CPU capability."""
+    if engine.startswith("gemmacpp"):
+        import gemmacpp as gc
+        return gc.simd_target()
+    if engine == "llama.cpp":
+        import llama_cpp
+        info = llama_cpp.llama_print_system_info()
+        info = info.decode() if isinstance(info, bytes) else info
+        on = {f.split("=")[0].strip() for f in info.replace("CPU :", "").split("|")
+              if f.strip().endswith("= 1")}
+        return next((f for f in LLAMA_FEATURES if f in on), "?")
+    import torch
+    return torch.backends.cpu.get_cpu_capability()
 
 
 def transformers_model():
@@ -252,10 +287,12 @@ def run_child(args):
     with open(args.ids_file) as f:
         prompts = {int(k): v for k, v in json.load(f).items()}
     make = {"gemmacpp": engine_gemmacpp,
-            "gemmacpp-int8": lambda *a: engine_gemmacpp(*a, activations="int8"),
+            "gemmacpp-int8": lambda *a, **kw: engine_gemmacpp(*a, activations="int8", **kw),
             "llama.cpp": engine_llama_cpp, "transformers": engine_transformers}[args.child]
     max_len = max(prompts) + args.new_tokens + 8
     extra = {"dtype": args.transformers_dtype} if args.child == "transformers" else {}
+    if args.child.startswith("gemmacpp"):
+        extra["simd_target"] = args.simd_target
     prefill, decode = make(args.model, args.threads[0], max_len, **extra)
     result = {"prefill": {}}
     for n, ids in sorted(prompts.items()):
@@ -270,12 +307,24 @@ def run_child(args):
     result["decode"] = (args.new_tokens - 1) / best  # the first id comes from the prefill
     result["ids"] = ids[:CHECK_TOKENS]
     result["peak_rss_mb"] = peak_rss_mb()
+    result["simd"] = simd_of(args.child)
     print("RESULT " + json.dumps(result), flush=True)
 
 
 # ---- parent: spawn, collect, print -----------------------------------------------------------------
 
-def available(engine):
+def available(engine, llama_python=None):
+    if engine == "llama.cpp" and llama_python:
+        # Asked for by name: an interpreter that cannot run it is an error, not a skip.
+        try:
+            p = subprocess.run([llama_python, "-c", "import llama_cpp, numpy"],
+                               capture_output=True, text=True)
+        except OSError as e:
+            sys.exit(f"--llama-python {llama_python}: {e}")
+        if p.returncode:
+            sys.exit(f"--llama-python {llama_python}: llama_cpp and numpy do not import under "
+                     f"it:\n{p.stderr[-1000:]}")
+        return True
     mod = {"gemmacpp": "gemmacpp", "gemmacpp-int8": "gemmacpp", "llama.cpp": "llama_cpp",
            "transformers": "transformers"}[engine]
     try:
@@ -297,9 +346,12 @@ def weight_bytes(model_path):
 
 
 def spawn(engine, threads, args, ids_file):
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", engine, "--threads", str(threads),
+    python = args.llama_python if engine == "llama.cpp" and args.llama_python else sys.executable
+    cmd = [python, os.path.abspath(__file__), "--child", engine, "--threads", str(threads),
            "--model", args.model, "--ids-file", ids_file, "--new-tokens", str(args.new_tokens),
            "--transformers-dtype", args.transformers_dtype]
+    if args.simd_target:
+        cmd += ["--simd-target", args.simd_target]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     for line in p.stdout.splitlines():
@@ -325,6 +377,12 @@ def main():
                     help="the random models' stored weights (bfloat16: as Google's checkpoints)")
     ap.add_argument("--transformers-dtype", choices=["float32", "bfloat16"], default="float32",
                     help="transformers' compute dtype for the random models (float32: the reference)")
+    ap.add_argument("--simd-target", metavar="NAME",
+                    help="dispatch gemmacpp's kernels to this SIMD target (one of "
+                         "gc._core.simd_targets_supported(), e.g. AVX2) instead of the best one")
+    ap.add_argument("--llama-python", metavar="PATH",
+                    help="the interpreter that runs the llama.cpp engine (a venv with a "
+                         "llama-cpp-python built for another instruction set)")
     ap.add_argument("--child", choices=ALL_ENGINES, help=argparse.SUPPRESS)
     ap.add_argument("--ids-file", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -340,8 +398,14 @@ def main():
                 print(f"building the random model once into {args.model} ...", flush=True)
                 build(args.model, args.stored_dtype)
 
+    if args.simd_target:
+        import gemmacpp as gc
+        supported = list(gc._core.simd_targets_supported())
+        if args.simd_target not in supported:
+            sys.exit(f"--simd-target {args.simd_target}: not a target this build compiled and this "
+                     f"CPU supports ({', '.join(supported)})")
     from timing import copy_bandwidth
-    engines = [e for e in args.engines if available(e)]
+    engines = [e for e in args.engines if available(e, args.llama_python)]
     if "transformers" in engines and args.model not in RANDOM_MODELS and not os.path.exists(os.path.join(TF_CACHE, "model.pt")):
         print(f"converting the GGUF for transformers once (slow) into {TF_CACHE} ...", flush=True)
         p = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, %r); "
@@ -378,12 +442,12 @@ def main():
     os.remove(ids_file)
 
     lens = sorted(prompts)
-    hdr = (f"{'engine':<13} {'thr':>3} " + " ".join(f"{f'prefill {n}':>12}" for n in lens)
+    hdr = (f"{'engine':<13} {'simd':<11} {'thr':>3} " + " ".join(f"{f'prefill {n}':>12}" for n in lens)
            + f" {'decode':>8} {'of bound':>8} {'peak MB':>8}")
     print(hdr + "\n" + "-" * len(hdr))
     for (e, threads), r in results.items():
         if r:
-            print(f"{e:<13} {threads:>3} " + " ".join(f"{r['prefill'][str(n)]:12.1f}" for n in lens)
+            print(f"{e:<13} {r['simd']:<11} {threads:>3} " + " ".join(f"{r['prefill'][str(n)]:12.1f}" for n in lens)
                   + f" {r['decode']:8.1f} {r['decode'] / bound:8.2f} {r['peak_rss_mb']:8.0f}")
     print("(tokens/s)\n")
     for ours, peer in [(o, p) for o in ("gemmacpp", "gemmacpp-int8")

@@ -19,7 +19,10 @@ position's logits kept), the peers on the first --peer-requests of them (200), a
 gemmacpp's time goes: the contexts' forward (prefill of each
 distinct context, last position's logits only), the continuations' forward through the forked
 cache (full logits over the vocabulary), the targets' log-probs from those logits, and the rest
-(packing the batches, Python).
+(packing the batches, Python). llama.cpp's log-probs differ from gemmacpp's (exact float32
+activations) by about 0.14 nats per token, summed over a request's tokens: it rounds activations
+to int8 before its quantized products, as gemmacpp's activations="int8" mode does, which is as far
+(docs/benchmarks.md measures it; on float32 weights llama.cpp agrees to 0.01).
 
 Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
 (bench_env.py).
@@ -251,7 +254,8 @@ def lm_eval_workload(model, reqs, args):
         print(f"{name:42s} {k:8d} {t:8.2f} {k / t:11.1f} {sum(len(c) for _, c in reqs[:k]) / t:9.0f} "
               f"{(t / k) / (t_gc / n):8.2f}x {gap:11.1e}")
     print("tokens/s: continuation tokens scored per second; gemmacpp: how many times faster per "
-          "request it is")
+          "request it is; max |dlogp|: the largest difference from gemmacpp's request log-probs "
+          "(llama.cpp's int8 activations account for its, docs/benchmarks.md)")
 
     with ScoringProfile(model) as prof:
         start = time.perf_counter()

@@ -1,7 +1,9 @@
 """Batch invariance of whole models: a sequence's logits are bitwise the same alone, in a ragged
 batch, in a padded array, with last_only, decoded token by token through a cache, in a cached
 ragged step beside other rows, and for any thread count; on random tiny configs of every family
-and on the default model.
+and on the default model. Vision-language models (Gemma 3 with images, PaliGemma 1 and 2): a row
+with its image alone and beside rows with images of their own or none, and the image's soft
+tokens alone and among other images.
 
 Two groups. `test_*_long_rows` keeps every matrix product at more than 4 rows (sequences of >= 5
 tokens, last_only off): the attention kernels' invariance (decode vs prefill, neighbours, batches)
@@ -157,6 +159,71 @@ def test_text_encoder_embeddings_are_batch_invariant_any_rows(encoder):
     together = m.embed(texts)
     for i, t in enumerate(texts):
         assert same(together[i], m.embed([t])[0]), i
+
+
+# ---- with images: conftest.py's gemma3 and paligemma (1 and 2) checkpoints ----------------------
+
+def images_of(*pxs):
+    """The images of a batch's rows in row order (None: a row without images)."""
+    return np.concatenate([p for p in pxs if p is not None])
+
+
+def check_image_rows(m, row, px, neighbours, next_token):
+    """row (holding one image's tokens) with its image px [1, 3, S, S], alone against: its soft
+    tokens among a neighbour's images, ragged batches after and before each neighbour (row,
+    images or None), a padded array, 1 thread, and a cached step (next_token) after the image
+    prefix beside the first neighbour's step."""
+    n = len(row)
+    alone = m.forward([row], images=px)[0]
+    soft_alone = m.encode_image(px, preprocess=False)[0]
+    for other, other_px in neighbours:
+        k = len(other)
+        if other_px is not None:
+            soft = m.encode_image(images_of(other_px, px), preprocess=False)
+            assert same(soft[len(other_px)], soft_alone), ("soft tokens", k)
+        got = m.forward([other, row], images=images_of(other_px, px))
+        assert same(got[1, :n], alone), ("after", k)
+        got = m.forward([row, other], images=images_of(px, other_px))
+        assert same(got[0, :n], alone), ("before", k)
+        got = m.forward(padded([other, row]), lengths=[k, n], images=images_of(other_px, px))
+        assert same(got[1, :n], alone), ("padded", k)
+    other, other_px = neighbours[0]
+    before = gc.get_num_threads()
+    try:
+        gc.set_num_threads(1)
+        one = m.forward([other, row], images=images_of(other_px, px))
+    finally:
+        gc.set_num_threads(before)
+    assert same(one[1, :n], alone), "threads"
+    cache = m.new_cache(batch=1, max_len=64)
+    m.forward([row], cache=cache, images=px)
+    want = m.forward([next_token], cache=cache)[0, 0]
+    cache = m.new_cache(batch=2, max_len=64)
+    m.forward(padded([other, row]), lengths=[len(other), n], cache=cache,
+              images=images_of(other_px, px))
+    got = m.forward([[next_token + 1], [next_token]], cache=cache)
+    assert same(got[1, 0], want), "cached step"
+
+
+def test_gemma3_rows_with_images_are_batch_invariant(gemma3):
+    from vision_fixtures import ROWS, pixels
+    m = gc.load(gemma3[0])
+    px = pixels(3, 11).numpy()
+    neighbours = [(ROWS[0] + [30, 31, 32], px[1:3]),  # two images, a longer row
+                  (ROWS[0][:16], px[1:3]),  # two images, a shorter row
+                  ([2, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52], None)]  # text only
+    check_image_rows(m, ROWS[1], px[:1], neighbours, next_token=33)
+
+
+def test_paligemma_rows_with_images_are_batch_invariant(paligemma):
+    from vision_fixtures import IMG, pixels
+    m = gc.load(paligemma[0])
+    px = pixels(3, 12).numpy()
+    row = [IMG] * 16 + [2, 10, 11, 12, 108]  # image tokens, BOS, prompt, "\n": the prefix
+    neighbours = [([IMG] * 16 + [2, 20, 21, 22, 23, 24, 25, 26, 108], px[1:2]),  # longer
+                  ([IMG] * 16 + [2, 30, 108], px[2:3]),  # shorter
+                  ([2, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55], None)]
+    check_image_rows(m, row, px[:1], neighbours, next_token=60)
 
 
 @pytest.fixture(scope="module")

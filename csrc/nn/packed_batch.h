@@ -57,7 +57,9 @@ class PackedHooks {
  public:
   PackedHooks(HookSet* hooks, const PackedBatch& batch) : hooks_(hooks), batch_(batch) {}
   HookSet* hooks() const { return hooks_; }
-  bool wants(int site) const { return hooks_ && hooks_->wants(site); }
+  // Blocks hold -1 for the sites they lack (no q/k norm, shared keys and values, ...), and a
+  // HookSet indexes its table by site: so -1 is never wanted here, whoever asks.
+  bool wants(int site) const { return site >= 0 && hooks_ && hooks_->wants(site); }
   // Packed rows of shape inner each, offered as [B, T, inner...]: in place when every sequence
   // fills all T rows, else through a zero-padded copy whose real rows are copied back (edits in
   // the padding are dropped).

@@ -49,7 +49,7 @@ engine's child under that interpreter instead of this one: a separate venv holdi
 llama-cpp-python built for another instruction set (docs/benchmarks.md builds an AVX2-only one);
 it needs only llama_cpp and numpy there. The table's simd column says what each engine ran:
 gemmacpp's dispatched target, llama.cpp's best compiled-in x86 feature
-(llama_print_system_info()).
+(llama_print_system_info()), torch's CPU capability (ATEN_CPU_CAPABILITY=avx2 lowers it).
 
 Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
 (bench_env.py).

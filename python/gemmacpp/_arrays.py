@@ -6,10 +6,13 @@ import numpy as np
 
 from . import _core
 
-try:
-    import ml_dtypes as _ml_dtypes
-except ImportError:  # bfloat16 NumPy arrays need ml_dtypes; the rest works without it
-    _ml_dtypes = None
+
+def bfloat16() -> np.dtype:
+    """NumPy's bfloat16 (ml_dtypes'), imported on first use: importing ml_dtypes registers its
+    ufunc loops, about half of `import gemmacpp`'s time, and most programs never need it."""
+    import ml_dtypes
+    return np.dtype(ml_dtypes.bfloat16)
+
 
 # The `from_dlpack` to use for arrays whose type lives in these top-level modules.
 _FROM_DLPACK = {
@@ -23,9 +26,7 @@ _FROM_DLPACK = {
 def to_numpy(t: "_core.Tensor") -> np.ndarray:
     a = np.asarray(t)  # buffer protocol: no copy, keeps `t` alive
     if t.dtype == "bfloat16":
-        if _ml_dtypes is None:
-            raise ImportError("bfloat16 results need the ml_dtypes package")
-        a = a.view(_ml_dtypes.bfloat16)
+        a = a.view(bfloat16())
     return a
 
 

@@ -12,16 +12,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import ml_dtypes
 import numpy as np
 
 from . import _core
+from ._arrays import bfloat16
 from .quant import QuantizedTensor
 
 _NUMPY_DTYPES = {
     "float32": np.dtype(np.float32),
     "float16": np.dtype(np.float16),
-    "bfloat16": np.dtype(ml_dtypes.bfloat16),
     "float64": np.dtype(np.float64),
     "int8": np.dtype(np.int8),
     "int32": np.dtype(np.int32),
@@ -103,7 +102,8 @@ class WeightFile:
             rows = int(np.prod(info.shape[:-1], dtype=np.int64)) if len(info.shape) > 1 else 1
             data = raw.reshape(rows, info.nbytes // rows if rows else 0)
             return QuantizedTensor(data=data, qtype=info.type, shape=tuple(info.shape))
-        return raw.view(_NUMPY_DTYPES[info.type]).reshape(info.shape)
+        dtype = bfloat16() if info.type == "bfloat16" else _NUMPY_DTYPES[info.type]
+        return raw.view(dtype).reshape(info.shape)
 
     def raw_bytes(self, name: str) -> np.ndarray:
         """The stored bytes of any tensor (supported type or not), as a read-only uint8 view."""

@@ -8,14 +8,21 @@ import os
 import struct
 import zipfile
 
-import ml_dtypes
 import numpy as np
 
-_ST_DTYPES = {
-    np.dtype(np.float32): "F32", np.dtype(np.float16): "F16", np.dtype(ml_dtypes.bfloat16): "BF16",
+from .._arrays import bfloat16
+
+_ST_DTYPES = {  # and bfloat16: "BF16" (_st_dtype)
+    np.dtype(np.float32): "F32", np.dtype(np.float16): "F16",
     np.dtype(np.float64): "F64", np.dtype(np.int32): "I32", np.dtype(np.int64): "I64",
     np.dtype(np.int8): "I8", np.dtype(np.uint8): "U8", np.dtype(np.bool_): "BOOL",
 }
+
+
+def _st_dtype(dtype: np.dtype) -> str | None:
+    if dtype.name == "bfloat16" and dtype == bfloat16():  # ml_dtypes imported only then
+        return "BF16"
+    return _ST_DTYPES.get(dtype)
 
 
 def read_npz(path: str) -> tuple[dict, bool]:
@@ -61,10 +68,11 @@ def write_safetensors(path: str, tensors: dict, metadata: dict | None = None) ->
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     for name, a in tensors.items():
         a = np.ascontiguousarray(a)
-        if a.dtype not in _ST_DTYPES:
+        st = _st_dtype(a.dtype)
+        if st is None:
             raise TypeError(f"write_safetensors: {name!r} has dtype {a.dtype}, which safetensors "
                             "cannot store here")
-        header[name] = {"dtype": _ST_DTYPES[a.dtype], "shape": list(a.shape),
+        header[name] = {"dtype": st, "shape": list(a.shape),
                         "data_offsets": [offset, offset + a.nbytes]}
         offset += a.nbytes
         arrays.append(a)

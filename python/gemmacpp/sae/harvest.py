@@ -23,16 +23,16 @@ import hashlib
 import json
 import os
 
-import ml_dtypes
 import numpy as np
 
 from .. import weights
+from .._arrays import bfloat16
 from .capture import capture, padded, text_batches
 from .files import write_json, write_safetensors
 
 FORMAT = "gemmacpp-activations"
-_DTYPES = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16),
-           "bfloat16": np.dtype(ml_dtypes.bfloat16)}
+_DTYPES = {"float32": lambda: np.dtype(np.float32), "float16": lambda: np.dtype(np.float16),
+           "bfloat16": bfloat16}  # ml_dtypes imported only when asked for
 
 
 def _settings(model, names, dtype, shard_tokens, max_len, skip_bos, widths):
@@ -130,7 +130,7 @@ def write_shard(out_dir, index: int, dtype: str, acts, ids, texts, pos) -> dict:
     ids, text indices and positions) and returns its manifest entry, less the running token
     hash."""
     file = f"shard_{index:05d}.safetensors"
-    tensors = {k: a.astype(_DTYPES[dtype]) for k, a in acts.items()}
+    tensors = {k: a.astype(_DTYPES[dtype]()) for k, a in acts.items()}
     tensors.update(token_ids=ids.astype(np.int32), text_index=texts.astype(np.int64),
                    position=pos.astype(np.int32))
     write_safetensors(os.path.join(out_dir, file), tensors, {"format": FORMAT})

@@ -97,6 +97,7 @@ struct PackedKV {
 #include "hwy/contrib/math/math-inl.h"
 #include "csrc/cpu/simd-inl.h"
 #include "csrc/cpu/fast_math-inl.h"
+#include "csrc/cpu/attention_panels-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace gemmacpp::cpu::HWY_NAMESPACE {
@@ -388,8 +389,37 @@ HWY_INLINE float OutputScale(const AttentionArgs& a, int64_t pos, float l) {
 }
 
 struct TileScratch {
-  std::vector<float> s, alpha, beta;
+  std::vector<float> s, alpha, beta, panel;
   std::vector<size_t> c0, c1;
+};
+
+// The keys of a tile as ScoreBlock reads them: panel c (keys [c, c + W), layout at PanelWidth) at
+// packed + c * D for a packed tile; or built from the K rows of the cache just before its scores
+// (PackKeyPanel, into the L1-sized TileScratch::panel), only for panels that some row sees:
+// decode reads each tile once, for few rows, where packing whole tiles (every key, for every
+// KV head, through L2) cost more than the scores. Either way the same floats.
+struct KeyTile {
+  const float* packed = nullptr;
+  const void* rows = nullptr;  // key t0 of the tile; keys `stride` elements apart
+  int64_t stride = 0;
+  void (*pack)(const void* rows, int64_t stride, size_t j0, size_t tk, size_t D, size_t W,
+               float* panel) = nullptr;
+
+  static KeyTile Packed(const float* kt) { return {kt}; }
+  template <class T>
+  static void PackRows(const void* rows, int64_t stride, size_t j0, size_t tk, size_t D,
+                       size_t W, float* panel) {
+    PackKeyPanel(static_cast<const T*>(rows), stride, j0, tk, D, W, panel);
+  }
+  template <class T>
+  static KeyTile Rows(const T* k, int64_t stride) {
+    return {nullptr, k, stride, &PackRows<T>};
+  }
+  const float* Panel(size_t c, size_t tk, size_t D, size_t W, float* buf) const {
+    if (packed) return packed + c * D;
+    pack(rows, stride, c, tk, D, W, buf);
+    return buf;
+  }
 };
 
 // The values of a key tile as ValueBlock reads them: head dims [dc, dc + W) of key j at
@@ -404,11 +434,11 @@ struct ValueTile {
   static ValueTile Rows(const float* v, size_t ld) { return {v, 1, ld, ld}; }
 };
 
-// Merges the key tile [t0, t1) (packed: Kt, layout at PanelWidth; values: V) into the running state of R
+// Merges the key tile [t0, t1) (keys: K; values: V) into the running state of R
 // rows: M, L [R] and O [R][Dp]. Rows are query-major, head-minor (G heads of one KV group): row r
 // is the query at position pos0 + r / G; Q [R][Dp] holds the rows' scaled queries.
 void TileUpdate(const AttentionArgs& a, int64_t pos0, int64_t G, int64_t R, const float* Q,
-                const float* Kt, const ValueTile& V, int64_t t0, int64_t t1, TileScratch& sc,
+                const KeyTile& K, const ValueTile& V, int64_t t0, int64_t t1, TileScratch& sc,
                 float* M, float* L, float* O) {
   const DF df;
   const size_t N = hn::Lanes(df);
@@ -444,11 +474,14 @@ void TileUpdate(const AttentionArgs& a, int64_t pos0, int64_t G, int64_t R, cons
 
   // S = Q K^T one key panel at a time, through every row block: the panel (D x W floats)
   // stays in L1 while the Q rows stream past it.
+  float* panel_buf = K.packed ? nullptr : Scratch(sc.panel, D * colb);
   for (size_t c = lo_all; c < hi_all; c += colb) {
+    const float* panel = nullptr;
     for (int64_t blk = 0; blk < nblk; ++blk) {
       if (c < C0[blk] || c >= C1[blk]) continue;
+      if (!panel) panel = K.Panel(c, tk, D, colb, panel_buf);
       const int64_t r0 = blk * kMR;
-      ScoreRows<kNR>(int(std::min<int64_t>(kMR, R - r0)), Q + r0 * Dp, Dp, Kt + c * D, colb, D,
+      ScoreRows<kNR>(int(std::min<int64_t>(kMR, R - r0)), Q + r0 * Dp, Dp, panel, colb, D,
                      S + r0 * TK + c, TK);
     }
   }
@@ -517,7 +550,7 @@ HWY_INLINE void Prefetch(const T* row, size_t n) {
 template <class T>
 void PackTileT(const T* k, int64_t k_stride, int64_t k_head, const T* v, int64_t v_stride,
                int64_t v_head, int64_t heads, size_t tk, size_t D, size_t W,
-               float* HWY_RESTRICT kt, float* HWY_RESTRICT vt) {  // vt null: K only
+               float* HWY_RESTRICT kt, float* HWY_RESTRICT vt) {  // kt or vt null: V or K only
   const size_t N = hn::Lanes(DF());
   const size_t TK = size_t(kKeyTile), DV = RoundUp(D, N), wide = DV / W * W;
   const size_t DW = RoundUp(D, W);
@@ -533,7 +566,7 @@ void PackTileT(const T* k, int64_t k_stride, int64_t k_head, const T* v, int64_t
       std::fill(row, row + D, 0.0f);
     }
   };
-  for (size_t jj0 = 0; jj0 < TK; jj0 += 4) {
+  for (size_t jj0 = 0; kt && jj0 < TK; jj0 += 4) {
     for (int64_t h = 0; h < heads; ++h) {
 #if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
       float* col = kt + size_t(h) * TK * D + (jj0 / W) * D * W + jj0 % W;  // W: a multiple of 8
@@ -626,8 +659,8 @@ void PrefillTask(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t 
     const AttentionKeyRange tile = bounding_range(a, p0, p1, t0, t1);
     if (tile.lo >= tile.hi) continue;  // no query of this task sees this tile
     const int64_t ti = kv_tiles + t0 / kKeyTile - kv.first_tile;
-    TileUpdate(a, p0, G, R, Q, kv.kt + ti * D * TK, ValueTile::Packed(kv.vt + ti * TK * Dp, N),
-               t0, t1, sc.tile, M, L, O);
+    TileUpdate(a, p0, G, R, Q, KeyTile::Packed(kv.kt + ti * D * TK),
+               ValueTile::Packed(kv.vt + ti * TK * Dp, N), t0, t1, sc.tile, M, L, O);
   }
 
   T* ob = static_cast<T*>(a.out) + b * a.out_stride[0];
@@ -669,7 +702,7 @@ void PackTile(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t kvh
 template <class T>
 void DecodeChunkTask(const AttentionArgs& a, int64_t b, int64_t c, float* part) {
   struct DecodeScratch {
-    std::vector<float> q, kt, vt;
+    std::vector<float> q, vt;
     TileScratch tile;
   };
   static thread_local DecodeScratch sc;
@@ -694,23 +727,26 @@ void DecodeChunkTask(const AttentionArgs& a, int64_t b, int64_t c, float* part) 
       Q = Scratch(sc.q, RT * Dp);
       for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) LoadQueries<T>(a, b, kvh, 0, a.Tq, Dp, Q + kvh * R * Dp);
     }
-    // Every head's K (and V) of the tile in one pass (the heads of a key are adjacent in
-    // memory). Float32 values whose rows are whole vectors are read in place.
+    // Keys are read from the cache rows, a panel at a time (KeyTile::Rows). Float32 values
+    // whose rows are whole vectors are read in place; others are converted, every head's in
+    // one pass (the heads of a key are adjacent in memory).
     constexpr bool kFloat = std::is_same_v<T, float>;
     const bool v_rows = kFloat && D % N == 0;
-    float* Kt = Scratch(sc.kt, size_t(a.Hkv) * TK * D);
     float* Vt = v_rows ? nullptr : Scratch(sc.vt, size_t(a.Hkv) * TK * Dp);
     const T* k = static_cast<const T*>(a.k) + b * a.k_stride[0] + t0 * a.k_stride[1];
     const T* v = static_cast<const T*>(a.v) + b * a.v_stride[0] + t0 * a.v_stride[1];
-    PackTileT(k, a.k_stride[1], a.k_stride[2], v, a.v_stride[1], a.v_stride[2], a.Hkv,
-              size_t(t1 - t0), D, PanelWidth(N), Kt, Vt);
+    if (!v_rows) {
+      PackTileT(k, a.k_stride[1], a.k_stride[2], v, a.v_stride[1], a.v_stride[2], a.Hkv,
+                size_t(t1 - t0), D, PanelWidth(N), static_cast<float*>(nullptr), Vt);
+    }
     for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) {
       ValueTile V{};
       if constexpr (kFloat) {
         if (v_rows) V = ValueTile::Rows(v + kvh * a.v_stride[2], size_t(a.v_stride[1]));
       }
       if (!v_rows) V = ValueTile::Packed(Vt + kvh * TK * Dp, N);
-      TileUpdate(a, a.q_start, G, R, Q + kvh * R * Dp, Kt + kvh * TK * D, V, t0, t1, sc.tile,
+      TileUpdate(a, a.q_start, G, R, Q + kvh * R * Dp,
+                 KeyTile::Rows(k + kvh * a.k_stride[2], a.k_stride[1]), V, t0, t1, sc.tile,
                  M + kvh * R, L + kvh * R, O + kvh * R * Dp);
     }
   }

@@ -388,6 +388,18 @@ HWY_INLINE float OutputScale(const AttentionArgs& a, int64_t pos, float l) {
   return sees_keys ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
 }
 
+// The packing reads K and V rows kPrefetchRows ahead of their use: the rows of one KV head are D
+// elements of every Hkv * D ([T, H, D] layout), which the hardware prefetchers miss when one head
+// is read at a time (1 KiB of every 4 KiB for 4 heads of 256 floats), and a decode step's packing
+// stalled on its loads even with every head in one pass. Prefetching past the end of the data is
+// harmless (a hint, never a fault).
+constexpr size_t kPrefetchRows = 8;
+template <class T>
+HWY_INLINE void Prefetch(const T* row, size_t n) {
+  const char* p = reinterpret_cast<const char*>(row);
+  for (size_t off = 0; off < n * sizeof(T); off += 64) hwy::Prefetch(p + off);
+}
+
 struct TileScratch {
   std::vector<float> s, alpha, beta, panel;
   std::vector<size_t> c0, c1;
@@ -479,7 +491,14 @@ void TileUpdate(const AttentionArgs& a, int64_t pos0, int64_t G, int64_t R, cons
     const float* panel = nullptr;
     for (int64_t blk = 0; blk < nblk; ++blk) {
       if (c < C0[blk] || c >= C1[blk]) continue;
-      if (!panel) panel = K.Panel(c, tk, D, colb, panel_buf);
+      if (!panel) {
+        panel = K.Panel(c, tk, D, colb, panel_buf);
+        // Values read in place come from L3 or memory, like the keys: start their rows now,
+        // for the P V below (a tile's rows fit in L2).
+        if (!K.packed && V.panel_step == 1) {
+          for (size_t j = c; j < std::min(c + colb, tk); ++j) Prefetch(V.v + j * V.ld_wide, D);
+        }
+      }
       const int64_t r0 = blk * kMR;
       ScoreRows<kNR>(int(std::min<int64_t>(kMR, R - r0)), Q + r0 * Dp, Dp, panel, colb, D,
                      S + r0 * TK + c, TK);
@@ -530,18 +549,6 @@ void TileUpdate(const AttentionArgs& a, int64_t pos0, int64_t G, int64_t R, cons
       }
     }
   }
-}
-
-// The packing reads K and V rows kPrefetchRows ahead of their use: the rows of one KV head are D
-// elements of every Hkv * D ([T, H, D] layout), which the hardware prefetchers miss when one head
-// is read at a time (1 KiB of every 4 KiB for 4 heads of 256 floats), and a decode step's packing
-// stalled on its loads even with every head in one pass. Prefetching past the end of the data is
-// harmless (a hint, never a fault).
-constexpr size_t kPrefetchRows = 8;
-template <class T>
-HWY_INLINE void Prefetch(const T* row, size_t n) {
-  const char* p = reinterpret_cast<const char*>(row);
-  for (size_t off = 0; off < n * sizeof(T); off += 64) hwy::Prefetch(p + off);
 }
 
 // Converts one tile of tk keys and values of `heads` KV heads to float32 panels (layout at

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -98,6 +99,12 @@ void PackKeyPanel(const T* HWY_RESTRICT k, int64_t stride, size_t j0, size_t tk,
           } else {
             r[i] = LoadF32Partial(df, rows[i] + d, n);  // never reads past the row
           }
+        }
+        // The cache rows come from L3 or memory (a decode step's weights have evicted them),
+        // one stream per key, which the hardware prefetchers serve badly: fetch the same
+        // dims of the next kN keys (this panel's next group, or the next panel's first).
+        for (size_t i = 0; i < kN; ++i) {
+          hwy::Prefetch(k + int64_t(j0 + c + kN + i) * stride + d);  // a hint: never faults
         }
         TransposeSquare(df, r);
         for (size_t x = 0; x < n; ++x) hn::StoreU(r[x], df, panel + (d + x) * W + c);

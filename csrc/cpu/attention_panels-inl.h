@@ -84,30 +84,36 @@ void PackKeyPanel(const T* HWY_RESTRICT k, int64_t stride, size_t j0, size_t tk,
 #if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
   constexpr size_t kN = hn::MaxLanes(decltype(df)());
   if (N == kN && W % kN == 0) {
+    using V = hn::Vec<decltype(df)>;
+    static thread_local std::vector<T> zeros;  // the "row" of keys past tk (all-zero bits: +0)
+    if (zeros.size() < D) zeros.assign(D, T{});
+    const size_t full_d = D / kN * kN;
     for (size_t c = 0; c < W; c += kN) {
       const T* rows[kN];
       for (size_t i = 0; i < kN; ++i)
-        rows[i] = j0 + c + i < tk ? k + int64_t(j0 + c + i) * stride : nullptr;
-      for (size_t d = 0; d < D; d += kN) {
-        const size_t n = std::min(kN, D - d);
-        hn::Vec<decltype(df)> r[kN];
-        for (size_t i = 0; i < kN; ++i) {
-          if (!rows[i]) {
-            r[i] = hn::Zero(df);
-          } else if (n == kN) {
-            r[i] = LoadF32(df, rows[i] + d);
-          } else {
-            r[i] = LoadF32Partial(df, rows[i] + d, n);  // never reads past the row
-          }
-        }
-        // The cache rows come from L3 or memory (a decode step's weights have evicted them),
-        // one stream per key, which the hardware prefetchers serve badly: fetch the same
-        // dims of the next kN keys (this panel's next group, or the next panel's first).
-        for (size_t i = 0; i < kN; ++i) {
-          hwy::Prefetch(k + int64_t(j0 + c + kN + i) * stride + d);  // a hint: never faults
-        }
+        rows[i] = j0 + c + i < tk ? k + int64_t(j0 + c + i) * stride : zeros.data();
+      // The cache rows come from L3 or memory (a decode step's weights have evicted them), one
+      // stream per key, which the hardware prefetchers serve badly: fetch the same dims of the
+      // next kN keys (this panel's next group, or the next panel's first) while transposing.
+      const T* next = k + int64_t(j0 + c + kN) * stride;
+      // Straight-line loads, transposes and stores (no branch inside), so that the kN vectors
+      // stay in registers.
+      for (size_t d = 0; d < full_d; d += kN) {
+        V r[kN];
+#pragma GCC unroll 16
+        for (size_t i = 0; i < kN; ++i) r[i] = LoadF32(df, rows[i] + d);
+#pragma GCC unroll 16
+        for (size_t i = 0; i < kN; ++i) hwy::Prefetch(next + int64_t(i) * stride + d);  // a hint
         TransposeSquare(df, r);
-        for (size_t x = 0; x < n; ++x) hn::StoreU(r[x], df, panel + (d + x) * W + c);
+#pragma GCC unroll 16
+        for (size_t x = 0; x < kN; ++x) hn::StoreU(r[x], df, panel + (d + x) * W + c);
+      }
+      if (full_d < D) {  // the last dims: never read past a row
+        const size_t n = D - full_d;
+        V r[kN];
+        for (size_t i = 0; i < kN; ++i) r[i] = LoadF32Partial(df, rows[i] + full_d, n);
+        TransposeSquare(df, r);
+        for (size_t x = 0; x < n; ++x) hn::StoreU(r[x], df, panel + (full_d + x) * W + c);
       }
     }
     return;

@@ -107,6 +107,13 @@ using DF = hn::ScalableTag<float>;
 
 constexpr int kMR = int(kRowBlock);  // query rows per microkernel
 constexpr int kNR = 2;  // vectors of keys (scores) or of head dims (P V) per microkernel
+// Rows up to which P V over value rows takes 2 * kNR vectors of head dims per call: their
+// accumulators (rows x 2 * kNR) and loads must fit the registers (32 with AVX-512, else 16).
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+constexpr int64_t kWideValueRows = 4;
+#else
+constexpr int64_t kWideValueRows = 2;
+#endif
 
 inline size_t RoundUp(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
@@ -531,14 +538,22 @@ void TileUpdate(const AttentionArgs& a, int64_t pos0, int64_t G, int64_t R, cons
 
   // O = alpha * O + beta * P V one panel of head dims at a time (W, then a last one of N),
   // through every row block. A block that sees no key of this tile is left as it is (its rows'
-  // merge is the identity).
-  for (size_t dc = 0; dc < Dp; dc += colb) {
+  // merge is the identity). Values read in place as rows (decode) by the few rows of decode
+  // take two panels per call: twice the independent FMA chains (one or two rows alone wait on
+  // the FMA latency) and half the broadcasts of P per FMA; each output is the same chain over
+  // the keys either way.
+  const bool two_panels = V.panel_step == 1 && R <= kWideValueRows;
+  for (size_t dc = 0; dc < Dp;) {
+    const size_t step = two_panels && dc + 2 * colb <= wide ? 2 * colb : colb;
     for (int64_t blk = 0; blk < nblk; ++blk) {
       const size_t j0 = C0[blk], j1 = std::min(C1[blk], tk);
       if (j0 >= j1) continue;
       const int64_t r0 = blk * kMR;
       const int mr = int(std::min<int64_t>(kMR, R - r0));
-      if (dc < wide) {
+      if (step > colb) {
+        ValueRows<2 * kNR>(mr, S + r0 * TK, TK, j0, j1, V.v + dc, V.ld_wide, O + r0 * Dp + dc,
+                           Dp, A + r0, Bt + r0);
+      } else if (dc < wide) {
         ValueRows<kNR>(mr, S + r0 * TK, TK, j0, j1, V.v + dc * V.panel_step, V.ld_wide,
                        O + r0 * Dp + dc, Dp,
                        A + r0, Bt + r0);
@@ -548,6 +563,7 @@ void TileUpdate(const AttentionArgs& a, int64_t pos0, int64_t G, int64_t R, cons
                      A + r0, Bt + r0);
       }
     }
+    dc += step;
   }
 }
 

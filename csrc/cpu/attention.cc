@@ -10,11 +10,14 @@
 //    it can see, element masks are applied only on boundary tiles, and the full score matrix
 //    never exists.
 //  * decode (few queries): split-K (flash-decoding). One task = (batch, chunk of kDecodeTiles key
-//    tiles) packs its tiles (every KV head in one pass; float32 V rows are read in place) and
-//    computes, for every query row of every head, each tile's partial with the same TileUpdate;
-//    the partials are merged in key order. The packing of K is what decode pays for invariance
-//    (docs/benchmarks.md): the old kernel took dot products straight from the cache rows, in an
-//    order that the prefill microkernel does not share.
+//    tiles) computes, for every query row of every head, each tile's partial with the same
+//    TileUpdate; the partials are merged in key order. Nothing is packed ahead: each K panel
+//    that some row sees is transposed from the cache rows in registers into an L1 buffer just
+//    before its scores (attention_panels-inl.h; the same floats as a packed panel, so the same
+//    scores), float32 V rows are read in place (other types converted per tile). The old
+//    kernel took dot products straight from the cache rows, in an order that the prefill
+//    microkernel does not share; the transposes are what decode pays for invariance
+//    (docs/benchmarks.md).
 // Batch invariance: a row's output is a function of its own query and keys only. Tiles sit at
 // absolute key positions, every score is the same FMA chain over d, and each tile's partial
 // (max, sum, P V relative to the tile's max) is merged into the row's running state in key order

@@ -426,6 +426,10 @@ struct KeyTile {
   int64_t stride = 0;
   void (*pack)(const void* rows, int64_t stride, size_t j0, size_t tk, size_t D, size_t W,
                float* panel) = nullptr;
+  // Where the vectors allow: the scores of one block of rows straight from the key rows, the
+  // panel's transposed keys never stored (ScoreKeyRows; the same bits as ScoreRows on it).
+  void (*score)(int mr, const void* rows, int64_t stride, size_t j0, size_t tk, size_t D,
+                size_t W, const float* q, size_t ldq, float* s, size_t lds) = nullptr;
 
   static KeyTile Packed(const float* kt) { return {kt}; }
   template <class T>
@@ -433,10 +437,23 @@ struct KeyTile {
                        size_t W, float* panel) {
     PackKeyPanel(static_cast<const T*>(rows), stride, j0, tk, D, W, panel);
   }
+#if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+  static_assert(kMR == 6, "ScoreKeyRows takes 1 to 6 rows");
+  template <class T>
+  static void ScoreRowsOf(int mr, const void* rows, int64_t stride, size_t j0, size_t tk,
+                          size_t D, size_t W, const float* q, size_t ldq, float* s, size_t lds) {
+    ScoreKeyRows(mr, static_cast<const T*>(rows), stride, j0, tk, D, W, q, ldq, s, lds);
+  }
+  template <class T>
+  static KeyTile Rows(const T* k, int64_t stride) {
+    return {nullptr, k, stride, &PackRows<T>, &ScoreRowsOf<T>};
+  }
+#else
   template <class T>
   static KeyTile Rows(const T* k, int64_t stride) {
     return {nullptr, k, stride, &PackRows<T>};
   }
+#endif
   const float* Panel(size_t c, size_t tk, size_t D, size_t W, float* buf) const {
     if (packed) return packed + c * D;
     pack(rows, stride, c, tk, D, W, buf);
@@ -496,13 +513,17 @@ void TileUpdate(const AttentionArgs& a, int64_t pos0, int64_t G, int64_t R, cons
 
   // S = Q K^T one key panel at a time, through every row block: the panel (D x W floats)
   // stays in L1 while the Q rows stream past it.
-  float* panel_buf = K.packed ? nullptr : Scratch(sc.panel, D * colb);
+  // One block of rows (decode) scores straight from the key rows where it can (KeyTile::score).
+  const bool fused = K.score && nblk == 1;
+  float* panel_buf = K.packed || fused ? nullptr : Scratch(sc.panel, D * colb);
   for (size_t c = lo_all; c < hi_all; c += colb) {
     const float* panel = nullptr;
+    bool first = true;
     for (int64_t blk = 0; blk < nblk; ++blk) {
       if (c < C0[blk] || c >= C1[blk]) continue;
-      if (!panel) {
-        panel = K.Panel(c, tk, D, colb, panel_buf);
+      if (first) {
+        first = false;
+        if (!fused) panel = K.Panel(c, tk, D, colb, panel_buf);
         // Values read in place come from L3 or memory, like the keys: start their rows now,
         // for the P V below (a tile's rows fit in L2).
         if (!K.packed && V.panel_step == 1) {
@@ -510,8 +531,12 @@ void TileUpdate(const AttentionArgs& a, int64_t pos0, int64_t G, int64_t R, cons
         }
       }
       const int64_t r0 = blk * kMR;
-      ScoreRows<kNR>(int(std::min<int64_t>(kMR, R - r0)), Q + r0 * Dp, Dp, panel, colb, D,
-                     S + r0 * TK + c, TK);
+      const int mr = int(std::min<int64_t>(kMR, R - r0));
+      if (fused) {
+        K.score(mr, K.rows, K.stride, c, tk, D, colb, Q + r0 * Dp, Dp, S + r0 * TK + c, TK);
+      } else {
+        ScoreRows<kNR>(mr, Q + r0 * Dp, Dp, panel, colb, D, S + r0 * TK + c, TK);
+      }
     }
   }
 

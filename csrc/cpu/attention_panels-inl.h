@@ -136,6 +136,78 @@ void PackKeyPanel(const T* HWY_RESTRICT k, int64_t stride, size_t j0, size_t tk,
   }
 }
 
+#if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+// s[m][0..kN) = the scores of MR rows (q, ldq apart) against the kN keys rows[0..kN), each the
+// FMA chain over d of ScoreBlock on a panel of these keys (q[m][d] * key[d] added to a sum from
+// zero, d in order): the same bits, without storing the transposed keys and loading them back.
+template <int MR, class T>
+HWY_INLINE void ScoreKeyGroup(const float* HWY_RESTRICT q, size_t ldq, const T* const* rows,
+                              const T* next, int64_t stride, size_t D, float* HWY_RESTRICT s,
+                              size_t lds) {
+  const hn::ScalableTag<float> df;
+  using V = hn::Vec<decltype(df)>;
+  constexpr size_t kN = hn::MaxLanes(decltype(df)());
+  V acc[MR];
+  for (int m = 0; m < MR; ++m) acc[m] = hn::Zero(df);
+  const size_t full_d = D / kN * kN;
+  for (size_t d = 0; d < full_d; d += kN) {
+    V r[kN];
+#pragma GCC unroll 16
+    for (size_t i = 0; i < kN; ++i) r[i] = LoadF32(df, rows[i] + d);
+#pragma GCC unroll 16
+    for (size_t i = 0; i < kN; ++i) hwy::Prefetch(next + int64_t(i) * stride + d);  // as below
+    TransposeSquare(df, r);
+#pragma GCC unroll 16
+    for (size_t x = 0; x < kN; ++x) {
+      for (int m = 0; m < MR; ++m) acc[m] = hn::MulAdd(hn::Set(df, q[m * ldq + d + x]), r[x], acc[m]);
+    }
+  }
+  if (full_d < D) {
+    const size_t n = D - full_d;
+    V r[kN];
+    for (size_t i = 0; i < kN; ++i) r[i] = LoadF32Partial(df, rows[i] + full_d, n);
+    TransposeSquare(df, r);
+    for (size_t x = 0; x < n; ++x) {
+      for (int m = 0; m < MR; ++m) {
+        acc[m] = hn::MulAdd(hn::Set(df, q[m * ldq + full_d + x]), r[x], acc[m]);
+      }
+    }
+  }
+  for (int m = 0; m < MR; ++m) hn::StoreU(acc[m], df, s + m * lds);
+}
+
+template <int MR, class T>
+HWY_INLINE void ScoreKeyPanelRows(const T* k, int64_t stride, size_t j0, size_t tk, size_t D,
+                                  size_t W, const float* q, size_t ldq, float* s, size_t lds) {
+  constexpr size_t kN = hn::MaxLanes(hn::ScalableTag<float>());
+  static thread_local std::vector<T> zeros;  // the "row" of keys past tk (all-zero bits: +0)
+  if (zeros.size() < D) zeros.assign(D, T{});
+  for (size_t c = 0; c < W; c += kN) {
+    const T* rows[kN];
+    for (size_t i = 0; i < kN; ++i)
+      rows[i] = j0 + c + i < tk ? k + int64_t(j0 + c + i) * stride : zeros.data();
+    ScoreKeyGroup<MR>(q, ldq, rows, k + int64_t(j0 + c + kN) * stride, stride, D, s + c, lds);
+  }
+}
+
+// The scores s[m][0..W) of mr (1..6) rows against the keys [j0, j0 + W) of the cache rows (keys
+// past tk give zero scores, as a packed panel's zero columns): ScoreRows on PackKeyPanel's panel,
+// fused. W: a multiple of the vector length.
+template <class T>
+HWY_NOINLINE void ScoreKeyRows(int mr, const T* k, int64_t stride, size_t j0, size_t tk,
+                               size_t D, size_t W, const float* q, size_t ldq, float* s,
+                               size_t lds) {
+  switch (mr) {
+    case 1: return ScoreKeyPanelRows<1>(k, stride, j0, tk, D, W, q, ldq, s, lds);
+    case 2: return ScoreKeyPanelRows<2>(k, stride, j0, tk, D, W, q, ldq, s, lds);
+    case 3: return ScoreKeyPanelRows<3>(k, stride, j0, tk, D, W, q, ldq, s, lds);
+    case 4: return ScoreKeyPanelRows<4>(k, stride, j0, tk, D, W, q, ldq, s, lds);
+    case 5: return ScoreKeyPanelRows<5>(k, stride, j0, tk, D, W, q, ldq, s, lds);
+    default: return ScoreKeyPanelRows<6>(k, stride, j0, tk, D, W, q, ldq, s, lds);
+  }
+}
+#endif
+
 }  // namespace gemmacpp::cpu::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 

@@ -428,8 +428,9 @@ struct KeyTile {
                float* panel) = nullptr;
   // Where the vectors allow: the scores of one block of rows straight from the key rows, the
   // panel's transposed keys never stored (ScoreKeyRows; the same bits as ScoreRows on it).
-  void (*score)(int mr, const void* rows, int64_t stride, size_t j0, size_t tk, size_t D,
-                size_t W, const float* q, size_t ldq, float* s, size_t lds) = nullptr;
+  void (*score)(int mr, const void* rows, int64_t stride, const float* v, int64_t v_stride,
+                size_t j0, size_t tk, size_t D, size_t W, const float* q, size_t ldq, float* s,
+                size_t lds) = nullptr;
 
   static KeyTile Packed(const float* kt) { return {kt}; }
   template <class T>
@@ -440,9 +441,11 @@ struct KeyTile {
 #if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
   static_assert(kMR == 6, "ScoreKeyRows takes 1 to 6 rows");
   template <class T>
-  static void ScoreRowsOf(int mr, const void* rows, int64_t stride, size_t j0, size_t tk,
-                          size_t D, size_t W, const float* q, size_t ldq, float* s, size_t lds) {
-    ScoreKeyRows(mr, static_cast<const T*>(rows), stride, j0, tk, D, W, q, ldq, s, lds);
+  static void ScoreRowsOf(int mr, const void* rows, int64_t stride, const float* v,
+                          int64_t v_stride, size_t j0, size_t tk, size_t D, size_t W,
+                          const float* q, size_t ldq, float* s, size_t lds) {
+    ScoreKeyRows(mr, static_cast<const T*>(rows), stride, v, v_stride, j0, tk, D, W, q, ldq, s,
+                 lds);
   }
   template <class T>
   static KeyTile Rows(const T* k, int64_t stride) {
@@ -525,15 +528,17 @@ void TileUpdate(const AttentionArgs& a, int64_t pos0, int64_t G, int64_t R, cons
         first = false;
         if (!fused) panel = K.Panel(c, tk, D, colb, panel_buf);
         // Values read in place come from L3 or memory, like the keys: start their rows now,
-        // for the P V below (a tile's rows fit in L2).
-        if (!K.packed && V.panel_step == 1) {
+        // for the P V below (a tile's rows fit in L2). The fused scores do it as they go.
+        if (!K.packed && !fused && V.panel_step == 1) {
           for (size_t j = c; j < std::min(c + colb, tk); ++j) Prefetch(V.v + j * V.ld_wide, D);
         }
       }
       const int64_t r0 = blk * kMR;
       const int mr = int(std::min<int64_t>(kMR, R - r0));
       if (fused) {
-        K.score(mr, K.rows, K.stride, c, tk, D, colb, Q + r0 * Dp, Dp, S + r0 * TK + c, TK);
+        const bool v_rows = V.panel_step == 1;
+        K.score(mr, K.rows, K.stride, v_rows ? V.v : nullptr, int64_t(V.ld_wide), c, tk, D, colb,
+                Q + r0 * Dp, Dp, S + r0 * TK + c, TK);
       } else {
         ScoreRows<kNR>(mr, Q + r0 * Dp, Dp, panel, colb, D, S + r0 * TK + c, TK);
       }

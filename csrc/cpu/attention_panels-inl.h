@@ -140,10 +140,13 @@ void PackKeyPanel(const T* HWY_RESTRICT k, int64_t stride, size_t j0, size_t tk,
 // s[m][0..kN) = the scores of MR rows (q, ldq apart) against the kN keys rows[0..kN), each the
 // FMA chain over d of ScoreBlock on a panel of these keys (q[m][d] * key[d] added to a sum from
 // zero, d in order): the same bits, without storing the transposed keys and loading them back.
+// vrows (or null): the keys' value rows, prefetched a line per row and block of dims, for the
+// P V that follows (spread over the scores: a burst of a panel's value lines stalls on the
+// memory system's queue).
 template <int MR, class T>
 HWY_INLINE void ScoreKeyGroup(const float* HWY_RESTRICT q, size_t ldq, const T* const* rows,
-                              const T* next, int64_t stride, size_t D, float* HWY_RESTRICT s,
-                              size_t lds) {
+                              const T* next, int64_t stride, const float* vrows,
+                              int64_t v_stride, size_t D, float* HWY_RESTRICT s, size_t lds) {
   const hn::ScalableTag<float> df;
   using V = hn::Vec<decltype(df)>;
   constexpr size_t kN = hn::MaxLanes(decltype(df)());
@@ -156,6 +159,10 @@ HWY_INLINE void ScoreKeyGroup(const float* HWY_RESTRICT q, size_t ldq, const T* 
     for (size_t i = 0; i < kN; ++i) r[i] = LoadF32(df, rows[i] + d);
 #pragma GCC unroll 16
     for (size_t i = 0; i < kN; ++i) hwy::Prefetch(next + int64_t(i) * stride + d);  // as below
+    if (vrows) {
+#pragma GCC unroll 16
+      for (size_t i = 0; i < kN; ++i) hwy::Prefetch(vrows + int64_t(i) * v_stride + d);
+    }
     TransposeSquare(df, r);
 #pragma GCC unroll 16
     for (size_t x = 0; x < kN; ++x) {
@@ -177,8 +184,9 @@ HWY_INLINE void ScoreKeyGroup(const float* HWY_RESTRICT q, size_t ldq, const T* 
 }
 
 template <int MR, class T>
-HWY_INLINE void ScoreKeyPanelRows(const T* k, int64_t stride, size_t j0, size_t tk, size_t D,
-                                  size_t W, const float* q, size_t ldq, float* s, size_t lds) {
+HWY_INLINE void ScoreKeyPanelRows(const T* k, int64_t stride, const float* v, int64_t v_stride,
+                                  size_t j0, size_t tk, size_t D, size_t W, const float* q,
+                                  size_t ldq, float* s, size_t lds) {
   constexpr size_t kN = hn::MaxLanes(hn::ScalableTag<float>());
   static thread_local std::vector<T> zeros;  // the "row" of keys past tk (all-zero bits: +0)
   if (zeros.size() < D) zeros.assign(D, T{});
@@ -186,24 +194,26 @@ HWY_INLINE void ScoreKeyPanelRows(const T* k, int64_t stride, size_t j0, size_t 
     const T* rows[kN];
     for (size_t i = 0; i < kN; ++i)
       rows[i] = j0 + c + i < tk ? k + int64_t(j0 + c + i) * stride : zeros.data();
-    ScoreKeyGroup<MR>(q, ldq, rows, k + int64_t(j0 + c + kN) * stride, stride, D, s + c, lds);
+    ScoreKeyGroup<MR>(q, ldq, rows, k + int64_t(j0 + c + kN) * stride, stride,
+                      v ? v + int64_t(j0 + c) * v_stride : nullptr, v_stride, D, s + c, lds);
   }
 }
 
 // The scores s[m][0..W) of mr (1..6) rows against the keys [j0, j0 + W) of the cache rows (keys
 // past tk give zero scores, as a packed panel's zero columns): ScoreRows on PackKeyPanel's panel,
-// fused. W: a multiple of the vector length.
+// fused. W: a multiple of the vector length. v (or null): float32 value rows (v_stride apart) of
+// the same keys, to prefetch.
 template <class T>
-HWY_NOINLINE void ScoreKeyRows(int mr, const T* k, int64_t stride, size_t j0, size_t tk,
-                               size_t D, size_t W, const float* q, size_t ldq, float* s,
-                               size_t lds) {
+HWY_NOINLINE void ScoreKeyRows(int mr, const T* k, int64_t stride, const float* v,
+                               int64_t v_stride, size_t j0, size_t tk, size_t D, size_t W,
+                               const float* q, size_t ldq, float* s, size_t lds) {
   switch (mr) {
-    case 1: return ScoreKeyPanelRows<1>(k, stride, j0, tk, D, W, q, ldq, s, lds);
-    case 2: return ScoreKeyPanelRows<2>(k, stride, j0, tk, D, W, q, ldq, s, lds);
-    case 3: return ScoreKeyPanelRows<3>(k, stride, j0, tk, D, W, q, ldq, s, lds);
-    case 4: return ScoreKeyPanelRows<4>(k, stride, j0, tk, D, W, q, ldq, s, lds);
-    case 5: return ScoreKeyPanelRows<5>(k, stride, j0, tk, D, W, q, ldq, s, lds);
-    default: return ScoreKeyPanelRows<6>(k, stride, j0, tk, D, W, q, ldq, s, lds);
+    case 1: return ScoreKeyPanelRows<1>(k, stride, v, v_stride, j0, tk, D, W, q, ldq, s, lds);
+    case 2: return ScoreKeyPanelRows<2>(k, stride, v, v_stride, j0, tk, D, W, q, ldq, s, lds);
+    case 3: return ScoreKeyPanelRows<3>(k, stride, v, v_stride, j0, tk, D, W, q, ldq, s, lds);
+    case 4: return ScoreKeyPanelRows<4>(k, stride, v, v_stride, j0, tk, D, W, q, ldq, s, lds);
+    case 5: return ScoreKeyPanelRows<5>(k, stride, v, v_stride, j0, tk, D, W, q, ldq, s, lds);
+    default: return ScoreKeyPanelRows<6>(k, stride, v, v_stride, j0, tk, D, W, q, ldq, s, lds);
   }
 }
 #endif

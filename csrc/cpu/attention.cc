@@ -610,51 +610,21 @@ void PackTileT(const T* k, int64_t k_stride, int64_t k_head, const T* v, int64_t
   const size_t N = hn::Lanes(DF());
   const size_t TK = size_t(kKeyTile), DV = RoundUp(D, N), wide = DV / W * W;
   const size_t DW = RoundUp(D, W);
-  static thread_local std::vector<float> row_buf;
-  float* rows = Scratch(row_buf, 4 * DW);
-  // Rows of keys past the last one are zero: zero scores for the columns past the tile's end.
-  auto load_key = [&](int64_t h, size_t jj, float* row) {
-    if (jj < tk) {
-      const T* src = k + h * k_head + int64_t(jj) * k_stride;
-      Prefetch(src + int64_t(kPrefetchRows) * k_stride, D);
-      RowToF32(src, D, 1.0f, row);
-    } else {
-      std::fill(row, row + D, 0.0f);
-    }
-  };
-  for (size_t jj0 = 0; kt && jj0 < TK; jj0 += 4) {
-    for (int64_t h = 0; h < heads; ++h) {
-#if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
-      float* col = kt + size_t(h) * TK * D + (jj0 / W) * D * W + jj0 % W;  // W: a multiple of 8
-      // Four keys at a time, transposed in 4 x 4 blocks of 128-bit vectors: scattered stores of
-      // one float each were most of the packing time, and packing most of a decode step's. Pure
-      // data movement: the same panels as the one-at-a-time loop below.
-      const hn::Full128<float> d4;
-      for (size_t t = 0; t < 4; ++t) load_key(h, jj0 + t, rows + t * DW);
-      size_t d = 0;
-      for (; d + 4 <= D; d += 4) {
-        const auto r0 = hn::LoadU(d4, rows + d), r1 = hn::LoadU(d4, rows + DW + d);
-        const auto r2 = hn::LoadU(d4, rows + 2 * DW + d), r3 = hn::LoadU(d4, rows + 3 * DW + d);
-        const auto t0 = hn::InterleaveLower(d4, r0, r1), t1 = hn::InterleaveLower(d4, r2, r3);
-        const auto t2 = hn::InterleaveUpper(d4, r0, r1), t3 = hn::InterleaveUpper(d4, r2, r3);
-        hn::StoreU(hn::ConcatLowerLower(d4, t1, t0), d4, col + d * W);
-        hn::StoreU(hn::ConcatUpperUpper(d4, t1, t0), d4, col + (d + 1) * W);
-        hn::StoreU(hn::ConcatLowerLower(d4, t3, t2), d4, col + (d + 2) * W);
-        hn::StoreU(hn::ConcatUpperUpper(d4, t3, t2), d4, col + (d + 3) * W);
+  // K: panel by panel, transposed in registers (PackKeyPanel); panels past the last key are zero
+  // (zero scores for the columns past the tile's end).
+  for (int64_t h = 0; kt && h < heads; ++h) {
+    for (size_t p = 0; p < TK; p += W) {
+      float* panel = kt + size_t(h) * TK * D + p * D;
+      if (p < tk) {
+        PackKeyPanel(k + h * k_head, k_stride, p, tk, D, W, panel);
+      } else {
+        std::fill(panel, panel + D * W, 0.0f);
       }
-      for (; d < D; ++d)
-        for (size_t t = 0; t < 4; ++t) col[d * W + t] = rows[t * DW + d];
-#else
-      for (size_t jj = jj0; jj < jj0 + 4; ++jj) {  // W may be 2 here (one-lane vectors)
-        load_key(h, jj, rows);
-        float* c = kt + size_t(h) * TK * D + (jj / W) * D * W + jj % W;
-        for (size_t d = 0; d < D; ++d) c[d * W] = rows[d];
-      }
-#endif
     }
   }
   if (!vt) return;
-  float* row = rows;
+  static thread_local std::vector<float> row_buf;
+  float* row = Scratch(row_buf, DW);
   std::fill(row, row + DW, 0.0f);
   for (size_t jj = 0; jj < tk; ++jj) {
     for (int64_t h = 0; h < heads; ++h) {

@@ -439,7 +439,6 @@ struct KeyTile {
     PackKeyPanel(static_cast<const T*>(rows), stride, j0, tk, D, W, panel);
   }
 #if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
-  static_assert(kMR == 6, "ScoreKeyRows takes 1 to 6 rows");
   template <class T>
   static void ScoreRowsOf(int mr, const void* rows, int64_t stride, const float* v,
                           int64_t v_stride, size_t j0, size_t tk, size_t D, size_t W,
@@ -516,32 +515,31 @@ void TileUpdate(const AttentionArgs& a, int64_t pos0, int64_t G, int64_t R, cons
 
   // S = Q K^T one key panel at a time, through every row block: the panel (D x W floats)
   // stays in L1 while the Q rows stream past it.
-  // One block of rows (decode) scores straight from the key rows where it can (KeyTile::score).
-  const bool fused = K.score && nblk == 1;
+  // The few rows of decode score straight from the key rows where they can (KeyTile::score),
+  // all rows at once: a row's scores of columns its block does not see are never read.
+  const bool fused = K.score && R <= kScoreKeyRowsMax;
   float* panel_buf = K.packed || fused ? nullptr : Scratch(sc.panel, D * colb);
   for (size_t c = lo_all; c < hi_all; c += colb) {
-    const float* panel = nullptr;
-    bool first = true;
+    bool seen = false;
+    for (int64_t blk = 0; blk < nblk; ++blk) seen = seen || (C0[blk] <= c && c < C1[blk]);
+    if (!seen) continue;
+    if (fused) {
+      const bool v_rows = V.panel_step == 1;
+      K.score(int(R), K.rows, K.stride, v_rows ? V.v : nullptr, int64_t(V.ld_wide), c, tk, D,
+              colb, Q, Dp, S + c, TK);
+      continue;
+    }
+    const float* panel = K.Panel(c, tk, D, colb, panel_buf);
+    // Values read in place come from L3 or memory, like the keys: start their rows now, for the
+    // P V below (a tile's rows fit in L2). The fused scores do it as they go.
+    if (!K.packed && V.panel_step == 1) {
+      for (size_t j = c; j < std::min(c + colb, tk); ++j) Prefetch(V.v + j * V.ld_wide, D);
+    }
     for (int64_t blk = 0; blk < nblk; ++blk) {
       if (c < C0[blk] || c >= C1[blk]) continue;
-      if (first) {
-        first = false;
-        if (!fused) panel = K.Panel(c, tk, D, colb, panel_buf);
-        // Values read in place come from L3 or memory, like the keys: start their rows now,
-        // for the P V below (a tile's rows fit in L2). The fused scores do it as they go.
-        if (!K.packed && !fused && V.panel_step == 1) {
-          for (size_t j = c; j < std::min(c + colb, tk); ++j) Prefetch(V.v + j * V.ld_wide, D);
-        }
-      }
       const int64_t r0 = blk * kMR;
-      const int mr = int(std::min<int64_t>(kMR, R - r0));
-      if (fused) {
-        const bool v_rows = V.panel_step == 1;
-        K.score(mr, K.rows, K.stride, v_rows ? V.v : nullptr, int64_t(V.ld_wide), c, tk, D, colb,
-                Q + r0 * Dp, Dp, S + r0 * TK + c, TK);
-      } else {
-        ScoreRows<kNR>(mr, Q + r0 * Dp, Dp, panel, colb, D, S + r0 * TK + c, TK);
-      }
+      ScoreRows<kNR>(int(std::min<int64_t>(kMR, R - r0)), Q + r0 * Dp, Dp, panel, colb, D,
+                     S + r0 * TK + c, TK);
     }
   }
 

@@ -136,6 +136,16 @@ void PackKeyPanel(const T* HWY_RESTRICT k, int64_t stride, size_t j0, size_t tk,
   }
 }
 
+// The most rows ScoreKeyRows takes (0: none on this target): its accumulators and the kN
+// transposed vectors must fit the registers (32 with AVX-512, else 16).
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+constexpr int kScoreKeyRowsMax = 8;
+#elif HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+constexpr int kScoreKeyRowsMax = 6;
+#else
+constexpr int kScoreKeyRowsMax = 0;
+#endif
+
 #if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
 // s[m][0..kN) = the scores of MR rows (q, ldq apart) against the kN keys rows[0..kN), each the
 // FMA chain over d of ScoreBlock on a panel of these keys (q[m][d] * key[d] added to a sum from
@@ -199,9 +209,9 @@ HWY_INLINE void ScoreKeyPanelRows(const T* k, int64_t stride, const float* v, in
   }
 }
 
-// The scores s[m][0..W) of mr (1..6) rows against the keys [j0, j0 + W) of the cache rows (keys
-// past tk give zero scores, as a packed panel's zero columns): ScoreRows on PackKeyPanel's panel,
-// fused. W: a multiple of the vector length. v (or null): float32 value rows (v_stride apart) of
+// The scores s[m][0..W) of mr (1..kScoreKeyRowsMax) rows against the keys [j0, j0 + W) of the
+// cache rows (keys past tk give zero scores, as a packed panel's zero columns): ScoreRows on
+// PackKeyPanel's panel, fused. W: a multiple of the vector length. v (or null): float32 value rows (v_stride apart) of
 // the same keys, to prefetch.
 template <class T>
 HWY_NOINLINE void ScoreKeyRows(int mr, const T* k, int64_t stride, const float* v,
@@ -213,7 +223,13 @@ HWY_NOINLINE void ScoreKeyRows(int mr, const T* k, int64_t stride, const float* 
     case 3: return ScoreKeyPanelRows<3>(k, stride, v, v_stride, j0, tk, D, W, q, ldq, s, lds);
     case 4: return ScoreKeyPanelRows<4>(k, stride, v, v_stride, j0, tk, D, W, q, ldq, s, lds);
     case 5: return ScoreKeyPanelRows<5>(k, stride, v, v_stride, j0, tk, D, W, q, ldq, s, lds);
+#if HWY_TARGET <= HWY_AVX3
+    case 6: return ScoreKeyPanelRows<6>(k, stride, v, v_stride, j0, tk, D, W, q, ldq, s, lds);
+    case 7: return ScoreKeyPanelRows<7>(k, stride, v, v_stride, j0, tk, D, W, q, ldq, s, lds);
+    default: return ScoreKeyPanelRows<8>(k, stride, v, v_stride, j0, tk, D, W, q, ldq, s, lds);
+#else
     default: return ScoreKeyPanelRows<6>(k, stride, v, v_stride, j0, tk, D, W, q, ldq, s, lds);
+#endif
   }
 }
 #endif

@@ -23,7 +23,8 @@ the caches (a model's decode step at short contexts), microseconds per call.
 
 --all-targets: instead, gemmacpp alone on each SIMD target this CPU supports, GFLOP/s (visible
 pairs, as above) a column per target, for the prefill cases up to T = 2048 (T = 512 with
---quick), the decode cases (timed cold) and the packed-sequence calls; and the cases on which the
+--quick), the decode cases (timed cold), warm decode over a quarter of their keys by query heads
+per KV head (1, 2, 4, 8) and the packed-sequence calls; and the cases on which the
 dispatched target is more than 10% behind a lesser one (bench_env.py).
 
 Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
@@ -236,6 +237,10 @@ def all_targets(args, rng, repeat):
         q, k, v = dense(1, Tk)
         case(f"decode Tk={Tk}" + (f" softcap={softcap:g}" if softcap else "") + " (cold)",
              q, k, v, Tk * HQ * B, before=cold, softcap=softcap, q_start=Tk - 1)
+    for g in (1, 2, 4, 8):  # decode_table's warm decode, by query heads per KV head
+        q = rng.standard_normal((1, 1, HQ, D), dtype=np.float32)
+        k, v = (rng.standard_normal((1, Tk // 4, HQ // g, D), dtype=np.float32) for _ in range(2))
+        case(f"decode Tk={Tk // 4} G={g} (warm)", q, k, v, Tk // 4 * HQ)
     hq, hkv, d, window = 4, 1, 256, 512  # Gemma 3 270M, as varlen_table
     for phase in ("prefill", "decode"):
         for n in (8, 32):

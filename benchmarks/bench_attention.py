@@ -15,11 +15,16 @@ loop of one gc.ops.attention call per sequence, and a loop of torch's
 scaled_dot_product_attention per sequence (medians of interleaved blocks, timing.py).
 
     python benchmarks/bench_attention.py [--quick] [--threads N] [--repeat N] [--no-numpy]
-                                         [--varlen-only] [--all-targets]
+                                         [--varlen-only] [--decode-only] [--all-targets]
+
+--decode-only: only the decode table by group size: one query (8 query heads, head_dim 256,
+float32) over 64 to 4096 cached keys with 1, 2, 4 and 8 query heads per KV head, K and V warm in
+the caches (a model's decode step at short contexts), microseconds per call.
 
 --all-targets: instead, gemmacpp alone on each SIMD target this CPU supports, GFLOP/s (visible
 pairs, as above) a column per target, for the prefill cases up to T = 2048 (T = 512 with
---quick), the decode cases (timed cold) and the packed-sequence calls; and the cases on which the
+--quick), the decode cases (timed cold), warm decode over a quarter of their keys by query heads
+per KV head (1, 2, 4, 8) and the packed-sequence calls; and the cases on which the
 dispatched target is more than 10% behind a lesser one (bench_env.py).
 
 Imports the installed gemmacpp; GEMMACPP_BENCH_IN_TREE=1 times this checkout's in-tree build
@@ -177,6 +182,30 @@ def varlen_table(rng, min_time):
                   f"{t['torch'] / t['varlen']:>13.2f}x")
 
 
+def decode_table(rng, repeat):
+    """Decode (one query) by query heads per KV head: the K tiles a step reads are shared by the
+    query heads of a KV head, so the per-key work outside the FMAs weighs most with few heads."""
+    hq, d = 8, 256
+    print(f"\ndecode, float32, Hq={hq} D={d}, one query at the last of Tk positions, warm; "
+          f"us per call (min of {repeat * 20})")
+    groups = (1, 2, 4, 8)
+    hdr = f"{'Tk':>6}" + "".join(f"{f'G={g} us':>11}{'GFLOP/s':>9}" for g in groups)
+    print(hdr)
+    print("-" * len(hdr))
+    for tk in (64, 160, 512, 1024, 4096):
+        line = f"{tk:>6}"
+        for g in groups:
+            hkv = hq // g
+            q = rng.standard_normal((1, 1, hq, d), dtype=np.float32)
+            k = rng.standard_normal((1, tk, hkv, d), dtype=np.float32)
+            v = rng.standard_normal((1, tk, hkv, d), dtype=np.float32)
+            out = np.empty_like(q)
+            fn = lambda: gc.ops.attention(q, k, v, out=out)  # noqa: E731
+            t = min_time(fn, repeat * 20, warmup=3)
+            line += f"{t * 1e6:>11.1f}{tk * hq * 4 * d / t / 1e9:>9.1f}"
+        print(line)
+
+
 def all_targets(args, rng, repeat):
     """gemmacpp's attention on every SIMD target, GFLOP/s of visible pairs."""
     evict = torch.empty(96 << 20 >> 2, dtype=torch.float32)
@@ -208,6 +237,10 @@ def all_targets(args, rng, repeat):
         q, k, v = dense(1, Tk)
         case(f"decode Tk={Tk}" + (f" softcap={softcap:g}" if softcap else "") + " (cold)",
              q, k, v, Tk * HQ * B, before=cold, softcap=softcap, q_start=Tk - 1)
+    for g in (1, 2, 4, 8):  # decode_table's warm decode, by query heads per KV head
+        q = rng.standard_normal((1, 1, HQ, D), dtype=np.float32)
+        k, v = (rng.standard_normal((1, Tk // 4, HQ // g, D), dtype=np.float32) for _ in range(2))
+        case(f"decode Tk={Tk // 4} G={g} (warm)", q, k, v, Tk // 4 * HQ)
     hq, hkv, d, window = 4, 1, 256, 512  # Gemma 3 270M, as varlen_table
     for phase in ("prefill", "decode"):
         for n in (8, 32):
@@ -232,6 +265,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=None)
     ap.add_argument("--no-numpy", action="store_true", help="skip the NumPy reference")
     ap.add_argument("--varlen-only", action="store_true", help="only the packed-sequence table")
+    ap.add_argument("--decode-only", action="store_true",
+                    help="only the decode table by query heads per KV head")
     bench_env.add_all_targets_argument(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -244,6 +279,8 @@ def main():
         return all_targets(args, rng, args.repeat or (2 if args.quick else 3))
     if args.varlen_only:
         return varlen_table(rng, 0.3 if args.quick else 1.0)
+    if args.decode_only:
+        return decode_table(rng, repeat)
 
     if args.quick:
         prefill = [(512, 512, None), (512, 512, 50.0)]
@@ -309,6 +346,7 @@ def main():
                   f"({kv_bytes / t_copy / 1e9:.1f} GB/s read), {bw * t_read / kv_bytes:.0%} of a "
                   f"read-only pass ({kv_bytes / t_read / 1e9:.1f} GB/s)")
 
+    decode_table(rng, repeat)
     varlen_table(rng, 0.3 if args.quick else 1.0)
 
 

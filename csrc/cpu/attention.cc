@@ -10,11 +10,14 @@
 //    it can see, element masks are applied only on boundary tiles, and the full score matrix
 //    never exists.
 //  * decode (few queries): split-K (flash-decoding). One task = (batch, chunk of kDecodeTiles key
-//    tiles) packs its tiles (every KV head in one pass; float32 V rows are read in place) and
-//    computes, for every query row of every head, each tile's partial with the same TileUpdate;
-//    the partials are merged in key order. The packing of K is what decode pays for invariance
-//    (docs/benchmarks.md): the old kernel took dot products straight from the cache rows, in an
-//    order that the prefill microkernel does not share.
+//    tiles) computes, for every query row of every head, each tile's partial with the same
+//    TileUpdate; the partials are merged in key order. Nothing is packed ahead: each K panel
+//    that some row sees is transposed from the cache rows in registers into an L1 buffer just
+//    before its scores (attention_panels-inl.h; the same floats as a packed panel, so the same
+//    scores), float32 V rows are read in place (other types converted per tile). The old
+//    kernel took dot products straight from the cache rows, in an order that the prefill
+//    microkernel does not share; the transposes are what decode pays for invariance
+//    (docs/benchmarks.md).
 // Batch invariance: a row's output is a function of its own query and keys only. Tiles sit at
 // absolute key positions, every score is the same FMA chain over d, and each tile's partial
 // (max, sum, P V relative to the tile's max) is merged into the row's running state in key order
@@ -97,6 +100,7 @@ struct PackedKV {
 #include "hwy/contrib/math/math-inl.h"
 #include "csrc/cpu/simd-inl.h"
 #include "csrc/cpu/fast_math-inl.h"
+#include "csrc/cpu/attention_panels-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace gemmacpp::cpu::HWY_NAMESPACE {
@@ -106,6 +110,13 @@ using DF = hn::ScalableTag<float>;
 
 constexpr int kMR = int(kRowBlock);  // query rows per microkernel
 constexpr int kNR = 2;  // vectors of keys (scores) or of head dims (P V) per microkernel
+// Rows up to which P V over value rows takes 2 * kNR vectors of head dims per call: their
+// accumulators (rows x 2 * kNR) and loads must fit the registers (32 with AVX-512, else 16).
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+constexpr int64_t kWideValueRows = 4;
+#else
+constexpr int64_t kWideValueRows = 2;
+#endif
 
 inline size_t RoundUp(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
@@ -387,9 +398,69 @@ HWY_INLINE float OutputScale(const AttentionArgs& a, int64_t pos, float l) {
   return sees_keys ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
 }
 
+// The packing reads K and V rows kPrefetchRows ahead of their use: the rows of one KV head are D
+// elements of every Hkv * D ([T, H, D] layout), which the hardware prefetchers miss when one head
+// is read at a time (1 KiB of every 4 KiB for 4 heads of 256 floats), and a decode step's packing
+// stalled on its loads even with every head in one pass. Prefetching past the end of the data is
+// harmless (a hint, never a fault).
+constexpr size_t kPrefetchRows = 8;
+template <class T>
+HWY_INLINE void Prefetch(const T* row, size_t n) {
+  const char* p = reinterpret_cast<const char*>(row);
+  for (size_t off = 0; off < n * sizeof(T); off += 64) hwy::Prefetch(p + off);
+}
+
 struct TileScratch {
-  std::vector<float> s, alpha, beta;
+  std::vector<float> s, alpha, beta, panel;
   std::vector<size_t> c0, c1;
+};
+
+// The keys of a tile as ScoreBlock reads them: panel c (keys [c, c + W), layout at PanelWidth) at
+// packed + c * D for a packed tile; or built from the K rows of the cache just before its scores
+// (PackKeyPanel, into the L1-sized TileScratch::panel), only for panels that some row sees:
+// decode reads each tile once, for few rows, where packing whole tiles (every key, for every
+// KV head, through L2) cost more than the scores. Either way the same floats.
+struct KeyTile {
+  const float* packed = nullptr;
+  const void* rows = nullptr;  // key t0 of the tile; keys `stride` elements apart
+  int64_t stride = 0;
+  void (*pack)(const void* rows, int64_t stride, size_t j0, size_t tk, size_t D, size_t W,
+               float* panel) = nullptr;
+  // Where the vectors allow: the scores of one block of rows straight from the key rows, the
+  // panel's transposed keys never stored (ScoreKeyRows; the same bits as ScoreRows on it).
+  void (*score)(int mr, const void* rows, int64_t stride, const float* v, int64_t v_stride,
+                size_t j0, size_t tk, size_t D, size_t W, const float* q, size_t ldq, float* s,
+                size_t lds) = nullptr;
+
+  static KeyTile Packed(const float* kt) { return {kt}; }
+  template <class T>
+  static void PackRows(const void* rows, int64_t stride, size_t j0, size_t tk, size_t D,
+                       size_t W, float* panel) {
+    PackKeyPanel(static_cast<const T*>(rows), stride, j0, tk, D, W, panel);
+  }
+#if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+  template <class T>
+  static void ScoreRowsOf(int mr, const void* rows, int64_t stride, const float* v,
+                          int64_t v_stride, size_t j0, size_t tk, size_t D, size_t W,
+                          const float* q, size_t ldq, float* s, size_t lds) {
+    ScoreKeyRows(mr, static_cast<const T*>(rows), stride, v, v_stride, j0, tk, D, W, q, ldq, s,
+                 lds);
+  }
+  template <class T>
+  static KeyTile Rows(const T* k, int64_t stride) {
+    return {nullptr, k, stride, &PackRows<T>, &ScoreRowsOf<T>};
+  }
+#else
+  template <class T>
+  static KeyTile Rows(const T* k, int64_t stride) {
+    return {nullptr, k, stride, &PackRows<T>};
+  }
+#endif
+  const float* Panel(size_t c, size_t tk, size_t D, size_t W, float* buf) const {
+    if (packed) return packed + c * D;
+    pack(rows, stride, c, tk, D, W, buf);
+    return buf;
+  }
 };
 
 // The values of a key tile as ValueBlock reads them: head dims [dc, dc + W) of key j at
@@ -404,11 +475,11 @@ struct ValueTile {
   static ValueTile Rows(const float* v, size_t ld) { return {v, 1, ld, ld}; }
 };
 
-// Merges the key tile [t0, t1) (packed: Kt, layout at PanelWidth; values: V) into the running state of R
+// Merges the key tile [t0, t1) (keys: K; values: V) into the running state of R
 // rows: M, L [R] and O [R][Dp]. Rows are query-major, head-minor (G heads of one KV group): row r
 // is the query at position pos0 + r / G; Q [R][Dp] holds the rows' scaled queries.
 void TileUpdate(const AttentionArgs& a, int64_t pos0, int64_t G, int64_t R, const float* Q,
-                const float* Kt, const ValueTile& V, int64_t t0, int64_t t1, TileScratch& sc,
+                const KeyTile& K, const ValueTile& V, int64_t t0, int64_t t1, TileScratch& sc,
                 float* M, float* L, float* O) {
   const DF df;
   const size_t N = hn::Lanes(df);
@@ -444,11 +515,30 @@ void TileUpdate(const AttentionArgs& a, int64_t pos0, int64_t G, int64_t R, cons
 
   // S = Q K^T one key panel at a time, through every row block: the panel (D x W floats)
   // stays in L1 while the Q rows stream past it.
+  // The few rows of decode score straight from the key rows where they can (KeyTile::score),
+  // all rows at once: a row's scores of columns its block does not see are never read.
+  const bool fused = K.score && R <= kScoreKeyRowsMax;
+  float* panel_buf = K.packed || fused ? nullptr : Scratch(sc.panel, D * colb);
   for (size_t c = lo_all; c < hi_all; c += colb) {
+    bool seen = false;
+    for (int64_t blk = 0; blk < nblk; ++blk) seen = seen || (C0[blk] <= c && c < C1[blk]);
+    if (!seen) continue;
+    if (fused) {
+      const bool v_rows = V.panel_step == 1;
+      K.score(int(R), K.rows, K.stride, v_rows ? V.v : nullptr, int64_t(V.ld_wide), c, tk, D,
+              colb, Q, Dp, S + c, TK);
+      continue;
+    }
+    const float* panel = K.Panel(c, tk, D, colb, panel_buf);
+    // Values read in place come from L3 or memory, like the keys: start their rows now, for the
+    // P V below (a tile's rows fit in L2). The fused scores do it as they go.
+    if (!K.packed && V.panel_step == 1) {
+      for (size_t j = c; j < std::min(c + colb, tk); ++j) Prefetch(V.v + j * V.ld_wide, D);
+    }
     for (int64_t blk = 0; blk < nblk; ++blk) {
       if (c < C0[blk] || c >= C1[blk]) continue;
       const int64_t r0 = blk * kMR;
-      ScoreRows<kNR>(int(std::min<int64_t>(kMR, R - r0)), Q + r0 * Dp, Dp, Kt + c * D, colb, D,
+      ScoreRows<kNR>(int(std::min<int64_t>(kMR, R - r0)), Q + r0 * Dp, Dp, panel, colb, D,
                      S + r0 * TK + c, TK);
     }
   }
@@ -479,14 +569,22 @@ void TileUpdate(const AttentionArgs& a, int64_t pos0, int64_t G, int64_t R, cons
 
   // O = alpha * O + beta * P V one panel of head dims at a time (W, then a last one of N),
   // through every row block. A block that sees no key of this tile is left as it is (its rows'
-  // merge is the identity).
-  for (size_t dc = 0; dc < Dp; dc += colb) {
+  // merge is the identity). Values read in place as rows (decode) by the few rows of decode
+  // take two panels per call: twice the independent FMA chains (one or two rows alone wait on
+  // the FMA latency) and half the broadcasts of P per FMA; each output is the same chain over
+  // the keys either way.
+  const bool two_panels = V.panel_step == 1 && R <= kWideValueRows;
+  for (size_t dc = 0; dc < Dp;) {
+    const size_t step = two_panels && dc + 2 * colb <= wide ? 2 * colb : colb;
     for (int64_t blk = 0; blk < nblk; ++blk) {
       const size_t j0 = C0[blk], j1 = std::min(C1[blk], tk);
       if (j0 >= j1) continue;
       const int64_t r0 = blk * kMR;
       const int mr = int(std::min<int64_t>(kMR, R - r0));
-      if (dc < wide) {
+      if (step > colb) {
+        ValueRows<2 * kNR>(mr, S + r0 * TK, TK, j0, j1, V.v + dc, V.ld_wide, O + r0 * Dp + dc,
+                           Dp, A + r0, Bt + r0);
+      } else if (dc < wide) {
         ValueRows<kNR>(mr, S + r0 * TK, TK, j0, j1, V.v + dc * V.panel_step, V.ld_wide,
                        O + r0 * Dp + dc, Dp,
                        A + r0, Bt + r0);
@@ -496,19 +594,8 @@ void TileUpdate(const AttentionArgs& a, int64_t pos0, int64_t G, int64_t R, cons
                      A + r0, Bt + r0);
       }
     }
+    dc += step;
   }
-}
-
-// The packing reads K and V rows kPrefetchRows ahead of their use: the rows of one KV head are D
-// elements of every Hkv * D ([T, H, D] layout), which the hardware prefetchers miss when one head
-// is read at a time (1 KiB of every 4 KiB for 4 heads of 256 floats), and a decode step's packing
-// stalled on its loads even with every head in one pass. Prefetching past the end of the data is
-// harmless (a hint, never a fault).
-constexpr size_t kPrefetchRows = 8;
-template <class T>
-HWY_INLINE void Prefetch(const T* row, size_t n) {
-  const char* p = reinterpret_cast<const char*>(row);
-  for (size_t off = 0; off < n * sizeof(T); off += 64) hwy::Prefetch(p + off);
 }
 
 // Converts one tile of tk keys and values of `heads` KV heads to float32 panels (layout at
@@ -517,55 +604,25 @@ HWY_INLINE void Prefetch(const T* row, size_t n) {
 template <class T>
 void PackTileT(const T* k, int64_t k_stride, int64_t k_head, const T* v, int64_t v_stride,
                int64_t v_head, int64_t heads, size_t tk, size_t D, size_t W,
-               float* HWY_RESTRICT kt, float* HWY_RESTRICT vt) {  // vt null: K only
+               float* HWY_RESTRICT kt, float* HWY_RESTRICT vt) {  // kt or vt null: V or K only
   const size_t N = hn::Lanes(DF());
   const size_t TK = size_t(kKeyTile), DV = RoundUp(D, N), wide = DV / W * W;
   const size_t DW = RoundUp(D, W);
-  static thread_local std::vector<float> row_buf;
-  float* rows = Scratch(row_buf, 4 * DW);
-  // Rows of keys past the last one are zero: zero scores for the columns past the tile's end.
-  auto load_key = [&](int64_t h, size_t jj, float* row) {
-    if (jj < tk) {
-      const T* src = k + h * k_head + int64_t(jj) * k_stride;
-      Prefetch(src + int64_t(kPrefetchRows) * k_stride, D);
-      RowToF32(src, D, 1.0f, row);
-    } else {
-      std::fill(row, row + D, 0.0f);
-    }
-  };
-  for (size_t jj0 = 0; jj0 < TK; jj0 += 4) {
-    for (int64_t h = 0; h < heads; ++h) {
-#if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
-      float* col = kt + size_t(h) * TK * D + (jj0 / W) * D * W + jj0 % W;  // W: a multiple of 8
-      // Four keys at a time, transposed in 4 x 4 blocks of 128-bit vectors: scattered stores of
-      // one float each were most of the packing time, and packing most of a decode step's. Pure
-      // data movement: the same panels as the one-at-a-time loop below.
-      const hn::Full128<float> d4;
-      for (size_t t = 0; t < 4; ++t) load_key(h, jj0 + t, rows + t * DW);
-      size_t d = 0;
-      for (; d + 4 <= D; d += 4) {
-        const auto r0 = hn::LoadU(d4, rows + d), r1 = hn::LoadU(d4, rows + DW + d);
-        const auto r2 = hn::LoadU(d4, rows + 2 * DW + d), r3 = hn::LoadU(d4, rows + 3 * DW + d);
-        const auto t0 = hn::InterleaveLower(d4, r0, r1), t1 = hn::InterleaveLower(d4, r2, r3);
-        const auto t2 = hn::InterleaveUpper(d4, r0, r1), t3 = hn::InterleaveUpper(d4, r2, r3);
-        hn::StoreU(hn::ConcatLowerLower(d4, t1, t0), d4, col + d * W);
-        hn::StoreU(hn::ConcatUpperUpper(d4, t1, t0), d4, col + (d + 1) * W);
-        hn::StoreU(hn::ConcatLowerLower(d4, t3, t2), d4, col + (d + 2) * W);
-        hn::StoreU(hn::ConcatUpperUpper(d4, t3, t2), d4, col + (d + 3) * W);
+  // K: panel by panel, transposed in registers (PackKeyPanel); panels past the last key are zero
+  // (zero scores for the columns past the tile's end).
+  for (int64_t h = 0; kt && h < heads; ++h) {
+    for (size_t p = 0; p < TK; p += W) {
+      float* panel = kt + size_t(h) * TK * D + p * D;
+      if (p < tk) {
+        PackKeyPanel(k + h * k_head, k_stride, p, tk, D, W, panel);
+      } else {
+        std::fill(panel, panel + D * W, 0.0f);
       }
-      for (; d < D; ++d)
-        for (size_t t = 0; t < 4; ++t) col[d * W + t] = rows[t * DW + d];
-#else
-      for (size_t jj = jj0; jj < jj0 + 4; ++jj) {  // W may be 2 here (one-lane vectors)
-        load_key(h, jj, rows);
-        float* c = kt + size_t(h) * TK * D + (jj / W) * D * W + jj % W;
-        for (size_t d = 0; d < D; ++d) c[d * W] = rows[d];
-      }
-#endif
     }
   }
   if (!vt) return;
-  float* row = rows;
+  static thread_local std::vector<float> row_buf;
+  float* row = Scratch(row_buf, DW);
   std::fill(row, row + DW, 0.0f);
   for (size_t jj = 0; jj < tk; ++jj) {
     for (int64_t h = 0; h < heads; ++h) {
@@ -626,8 +683,8 @@ void PrefillTask(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t 
     const AttentionKeyRange tile = bounding_range(a, p0, p1, t0, t1);
     if (tile.lo >= tile.hi) continue;  // no query of this task sees this tile
     const int64_t ti = kv_tiles + t0 / kKeyTile - kv.first_tile;
-    TileUpdate(a, p0, G, R, Q, kv.kt + ti * D * TK, ValueTile::Packed(kv.vt + ti * TK * Dp, N),
-               t0, t1, sc.tile, M, L, O);
+    TileUpdate(a, p0, G, R, Q, KeyTile::Packed(kv.kt + ti * D * TK),
+               ValueTile::Packed(kv.vt + ti * TK * Dp, N), t0, t1, sc.tile, M, L, O);
   }
 
   T* ob = static_cast<T*>(a.out) + b * a.out_stride[0];
@@ -669,7 +726,7 @@ void PackTile(const AttentionArgs& a, const PackedKV& kv, int64_t b, int64_t kvh
 template <class T>
 void DecodeChunkTask(const AttentionArgs& a, int64_t b, int64_t c, float* part) {
   struct DecodeScratch {
-    std::vector<float> q, kt, vt;
+    std::vector<float> q, vt;
     TileScratch tile;
   };
   static thread_local DecodeScratch sc;
@@ -694,23 +751,26 @@ void DecodeChunkTask(const AttentionArgs& a, int64_t b, int64_t c, float* part) 
       Q = Scratch(sc.q, RT * Dp);
       for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) LoadQueries<T>(a, b, kvh, 0, a.Tq, Dp, Q + kvh * R * Dp);
     }
-    // Every head's K (and V) of the tile in one pass (the heads of a key are adjacent in
-    // memory). Float32 values whose rows are whole vectors are read in place.
+    // Keys are read from the cache rows, a panel at a time (KeyTile::Rows). Float32 values
+    // whose rows are whole vectors are read in place; others are converted, every head's in
+    // one pass (the heads of a key are adjacent in memory).
     constexpr bool kFloat = std::is_same_v<T, float>;
     const bool v_rows = kFloat && D % N == 0;
-    float* Kt = Scratch(sc.kt, size_t(a.Hkv) * TK * D);
     float* Vt = v_rows ? nullptr : Scratch(sc.vt, size_t(a.Hkv) * TK * Dp);
     const T* k = static_cast<const T*>(a.k) + b * a.k_stride[0] + t0 * a.k_stride[1];
     const T* v = static_cast<const T*>(a.v) + b * a.v_stride[0] + t0 * a.v_stride[1];
-    PackTileT(k, a.k_stride[1], a.k_stride[2], v, a.v_stride[1], a.v_stride[2], a.Hkv,
-              size_t(t1 - t0), D, PanelWidth(N), Kt, Vt);
+    if (!v_rows) {
+      PackTileT(k, a.k_stride[1], a.k_stride[2], v, a.v_stride[1], a.v_stride[2], a.Hkv,
+                size_t(t1 - t0), D, PanelWidth(N), static_cast<float*>(nullptr), Vt);
+    }
     for (int64_t kvh = 0; kvh < a.Hkv; ++kvh) {
       ValueTile V{};
       if constexpr (kFloat) {
         if (v_rows) V = ValueTile::Rows(v + kvh * a.v_stride[2], size_t(a.v_stride[1]));
       }
       if (!v_rows) V = ValueTile::Packed(Vt + kvh * TK * Dp, N);
-      TileUpdate(a, a.q_start, G, R, Q + kvh * R * Dp, Kt + kvh * TK * D, V, t0, t1, sc.tile,
+      TileUpdate(a, a.q_start, G, R, Q + kvh * R * Dp,
+                 KeyTile::Rows(k + kvh * a.k_stride[2], a.k_stride[1]), V, t0, t1, sc.tile,
                  M + kvh * R, L + kvh * R, O + kvh * R * Dp);
     }
   }

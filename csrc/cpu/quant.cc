@@ -40,8 +40,13 @@ HWY_INLINE void DequantizeRow(QType t, const uint8_t* row, size_t blocks, float*
   });
 }
 
-constexpr size_t kPrefetchRows = 4;
-constexpr size_t kLongRowBytes = 4096;
+// Weight rows prefetched ahead of the tile being computed (within a task's rows), spread over the
+// tile's block loop (QuantDotTile's `ahead`). Measured on an EPYC (Zen 4, one thread, contended):
+// the head streamed from memory at 25-26 GB/s as one row at a time with the next rows' lines
+// prefetched in a burst per row, 33 GB/s as four-row tiles with the lines 8 rows ahead spread
+// over the tile (a burst of four rows' lines made four-row tiles slower than single rows; 16 or
+// 32 rows ahead were slower again).
+constexpr size_t kPrefetchRows = 8;
 
 // Tiles of R rows of x (up to kQuantRows) times C weight rows: on AVX-512 (32 registers, two
 // vectors a 32-value chunk) 1-2 x 4 or 3-4 x 2, i.e. up to 16 accumulators beside the decoded
@@ -75,15 +80,10 @@ HWY_INLINE void RowsTimesBlock(const float* x, size_t ldx, const uint8_t* w, siz
                                size_t rows, size_t blocks, const float* bias, float* out,
                                size_t ldo) {
   for (size_t c0 = 0; c0 < rows; c0 += C) {
-    // The kernels spend long enough on each row that the hardware prefetchers fall behind the
-    // stream; ask for the rows kPrefetchRows ahead explicitly (within this task's rows).
-    for (size_t c = c0 + kPrefetchRows; c < std::min(rows, c0 + kPrefetchRows + C); ++c) {
-      const uint8_t* ahead = w + c * row_bytes;
-      for (size_t off = 0; off < row_bytes; off += 64) hwy::Prefetch(ahead + off);
-    }
     const size_t cols = std::min(C, rows - c0);
+    const uint8_t* ahead = c0 + kPrefetchRows + C <= rows ? w + (c0 + kPrefetchRows) * row_bytes : nullptr;
     float dot[R * C];
-    QuantDotTile<R, C, Decode>(x, ldx, w + c0 * row_bytes, row_bytes, cols, blocks, dot, C);
+    QuantDotTile<R, C, Decode>(x, ldx, w + c0 * row_bytes, row_bytes, cols, blocks, dot, C, ahead);
     for (size_t r = 0; r < R; ++r) {
       float* o = out + r * ldo + c0;
       for (size_t c = 0; c < cols; ++c) o[c] = bias ? dot[r * C + c] + bias[c0 + c] : dot[r * C + c];
@@ -129,11 +129,9 @@ HWY_INLINE void QuantRows(const float* x, size_t ldx, size_t M, const uint8_t* w
     }
     return;
   }
-  // One x row and short weight rows: one weight row at a time, a single sequential stream, as
-  // linear.cc's (a tile of four rows streamed the 262144 x 640 Q8_0 head at 60% of the speed).
-  if (M == 1 && row_bytes < kLongRowBytes) {
-    return RowsTimesBlock<1, Decode, 1>(x, ldx, w, row_bytes, rows, blocks, bias, out, ldo);
-  }
+  // One x row (decode) takes tiles of several weight rows too: a row's result is one FMA chain
+  // per accumulator (two per row), whose latency (4 cycles on Zen 4) bounds a lone row at one
+  // 32-value block per 4 cycles; C rows run C times as many independent chains.
   switch (M) {
     case 1: return RowsTimesBlock<1, Decode>(x, ldx, w, row_bytes, rows, blocks, bias, out, ldo);
     case 2: return RowsTimesBlock<2, Decode>(x, ldx, w, row_bytes, rows, blocks, bias, out, ldo);

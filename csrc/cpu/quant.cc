@@ -40,9 +40,9 @@ HWY_INLINE void DequantizeRow(QType t, const uint8_t* row, size_t blocks, float*
 }
 
 // Weight rows prefetched ahead of the tile being computed, spread over the tile's block loop
-// (QuantDotTile's `ahead`): up to the end of the matrix, not of the task (`readable` rows from w),
-// so that a task's last tiles fetch the first rows of the next task, which on one thread is the
-// next one run. Measured on an EPYC (Zen 4, one thread, contended):
+// (QuantDotTile's `ahead`), up to `readable` rows from the task's first: on one thread the end of
+// the matrix, so that a task's last tiles fetch the first rows of the next task, the next one run
+// (linear_quantized). Measured on an EPYC (Zen 4, one thread, contended):
 // the head streamed from memory at 25-26 GB/s as one row at a time with the next rows' lines
 // prefetched in a burst per row, 33 GB/s as four-row tiles with the lines 8 rows ahead spread
 // over the tile (a burst of four rows' lines made four-row tiles slower than single rows; 16 or
@@ -210,10 +210,14 @@ void linear_quantized(const float* x, int64_t ldx, int64_t M, int64_t K, QType t
   if (M <= 0 || N <= 0 || K <= 0) return;
   const QTypeInfo info = qtype_info(t);
   const int64_t row_bytes = stride_bytes ? stride_bytes : K / info.block_values * info.block_bytes;
+  // Prefetching runs on into the next task's rows only on one thread, where that task is the next
+  // one run; with more threads another core reads them, and its own fetch would make them twice
+  // the traffic.
+  const bool one_thread = get_num_threads() == 1;
   for_each_row_tile(M, N, row_bytes, [&](int64_t m0, int64_t mb, int64_t n0, int64_t nb) {
     HWY_DYNAMIC_DISPATCH(QuantTile)(t, x + m0 * ldx, ldx, mb, K, w + n0 * row_bytes, row_bytes, nb,
-                                    N - n0,
-                                    bias ? bias + n0 : nullptr, out + m0 * ldo + n0, ldo);
+                                    one_thread ? N - n0 : nb, bias ? bias + n0 : nullptr,
+                                    out + m0 * ldo + n0, ldo);
   });
 }
 

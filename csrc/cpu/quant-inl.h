@@ -6,7 +6,7 @@
 // odd vectors of k), summed by one SumOfLanes at the end (gemm-inl.h's StoreSumsOfLanes: on
 // AVX-512 four pairs' sums at a time, bitwise the same). The decoded chunk is shared by the R
 // rows and each x vector by the C weight rows, but every pair gets exactly the operations it
-// would get alone (R = C = 1, decode): a row's result does not depend on R, C, the other rows or
+// would get alone (R = C = 1): a row's result does not depend on R, C, the other rows or
 // M. With more rows than one tile (quant.cc), the weight rows are decoded once into float32 rows
 // and DecodedDotTile runs the same two accumulators over them as two passes. Q2_K, Q3_K and Q6_K
 // stage their small integers as int8 in a 256-byte L1 buffer per row first (the bit fiddling on

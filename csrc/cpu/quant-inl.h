@@ -6,7 +6,7 @@
 // odd vectors of k), summed by one SumOfLanes at the end (gemm-inl.h's StoreSumsOfLanes: on
 // AVX-512 four pairs' sums at a time, bitwise the same). The decoded chunk is shared by the R
 // rows and each x vector by the C weight rows, but every pair gets exactly the operations it
-// would get alone (R = C = 1, decode): a row's result does not depend on R, C, the other rows or
+// would get alone (R = C = 1): a row's result does not depend on R, C, the other rows or
 // M. With more rows than one tile (quant.cc), the weight rows are decoded once into float32 rows
 // and DecodedDotTile runs the same two accumulators over them as two passes. Q2_K, Q3_K and Q6_K
 // stage their small integers as int8 in a 256-byte L1 buffer per row first (the bit fiddling on
@@ -26,6 +26,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "csrc/cpu/gemm-inl.h"  // StoreSumsOfLanes
 #include "csrc/cpu/quant_blocks.h"
@@ -310,11 +311,34 @@ struct DecodeQ6_K : DecodeStaged<DF, false> {
   }
 };
 
+// One of DecodedDotTile's two passes: acc[r][c] = the FMA chain, from zero, over the vectors at
+// k = start, start + 2 Lanes, ... of x_r and w_c.
+template <size_t R, size_t C, class DF>
+HWY_INLINE void DecodedDotPass(DF df, const float* HWY_RESTRICT x, size_t ldx,
+                               const float* const* wc, size_t start, size_t K,
+                               hn::Vec<DF> (&acc)[R][C]) {
+  using V = hn::Vec<DF>;
+  constexpr size_t kL = hn::MaxLanes(df);
+  for (size_t r = 0; r < R; ++r) {
+    for (size_t c = 0; c < C; ++c) acc[r][c] = hn::Zero(df);
+  }
+  for (size_t k = start; k < K; k += 2 * kL) {
+    V xv[R];
+    for (size_t r = 0; r < R; ++r) xv[r] = hn::LoadU(df, x + r * ldx + k);
+    for (size_t c = 0; c < C; ++c) {
+      const V wv = hn::Load(df, wc[c] + k);
+      for (size_t r = 0; r < R; ++r) acc[r][c] = hn::MulAdd(wv, xv[r], acc[r][c]);
+    }
+  }
+}
+
 // QuantDotTile's sums over rows already decoded into float32 (DecodeRow: K floats each, ldw
 // apart, aligned; K a multiple of 2 * Lanes). Its two accumulators a (even vectors of k) and b
 // (odd) are independent chains, so they run one after the other, each as a one-accumulator
 // R x C tile (R * C registers where the two at once take 2 R C: 4 x 4 on AVX-512, with R + C
-// loads per R * C FMAs); a is parked in L1 while b runs, then SumOfLanes(a + b) as there.
+// loads per R * C FMAs); a is parked in L1 while b runs, then SumOfLanes(a + b) as there. (The
+// two passes are written out, not a loop over them: in a loop GCC could not see that the first
+// pass fills `parked` before the second reads it, and warned.)
 template <size_t R, size_t C>
 HWY_INLINE void DecodedDotTile(const float* HWY_RESTRICT x, size_t ldx, const float* HWY_RESTRICT w,
                                size_t ldw, size_t cols, size_t K, float* HWY_RESTRICT out,
@@ -325,30 +349,16 @@ HWY_INLINE void DecodedDotTile(const float* HWY_RESTRICT x, size_t ldx, const fl
   const float* wc[C];
   for (size_t c = 0; c < C; ++c) wc[c] = w + (c < cols ? c : cols - 1) * ldw;
   HWY_ALIGN float parked[R * C * kL];
-  for (size_t pass = 0; pass < 2; ++pass) {
-    V acc[R][C];
-    for (size_t r = 0; r < R; ++r) {
-      for (size_t c = 0; c < C; ++c) acc[r][c] = hn::Zero(df);
-    }
-    for (size_t k = pass * kL; k < K; k += 2 * kL) {
-      V xv[R];
-      for (size_t r = 0; r < R; ++r) xv[r] = hn::LoadU(df, x + r * ldx + k);
-      for (size_t c = 0; c < C; ++c) {
-        const V wv = hn::Load(df, wc[c] + k);
-        for (size_t r = 0; r < R; ++r) acc[r][c] = hn::MulAdd(wv, xv[r], acc[r][c]);
-      }
-    }
-    for (size_t r = 0; r < R; ++r) {
-      if (pass == 0) {
-        for (size_t c = 0; c < C; ++c) hn::Store(acc[r][c], df, parked + (r * C + c) * kL);
-      } else {
-        V sum[C];
-        for (size_t c = 0; c < C; ++c) {
-          sum[c] = hn::Add(hn::Load(df, parked + (r * C + c) * kL), acc[r][c]);
-        }
-        StoreSumsOfLanes<C>(df, sum, cols, out + r * ldo);
-      }
-    }
+  V acc[R][C];
+  DecodedDotPass<R, C>(df, x, ldx, wc, 0, K, acc);
+  for (size_t r = 0; r < R; ++r) {
+    for (size_t c = 0; c < C; ++c) hn::Store(acc[r][c], df, parked + (r * C + c) * kL);
+  }
+  DecodedDotPass<R, C>(df, x, ldx, wc, kL, K, acc);
+  for (size_t r = 0; r < R; ++r) {
+    V sum[C];
+    for (size_t c = 0; c < C; ++c) sum[c] = hn::Add(hn::Load(df, parked + (r * C + c) * kL), acc[r][c]);
+    StoreSumsOfLanes<C>(df, sum, cols, out + r * ldo);
   }
 }
 
@@ -377,10 +387,13 @@ HWY_INLINE void DecodeRow(const uint8_t* HWY_RESTRICT row, size_t blocks, float*
 // weight rows of `blocks` blocks each (w at the first, row_bytes apart; a short group repeats its
 // last row, whose duplicate results are not stored). Accumulators a[r][c] (even vectors of k)
 // and b[r][c] (odd), reduced as SumOfLanes(a + b).
+//
+// ahead (or null): the start of C * blocks * kBytes bytes to prefetch (the weight rows of a later
+// tile), spread over the block loop, each cache line once, in step with the tile's own reading.
 template <size_t R, size_t C, template <class> class Decode>
 HWY_INLINE void QuantDotTile(const float* HWY_RESTRICT x, size_t ldx, const uint8_t* HWY_RESTRICT w,
                              size_t row_bytes, size_t cols, size_t blocks, float* HWY_RESTRICT out,
-                             size_t ldo) {
+                             size_t ldo, const uint8_t* ahead = nullptr) {
   using DF = hn::ScalableTag<float>;
   using Dec = Decode<DF>;
   const DF df;
@@ -395,7 +408,14 @@ HWY_INLINE void QuantDotTile(const float* HWY_RESTRICT x, size_t ldx, const uint
   for (size_t r = 0; r < R; ++r) {
     for (size_t c = 0; c < C; ++c) a[r][c] = b[r][c] = hn::Zero(df);
   }
+  const uint8_t* prefetched = ahead;
   for (size_t blk = 0; blk < blocks; ++blk) {
+    if (ahead) {
+      for (const uint8_t* until = ahead + (blk + 1) * C * Dec::kBytes; prefetched < until;
+           prefetched += 64) {
+        hwy::Prefetch(prefetched);
+      }
+    }
     for (size_t c = 0; c < C; ++c) dec[c].Begin(wc[c] + blk * Dec::kBytes);
     for (size_t s = 0; s < kChunks; ++s) {
       V wv[C][kV];

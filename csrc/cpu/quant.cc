@@ -16,7 +16,6 @@
 #include "csrc/cpu/gemm_tiling.h"
 #include "csrc/cpu/linear.h"
 #include "hwy/aligned_allocator.h"
-#include "hwy/cache_control.h"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "csrc/cpu/quant.cc"
@@ -40,8 +39,15 @@ HWY_INLINE void DequantizeRow(QType t, const uint8_t* row, size_t blocks, float*
   });
 }
 
-constexpr size_t kPrefetchRows = 4;
-constexpr size_t kLongRowBytes = 4096;
+// Weight rows prefetched ahead of the tile being computed, spread over the tile's block loop
+// (QuantDotTile's `ahead`), up to `readable` rows from the task's first: on one thread the end of
+// the matrix, so that a task's last tiles fetch the first rows of the next task, the next one run
+// (linear_quantized). Measured on an EPYC (Zen 4, one thread, contended):
+// the head streamed from memory at 25-26 GB/s as one row at a time with the next rows' lines
+// prefetched in a burst per row, 33 GB/s as four-row tiles with the lines 8 rows ahead spread
+// over the tile (a burst of four rows' lines made four-row tiles slower than single rows; 16 or
+// 32 rows ahead were slower again).
+constexpr size_t kPrefetchRows = 8;
 
 // Tiles of R rows of x (up to kQuantRows) times C weight rows: on AVX-512 (32 registers, two
 // vectors a 32-value chunk) 1-2 x 4 or 3-4 x 2, i.e. up to 16 accumulators beside the decoded
@@ -72,18 +78,14 @@ bool MatvecFused(QType t) { return QuantKernelsFit(); }
 // bias point at the first of these output columns.
 template <size_t R, template <class> class Decode, size_t C = QuantCols(R)>
 HWY_INLINE void RowsTimesBlock(const float* x, size_t ldx, const uint8_t* w, size_t row_bytes,
-                               size_t rows, size_t blocks, const float* bias, float* out,
-                               size_t ldo) {
+                               size_t rows, size_t readable, size_t blocks, const float* bias,
+                               float* out, size_t ldo) {
   for (size_t c0 = 0; c0 < rows; c0 += C) {
-    // The kernels spend long enough on each row that the hardware prefetchers fall behind the
-    // stream; ask for the rows kPrefetchRows ahead explicitly (within this task's rows).
-    for (size_t c = c0 + kPrefetchRows; c < std::min(rows, c0 + kPrefetchRows + C); ++c) {
-      const uint8_t* ahead = w + c * row_bytes;
-      for (size_t off = 0; off < row_bytes; off += 64) hwy::Prefetch(ahead + off);
-    }
     const size_t cols = std::min(C, rows - c0);
+    const uint8_t* ahead =
+        c0 + kPrefetchRows + C <= readable ? w + (c0 + kPrefetchRows) * row_bytes : nullptr;
     float dot[R * C];
-    QuantDotTile<R, C, Decode>(x, ldx, w + c0 * row_bytes, row_bytes, cols, blocks, dot, C);
+    QuantDotTile<R, C, Decode>(x, ldx, w + c0 * row_bytes, row_bytes, cols, blocks, dot, C, ahead);
     for (size_t r = 0; r < R; ++r) {
       float* o = out + r * ldo + c0;
       for (size_t c = 0; c < cols; ++c) o[c] = bias ? dot[r * C + c] + bias[c0 + c] : dot[r * C + c];
@@ -103,8 +105,8 @@ constexpr size_t kBufferRows = 2, kBufferCols = 4;
 
 template <template <class> class Decode>
 HWY_INLINE void QuantRows(const float* x, size_t ldx, size_t M, const uint8_t* w,
-                          size_t row_bytes, size_t rows, size_t blocks, const float* bias,
-                          float* out, size_t ldo) {
+                          size_t row_bytes, size_t rows, size_t readable, size_t blocks,
+                          const float* bias, float* out, size_t ldo) {
   if (M > kQuantRows) {
     constexpr size_t R = kBufferRows, C = kBufferCols;
     const size_t K = blocks * Decode<hn::ScalableTag<float>>::kValues;
@@ -129,23 +131,22 @@ HWY_INLINE void QuantRows(const float* x, size_t ldx, size_t M, const uint8_t* w
     }
     return;
   }
-  // One x row and short weight rows: one weight row at a time, a single sequential stream, as
-  // linear.cc's (a tile of four rows streamed the 262144 x 640 Q8_0 head at 60% of the speed).
-  if (M == 1 && row_bytes < kLongRowBytes) {
-    return RowsTimesBlock<1, Decode, 1>(x, ldx, w, row_bytes, rows, blocks, bias, out, ldo);
-  }
+  // One x row (decode) takes tiles of several weight rows too: a row's result is one FMA chain
+  // per accumulator (two per row), whose latency (4 cycles on Zen 4) bounds a lone row at one
+  // 32-value block per 4 cycles; C rows run C times as many independent chains.
   switch (M) {
-    case 1: return RowsTimesBlock<1, Decode>(x, ldx, w, row_bytes, rows, blocks, bias, out, ldo);
-    case 2: return RowsTimesBlock<2, Decode>(x, ldx, w, row_bytes, rows, blocks, bias, out, ldo);
-    case 3: return RowsTimesBlock<3, Decode>(x, ldx, w, row_bytes, rows, blocks, bias, out, ldo);
-    default: return RowsTimesBlock<4, Decode>(x, ldx, w, row_bytes, rows, blocks, bias, out, ldo);
+    case 1: return RowsTimesBlock<1, Decode>(x, ldx, w, row_bytes, rows, readable, blocks, bias, out, ldo);
+    case 2: return RowsTimesBlock<2, Decode>(x, ldx, w, row_bytes, rows, readable, blocks, bias, out, ldo);
+    case 3: return RowsTimesBlock<3, Decode>(x, ldx, w, row_bytes, rows, readable, blocks, bias, out, ldo);
+    default: return RowsTimesBlock<4, Decode>(x, ldx, w, row_bytes, rows, readable, blocks, bias, out, ldo);
   }
 }
 
-// M rows of x times `rows` weight rows (w at the first, row_bytes apart); out and bias point at
-// the first of these output columns.
+// M rows of x times `rows` weight rows (w at the first, row_bytes apart; `readable` rows from w
+// are the matrix's, for prefetching); out and bias point at the first of these output columns.
 void QuantTile(QType t, const float* x, size_t ldx, size_t M, size_t K, const uint8_t* w,
-               size_t row_bytes, size_t rows, const float* bias, float* out, size_t ldo) {
+               size_t row_bytes, size_t rows, size_t readable, const float* bias, float* out,
+               size_t ldo) {
   const QTypeInfo info = qtype_info(t);
   const size_t blocks = K / info.block_values;
   if (!QuantKernelsFit()) {  // no fused kernels: expand each weight row, then a float dot per row
@@ -163,16 +164,16 @@ void QuantTile(QType t, const float* x, size_t ldx, size_t M, size_t K, const ui
     return;
   }
   switch (t) {
-    case QType::kQ8_0: return QuantRows<DecodeQ8_0>(x, ldx, M, w, row_bytes, rows, blocks, bias, out, ldo);
-    case QType::kQ4_0: return QuantRows<DecodeQ4_0>(x, ldx, M, w, row_bytes, rows, blocks, bias, out, ldo);
-    case QType::kQ4_1: return QuantRows<DecodeQ4_1>(x, ldx, M, w, row_bytes, rows, blocks, bias, out, ldo);
-    case QType::kQ5_0: return QuantRows<DecodeQ5_0>(x, ldx, M, w, row_bytes, rows, blocks, bias, out, ldo);
-    case QType::kQ5_1: return QuantRows<DecodeQ5_1>(x, ldx, M, w, row_bytes, rows, blocks, bias, out, ldo);
-    case QType::kQ2_K: return QuantRows<DecodeQ2_K>(x, ldx, M, w, row_bytes, rows, blocks, bias, out, ldo);
-    case QType::kQ3_K: return QuantRows<DecodeQ3_K>(x, ldx, M, w, row_bytes, rows, blocks, bias, out, ldo);
-    case QType::kQ4_K: return QuantRows<DecodeQ4_K>(x, ldx, M, w, row_bytes, rows, blocks, bias, out, ldo);
-    case QType::kQ5_K: return QuantRows<DecodeQ5_K>(x, ldx, M, w, row_bytes, rows, blocks, bias, out, ldo);
-    case QType::kQ6_K: return QuantRows<DecodeQ6_K>(x, ldx, M, w, row_bytes, rows, blocks, bias, out, ldo);
+    case QType::kQ8_0: return QuantRows<DecodeQ8_0>(x, ldx, M, w, row_bytes, rows, readable, blocks, bias, out, ldo);
+    case QType::kQ4_0: return QuantRows<DecodeQ4_0>(x, ldx, M, w, row_bytes, rows, readable, blocks, bias, out, ldo);
+    case QType::kQ4_1: return QuantRows<DecodeQ4_1>(x, ldx, M, w, row_bytes, rows, readable, blocks, bias, out, ldo);
+    case QType::kQ5_0: return QuantRows<DecodeQ5_0>(x, ldx, M, w, row_bytes, rows, readable, blocks, bias, out, ldo);
+    case QType::kQ5_1: return QuantRows<DecodeQ5_1>(x, ldx, M, w, row_bytes, rows, readable, blocks, bias, out, ldo);
+    case QType::kQ2_K: return QuantRows<DecodeQ2_K>(x, ldx, M, w, row_bytes, rows, readable, blocks, bias, out, ldo);
+    case QType::kQ3_K: return QuantRows<DecodeQ3_K>(x, ldx, M, w, row_bytes, rows, readable, blocks, bias, out, ldo);
+    case QType::kQ4_K: return QuantRows<DecodeQ4_K>(x, ldx, M, w, row_bytes, rows, readable, blocks, bias, out, ldo);
+    case QType::kQ5_K: return QuantRows<DecodeQ5_K>(x, ldx, M, w, row_bytes, rows, readable, blocks, bias, out, ldo);
+    case QType::kQ6_K: return QuantRows<DecodeQ6_K>(x, ldx, M, w, row_bytes, rows, readable, blocks, bias, out, ldo);
   }
 }
 
@@ -209,9 +210,14 @@ void linear_quantized(const float* x, int64_t ldx, int64_t M, int64_t K, QType t
   if (M <= 0 || N <= 0 || K <= 0) return;
   const QTypeInfo info = qtype_info(t);
   const int64_t row_bytes = stride_bytes ? stride_bytes : K / info.block_values * info.block_bytes;
+  // Prefetching runs on into the next task's rows only on one thread, where that task is the next
+  // one run; with more threads another core reads them, and its own fetch would make them twice
+  // the traffic.
+  const bool one_thread = get_num_threads() == 1;
   for_each_row_tile(M, N, row_bytes, [&](int64_t m0, int64_t mb, int64_t n0, int64_t nb) {
     HWY_DYNAMIC_DISPATCH(QuantTile)(t, x + m0 * ldx, ldx, mb, K, w + n0 * row_bytes, row_bytes, nb,
-                                    bias ? bias + n0 : nullptr, out + m0 * ldo + n0, ldo);
+                                    one_thread ? N - n0 : nb, bias ? bias + n0 : nullptr,
+                                    out + m0 * ldo + n0, ldo);
   });
 }
 

@@ -7,7 +7,8 @@
 //    [first, length) in order, at most W - 1 + W / 4 rows (KvSpec::window_rows). A step appends
 //    its rows after the old ones; when they do not fit, the last W - 1 rows (all a later query
 //    can see) move to the front first, so that copy comes once every ~W / 4 tokens and the
-//    attention reads the window in place. A fixed ring (RecurrentGemma's cache has one size) has
+//    attention reads the window in place (a chunk longer than the buffer, a long prefill, is
+//    copied out instead, and the buffer keeps its last W - 1 rows). A fixed ring (RecurrentGemma's cache has one size) has
 //    its `capacity` rows from the start, position p in row p % capacity, and its steps copy the
 //    window out in position order.
 //  * RecurrentSlot: a recurrent block's state, [B, width] and the conv's last inputs
@@ -29,7 +30,7 @@ struct KvSpec {
   int64_t row_elems = 0;  // floats of one position's keys (kv_heads * head_dim)
   bool ring = false;
   bool fixed = false;     // a ring allocated whole at creation
-  int64_t capacity = 0;   // ring rows; 0 for a full slot (it holds up to max_len)
+  int64_t capacity = 0;   // the window W; 0 for a full slot (it holds up to max_len)
   // A window buffer's most rows: the W - 1 a query can look back on and a slack of W / 4 that
   // new rows fill before the next shift (W - 1 rows moved per W / 4 tokens: ~4 per token at any
   // window, for 25% more memory than a ring).

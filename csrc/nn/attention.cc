@@ -30,7 +30,7 @@ AttentionArgs packed_sequence(const float* k, const float* v, int64_t r0, int64_
 }
 
 // The sequence's n new keys/values (rows of R floats, at positions pos0, pos0 + 1, ...) go into its
-// ring of W rows, which already holds positions up to pos0 - 1 (only the last W are kept there).
+// fixed ring of W rows, which already holds positions up to pos0 - 1 (only the last W are kept there).
 // a then attends over the ring's older keys (up to W - 1, in position order) followed by the new
 // ones, copied to one contiguous run in k_win / v_win: the kernel needs relative positions only.
 // Returns the key index of the first new token (the number of older keys).
@@ -56,6 +56,69 @@ int64_t ring_window(float* ring_k, float* ring_v, int64_t W, int64_t pos0, const
   }
   a.k = k_win.data();
   a.v = v_win.data();
+  a.Tk = n_old + n;
+  a.q_start = n_old;
+  a.k_stride[0] = a.v_stride[0] = a.Tk * R;
+  return n_old;
+}
+
+// Room for `floats` in v, growing by doubling but never past `most` (a window buffer's size).
+void grow_to(std::vector<float>& v, size_t floats, size_t most) {
+  if (floats <= v.size()) return;
+  if (floats > v.capacity()) v.reserve(std::min(most, std::max(floats, 2 * v.capacity())));
+  v.resize(floats);
+}
+
+// The sequence's n new keys/values (rows of R floats, at positions pos0, pos0 + 1, ...) go into its
+// window buffer of a window W (cache.h): rows [0, pos0 - first) hold positions [first, pos0) in
+// order, at most L = window_rows rows. a attends over the last up to W - 1 older keys followed by
+// the new ones, in place in the buffer when they fit (the older ones moved to the front first if
+// the new ones do not fit after them); a chunk that does not fit even then (a long prefill) is
+// copied to k_win / v_win, and the buffer keeps its last W - 1 rows. The same keys and key
+// indices either way. Returns the key index of the first new token (the number of older keys).
+int64_t window_in_place(std::vector<float>& ck, std::vector<float>& cv, int64_t& first, int64_t W, int64_t L,
+                        int64_t pos0, const float* new_k, const float* new_v, int64_t n, int64_t R,
+                        std::vector<float>& k_win, std::vector<float>& v_win, AttentionArgs& a) {
+  const int64_t n_old = std::min(W - 1, pos0);
+  const size_t row_bytes = size_t(R) * sizeof(float), most = size_t(L * R);
+  const float *keys_k, *keys_v;
+  if (n_old + n > L) {
+    const int64_t old_row = pos0 - n_old - first;
+    k_win.resize(size_t((n_old + n) * R));
+    v_win.resize(size_t((n_old + n) * R));
+    if (n_old > 0) {
+      std::memcpy(k_win.data(), ck.data() + old_row * R, size_t(n_old) * row_bytes);
+      std::memcpy(v_win.data(), cv.data() + old_row * R, size_t(n_old) * row_bytes);
+    }
+    std::memcpy(k_win.data() + n_old * R, new_k, size_t(n) * row_bytes);
+    std::memcpy(v_win.data() + n_old * R, new_v, size_t(n) * row_bytes);
+    const int64_t keep = W - 1;  // < n_old + n, as L >= W
+    grow_to(ck, size_t(keep * R), most);
+    grow_to(cv, size_t(keep * R), most);
+    if (keep > 0) {
+      std::memcpy(ck.data(), k_win.data() + (n_old + n - keep) * R, size_t(keep) * row_bytes);
+      std::memcpy(cv.data(), v_win.data() + (n_old + n - keep) * R, size_t(keep) * row_bytes);
+    }
+    first = pos0 + n - keep;
+    keys_k = k_win.data();
+    keys_v = v_win.data();
+  } else {
+    if (pos0 - first + n > L) {  // the seen rows to the front: the copy once every ~L - W + 1 tokens
+      const int64_t old_row = pos0 - n_old - first;
+      std::memmove(ck.data(), ck.data() + old_row * R, size_t(n_old) * row_bytes);
+      std::memmove(cv.data(), cv.data() + old_row * R, size_t(n_old) * row_bytes);
+      first = pos0 - n_old;
+    }
+    const int64_t at = pos0 - first;
+    grow_to(ck, size_t((at + n) * R), most);
+    grow_to(cv, size_t((at + n) * R), most);
+    std::memcpy(ck.data() + at * R, new_k, size_t(n) * row_bytes);
+    std::memcpy(cv.data() + at * R, new_v, size_t(n) * row_bytes);
+    keys_k = ck.data() + (at - n_old) * R;
+    keys_v = cv.data() + (at - n_old) * R;
+  }
+  a.k = keys_k;
+  a.v = keys_v;
   a.Tk = n_old + n;
   a.q_start = n_old;
   a.k_stride[0] = a.v_stride[0] = a.Tk * R;
@@ -234,11 +297,13 @@ void Attention::make_keys(const Forward& f, const float* h, Workspace::Frame& ws
         a.q_start = pos0;
         key_offset = pos0;
         a.k_stride[0] = a.v_stride[0] = a.Tk * R;
+      } else if (!kv->spec.fixed) {
+        key_offset = window_in_place(ck, cv, kv->first[size_t(b)], kv->spec.capacity, kv->spec.window_rows(), pos0,
+                                     new_k, new_v, n, R, keys.k_win[size_t(b)], keys.v_win[size_t(b)], a);
       } else {
         const int64_t W = kv->spec.capacity;
-        const int64_t rows = kv->spec.fixed ? W : std::min(W, pos0 + n);  // once the new keys are in
-        ck.resize(size_t(rows * R));
-        cv.resize(size_t(rows * R));
+        ck.resize(size_t(W * R));  // allocated whole at creation (and after reset)
+        cv.resize(size_t(W * R));
         key_offset = ring_window(ck.data(), cv.data(), W, pos0, new_k, new_v, n, R, keys.k_win[size_t(b)],
                                  keys.v_win[size_t(b)], a);
       }

@@ -17,10 +17,11 @@ namespace {
 // A slot for `batch` sequences; with allocate, fixed rings and recurrent states get their zeros.
 Slot make_slot(const SlotSpec& spec, int64_t batch, bool allocate) {
   if (const auto* kv = std::get_if<KvSpec>(&spec)) {
-    KvSlot s{*kv, {}, {}};
+    KvSlot s{*kv, {}, {}, {}};
     const size_t per = allocate && kv->fixed ? size_t(kv->capacity * kv->row_elems) : 0;
     s.k.assign(size_t(batch), std::vector<float>(per, 0.0f));
     s.v.assign(size_t(batch), std::vector<float>(per, 0.0f));
+    s.first.assign(size_t(batch), 0);
     return s;
   }
   if (const auto* r = std::get_if<RecurrentSpec>(&spec)) {
@@ -35,7 +36,8 @@ Slot make_slot(const SlotSpec& spec, int64_t batch, bool allocate) {
 }
 
 // Bytes a new cache of `batch` sequences takes before any forward: the per-sequence bookkeeping
-// (a length, and two vector headers per attention layer), fixed rings and recurrent states.
+// (a length, and per attention layer two vector headers and a window's first position), fixed
+// rings and recurrent states.
 // Full slots and growing rings start empty. ValueError if the count itself overflows.
 int64_t upfront_bytes(const std::vector<SlotSpec>& layers, int64_t batch) {
   const char* what = "new_cache";
@@ -43,7 +45,7 @@ int64_t upfront_bytes(const std::vector<SlotSpec>& layers, int64_t batch) {
   for (const SlotSpec& spec : layers) {
     int64_t floats = 0;
     if (const auto* kv = std::get_if<KvSpec>(&spec)) {
-      per_seq += 2 * int64_t(sizeof(std::vector<float>));
+      per_seq += 2 * int64_t(sizeof(std::vector<float>)) + int64_t(sizeof(int64_t));
       if (kv->fixed) floats = checked_mul(2, checked_mul(kv->capacity, kv->row_elems, what), what);
     } else if (const auto* r = std::get_if<RecurrentSpec>(&spec)) {
       floats = checked_mul(r->width, 1 + r->conv_rows, what);
@@ -156,6 +158,7 @@ void Cache::reset() {
   std::fill(lengths_.begin(), lengths_.end(), 0);
   for (Slot& slot : slots_) {
     if (auto* kv = std::get_if<KvSlot>(&slot)) {
+      std::fill(kv->first.begin(), kv->first.end(), 0);
       for (auto* seqs : {&kv->k, &kv->v}) {
         for (std::vector<float>& s : *seqs) {
           if (kv->spec.fixed) {
@@ -198,6 +201,7 @@ Cache Cache::select(const std::vector<int64_t>& sequences) const {
       for (size_t i = 0; i < sequences.size(); ++i) {
         dst.k[i] = kv->k[size_t(sequences[i])];
         dst.v[i] = kv->v[size_t(sequences[i])];
+        dst.first[i] = kv->first[size_t(sequences[i])];
       }
     } else if (const auto* r = std::get_if<RecurrentSlot>(&slots_[li])) {
       RecurrentSlot& dst = std::get<RecurrentSlot>(out.slots_[li]);

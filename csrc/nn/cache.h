@@ -2,14 +2,21 @@
 // has its own length (the positions it has seen, so prompts of different lengths share one cache)
 // and each layer its own slot, of the kind its mixer needs:
 //  * KvSlot: the keys and values of past positions, float32, [rows][row_elems] per sequence.
-//    A full slot keeps every position (up to max_len); a ring keeps the last `capacity` ones
-//    (position p in row p % capacity), so a sliding-window layer stops growing at its window. A
-//    fixed ring has its `capacity` rows from the start (RecurrentGemma's cache has one size).
+//    A full slot keeps every position (up to max_len), position p in row p. A sliding-window
+//    layer of window W (`capacity`) keeps a window buffer per sequence instead: positions
+//    [first, length) in order, at most W - 1 + W / 4 rows (KvSpec::window_rows). A step appends
+//    its rows after the old ones; when they do not fit, the last W - 1 rows (all a later query
+//    can see) move to the front first, so that copy comes once every ~W / 4 tokens and the
+//    attention reads the window in place (a chunk longer than the buffer, a long prefill, is
+//    copied out instead, and the buffer keeps its last W - 1 rows). A fixed ring (RecurrentGemma's cache has one size) has
+//    its `capacity` rows from the start, position p in row p % capacity, and its steps copy the
+//    window out in position order.
 //  * RecurrentSlot: a recurrent block's state, [B, width] and the conv's last inputs
 //    [B, conv_rows, width], allocated up front.
 // Layers made by a block that keeps nothing have an empty slot.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -23,7 +30,11 @@ struct KvSpec {
   int64_t row_elems = 0;  // floats of one position's keys (kv_heads * head_dim)
   bool ring = false;
   bool fixed = false;     // a ring allocated whole at creation
-  int64_t capacity = 0;   // ring rows; 0 for a full slot (it holds up to max_len)
+  int64_t capacity = 0;   // the window W; 0 for a full slot (it holds up to max_len)
+  // A window buffer's most rows: the W - 1 a query can look back on and a slack of W / 4 that
+  // new rows fill before the next shift (W - 1 rows moved per W / 4 tokens: ~4 per token at any
+  // window, for 25% more memory than a ring).
+  int64_t window_rows() const { return capacity - 1 + std::max<int64_t>(1, capacity / 4); }
   bool operator==(const KvSpec& o) const {
     return row_elems == o.row_elems && ring == o.ring && fixed == o.fixed && capacity == o.capacity;
   }
@@ -37,6 +48,7 @@ using SlotSpec = std::variant<std::monostate, KvSpec, RecurrentSpec>;
 struct KvSlot {
   KvSpec spec;
   std::vector<std::vector<float>> k, v;  // per sequence
+  std::vector<int64_t> first;             // per sequence: a window buffer's row 0's position
 };
 struct RecurrentSlot {
   RecurrentSpec spec;

@@ -6,7 +6,8 @@
 // AVX-512 without VNNI) and vpdpbusd (AVX-512 VNNI, the AVX3_DL target). No product overflows:
 // u <= 63 except Q8_0, whose signed values take the |w| * sign(x, w) form, and |q_x| <= 127.
 // - x86 (AVX2, AVX3, AVX3_DL): every type is decoded in registers, 32 bytes of u at a time;
-//   AVX3_DL takes Q8_0, Q4_0 and Q5_0 (the 270M's types by bytes) two blocks per 512-bit vector.
+//   AVX3_DL runs the 32-value types (Q8_0, Q4_0, Q5_0: the 270M's types by bytes) through
+//   quant_int8_vnni-inl.h: whole-block integer sums, a register-blocked GEMM for M > 1.
 // - other targets (SSE4, SCALAR, NEON, ...): every type is expanded to a 256-byte integer block
 //   first, then meets x in plain loops (auto-vectorized): correct, and several times slower
 //   than the x86 kernels (a NEON kernel with its dot-product instructions is future work).
@@ -33,7 +34,8 @@ struct XRow {
   const float* ds;  // 32-value blocks: d * (the block's sum of q), for the mins and offsets
   const float* d8;  // 32-value blocks: d eight times (a vector load of two blocks' scales)
   // 32-value blocks: -offset * (the block's sum of q), then seven zeros, where offset is what the
-  // weight type subtracts from its stored values (8 for Q4_0, 16 for Q5_0, else 0: unused).
+  // kernels subtract from the weights' unsigned values (8 for Q4_0, 16 for Q5_0, 128 for Q8_0 on
+  // AVX3_DL, which multiplies w + 128; else 0: unused).
   const int32_t* nsum8;
 };
 }  // namespace gemmacpp::cpu::int8
@@ -310,13 +312,9 @@ HWY_INLINE void AddBlock(float& acc, float d, float m, float dx, int32_t isum, i
   }
 }
 
-// Rows of x per pass over a weight block: 8 for AVX3_DL's two-block kernels (one 512-bit sum per
-// row, in 32 registers), else 4. Measured on a busy machine: 16 rows were slower for those (their
-// sums spilled), and 8 rows of the 256-bit K-quant kernels (two sums per row, eight decoded
-// vectors) lost to AVX3's 4 at M = 8 and 512.
-constexpr size_t RowsPerPass(QType t) {
-  return GC_I8_VNNI && (t == QType::kQ8_0 || t == QType::kQ4_0 || t == QType::kQ5_0) ? 8 : 4;
-}
+// Rows of x per pass over a weight block. Measured on a busy machine: 8 rows of the 256-bit
+// K-quant kernels (two sums per row, eight decoded vectors) lost to 4 at M = 8 and 512.
+constexpr size_t kRowsPerPass = 4;
 
 // A row's running sums: float32 lanes (x86) and a scalar, each twice (even and odd blocks: two
 // independent chains of additions, half the latency per block), added in one fixed order at the
@@ -324,9 +322,6 @@ constexpr size_t RowsPerPass(QType t) {
 struct Acc {
 #if GC_I8_X86
   __m256 v[2];
-#endif
-#if GC_I8_VNNI
-  __m512 pairs;  // the two-block kernels' lanes
 #endif
   float s[2];
 };
@@ -570,72 +565,15 @@ GC_I8_ATTR HWY_INLINE void BlockQ23_K(const uint8_t* HWY_RESTRICT blk, size_t b,
   }
 }
 
-#if GC_I8_VNNI
-// AVX-512 VNNI: two 32-value blocks (b, b + 1) per 512-bit vector, values in order. vpdpbusd has
-// no 512-bit sign trick, so Q8_0 multiplies x + 128 (unsigned) with the signed weights, starting
-// from -128 * (the lanes' sums of w), which one more vpdpbusd per weight block gives.
-
-// [d_A x 8, d_B x 8] * [d_xA x 8, d_xB x 8]
-GC_I8_ATTR HWY_INLINE __m512 PairScale(__m512 vdw, const XRow& x, size_t b) {
-  return _mm512_mul_ps(vdw, _mm512_loadu_ps(x.d8 + 8 * b));
-}
-
-GC_I8_ATTR HWY_INLINE __m512 PairHalves(const uint8_t* a, const uint8_t* b) {
-  return _mm512_insertf32x8(_mm512_set1_ps(HalfAt(a)), _mm256_set1_ps(HalfAt(b)), 1);
-}
-
-GC_I8_ATTR HWY_INLINE void PairQ8_0(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
-                                    size_t R, Acc* acc) {
-  const uint8_t* blk2 = blk + 34;
-  const __m512 vdw = PairHalves(blk, blk2);
-  const __m512i w = _mm512_inserti64x4(
-      _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2))),
-      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk2 + 2)), 1);
-  const __m512i wsum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), w);
-  const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(wsum, 7));
-  const __m512i flip = _mm512_set1_epi8(char(0x80));
-  for (size_t r = 0; r < R; ++r) {
-    const __m512i xu = _mm512_xor_si512(_mm512_loadu_si512(xr[r].q + b * 32), flip);  // x + 128
-    const __m512i p = _mm512_dpbusd_epi32(start, xu, w);
-    acc[r].pairs = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), PairScale(vdw, xr[r], b), acc[r].pairs);
-  }
-}
-
-template <bool kFive>
-GC_I8_ATTR HWY_INLINE void PairQ4Q5_0(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
-                                      size_t R, Acc* acc) {
-  constexpr size_t kBytes = kFive ? 22 : 18, kQ = kFive ? 6 : 2;
-  const uint8_t* blk2 = blk + kBytes;
-  const __m512 vdw = PairHalves(blk, blk2);
-  const __m256i qq =
-      _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk2 + kQ)),
-                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kQ)));
-  const __m256i nib = _mm256_set1_epi8(0xF);
-  const __m256i lo = _mm256_and_si256(qq, nib), hi = _mm256_and_si256(_mm256_srli_epi16(qq, 4), nib);
-  __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);  // loA loB hiA hiB
-  u = _mm512_shuffle_i64x2(u, u, _MM_SHUFFLE(3, 1, 2, 0));            // loA hiA loB hiB
-  if (kFive) {
-    uint32_t qa, qb;
-    std::memcpy(&qa, blk + 2, 4);
-    std::memcpy(&qb, blk2 + 2, 4);
-    // byte j: the byte of (qa | qb << 32) holding bit j, tested against bit j % 8
-    const __m512i bytes = _mm512_shuffle_epi8(
-        _mm512_set1_epi64(int64_t(uint64_t(qa) | uint64_t(qb) << 32)),
-        _mm512_set_epi64(0x0707070707070707LL, 0x0606060606060606LL, 0x0505050505050505LL,
-                         0x0404040404040404LL, 0x0303030303030303LL, 0x0202020202020202LL,
-                         0x0101010101010101LL, 0));
-    const __mmask64 set = _mm512_test_epi8_mask(bytes, _mm512_set1_epi64(0x8040201008040201LL));
-    u = _mm512_or_si512(u, _mm512_maskz_mov_epi8(set, _mm512_set1_epi8(16)));
-  }
-  // The offset -8 or -16 of every value: the sums start from -(sum of q_x) * 8 or 16.
-  for (size_t r = 0; r < R; ++r) {
-    const __m512i start = _mm512_loadu_si512(xr[r].nsum8 + 8 * b);
-    const __m512i p = _mm512_dpbusd_epi32(start, u, _mm512_loadu_si512(xr[r].q + b * 32));
-    acc[r].pairs = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), PairScale(vdw, xr[r], b), acc[r].pairs);
-  }
-}
-#endif  // GC_I8_VNNI
 #endif  // GC_I8_X86
+
+}  // namespace gemmacpp::cpu::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#include "csrc/cpu/quant_int8_vnni-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace gemmacpp::cpu::HWY_NAMESPACE {
 
 template <QType T>
 GC_I8_ATTR HWY_INLINE void Block(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
@@ -667,30 +605,12 @@ GC_I8_ATTR HWY_INLINE void RowGroup(const uint8_t* HWY_RESTRICT row, size_t bloc
 #if GC_I8_X86
     a.v[0] = a.v[1] = _mm256_setzero_ps();
 #endif
-#if GC_I8_VNNI
-    a.pairs = _mm512_setzero_ps();
-#endif
     a.s[0] = a.s[1] = 0.0f;
   }
   size_t b = 0;
-#if GC_I8_VNNI
-  if constexpr (T == QType::kQ8_0 || T == QType::kQ4_0 || T == QType::kQ5_0) {
-    for (; b + 2 <= blocks; b += 2) {
-      if constexpr (T == QType::kQ8_0) PairQ8_0(row + b * bb, b, xr, R, acc);
-      if constexpr (T == QType::kQ4_0) PairQ4Q5_0<false>(row + b * bb, b, xr, R, acc);
-      if constexpr (T == QType::kQ5_0) PairQ4Q5_0<true>(row + b * bb, b, xr, R, acc);
-    }
-  }
-#endif
   for (; b < blocks; ++b) Block<T>(row + b * bb, b, xr, R, acc);
   for (size_t r = 0; r < R; ++r) {
-#if GC_I8_VNNI
-    const __m256 lanes = _mm256_add_ps(
-        _mm256_add_ps(acc[r].v[0], acc[r].v[1]),
-        _mm256_add_ps(_mm512_castps512_ps256(acc[r].pairs),
-                      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r].pairs), 1))));
-    const float sum = HSumF(lanes) + (acc[r].s[0] + acc[r].s[1]);
-#elif GC_I8_X86
+#if GC_I8_X86
     const float sum = HSumF(_mm256_add_ps(acc[r].v[0], acc[r].v[1])) + (acc[r].s[0] + acc[r].s[1]);
 #else
     const float sum = acc[r].s[0] + acc[r].s[1];
@@ -709,12 +629,12 @@ GC_I8_ATTR HWY_INLINE void RowGroupUpTo(size_t R, const uint8_t* HWY_RESTRICT ro
   RowGroup<T, kMax>(row, blocks, xr, bias, out, ldo);
 }
 
-// n weight rows (w: the first, row_bytes apart) against the M rows of x, RowsPerPass(T) at a time.
+// n weight rows (w: the first, row_bytes apart) against the M rows of x, kRowsPerPass at a time.
 template <QType T>
 GC_I8_ATTR HWY_INLINE void RowsOf(const uint8_t* HWY_RESTRICT w, size_t row_bytes, size_t n,
                                   size_t blocks, const XRow* xr, size_t M, const float* bias,
                                   float* out, size_t ldo) {
-  constexpr size_t kRows = RowsPerPass(T);
+  constexpr size_t kRows = kRowsPerPass;
   for (size_t m0 = 0; m0 < M; m0 += kRows) {
     const size_t R = std::min(kRows, M - m0);
     for (size_t i = 0; i < n; ++i) {
@@ -728,8 +648,18 @@ GC_I8_ATTR HWY_INLINE void RowsOf(const uint8_t* HWY_RESTRICT w, size_t row_byte
 GC_I8_ATTR void LinearRows(QType t, const uint8_t* w, size_t row_bytes, size_t n, size_t blocks,
                            const XRow* xr, size_t M, const float* bias, float* out, size_t ldo) {
   switch (t) {
+#if GC_I8_VNNI
+#define GC_I8_CASE(T)                                                         \
+  case T:                                                                     \
+    if constexpr (vnni::Handles(T)) {                                         \
+      return vnni::Rows<T>(w, row_bytes, n, blocks, xr, M, bias, out, ldo);   \
+    } else {                                                                  \
+      return RowsOf<T>(w, row_bytes, n, blocks, xr, M, bias, out, ldo);       \
+    }
+#else
 #define GC_I8_CASE(T) \
   case T: return RowsOf<T>(w, row_bytes, n, blocks, xr, M, bias, out, ldo);
+#endif
     GC_I8_CASE(QType::kQ8_0)
     GC_I8_CASE(QType::kQ4_0)
     GC_I8_CASE(QType::kQ4_1)
@@ -783,7 +713,8 @@ void linear_quantized_int8(const float* x, int64_t ldx, int64_t M, int64_t K, QT
   nsum8.resize(size_t(M * (K / 4)));
   s16.resize(size_t(M * (K / 16)));
   rows.resize(size_t(M));
-  const int32_t offset = t == QType::kQ4_0 ? 8 : t == QType::kQ5_0 ? 16 : 0;
+  const int32_t offset =
+      t == QType::kQ8_0 ? 128 : t == QType::kQ4_0 ? 8 : t == QType::kQ5_0 ? 16 : 0;
   const auto quantize = [&](int64_t m0, int64_t len) {
     for (int64_t m = m0; m < m0 + len; ++m) {
       int8::XRow& r = rows[size_t(m)];

@@ -10,9 +10,14 @@
 //   llama.cpp, d stays a float32 (its Q8_0 rounds d to a half) and Q8_K's scale comes from |x|'s
 //   maximum (llama.cpp maps the signed extreme to -127): the same resolution either way.
 // A weight block then contributes d_w * d_x * sum(q_w * q_x) (+ the min or offset term, through
-// the sums of q_x), the integer sums exact, the float terms added block by block in K's order.
+// the sums of q_x), the integer sums exact, the float terms added block by block in K's order:
+// - AVX3_DL, 32-value types (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1): per output one float32 chain,
+//   acc = fma(float(isum_b), d_w * d_x, acc) (then acc = fma(m_w, d_x * xsum_b, acc) for Q4_1 and
+//   Q5_1), with isum_b the block's whole integer sum (quant_int8_vnni-inl.h);
+// - the other targets and types: the block's integer sums per 4 values (lanes) scaled and added
+//   lane-wise, the lanes summed at the end (quant_int8.cc).
 // So row m's output depends on row m of x and the weights only: bitwise the same whatever M, the
-// other rows and the thread count (batch invariance by construction).
+// other rows and the thread count (batch invariance by construction); the targets may differ.
 #pragma once
 
 #include <cstdint>

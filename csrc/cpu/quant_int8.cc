@@ -416,16 +416,11 @@ GC_I8_ATTR HWY_INLINE void BlockQ4Q5_0(const uint8_t* HWY_RESTRICT blk, size_t b
   }
 }
 
+// The 256 unsigned values of a Q4_K / Q5_K block in value order, 32 per vector (sub-block j).
 template <bool kFive>
-GC_I8_ATTR HWY_INLINE void BlockQ45_K(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
-                                      size_t R, Acc* acc) {
-  const float d = HalfAt(blk), dmin = HalfAt(blk + 2);
-  const __m256 vd = _mm256_set1_ps(d);
-  uint64_t scales, mins;
-  quant::kquant_scales_mins(blk + 4, &scales, &mins);
+GC_I8_ATTR HWY_INLINE void DecodeQ45_K(const uint8_t* HWY_RESTRICT blk, __m256i* u) {
   const uint8_t* q = blk + (kFive ? 48 : 16);
   const __m256i nib = _mm256_set1_epi8(0xF);
-  __m256i u[8];
   for (int p = 0; p < 4; ++p) {
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * p));
     u[2 * p] = _mm256_and_si256(v, nib);
@@ -439,6 +434,37 @@ GC_I8_ATTR HWY_INLINE void BlockQ45_K(const uint8_t* HWY_RESTRICT blk, size_t b,
       u[j] = _mm256_or_si256(u[j], _mm256_slli_epi16(bit, 4));
     }
   }
+}
+
+// The 256 values of a Q6_K block (stored value + 32) in value order, 32 per vector (16-value
+// groups 2j and 2j + 1).
+GC_I8_ATTR HWY_INLINE void DecodeQ6_K(const uint8_t* HWY_RESTRICT blk, __m256i* u) {
+  const uint8_t* ql = blk;
+  const uint8_t* qh = blk + 128;
+  const __m256i nib = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3);
+  for (int h = 0; h < 2; ++h) {
+    const __m256i la = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 64 * h));
+    const __m256i lb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 64 * h + 32));
+    const __m256i hv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh + 32 * h));
+    const __m256i low[4] = {_mm256_and_si256(la, nib), _mm256_and_si256(lb, nib),
+                            _mm256_and_si256(_mm256_srli_epi16(la, 4), nib),
+                            _mm256_and_si256(_mm256_srli_epi16(lb, 4), nib)};
+    for (int sh = 0; sh < 4; ++sh) {
+      const __m256i top = _mm256_and_si256(_mm256_srli_epi16(hv, 2 * sh), two);
+      u[4 * h + sh] = _mm256_or_si256(low[sh], _mm256_slli_epi16(top, 4));
+    }
+  }
+}
+
+template <bool kFive>
+GC_I8_ATTR HWY_INLINE void BlockQ45_K(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
+                                      size_t R, Acc* acc) {
+  const float d = HalfAt(blk), dmin = HalfAt(blk + 2);
+  const __m256 vd = _mm256_set1_ps(d);
+  uint64_t scales, mins;
+  quant::kquant_scales_mins(blk + 4, &scales, &mins);
+  __m256i u[8];
+  DecodeQ45_K<kFive>(blk, u);
   const __m256 vmin = _mm256_set1_ps(-dmin);
   const __m128i m8 = _mm_cvtsi64_si128(int64_t(mins));
   const __m256i mv = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));  // m0 m0 m1 m1 ... m7 m7
@@ -461,25 +487,11 @@ GC_I8_ATTR HWY_INLINE void BlockQ45_K(const uint8_t* HWY_RESTRICT blk, size_t b,
 
 GC_I8_ATTR HWY_INLINE void BlockQ6_K(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
                                      size_t R, Acc* acc) {
-  const uint8_t* ql = blk;
-  const uint8_t* qh = blk + 128;
   const int8_t* s = reinterpret_cast<const int8_t*>(blk + 192);
   const float d = HalfAt(blk + 208);
   const __m256 vd = _mm256_set1_ps(d);
-  const __m256i nib = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3);
   __m256i u[8];
-  for (int h = 0; h < 2; ++h) {
-    const __m256i la = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 64 * h));
-    const __m256i lb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 64 * h + 32));
-    const __m256i hv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh + 32 * h));
-    const __m256i low[4] = {_mm256_and_si256(la, nib), _mm256_and_si256(lb, nib),
-                            _mm256_and_si256(_mm256_srli_epi16(la, 4), nib),
-                            _mm256_and_si256(_mm256_srli_epi16(lb, 4), nib)};
-    for (int sh = 0; sh < 4; ++sh) {
-      const __m256i top = _mm256_and_si256(_mm256_srli_epi16(hv, 2 * sh), two);
-      u[4 * h + sh] = _mm256_or_si256(low[sh], _mm256_slli_epi16(top, 4));
-    }
-  }
+  DecodeQ6_K(blk, u);
   const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
   for (size_t r = 0; r < R; ++r) {
     const int8_t* x = xr[r].q + b * 256;

@@ -13,8 +13,7 @@
 //   per 4 values: 32 rows x 4 bytes, Q8_0 as w + 128), so that one vpdpbusd with four bytes of x
 //   broadcast serves 16 weight rows; R rows of x x 32 weight rows per register tile, one float
 //   epilogue per block per 16 outputs.
-// Include after hwy/highway.h inside quant_int8.cc's foreach_target loop (it uses that file's
-// XRow, HalfAt, FifthBits, BlockBytes and GC_I8_ATTR).
+// Include after hwy/highway.h inside quant_int8.cc's foreach_target loop.
 
 #if defined(GEMMACPP_CPU_QUANT_INT8_VNNI_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef GEMMACPP_CPU_QUANT_INT8_VNNI_INL_H_
@@ -29,8 +28,13 @@
 #include <cstring>
 #include <vector>
 
+#include "csrc/cpu/quant_int8_blocks-inl.h"  // BlockBytes, GC_I8_ATTR
+#include "csrc/cpu/quant_int8_lanes-inl.h"   // HalfAt, FifthBits, DecodeQ45_K, DecodeQ6_K
+#include "hwy/highway.h"
+
 HWY_BEFORE_NAMESPACE();
 namespace gemmacpp::cpu::HWY_NAMESPACE {
+using int8::XRow;
 namespace vnni {
 
 constexpr bool Handles(QType t) {
@@ -140,7 +144,8 @@ GC_I8_ATTR HWY_INLINE void GemmTile(const uint8_t* HWY_RESTRICT panel, const flo
   for (size_t b = 0; b < blocks; ++b) {
     __m512i s[R][2];
     for (size_t r = 0; r < R; ++r) {
-      s[r][0] = s[r][1] = HasMin32(T) ? _mm512_setzero_si512() : _mm512_set1_epi32(xr[r].nsum8[8 * b]);
+      s[r][0] = s[r][1] =
+          HasMin32(T) ? _mm512_setzero_si512() : _mm512_set1_epi32(xr[r].nsum8[8 * b]);
     }
     const uint8_t* pb = panel + b * kPanelBlock;
     for (size_t j = 0; j < 8; ++j) {
@@ -181,7 +186,9 @@ GC_I8_ATTR HWY_INLINE void GemmTileUpTo(size_t R, const uint8_t* panel, const fl
                                         const float* mw, size_t blocks, const XRow* xr,
                                         const float* bias, size_t nc, float* out, size_t ldo) {
   if constexpr (kMax > 1) {
-    if (R < kMax) return GemmTileUpTo<T, kMax - 1>(R, panel, dw, mw, blocks, xr, bias, nc, out, ldo);
+    if (R < kMax) {
+      return GemmTileUpTo<T, kMax - 1>(R, panel, dw, mw, blocks, xr, bias, nc, out, ldo);
+    }
   }
   GemmTile<T, kMax>(panel, dw, mw, blocks, xr, bias, nc, out, ldo);
 }
@@ -527,7 +534,9 @@ GC_I8_ATTR HWY_NOINLINE void Matvec16(const uint8_t* HWY_RESTRICT w, size_t row_
     __m512 acc = _mm512_setzero_ps();
     for (size_t s = 0; s < steps; ++s) {
       __m512i a[8], lo, hi;
-      for (int i = 0; i < 8; ++i) a[i] = ReducePair(lanes[16 * s + 2 * i], lanes[16 * s + 2 * i + 1]);
+      for (int i = 0; i < 8; ++i) {
+        a[i] = ReducePair(lanes[16 * s + 2 * i], lanes[16 * s + 2 * i + 1]);
+      }
       Reduce16(a, &lo, &hi);
       const __m256i* d16 = reinterpret_cast<const __m256i*>(dh + 32 * s);
       const __m256i* m16 = reinterpret_cast<const __m256i*>(mh + 32 * s);

@@ -502,32 +502,33 @@ GC_I8_ATTR HWY_NOINLINE void Matvec16(const uint8_t* HWY_RESTRICT w, size_t row_
           if constexpr (kMin) std::memcpy(mh + 32 * b + r, blk + 2, 2);
         }
       } else {
-        for (size_t s = 0; s < steps; ++s) {
+        for (size_t s = 0; s < pairs; ++s) {
           const uint8_t* blk = row + 2 * s * bb;
-          // Ahead of the hardware prefetcher: a step reads 2 * bb bytes (more than a line).
+          // Ahead of the hardware prefetcher (one line per step: the steps are 44 to 68 bytes).
           _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetch), _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetch + 64), _MM_HINT_T0);
-          const bool two = s < pairs;
-          __m512i xq, start = _mm512_setzero_si512();
-          if (two) {
-            xq = _mm512_loadu_si512(x.q + 64 * s);
-            if constexpr (!kMin) start = _mm512_loadu_si512(x.nsum8 + 16 * s);
-            lanes[s * 16 + r] = PairLanes<T, true>(blk, xq, start);
-          } else {
-            xq = _mm512_zextsi256_si512(
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q + 64 * s)));
-            if constexpr (!kMin) {
-              start = _mm512_zextsi256_si512(
-                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.nsum8 + 16 * s)));
-            }
-            lanes[s * 16 + r] = PairLanes<T, false>(blk, xq, start);
-          }
+          const __m512i xq = _mm512_loadu_si512(x.q + 64 * s);
+          const __m512i start =
+              kMin ? _mm512_setzero_si512() : _mm512_loadu_si512(x.nsum8 + 16 * s);
+          lanes[s * 16 + r] = PairLanes<T, true>(blk, xq, start);
           std::memcpy(dh + 32 * s + r, blk, 2);
-          if (two) std::memcpy(dh + 32 * s + 16 + r, blk + bb, 2);
+          std::memcpy(dh + 32 * s + 16 + r, blk + bb, 2);
           if constexpr (kMin) {
             std::memcpy(mh + 32 * s + r, blk + 2, 2);
-            if (two) std::memcpy(mh + 32 * s + 16 + r, blk + bb + 2, 2);
+            std::memcpy(mh + 32 * s + 16 + r, blk + bb + 2, 2);
           }
+        }
+        if (pairs < steps) {  // an odd last block
+          const size_t s = pairs;
+          const uint8_t* blk = row + 2 * s * bb;
+          const __m512i xq = _mm512_zextsi256_si512(
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q + 64 * s)));
+          const __m512i start =
+              kMin ? _mm512_setzero_si512()
+                   : _mm512_zextsi256_si512(_mm256_loadu_si256(
+                         reinterpret_cast<const __m256i*>(x.nsum8 + 16 * s)));
+          lanes[s * 16 + r] = PairLanes<T, false>(blk, xq, start);
+          std::memcpy(dh + 32 * s + r, blk, 2);
+          if constexpr (kMin) std::memcpy(mh + 32 * s + r, blk + 2, 2);
         }
       }
     }

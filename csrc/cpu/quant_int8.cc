@@ -7,12 +7,12 @@
 // maddubs (AVX2, AVX-512 without VNNI) and vpdpbusd (AVX-512 VNNI, the AVX3_DL target). No
 // product overflows: u <= 63 except Q8_0 (signed values: the |w| * sign(x, w) form, or w + 128
 // with vpdpbusd's exact 32-bit sums), and |q_x| <= 127. The kernels, per target and type:
-// - quant_int8_vnni-inl.h (AVX3_DL; Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K: the 270M's
-//   types): whole-block integer sums, a 16-row matrix-vector kernel for M = 1 and a
-//   register-blocked GEMM over a packed unsigned-byte panel for M > 1;
-// - quant_int8_lanes-inl.h (AVX2, AVX3, and AVX3_DL's Q2_K, Q3_K): lanes of 4 values, each type
-//   decoded in registers, a block applied to up to four rows of x with the same operations per
-//   row; the other targets (SSE4, SCALAR, NEON, ...) expand each block into
+// - quant_int8_avx512-inl.h (AVX3_DL and AVX3; Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K, and Q8_0
+//   on AVX3_DL: the 270M's types): whole-block integer sums, a 16-row matrix-vector kernel for
+//   M = 1 and a register-blocked GEMM over a packed unsigned-byte panel for M > 1;
+// - quant_int8_lanes-inl.h (AVX2; AVX3's Q8_0, Q2_K, Q3_K; AVX3_DL's Q2_K, Q3_K): lanes of 4
+//   values, each type decoded in registers, a block applied to up to four rows of x with the same
+//   operations per row; the other targets (SSE4, SCALAR, NEON, ...) expand each block into
 //   quant_int8_blocks-inl.h's integer block first, then meet x in plain loops (auto-vectorized):
 //   correct, and several times slower (a NEON kernel with its dot-product instructions is future
 //   work).
@@ -34,7 +34,7 @@
 #include "hwy/highway.h"
 #include "csrc/cpu/quant_int8_blocks-inl.h"
 #include "csrc/cpu/quant_int8_lanes-inl.h"
-#include "csrc/cpu/quant_int8_vnni-inl.h"
+#include "csrc/cpu/quant_int8_avx512-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace gemmacpp::cpu::HWY_NAMESPACE {
@@ -91,11 +91,11 @@ GC_I8_ATTR void QuantizeRow(const float* HWY_RESTRICT x, size_t K, size_t bs,
 GC_I8_ATTR void LinearRows(QType t, const uint8_t* w, size_t row_bytes, size_t n, size_t blocks,
                            const XRow* xr, size_t M, const float* bias, float* out, size_t ldo) {
   switch (t) {
-#if GC_I8_VNNI
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 #define GC_I8_CASE(T)                                                         \
   case T:                                                                     \
-    if constexpr (vnni::Handles(T)) {                                         \
-      return vnni::Rows<T>(w, row_bytes, n, blocks, xr, M, bias, out, ldo);   \
+    if constexpr (avx512::Handles(T)) {                                         \
+      return avx512::Rows<T>(w, row_bytes, n, blocks, xr, M, bias, out, ldo);   \
     } else {                                                                  \
       return RowsOf<T>(w, row_bytes, n, blocks, xr, M, bias, out, ldo);       \
     }

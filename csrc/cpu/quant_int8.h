@@ -11,11 +11,13 @@
 //   maximum (llama.cpp maps the signed extreme to -127): the same resolution either way.
 // A weight block then contributes d_w * d_x * sum(q_w * q_x) (+ the min or offset term, through
 // the sums of q_x), the integer sums exact, the float terms added block by block in K's order:
-// - AVX3_DL, 32-value types (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1): per output one float32 chain,
-//   acc = fma(float(isum_b), d_w * d_x, acc) (then acc = fma(m_w, d_x * xsum_b, acc) for Q4_1 and
-//   Q5_1), with isum_b the block's whole integer sum (quant_int8_vnni-inl.h);
+// - AVX3_DL and AVX3: Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K (and Q8_0 on AVX3_DL): per output
+//   one float32 chain, acc = fma(float(isum_b), d_w * d_x, acc), then for the types with a min
+//   acc = fma(m_w, d_x * xsum_b, acc) (Q4_1, Q5_1) or acc = fnmadd(float(aux_b), dmin * d_x, acc)
+//   (Q4_K, Q5_K; aux_b = sum_j m_j * xsum_j), with isum_b the block's whole integer sum
+//   (quant_int8_avx512-inl.h);
 // - the other targets and types: the block's integer sums per 4 values (lanes) scaled and added
-//   lane-wise, the lanes summed at the end (quant_int8.cc).
+//   lane-wise, the lanes summed at the end (quant_int8_lanes-inl.h).
 // So row m's output depends on row m of x and the weights only: bitwise the same whatever M, the
 // other rows and the thread count (batch invariance by construction); the targets may differ.
 #pragma once

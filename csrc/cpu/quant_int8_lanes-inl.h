@@ -2,7 +2,8 @@
 // integer sums kept as lanes of 4 values, scaled and added lane-wise, the lanes summed at the end.
 // x86 (AVX2, AVX3; AVX3_DL for Q2_K, Q3_K) decodes every type in registers, 32 bytes of u at a
 // time; the other targets go through quant_int8_blocks-inl.h's integer blocks. Also the x86
-// decoding helpers that quant_int8_vnni-inl.h shares (HalfAt, FifthBits, DecodeQ45_K, DecodeQ6_K).
+// decoding helpers that quant_int8_avx512-inl.h shares (HalfAt, FifthBits, DecodeQ45_K,
+// DecodeQ6_K).
 // Include after hwy/highway.h inside quant_int8.cc's foreach_target loop.
 
 #if defined(GEMMACPP_CPU_QUANT_INT8_LANES_INL_H_) == defined(HWY_TARGET_TOGGLE)

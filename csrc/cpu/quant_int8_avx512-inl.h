@@ -1,28 +1,30 @@
-// AVX-512 VNNI (the AVX3_DL target) kernels of linear_quantized_int8 for the 32-value block types
-// (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1): every (row of x, weight row, block) pair's integer sum is formed
-// exactly, then each output runs one float32 chain over its blocks in K's order:
-//   acc = fma(float(isum_b), d_w_b * d_x_b, acc)    (+ acc = fma(m_w_b, d_x_b * xsum_b, acc) for
-//                                                      the types with a min), out = acc + bias,
+// AVX-512 kernels of linear_quantized_int8 (AVX3_DL with VNNI's vpdpbusd / vpdpwssd; AVX3 with
+// maddubs + madd in their place) for the 32-value block types (Q4_0, Q5_0, Q4_1, Q5_1, and Q8_0
+// on AVX3_DL only) and Q4_K, Q5_K, Q6_K: every (row of x, weight row, block) pair's integer sum is
+// formed exactly, then each output runs one float32 chain over its blocks in K's order:
+//   acc = fma(float(isum_b), d_w_b * d_x_b, acc)   (+ acc = fma(m_w_b, d_x_b * xsum_b, acc) for
+//   Q4_1 / Q5_1; the K-quants below), out = acc + bias,
 // where isum_b = sum(q_w * q_x) over the block (the offsets 8, 16 subtracted through xsum_b). The
 // integer sums are exact in any order, so the two kernels below may form them differently and
 // still give the same bits: a row's outputs do not depend on M, the tile or the thread count.
-// - M = 1 (decode): Matvec16 takes 16 weight rows at a time straight from the GGUF blocks, two
-//   blocks per 512-bit vpdpbusd, and reduces the 16 rows' lanes together (Reduce16): one shuffle
-//   and add per row and block instead of a float epilogue per row.
+// - M = 1 (decode): Matvec16 reads 16 weight rows, one after the other, straight from the GGUF
+//   blocks (two 32-value blocks per 512-bit product), keeps each block's lanes in L1, and reduces
+//   the 16 rows' lanes together (Reduce16): a few shuffles and adds per row and block instead of a
+//   float epilogue per row.
 // - M > 1 (prefill, scoring): Gemm packs 32 weight rows into an unsigned-byte panel (per block,
 //   per 4 values: 32 rows x 4 bytes, Q8_0 as w + 128), so that one vpdpbusd with four bytes of x
 //   broadcast serves 16 weight rows; R rows of x x 32 weight rows per register tile, one float
 //   epilogue per block per 16 outputs.
 // Include after hwy/highway.h inside quant_int8.cc's foreach_target loop.
 
-#if defined(GEMMACPP_CPU_QUANT_INT8_VNNI_INL_H_) == defined(HWY_TARGET_TOGGLE)
-#ifdef GEMMACPP_CPU_QUANT_INT8_VNNI_INL_H_
-#undef GEMMACPP_CPU_QUANT_INT8_VNNI_INL_H_
+#if defined(GEMMACPP_CPU_QUANT_INT8_AVX512_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef GEMMACPP_CPU_QUANT_INT8_AVX512_INL_H_
+#undef GEMMACPP_CPU_QUANT_INT8_AVX512_INL_H_
 #else
-#define GEMMACPP_CPU_QUANT_INT8_VNNI_INL_H_
+#define GEMMACPP_CPU_QUANT_INT8_AVX512_INL_H_
 #endif
 
-#if HWY_TARGET == HWY_AVX3_DL
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 
 #include <algorithm>
 #include <cstring>
@@ -35,11 +37,32 @@
 HWY_BEFORE_NAMESPACE();
 namespace gemmacpp::cpu::HWY_NAMESPACE {
 using int8::XRow;
-namespace vnni {
+namespace avx512 {
+
+// vpdpbusd (acc + the sums of 4 products u * x, u unsigned and x signed bytes) and vpdpwssd (acc +
+// the sums of 2 products of int16): one instruction on AVX3_DL; on AVX3 (AVX-512 without VNNI)
+// maddubs + madd, exact as long as no pair of u * x products exceeds int16, which holds for the
+// types AVX3 takes here (u <= 63; Q8_0's w + 128 would not: AVX3 leaves Q8_0 to the lane kernels).
+GC_I8_ATTR HWY_INLINE __m512i DotU8I8(__m512i acc, __m512i u, __m512i x) {
+#if GC_I8_VNNI
+  return _mm512_dpbusd_epi32(acc, u, x);
+#else
+  const __m512i pairs = _mm512_maddubs_epi16(u, x);
+  return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
+#endif
+}
+GC_I8_ATTR HWY_INLINE __m512i DotI16(__m512i acc, __m512i a, __m512i b) {
+#if GC_I8_VNNI
+  return _mm512_dpwssd_epi32(acc, a, b);
+#else
+  return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
+#endif
+}
 
 constexpr bool Handles(QType t) {
-  return t == QType::kQ8_0 || t == QType::kQ4_0 || t == QType::kQ5_0 || t == QType::kQ4_1 ||
-         t == QType::kQ5_1 || t == QType::kQ4_K || t == QType::kQ5_K || t == QType::kQ6_K;
+  return (GC_I8_VNNI && t == QType::kQ8_0) || t == QType::kQ4_0 || t == QType::kQ5_0 ||
+         t == QType::kQ4_1 || t == QType::kQ5_1 || t == QType::kQ4_K || t == QType::kQ5_K ||
+         t == QType::kQ6_K;
 }
 constexpr bool HasMin32(QType t) { return t == QType::kQ4_1 || t == QType::kQ5_1; }
 
@@ -155,8 +178,8 @@ GC_I8_ATTR HWY_INLINE void GemmTile(const uint8_t* HWY_RESTRICT panel, const flo
         int32_t xv;
         std::memcpy(&xv, xr[r].q + 32 * b + 4 * j, 4);
         const __m512i xb = _mm512_set1_epi32(xv);
-        s[r][0] = _mm512_dpbusd_epi32(s[r][0], w0, xb);
-        s[r][1] = _mm512_dpbusd_epi32(s[r][1], w1, xb);
+        s[r][0] = DotU8I8(s[r][0], w0, xb);
+        s[r][1] = DotU8I8(s[r][1], w1, xb);
       }
     }
     const __m512 d0 = _mm512_load_ps(dw + 32 * b), d1 = _mm512_load_ps(dw + 32 * b + 16);
@@ -352,8 +375,8 @@ GC_I8_ATTR HWY_INLINE void GemmTileK(const KPanel& pn, size_t blocks, const XRow
           int32_t xs;
           std::memcpy(&xs, xr[r].s16 + 16 * b + 2 * k, 4);
           const __m512i xb = _mm512_set1_epi32(xs);
-          s[r][0] = _mm512_dpwssd_epi32(s[r][0], p0, xb);
-          s[r][1] = _mm512_dpwssd_epi32(s[r][1], p1, xb);
+          s[r][0] = DotI16(s[r][0], p0, xb);
+          s[r][1] = DotI16(s[r][1], p1, xb);
         }
       }
     }
@@ -369,8 +392,8 @@ GC_I8_ATTR HWY_INLINE void GemmTileK(const KPanel& pn, size_t blocks, const XRow
           int32_t xv;
           std::memcpy(&xv, xr[r].q + 256 * b + 4 * j, 4);
           const __m512i xb = _mm512_set1_epi32(xv);
-          t[r][0] = _mm512_dpbusd_epi32(t[r][0], w0, xb);
-          t[r][1] = _mm512_dpbusd_epi32(t[r][1], w1, xb);
+          t[r][0] = DotU8I8(t[r][0], w0, xb);
+          t[r][1] = DotU8I8(t[r][1], w1, xb);
         }
       }
       const __m512i sc0 = _mm512_load_si512(pn.sc + (b * G + g) * kNr);
@@ -394,8 +417,8 @@ GC_I8_ATTR HWY_INLINE void GemmTileK(const KPanel& pn, size_t blocks, const XRow
           int32_t xs;
           std::memcpy(&xs, xr[r].s16 + 16 * b + 2 * k, 4);
           const __m512i xb = _mm512_set1_epi32(xs);
-          a0 = _mm512_dpwssd_epi32(a0, _mm512_load_si512(pn.pr + (b * 8 + k) * kNr), xb);
-          a1 = _mm512_dpwssd_epi32(a1, _mm512_load_si512(pn.pr + (b * 8 + k) * kNr + 16), xb);
+          a0 = DotI16(a0, _mm512_load_si512(pn.pr + (b * 8 + k) * kNr), xb);
+          a1 = DotI16(a1, _mm512_load_si512(pn.pr + (b * 8 + k) * kNr + 16), xb);
         }
         const __m512 dx = _mm512_set1_ps(xr[r].d[b]);
         f[r][0] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(a0), _mm512_mul_ps(m0, dx), f[r][0]);
@@ -464,7 +487,7 @@ GC_I8_ATTR HWY_INLINE __m512i PairLanes(const uint8_t* HWY_RESTRICT blk, __m512i
   __m512i u = _mm512_castsi256_si512(U32<T>(blk));
   if constexpr (kTwo) u = _mm512_inserti64x4(u, U32<T>(blk + BlockBytes(T)), 1);
   else u = _mm512_zextsi256_si512(_mm512_castsi512_si256(u));
-  return _mm512_dpbusd_epi32(start, u, xq);
+  return DotU8I8(start, u, xq);
 }
 
 // Bytes ahead of the weight stream to prefetch: ahead of the lanes' reduction too, which issues
@@ -583,9 +606,9 @@ GC_I8_ATTR HWY_INLINE void Rows(const uint8_t* w, size_t row_bytes, size_t n, si
   }
 }
 
-}  // namespace vnni
+}  // namespace avx512
 }  // namespace gemmacpp::cpu::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
 
-#endif  // HWY_TARGET == HWY_AVX3_DL
+#endif  // HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 #endif  // include guard

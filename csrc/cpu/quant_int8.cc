@@ -5,13 +5,13 @@
 // Q4_K/Q5_K; the offsets 8, 16, 4 * scale, 32 * scale of the types stored with one). The sums of
 // u * q_x are products of an unsigned and a signed byte, which is what x86 multiplies natively:
 // maddubs (AVX2, AVX-512 without VNNI) and vpdpbusd (AVX-512 VNNI, the AVX3_DL target). No
-// product overflows: u <= 63 except Q8_0 (signed values: the |w| * sign(x, w) form, or w + 128
+// product overflows: u <= 63 except Q8_0 (signed values: the |w| * sign(x, w) form, or x + 128
 // with vpdpbusd's exact 32-bit sums), and |q_x| <= 127. The kernels, per target and type:
-// - quant_int8_avx512-inl.h (AVX3_DL and AVX3; Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K, and Q8_0
-//   on AVX3_DL: the 270M's types): whole-block integer sums, a 16-row matrix-vector kernel for
+// - quant_int8_avx512-inl.h (AVX3_DL and AVX3; Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K: the
+//   270M's types but its Q8_0): whole-block integer sums, a 16-row matrix-vector kernel for
 //   M = 1 and a register-blocked GEMM over a packed unsigned-byte panel for M > 1;
-// - quant_int8_lanes-inl.h (AVX2; AVX3's Q8_0, Q2_K, Q3_K; AVX3_DL's Q2_K, Q3_K): lanes of 4
-//   values, each type decoded in registers, a block applied to up to four rows of x with the same
+// - quant_int8_lanes-inl.h (AVX2; Q8_0, Q2_K, Q3_K on AVX3 and AVX3_DL): lanes of 4
+//   values (AVX3_DL's Q8_0: two blocks per 512-bit product), each type decoded in registers, a block applied to up to four rows of x with the same
 //   operations per row; the other targets (SSE4, SCALAR, NEON, ...) expand each block into
 //   quant_int8_blocks-inl.h's integer block first, then meet x in plain loops (auto-vectorized):
 //   correct, and several times slower (a NEON kernel with its dot-product instructions is future
@@ -158,7 +158,7 @@ void linear_quantized_int8(const float* x, int64_t ldx, int64_t M, int64_t K, QT
   s16.resize(size_t(M * (K / 16)));
   rows.resize(size_t(M));
   const int32_t offset =
-      t == QType::kQ8_0 ? 128 : t == QType::kQ4_0 ? 8 : t == QType::kQ5_0 ? 16 : 0;
+      t == QType::kQ4_0 ? 8 : t == QType::kQ5_0 ? 16 : 0;
   const auto quantize = [&](int64_t m0, int64_t len) {
     for (int64_t m = m0; m < m0 + len; ++m) {
       int8::XRow& r = rows[size_t(m)];

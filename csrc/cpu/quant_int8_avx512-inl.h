@@ -1,6 +1,6 @@
 // AVX-512 kernels of linear_quantized_int8 (AVX3_DL with VNNI's vpdpbusd / vpdpwssd; AVX3 with
-// maddubs + madd in their place) for the 32-value block types (Q4_0, Q5_0, Q4_1, Q5_1, and Q8_0
-// on AVX3_DL only) and Q4_K, Q5_K, Q6_K: every (row of x, weight row, block) pair's integer sum is
+// maddubs + madd in their place) for the 32-value block types Q4_0, Q5_0, Q4_1, Q5_1 and
+// for Q4_K, Q5_K, Q6_K (Q8_0 stays on the lane kernels: see quant_int8_lanes-inl.h's PairQ8_0): every (row of x, weight row, block) pair's integer sum is
 // formed exactly, then each output runs one float32 chain over its blocks in K's order:
 //   acc = fma(float(isum_b), d_w_b * d_x_b, acc)   (+ acc = fma(m_w_b, d_x_b * xsum_b, acc) for
 //   Q4_1 / Q5_1; the K-quants below), out = acc + bias,
@@ -12,7 +12,7 @@
 //   the 16 rows' lanes together (Reduce16): a few shuffles and adds per row and block instead of a
 //   float epilogue per row.
 // - M > 1 (prefill, scoring): Gemm packs 32 weight rows into an unsigned-byte panel (per block,
-//   per 4 values: 32 rows x 4 bytes, Q8_0 as w + 128), so that one vpdpbusd with four bytes of x
+//   per 4 values: 32 rows x 4 bytes), so that one vpdpbusd with four bytes of x
 //   broadcast serves 16 weight rows; R rows of x x 32 weight rows per register tile, one float
 //   epilogue per block per 16 outputs.
 // Include after hwy/highway.h inside quant_int8.cc's foreach_target loop.
@@ -42,7 +42,7 @@ namespace avx512 {
 // vpdpbusd (acc + the sums of 4 products u * x, u unsigned and x signed bytes) and vpdpwssd (acc +
 // the sums of 2 products of int16): one instruction on AVX3_DL; on AVX3 (AVX-512 without VNNI)
 // maddubs + madd, exact as long as no pair of u * x products exceeds int16, which holds for the
-// types AVX3 takes here (u <= 63; Q8_0's w + 128 would not: AVX3 leaves Q8_0 to the lane kernels).
+// types AVX3 takes here (u <= 63).
 GC_I8_ATTR HWY_INLINE __m512i DotU8I8(__m512i acc, __m512i u, __m512i x) {
 #if GC_I8_VNNI
   return _mm512_dpbusd_epi32(acc, u, x);
@@ -60,36 +60,30 @@ GC_I8_ATTR HWY_INLINE __m512i DotI16(__m512i acc, __m512i a, __m512i b) {
 }
 
 constexpr bool Handles(QType t) {
-  return (GC_I8_VNNI && t == QType::kQ8_0) || t == QType::kQ4_0 || t == QType::kQ5_0 ||
+  return t == QType::kQ4_0 || t == QType::kQ5_0 ||
          t == QType::kQ4_1 || t == QType::kQ5_1 || t == QType::kQ4_K || t == QType::kQ5_K ||
          t == QType::kQ6_K;
 }
 constexpr bool HasMin32(QType t) { return t == QType::kQ4_1 || t == QType::kQ5_1; }
 
-// The block's 32 values as unsigned bytes in value order: Q8_0's w + 128, the 4/5-bit values as
-// stored (their offset 8 or 16 is taken off through the x sums: XRow::nsum8, whose first lane per
-// block is -offset * xsum_b, with offset 128 for Q8_0).
+// The block's 32 values as unsigned bytes in value order, as stored (the offset 8 or 16 is taken
+// off through the x sums: XRow::nsum8, whose first lane per block is -offset * xsum_b).
 template <QType T>
 GC_I8_ATTR HWY_INLINE __m256i U32(const uint8_t* HWY_RESTRICT blk) {
-  if constexpr (T == QType::kQ8_0) {
-    return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)),
-                            _mm256_set1_epi8(char(0x80)));
-  } else {
-    constexpr bool kMin = HasMin32(T);
-    constexpr bool kFive = T == QType::kQ5_0 || T == QType::kQ5_1;
-    constexpr size_t kQh = kMin ? 4 : 2;
-    const __m128i q16 =
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kQh + (kFive ? 4 : 0)));
-    const __m128i nib = _mm_set1_epi8(0xF);
-    __m256i u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q16, 4), nib),
-                                 _mm_and_si128(q16, nib));
-    if constexpr (kFive) {
-      uint32_t qh;
-      std::memcpy(&qh, blk + kQh, 4);
-      u = _mm256_or_si256(u, FifthBits(qh));
-    }
-    return u;
+  constexpr bool kMin = HasMin32(T);
+  constexpr bool kFive = T == QType::kQ5_0 || T == QType::kQ5_1;
+  constexpr size_t kQh = kMin ? 4 : 2;
+  const __m128i q16 =
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kQh + (kFive ? 4 : 0)));
+  const __m128i nib = _mm_set1_epi8(0xF);
+  __m256i u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q16, 4), nib),
+                               _mm_and_si128(q16, nib));
+  if constexpr (kFive) {
+    uint32_t qh;
+    std::memcpy(&qh, blk + kQh, 4);
+    u = _mm256_or_si256(u, FifthBits(qh));
   }
+  return u;
 }
 
 // Lanes 0-7 of p[r] summed into lane r of *lo, lanes 8-15 into lane r of *hi (r < 16): the two

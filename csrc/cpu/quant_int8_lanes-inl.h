@@ -42,7 +42,10 @@ GC_I8_ATTR HWY_INLINE __m256i DotBytes(__m256i u, __m256i x) {
 
 #endif
 
-constexpr size_t kRowsPerPass = 4;
+// Rows of x per pass over a weight block: 8 for AVX3_DL's two-block Q8_0 kernel (one 512-bit sum
+// per row, in 32 registers), else 4 (16 rows spilled their sums; 8 rows of the 256-bit kernels lost
+// to 4, measured on a busy machine).
+constexpr size_t RowsPerPass(QType t) { return GC_I8_VNNI && t == QType::kQ8_0 ? 8 : 4; }
 
 // A row's running sums: float32 lanes (x86) and a scalar, each twice (even and odd blocks: two
 // independent chains of additions, half the latency per block), added in one fixed order at the
@@ -50,6 +53,9 @@ constexpr size_t kRowsPerPass = 4;
 struct Acc {
 #if GC_I8_X86
   __m256 v[2];
+#endif
+#if GC_I8_VNNI
+  __m512 pairs;  // the two-block Q8_0 kernel's lanes
 #endif
   float s[2];
 };
@@ -305,6 +311,38 @@ GC_I8_ATTR HWY_INLINE void BlockQ23_K(const uint8_t* HWY_RESTRICT blk, size_t b,
   }
 }
 
+#if GC_I8_VNNI
+// AVX-512 VNNI, Q8_0: two 32-value blocks (b, b + 1) per 512-bit vector, values in order. The head
+// of the default model is Q8_0 and a decode step's largest read: these lanes stream it faster than
+// the whole-block kernels (quant_int8_avx512-inl.h), whose per-row block scales cost more than
+// one broadcast per pair here. vpdpbusd has no 512-bit sign trick, so it multiplies x + 128
+// (unsigned) with the signed weights, starting from -128 * (the lanes' sums of w), which one more
+// vpdpbusd per weight block gives.
+
+GC_I8_ATTR HWY_INLINE __m512 PairHalves(const uint8_t* a, const uint8_t* b) {  // [d_A x 8, d_B x 8]
+  return _mm512_insertf32x8(_mm512_set1_ps(HalfAt(a)), _mm256_set1_ps(HalfAt(b)), 1);
+}
+
+GC_I8_ATTR HWY_INLINE void PairQ8_0(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
+                                    size_t R, Acc* acc) {
+  const uint8_t* blk2 = blk + 34;
+  const __m512 vdw = PairHalves(blk, blk2);
+  const __m512i w = _mm512_inserti64x4(
+      _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2))),
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk2 + 2)), 1);
+  const __m512i wsum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), w);
+  const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(wsum, 7));
+  const __m512i flip = _mm512_set1_epi8(char(0x80));
+  for (size_t r = 0; r < R; ++r) {
+    const __m512i xu = _mm512_xor_si512(_mm512_loadu_si512(xr[r].q + b * 32), flip);  // x + 128
+    const __m512i p = _mm512_dpbusd_epi32(start, xu, w);
+    // [d_A x 8, d_B x 8] * [d_xA x 8, d_xB x 8]
+    const __m512 scale = _mm512_mul_ps(vdw, _mm512_loadu_ps(xr[r].d8 + 8 * b));
+    acc[r].pairs = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale, acc[r].pairs);
+  }
+}
+#endif  // GC_I8_VNNI
+
 #endif  // GC_I8_X86
 
 template <QType T>
@@ -337,12 +375,26 @@ GC_I8_ATTR HWY_INLINE void RowGroup(const uint8_t* HWY_RESTRICT row, size_t bloc
 #if GC_I8_X86
     a.v[0] = a.v[1] = _mm256_setzero_ps();
 #endif
+#if GC_I8_VNNI
+    a.pairs = _mm512_setzero_ps();
+#endif
     a.s[0] = a.s[1] = 0.0f;
   }
   size_t b = 0;
+#if GC_I8_VNNI
+  if constexpr (T == QType::kQ8_0) {
+    for (; b + 2 <= blocks; b += 2) PairQ8_0(row + b * bb, b, xr, R, acc);
+  }
+#endif
   for (; b < blocks; ++b) Block<T>(row + b * bb, b, xr, R, acc);
   for (size_t r = 0; r < R; ++r) {
-#if GC_I8_X86
+#if GC_I8_VNNI
+    const __m256 lanes = _mm256_add_ps(
+        _mm256_add_ps(acc[r].v[0], acc[r].v[1]),
+        _mm256_add_ps(_mm512_castps512_ps256(acc[r].pairs),
+                      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r].pairs), 1))));
+    const float sum = HSumF(lanes) + (acc[r].s[0] + acc[r].s[1]);
+#elif GC_I8_X86
     const float sum = HSumF(_mm256_add_ps(acc[r].v[0], acc[r].v[1])) + (acc[r].s[0] + acc[r].s[1]);
 #else
     const float sum = acc[r].s[0] + acc[r].s[1];
@@ -361,12 +413,12 @@ GC_I8_ATTR HWY_INLINE void RowGroupUpTo(size_t R, const uint8_t* HWY_RESTRICT ro
   RowGroup<T, kMax>(row, blocks, xr, bias, out, ldo);
 }
 
-// n weight rows (w: the first, row_bytes apart) against the M rows of x, kRowsPerPass at a time.
+// n weight rows (w: the first, row_bytes apart) against the M rows of x, RowsPerPass(T) at a time.
 template <QType T>
 GC_I8_ATTR HWY_INLINE void RowsOf(const uint8_t* HWY_RESTRICT w, size_t row_bytes, size_t n,
                                   size_t blocks, const XRow* xr, size_t M, const float* bias,
                                   float* out, size_t ldo) {
-  constexpr size_t kRows = kRowsPerPass;
+  constexpr size_t kRows = RowsPerPass(T);
   for (size_t m0 = 0; m0 < M; m0 += kRows) {
     const size_t R = std::min(kRows, M - m0);
     for (size_t i = 0; i < n; ++i) {

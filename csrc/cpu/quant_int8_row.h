@@ -13,8 +13,8 @@ struct XRow {
   const float* ds;  // 32-value blocks: d * (the block's sum of q), for the mins and offsets
   const float* d8;  // 32-value blocks: d eight times (a vector load of two blocks' scales)
   // 32-value blocks: -offset * (the block's sum of q), then seven zeros, where offset is what the
-  // kernels subtract from the weights' unsigned values (8 for Q4_0, 16 for Q5_0, 128 for Q8_0 on
-  // AVX3_DL, which multiplies w + 128; else 0: unused).
+  // kernels subtract from the weights' unsigned values (8 for Q4_0, 16 for Q5_0; else 0:
+  // unused).
   const int32_t* nsum8;
 };
 }  // namespace gemmacpp::cpu::int8

@@ -1,17 +1,22 @@
-// linear_quantized_int8 (arithmetic in quant_int8.h). Every weight block becomes integers: its
-// values in unsigned form u (or int8 for Q8_0), a scale per group of 16 or 32 values, and a
-// multiplier per group of the group's sum of q_x (the mins of Q4_1/Q5_1/Q2_K/Q4_K/Q5_K; the
-// offsets 8, 16, 4 * scale, 32 * scale of the types stored with one). The sums of u * q_x are
-// products of an unsigned and a signed byte, which is what x86 multiplies natively: maddubs (AVX2,
-// AVX-512 without VNNI) and vpdpbusd (AVX-512 VNNI, the AVX3_DL target). No product overflows:
-// u <= 63 except Q8_0, whose signed values take the |w| * sign(x, w) form, and |q_x| <= 127.
-// - x86 (AVX2, AVX3, AVX3_DL): every type is decoded in registers, 32 bytes of u at a time;
-//   AVX3_DL takes Q8_0, Q4_0 and Q5_0 (the 270M's types by bytes) two blocks per 512-bit vector.
-// - other targets (SSE4, SCALAR, NEON, ...): every type is expanded to a 256-byte integer block
-//   first, then meets x in plain loops (auto-vectorized): correct, and several times slower
-//   than the x86 kernels (a NEON kernel with its dot-product instructions is future work).
-// A block is decoded once and applied to up to four rows of x with the same operations per row;
-// its integer sums are exact, so row m's float32 terms are the same numbers whatever M.
+// linear_quantized_int8 (arithmetic in quant_int8.h): x rounded to int8 row by row (QuantizeRow),
+// then the weight rows split into tasks (gemm_tiling.h) that run LinearRows. Every weight block
+// becomes integers: its values in unsigned form u (or int8 for Q8_0), a scale per group of 16 or
+// 32 values, and a multiplier per group of the group's sum of q_x (the mins of Q4_1/Q5_1/Q2_K/
+// Q4_K/Q5_K; the offsets 8, 16, 4 * scale, 32 * scale of the types stored with one). The sums of
+// u * q_x are products of an unsigned and a signed byte, which is what x86 multiplies natively:
+// maddubs (AVX2, AVX-512 without VNNI) and vpdpbusd (AVX-512 VNNI, the AVX3_DL target). No
+// product overflows: u <= 63 except Q8_0 (signed values: the |w| * sign(x, w) form, or x + 128
+// with vpdpbusd's exact 32-bit sums), and |q_x| <= 127. The kernels, per target and type:
+// - quant_int8_avx512-inl.h (AVX3_DL and AVX3; Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K: the
+//   270M's types but its Q8_0): whole-block integer sums, a 16-row matrix-vector kernel for
+//   M = 1 and a register-blocked GEMM over a packed unsigned-byte panel for M > 1;
+// - quant_int8_lanes-inl.h (AVX2; Q8_0, Q2_K, Q3_K on AVX3 and AVX3_DL): lanes of 4
+//   values (AVX3_DL's Q8_0: two blocks per 512-bit product), each type decoded in registers, a block applied to up to four rows of x with the same
+//   operations per row; the other targets (SSE4, SCALAR, NEON, ...) expand each block into
+//   quant_int8_blocks-inl.h's integer block first, then meet x in plain loops (auto-vectorized):
+//   correct, and several times slower (a NEON kernel with its dot-product instructions is future
+//   work).
+// Integer sums are exact, so row m's float32 terms are the same numbers whatever M.
 #include "csrc/cpu/quant_int8.h"
 
 #include <algorithm>
@@ -21,52 +26,20 @@
 
 #include "csrc/core/threads.h"
 #include "csrc/cpu/gemm_tiling.h"
-
-#ifndef GEMMACPP_CPU_QUANT_INT8_ROW_
-#define GEMMACPP_CPU_QUANT_INT8_ROW_
-namespace gemmacpp::cpu::int8 {
-// One row of x rounded to int8: K values, one scale per activation block, one sum per 16 values.
-struct XRow {
-  const int8_t* q;
-  const float* d;
-  const int16_t* s16;
-  const float* ds;  // 32-value blocks: d * (the block's sum of q), for the mins and offsets
-  const float* d8;  // 32-value blocks: d eight times (a vector load of two blocks' scales)
-  // 32-value blocks: -offset * (the block's sum of q), then seven zeros, where offset is what the
-  // weight type subtracts from its stored values (8 for Q4_0, 16 for Q5_0, else 0: unused).
-  const int32_t* nsum8;
-};
-}  // namespace gemmacpp::cpu::int8
-#endif
+#include "csrc/cpu/quant_int8_row.h"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "csrc/cpu/quant_int8.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+#include "csrc/cpu/quant_int8_blocks-inl.h"
+#include "csrc/cpu/quant_int8_lanes-inl.h"
+#include "csrc/cpu/quant_int8_avx512-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace gemmacpp::cpu::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 using int8::XRow;
-
-#undef GC_I8_X86
-#undef GC_I8_VNNI
-#undef GC_I8_ATTR
-#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-#define GC_I8_X86 1
-#else
-#define GC_I8_X86 0
-#endif
-// Highway 1.0.3 compiles AVX3_DL with the VEX AVX-VNNI extension, which Ice Lake and Zen 4 lack;
-// its run-time check asks for AVX512-VNNI, whose EVEX vpdpbusd these functions use, so they add
-// that extension to the target's own list.
-#if HWY_TARGET == HWY_AVX3_DL
-#define GC_I8_VNNI 1
-#define GC_I8_ATTR __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
-#else
-#define GC_I8_VNNI 0
-#define GC_I8_ATTR
-#endif
 
 // ---- x to int8 ----------------------------------------------------------------------------------
 
@@ -79,8 +52,8 @@ GC_I8_ATTR void QuantizeRow(const float* HWY_RESTRICT x, size_t K, size_t bs,
                             int32_t offset) {
   const hn::ScalableTag<float> df;
   const hn::RebindToSigned<decltype(df)> di;
+  const hn::Rebind<int8_t, decltype(df)> d8t;
   const size_t L = hn::Lanes(df);
-  HWY_ALIGN int32_t v[256 + 64];
   for (size_t b0 = 0; b0 < K; b0 += bs) {
     auto vmax = hn::Zero(df), probe = hn::Zero(df);
     for (size_t i = 0; i < bs; i += L) {
@@ -93,18 +66,19 @@ GC_I8_ATTR void QuantizeRow(const float* HWY_RESTRICT x, size_t K, size_t bs,
     const float id = finite && amax > 0.0f ? 127.0f / amax : 0.0f;
     d[b0 / bs] = finite ? amax / 127.0f : std::numeric_limits<float>::quiet_NaN();
     const auto vid = hn::Set(df, id);
-    for (size_t i = 0; i < bs; i += L) {
-      const auto r = hn::Round(hn::Mul(hn::LoadU(df, x + b0 + i), vid));
-      hn::Store(hn::ConvertTo(di, r), di, v + i);
-    }
+    // Rounded, clamped to [-127, 127], narrowed and summed per 16 in vectors (L <= 16 on every
+    // compiled target). A non-finite block's values are whatever the clamp makes of NaN: its
+    // outputs are NaN through d.
+    const auto lo = hn::Set(df, -127.0f), hi = hn::Set(df, 127.0f);
     for (size_t g = 0; g < bs; g += 16) {
-      int32_t s = 0;
-      for (size_t i = g; i < g + 16; ++i) {
-        const int32_t c = std::clamp(v[i], -127, 127);
-        q[b0 + i] = int8_t(c);
-        s += c;
+      auto sum = hn::Zero(di);
+      for (size_t i = g; i < g + 16; i += L) {
+        const auto r = hn::Round(hn::Mul(hn::LoadU(df, x + b0 + i), vid));
+        const auto c = hn::ConvertTo(di, hn::Min(hn::Max(r, lo), hi));
+        sum = hn::Add(sum, c);
+        hn::StoreU(hn::DemoteTo(d8t, c), d8t, q + b0 + i);
       }
-      s16[(b0 + g) / 16] = int16_t(s);
+      s16[(b0 + g) / 16] = int16_t(hn::GetLane(hn::SumOfLanes(di, sum)));
     }
     if (bs == 32) {
       ds[b0 / 32] = d[b0 / 32] * float(int32_t(s16[b0 / 16]) + s16[b0 / 16 + 1]);
@@ -115,621 +89,21 @@ GC_I8_ATTR void QuantizeRow(const float* HWY_RESTRICT x, size_t K, size_t bs,
   }
 }
 
-// ---- weight blocks as integers (every target) ----------------------------------------------------
-
-// One weight block: u (unsigned values; Q8_0's int8 bits), per group a scale sc and a multiplier
-// mn of the group's sum of q_x. The block contributes d * d_x * isum + m * d_x * aux, where
-// isum = sum_g sc_g * sum(u q_x) (minus aux for the types with an offset, whose m is 0) and
-// aux = sum_g mn_g * xsum_g.
-struct IntBlock {
-  alignas(32) uint8_t u[256];
-  int32_t sc[16];
-  int32_t mn[16];
-  float d, m;
-};
-
-constexpr bool IsKQuant(QType t) {
-  return t == QType::kQ2_K || t == QType::kQ3_K || t == QType::kQ4_K || t == QType::kQ5_K ||
-         t == QType::kQ6_K;
-}
-constexpr int BlockValues(QType t) { return IsKQuant(t) ? 256 : 32; }
-constexpr int BlockBytes(QType t) {  // as qtype_info (csrc/core/qtype.h), at compile time
-  switch (t) {
-    case QType::kQ8_0: return 34;
-    case QType::kQ4_0: return 18;
-    case QType::kQ4_1: return 20;
-    case QType::kQ5_0: return 22;
-    case QType::kQ5_1: return 24;
-    case QType::kQ2_K: return 84;
-    case QType::kQ3_K: return 110;
-    case QType::kQ4_K: return 144;
-    case QType::kQ5_K: return 176;
-    case QType::kQ6_K: return 210;
-  }
-  return 1;
-}
-
-// Group length (16 or 32) and whether aux is folded into isum, per type.
-constexpr int GroupLen(QType t) {
-  return t == QType::kQ2_K || t == QType::kQ3_K || t == QType::kQ6_K ? 16 : 32;
-}
-constexpr bool HasMin(QType t) {
-  return t == QType::kQ4_1 || t == QType::kQ5_1 || t == QType::kQ2_K || t == QType::kQ4_K ||
-         t == QType::kQ5_K;
-}
-
-template <QType T>
-HWY_INLINE void DecodeBlock(const uint8_t* HWY_RESTRICT b, IntBlock& o) {
-  if constexpr (T == QType::kQ8_0) {
-    o.d = quant::half_at(b);
-    o.m = 0.0f;
-    std::memcpy(o.u, b + 2, 32);
-    o.sc[0] = 1;
-    o.mn[0] = 0;
-  } else if constexpr (T == QType::kQ4_0 || T == QType::kQ4_1 || T == QType::kQ5_0 ||
-                       T == QType::kQ5_1) {
-    constexpr bool kMin = T == QType::kQ4_1 || T == QType::kQ5_1;
-    constexpr bool kFive = T == QType::kQ5_0 || T == QType::kQ5_1;
-    o.d = quant::half_at(b);
-    o.m = kMin ? quant::half_at(b + 2) : 0.0f;
-    const uint8_t* p = b + (kMin ? 4 : 2);
-    uint32_t qh = 0;
-    if (kFive) std::memcpy(&qh, p, 4);
-    const uint8_t* q = p + (kFive ? 4 : 0);
-    for (int i = 0; i < 16; ++i) {
-      o.u[i] = uint8_t((q[i] & 0xF) | (kFive ? ((qh >> i) & 1) << 4 : 0));
-      o.u[16 + i] = uint8_t((q[i] >> 4) | (kFive ? ((qh >> (16 + i)) & 1) << 4 : 0));
-    }
-    o.sc[0] = 1;
-    o.mn[0] = kMin ? 1 : (kFive ? 16 : 8);
-  } else if constexpr (T == QType::kQ2_K) {
-    const uint8_t* s = b;
-    const uint8_t* q = b + 16;
-    o.d = quant::half_at(b + 80);
-    o.m = -quant::half_at(b + 82);
-    for (int h = 0; h < 2; ++h)
-      for (int sh = 0; sh < 4; ++sh)
-        for (int g = 0; g < 2; ++g) {
-          const int grp = 8 * h + 2 * sh + g;
-          for (int i = 0; i < 16; ++i) o.u[16 * grp + i] = (q[32 * h + 16 * g + i] >> (2 * sh)) & 3;
-          o.sc[grp] = s[grp] & 0xF;
-          o.mn[grp] = s[grp] >> 4;
-        }
-  } else if constexpr (T == QType::kQ3_K) {
-    const uint8_t* hm = b;
-    const uint8_t* q = b + 32;
-    o.d = quant::half_at(b + 108);
-    o.m = 0.0f;
-    for (int h = 0; h < 2; ++h)
-      for (int sh = 0; sh < 4; ++sh)
-        for (int g = 0; g < 2; ++g) {
-          const int grp = 8 * h + 2 * sh + g, bit = 4 * h + sh;
-          // value + 4: the low two bits, plus 4 where the hmask bit is set
-          for (int i = 0; i < 16; ++i)
-            o.u[16 * grp + i] = uint8_t(((q[32 * h + 16 * g + i] >> (2 * sh)) & 3) |
-                                        (((hm[16 * g + i] >> bit) & 1) << 2));
-          o.sc[grp] = quant::q3k_scale(b + 96, grp);
-          o.mn[grp] = 4 * o.sc[grp];
-        }
-  } else if constexpr (T == QType::kQ4_K || T == QType::kQ5_K) {
-    constexpr bool kFive = T == QType::kQ5_K;
-    o.d = quant::half_at(b);
-    o.m = -quant::half_at(b + 2);
-    const uint8_t* qh = b + 16;
-    const uint8_t* q = b + (kFive ? 48 : 16);
-    for (int j = 0; j < 8; ++j) {
-      uint8_t s, mn;
-      quant::kquant_scale_min(b + 4, j, &s, &mn);
-      o.sc[j] = s;
-      o.mn[j] = mn;
-      const uint8_t* qj = q + 32 * (j / 2);
-      for (int i = 0; i < 32; ++i) {
-        int v = (j & 1) ? (qj[i] >> 4) : (qj[i] & 0xF);
-        if (kFive) v |= ((qh[i] >> j) & 1) << 4;
-        o.u[32 * j + i] = uint8_t(v);
-      }
-    }
-  } else {  // Q6_K
-    const uint8_t* ql = b;
-    const uint8_t* qh = b + 128;
-    const int8_t* s = reinterpret_cast<const int8_t*>(b + 192);
-    o.d = quant::half_at(b + 208);
-    o.m = 0.0f;
-    for (int h = 0; h < 2; ++h)
-      for (int sh = 0; sh < 4; ++sh)
-        for (int g = 0; g < 2; ++g) {
-          const int grp = 8 * h + 2 * sh + g;
-          const uint8_t* lg = ql + 64 * h + 32 * (sh & 1) + 16 * g;
-          const uint8_t* hg = qh + 32 * h + 16 * g;
-          for (int i = 0; i < 16; ++i)
-            o.u[16 * grp + i] = uint8_t(((lg[i] >> (4 * (sh >> 1))) & 0xF) |
-                                        (((hg[i] >> (2 * sh)) & 3) << 4));
-          o.sc[grp] = s[grp];
-          o.mn[grp] = 32 * s[grp];
-        }
-  }
-}
-
-#if GC_I8_X86
-GC_I8_ATTR HWY_INLINE int32_t HSum(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-  return _mm_cvtsi128_si32(s);
-}
-
-// Lane sums of u * x (u unsigned, x signed bytes), four products per 32-bit lane.
-GC_I8_ATTR HWY_INLINE __m256i DotBytes(__m256i u, __m256i x) {
-#if GC_I8_VNNI
-  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, x);
-#else
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
-#endif
-}
-
-#endif
-
-// sum_g sc_g * sum_{i in g} u_i q_i over bv values in groups of glen (Q8_0: signed u). The
-// portable targets' path (x86 decodes every type in registers, below).
-template <QType T>
-GC_I8_ATTR HWY_INLINE int32_t ScaledDot(const IntBlock& o, const int8_t* HWY_RESTRICT xq) {
-  constexpr int bv = BlockValues(T), glen = GroupLen(T);
-  int32_t total = 0;
-  for (int g = 0; g < bv / glen; ++g) {
-    int32_t s = 0;
-    if constexpr (T == QType::kQ8_0) {
-      for (int i = 0; i < glen; ++i) s += int32_t(int8_t(o.u[i])) * int32_t(xq[i]);
-    } else {
-      for (int i = g * glen; i < (g + 1) * glen; ++i) s += int32_t(o.u[i]) * int32_t(xq[i]);
-    }
-    total += o.sc[g] * s;
-  }
-  return total;
-}
-
-// The sums of q_x over block b's groups (glen 16 or 32), weighted by mn.
-template <QType T>
-HWY_INLINE int32_t Aux(const int32_t* mn, const int16_t* HWY_RESTRICT s16) {
-  constexpr int bv = BlockValues(T), glen = GroupLen(T);
-  int32_t aux = 0;
-  for (int g = 0; g < bv / glen; ++g) {
-    const int32_t xs = glen == 16 ? s16[g] : s16[2 * g] + s16[2 * g + 1];
-    aux += mn[g] * xs;
-  }
-  return aux;
-}
-
-// The float32 terms of one block for one row, in a fixed order.
-template <QType T>
-HWY_INLINE void AddBlock(float& acc, float d, float m, float dx, int32_t isum, int32_t aux) {
-  if constexpr (HasMin(T)) {
-    acc += (d * dx) * float(isum);
-    acc += (m * dx) * float(aux);
-  } else {
-    acc += (d * dx) * float(isum - aux);
-  }
-}
-
-// Rows of x per pass over a weight block: 8 for AVX3_DL's two-block kernels (one 512-bit sum per
-// row, in 32 registers), else 4. Measured on a busy machine: 16 rows were slower for those (their
-// sums spilled), and 8 rows of the 256-bit K-quant kernels (two sums per row, eight decoded
-// vectors) lost to AVX3's 4 at M = 8 and 512.
-constexpr size_t RowsPerPass(QType t) {
-  return GC_I8_VNNI && (t == QType::kQ8_0 || t == QType::kQ4_0 || t == QType::kQ5_0) ? 8 : 4;
-}
-
-// A row's running sums: float32 lanes (x86) and a scalar, each twice (even and odd blocks: two
-// independent chains of additions, half the latency per block), added in one fixed order at the
-// end.
-struct Acc {
-#if GC_I8_X86
-  __m256 v[2];
-#endif
-#if GC_I8_VNNI
-  __m512 pairs;  // the two-block kernels' lanes
-#endif
-  float s[2];
-};
-
-// Block b of a weight row against rows xr[0 .. R), through the integer block.
-template <QType T>
-GC_I8_ATTR HWY_INLINE void BlockGeneric(const uint8_t* HWY_RESTRICT blk, size_t b,
-                                        const XRow* xr, size_t R, Acc* acc) {
-  constexpr size_t bv = BlockValues(T);
-  IntBlock o;
-  DecodeBlock<T>(blk, o);
-  for (size_t r = 0; r < R; ++r) {
-    const int32_t isum = ScaledDot<T>(o, xr[r].q + b * bv);
-    const int32_t aux = T == QType::kQ8_0 ? 0 : Aux<T>(o.mn, xr[r].s16 + b * bv / 16);
-    AddBlock<T>(acc[r].s[b & 1], o.d, o.m, xr[r].d[b], isum, aux);
-  }
-}
-
-#if GC_I8_X86
-// ---- x86: the default model's types decoded in registers ---------------------------------------
-
-// Byte j = 16 where bit j of qh is set, else 0 (the 5-bit types' fifth bit): each byte gets the
-// qh byte holding its bit, ORed with a mask that has every bit but that one set.
-GC_I8_ATTR HWY_INLINE __m256i FifthBits(uint32_t qh) {
-  const __m256i which = _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL,
-                                           0x0303030303030303LL);
-  __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(int32_t(qh)), which);
-  v = _mm256_or_si256(v, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfeLL));
-  return _mm256_and_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi64x(-1)), _mm256_set1_epi8(16));
-}
-
-GC_I8_ATTR HWY_INLINE float HalfAt(const uint8_t* p) {  // F16C: one instruction
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return _cvtsh_ss(h);
-}
-
-GC_I8_ATTR HWY_INLINE float HSumF(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-// a.v += float(p) * (d_w * d_x): the block's integer lanes scaled, no horizontal sum per block.
-GC_I8_ATTR HWY_INLINE void AddLanes(__m256& v, __m256i p, __m256 vd, const float* dx) {
-  v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(vd, _mm256_broadcast_ss(dx)), v);
-}
-
-GC_I8_ATTR HWY_INLINE void BlockQ8_0(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
-                                     size_t R, Acc* acc) {
-  const __m256 vd = _mm256_set1_ps(HalfAt(blk));
-  const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
-  const __m256i aw = _mm256_sign_epi8(w, w);
-  for (size_t r = 0; r < R; ++r) {
-    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[r].q + b * 32));
-    AddLanes(acc[r].v[b & 1], DotBytes(aw, _mm256_sign_epi8(x, w)), vd, xr[r].d + b);
-  }
-}
-
-// Q4_0, Q5_0 (kMin false: the offset 8 or 16) and Q4_1, Q5_1 (a min m: + m * d_x * sum(q_x)).
-template <bool kFive, bool kMin = false>
-GC_I8_ATTR HWY_INLINE void BlockQ4Q5_0(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
-                                       size_t R, Acc* acc) {
-  const float d = HalfAt(blk);
-  const __m256 vd = _mm256_set1_ps(d);
-  constexpr size_t kQh = kMin ? 4 : 2;
-  const uint8_t* q = blk + kQh + (kFive ? 4 : 0);
-  const __m128i q16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
-  const __m128i lo = _mm_and_si128(q16, _mm_set1_epi8(0xF));
-  const __m128i hi = _mm_and_si128(_mm_srli_epi16(q16, 4), _mm_set1_epi8(0xF));
-  __m256i u = _mm256_set_m128i(hi, lo);
-  if (kFive) {
-    uint32_t qh;
-    std::memcpy(&qh, blk + kQh, 4);
-    u = _mm256_or_si256(u, FifthBits(qh));
-  }
-  if constexpr (kMin) {
-    const float m = HalfAt(blk + 2);
-    for (size_t r = 0; r < R; ++r) {
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[r].q + b * 32));
-      AddLanes(acc[r].v[b & 1], DotBytes(u, x), vd, xr[r].d + b);
-      acc[r].s[b & 1] += m * xr[r].ds[b];
-    }
-    return;
-  }
-  // The offset -8 or -16 of every value: -(sum of q_x) * 8 or 16 added to the first lane.
-  for (size_t r = 0; r < R; ++r) {
-    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[r].q + b * 32));
-    const __m256i off = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[r].nsum8 + 8 * b));
-    AddLanes(acc[r].v[b & 1], _mm256_add_epi32(DotBytes(u, x), off), vd, xr[r].d + b);
-  }
-}
-
-template <bool kFive>
-GC_I8_ATTR HWY_INLINE void BlockQ45_K(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
-                                      size_t R, Acc* acc) {
-  const float d = HalfAt(blk), dmin = HalfAt(blk + 2);
-  const __m256 vd = _mm256_set1_ps(d);
-  uint64_t scales, mins;
-  quant::kquant_scales_mins(blk + 4, &scales, &mins);
-  const uint8_t* q = blk + (kFive ? 48 : 16);
-  const __m256i nib = _mm256_set1_epi8(0xF);
-  __m256i u[8];
-  for (int p = 0; p < 4; ++p) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * p));
-    u[2 * p] = _mm256_and_si256(v, nib);
-    u[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
-  }
-  if constexpr (kFive) {  // bit j of qh[i]: bit 4 of value i of sub-block j
-    const __m256i hv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16));
-    const __m256i one = _mm256_set1_epi8(1);
-    for (int j = 0; j < 8; ++j) {
-      const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(hv, j), one);
-      u[j] = _mm256_or_si256(u[j], _mm256_slli_epi16(bit, 4));
-    }
-  }
-  const __m256 vmin = _mm256_set1_ps(-dmin);
-  const __m128i m8 = _mm_cvtsi64_si128(int64_t(mins));
-  const __m256i mv = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));  // m0 m0 m1 m1 ... m7 m7
-  for (size_t r = 0; r < R; ++r) {
-    const int8_t* x = xr[r].q + b * 256;
-    const int16_t* s16 = xr[r].s16 + b * 16;
-    __m256i a = _mm256_setzero_si256();
-    for (int j = 0; j < 8; ++j) {
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * j));
-      const __m256i sc = _mm256_set1_epi16(int16_t((scales >> (8 * j)) & 0xFF));
-      a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(u[j], xv), sc));
-    }
-    // The mins against the sums of q_x, as lanes: m_j * (xsum_2j + xsum_2j+1) in lane j.
-    const __m256i aux = _mm256_madd_epi16(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s16)), mv);
-    AddLanes(acc[r].v[b & 1], a, vd, xr[r].d + b);
-    AddLanes(acc[r].v[b & 1], aux, vmin, xr[r].d + b);
-  }
-}
-
-GC_I8_ATTR HWY_INLINE void BlockQ6_K(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
-                                     size_t R, Acc* acc) {
-  const uint8_t* ql = blk;
-  const uint8_t* qh = blk + 128;
-  const int8_t* s = reinterpret_cast<const int8_t*>(blk + 192);
-  const float d = HalfAt(blk + 208);
-  const __m256 vd = _mm256_set1_ps(d);
-  const __m256i nib = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3);
-  __m256i u[8];
-  for (int h = 0; h < 2; ++h) {
-    const __m256i la = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 64 * h));
-    const __m256i lb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 64 * h + 32));
-    const __m256i hv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh + 32 * h));
-    const __m256i low[4] = {_mm256_and_si256(la, nib), _mm256_and_si256(lb, nib),
-                            _mm256_and_si256(_mm256_srli_epi16(la, 4), nib),
-                            _mm256_and_si256(_mm256_srli_epi16(lb, 4), nib)};
-    for (int sh = 0; sh < 4; ++sh) {
-      const __m256i top = _mm256_and_si256(_mm256_srli_epi16(hv, 2 * sh), two);
-      u[4 * h + sh] = _mm256_or_si256(low[sh], _mm256_slli_epi16(top, 4));
-    }
-  }
-  const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
-  for (size_t r = 0; r < R; ++r) {
-    const int8_t* x = xr[r].q + b * 256;
-    const int16_t* s16 = xr[r].s16 + b * 16;
-    __m256i a = _mm256_setzero_si256();
-    for (int j = 0; j < 8; ++j) {
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * j));
-      const __m256i sc = _mm256_set_m128i(_mm_set1_epi16(s[2 * j + 1]), _mm_set1_epi16(s[2 * j]));
-      a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(u[j], xv), sc));
-    }
-    // The offset 32 of every value, through the sums of q_x: 32 * sc_g * xsum_g, in lanes.
-    const __m256i aux = _mm256_madd_epi16(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s16)), sc16);
-    AddLanes(acc[r].v[b & 1], _mm256_sub_epi32(a, _mm256_slli_epi32(aux, 5)), vd, xr[r].d + b);
-  }
-}
-
-// The 16-value groups of Q2_K and Q3_K, two per vector as Q6_K's: value i of group 8h + 2s + g
-// is bits 2s, 2s + 1 of q[32h + 16g + i]; Q3_K adds 4 where bit 4h + s of hmask[16g + i] is set
-// (the stored value then is u - 4).
-template <bool kThree>
-GC_I8_ATTR HWY_INLINE void BlockQ23_K(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
-                                      size_t R, Acc* acc) {
-  const uint8_t* q = blk + (kThree ? 32 : 16);
-  const float d = HalfAt(blk + (kThree ? 108 : 80));
-  const __m256 vd = _mm256_set1_ps(d);
-  const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
-  __m256i u[8];
-  const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk));  // Q3_K's hmask
-  for (int h = 0; h < 2; ++h) {
-    const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * h));
-    for (int sh = 0; sh < 4; ++sh) {
-      u[4 * h + sh] = _mm256_and_si256(_mm256_srli_epi16(qv, 2 * sh), three);
-      if constexpr (kThree) {
-        const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + sh), one);
-        u[4 * h + sh] = _mm256_or_si256(u[4 * h + sh], _mm256_slli_epi16(bit, 2));
-      }
-    }
-  }
-  // The sixteen scales as bytes, with vector bit operations: a scalar loop over Q3_K's packed
-  // 6-bit scales compiled to code twice as slow on AVX3_DL as on AVX3 (measured).
-  alignas(16) int8_t sc[16];
-  const __m128i low4 = _mm_set1_epi8(0xF);
-  if constexpr (kThree) {
-    // low 4 bits: nibble i / 8 of byte i % 8; top 2 bits: bit pair i / 4 of byte 8 + i % 4.
-    const __m128i lo8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 96));
-    const __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(lo8, low4),
-                                          _mm_and_si128(_mm_srli_epi16(lo8, 4), low4));
-    uint32_t top;
-    std::memcpy(&top, blk + 104, 4);
-    const __m128i hi = _mm_and_si128(
-        _mm_srlv_epi32(_mm_set1_epi32(int32_t(top)), _mm_setr_epi32(0, 2, 4, 6)), _mm_set1_epi8(3));
-    _mm_store_si128(reinterpret_cast<__m128i*>(sc),
-                    _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32)));
-  } else {
-    _mm_store_si128(reinterpret_cast<__m128i*>(sc),
-                    _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)), low4));
-  }
-  const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(sc)));
-  __m256i mins16 = _mm256_setzero_si256();
-  if constexpr (!kThree) {
-    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk));
-    mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0xF)));
-  }
-  const __m256 vmin = _mm256_set1_ps(kThree ? 0.0f : -HalfAt(blk + 82));
-  for (size_t r = 0; r < R; ++r) {
-    const int8_t* x = xr[r].q + b * 256;
-    const __m256i s16 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[r].s16 + b * 16));
-    __m256i a = _mm256_setzero_si256();
-    for (int j = 0; j < 8; ++j) {
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * j));
-      const __m256i scv =
-          _mm256_set_m128i(_mm_set1_epi16(sc[2 * j + 1]), _mm_set1_epi16(sc[2 * j]));
-      a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(u[j], xv), scv));
-    }
-    if constexpr (kThree) {  // the offset 4 of every value: 4 * sc_g * xsum_g, in lanes
-      const __m256i aux = _mm256_madd_epi16(s16, sc16);
-      AddLanes(acc[r].v[b & 1], _mm256_sub_epi32(a, _mm256_slli_epi32(aux, 2)), vd, xr[r].d + b);
-    } else {  // the mins: - dmin * m_g * xsum_g, in lanes
-      AddLanes(acc[r].v[b & 1], a, vd, xr[r].d + b);
-      AddLanes(acc[r].v[b & 1], _mm256_madd_epi16(s16, mins16), vmin, xr[r].d + b);
-    }
-  }
-}
-
-#if GC_I8_VNNI
-// AVX-512 VNNI: two 32-value blocks (b, b + 1) per 512-bit vector, values in order. vpdpbusd has
-// no 512-bit sign trick, so Q8_0 multiplies x + 128 (unsigned) with the signed weights, starting
-// from -128 * (the lanes' sums of w), which one more vpdpbusd per weight block gives.
-
-// [d_A x 8, d_B x 8] * [d_xA x 8, d_xB x 8]
-GC_I8_ATTR HWY_INLINE __m512 PairScale(__m512 vdw, const XRow& x, size_t b) {
-  return _mm512_mul_ps(vdw, _mm512_loadu_ps(x.d8 + 8 * b));
-}
-
-GC_I8_ATTR HWY_INLINE __m512 PairHalves(const uint8_t* a, const uint8_t* b) {
-  return _mm512_insertf32x8(_mm512_set1_ps(HalfAt(a)), _mm256_set1_ps(HalfAt(b)), 1);
-}
-
-GC_I8_ATTR HWY_INLINE void PairQ8_0(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
-                                    size_t R, Acc* acc) {
-  const uint8_t* blk2 = blk + 34;
-  const __m512 vdw = PairHalves(blk, blk2);
-  const __m512i w = _mm512_inserti64x4(
-      _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2))),
-      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk2 + 2)), 1);
-  const __m512i wsum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), w);
-  const __m512i start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(wsum, 7));
-  const __m512i flip = _mm512_set1_epi8(char(0x80));
-  for (size_t r = 0; r < R; ++r) {
-    const __m512i xu = _mm512_xor_si512(_mm512_loadu_si512(xr[r].q + b * 32), flip);  // x + 128
-    const __m512i p = _mm512_dpbusd_epi32(start, xu, w);
-    acc[r].pairs = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), PairScale(vdw, xr[r], b), acc[r].pairs);
-  }
-}
-
-template <bool kFive>
-GC_I8_ATTR HWY_INLINE void PairQ4Q5_0(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
-                                      size_t R, Acc* acc) {
-  constexpr size_t kBytes = kFive ? 22 : 18, kQ = kFive ? 6 : 2;
-  const uint8_t* blk2 = blk + kBytes;
-  const __m512 vdw = PairHalves(blk, blk2);
-  const __m256i qq =
-      _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk2 + kQ)),
-                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kQ)));
-  const __m256i nib = _mm256_set1_epi8(0xF);
-  const __m256i lo = _mm256_and_si256(qq, nib), hi = _mm256_and_si256(_mm256_srli_epi16(qq, 4), nib);
-  __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);  // loA loB hiA hiB
-  u = _mm512_shuffle_i64x2(u, u, _MM_SHUFFLE(3, 1, 2, 0));            // loA hiA loB hiB
-  if (kFive) {
-    uint32_t qa, qb;
-    std::memcpy(&qa, blk + 2, 4);
-    std::memcpy(&qb, blk2 + 2, 4);
-    // byte j: the byte of (qa | qb << 32) holding bit j, tested against bit j % 8
-    const __m512i bytes = _mm512_shuffle_epi8(
-        _mm512_set1_epi64(int64_t(uint64_t(qa) | uint64_t(qb) << 32)),
-        _mm512_set_epi64(0x0707070707070707LL, 0x0606060606060606LL, 0x0505050505050505LL,
-                         0x0404040404040404LL, 0x0303030303030303LL, 0x0202020202020202LL,
-                         0x0101010101010101LL, 0));
-    const __mmask64 set = _mm512_test_epi8_mask(bytes, _mm512_set1_epi64(0x8040201008040201LL));
-    u = _mm512_or_si512(u, _mm512_maskz_mov_epi8(set, _mm512_set1_epi8(16)));
-  }
-  // The offset -8 or -16 of every value: the sums start from -(sum of q_x) * 8 or 16.
-  for (size_t r = 0; r < R; ++r) {
-    const __m512i start = _mm512_loadu_si512(xr[r].nsum8 + 8 * b);
-    const __m512i p = _mm512_dpbusd_epi32(start, u, _mm512_loadu_si512(xr[r].q + b * 32));
-    acc[r].pairs = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), PairScale(vdw, xr[r], b), acc[r].pairs);
-  }
-}
-#endif  // GC_I8_VNNI
-#endif  // GC_I8_X86
-
-template <QType T>
-GC_I8_ATTR HWY_INLINE void Block(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
-                                 size_t R, Acc* acc) {
-#if GC_I8_X86
-  if constexpr (T == QType::kQ8_0) return BlockQ8_0(blk, b, xr, R, acc);
-  if constexpr (T == QType::kQ4_0) return BlockQ4Q5_0<false>(blk, b, xr, R, acc);
-  if constexpr (T == QType::kQ5_0) return BlockQ4Q5_0<true>(blk, b, xr, R, acc);
-  if constexpr (T == QType::kQ4_1) return BlockQ4Q5_0<false, true>(blk, b, xr, R, acc);
-  if constexpr (T == QType::kQ5_1) return BlockQ4Q5_0<true, true>(blk, b, xr, R, acc);
-  if constexpr (T == QType::kQ2_K) return BlockQ23_K<false>(blk, b, xr, R, acc);
-  if constexpr (T == QType::kQ3_K) return BlockQ23_K<true>(blk, b, xr, R, acc);
-  if constexpr (T == QType::kQ4_K) return BlockQ45_K<false>(blk, b, xr, R, acc);
-  if constexpr (T == QType::kQ5_K) return BlockQ45_K<true>(blk, b, xr, R, acc);
-  if constexpr (T == QType::kQ6_K) return BlockQ6_K(blk, b, xr, R, acc);
-#else
-  BlockGeneric<T>(blk, b, xr, R, acc);
-#endif
-}
-
-// One weight row against R rows of x (R a compile-time constant, so that the inlined kernels'
-// per-row loops unroll and every row's sums stay in registers).
-template <QType T, size_t R>
-GC_I8_ATTR HWY_INLINE void RowGroup(const uint8_t* HWY_RESTRICT row, size_t blocks,
-                                    const XRow* xr, float bias, float* out, size_t ldo) {
-  constexpr size_t bb = BlockBytes(T);
-  Acc acc[R];
-  for (Acc& a : acc) {
-#if GC_I8_X86
-    a.v[0] = a.v[1] = _mm256_setzero_ps();
-#endif
-#if GC_I8_VNNI
-    a.pairs = _mm512_setzero_ps();
-#endif
-    a.s[0] = a.s[1] = 0.0f;
-  }
-  size_t b = 0;
-#if GC_I8_VNNI
-  if constexpr (T == QType::kQ8_0 || T == QType::kQ4_0 || T == QType::kQ5_0) {
-    for (; b + 2 <= blocks; b += 2) {
-      if constexpr (T == QType::kQ8_0) PairQ8_0(row + b * bb, b, xr, R, acc);
-      if constexpr (T == QType::kQ4_0) PairQ4Q5_0<false>(row + b * bb, b, xr, R, acc);
-      if constexpr (T == QType::kQ5_0) PairQ4Q5_0<true>(row + b * bb, b, xr, R, acc);
-    }
-  }
-#endif
-  for (; b < blocks; ++b) Block<T>(row + b * bb, b, xr, R, acc);
-  for (size_t r = 0; r < R; ++r) {
-#if GC_I8_VNNI
-    const __m256 lanes = _mm256_add_ps(
-        _mm256_add_ps(acc[r].v[0], acc[r].v[1]),
-        _mm256_add_ps(_mm512_castps512_ps256(acc[r].pairs),
-                      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r].pairs), 1))));
-    const float sum = HSumF(lanes) + (acc[r].s[0] + acc[r].s[1]);
-#elif GC_I8_X86
-    const float sum = HSumF(_mm256_add_ps(acc[r].v[0], acc[r].v[1])) + (acc[r].s[0] + acc[r].s[1]);
-#else
-    const float sum = acc[r].s[0] + acc[r].s[1];
-#endif
-    out[r * ldo] = sum + bias;
-  }
-}
-
-// RowGroup<T, R> for the R (1 .. kMax) given at run time.
-template <QType T, size_t kMax>
-GC_I8_ATTR HWY_INLINE void RowGroupUpTo(size_t R, const uint8_t* HWY_RESTRICT row, size_t blocks,
-                                        const XRow* xr, float bias, float* out, size_t ldo) {
-  if constexpr (kMax > 1) {
-    if (R < kMax) return RowGroupUpTo<T, kMax - 1>(R, row, blocks, xr, bias, out, ldo);
-  }
-  RowGroup<T, kMax>(row, blocks, xr, bias, out, ldo);
-}
-
-// n weight rows (w: the first, row_bytes apart) against the M rows of x, RowsPerPass(T) at a time.
-template <QType T>
-GC_I8_ATTR HWY_INLINE void RowsOf(const uint8_t* HWY_RESTRICT w, size_t row_bytes, size_t n,
-                                  size_t blocks, const XRow* xr, size_t M, const float* bias,
-                                  float* out, size_t ldo) {
-  constexpr size_t kRows = RowsPerPass(T);
-  for (size_t m0 = 0; m0 < M; m0 += kRows) {
-    const size_t R = std::min(kRows, M - m0);
-    for (size_t i = 0; i < n; ++i) {
-      // + 0.0f when there is no bias changes nothing but a -0 sum into +0.
-      const float bi = bias ? bias[i] : 0.0f;
-      RowGroupUpTo<T, kRows>(R, w + i * row_bytes, blocks, xr + m0, bi, out + m0 * ldo + i, ldo);
-    }
-  }
-}
-
 GC_I8_ATTR void LinearRows(QType t, const uint8_t* w, size_t row_bytes, size_t n, size_t blocks,
                            const XRow* xr, size_t M, const float* bias, float* out, size_t ldo) {
   switch (t) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#define GC_I8_CASE(T)                                                         \
+  case T:                                                                     \
+    if constexpr (avx512::Handles(T)) {                                         \
+      return avx512::Rows<T>(w, row_bytes, n, blocks, xr, M, bias, out, ldo);   \
+    } else {                                                                  \
+      return RowsOf<T>(w, row_bytes, n, blocks, xr, M, bias, out, ldo);       \
+    }
+#else
 #define GC_I8_CASE(T) \
   case T: return RowsOf<T>(w, row_bytes, n, blocks, xr, M, bias, out, ldo);
+#endif
     GC_I8_CASE(QType::kQ8_0)
     GC_I8_CASE(QType::kQ4_0)
     GC_I8_CASE(QType::kQ4_1)
@@ -783,7 +157,8 @@ void linear_quantized_int8(const float* x, int64_t ldx, int64_t M, int64_t K, QT
   nsum8.resize(size_t(M * (K / 4)));
   s16.resize(size_t(M * (K / 16)));
   rows.resize(size_t(M));
-  const int32_t offset = t == QType::kQ4_0 ? 8 : t == QType::kQ5_0 ? 16 : 0;
+  const int32_t offset =
+      t == QType::kQ4_0 ? 8 : t == QType::kQ5_0 ? 16 : 0;
   const auto quantize = [&](int64_t m0, int64_t len) {
     for (int64_t m = m0; m < m0 + len; ++m) {
       int8::XRow& r = rows[size_t(m)];

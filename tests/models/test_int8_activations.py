@@ -64,6 +64,19 @@ def test_int8_rows_do_not_depend_on_the_batch(gguf_path):
         np.testing.assert_array_equal(m.forward(ids[i:i + 1]), batched[i:i + 1])
 
 
+def test_int8_decode_equals_prefill(gguf_path):
+    # Token by token through a cache (one row per matrix product: the matrix-vector kernels)
+    # against one forward of the whole sequence (many rows: the matrix-matrix kernels), and a
+    # lone last row (last_only): bitwise the same logits.
+    m = gc.load(gguf_path, activations="int8")
+    ids = [int(t) for t in tokens(1, 9, seed=5)[0]]
+    alone = m.forward([ids])[0]
+    cache = m.new_cache(batch=1, max_len=16)
+    for t, tok in enumerate(ids):
+        np.testing.assert_array_equal(m.forward([tok], cache=cache)[0, 0], alone[t])
+    np.testing.assert_array_equal(m.forward([ids], last_only=True)[0, 0], alone[-1])
+
+
 def test_int8_greedy_generation_runs(gguf_path):
     m = gc.load(gguf_path, activations="int8")
     out = list(generate_ids(m, [2, 5, 9, 11], max_new_tokens=6))

@@ -60,6 +60,17 @@ def test_quantized_linear_rows_do_not_depend_on_the_batch(rng, qtype, n, blocks)
     assert_rows_invariant(rng, lambda x: gc.ops.linear(x, qt, bias=bias), pool)
 
 
+@pytest.mark.parametrize("qtype", QTYPES)
+@pytest.mark.parametrize("n,blocks", [(1, 1), (13, 3), (67, 9), (300, 20)])
+def test_int8_linear_rows_do_not_depend_on_the_batch(rng, qtype, n, blocks):
+    # activations="int8" (quant_int8.h): one row (matrix-vector kernels), a few and many (the
+    # matrix-matrix kernels, their row and column tails), several tasks of weight rows (n = 300).
+    qt = random_blocks(rng, qtype, n, LAYOUT[qtype][0] * blocks)
+    bias = random(rng, (n,))
+    pool = random(rng, (24, qt.shape[1]))
+    assert_rows_invariant(rng, lambda x: gc.ops.linear(x, qt, bias=bias, activations="int8"), pool)
+
+
 def moe_token_alone_and_in_batches(rng, gu, dn, d, e, k):
     """moe on a pool of routed tokens: each token alone against batches of the pool's tokens, with
     their own routing (tokens sharing experts or not), at every BATCH_ROWS size."""

@@ -4,7 +4,8 @@
 // maddubs's int16 pair sums). Every (row of x, weight row, block) integer sum is exact, then each
 // output runs one float32 chain over its blocks in K's order:
 //   acc = fma(float(isum_b), d_w_b * d_x_b, acc)  (+ acc = fma(m_w_b, d_x_b * xsum_b, acc) for
-//   Q4_1 / Q5_1; acc = fnmadd(float(aux_b), dmin_b * d_x_b, acc) for Q4_K / Q5_K), out = acc + bias,
+//   Q4_1 / Q5_1; acc = fnmadd(float(aux_b), dmin_b * d_x_b, acc) for Q4_K / Q5_K),
+//   out = acc + bias,
 // the same chain in both kernels below, so a row's outputs do not depend on M, the tile or the
 // thread count (they may differ from AVX-512's in the last bits: batch invariance is per target).
 // - M = 1 (decode): Matvec8 reads 8 weight rows, one after the other, straight from the GGUF
@@ -196,8 +197,11 @@ HWY_INLINE void GemmTile(const uint8_t* HWY_RESTRICT panel, const float* dw, con
 // off as -32 * sum_g sc_g * xsum_g; Q4_K / Q5_K add aux_b = sum_j m_j * xsum_j as a second term.
 
 // The K panel of 16 weight rows, per block: u (256 values: byte 64 j + 4 r + i is value 4 j + i
-// of row r), sc (per group, 16 rows' int32 scales), pr (8 x 16 int16 pairs: Q4_K / Q5_K
-// (m_k, m_k), Q6_K (-32 sc_2k, -32 sc_2k+1), against x's 16-value sums), dw, mw (16 floats each).
+// of row r), sc (per group, 16 rows' scales: int32 for Q4_K / Q5_K, applied to the group's sums
+// by mullo; int16 pairs (sc, sc) for Q6_K, madd's second operand, which applies them per 4
+// values: faster for its 16-value groups, slower for the 32-value ones, measured), pr (8 x 16
+// int16 pairs: Q4_K / Q5_K (m_k, m_k), Q6_K (-32 sc_2k, -32 sc_2k+1), against x's 16-value
+// sums), dw, mw (16 floats each).
 struct KPanel {
   uint8_t* u;
   int32_t* sc;
@@ -206,6 +210,10 @@ struct KPanel {
   float* mw;
 };
 constexpr size_t kKU = 64 * 64;  // panel bytes per block: 64 dwords x 16 rows
+
+HWY_INLINE int32_t Pair16(int32_t v) {  // v (|v| < 2^15) in both int16 halves
+  return int32_t(uint32_t(uint16_t(int16_t(v))) | uint32_t(uint16_t(int16_t(v))) << 16);
+}
 
 template <QType T>
 HWY_INLINE void PackK(const uint8_t* HWY_RESTRICT w, size_t row_bytes, size_t nr, size_t blocks,
@@ -231,7 +239,7 @@ HWY_INLINE void PackK(const uint8_t* HWY_RESTRICT w, size_t row_bytes, size_t nr
         pn.dw[b * kNr + r] = HalfAt(blk + KScaleAt(T));
         if constexpr (T == QType::kQ6_K) {
           const int8_t* s = reinterpret_cast<const int8_t*>(blk + 192);
-          for (size_t i = 0; i < 16; ++i) sc[i * kNr] = s[i];
+          for (size_t i = 0; i < 16; ++i) sc[i * kNr] = Pair16(s[i]);
           for (size_t i = 0; i < 8; ++i)
             pr[i * kNr] = int32_t(uint32_t(uint16_t(int16_t(-32 * s[2 * i]))) |
                                   uint32_t(uint16_t(int16_t(-32 * s[2 * i + 1]))) << 16);
@@ -281,7 +289,26 @@ HWY_INLINE void GemmTileK(const KPanel& pn, size_t blocks, const XRow* xr, const
       }
     }
     const uint8_t* pb = pn.u + b * kKU;
-    for (size_t g = 0; g < G; ++g) {
+    for (size_t g = 0; g < G && T == QType::kQ6_K; ++g) {
+      const int32_t* scp = pn.sc + (b * G + g) * kNr;
+      const __m256i sc0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(scp));
+      const __m256i sc1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(scp + 8));
+      for (size_t jj = 0; jj < kDw; ++jj) {
+        const size_t j = g * kDw + jj;
+        const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb + 64 * j));
+        const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(pb + 64 * j + 32));
+        for (size_t r = 0; r < R; ++r) {
+          int32_t xv;
+          std::memcpy(&xv, xr[r].q + 256 * b + 4 * j, 4);
+          const __m256i xb = _mm256_set1_epi32(xv);
+          s[r][0] =
+              _mm256_add_epi32(s[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(w0, xb), sc0));
+          s[r][1] =
+              _mm256_add_epi32(s[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(w1, xb), sc1));
+        }
+      }
+    }
+    for (size_t g = 0; g < G && T != QType::kQ6_K; ++g) {
       __m256i t[R][2];
       for (size_t r = 0; r < R; ++r) t[r][0] = t[r][1] = _mm256_setzero_si256();
       for (size_t jj = 0; jj < kDw; ++jj) {

@@ -10,7 +10,9 @@
 // - quant_int8_avx512-inl.h (AVX3_DL and AVX3; Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K: the
 //   270M's types but its Q8_0): whole-block integer sums, a 16-row matrix-vector kernel for
 //   M = 1 and a register-blocked GEMM over a packed unsigned-byte panel for M > 1;
-// - quant_int8_lanes-inl.h (AVX2; Q8_0, Q2_K, Q3_K on AVX3 and AVX3_DL): lanes of 4
+// - quant_int8_avx2-inl.h (AVX2; the same types and arithmetic in 256-bit registers, maddubs +
+//   madd): an 8-row matrix-vector kernel for M = 1 and a GEMM over a 16-row packed panel;
+// - quant_int8_lanes-inl.h (Q8_0, Q2_K, Q3_K on AVX2, AVX3 and AVX3_DL): lanes of 4
 //   values (AVX3_DL's Q8_0: two blocks per 512-bit product), each type decoded in registers, a block applied to up to four rows of x with the same
 //   operations per row; the other targets (SSE4, SCALAR, NEON, ...) expand each block into
 //   quant_int8_blocks-inl.h's integer block first, then meet x in plain loops (auto-vectorized):
@@ -35,6 +37,7 @@
 #include "csrc/cpu/quant_int8_blocks-inl.h"
 #include "csrc/cpu/quant_int8_lanes-inl.h"
 #include "csrc/cpu/quant_int8_avx512-inl.h"
+#include "csrc/cpu/quant_int8_avx2-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace gemmacpp::cpu::HWY_NAMESPACE {
@@ -97,6 +100,14 @@ GC_I8_ATTR void LinearRows(QType t, const uint8_t* w, size_t row_bytes, size_t n
   case T:                                                                     \
     if constexpr (avx512::Handles(T)) {                                         \
       return avx512::Rows<T>(w, row_bytes, n, blocks, xr, M, bias, out, ldo);   \
+    } else {                                                                  \
+      return RowsOf<T>(w, row_bytes, n, blocks, xr, M, bias, out, ldo);       \
+    }
+#elif HWY_TARGET == HWY_AVX2
+#define GC_I8_CASE(T)                                                         \
+  case T:                                                                     \
+    if constexpr (avx2::Handles(T)) {                                         \
+      return avx2::Rows<T>(w, row_bytes, n, blocks, xr, M, bias, out, ldo);     \
     } else {                                                                  \
       return RowsOf<T>(w, row_bytes, n, blocks, xr, M, bias, out, ldo);       \
     }

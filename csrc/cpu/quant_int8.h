@@ -11,11 +11,11 @@
 //   maximum (llama.cpp maps the signed extreme to -127): the same resolution either way.
 // A weight block then contributes d_w * d_x * sum(q_w * q_x) (+ the min or offset term, through
 // the sums of q_x), the integer sums exact, the float terms added block by block in K's order:
-// - AVX3_DL and AVX3: Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K: per output
+// - AVX3_DL, AVX3 and AVX2: Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K: per output
 //   one float32 chain, acc = fma(float(isum_b), d_w * d_x, acc), then for the types with a min
 //   acc = fma(m_w, d_x * xsum_b, acc) (Q4_1, Q5_1) or acc = fnmadd(float(aux_b), dmin * d_x, acc)
 //   (Q4_K, Q5_K; aux_b = sum_j m_j * xsum_j), with isum_b the block's whole integer sum
-//   (quant_int8_avx512-inl.h);
+//   (quant_int8_avx512-inl.h, quant_int8_avx2-inl.h);
 // - the other targets and types (Q8_0, Q2_K, Q3_K everywhere): the block's integer sums per 4
 //   values (lanes) scaled and added lane-wise, the lanes summed at the end (quant_int8_lanes-inl.h).
 //   Q8_0 keeps these on AVX3_DL too: its matrix-vector product (the default model's head, most of

@@ -151,6 +151,20 @@ GC_I8_ATTR HWY_INLINE void Pack(const uint8_t* HWY_RESTRICT w, size_t row_bytes,
   }
 }
 
+// f[r][0..1] + bias into out[r * ldo + c] for c < nc (<= 32).
+template <size_t R>
+GC_I8_ATTR HWY_INLINE void StoreTile(const __m512 (*f)[2], const float* bias, size_t nc,
+                                     float* out, size_t ldo) {
+  const __mmask16 m0 = __mmask16(nc >= 16 ? 0xFFFF : (1u << nc) - 1);
+  const __mmask16 m1 = __mmask16(nc >= 32 ? 0xFFFF : nc <= 16 ? 0 : (1u << (nc - 16)) - 1);
+  const __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+  const __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+  for (size_t r = 0; r < R; ++r) {
+    _mm512_mask_storeu_ps(out + r * ldo, m0, _mm512_add_ps(f[r][0], b0));
+    _mm512_mask_storeu_ps(out + r * ldo + 16, m1, _mm512_add_ps(f[r][1], b1));
+  }
+}
+
 // R rows of x against the packed strip: out[r * ldo + c] for c < nc.
 template <QType T, size_t R>
 GC_I8_ATTR HWY_INLINE void GemmTile(const uint8_t* HWY_RESTRICT panel, const float* dw,
@@ -188,14 +202,7 @@ GC_I8_ATTR HWY_INLINE void GemmTile(const uint8_t* HWY_RESTRICT panel, const flo
       }
     }
   }
-  const __mmask16 m0 = __mmask16(nc >= 16 ? 0xFFFF : (1u << nc) - 1);
-  const __mmask16 m1 = __mmask16(nc >= 32 ? 0xFFFF : nc <= 16 ? 0 : (1u << (nc - 16)) - 1);
-  const __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
-  const __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
-  for (size_t r = 0; r < R; ++r) {
-    _mm512_mask_storeu_ps(out + r * ldo, m0, _mm512_add_ps(f[r][0], b0));
-    _mm512_mask_storeu_ps(out + r * ldo + 16, m1, _mm512_add_ps(f[r][1], b1));
-  }
+  StoreTile<R>(f, bias, nc, out, ldo);
 }
 
 template <QType T, size_t kMax>
@@ -420,14 +427,7 @@ GC_I8_ATTR HWY_INLINE void GemmTileK(const KPanel& pn, size_t blocks, const XRow
       }
     }
   }
-  const __mmask16 k0 = __mmask16(nc >= 16 ? 0xFFFF : (1u << nc) - 1);
-  const __mmask16 k1 = __mmask16(nc >= 32 ? 0xFFFF : nc <= 16 ? 0 : (1u << (nc - 16)) - 1);
-  const __m512 b0 = bias ? _mm512_maskz_loadu_ps(k0, bias) : _mm512_setzero_ps();
-  const __m512 b1 = bias ? _mm512_maskz_loadu_ps(k1, bias + 16) : _mm512_setzero_ps();
-  for (size_t r = 0; r < R; ++r) {
-    _mm512_mask_storeu_ps(out + r * ldo, k0, _mm512_add_ps(f[r][0], b0));
-    _mm512_mask_storeu_ps(out + r * ldo + 16, k1, _mm512_add_ps(f[r][1], b1));
-  }
+  StoreTile<R>(f, bias, nc, out, ldo);
 }
 
 template <QType T, size_t kMax>

@@ -1,9 +1,10 @@
 // linear_quantized_int8's lane kernels: a weight row against R (<= 4) rows of x, each block's
 // integer sums kept as lanes of 4 values, scaled and added lane-wise, the lanes summed at the end.
-// x86 (AVX2, AVX3; AVX3_DL for Q2_K, Q3_K) decodes every type in registers, 32 bytes of u at a
-// time; the other targets go through quant_int8_blocks-inl.h's integer blocks. Also the x86
-// decoding helpers that quant_int8_avx512-inl.h shares (HalfAt, FifthBits, DecodeQ45_K,
-// DecodeQ6_K).
+// x86 (AVX2, AVX3, AVX3_DL) takes only Q8_0, Q2_K and Q3_K here, decoded in registers 32 bytes
+// of u at a time (the other types have whole-block kernels: quant_int8_avx2-inl.h,
+// quant_int8_avx512-inl.h); the other targets take every type through quant_int8_blocks-inl.h's
+// integer blocks. Also the x86 decoding helpers those files share (HalfAt, FifthBits,
+// DecodeQ45_K, DecodeQ6_K).
 // Include after hwy/highway.h inside quant_int8.cc's foreach_target loop.
 
 #if defined(GEMMACPP_CPU_QUANT_INT8_LANES_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -24,13 +25,6 @@ namespace gemmacpp::cpu::HWY_NAMESPACE {
 using int8::XRow;
 
 #if GC_I8_X86
-GC_I8_ATTR HWY_INLINE int32_t HSum(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-  return _mm_cvtsi128_si32(s);
-}
-
 // Lane sums of u * x (u unsigned, x signed bytes), four products per 32-bit lane.
 GC_I8_ATTR HWY_INLINE __m256i DotBytes(__m256i u, __m256i x) {
 #if GC_I8_VNNI
@@ -116,40 +110,6 @@ GC_I8_ATTR HWY_INLINE void BlockQ8_0(const uint8_t* HWY_RESTRICT blk, size_t b, 
   }
 }
 
-// Q4_0, Q5_0 (kMin false: the offset 8 or 16) and Q4_1, Q5_1 (a min m: + m * d_x * sum(q_x)).
-template <bool kFive, bool kMin = false>
-GC_I8_ATTR HWY_INLINE void BlockQ4Q5_0(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
-                                       size_t R, Acc* acc) {
-  const float d = HalfAt(blk);
-  const __m256 vd = _mm256_set1_ps(d);
-  constexpr size_t kQh = kMin ? 4 : 2;
-  const uint8_t* q = blk + kQh + (kFive ? 4 : 0);
-  const __m128i q16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
-  const __m128i lo = _mm_and_si128(q16, _mm_set1_epi8(0xF));
-  const __m128i hi = _mm_and_si128(_mm_srli_epi16(q16, 4), _mm_set1_epi8(0xF));
-  __m256i u = _mm256_set_m128i(hi, lo);
-  if (kFive) {
-    uint32_t qh;
-    std::memcpy(&qh, blk + kQh, 4);
-    u = _mm256_or_si256(u, FifthBits(qh));
-  }
-  if constexpr (kMin) {
-    const float m = HalfAt(blk + 2);
-    for (size_t r = 0; r < R; ++r) {
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[r].q + b * 32));
-      AddLanes(acc[r].v[b & 1], DotBytes(u, x), vd, xr[r].d + b);
-      acc[r].s[b & 1] += m * xr[r].ds[b];
-    }
-    return;
-  }
-  // The offset -8 or -16 of every value: -(sum of q_x) * 8 or 16 added to the first lane.
-  for (size_t r = 0; r < R; ++r) {
-    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[r].q + b * 32));
-    const __m256i off = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[r].nsum8 + 8 * b));
-    AddLanes(acc[r].v[b & 1], _mm256_add_epi32(DotBytes(u, x), off), vd, xr[r].d + b);
-  }
-}
-
 // The 256 unsigned values of a Q4_K / Q5_K block in value order, 32 per vector (sub-block j).
 template <bool kFive>
 GC_I8_ATTR HWY_INLINE void DecodeQ45_K(const uint8_t* HWY_RESTRICT blk, __m256i* u) {
@@ -187,59 +147,6 @@ GC_I8_ATTR HWY_INLINE void DecodeQ6_K(const uint8_t* HWY_RESTRICT blk, __m256i* 
       const __m256i top = _mm256_and_si256(_mm256_srli_epi16(hv, 2 * sh), two);
       u[4 * h + sh] = _mm256_or_si256(low[sh], _mm256_slli_epi16(top, 4));
     }
-  }
-}
-
-template <bool kFive>
-GC_I8_ATTR HWY_INLINE void BlockQ45_K(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
-                                      size_t R, Acc* acc) {
-  const float d = HalfAt(blk), dmin = HalfAt(blk + 2);
-  const __m256 vd = _mm256_set1_ps(d);
-  uint64_t scales, mins;
-  quant::kquant_scales_mins(blk + 4, &scales, &mins);
-  __m256i u[8];
-  DecodeQ45_K<kFive>(blk, u);
-  const __m256 vmin = _mm256_set1_ps(-dmin);
-  const __m128i m8 = _mm_cvtsi64_si128(int64_t(mins));
-  const __m256i mv = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));  // m0 m0 m1 m1 ... m7 m7
-  for (size_t r = 0; r < R; ++r) {
-    const int8_t* x = xr[r].q + b * 256;
-    const int16_t* s16 = xr[r].s16 + b * 16;
-    __m256i a = _mm256_setzero_si256();
-    for (int j = 0; j < 8; ++j) {
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * j));
-      const __m256i sc = _mm256_set1_epi16(int16_t((scales >> (8 * j)) & 0xFF));
-      a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(u[j], xv), sc));
-    }
-    // The mins against the sums of q_x, as lanes: m_j * (xsum_2j + xsum_2j+1) in lane j.
-    const __m256i aux = _mm256_madd_epi16(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s16)), mv);
-    AddLanes(acc[r].v[b & 1], a, vd, xr[r].d + b);
-    AddLanes(acc[r].v[b & 1], aux, vmin, xr[r].d + b);
-  }
-}
-
-GC_I8_ATTR HWY_INLINE void BlockQ6_K(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
-                                     size_t R, Acc* acc) {
-  const int8_t* s = reinterpret_cast<const int8_t*>(blk + 192);
-  const float d = HalfAt(blk + 208);
-  const __m256 vd = _mm256_set1_ps(d);
-  __m256i u[8];
-  DecodeQ6_K(blk, u);
-  const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
-  for (size_t r = 0; r < R; ++r) {
-    const int8_t* x = xr[r].q + b * 256;
-    const int16_t* s16 = xr[r].s16 + b * 16;
-    __m256i a = _mm256_setzero_si256();
-    for (int j = 0; j < 8; ++j) {
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * j));
-      const __m256i sc = _mm256_set_m128i(_mm_set1_epi16(s[2 * j + 1]), _mm_set1_epi16(s[2 * j]));
-      a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(u[j], xv), sc));
-    }
-    // The offset 32 of every value, through the sums of q_x: 32 * sc_g * xsum_g, in lanes.
-    const __m256i aux = _mm256_madd_epi16(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s16)), sc16);
-    AddLanes(acc[r].v[b & 1], _mm256_sub_epi32(a, _mm256_slli_epi32(aux, 5)), vd, xr[r].d + b);
   }
 }
 
@@ -349,16 +256,12 @@ template <QType T>
 GC_I8_ATTR HWY_INLINE void Block(const uint8_t* HWY_RESTRICT blk, size_t b, const XRow* xr,
                                  size_t R, Acc* acc) {
 #if GC_I8_X86
+  // x86 runs the other types' whole-block kernels (quant_int8_avx2-inl.h, -avx512-inl.h).
+  static_assert(T == QType::kQ8_0 || T == QType::kQ2_K || T == QType::kQ3_K,
+                "x86 has no lane kernel for this type");
   if constexpr (T == QType::kQ8_0) return BlockQ8_0(blk, b, xr, R, acc);
-  if constexpr (T == QType::kQ4_0) return BlockQ4Q5_0<false>(blk, b, xr, R, acc);
-  if constexpr (T == QType::kQ5_0) return BlockQ4Q5_0<true>(blk, b, xr, R, acc);
-  if constexpr (T == QType::kQ4_1) return BlockQ4Q5_0<false, true>(blk, b, xr, R, acc);
-  if constexpr (T == QType::kQ5_1) return BlockQ4Q5_0<true, true>(blk, b, xr, R, acc);
   if constexpr (T == QType::kQ2_K) return BlockQ23_K<false>(blk, b, xr, R, acc);
   if constexpr (T == QType::kQ3_K) return BlockQ23_K<true>(blk, b, xr, R, acc);
-  if constexpr (T == QType::kQ4_K) return BlockQ45_K<false>(blk, b, xr, R, acc);
-  if constexpr (T == QType::kQ5_K) return BlockQ45_K<true>(blk, b, xr, R, acc);
-  if constexpr (T == QType::kQ6_K) return BlockQ6_K(blk, b, xr, R, acc);
 #else
   BlockGeneric<T>(blk, b, xr, R, acc);
 #endif

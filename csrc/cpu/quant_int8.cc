@@ -92,22 +92,21 @@ GC_I8_ATTR void QuantizeRow(const float* HWY_RESTRICT x, size_t K, size_t bs,
   }
 }
 
+// The whole-block kernels of this target (x86), for the types they handle.
+#if HWY_TARGET == HWY_AVX2
+namespace whole = avx2;
+#elif HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+namespace whole = avx512;
+#endif
+
 GC_I8_ATTR void LinearRows(QType t, const uint8_t* w, size_t row_bytes, size_t n, size_t blocks,
                            const XRow* xr, size_t M, const float* bias, float* out, size_t ldo) {
   switch (t) {
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#if GC_I8_X86
 #define GC_I8_CASE(T)                                                         \
   case T:                                                                     \
-    if constexpr (avx512::Handles(T)) {                                         \
-      return avx512::Rows<T>(w, row_bytes, n, blocks, xr, M, bias, out, ldo);   \
-    } else {                                                                  \
-      return RowsOf<T>(w, row_bytes, n, blocks, xr, M, bias, out, ldo);       \
-    }
-#elif HWY_TARGET == HWY_AVX2
-#define GC_I8_CASE(T)                                                         \
-  case T:                                                                     \
-    if constexpr (avx2::Handles(T)) {                                         \
-      return avx2::Rows<T>(w, row_bytes, n, blocks, xr, M, bias, out, ldo);     \
+    if constexpr (whole::Handles(T)) {                                        \
+      return whole::Rows<T>(w, row_bytes, n, blocks, xr, M, bias, out, ldo);  \
     } else {                                                                  \
       return RowsOf<T>(w, row_bytes, n, blocks, xr, M, bias, out, ldo);       \
     }

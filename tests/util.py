@@ -65,3 +65,22 @@ def child_env(**extra) -> dict:
     root = os.path.dirname(os.path.dirname(os.path.abspath(gemmacpp.__file__)))
     path = os.pathsep.join(p for p in [root, os.environ.get("PYTHONPATH")] if p)
     return dict(os.environ, PYTHONPATH=path, **extra)
+
+
+def on_every_target_and_thread_count(fn, threads=(1, 2)) -> list:
+    """fn()'s results under every SIMD target this CPU supports and each thread count, in that
+    order (to compare their bits); dispatch and the thread count are restored after."""
+    import gemmacpp as gc
+
+    saved, target = gc.get_num_threads(), gc.simd_target()
+    results = []
+    try:
+        for t in gc._core.simd_targets_supported():
+            gc._core.set_simd_target(t)
+            for n in threads:
+                gc.set_num_threads(n)
+                results.append(fn())
+    finally:
+        gc.set_num_threads(saved)
+        gc._core.set_simd_target(target)
+    return results

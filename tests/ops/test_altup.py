@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import gemmacpp as gc
-from util import DEVICES, assert_close, on_device, random, to_f64
+from util import DEVICES, assert_close, on_device, on_every_target_and_thread_count, random, to_f64
 
 
 def predict_ref(streams, logits, coefs):
@@ -130,19 +130,10 @@ def test_same_bits_for_any_thread_count_and_target(rng):
     # Products and sums round separately on every target (no fused multiply-add), so the bits
     # depend neither on the thread count nor on the SIMD target.
     streams, logits, pc, cc, activated = inputs(rng, 4, (5,), 9000)
-    saved, target = gc.get_num_threads(), gc.simd_target()
-    results = []
-    try:
-        for t in gc._core.simd_targets_supported():
-            gc._core.set_simd_target(t)
-            for threads in (1, 2):
-                gc.set_num_threads(threads)
-                results.append((gc.ops.altup_predict(streams, logits, pc),
-                                gc.ops.altup_correct(streams, activated, logits, cc),
-                                gc.ops.altup_rescale(streams)))
-    finally:
-        gc.set_num_threads(saved)
-        gc._core.set_simd_target(target)
+    results = on_every_target_and_thread_count(lambda: (
+        gc.ops.altup_predict(streams, logits, pc),
+        gc.ops.altup_correct(streams, activated, logits, cc),
+        gc.ops.altup_rescale(streams)))
     for got in results[1:]:
         assert all(np.array_equal(g, w) for g, w in zip(got, results[0]))
 

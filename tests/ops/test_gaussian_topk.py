@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import gemmacpp as gc
-from util import DEVICES, DTYPES, assert_close, on_device, random, to_f64
+from util import (DEVICES, DTYPES, assert_close, on_device, on_every_target_and_thread_count,
+                  random, to_f64)
 
 Z95 = 1.6448536  # Normal(0, 1).icdf(0.95), as Gemma 3n's sparse layers use
 
@@ -74,17 +75,7 @@ def test_torch_in_torch_out(rng):
 
 def test_same_bits_for_any_thread_count_and_target(rng):
     x = random(rng, (300, 2048))
-    saved, target = gc.get_num_threads(), gc.simd_target()
-    results = []
-    try:
-        for t in gc._core.simd_targets_supported():
-            gc._core.set_simd_target(t)
-            for threads in (1, 2):
-                gc.set_num_threads(threads)
-                results.append(gc.ops.gaussian_topk(x, Z95))
-    finally:
-        gc.set_num_threads(saved)
-        gc._core.set_simd_target(target)
+    results = on_every_target_and_thread_count(lambda: gc.ops.gaussian_topk(x, Z95))
     for y in results[1:]:
         assert np.array_equal(y, results[0])
 
